@@ -1,0 +1,179 @@
+"""The ``hvsim`` command.
+
+Exit status: 0 success, 2 invalid input (one line on stderr: ``error: FILE[:LINE]:
+field.path: what is wrong``; nothing written), 1 anything else (a validation case that
+fails, an unexpected error). The CLI is the only place that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import sim
+from sim import units
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+_PLANNED = {
+    "compare": "paired routed/direct comparison with common random numbers",
+    "sweep": "parameter sweeps on processes or a Dask cluster",
+    "capacity": "SLO-driven capacity search",
+    "report": "the HTML report",
+}
+
+
+class InputError(Exception):
+    """A problem with what the user gave; the message is the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"error: {message} (see hvsim {self.prog.split()[-1]} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hvsim", description="Discrete-event simulator of a virtualized server.")
+    p.add_argument("--version", action="version", version=f"hvsim {sim.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario → results/<name>/")
+    r.add_argument("scenario", help="scenario file (YAML)")
+    r.add_argument("--out", help="result directory (default: results/<scenario name>)")
+    r.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
+    r.add_argument("--replications", type=int, help="replications (default: run.replications)")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD.PATH=VALUE",
+        help="override a field, e.g. --set children[web].streams[0].rate=20k (repeatable)",
+    )
+    r.add_argument("--quiet", action="store_true", help="print only the result directory")
+
+    v = sub.add_parser("validate", help="model against queueing theory")
+    v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
+    v.add_argument("--replications", type=int, help="replications per case (default: the case's)")
+
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    for name, what in _PLANNED.items():
+        sp = sub.add_parser(name, help=f"({what}: not in this version)")
+        sp.add_argument("args", nargs="*")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hvsim``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from sim.scenario import ScenarioError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "schema":
+            from sim.scenario import json_schema
+
+            print(json.dumps(json_schema(), indent=2))
+            return EXIT_OK
+        print(
+            f"error: 'hvsim {args.command}' ({_PLANNED[args.command]}) is not available "
+            "in this version",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    except (ScenarioError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.experiment import run
+    from sim.scenario import load, parse_assignment
+
+    if args.replications is not None and not 1 <= args.replications <= 1000:
+        raise InputError(f"--replications: must be between 1 and 1000 (got {args.replications})")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed: must be between 0 and 2**63-1 (got {args.seed})")
+    overrides = dict(parse_assignment(a) for a in args.overrides)
+    scn = load(args.scenario, overrides)
+    out = Path(args.out) if args.out else Path("results") / scn.name
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())):
+        raise InputError(f"--out: {out} exists and is not an hvsim result directory")
+    result = run(scn, replications=args.replications, seed=args.seed)
+    result.meta["command"] = " ".join(["hvsim", "run", *sys.argv[2:]]) if sys.argv else ""
+    result.save(out)
+    if args.quiet:
+        print(out)
+    else:
+        print(format_summary(result.summary, scn.name, result.meta))
+        print(f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, counters.csv, "
+              "resources.csv, scenario.resolved.yaml, meta.json)")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sim.validate import format_table, validate
+
+    table = validate(args.cases or None, replications=args.replications)
+    print(format_table(table))
+    return EXIT_OK if bool(table["pass"].all()) else EXIT_FAIL
+
+
+def _ci(row: Any, col: str, fmt: Any) -> str:
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    text = fmt(row[col])
+    if lo is not None and hi is not None and lo == lo and hi == hi:
+        text += f" ±{fmt((hi - lo) / 2).replace(' ', '')}"
+    return text
+
+
+def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
+    """The summary as a plain-text table (one line per child and path)."""
+    from sim.metrics import COMPONENTS
+
+    reps = meta.get("replications", 1)
+    head = (
+        f"{name}: {reps} replication{'s' if reps != 1 else ''}, seed {meta.get('seed')}, "
+        f"{meta.get('requests_simulated', 0):,} requests simulated in {meta.get('wall_s', 0):.1f} s"
+    )
+    cols = ["child", "path", "throughput", "mean", "p99", "largest components (mean)"]
+    rows = []
+    for _, r in summary.iterrows():
+        path = r["io_path"] + (f" (fallback from {r['requested_path']})" if r["fallback"] else "")
+        comps = sorted(((r[f"{c}_us"], c) for c in COMPONENTS), reverse=True)[:3]
+        rows.append([
+            r["partition"],
+            path,
+            _ci(r, "throughput_rps", units.format_rate),
+            _ci(r, "mean_us", units.format_time),
+            _ci(r, "p99_us", units.format_time),
+            ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
+        ])
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    if reps > 1:
+        lines.append(f"\n± is the half-width of the 95 % confidence interval over {reps} replications.")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _die(message: str) -> NoReturn:  # pragma: no cover - used by scripts
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_INPUT)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Replications of a scenario, their tables, and the result directory.
+
+:func:`run` simulates ``R`` replications (replication ``r`` draws every stream from the
+root seed with ``r`` in its spawn key, so replications are independent and the whole is
+reproducible), then turns the records into tidy frames:
+
+``requests``   one row per request issued (completed or still in flight at the end),
+               with its timestamps and latency components; ``in_window`` marks the
+               requests submitted after the warm-up and completed before the end, the
+               ones every statistic is computed on.
+``summary``    one row per child (and per path, where a child fell back), with
+               throughput, latency mean and percentiles, mean latency components, and,
+               with R > 1, Student-t confidence bounds ``<metric>_ci_low/high``.
+``cpu``        busy time per partition, vCPU and category over the measurement window,
+               plus the host's idle time, so that the rows add up to LPs × window.
+``counters``   exits by reason, interrupts, signals, ring-full events, preemptions,
+               fallbacks; ``resources``: device and ring utilisation and occupancy.
+
+:meth:`Result.save` writes the directory atomically: everything goes to a temporary
+directory that is renamed into place, so a run that fails leaves no half-written result.
+
+Throughput counts the requests in the window, divided by the window's length; requests
+still in flight at the end are left out of it (their number is in ``requests`` with
+``state == 'in_flight'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim import __version__
+from sim.metrics import COMPONENTS
+from sim.model import RunData, simulate
+from sim.scenario import Scenario
+from sim.stats import PERCENTILES, latency_stats, t_interval
+
+LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
+CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
+KEYS = ["partition", "requested_path", "io_path"]
+
+
+@dataclass
+class Result:
+    """Everything one ``run`` produced, as tidy frames."""
+
+    scenario: Scenario
+    requests: pd.DataFrame
+    summary: pd.DataFrame
+    cpu: pd.DataFrame
+    counters: pd.DataFrame
+    resources: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out: str | Path) -> Path:
+        """Write the result directory atomically; returns its path."""
+        out = Path(out)
+        if out.exists() and not (out / "meta.json").exists() and any(out.iterdir()):
+            raise FileExistsError(f"{out} exists and is not an hvsim result directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            self.summary.to_csv(tmp / "summary.csv", index=False)
+            self.cpu.to_csv(tmp / "cpu.csv", index=False)
+            self.counters.to_csv(tmp / "counters.csv", index=False)
+            self.resources.to_csv(tmp / "resources.csv", index=False)
+            self.requests.to_parquet(tmp / "requests.parquet", index=False)
+            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump(self.meta, f, indent=2)
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            if out.exists():
+                out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def run(
+    scenario: Scenario, replications: int | None = None, seed: int | None = None
+) -> Result:
+    """Simulate ``scenario`` ``replications`` times (default: the scenario's) → :class:`Result`."""
+    reps = scenario.run.replications if replications is None else replications
+    if reps < 1:
+        raise ValueError("replications must be at least 1")
+    root = scenario.run.seed if seed is None else seed
+    t0 = time.perf_counter()
+    runs = [simulate(scenario, r, root) for r in range(reps)]
+    wall = time.perf_counter() - t0
+    return tabulate(scenario, runs, root, wall)
+
+
+def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: float) -> Result:
+    """Turn replications' records into a :class:`Result`."""
+    requests = requests_frame(runs)
+    window = (scenario.run.duration - scenario.run.warmup) / 1e6
+    meta = {
+        "scenario": scenario.name,
+        "seed": seed,
+        "replications": len(runs),
+        "replication_seeds": [
+            {"replication": r.replication, "root_seed": r.seed, "spawn_key_prefix": [r.replication]}
+            for r in runs
+        ],
+        "duration_us": scenario.run.duration,
+        "warmup_us": scenario.run.warmup,
+        "wall_s": round(wall_s, 3),
+        "wall_s_per_replication": [round(r.wall_s, 3) for r in runs],
+        "requests_simulated": int(len(requests)),
+        "versions": _versions(),
+    }
+    return Result(
+        scenario=scenario,
+        requests=requests,
+        summary=summary_frame(requests, runs, window),
+        cpu=cpu_frame(runs),
+        counters=_counters_frame(runs),
+        resources=_resources_frame(runs),
+        meta=meta,
+    )
+
+
+def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """One row per request of every replication."""
+    cols = ["id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS]
+    parts = []
+    for run_ in runs:
+        for s in run_.streams:
+            rows = s.done + s.in_flight
+            arr = (
+                np.array(rows, dtype=float)
+                if rows
+                else np.empty((0, len(cols)), dtype=float)
+            )
+            df = pd.DataFrame(arr, columns=cols)
+            df["op"] = pd.Categorical.from_codes(df["op"].astype(int), categories=list(s.ops))
+            df.insert(0, "replication", run_.replication)
+            df.insert(1, "partition", s.partition)
+            df.insert(2, "stream", s.stream)
+            df.insert(3, "requested_path", s.requested_path)
+            df.insert(4, "io_path", s.io_path)
+            df.insert(5, "device", s.device)
+            df["state"] = ["completed"] * len(s.done) + ["in_flight"] * len(s.in_flight)
+            parts.append(df)
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    df["op"] = df["op"].astype(str)
+    for col in ("id", "size_bytes", "vcpu"):
+        df[col] = df[col].astype("int64")
+    df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
+    warm = runs[0].warmup_us if runs else 0.0
+    end = runs[0].duration_us if runs else 0.0
+    df["in_window"] = (df["state"] == "completed") & (df["t_submit_us"] >= warm) & (
+        df["t_complete_us"] <= end
+    )
+    order = [
+        "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
+        "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
+        "in_window", *COMPONENTS,
+    ]  # fmt: skip
+    return df[order]
+
+
+def summary_frame(requests: pd.DataFrame, runs: Sequence[RunData], window_s: float) -> pd.DataFrame:
+    """Per child and path: throughput, latency and components, with CIs across replications."""
+    reps = [r.replication for r in runs]
+    order = {s.partition: i for i, s in enumerate(runs[0].streams)} if runs else {}
+    inw = requests[requests["in_window"]]
+    groups = requests[KEYS].drop_duplicates()
+    rows = []
+    for _, key in groups.iterrows():
+        sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
+        per_rep = []
+        for r in reps:
+            x = sel[sel["replication"] == r]
+            lat = x["latency_us"].to_numpy()
+            m = {
+                "requests": len(x),
+                "throughput_rps": len(x) / window_s,
+                "throughput_bps": float(x["size_bytes"].sum()) * 8.0 / window_s,
+                **latency_stats(lat),
+            }
+            for comp in COMPONENTS:
+                m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
+            per_rep.append(m)
+        frame = pd.DataFrame(per_rep)
+        row: dict[str, Any] = {k: key[k] for k in KEYS}
+        row["fallback"] = key["requested_path"] != key["io_path"]
+        row["replications"] = len(reps)
+        row["requests"] = int(frame["requests"].sum())
+        for col in frame.columns.drop("requests"):
+            mean, lo, hi = t_interval(frame[col].to_numpy())
+            row[col] = mean
+            if col in CI_METRICS and len(reps) > 1:
+                row[f"{col}_ci_low"] = lo
+                row[f"{col}_ci_high"] = hi
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out = out.sort_values("partition", key=lambda s: s.map(order), kind="stable")
+    return out.reset_index(drop=True)
+
+
+def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Busy µs per partition, vCPU and category over the window (mean over replications),
+    plus the host's idle time; ``utilization`` is busy / window for a vCPU row and
+    busy / (LPs × window) for the idle row."""
+    if not runs:
+        return pd.DataFrame(columns=["partition", "vcpu", "category", "busy_us", "utilization"])
+    window = runs[0].duration_us - runs[0].warmup_us
+    rows = []
+    for run_ in runs:
+        busy = 0.0
+        for part, vcpu, cat, us in run_.cpu:
+            rows.append((run_.replication, part, vcpu, cat, us))
+            busy += us
+        idle = max(run_.cores * window - busy, 0.0)
+        rows.append((run_.replication, "host", "all", "idle", idle))
+    df = pd.DataFrame(rows, columns=["replication", "partition", "vcpu", "category", "busy_us"])
+    n = len(runs)
+    out = (
+        df.groupby(["partition", "vcpu", "category"], sort=False)["busy_us"].sum() / n
+    ).reset_index()
+    cores = runs[0].cores
+    out["utilization"] = np.where(
+        out["category"] == "idle", out["busy_us"] / (cores * window), out["busy_us"] / window
+    )
+    return out
+
+
+def _counters_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    rows = [(r.replication, k, v) for r in runs for k, v in sorted(r.counters.items())]
+    df = pd.DataFrame(rows, columns=["replication", "counter", "count"])
+    window_s = (runs[0].duration_us - runs[0].warmup_us) / 1e6 if runs else 1.0
+    out = (df.groupby("counter")["count"].sum() / max(len(runs), 1)).reset_index()
+    out["per_second"] = out["count"] / window_s
+    return out
+
+
+def _resources_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    rows = [(r.replication, *res) for r in runs for res in r.resources]
+    cols = ["replication", "resource", "kind", "utilization", "mean_level", "max_level"]
+    df = pd.DataFrame(rows, columns=cols)
+    return (
+        df.groupby(["resource", "kind"], sort=False)
+        .agg(utilization=("utilization", "mean"), mean_level=("mean_level", "mean"),
+             max_level=("max_level", "max"))
+        .reset_index()
+    )
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+    import simpy
+
+    return {
+        "hvsim": __version__,
+        "python": platform.python_version(),
+        "simpy": simpy.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+    }

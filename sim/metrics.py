@@ -1,0 +1,87 @@
+"""Measurement primitives: request records, time-weighted levels, CPU accounting.
+
+Tallies (one value per request) and levels (queue depth, ring occupancy, busy servers,
+weighted by the time they hold) are different kinds of monitor. The model rooms update
+them with plain arithmetic on the hot path; nothing here allocates per event beyond one
+tuple per finished request. Records stay in Python lists and become NumPy arrays once, at
+the end of a run (:mod:`sim.experiment` turns them into DataFrames).
+
+Latency components (DESIGN §3.2) are the places a request's time goes; they add up to its
+latency exactly:
+
+``guest_cpu``       CPU on the child's vCPU (guest driver / VSC).
+``sched_wait``      waiting for a vCPU to be given a logical processor, and the world
+                    switch when it is.
+``vcpu_queue``      waiting behind other work on a vCPU that is running.
+``ring_wait``       waiting in a VMBus ring: for space when it is full, and for the other
+                    side to take the entry out.
+``parent_cpu``      CPU on the parent's vCPU (VSP and physical driver).
+``iommu``           DMA translation misses and per-request map/unmap (strict mode).
+``device_queue``    waiting for the device (port or channel).
+``device_service``  the device's own service time.
+``interrupt``       signalling hypercalls, interrupt and EOI exits.
+"""
+
+from __future__ import annotations
+
+COMPONENTS: tuple[str, ...] = (
+    "guest_cpu",
+    "sched_wait",
+    "vcpu_queue",
+    "ring_wait",
+    "parent_cpu",
+    "iommu",
+    "device_queue",
+    "device_service",
+    "interrupt",
+)
+(
+    GUEST_CPU,
+    SCHED_WAIT,
+    VCPU_QUEUE,
+    RING_WAIT,
+    PARENT_CPU,
+    IOMMU,
+    DEVICE_QUEUE,
+    DEVICE_SERVICE,
+    INTERRUPT,
+) = range(len(COMPONENTS))
+
+CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor")
+
+
+class Level:
+    """A time-weighted level (queue length, bytes in a ring, busy servers)."""
+
+    __slots__ = ("_area", "_env", "_since", "_start", "max", "value")
+
+    def __init__(self, env: object) -> None:
+        self._env = env
+        self.value = 0.0
+        self.max = 0.0
+        self._area = 0.0
+        self._since = 0.0
+        self._start = 0.0
+
+    def add(self, delta: float) -> None:
+        """Change the level by ``delta`` now."""
+        now: float = self._env.now  # type: ignore[attr-defined]
+        self._area += self.value * (now - self._since)
+        self._since = now
+        self.value += delta
+        if self.value > self.max:
+            self.max = self.value
+
+    def reset(self) -> None:
+        """Forget the history (end of warm-up); the current value stays."""
+        now: float = self._env.now  # type: ignore[attr-defined]
+        self._area = 0.0
+        self._since = self._start = now
+        self.max = self.value
+
+    def mean(self) -> float:
+        """Time-average of the level since the last reset."""
+        now: float = self._env.now  # type: ignore[attr-defined]
+        span = now - self._start
+        area = self._area + self.value * (now - self._since)
+        return area / span if span > 0 else self.value

@@ -1,0 +1,225 @@
+"""The simulated host, assembled from a scenario, and one replication of it.
+
+:class:`Host` builds the component tree (hypervisor and LPs, parent, devices, children,
+channels, paths, streams) from a validated :class:`~sim.scenario.Scenario`, inside one
+:class:`~sim.env.SimEnv`. :func:`simulate` runs one replication and returns plain records
+(:class:`RunData`): no pandas here; :mod:`sim.experiment` makes the tables.
+
+VF assignment: children that name a ``vf`` get it; the other ``direct`` children take the
+lowest free VF of their device in scenario order; a ``direct`` child that finds none left
+falls back to ``routed`` (Hyper-V behaviour), and its results carry
+``requested_path=direct, io_path=routed, fallback=True``.
+
+Warm-up: at ``run.warmup`` every counter, CPU account and level monitor is reset; requests
+submitted before it are recorded but flagged out of the measurement window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim import devices
+from sim.env import SimEnv
+from sim.hypervisor import Hypervisor
+from sim.iommu import Iommu
+from sim.iopaths import AssignedPath, Path, RoutedPath
+from sim.partitions import ChildPartition, ParentPartition
+from sim.scenario import Scenario
+from sim.vmbus import Channel
+from sim.workloads import Stream
+
+
+@dataclass
+class StreamData:
+    """What one stream did in one replication."""
+
+    partition: str
+    stream: int
+    requested_path: str
+    io_path: str
+    device: str
+    ops: tuple[str, ...]
+    done: list[tuple[Any, ...]]
+    in_flight: list[tuple[Any, ...]]
+    offered_rps: float | None
+
+
+@dataclass
+class RunData:
+    """Records of one replication (plain Python, turned into frames by the caller)."""
+
+    replication: int
+    seed: int
+    warmup_us: float
+    duration_us: float
+    cores: int
+    streams: list[StreamData]
+    cpu: list[tuple[str, str, str, float]]
+    counters: dict[str, int]
+    resources: list[tuple[str, str, float, float, float]]
+    wall_s: float = 0.0
+    events: dict[str, Any] = field(default_factory=dict)
+
+
+class Host:
+    """Every component of one simulated host."""
+
+    def __init__(self, env: SimEnv) -> None:
+        scn = env.scenario
+        self.env = env
+        h = scn.host
+        self.hv = Hypervisor(
+            env,
+            h.cores,
+            h.scheduler.time_slice,
+            h.posted_interrupts,
+            h.costs.interrupt_exit,
+            h.costs.eoi_exit,
+        )
+        dispatch = h.costs.vcpu_dispatch
+        self.parent = ParentPartition(env, self.hv, scn.parent, dispatch)
+        self.devices = {d.name: devices.build(env, d) for d in scn.devices}
+        self.children: list[ChildPartition] = []
+        self.channels: list[Channel] = []
+        self.streams: list[Stream] = []
+
+        instances = list(scn.instances())
+        for name, spec in instances:  # fixed VF indices first
+            if spec.vf is not None:
+                self.devices[spec.device].vf_owner[spec.vf] = name
+        for name, spec in instances:
+            native = spec.io_path == "native"
+            child = ChildPartition(env, self.hv, name, spec, 0.0 if native else dispatch)
+            self.children.append(child)
+            dev = self.devices[spec.device]
+            if spec.io_path == "direct":
+                child.vf = spec.vf if spec.vf is not None else self._free_vf(dev, name)
+                if child.vf is None:
+                    child.io_path = "routed"
+                    env.counters["vf_fallbacks"] += 1
+            routed: Path | None = None
+            if child.io_path == "routed":
+                vm = scn.parent.vmbus
+                ch = Channel(
+                    env,
+                    f"vmbus.{name}.{dev.name}",
+                    vm.ring_size,
+                    vm.descriptor_size,
+                    vm.page_entry_size,
+                    vm.copy_threshold,
+                )
+                self.channels.append(ch)
+                routed = RoutedPath(
+                    env,
+                    self.hv,
+                    child,
+                    self.parent,
+                    dev,
+                    ch,
+                    self.parent.channel_vcpu(),
+                    h.costs.hypercall,
+                )
+            for j, sspec in enumerate(spec.streams):
+                path: Path
+                if routed is not None:
+                    path = routed
+                else:
+                    iommu = (
+                        Iommu(h.iommu, env.rng(f"child.{name}/stream.{j}/iommu"))
+                        if child.io_path == "direct"
+                        else None
+                    )
+                    path = AssignedPath(
+                        env, self.hv, child, dev, child.io_path, not native, iommu
+                    )
+                self.streams.append(Stream(env, child, j, sspec, dev, path))
+
+    @staticmethod
+    def _free_vf(dev: devices.Device, owner: str) -> int | None:
+        for vf in range(dev.vfs):
+            if vf not in dev.vf_owner:
+                dev.vf_owner[vf] = owner
+                return vf
+        return None
+
+    def start(self) -> None:
+        """Start every stream and schedule the end of the warm-up."""
+        for s in self.streams:
+            s.start()
+        warmup = self.env.scenario.run.warmup
+        if warmup > 0:
+            self.env.timeout(warmup).callbacks.append(lambda _ev: self.reset())
+
+    def reset(self) -> None:
+        """End of warm-up: forget counters, CPU accounts and level histories."""
+        self.env.counters.clear()
+        for v in self.hv.vcpus:
+            v.busy_us.clear()
+        for d in self.devices.values():
+            d.reset()
+        for ch in self.channels:
+            ch.outbound.level.reset()
+            ch.inbound.level.reset()
+
+    def collect(self, replication: int, wall_s: float) -> RunData:
+        """The records of the run so far."""
+        env, scn = self.env, self.env.scenario
+        streams = []
+        for s in self.streams:
+            in_flight = [
+                (r.id, r.op, r.size, r.vcpu.index, r.t_submit, float("nan"), *r.c)
+                for r in s.live.values()
+            ]
+            streams.append(
+                StreamData(
+                    s.child.name,
+                    s.index,
+                    s.child.requested_path,
+                    s.child.io_path,
+                    s.child.spec.device,
+                    s.ops,
+                    s.done,
+                    in_flight,
+                    s.spec.rate,
+                )
+            )
+        cpu = [
+            (v.partition, v.name, cat, us)
+            for v in self.hv.vcpus
+            for cat, us in sorted(v.busy_us.items())
+            if us > 0
+        ]
+        resources: list[tuple[str, str, float, float, float]] = []
+        for d in self.devices.values():
+            q = d.servers.queue_level
+            resources.append((d.name, d.kind, d.utilization(), q.mean(), q.max))
+        for ch in self.channels:
+            for ring in (ch.outbound, ch.inbound):
+                lvl = ring.level
+                resources.append(
+                    (ring.name, "ring", lvl.mean() / ring.capacity, lvl.mean(), lvl.max)
+                )
+        return RunData(
+            replication=replication,
+            seed=env.seed,
+            warmup_us=scn.run.warmup,
+            duration_us=scn.run.duration,
+            cores=scn.host.cores,
+            streams=streams,
+            cpu=cpu,
+            counters=dict(env.counters),
+            resources=resources,
+            wall_s=wall_s,
+        )
+
+
+def simulate(scenario: Scenario, replication: int = 0, seed: int | None = None) -> RunData:
+    """Run one replication of ``scenario`` and return its records."""
+    env = SimEnv(scenario, scenario.run.seed if seed is None else seed, replication)
+    host = Host(env)
+    host.start()
+    t0 = time.perf_counter()
+    env.run(until=scenario.run.duration)
+    return host.collect(replication, time.perf_counter() - t0)

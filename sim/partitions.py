@@ -1,0 +1,78 @@
+"""Parent and child partitions: their vCPUs and the per-request costs of their drivers.
+
+What it models
+    The **parent** (root) partition owns the physical devices and runs the VSPs: per
+    routed request, the VSP's request cost plus the transfer of the payload (copied
+    through the send buffer at ``copy_bandwidth`` when it is small, described by a page
+    list at ``page_cost`` per page when it is large), then the physical driver's request
+    cost; per completion, the driver's interrupt cost and the VSP's completion cost.
+    Channels are spread over the parent's vCPUs round robin, in the order children appear.
+
+    A **child** partition has its vCPUs and its guest driver's costs (the VSC on the
+    routed path, the VF driver on the direct path, the native driver on bare metal).
+
+    Costs may be distributions; each has its own generator (``parent.vsp/request_cost``,
+    ``child.NAME/guest/submit_cost``, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from sim.distributions import Sampler
+from sim.env import SimEnv
+from sim.hypervisor import Hypervisor, VCpu
+from sim.scenario import Child as ChildSpec
+from sim.scenario import Parent as ParentSpec
+
+
+class ParentPartition:
+    """The root partition."""
+
+    name = "parent"
+
+    def __init__(self, env: SimEnv, hv: Hypervisor, spec: ParentSpec, dispatch: float) -> None:
+        self.spec = spec
+        self.vcpus = [hv.vcpu(self.name, i, dispatch) for i in range(spec.vcpus)]
+        vsp, drv = spec.vsp, spec.driver
+        self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp/request_cost"))
+        self.vsp_completion: Sampler = vsp.completion_cost.sampler(
+            env.rng("parent.vsp/completion_cost")
+        )
+        self.driver_request: Sampler = drv.request_cost.sampler(
+            env.rng("parent.driver/request_cost")
+        )
+        self.driver_interrupt: Sampler = drv.interrupt_cost.sampler(
+            env.rng("parent.driver/interrupt_cost")
+        )
+        self.copy_us_per_byte = 8e6 / vsp.copy_bandwidth
+        self.page_cost = vsp.page_cost
+        self._next_vcpu = itertools.cycle(self.vcpus)
+
+    def channel_vcpu(self) -> VCpu:
+        """The parent vCPU that will serve the next channel."""
+        return next(self._next_vcpu)
+
+    def transfer_cost(self, size: int, pages: int) -> float:
+        """VSP CPU to move a payload: copy it, or walk its page list."""
+        return pages * self.page_cost if pages else size * self.copy_us_per_byte
+
+
+class ChildPartition:
+    """One child partition instance."""
+
+    def __init__(
+        self, env: SimEnv, hv: Hypervisor, name: str, spec: ChildSpec, dispatch: float
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.vcpus = [hv.vcpu(name, i, dispatch) for i in range(spec.vcpus)]
+        self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
+            env.rng(f"child.{name}/guest/submit_cost")
+        )
+        self.complete_cost: Sampler = spec.guest.complete_cost.sampler(
+            env.rng(f"child.{name}/guest/complete_cost")
+        )
+        self.requested_path: str = spec.io_path
+        self.io_path: str = spec.io_path
+        self.vf: int | None = None

@@ -1,0 +1,883 @@
+"""Scenario files: schema, defaults, loading, overrides and cross-field validation.
+
+A scenario keeps hardware (``host``, ``devices``), deployment (``parent``, ``children`` with
+their ``io_path``) and behaviour (``streams``) apart, and writes units out (``"30ms"``,
+``"4KiB"``, ``"25Gbps"``, ``"2600cycles"``). Loading is: read → safe YAML (no object
+construction, no custom tags, no duplicate keys) → overrides (``--set``) → schema
+(pydantic: types, ranges, unknown keys, defaults) → cross-field rules (references,
+VF indices, op/device compatibility) → a frozen :class:`Scenario`. Nothing is built before
+everything is valid. Every error is a :class:`ScenarioError` whose text is one line,
+``FILE[:LINE]: field.path: what is wrong``.
+
+All defaults are declared here, visible in ``hvsim schema``. Figures come from
+``reference/parameters.md`` where one exists (its source is in the field's description);
+the others are marked *assumed* and are meant to be swept, not trusted.
+
+Internal units after loading: time µs (float), size bytes (int), bit rates bit/s, rates
+per second. Costs given in cycles are converted with ``host.clock``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+)
+
+from sim import distributions, units
+from sim.distributions import Distribution
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+DEFAULT_CLOCK_GHZ = 2.5
+
+
+class ScenarioError(Exception):
+    """Invalid scenario input; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, file: str, path: str, message: str, line: int | None = None) -> None:
+        self.file, self.path, self.message, self.line = file, path, message, line
+        where = f"{file}:{line}" if line else file
+        text = f"{where}: {path}: {message}" if path else f"{where}: {message}"
+        super().__init__(text.replace("\n", " "))
+
+
+# ---------------------------------------------------------------------------------------
+# Field types with units
+# ---------------------------------------------------------------------------------------
+def _unit(parse: Any) -> Any:
+    def check(value: Any) -> Any:
+        try:
+            return parse(value)
+        except units.UnitError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
+def _time(value: Any, info: ValidationInfo) -> float:
+    ctx = info.context or {}
+    try:
+        return units.parse_time(value, clock_ghz=ctx.get("clock_ghz", DEFAULT_CLOCK_GHZ))
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _ser_time(v: Any) -> Any:
+    return v if isinstance(v, str) else f"{v:.6g}us"
+
+
+def _dist(kind: distributions.Kind) -> Any:
+    def check(value: Any, info: ValidationInfo) -> Distribution:
+        if kind == "time" and not isinstance(value, Mapping | Distribution):
+            return distributions.constant(_time(value, info), "time")
+        try:
+            return distributions.parse(value, kind)
+        except units.UnitError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
+def _quantity_schema(example: str) -> Any:
+    return WithJsonSchema({"type": ["string", "number"], "description": f"e.g. '{example}'"})
+
+
+Time = Annotated[
+    float,
+    BeforeValidator(_time),
+    PlainSerializer(_ser_time, return_type=str),
+    _quantity_schema("30ms"),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(_unit(units.parse_size)),
+    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v}B", return_type=str),
+    _quantity_schema("4KiB"),
+]
+Bitrate = Annotated[
+    float,
+    BeforeValidator(_unit(units.parse_bitrate)),
+    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v:.6g}bps", return_type=str),
+    _quantity_schema("25Gbps"),
+]
+Frequency = Annotated[
+    float,
+    BeforeValidator(_unit(units.parse_frequency)),
+    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v / 1e9:.6g}GHz", return_type=str),
+    _quantity_schema("2.5GHz"),
+]
+Rate = Annotated[
+    float,
+    BeforeValidator(_unit(units.parse_rate)),
+    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v:.6g}/s", return_type=str),
+    _quantity_schema("20k/s"),
+]
+TimeDist = Annotated[
+    Distribution,
+    BeforeValidator(_dist("time")),
+    PlainSerializer(lambda v: v if isinstance(v, str | dict) else v.to_spec()),
+    WithJsonSchema(distributions.json_schema("time")),
+]
+SizeDist = Annotated[
+    Distribution,
+    BeforeValidator(_dist("size")),
+    PlainSerializer(lambda v: v if isinstance(v, str | dict) else v.to_spec()),
+    WithJsonSchema(distributions.json_schema("size")),
+]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _not_yet(allowed: tuple[str, ...], planned: Mapping[str, str]) -> Any:
+    """Reject values that are part of the design but not modelled in this version."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value in planned:
+            raise ValueError(
+                f"'{value}' is not modelled in this version ({planned[value]}); "
+                f"use one of: {', '.join(allowed)}"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Host
+# ---------------------------------------------------------------------------------------
+class Costs(_Model):
+    """CPU costs of hypervisor transitions, charged on the LP of the vCPU that pays them."""
+
+    hypercall: Time = Field(
+        "2600cycles",
+        description="Signalling hypercall (guest → parent or parent → guest notification), "
+        "an exit handled in the hypervisor. Dall et al., ATC 2017, Table 2 (quoted).",
+    )
+    interrupt_exit: Time = Field(
+        "2600cycles",
+        description="External-interrupt exit and injection when interrupts are not posted. "
+        "Dall et al., ATC 2017, Table 2 (quoted).",
+    )
+    eoi_exit: Time = Field(
+        "1550cycles",
+        description="EOI exit when interrupts are not posted. Dall et al., ISCA 2016, "
+        "Table II (quoted).",
+    )
+    vcpu_dispatch: Time = Field(
+        "1600cycles",
+        description="World switch when a blocked vCPU is dispatched onto an LP: one VM "
+        "exit/entry round trip. SplitX, Landau et al., WIOV 2011 (read: 1,300-2,000 cycles).",
+    )
+
+
+class Scheduler(_Model):
+    """vCPU → LP scheduling."""
+
+    policy: Annotated[
+        Literal["fair"],
+        _not_yet(("fair",), {"credit": "credit scheduler", "pinned": "pinned placement"}),
+    ] = Field(
+        "fair",
+        description="fair: one global round-robin run queue, FIFO, each vCPU runs at most "
+        "time_slice while others wait.",
+    )
+    time_slice: Time = Field(
+        "30ms", description="Xen sched/credit.c default time slice (read)."
+    )
+
+
+class Iommu(_Model):
+    """DMA remapping for directly assigned functions."""
+
+    mode: Annotated[
+        Literal["static", "strict"],
+        _not_yet(("static", "strict"), {"deferred": "batched invalidation"}),
+    ] = Field(
+        "static",
+        description="static: all guest memory mapped at VM start, no per-I/O map/unmap "
+        "(Hyper-V; Linux Documentation/virt/hyperv/vpci.rst, read). strict: the guest "
+        "maps, unmaps and invalidates per request.",
+    )
+    page_size: Size = Field("4KiB", description="IOMMU page size.")
+    iotlb_miss_ratio: Fraction = Field(
+        0.05, description="Share of DMA page translations that miss the IOTLB. Assumed."
+    )
+    page_walk: Time = Field(
+        "0.3us", description="IOTLB miss penalty (4-level page walk). Assumed: 0.2-0.5 us."
+    )
+    strict_map_cost: Time = Field(
+        "1us", description="Guest CPU per request to map its buffers (strict). Assumed."
+    )
+    strict_unmap_cost: Time = Field(
+        "2us",
+        description="Guest CPU per request to unmap and invalidate (strict). Assumed.",
+    )
+
+
+class Host(_Model):
+    """The physical machine and its hypervisor."""
+
+    cores: int = Field(16, ge=1, le=1024, description="Logical processors (LPs).")
+    clock: Frequency = Field("2.5GHz", description="Converts cycle costs to time.")
+    posted_interrupts: bool = Field(
+        True,
+        description="APICv/AVIC posted interrupts: delivery into a vCPU without exits. "
+        "Without: an external-interrupt exit and an EOI exit per interrupt (ELI, "
+        "Gordon et al., ASPLOS 2012).",
+    )
+    costs: Costs = {}  # type: ignore[assignment]
+    scheduler: Scheduler = {}  # type: ignore[assignment]
+    iommu: Iommu = {}  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------
+# Parent partition
+# ---------------------------------------------------------------------------------------
+class Vsp(_Model):
+    """The parent's virtualization service provider (storvsp / netvsp, blkback / netback)."""
+
+    request_cost: TimeDist = Field("4us", description="VSP CPU per request. Assumed.")
+    completion_cost: TimeDist = Field("2us", description="VSP CPU per completion. Assumed.")
+    copy_bandwidth: Bitrate = Field(
+        "80Gbps",
+        description="memcpy rate for payloads copied through the send/receive buffers. "
+        "Assumed (10 GB/s).",
+    )
+    page_cost: Time = Field(
+        "0.1us",
+        description="VSP CPU per page of a page-list transfer (Cherkasova & Gardner, ATC "
+        "2005: parent CPU charged per page exchanged; value assumed).",
+    )
+
+
+class Driver(_Model):
+    """The parent's physical device driver."""
+
+    request_cost: TimeDist = Field("1.5us", description="Driver CPU per request. Assumed.")
+    interrupt_cost: TimeDist = Field(
+        "1.5us", description="Driver ISR/DPC CPU per completion. Assumed."
+    )
+
+
+class Vmbus(_Model):
+    """VMBus channels between each routed child and the parent."""
+
+    ring_size: Size = Field(
+        "512KiB",
+        description="Ring buffer per direction. Linux hv_netvsc: 128 × 4 KiB pages (read).",
+    )
+    descriptor_size: Size = Field(
+        "64B", description="Ring bytes per request descriptor (header + message). Assumed."
+    )
+    page_entry_size: Size = Field(
+        "16B",
+        description="Ring bytes per page in a page list (length, offset, PFN). Linux "
+        "vmbus_channel_packet_page_buffer (derived).",
+    )
+    copy_threshold: Size = Field(
+        "6144B",
+        description="Payloads up to this size are copied through the send buffer; larger "
+        "ones are described by page lists. Linux hyperv_net.h send section (read).",
+    )
+
+
+class Parent(_Model):
+    """The parent (root) partition: owns the devices, runs the VSPs."""
+
+    vcpus: int = Field(4, ge=1, le=1024)
+    vsp: Vsp = {}  # type: ignore[assignment]
+    driver: Driver = {}  # type: ignore[assignment]
+    vmbus: Vmbus = {}  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------
+# Devices
+# ---------------------------------------------------------------------------------------
+class Nic(_Model):
+    """A NIC port: transmissions serialised at line rate, shared by all its functions."""
+
+    name: Name
+    type: Literal["nic"]
+    line_rate: Bitrate = Field("25Gbps")
+    mtu: Size = Field("1500B", description="Payload bytes per frame (segmentation).")
+    frame_overhead: Size = Field(
+        "78B",
+        description="Wire bytes per frame beyond payload: preamble+SFD 8, Ethernet header "
+        "14, FCS 4, inter-frame gap 12 (IEEE 802.3), IPv4 20 + TCP 20 headers (derived).",
+    )
+    latency: TimeDist = Field(
+        "2us", description="Descriptor fetch, DMA and pipeline per request. Assumed."
+    )
+    vfs: int = Field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return ("send",)
+
+
+class Nvme(_Model):
+    """An NVMe drive with internal parallelism."""
+
+    name: Name
+    type: Literal["nvme"]
+    channels: int = Field(8, ge=1, le=4096, description="Commands served in parallel.")
+    read: TimeDist = Field(
+        {"dist": "gamma", "mean": "80us", "cv": 0.5},
+        description="Media service time of a read, before transfer. Assumed (TLC NAND).",
+    )
+    write: TimeDist = Field(
+        {"dist": "gamma", "mean": "20us", "cv": 0.5},
+        description="Service time of a write (to the drive's cache), before transfer. "
+        "Assumed.",
+    )
+    bandwidth: Bitrate = Field(
+        "3.2GB/s", description="Total transfer rate; each channel moves bandwidth/channels."
+    )
+    vfs: int = Field(16, ge=0, le=4096, description="SR-IOV virtual functions.")
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return ("read", "write")
+
+
+Device = Annotated[Nic | Nvme, Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------------------------------
+# Children and workloads
+# ---------------------------------------------------------------------------------------
+IoPath = Literal["routed", "direct", "native"]
+IO_PATHS: tuple[str, ...] = typing.get_args(IoPath)
+
+
+def _op_mix(value: Any) -> Any:
+    if isinstance(value, str):
+        if value == "receive":
+            raise ValueError("'receive' is not modelled in this version; use 'send'")
+        return {value: 1.0}
+    if isinstance(value, Mapping):
+        out: dict[str, float] = {}
+        for k, w in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"op names must be strings, got {k!r}")
+            if isinstance(w, bool) or not isinstance(w, int | float) or not (
+                math.isfinite(w) and w > 0
+            ):
+                raise ValueError(f"weight of op '{k}' must be a positive number, got {w!r}")
+            out[k] = float(w)
+        if not out:
+            raise ValueError("op mix is empty")
+        return out
+    raise ValueError(f"op must be a name or a mapping of names to weights, got {value!r}")
+
+
+class Stream(_Model):
+    """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
+
+    op: Annotated[dict[str, float], BeforeValidator(_op_mix)] = Field(
+        description="An op name (read, write for NVMe; send for a NIC) or a mix "
+        "{read: 0.7, write: 0.3}.",
+        json_schema_extra={"type": ["string", "object"]},
+    )
+    size: SizeDist = Field("4KiB", description="Request size: a size or a distribution.")
+    arrival: Literal["poisson", "deterministic"] = Field(
+        "poisson", description="Open-loop arrival process (with rate)."
+    )
+    rate: Rate | None = Field(None, description="Open loop: requests per second.")
+    outstanding: int | None = Field(
+        None, ge=1, le=100_000, description="Closed loop: requests kept in flight."
+    )
+    think: TimeDist = Field("0us", description="Closed loop: think time between requests.")
+    vcpu: int | None = Field(
+        None, ge=0, description="Issuing vCPU; default: round robin over the child's vCPUs."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one_loop(self) -> Stream:
+        if (self.rate is None) == (self.outstanding is None):
+            raise ValueError("give either 'rate' (open loop) or 'outstanding' (closed loop)")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("'rate' must be positive")
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self.outstanding is not None
+
+
+class Guest(_Model):
+    """The child's own I/O driver costs (VSC on the routed path, VF driver on direct)."""
+
+    submit_cost: TimeDist = Field("2us", description="Guest driver CPU per request. Assumed.")
+    complete_cost: TimeDist = Field(
+        "2us", description="Guest CPU per completion (interrupt handler). Assumed."
+    )
+
+
+class Child(_Model):
+    """A child partition (or ``count`` identical ones, named NAME-1 … NAME-count)."""
+
+    name: Name
+    count: int = Field(1, ge=1, le=4096)
+    vcpus: int = Field(2, ge=1, le=1024)
+    io_path: Annotated[
+        IoPath,
+        _not_yet(
+            IO_PATHS,
+            {"hypervisor": "hypervisor-resident drivers", "emulated": "emulated devices"},
+        ),
+    ]
+    device: Name
+    vf: int | None = Field(
+        None, ge=0, description="VF index to assign (direct); default: the next free VF."
+    )
+    irq_vcpu: int | None = Field(
+        None, ge=0, description="vCPU that takes completions; default: the issuing vCPU."
+    )
+    guest: Guest = {}  # type: ignore[assignment]
+    streams: list[Stream] = Field(min_length=1)
+
+
+class Run(_Model):
+    """Run settings."""
+
+    duration: Time = Field("1s", description="Simulated time per replication.")
+    warmup: Time = Field(
+        "100ms", description="Requests submitted before this are not counted."
+    )
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
+    replications: int = Field(1, ge=1, le=1000)
+
+
+class Scenario(_Model):
+    """A whole scenario file."""
+
+    name: Name
+    description: str = ""
+    host: Host = {}  # type: ignore[assignment]
+    parent: Parent = {}  # type: ignore[assignment]
+    devices: list[Device] = Field(min_length=1)
+    children: list[Child] = Field(min_length=1)
+    run: Run = {}  # type: ignore[assignment]
+
+    def device(self, name: str) -> Nic | Nvme:
+        """The device called ``name``."""
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def instances(self) -> Iterator[tuple[str, Child]]:
+        """Each child partition as (instance name, spec), ``count`` expanded."""
+        for c in self.children:
+            if c.count == 1:
+                yield c.name, c
+            else:
+                for i in range(1, c.count + 1):
+                    yield f"{c.name}-{i}", c
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data with unit strings (loads back as is)."""
+        return self.model_dump(mode="json")
+
+    def replace(self, overrides: Mapping[str, Any], source: str = "--set") -> Scenario:
+        """A copy with ``{field.path: value}`` overrides applied and validated again."""
+        raw = self.to_dict()
+        for path, value in overrides.items():
+            apply_override(raw, path, value, source)
+        return from_dict(raw, source=source)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys and remembers where each value is."""
+
+
+def compose(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML safely: plain data, no duplicate keys; also the line of every value."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScenarioError(file, "", "file is empty")
+        lines: dict[tuple[Any, ...], int] = {}
+        _index(node, (), lines, file, set())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+            tag = problem.split("tag", 1)[1].strip().strip("'")
+            problem = f"YAML tag {tag} is not allowed (scenario files are plain data)"
+        raise ScenarioError(file, "", f"YAML: {problem}", line) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, "", f"YAML: {exc}".splitlines()[0]) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _index(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    lines: dict[tuple[Any, ...], int],
+    file: str,
+    seen: set[int],
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:  # an alias: already indexed, and never walked twice
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[Any] = set()
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else id(k)
+            if key in keys:
+                raise ScenarioError(
+                    file, _fmt_path((*path, key), None), "duplicate key", k.start_mark.line + 1
+                )
+            keys.add(key)
+            lines[(*path, key)] = k.start_mark.line + 1
+            _index(v, (*path, key), lines, file, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _index(v, (*path, i), lines, file, seen)
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Read, check and resolve a scenario file; :class:`ScenarioError` if anything is wrong."""
+    p = Path(path)
+    file = str(path)
+    try:
+        if p.is_dir():
+            raise ScenarioError(file, "", "is a directory, not a scenario file")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(file, "", f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(file, "", "no such file") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(file, "", "not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ScenarioError(file, "", exc.strerror or "cannot read file") from None
+    return loads(text, file=file, overrides=overrides, default_name=p.stem)
+
+
+def loads(
+    text: str,
+    file: str = "<string>",
+    overrides: Mapping[str, Any] | None = None,
+    default_name: str | None = None,
+) -> Scenario:
+    """Like :func:`load`, from the text of a scenario."""
+    if not text.strip():
+        raise ScenarioError(file, "", "file is empty")
+    data, lines = compose(text, file)
+    if not isinstance(data, dict):
+        raise ScenarioError(file, "", "a scenario must be a mapping (key: value) at the top", 1)
+    if default_name and "name" not in data:
+        data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", default_name)[:64] or "scenario"
+    for key, value in (overrides or {}).items():
+        apply_override(data, key, value, "--set")
+    return from_dict(data, source=file, lines=lines)
+
+
+def from_dict(
+    data: Any, source: str = "<dict>", lines: Mapping[tuple[Any, ...], int] | None = None
+) -> Scenario:
+    """Validate plain data (as read from YAML) into a :class:`Scenario`."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ScenarioError(source, "", "a scenario must be a mapping (key: value)")
+    clock = _clock_ghz(data)
+    try:
+        scn = Scenario.model_validate(data, context={"clock_ghz": clock})
+    except pydantic.ValidationError as exc:
+        raise _translate(exc, data, source, lines) from None
+    problem = _cross_check(scn)
+    if problem:
+        loc, message = problem
+        raise ScenarioError(source, _fmt_path(loc, data), message, _line(lines, loc))
+    return scn
+
+
+def _clock_ghz(data: Mapping[str, Any]) -> float:
+    host = data.get("host")
+    raw = host.get("clock") if isinstance(host, Mapping) else None
+    if raw is None:
+        return DEFAULT_CLOCK_GHZ
+    try:
+        hz = units.parse_frequency(raw)
+    except units.UnitError:
+        return DEFAULT_CLOCK_GHZ  # the schema reports the bad clock itself
+    return hz / 1e9 if hz > 0 else DEFAULT_CLOCK_GHZ
+
+
+def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Rules across fields; the first violation as (location, message)."""
+    if scn.run.warmup >= scn.run.duration:
+        return ("run", "warmup"), "warm-up must be shorter than the duration"
+    if scn.host.clock <= 0:
+        return ("host", "clock"), "clock must be positive"
+    names: dict[str, int] = {}
+    for i, d in enumerate(scn.devices):
+        if d.name in names:
+            return ("devices", i, "name"), f"device name '{d.name}' used twice"
+        names[d.name] = i
+    used_vfs: dict[tuple[str, int], str] = {}
+    for i, c in enumerate(scn.children):
+        if c.device not in names:
+            known = ", ".join(names)
+            return ("children", i, "device"), f"no device named '{c.device}' (devices: {known})"
+        dev = scn.devices[names[c.device]]
+        if c.vf is not None:
+            if c.io_path != "direct":
+                return ("children", i, "vf"), "a VF is assigned only with io_path: direct"
+            if c.count > 1:
+                return ("children", i, "vf"), "a fixed VF index needs count: 1"
+            if c.vf >= dev.vfs:
+                return (
+                    ("children", i, "vf"),
+                    f"VF {c.vf} does not exist: device '{dev.name}' has {dev.vfs} VFs "
+                    f"(0..{dev.vfs - 1})" if dev.vfs else f"device '{dev.name}' has no VFs",
+                )
+            if (dev.name, c.vf) in used_vfs:
+                other = used_vfs[(dev.name, c.vf)]
+                return ("children", i, "vf"), f"VF {c.vf} of '{dev.name}' already assigned to '{other}'"
+            used_vfs[(dev.name, c.vf)] = c.name
+        if c.irq_vcpu is not None and c.irq_vcpu >= c.vcpus:
+            return ("children", i, "irq_vcpu"), f"vCPU {c.irq_vcpu} does not exist ({c.vcpus} vCPUs)"
+        for j, s in enumerate(c.streams):
+            for op in s.op:
+                if op not in dev.ops:
+                    return (
+                        ("children", i, "streams", j, "op"),
+                        f"'{op}' is not an operation of {dev.type} device '{dev.name}' "
+                        f"(use {', '.join(dev.ops)})",
+                    )
+            if s.vcpu is not None and s.vcpu >= c.vcpus:
+                return ("children", i, "streams", j, "vcpu"), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
+    # names after count expansion (web ×3 → web-1 … web-3) must be unique too
+    seen: set[str] = set()
+    for i, c in enumerate(scn.children):
+        for inst in [c.name] if c.count == 1 else [f"{c.name}-{k}" for k in range(1, c.count + 1)]:
+            if inst in seen:
+                return ("children", i, "name"), f"child name '{inst}' used twice"
+            seen.add(inst)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Error translation
+# ---------------------------------------------------------------------------------------
+def _line(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _fmt_path(loc: tuple[Any, ...], data: Any) -> str:
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            out += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
+            node = item
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _raw_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union tags from an error location, keeping only real keys."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node:
+            if node.get("type") == part:
+                continue  # discriminator tag
+            out.append(part)
+            node = None
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
+    """The schema class that owns the last key of ``loc`` (for 'did you mean')."""
+    model: Any = Scenario
+    node = data
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        node = node.get(part) if isinstance(node, dict) else None
+        model = _unwrap(field.annotation, node)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    return None
+
+
+def _unwrap(annotation: Any, node: Any) -> Any:
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(args[0], node)
+    if origin is list:
+        item = node[0] if isinstance(node, list) and node else None
+        return _unwrap(args[0], item)
+    if args:  # a union: pick the member whose 'type' tag matches
+        for a in args:
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                tag = a.model_fields.get("type")
+                if tag is None or (isinstance(node, dict) and node.get("type") in typing.get_args(tag.annotation)):
+                    return a
+        return None
+    return annotation
+
+
+def _translate(
+    exc: pydantic.ValidationError, data: Any, file: str, lines: Mapping[tuple[Any, ...], int]
+) -> ScenarioError:
+    errors = exc.errors(include_url=False)
+
+    def key(e: Any) -> int:
+        return _line(lines, _raw_loc(tuple(e["loc"]), data)) or 0
+
+    err = min(errors, key=key)  # the first problem in the file
+    loc = _raw_loc(tuple(err["loc"]), data)
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc, data)
+        msg = f"unknown key '{loc[-1]}'"
+        if model is not None:
+            allowed = list(model.model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg += f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        msg = "'type' must be one of: nic, nvme"
+        loc = (*loc, "type")
+    elif kind == "literal_error":
+        msg = msg.replace("Input should be", "must be")
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    elif msg.startswith("Input should be"):
+        msg = "must be" + msg[len("Input should be") :]
+    if kind not in ("missing", "extra_forbidden") and "input" in err and not isinstance(
+        err["input"], dict | list
+    ):
+        shown = repr(err["input"])
+        if len(shown) <= 40 and shown not in msg:
+            msg += f" (got {shown})"
+    return ScenarioError(file, _fmt_path(loc, data), msg, _line(lines, loc))
+
+
+# ---------------------------------------------------------------------------------------
+# Overrides: field.path=value
+# ---------------------------------------------------------------------------------------
+_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]+)\]")
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Split ``field.path=value``; the value is read as a YAML scalar or flow collection."""
+    if "=" not in text:
+        raise ScenarioError("--set", "", f"'{text}' is not of the form field.path=value")
+    path, _, value = text.partition("=")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        raise ScenarioError("--set", path.strip(), f"cannot read value '{value}'") from None
+    return path.strip(), parsed
+
+
+def apply_override(data: dict[str, Any], path: str, value: Any, source: str) -> None:
+    """Set ``path`` (e.g. ``children[web].streams[0].rate``) in raw scenario data."""
+    tokens: list[str | int] = []
+    pos = 0
+    for m in _TOKEN.finditer(path):
+        if m.start() != pos:
+            break
+        pos = m.end()
+        if m.group(1) is not None:
+            tokens.append(m.group(1))
+        else:
+            sel = m.group(2).strip()
+            tokens.append(int(sel) if sel.isdigit() else f"name={sel}")
+    if pos != len(path) or not tokens or not isinstance(tokens[0], str):
+        raise ScenarioError(source, path, "not a field path such as children[web].vcpus")
+    node: Any = data
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        if isinstance(tok, str) and not tok.startswith("name="):
+            if not isinstance(node, dict):
+                raise ScenarioError(source, path, f"'{tok}' is not inside a mapping")
+            if last:
+                node[tok] = value
+            else:
+                nxt = tokens[i + 1]
+                is_key = isinstance(nxt, str) and not nxt.startswith("name=")
+                node = node.setdefault(tok, {} if is_key else [])
+            continue
+        if not isinstance(node, list):
+            raise ScenarioError(source, path, "an index [..] must follow a list")
+        if isinstance(tok, int):
+            if tok >= len(node):
+                raise ScenarioError(source, path, f"index {tok} is past the end ({len(node)} items)")
+            idx = tok
+        else:
+            name = tok[5:]
+            found = [k for k, v in enumerate(node) if isinstance(v, dict) and v.get("name") == name]
+            if not found:
+                raise ScenarioError(source, path, f"no item named '{name}'")
+            idx = found[0]
+        if last:
+            node[idx] = value
+        else:
+            node = node[idx]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hvsim scenario"
+    return schema
