@@ -107,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     overrides = dict(parse_assignment(a) for a in args.overrides)
     scn = load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / scn.name
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())):
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())
+    ):
         raise InputError(f"--out: {out} exists and is not an hvsim result directory")
     result = run(scn, replications=args.replications, seed=args.seed)
     result.meta["command"] = " ".join(["hvsim", "run", *sys.argv[2:]]) if sys.argv else ""
@@ -116,8 +118,10 @@ def _run(args: argparse.Namespace) -> int:
         print(out)
     else:
         print(format_summary(result.summary, scn.name, result.meta))
-        print(f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, counters.csv, "
-              "resources.csv, scenario.resolved.yaml, meta.json)")
+        print(
+            f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, counters.csv, "
+            "resources.csv, scenario.resolved.yaml, meta.json)"
+        )
     return EXIT_OK
 
 
@@ -151,14 +155,16 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     for _, r in summary.iterrows():
         path = r["io_path"] + (f" (fallback from {r['requested_path']})" if r["fallback"] else "")
         comps = sorted(((r[f"{c}_us"], c) for c in COMPONENTS), reverse=True)[:3]
-        rows.append([
-            r["partition"],
-            path,
-            _ci(r, "throughput_rps", units.format_rate),
-            _ci(r, "mean_us", units.format_time),
-            _ci(r, "p99_us", units.format_time),
-            ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
-        ])
+        rows.append(
+            [
+                r["partition"],
+                path,
+                _ci(r, "throughput_rps", units.format_rate),
+                _ci(r, "mean_us", units.format_time),
+                _ci(r, "p99_us", units.format_time),
+                ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
+            ]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
     lines = [head, ""]
     lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
@@ -166,7 +172,9 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
     if reps > 1:
-        lines.append(f"\n± is the half-width of the 95 % confidence interval over {reps} replications.")
+        lines.append(
+            f"\n± is the half-width of the 95 % confidence interval over {reps} replications."
+        )
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -48,8 +48,8 @@ def _parser(kind: Kind) -> Callable[[Any], float]:
 
 def _format(kind: Kind, value: float) -> str:
     if kind == "time":
-        return f"{value:.6g}us"
-    return f"{round(value)}B"
+        return units.exact_time(value)
+    return units.exact_size(round(value))
 
 
 @dataclass(frozen=True)
@@ -240,10 +240,14 @@ def parse(raw: Any, kind: Kind) -> Distribution:
         "empirical": {"values", "weights"},
         "scipy": {"name", "params", "scale"},
     }[name]
-    required = allowed - ({"weights", "params", "scale"} if name in ("empirical", "scipy") else set())
+    required = allowed - (
+        {"weights", "params", "scale"} if name in ("empirical", "scipy") else set()
+    )
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise ValueError(f"{name} takes {', '.join(sorted(allowed))}; unknown: {', '.join(unknown)}")
+        raise ValueError(
+            f"{name} takes {', '.join(sorted(allowed))}; unknown: {', '.join(unknown)}"
+        )
     missing = sorted(required - set(spec))
     if missing:
         raise ValueError(f"{name} needs {', '.join(missing)}")

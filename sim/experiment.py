@@ -93,9 +93,7 @@ class Result:
         return out
 
 
-def run(
-    scenario: Scenario, replications: int | None = None, seed: int | None = None
-) -> Result:
+def run(scenario: Scenario, replications: int | None = None, seed: int | None = None) -> Result:
     """Simulate ``scenario`` ``replications`` times (default: the scenario's) → :class:`Result`."""
     reps = scenario.run.replications if replications is None else replications
     if reps < 1:
@@ -123,7 +121,7 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         "warmup_us": scenario.run.warmup,
         "wall_s": round(wall_s, 3),
         "wall_s_per_replication": [round(r.wall_s, 3) for r in runs],
-        "requests_simulated": int(len(requests)),
+        "requests_simulated": len(requests),
         "versions": _versions(),
     }
     return Result(
@@ -144,13 +142,9 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     for run_ in runs:
         for s in run_.streams:
             rows = s.done + s.in_flight
-            arr = (
-                np.array(rows, dtype=float)
-                if rows
-                else np.empty((0, len(cols)), dtype=float)
-            )
+            arr = np.array(rows, dtype=float) if rows else np.empty((0, len(cols)), dtype=float)
             df = pd.DataFrame(arr, columns=cols)
-            df["op"] = pd.Categorical.from_codes(df["op"].astype(int), categories=list(s.ops))
+            df["op"] = np.asarray(s.ops, dtype=object)[df["op"].to_numpy(dtype=int)]
             df.insert(0, "replication", run_.replication)
             df.insert(1, "partition", s.partition)
             df.insert(2, "stream", s.stream)
@@ -160,14 +154,13 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
             df["state"] = ["completed"] * len(s.done) + ["in_flight"] * len(s.in_flight)
             parts.append(df)
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-    df["op"] = df["op"].astype(str)
     for col in ("id", "size_bytes", "vcpu"):
         df[col] = df[col].astype("int64")
     df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
     warm = runs[0].warmup_us if runs else 0.0
     end = runs[0].duration_us if runs else 0.0
-    df["in_window"] = (df["state"] == "completed") & (df["t_submit_us"] >= warm) & (
-        df["t_complete_us"] <= end
+    df["in_window"] = (
+        (df["state"] == "completed") & (df["t_submit_us"] >= warm) & (df["t_complete_us"] <= end)
     )
     order = [
         "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
@@ -259,8 +252,11 @@ def _resources_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=cols)
     return (
         df.groupby(["resource", "kind"], sort=False)
-        .agg(utilization=("utilization", "mean"), mean_level=("mean_level", "mean"),
-             max_level=("max_level", "max"))
+        .agg(
+            utilization=("utilization", "mean"),
+            mean_level=("mean_level", "mean"),
+            max_level=("max_level", "max"),
+        )
         .reset_index()
     )
 

@@ -140,8 +140,15 @@ class VCpu:
 class Hypervisor:
     """The host's LPs and the ``fair`` vCPU scheduler."""
 
-    def __init__(self, env: SimEnv, cores: int, time_slice: float, posted: bool,
-                 interrupt_exit: float, eoi_exit: float) -> None:
+    def __init__(
+        self,
+        env: SimEnv,
+        cores: int,
+        time_slice: float,
+        posted: bool,
+        interrupt_exit: float,
+        eoi_exit: float,
+    ) -> None:
         self.env = env
         self.cores = cores
         self.time_slice = time_slice

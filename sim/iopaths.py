@@ -73,15 +73,16 @@ class Path(Protocol):
         ...
 
 
-def _into_ring(env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int,
-               hypercall: float) -> Generator[simpy.Event, Any, bool]:
+def _into_ring(
+    env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int, hypercall: float
+) -> Generator[simpy.Event, Any, bool]:
     """Called while holding ``v``: put an entry into ``ring``, signal on empty → non-empty,
     and release ``v``. Returns whether a signal was sent."""
     c = req.c
     signal = ring.try_put(nbytes)
     if signal is not None:
         if signal:
-            env.counters["signals"] += 1
+            env.counters[ring.signal_counter] += 1
             env.counters["exits.hypercall"] += 1
             yield env.timeout(hypercall)
             v.charge("exit", hypercall)
@@ -93,7 +94,7 @@ def _into_ring(env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int,
     blocked, signal = yield from ring.put(nbytes)
     c[RING_WAIT] += blocked
     if signal:
-        env.counters["signals"] += 1
+        env.counters[ring.signal_counter] += 1
         env.counters["exits.hypercall"] += 1
         sched, queued = yield from v.acquire()
         debt = v.take_debt()

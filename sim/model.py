@@ -84,6 +84,7 @@ class Host:
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
+        self.fallbacks = 0  # a fact of the configuration: not reset at warm-up
 
         instances = list(scn.instances())
         for name, spec in instances:  # fixed VF indices first
@@ -98,7 +99,7 @@ class Host:
                 child.vf = spec.vf if spec.vf is not None else self._free_vf(dev, name)
                 if child.vf is None:
                     child.io_path = "routed"
-                    env.counters["vf_fallbacks"] += 1
+                    self.fallbacks += 1
             routed: Path | None = None
             if child.io_path == "routed":
                 vm = scn.parent.vmbus
@@ -131,9 +132,7 @@ class Host:
                         if child.io_path == "direct"
                         else None
                     )
-                    path = AssignedPath(
-                        env, self.hv, child, dev, child.io_path, not native, iommu
-                    )
+                    path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, iommu)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
 
     @staticmethod
@@ -209,7 +208,7 @@ class Host:
             cores=scn.host.cores,
             streams=streams,
             cpu=cpu,
-            counters=dict(env.counters),
+            counters={**env.counters, **({"vf_fallbacks": self.fallbacks} if self.fallbacks else {})},
             resources=resources,
             wall_s=wall_s,
         )

@@ -77,8 +77,8 @@ def _time(value: Any, info: ValidationInfo) -> float:
         raise ValueError(str(exc)) from None
 
 
-def _ser_time(v: Any) -> Any:
-    return v if isinstance(v, str) else f"{v:.6g}us"
+def _ser(exact: Any) -> Any:
+    return PlainSerializer(lambda v: v if isinstance(v, str) else exact(v), return_type=str)
 
 
 def _dist(kind: distributions.Kind) -> Any:
@@ -100,31 +100,31 @@ def _quantity_schema(example: str) -> Any:
 Time = Annotated[
     float,
     BeforeValidator(_time),
-    PlainSerializer(_ser_time, return_type=str),
+    _ser(units.exact_time),
     _quantity_schema("30ms"),
 ]
 Size = Annotated[
     int,
     BeforeValidator(_unit(units.parse_size)),
-    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v}B", return_type=str),
+    _ser(units.exact_size),
     _quantity_schema("4KiB"),
 ]
 Bitrate = Annotated[
     float,
     BeforeValidator(_unit(units.parse_bitrate)),
-    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v:.6g}bps", return_type=str),
+    _ser(units.exact_bitrate),
     _quantity_schema("25Gbps"),
 ]
 Frequency = Annotated[
     float,
     BeforeValidator(_unit(units.parse_frequency)),
-    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v / 1e9:.6g}GHz", return_type=str),
+    _ser(units.exact_frequency),
     _quantity_schema("2.5GHz"),
 ]
 Rate = Annotated[
     float,
     BeforeValidator(_unit(units.parse_rate)),
-    PlainSerializer(lambda v: v if isinstance(v, str) else f"{v:.6g}/s", return_type=str),
+    _ser(units.exact_rate),
     _quantity_schema("20k/s"),
 ]
 TimeDist = Annotated[
@@ -157,6 +157,12 @@ def _not_yet(allowed: tuple[str, ...], planned: Mapping[str, str]) -> Any:
     return BeforeValidator(check)
 
 
+def _field(*args: Any, **kwargs: Any) -> Any:
+    """``pydantic.Field`` typed loosely: defaults are written as unit strings ("30ms") that
+    the field's validator converts, which a static checker cannot know."""
+    return Field(*args, **kwargs)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
@@ -167,22 +173,22 @@ class _Model(BaseModel):
 class Costs(_Model):
     """CPU costs of hypervisor transitions, charged on the LP of the vCPU that pays them."""
 
-    hypercall: Time = Field(
+    hypercall: Time = _field(
         "2600cycles",
         description="Signalling hypercall (guest → parent or parent → guest notification), "
         "an exit handled in the hypervisor. Dall et al., ATC 2017, Table 2 (quoted).",
     )
-    interrupt_exit: Time = Field(
+    interrupt_exit: Time = _field(
         "2600cycles",
         description="External-interrupt exit and injection when interrupts are not posted. "
         "Dall et al., ATC 2017, Table 2 (quoted).",
     )
-    eoi_exit: Time = Field(
+    eoi_exit: Time = _field(
         "1550cycles",
         description="EOI exit when interrupts are not posted. Dall et al., ISCA 2016, "
         "Table II (quoted).",
     )
-    vcpu_dispatch: Time = Field(
+    vcpu_dispatch: Time = _field(
         "1600cycles",
         description="World switch when a blocked vCPU is dispatched onto an LP: one VM "
         "exit/entry round trip. SplitX, Landau et al., WIOV 2011 (read: 1,300-2,000 cycles).",
@@ -195,14 +201,12 @@ class Scheduler(_Model):
     policy: Annotated[
         Literal["fair"],
         _not_yet(("fair",), {"credit": "credit scheduler", "pinned": "pinned placement"}),
-    ] = Field(
+    ] = _field(
         "fair",
         description="fair: one global round-robin run queue, FIFO, each vCPU runs at most "
         "time_slice while others wait.",
     )
-    time_slice: Time = Field(
-        "30ms", description="Xen sched/credit.c default time slice (read)."
-    )
+    time_slice: Time = _field("30ms", description="Xen sched/credit.c default time slice (read).")
 
 
 class Iommu(_Model):
@@ -211,23 +215,23 @@ class Iommu(_Model):
     mode: Annotated[
         Literal["static", "strict"],
         _not_yet(("static", "strict"), {"deferred": "batched invalidation"}),
-    ] = Field(
+    ] = _field(
         "static",
         description="static: all guest memory mapped at VM start, no per-I/O map/unmap "
         "(Hyper-V; Linux Documentation/virt/hyperv/vpci.rst, read). strict: the guest "
         "maps, unmaps and invalidates per request.",
     )
-    page_size: Size = Field("4KiB", description="IOMMU page size.")
-    iotlb_miss_ratio: Fraction = Field(
+    page_size: Size = _field("4KiB", description="IOMMU page size.")
+    iotlb_miss_ratio: Fraction = _field(
         0.05, description="Share of DMA page translations that miss the IOTLB. Assumed."
     )
-    page_walk: Time = Field(
+    page_walk: Time = _field(
         "0.3us", description="IOTLB miss penalty (4-level page walk). Assumed: 0.2-0.5 us."
     )
-    strict_map_cost: Time = Field(
+    strict_map_cost: Time = _field(
         "1us", description="Guest CPU per request to map its buffers (strict). Assumed."
     )
-    strict_unmap_cost: Time = Field(
+    strict_unmap_cost: Time = _field(
         "2us",
         description="Guest CPU per request to unmap and invalidate (strict). Assumed.",
     )
@@ -236,17 +240,17 @@ class Iommu(_Model):
 class Host(_Model):
     """The physical machine and its hypervisor."""
 
-    cores: int = Field(16, ge=1, le=1024, description="Logical processors (LPs).")
-    clock: Frequency = Field("2.5GHz", description="Converts cycle costs to time.")
-    posted_interrupts: bool = Field(
+    cores: int = _field(16, ge=1, le=1024, description="Logical processors (LPs).")
+    clock: Frequency = _field("2.5GHz", description="Converts cycle costs to time.")
+    posted_interrupts: bool = _field(
         True,
         description="APICv/AVIC posted interrupts: delivery into a vCPU without exits. "
         "Without: an external-interrupt exit and an EOI exit per interrupt (ELI, "
         "Gordon et al., ASPLOS 2012).",
     )
-    costs: Costs = {}  # type: ignore[assignment]
-    scheduler: Scheduler = {}  # type: ignore[assignment]
-    iommu: Iommu = {}  # type: ignore[assignment]
+    costs: Costs = _field({})
+    scheduler: Scheduler = _field({})
+    iommu: Iommu = _field({})
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,14 +259,14 @@ class Host(_Model):
 class Vsp(_Model):
     """The parent's virtualization service provider (storvsp / netvsp, blkback / netback)."""
 
-    request_cost: TimeDist = Field("4us", description="VSP CPU per request. Assumed.")
-    completion_cost: TimeDist = Field("2us", description="VSP CPU per completion. Assumed.")
-    copy_bandwidth: Bitrate = Field(
+    request_cost: TimeDist = _field("4us", description="VSP CPU per request. Assumed.")
+    completion_cost: TimeDist = _field("2us", description="VSP CPU per completion. Assumed.")
+    copy_bandwidth: Bitrate = _field(
         "80Gbps",
         description="memcpy rate for payloads copied through the send/receive buffers. "
         "Assumed (10 GB/s).",
     )
-    page_cost: Time = Field(
+    page_cost: Time = _field(
         "0.1us",
         description="VSP CPU per page of a page-list transfer (Cherkasova & Gardner, ATC "
         "2005: parent CPU charged per page exchanged; value assumed).",
@@ -272,8 +276,8 @@ class Vsp(_Model):
 class Driver(_Model):
     """The parent's physical device driver."""
 
-    request_cost: TimeDist = Field("1.5us", description="Driver CPU per request. Assumed.")
-    interrupt_cost: TimeDist = Field(
+    request_cost: TimeDist = _field("1.5us", description="Driver CPU per request. Assumed.")
+    interrupt_cost: TimeDist = _field(
         "1.5us", description="Driver ISR/DPC CPU per completion. Assumed."
     )
 
@@ -281,19 +285,19 @@ class Driver(_Model):
 class Vmbus(_Model):
     """VMBus channels between each routed child and the parent."""
 
-    ring_size: Size = Field(
+    ring_size: Size = _field(
         "512KiB",
         description="Ring buffer per direction. Linux hv_netvsc: 128 × 4 KiB pages (read).",
     )
-    descriptor_size: Size = Field(
+    descriptor_size: Size = _field(
         "64B", description="Ring bytes per request descriptor (header + message). Assumed."
     )
-    page_entry_size: Size = Field(
+    page_entry_size: Size = _field(
         "16B",
         description="Ring bytes per page in a page list (length, offset, PFN). Linux "
         "vmbus_channel_packet_page_buffer (derived).",
     )
-    copy_threshold: Size = Field(
+    copy_threshold: Size = _field(
         "6144B",
         description="Payloads up to this size are copied through the send buffer; larger "
         "ones are described by page lists. Linux hyperv_net.h send section (read).",
@@ -303,10 +307,10 @@ class Vmbus(_Model):
 class Parent(_Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
 
-    vcpus: int = Field(4, ge=1, le=1024)
-    vsp: Vsp = {}  # type: ignore[assignment]
-    driver: Driver = {}  # type: ignore[assignment]
-    vmbus: Vmbus = {}  # type: ignore[assignment]
+    vcpus: int = _field(4, ge=1, le=1024)
+    vsp: Vsp = _field({})
+    driver: Driver = _field({})
+    vmbus: Vmbus = _field({})
 
 
 # ---------------------------------------------------------------------------------------
@@ -317,17 +321,17 @@ class Nic(_Model):
 
     name: Name
     type: Literal["nic"]
-    line_rate: Bitrate = Field("25Gbps")
-    mtu: Size = Field("1500B", description="Payload bytes per frame (segmentation).")
-    frame_overhead: Size = Field(
+    line_rate: Bitrate = _field("25Gbps")
+    mtu: Size = _field("1500B", description="Payload bytes per frame (segmentation).")
+    frame_overhead: Size = _field(
         "78B",
         description="Wire bytes per frame beyond payload: preamble+SFD 8, Ethernet header "
         "14, FCS 4, inter-frame gap 12 (IEEE 802.3), IPv4 20 + TCP 20 headers (derived).",
     )
-    latency: TimeDist = Field(
+    latency: TimeDist = _field(
         "2us", description="Descriptor fetch, DMA and pipeline per request. Assumed."
     )
-    vfs: int = Field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
+    vfs: int = _field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -339,20 +343,19 @@ class Nvme(_Model):
 
     name: Name
     type: Literal["nvme"]
-    channels: int = Field(8, ge=1, le=4096, description="Commands served in parallel.")
-    read: TimeDist = Field(
+    channels: int = _field(8, ge=1, le=4096, description="Commands served in parallel.")
+    read: TimeDist = _field(
         {"dist": "gamma", "mean": "80us", "cv": 0.5},
         description="Media service time of a read, before transfer. Assumed (TLC NAND).",
     )
-    write: TimeDist = Field(
+    write: TimeDist = _field(
         {"dist": "gamma", "mean": "20us", "cv": 0.5},
-        description="Service time of a write (to the drive's cache), before transfer. "
-        "Assumed.",
+        description="Service time of a write (to the drive's cache), before transfer. Assumed.",
     )
-    bandwidth: Bitrate = Field(
+    bandwidth: Bitrate = _field(
         "3.2GB/s", description="Total transfer rate; each channel moves bandwidth/channels."
     )
-    vfs: int = Field(16, ge=0, le=4096, description="SR-IOV virtual functions.")
+    vfs: int = _field(16, ge=0, le=4096, description="SR-IOV virtual functions.")
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -379,8 +382,10 @@ def _op_mix(value: Any) -> Any:
         for k, w in value.items():
             if not isinstance(k, str):
                 raise ValueError(f"op names must be strings, got {k!r}")
-            if isinstance(w, bool) or not isinstance(w, int | float) or not (
-                math.isfinite(w) and w > 0
+            if (
+                isinstance(w, bool)
+                or not isinstance(w, int | float)
+                or not (math.isfinite(w) and w > 0)
             ):
                 raise ValueError(f"weight of op '{k}' must be a positive number, got {w!r}")
             out[k] = float(w)
@@ -393,21 +398,21 @@ def _op_mix(value: Any) -> Any:
 class Stream(_Model):
     """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
 
-    op: Annotated[dict[str, float], BeforeValidator(_op_mix)] = Field(
+    op: Annotated[dict[str, float], BeforeValidator(_op_mix)] = _field(
         description="An op name (read, write for NVMe; send for a NIC) or a mix "
         "{read: 0.7, write: 0.3}.",
         json_schema_extra={"type": ["string", "object"]},
     )
-    size: SizeDist = Field("4KiB", description="Request size: a size or a distribution.")
-    arrival: Literal["poisson", "deterministic"] = Field(
+    size: SizeDist = _field("4KiB", description="Request size: a size or a distribution.")
+    arrival: Literal["poisson", "deterministic"] = _field(
         "poisson", description="Open-loop arrival process (with rate)."
     )
-    rate: Rate | None = Field(None, description="Open loop: requests per second.")
-    outstanding: int | None = Field(
+    rate: Rate | None = _field(None, description="Open loop: requests per second.")
+    outstanding: int | None = _field(
         None, ge=1, le=100_000, description="Closed loop: requests kept in flight."
     )
-    think: TimeDist = Field("0us", description="Closed loop: think time between requests.")
-    vcpu: int | None = Field(
+    think: TimeDist = _field("0us", description="Closed loop: think time between requests.")
+    vcpu: int | None = _field(
         None, ge=0, description="Issuing vCPU; default: round robin over the child's vCPUs."
     )
 
@@ -427,8 +432,8 @@ class Stream(_Model):
 class Guest(_Model):
     """The child's own I/O driver costs (VSC on the routed path, VF driver on direct)."""
 
-    submit_cost: TimeDist = Field("2us", description="Guest driver CPU per request. Assumed.")
-    complete_cost: TimeDist = Field(
+    submit_cost: TimeDist = _field("2us", description="Guest driver CPU per request. Assumed.")
+    complete_cost: TimeDist = _field(
         "2us", description="Guest CPU per completion (interrupt handler). Assumed."
     )
 
@@ -437,8 +442,8 @@ class Child(_Model):
     """A child partition (or ``count`` identical ones, named NAME-1 … NAME-count)."""
 
     name: Name
-    count: int = Field(1, ge=1, le=4096)
-    vcpus: int = Field(2, ge=1, le=1024)
+    count: int = _field(1, ge=1, le=4096)
+    vcpus: int = _field(2, ge=1, le=1024)
     io_path: Annotated[
         IoPath,
         _not_yet(
@@ -447,25 +452,23 @@ class Child(_Model):
         ),
     ]
     device: Name
-    vf: int | None = Field(
+    vf: int | None = _field(
         None, ge=0, description="VF index to assign (direct); default: the next free VF."
     )
-    irq_vcpu: int | None = Field(
+    irq_vcpu: int | None = _field(
         None, ge=0, description="vCPU that takes completions; default: the issuing vCPU."
     )
-    guest: Guest = {}  # type: ignore[assignment]
-    streams: list[Stream] = Field(min_length=1)
+    guest: Guest = _field({})
+    streams: list[Stream] = _field(min_length=1)
 
 
 class Run(_Model):
     """Run settings."""
 
-    duration: Time = Field("1s", description="Simulated time per replication.")
-    warmup: Time = Field(
-        "100ms", description="Requests submitted before this are not counted."
-    )
-    seed: int = Field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
-    replications: int = Field(1, ge=1, le=1000)
+    duration: Time = _field("1s", description="Simulated time per replication.")
+    warmup: Time = _field("100ms", description="Requests submitted before this are not counted.")
+    seed: int = _field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
+    replications: int = _field(1, ge=1, le=1000)
 
 
 class Scenario(_Model):
@@ -473,11 +476,11 @@ class Scenario(_Model):
 
     name: Name
     description: str = ""
-    host: Host = {}  # type: ignore[assignment]
-    parent: Parent = {}  # type: ignore[assignment]
-    devices: list[Device] = Field(min_length=1)
-    children: list[Child] = Field(min_length=1)
-    run: Run = {}  # type: ignore[assignment]
+    host: Host = _field({})
+    parent: Parent = _field({})
+    devices: list[Device] = _field(min_length=1)
+    children: list[Child] = _field(min_length=1)
+    run: Run = _field({})
 
     def device(self, name: str) -> Nic | Nvme:
         """The device called ``name``."""
@@ -661,14 +664,24 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (
                     ("children", i, "vf"),
                     f"VF {c.vf} does not exist: device '{dev.name}' has {dev.vfs} VFs "
-                    f"(0..{dev.vfs - 1})" if dev.vfs else f"device '{dev.name}' has no VFs",
+                    f"(0..{dev.vfs - 1})"
+                    if dev.vfs
+                    else f"device '{dev.name}' has no VFs",
                 )
             if (dev.name, c.vf) in used_vfs:
                 other = used_vfs[(dev.name, c.vf)]
-                return ("children", i, "vf"), f"VF {c.vf} of '{dev.name}' already assigned to '{other}'"
+                return (
+                    "children",
+                    i,
+                    "vf",
+                ), f"VF {c.vf} of '{dev.name}' already assigned to '{other}'"
             used_vfs[(dev.name, c.vf)] = c.name
         if c.irq_vcpu is not None and c.irq_vcpu >= c.vcpus:
-            return ("children", i, "irq_vcpu"), f"vCPU {c.irq_vcpu} does not exist ({c.vcpus} vCPUs)"
+            return (
+                "children",
+                i,
+                "irq_vcpu",
+            ), f"vCPU {c.irq_vcpu} does not exist ({c.vcpus} vCPUs)"
         for j, s in enumerate(c.streams):
             for op in s.op:
                 if op not in dev.ops:
@@ -678,7 +691,13 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                         f"(use {', '.join(dev.ops)})",
                     )
             if s.vcpu is not None and s.vcpu >= c.vcpus:
-                return ("children", i, "streams", j, "vcpu"), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
+                return (
+                    "children",
+                    i,
+                    "streams",
+                    j,
+                    "vcpu",
+                ), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
     # names after count expansion (web ×3 → web-1 … web-3) must be unique too
     seen: set[str] = set()
     for i, c in enumerate(scn.children):
@@ -767,7 +786,9 @@ def _unwrap(annotation: Any, node: Any) -> Any:
         for a in args:
             if isinstance(a, type) and issubclass(a, BaseModel):
                 tag = a.model_fields.get("type")
-                if tag is None or (isinstance(node, dict) and node.get("type") in typing.get_args(tag.annotation)):
+                if tag is None or (
+                    isinstance(node, dict) and node.get("type") in typing.get_args(tag.annotation)
+                ):
                     return a
         return None
     return annotation
@@ -802,8 +823,10 @@ def _translate(
         msg = msg[len("Value error, ") :]
     elif msg.startswith("Input should be"):
         msg = "must be" + msg[len("Input should be") :]
-    if kind not in ("missing", "extra_forbidden") and "input" in err and not isinstance(
-        err["input"], dict | list
+    if (
+        kind not in ("missing", "extra_forbidden")
+        and "input" in err
+        and not isinstance(err["input"], dict | list)
     ):
         shown = repr(err["input"])
         if len(shown) <= 40 and shown not in msg:
@@ -861,7 +884,9 @@ def apply_override(data: dict[str, Any], path: str, value: Any, source: str) -> 
             raise ScenarioError(source, path, "an index [..] must follow a list")
         if isinstance(tok, int):
             if tok >= len(node):
-                raise ScenarioError(source, path, f"index {tok} is past the end ({len(node)} items)")
+                raise ScenarioError(
+                    source, path, f"index {tok} is past the end ({len(node)} items)"
+                )
             idx = tok
         else:
             name = tok[5:]

@@ -34,12 +34,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 __all__ = [
     "UnitError",
+    "exact_bitrate",
+    "exact_frequency",
+    "exact_rate",
+    "exact_size",
+    "exact_time",
     "format_bitrate",
     "format_rate",
     "format_size",
@@ -358,3 +364,49 @@ def format_bitrate(bps: float) -> str:
 def format_rate(per_s: float) -> str:
     """Format events per second, e.g. 20000 -> '20.0k/s'."""
     return _format(per_s, _RATE_FORMAT, zero="/s", sep="")
+
+
+# -- exact forms, for files that must load back to the same value -----------------------
+def _exact(value: float, units_: Sequence[tuple[float, str]], parse: Any) -> str:
+    """The shortest ``number+unit`` string that parses back to exactly ``value``."""
+    best = f"{value!r}{units_[0][1]}"
+    for factor, unit in units_:
+        scaled = value / factor
+        text = f"{int(scaled)}{unit}" if scaled.is_integer() else f"{scaled!r}{unit}"
+        if len(text) < len(best) and parse(text) == value:
+            best = text
+    return best
+
+
+def exact_time(us: float) -> str:
+    """``us`` as a time string that parses back exactly, e.g. 30000.0 → ``"30ms"``."""
+    return _exact(float(us), ((1.0, "us"), (1e-3, "ns"), (1e3, "ms"), (1e6, "s")), parse_time)
+
+
+def exact_size(nbytes: int) -> str:
+    """``nbytes`` as a size string that parses back exactly, e.g. 4096 → ``"4KiB"``."""
+    return _exact(
+        float(nbytes),
+        ((1.0, "B"), (1024.0, "KiB"), (1024.0**2, "MiB"), (1024.0**3, "GiB"), (1e3, "KB"),
+         (1e6, "MB"), (1e9, "GB")),  # fmt: skip
+        lambda s: float(parse_size(s)),
+    )
+
+
+def exact_bitrate(bps: float) -> str:
+    """``bps`` as a bit-rate string that parses back exactly, e.g. 2.5e10 → ``"25Gbps"``."""
+    return _exact(
+        float(bps), ((1.0, "bps"), (1e3, "Kbps"), (1e6, "Mbps"), (1e9, "Gbps")), parse_bitrate
+    )
+
+
+def exact_frequency(hz: float) -> str:
+    """``hz`` as a frequency string that parses back exactly, e.g. 2.5e9 → ``"2.5GHz"``."""
+    return _exact(
+        float(hz), ((1.0, "Hz"), (1e3, "kHz"), (1e6, "MHz"), (1e9, "GHz")), parse_frequency
+    )
+
+
+def exact_rate(per_s: float) -> str:
+    """``per_s`` as a rate string that parses back exactly, e.g. 20000.0 → ``"20k/s"``."""
+    return _exact(float(per_s), ((1.0, "/s"), (1e3, "k/s"), (1e6, "M/s")), parse_rate)

@@ -49,7 +49,7 @@ from scipy import stats as _st
 
 from sim.experiment import tabulate
 from sim.model import simulate
-from sim.scenario import Scenario, ScenarioError, compose, from_dict
+from sim.scenario import Nvme, Scenario, ScenarioError, compose, from_dict
 
 CASES_GLOB = "scenarios/validation/*.yaml"
 CONFIDENCE = 0.999
@@ -99,7 +99,10 @@ def _mmc(scn: Scenario, _q: float) -> float:
 def _tandem(scn: Scenario, _q: float) -> float:
     lam, es, _, _ = _device_parts(scn)
     g = scn.children[0].guest
-    return sum(1.0 / (1.0 / m - lam) for m in (g.submit_cost.mean, es, g.complete_cost.mean))
+    means = (g.submit_cost.mean, es, g.complete_cost.mean)
+    if min(means) <= 0:
+        raise ValueError("tandem needs positive guest submit and complete costs")
+    return sum(1.0 / (1.0 / m - lam) for m in means)
 
 
 def _utilization(scn: Scenario, _q: float) -> float:
@@ -128,7 +131,8 @@ def _measure(scn: Scenario, theory: str, metric: str, replication: int) -> tuple
     if theory == "little":
         req = res.requests[res.requests["in_window"]]
         row = res.resources[res.resources["resource"] == dev].iloc[0]
-        channels = scn.device(dev).channels if scn.device(dev).type == "nvme" else 1
+        spec = scn.device(dev)
+        channels = spec.channels if isinstance(spec, Nvme) else 1
         in_device = float(row["utilization"]) * channels + float(row["mean_level"])
         window_s = (scn.run.duration - scn.run.warmup) / 1e6
         lam = len(req) / window_s / 1e6
@@ -149,15 +153,17 @@ def run_case(spec: dict[str, Any], file: str, replications: int | None = None) -
     if theory not in ("little", "utilization") and metric not in METRICS:
         raise ScenarioError(file, "metric", f"must be one of {', '.join(METRICS)}")
     scn = from_dict(spec.get("scenario"), source=file)
+    if theory in THEORIES:
+        try:  # the case's theory must apply to its scenario before anything runs
+            THEORIES[theory](scn, float(spec.get("quantile", 0.99)))
+        except (ValueError, ZeroDivisionError, AssertionError) as exc:
+            raise ScenarioError(file, "theory", f"{theory} does not apply: {exc}") from None
     reps = int(replications or spec.get("replications", 10))
     q = float(spec.get("quantile", 0.99))
     bias = float(spec.get("bias", 0.01))
     sims, exps = zip(*(_measure(scn, theory, metric, r) for r in range(reps)), strict=True)
     x = np.asarray(sims)
-    if theory == "little":
-        expected = float(np.mean(exps))
-    else:
-        expected = THEORIES[theory](scn, q)
+    expected = float(np.mean(exps)) if theory == "little" else THEORIES[theory](scn, q)
     simulated = float(x.mean())
     se = float(x.std(ddof=1) / math.sqrt(reps)) if reps > 1 else math.inf
     half = float(_st.t.ppf(0.5 + CONFIDENCE / 2, reps - 1)) * se if reps > 1 else math.inf
@@ -165,9 +171,9 @@ def run_case(spec: dict[str, Any], file: str, replications: int | None = None) -
     return {
         "case": spec.get("case", Path(file).stem),
         "theory": theory,
-        "metric": "L (requests in device)" if theory == "little" else (
-            "utilization" if theory == "utilization" else metric
-        ),
+        "metric": "L (requests in device)"
+        if theory == "little"
+        else ("utilization" if theory == "utilization" else metric),
         "expected": expected,
         "simulated": simulated,
         "ci": 1.96 * se if reps > 1 else math.nan,

@@ -38,11 +38,22 @@ from sim.metrics import Level
 class Ring:
     """One direction of a channel."""
 
-    __slots__ = ("capacity", "env", "full_events", "level", "name", "pending", "used", "waiters")
+    __slots__ = (
+        "capacity",
+        "env",
+        "full_events",
+        "level",
+        "name",
+        "pending",
+        "signal_counter",
+        "used",
+        "waiters",
+    )
 
-    def __init__(self, env: SimEnv, name: str, capacity: int) -> None:
+    def __init__(self, env: SimEnv, name: str, capacity: int, signal_counter: str) -> None:
         self.env = env
         self.name = name
+        self.signal_counter = signal_counter
         self.capacity = capacity
         self.used = 0
         self.pending = 0
@@ -98,8 +109,8 @@ class Channel:
         page_size: int = 4096,
     ) -> None:
         self.name = name
-        self.outbound = Ring(env, f"{name}.out", ring_size)
-        self.inbound = Ring(env, f"{name}.in", ring_size)
+        self.outbound = Ring(env, f"{name}.out", ring_size, "signals.to_parent")
+        self.inbound = Ring(env, f"{name}.in", ring_size, "signals.to_child")
         self._descriptor = descriptor
         self._page_entry = page_entry
         self.copy_threshold = copy_threshold

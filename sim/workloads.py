@@ -111,7 +111,9 @@ class Stream:
             self._vcpus: Callable[[], VCpu] = itertools.repeat(child.vcpus[spec.vcpu]).__next__
         else:
             self._vcpus = itertools.cycle(child.vcpus).__next__
-        self._irq_vcpu = child.vcpus[child.spec.irq_vcpu] if child.spec.irq_vcpu is not None else None
+        self._irq_vcpu = (
+            child.vcpus[child.spec.irq_vcpu] if child.spec.irq_vcpu is not None else None
+        )
         self._ids = itertools.count()
         self.done: list[Record] = []
         self.live: dict[int, Request] = {}
