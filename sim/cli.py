@@ -33,7 +33,7 @@ class InputError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INPUT, f"error: {message} (see hvsim {self.prog.split()[-1]} --help)\n")
+        self.exit(EXIT_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:

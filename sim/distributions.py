@@ -40,9 +40,9 @@ BLOCK = 1024
 _KINDS = ("constant", "exponential", "gamma", "lognormal", "uniform", "empirical", "scipy")
 
 
-def _parser(kind: Kind) -> Callable[[Any], float]:
+def _parser(kind: Kind, clock_ghz: float | None = None) -> Callable[[Any], float]:
     if kind == "time":
-        return units.parse_time
+        return lambda v: units.parse_time(v, clock_ghz=clock_ghz)
     return lambda v: float(units.parse_size(v))
 
 
@@ -186,7 +186,9 @@ class Sampler:
         self._rng = rng
         self._block: list[float] = []
         self._i = 0
-        self.constant: float | None = dist.mean if dist.is_constant else None
+        self.constant: float | None = None
+        if dist.is_constant:  # same value and rounding as draw() would give
+            self.constant = float(dist.draw(rng, 1)[0]) if dist.kind == "size" else dist.mean
 
     def __call__(self) -> float:
         """The next draw."""
@@ -220,11 +222,13 @@ def _positive(name: str, value: Any) -> float:
     return x
 
 
-def parse(raw: Any, kind: Kind) -> Distribution:
-    """Build a :class:`Distribution` from its scenario form; ``ValueError`` if invalid."""
+def parse(raw: Any, kind: Kind, clock_ghz: float | None = None) -> Distribution:
+    """Build a :class:`Distribution` from its scenario form; ``ValueError`` if invalid.
+
+    ``clock_ghz`` converts times given in cycles."""
     if isinstance(raw, Distribution):
         return raw
-    conv = _parser(kind)
+    conv = _parser(kind, clock_ghz)
     if not isinstance(raw, Mapping):
         return constant(conv(raw), kind)
     spec = dict(raw)
@@ -292,17 +296,27 @@ def _parse_scipy(spec: Mapping[str, Any], conv: Callable[[Any], float]) -> dict[
     sparams = spec.get("params", {})
     if not isinstance(sparams, Mapping) or not all(isinstance(k, str) for k in sparams):
         raise ValueError("scipy 'params' must be a mapping of parameter names to numbers")
+    allowed = [p.strip() for p in (obj.shapes or "").split(",") if p.strip()] + ["loc"]
+    for k in sparams:
+        if k == "scale":
+            raise ValueError("give 'scale' beside 'params', with a unit (e.g. scale: 20us)")
+        if k not in allowed:
+            raise ValueError(
+                f"scipy.stats.{sname} has no parameter '{k}' (it takes {', '.join(allowed)})"
+            )
     clean = {}
     for k, v in sparams.items():
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ValueError(f"scipy parameter '{k}' must be a finite number")
         clean[k] = float(v)
-    scale = conv(spec.get("scale", 1))
+    scale = conv(spec["scale"]) if "scale" in spec else 1.0
     try:
         frozen = obj(**clean)
         mean, var = float(frozen.mean()), float(frozen.var())
     except (TypeError, ValueError) as exc:
         raise ValueError(f"scipy.stats.{sname}: {exc}") from None
+    if math.isnan(mean) or math.isnan(var):
+        raise ValueError(f"scipy.stats.{sname}: parameters {clean} are outside its domain")
     if not (math.isfinite(mean) and math.isfinite(var)) or mean < 0:
         raise ValueError(f"scipy.stats.{sname} with {clean} has no finite non-negative mean")
     if float(frozen.support()[0]) < 0:

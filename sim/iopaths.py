@@ -14,8 +14,9 @@ added to exactly one component (:mod:`sim.metrics`).
        first takes the interrupt (exits unless posted). VSP cost, payload transfer (copy
        or page list), physical driver cost: ``parent_cpu``.
     3. Device, through the physical function.
-    4. Completion interrupt to the same parent vCPU: driver ISR/DPC and VSP completion
-       cost; the completion goes into the inbound ring, with a signal (hypercall exit on
+    4. Completion interrupt to the same parent vCPU (waiting behind its other work is
+       ``parent_queue``): driver ISR/DPC and VSP completion cost; the completion goes
+       into the inbound ring, with a signal (hypercall exit on
        the parent) when the ring was empty.
     5. The child's completing vCPU takes it out of the ring (``ring_wait``), takes the
        interrupt when one was signalled, and runs the VSC completion cost.
@@ -49,12 +50,13 @@ from sim.hypervisor import Hypervisor, VCpu
 from sim.iommu import Iommu
 from sim.metrics import (
     GUEST_CPU,
+    GUEST_QUEUE,
     INTERRUPT,
     IOMMU,
     PARENT_CPU,
+    PARENT_QUEUE,
     RING_WAIT,
     SCHED_WAIT,
-    VCPU_QUEUE,
 )
 from sim.partitions import ChildPartition, ParentPartition
 from sim.vmbus import Channel, Ring
@@ -74,10 +76,11 @@ class Path(Protocol):
 
 
 def _into_ring(
-    env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int, hypercall: float
+    env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int, hypercall: float, queue: int
 ) -> Generator[simpy.Event, Any, bool]:
     """Called while holding ``v``: put an entry into ``ring``, signal on empty → non-empty,
-    and release ``v``. Returns whether a signal was sent."""
+    and release ``v``. Returns whether a signal was sent. ``queue`` is the component that
+    waiting for ``v`` again (after a full ring) is charged to."""
     c = req.c
     signal = ring.try_put(nbytes)
     if signal is not None:
@@ -102,7 +105,7 @@ def _into_ring(
         v.charge("exit", hypercall)
         v.release()
         c[SCHED_WAIT] += sched + debt
-        c[VCPU_QUEUE] += queued
+        c[queue] += queued
         c[INTERRUPT] += hypercall
     return signal
 
@@ -144,12 +147,12 @@ class RoutedPath:
         yield timeout(cost + debt)
         v.charge("vsc", cost)
         c[SCHED_WAIT] += sched + debt
-        c[VCPU_QUEUE] += queued
+        c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
         out = ch.outbound
         pages = ch.pages(req.size)
         nbytes = ch.entry_bytes(req.size)
-        signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall)
+        signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
         # 2. the parent's VSP takes it out of the ring; VSP and physical driver
         pv = self.parent_vcpu
@@ -183,11 +186,13 @@ class RoutedPath:
         pv.charge("driver", drv)
         pv.charge("vsp", vsp)
         c[SCHED_WAIT] += sched + debt
-        c[VCPU_QUEUE] += queued
+        c[PARENT_QUEUE] += queued
         c[INTERRUPT] += irq
         c[PARENT_CPU] += drv + vsp
         inbound = ch.inbound
-        signalled = yield from _into_ring(env, req, pv, inbound, nbytes, self.hypercall)
+        signalled = yield from _into_ring(
+            env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
+        )
 
         # 5. the child's VSC takes the completion out of the inbound ring
         v = req.done_vcpu
@@ -242,7 +247,7 @@ class AssignedPath:
         v.charge("guest", cost + map_cost)
         v.release()
         c[SCHED_WAIT] += sched + debt
-        c[VCPU_QUEUE] += queued
+        c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
         c[IOMMU] += map_cost
 
@@ -266,7 +271,7 @@ class AssignedPath:
         v.charge("guest", cost + unmap)
         v.release()
         c[SCHED_WAIT] += sched + debt
-        c[VCPU_QUEUE] += queued
+        c[GUEST_QUEUE] += queued
         c[INTERRUPT] += irq
         c[GUEST_CPU] += cost
         c[IOMMU] += unmap

@@ -12,10 +12,12 @@ latency exactly:
 ``guest_cpu``       CPU on the child's vCPU (guest driver / VSC).
 ``sched_wait``      waiting for a vCPU to be given a logical processor, and the world
                     switch when it is.
-``vcpu_queue``      waiting behind other work on a vCPU that is running.
+``guest_queue``     waiting behind other work on the child's own vCPU while it runs.
 ``ring_wait``       waiting in a VMBus ring: for space when it is full, and for the other
                     side to take the entry out.
 ``parent_cpu``      CPU on the parent's vCPU (VSP and physical driver).
+``parent_queue``    waiting behind other work on the parent's vCPU while it runs (outside
+                    a ring: completion processing): where routed children meet.
 ``iommu``           DMA translation misses and per-request map/unmap (strict mode).
 ``device_queue``    waiting for the device (port or channel).
 ``device_service``  the device's own service time.
@@ -27,9 +29,10 @@ from __future__ import annotations
 COMPONENTS: tuple[str, ...] = (
     "guest_cpu",
     "sched_wait",
-    "vcpu_queue",
+    "guest_queue",
     "ring_wait",
     "parent_cpu",
+    "parent_queue",
     "iommu",
     "device_queue",
     "device_service",
@@ -38,9 +41,10 @@ COMPONENTS: tuple[str, ...] = (
 (
     GUEST_CPU,
     SCHED_WAIT,
-    VCPU_QUEUE,
+    GUEST_QUEUE,
     RING_WAIT,
     PARENT_CPU,
+    PARENT_QUEUE,
     IOMMU,
     DEVICE_QUEUE,
     DEVICE_SERVICE,

@@ -208,7 +208,10 @@ class Host:
             cores=scn.host.cores,
             streams=streams,
             cpu=cpu,
-            counters={**env.counters, **({"vf_fallbacks": self.fallbacks} if self.fallbacks else {})},
+            counters={
+                **env.counters,
+                **({"vf_fallbacks": self.fallbacks} if self.fallbacks else {}),
+            },
             resources=resources,
             wall_s=wall_s,
         )

@@ -23,7 +23,7 @@ import difflib
 import math
 import re
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -83,10 +83,9 @@ def _ser(exact: Any) -> Any:
 
 def _dist(kind: distributions.Kind) -> Any:
     def check(value: Any, info: ValidationInfo) -> Distribution:
-        if kind == "time" and not isinstance(value, Mapping | Distribution):
-            return distributions.constant(_time(value, info), "time")
+        clock = (info.context or {}).get("clock_ghz", DEFAULT_CLOCK_GHZ)
         try:
-            return distributions.parse(value, kind)
+            return distributions.parse(value, kind, clock_ghz=clock)
         except units.UnitError as exc:
             raise ValueError(str(exc)) from None
 
@@ -164,7 +163,9 @@ def _field(*args: Any, **kwargs: Any) -> Any:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # strict: YAML's `true` is not 1 core, 4.5 is not 4 vCPUs (values with units are parsed
+    # by their own validators before the type check)
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -407,7 +408,7 @@ class Stream(_Model):
     arrival: Literal["poisson", "deterministic"] = _field(
         "poisson", description="Open-loop arrival process (with rate)."
     )
-    rate: Rate | None = _field(None, description="Open loop: requests per second.")
+    rate: Rate | None = _field(None, gt=0, description="Open loop: requests per second.")
     outstanding: int | None = _field(
         None, ge=1, le=100_000, description="Closed loop: requests kept in flight."
     )
@@ -420,8 +421,6 @@ class Stream(_Model):
     def _one_loop(self) -> Stream:
         if (self.rate is None) == (self.outstanding is None):
             raise ValueError("give either 'rate' (open loop) or 'outstanding' (closed loop)")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("'rate' must be positive")
         return self
 
     @property
@@ -505,9 +504,8 @@ class Scenario(_Model):
     def replace(self, overrides: Mapping[str, Any], source: str = "--set") -> Scenario:
         """A copy with ``{field.path: value}`` overrides applied and validated again."""
         raw = self.to_dict()
-        for path, value in overrides.items():
-            apply_override(raw, path, value, source)
-        return from_dict(raw, source=source)
+        done = [apply_override(raw, path, value, source) for path, value in overrides.items()]
+        return from_dict(raw, source=source, overridden=done)
 
 
 # ---------------------------------------------------------------------------------------
@@ -525,16 +523,21 @@ def compose(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
         if node is None:
             raise ScenarioError(file, "", "file is empty")
         lines: dict[tuple[Any, ...], int] = {}
-        _index(node, (), lines, file, set())
+        duplicates: list[tuple[tuple[Any, ...], int]] = []
+        _index(node, (), lines, duplicates, set())
         data = loader.construct_document(node)
+        if duplicates:
+            dup_loc, dup_line = duplicates[0]
+            raise ScenarioError(file, _fmt_path(dup_loc, data), "duplicate key", dup_line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        problem = exc.problem or "invalid YAML"
+        problem = f"YAML: {exc.problem or 'invalid YAML'}"
         if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
             tag = problem.split("tag", 1)[1].strip().strip("'")
-            problem = f"YAML tag {tag} is not allowed (scenario files are plain data)"
-        raise ScenarioError(file, "", f"YAML: {problem}", line) from None
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            problem = f"YAML tag '{tag}' is not allowed (scenario files are plain data)"
+        raise ScenarioError(file, "", problem, line) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(file, "", f"YAML: {exc}".splitlines()[0]) from None
     finally:
@@ -546,7 +549,7 @@ def _index(
     node: yaml.Node,
     path: tuple[Any, ...],
     lines: dict[tuple[Any, ...], int],
-    file: str,
+    duplicates: list[tuple[tuple[Any, ...], int]],
     seen: set[int],
 ) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
@@ -558,15 +561,13 @@ def _index(
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else id(k)
             if key in keys:
-                raise ScenarioError(
-                    file, _fmt_path((*path, key), None), "duplicate key", k.start_mark.line + 1
-                )
+                duplicates.append(((*path, key), k.start_mark.line + 1))
             keys.add(key)
             lines[(*path, key)] = k.start_mark.line + 1
-            _index(v, (*path, key), lines, file, seen)
+            _index(v, (*path, key), lines, duplicates, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _index(v, (*path, i), lines, file, seen)
+            _index(v, (*path, i), lines, duplicates, seen)
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
@@ -602,27 +603,37 @@ def loads(
         raise ScenarioError(file, "", "a scenario must be a mapping (key: value) at the top", 1)
     if default_name and "name" not in data:
         data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", default_name)[:64] or "scenario"
-    for key, value in (overrides or {}).items():
-        apply_override(data, key, value, "--set")
-    return from_dict(data, source=file, lines=lines)
+    overridden = [apply_override(data, k, v, "--set") for k, v in (overrides or {}).items()]
+    return from_dict(data, source=file, lines=lines, overridden=overridden)
 
 
 def from_dict(
-    data: Any, source: str = "<dict>", lines: Mapping[tuple[Any, ...], int] | None = None
+    data: Any,
+    source: str = "<dict>",
+    lines: Mapping[tuple[Any, ...], int] | None = None,
+    overridden: Sequence[tuple[Any, ...]] = (),
 ) -> Scenario:
-    """Validate plain data (as read from YAML) into a :class:`Scenario`."""
+    """Validate plain data (as read from YAML) into a :class:`Scenario`.
+
+    ``lines`` maps locations to the source's line numbers; an error inside one of the
+    ``overridden`` locations is blamed on ``--set``, not on the file."""
     lines = lines or {}
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "a scenario must be a mapping (key: value)")
+
+    def error(loc: tuple[Any, ...], message: str) -> ScenarioError:
+        if any(loc[: len(o)] == o for o in overridden):
+            return ScenarioError("--set", _fmt_path(loc, data), message)
+        return ScenarioError(source, _fmt_path(loc, data), message, _line(lines, loc))
+
     clock = _clock_ghz(data)
     try:
         scn = Scenario.model_validate(data, context={"clock_ghz": clock})
     except pydantic.ValidationError as exc:
-        raise _translate(exc, data, source, lines) from None
+        raise error(*_translate(exc, data, lines)) from None
     problem = _cross_check(scn)
     if problem:
-        loc, message = problem
-        raise ScenarioError(source, _fmt_path(loc, data), message, _line(lines, loc))
+        raise error(*problem)
     return scn
 
 
@@ -795,8 +806,9 @@ def _unwrap(annotation: Any, node: Any) -> Any:
 
 
 def _translate(
-    exc: pydantic.ValidationError, data: Any, file: str, lines: Mapping[tuple[Any, ...], int]
-) -> ScenarioError:
+    exc: pydantic.ValidationError, data: Any, lines: Mapping[tuple[Any, ...], int]
+) -> tuple[tuple[Any, ...], str]:
+    """The first error in the file, as (location, message in plain words)."""
     errors = exc.errors(include_url=False)
 
     def key(e: Any) -> int:
@@ -814,6 +826,11 @@ def _translate(
             msg += f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
     elif kind == "missing":
         msg = "required key is missing"
+    elif kind == "string_pattern_mismatch":
+        msg = "a name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    elif kind == "too_short":
+        n = (err.get("ctx") or {}).get("min_length", 1)
+        msg = f"needs at least {n} item{'s' if n != 1 else ''}"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         msg = "'type' must be one of: nic, nvme"
         loc = (*loc, "type")
@@ -831,7 +848,7 @@ def _translate(
         shown = repr(err["input"])
         if len(shown) <= 40 and shown not in msg:
             msg += f" (got {shown})"
-    return ScenarioError(file, _fmt_path(loc, data), msg, _line(lines, loc))
+    return loc, msg
 
 
 # ---------------------------------------------------------------------------------------
@@ -852,8 +869,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return path.strip(), parsed
 
 
-def apply_override(data: dict[str, Any], path: str, value: Any, source: str) -> None:
-    """Set ``path`` (e.g. ``children[web].streams[0].rate``) in raw scenario data."""
+def apply_override(
+    data: dict[str, Any], path: str, value: Any, source: str
+) -> tuple[str | int, ...]:
+    """Set ``path`` (e.g. ``children[web].streams[0].rate``) in raw scenario data; returns
+    the location it resolved to (list items by index)."""
     tokens: list[str | int] = []
     pos = 0
     for m in _TOKEN.finditer(path):
@@ -868,11 +888,13 @@ def apply_override(data: dict[str, Any], path: str, value: Any, source: str) -> 
     if pos != len(path) or not tokens or not isinstance(tokens[0], str):
         raise ScenarioError(source, path, "not a field path such as children[web].vcpus")
     node: Any = data
+    loc: list[str | int] = []
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
         if isinstance(tok, str) and not tok.startswith("name="):
             if not isinstance(node, dict):
                 raise ScenarioError(source, path, f"'{tok}' is not inside a mapping")
+            loc.append(tok)
             if last:
                 node[tok] = value
             else:
@@ -894,10 +916,12 @@ def apply_override(data: dict[str, Any], path: str, value: Any, source: str) -> 
             if not found:
                 raise ScenarioError(source, path, f"no item named '{name}'")
             idx = found[0]
+        loc.append(idx)
         if last:
             node[idx] = value
         else:
             node = node[idx]
+    return tuple(loc)
 
 
 def json_schema() -> dict[str, Any]:

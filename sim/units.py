@@ -387,8 +387,15 @@ def exact_size(nbytes: int) -> str:
     """``nbytes`` as a size string that parses back exactly, e.g. 4096 → ``"4KiB"``."""
     return _exact(
         float(nbytes),
-        ((1.0, "B"), (1024.0, "KiB"), (1024.0**2, "MiB"), (1024.0**3, "GiB"), (1e3, "KB"),
-         (1e6, "MB"), (1e9, "GB")),  # fmt: skip
+        (
+            (1.0, "B"),
+            (1024.0, "KiB"),
+            (1024.0**2, "MiB"),
+            (1024.0**3, "GiB"),
+            (1e3, "KB"),
+            (1e6, "MB"),
+            (1e9, "GB"),
+        ),
         lambda s: float(parse_size(s)),
     )
 

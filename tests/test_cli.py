@@ -52,7 +52,8 @@ def test_summary_columns_and_confidence_intervals(baseline_run: tuple[Path, str]
             "p50_us", "p90_us", "p99_us", "p999_us"]  # fmt: skip
     assert set(need) <= set(s.columns)
     for m in ("throughput_rps", "mean_us", "p99_us"):
-        assert (s[f"{m}_ci_low"] <= s[m]).all() and (s[m] <= s[f"{m}_ci_high"]).all()
+        assert (s[f"{m}_ci_low"] <= s[m]).all()
+        assert (s[m] <= s[f"{m}_ci_high"]).all()
     assert list(s["partition"]) == ["web-routed", "web-direct", "db-routed", "db-direct"]
 
 
@@ -82,7 +83,8 @@ def test_resolved_scenario_and_meta(baseline_run: tuple[Path, str]) -> None:
     resolved = sim.load(out / "scenario.resolved.yaml")
     assert resolved.run.duration == 60_000.0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["seed"] == 42 and meta["replications"] == 2
+    assert meta["seed"] == 42
+    assert meta["replications"] == 2
     assert len(meta["replication_seeds"]) == 2
     assert {"hvsim", "simpy", "numpy", "python"} <= set(meta["versions"])
     assert meta["wall_s"] > 0
@@ -117,7 +119,8 @@ def test_rerun_replaces_result_and_refuses_foreign_directory(tmp_path: Path) -> 
     (foreign / "notes.txt").write_text("keep me")
     proc = hvsim("run", "scenarios/baseline.yaml", "--out", str(foreign), *SHORT)
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "not an hvsim result directory" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "not an hvsim result directory" in proc.stderr
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -127,7 +130,8 @@ def test_bad_override_writes_nothing(tmp_path: Path) -> None:
     proc = hvsim("run", "scenarios/baseline.yaml", "--out", str(out),
                  "--set", "children[web-routed].streams[0].rate=-5")  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: ")
+    assert proc.stderr.count("\n") == 1
     assert "children[web-routed].streams[0].rate" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
@@ -137,19 +141,22 @@ def test_validate_command_exit_status(tmp_path: Path) -> None:
     """hvsim validate prints the table; a failing case makes the status 1."""
     ok = hvsim("validate", "scenarios/validation/utilization.yaml", "--replications", "3")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "case" in ok.stdout and "pass" in ok.stdout
+    assert "case" in ok.stdout
+    assert "pass" in ok.stdout
     case = yaml.safe_load(Path("scenarios/validation/mm1-mean.yaml").read_text())
     case["theory"] = "mm1_p"  # the mean held against the p99 formula: must fail
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text(yaml.safe_dump(case))
     proc = hvsim("validate", str(wrong), "--replications", "3")
-    assert proc.returncode == 1 and "0 of 1 cases pass" in proc.stdout
+    assert proc.returncode == 1
+    assert "0 of 1 cases pass" in proc.stdout
     case["theory"] = "pk"  # an M/M/4 held against the single-server formula: refused
     case["scenario"]["devices"][0]["channels"] = 4
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(case))
     proc = hvsim("validate", str(bad), "--replications", "2")
-    assert proc.returncode == 2 and "single-channel" in proc.stderr
+    assert proc.returncode == 2
+    assert "single-channel" in proc.stderr
     assert proc.stderr.count("\n") == 1
 
 

@@ -222,16 +222,14 @@ def test_child_without_free_vf_falls_back_to_routed() -> None:
 def test_signal_only_on_empty_to_non_empty() -> None:
     """One request at a time signals both ways every time; heavy load batches signals."""
     one = small(
-        **{
-            "children": [
-                {
-                    "name": "r",
-                    "io_path": "routed",
-                    "device": "ssd",
-                    "streams": [{"op": "read", "outstanding": 1}],
-                }
-            ]
-        }
+        children=[
+            {
+                "name": "r",
+                "io_path": "routed",
+                "device": "ssd",
+                "streams": [{"op": "read", "outstanding": 1}],
+            }
+        ]
     )
     res = run(one)
     c = res.counters.set_index("counter")["count"]
