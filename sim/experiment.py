@@ -14,7 +14,10 @@ reproducible), then turns the records into tidy frames:
 ``cpu``        busy time per partition, vCPU and category over the measurement window,
                plus the host's idle time, so that the rows add up to LPs × window.
 ``counters``   exits by reason, interrupts, signals, ring-full events, preemptions,
-               fallbacks; ``resources``: device and ring utilisation and occupancy.
+               boosts, steals, cap parks, fallbacks; ``resources``: device and ring
+               utilisation and occupancy.
+``sched``      per vCPU: wake-ups, mean and largest wake-up delay (work arrived for a
+               blocked vCPU → it runs), dispatches, preemptions, boosts.
 
 :meth:`Result.save` writes the directory atomically: everything goes to a temporary
 directory that is renamed into place, so a run that fails leaves no half-written result.
@@ -61,6 +64,7 @@ class Result:
     cpu: pd.DataFrame
     counters: pd.DataFrame
     resources: pd.DataFrame
+    sched: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
@@ -77,6 +81,7 @@ class Result:
             self.cpu.to_csv(tmp / "cpu.csv", index=False)
             self.counters.to_csv(tmp / "counters.csv", index=False)
             self.resources.to_csv(tmp / "resources.csv", index=False)
+            self.sched.to_csv(tmp / "sched.csv", index=False)
             self.requests.to_parquet(tmp / "requests.parquet", index=False)
             with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
                 yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
@@ -131,6 +136,7 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         cpu=cpu_frame(runs),
         counters=_counters_frame(runs),
         resources=_resources_frame(runs),
+        sched=sched_frame(runs),
         meta=meta,
     )
 
@@ -153,7 +159,19 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
             df.insert(5, "device", s.device)
             df["state"] = ["completed"] * len(s.done) + ["in_flight"] * len(s.in_flight)
             parts.append(df)
-    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    if not parts:  # no I/O streams at all (CPU-only scenarios): typed empty table
+        parts.append(
+            pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
+                replication=0,
+                partition="",
+                stream=0,
+                requested_path="",
+                io_path="",
+                device="",
+                state="",
+            )
+        )
+    df = pd.concat(parts, ignore_index=True)
     for col in ("id", "size_bytes", "vcpu"):
         df[col] = df[col].astype("int64")
     df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
@@ -235,6 +253,22 @@ def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
         out["category"] == "idle", out["busy_us"] / (cores * window), out["busy_us"] / window
     )
     return out
+
+
+def sched_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Per vCPU: wake-ups and their delay, dispatches, preemptions, boosts (mean over
+    replications; the maximum wake-up delay is the largest of all)."""
+    cols = ["partition", "vcpu", "wakeups", "wake_total_us", "max_wakeup_us", "dispatches",
+            "preemptions", "boosts"]  # fmt: skip
+    df = pd.DataFrame([row for r in runs for row in r.sched], columns=cols)
+    n = max(len(runs), 1)
+    g = df.groupby(["partition", "vcpu"], sort=False)
+    out = g[["wakeups", "wake_total_us", "dispatches", "preemptions", "boosts"]].sum() / n
+    out["max_wakeup_us"] = g["max_wakeup_us"].max()
+    out["mean_wakeup_us"] = out["wake_total_us"] / out["wakeups"].where(out["wakeups"] > 0)
+    out = out.reset_index()
+    return out[["partition", "vcpu", "wakeups", "mean_wakeup_us", "max_wakeup_us",
+                "dispatches", "preemptions", "boosts"]]  # fmt: skip
 
 
 def _counters_frame(runs: Sequence[RunData]) -> pd.DataFrame:

@@ -2,117 +2,246 @@
 
 What it models
     The hypervisor schedules every vCPU, the parent's included, onto the host's logical
-    processors (LPs). A vCPU runs a FIFO of work items, each a CPU cost charged to a
-    category (``guest``, ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``). A vCPU
-    with no work blocks and gives its LP back; work for a blocked vCPU (an interrupt, a
-    signal, a new request) wakes it. The time between "work arrived" and "vCPU running"
-    is the **scheduling delay**; dispatching a blocked or preempted vCPU costs a world
-    switch (``host.costs.vcpu_dispatch``), charged as ``hypervisor`` time.
+    processors (LPs). A vCPU runs two kinds of work:
 
-Policy ``fair`` (this version)
-    One global FIFO run queue over all LPs. A woken vCPU takes a free LP at once, or waits
-    at the tail of the run queue. A running vCPU keeps its LP while it has work, until it
-    has run ``time_slice`` while others wait: then, at the end of its current work item,
-    it goes to the tail of the run queue and the head takes its LP (round robin).
-    Preemption happens at work-item boundaries only: items are µs long, slices ms long.
-    Weights, caps, BOOST, priorities and pinning (Xen credit, Hyper-V classic, minroot)
-    are not in this version; asking for them is an error at load.
+    * **work items** of the I/O paths (a FIFO of µs-long costs charged to ``guest``,
+      ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``); and
+    * **background load** (:class:`Background`, ``cpu_load`` in a scenario): CPU-bound
+      work charged to ``guest``, which runs whenever the vCPU has no work item, and which
+      work items (interrupt handlers, drivers) take the vCPU from at once.
 
-Interrupt delivery
-    With posted interrupts (APICv / AVIC) an interrupt enters the vCPU without an exit;
-    without, it costs an external-interrupt exit and an EOI exit on the target vCPU
-    (ELI, Gordon et al., ASPLOS 2012: two exits per interrupt). A blocked target is woken
-    either way and pays its scheduling delay.
+    A vCPU with neither blocks and gives its LP back. Work for a blocked vCPU (an
+    interrupt, a signal, a new burst) wakes it; the time until it runs is its **wake-up
+    delay**, and the time any work waits for its vCPU to be on an LP is the request's
+    ``sched_wait``. Dispatching a vCPU costs a world switch (``host.costs.vcpu_dispatch``,
+    charged as ``hypervisor`` time). Every µs of every LP is either charged to a vCPU and a
+    category or idle.
+
+Scheduler (Xen credit, sched/credit.c; Hyper-V classic)
+    Each LP has a run queue ordered by priority, BOOST > UNDER > OVER, FIFO within a
+    priority. Policies:
+
+    ``credit``  Every ``accounting_period`` the LPs' time is handed out as credit to the
+                partitions with work, in proportion to their ``weight`` (at most their
+                ``cap``), split evenly over their active vCPUs; credit is held within
+                ±``time_slice``. A running vCPU burns credit by the µs it runs. Credit ≥ 0
+                is UNDER, < 0 is OVER. A vCPU woken from blocked while UNDER is BOOSTed
+                (if ``boost``) until the next ``tick``. A waking vCPU preempts a running
+                one of lower priority, but never one that has run less than ``ratelimit``.
+                A partition with a ``cap`` is parked (none of its vCPUs runs) from the
+                moment it has used its cap of the period until the next period, idle LPs
+                or not.
+    ``fair``    No credit and no priorities: round robin with ``time_slice``.
+    ``pinned``  As ``fair``, on a fixed vCPU → LP map (``pin`` of every partition).
+
+    Under every policy a vCPU runs at most ``time_slice`` while another vCPU of equal or
+    higher priority waits for its LP; an LP that goes idle, or whose queue holds only
+    worse work, steals the best runnable vCPU from another LP's queue
+    (``load_balance``); a waking vCPU takes an idle LP if there is one. ``pin`` gives hard
+    affinity; ``root: pinned`` places parent vCPU i on LP i (Hyper-V root); ``minroot: N``
+    reserves LPs 0..N-1 for the parent and keeps children off them.
+
+Simplified
+    Work items are not preempted midway: a preemption takes effect at the end of the item
+    in progress (items are µs long, slices ms long); background load is preempted at once.
+    Credits are burned exactly (µs run), not sampled at ticks. There is no SMT/core
+    scheduling and no NUMA. Priorities of queued vCPUs change only at accounting.
 
 Speed (DESIGN §8)
-    The scheduler is a few lists and deques, not a SimPy resource per LP. Owning an
-    uncontended running vCPU costs no event at all; a request that must wait costs one
-    ``Event``; each item of work is one ``Timeout``.
+    No polling: the scheduler costs events only when something changes (a slice ending, a
+    tick or accounting period under ``credit``, a cap running out, a background burst
+    ending). Owning an uncontended running vCPU costs no event; a request that must wait
+    costs one ``Event``; each work item is one ``Timeout``.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import simpy
 
+from sim.distributions import Sampler
 from sim.env import SimEnv
+from sim.scenario import Host
 
-RUNNING, RUNNABLE, BLOCKED = 0, 1, 2
+BOOST, UNDER, OVER = 0, 1, 2
+PRIORITIES = ("boost", "under", "over")
+RUNNING, RUNNABLE, BLOCKED, PARKED = 0, 1, 2, 3
 
 Wait = Generator[simpy.Event, Any, tuple[float, float]]
 
 
+class Domain:
+    """A partition as the scheduler sees it: weight, cap, credit use in the period."""
+
+    __slots__ = ("allowance", "cap_gen", "name", "parked", "used", "vcpus", "weight")
+
+    def __init__(self, name: str, weight: int, allowance: float | None) -> None:
+        self.name = name
+        self.weight = weight
+        self.allowance = allowance  # µs of CPU per accounting period (cap), None = no cap
+        self.vcpus: list[VCpu] = []
+        self.used = 0.0
+        self.parked = False
+        self.cap_gen = 0
+
+
+class LogicalProcessor:
+    """One LP: the vCPU it runs and its run queue, one deque per priority."""
+
+    __slots__ = (
+        "busy_us",
+        "current",
+        "gen",
+        "idle",
+        "index",
+        "preempt",
+        "runq",
+        "since",
+        "timed",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.current: VCpu | None = None
+        self.runq: tuple[deque[VCpu], deque[VCpu], deque[VCpu]] = (deque(), deque(), deque())
+        self.gen = 0  # changes at every dispatch: stale timers see it and do nothing
+        self.preempt = False  # switch at the end of the current work item
+        self.timed = False  # a slice timer is armed for the current run
+        self.idle = True  # in the hypervisor's idle list
+        self.since = 0.0
+        self.busy_us = 0.0
+
+
+class Background:
+    """CPU-bound work of one vCPU: bursts of ``busy`` µs of CPU, ``idle`` µs apart."""
+
+    __slots__ = ("active", "busy", "gen", "idle", "remaining")
+
+    def __init__(self, busy: Sampler | None, idle: Sampler) -> None:
+        self.busy = busy
+        self.idle = idle
+        self.active = False
+        self.remaining = 0.0
+        self.gen = 0
+
+
 class VCpu:
-    """A virtual processor: a FIFO of work items that runs when it holds an LP."""
+    """A virtual processor."""
 
     __slots__ = (
         "_runnable_since",
+        "affinity",
+        "bg",
+        "bg_since",
+        "boosts",
+        "burn_mark",
         "busy",
         "busy_us",
+        "credit",
         "debt",
         "dispatch_cost",
         "dispatches",
+        "domain",
         "env",
         "hv",
         "index",
+        "last_lp",
         "lp",
         "name",
         "partition",
+        "period_used",
         "preemptions",
-        "slice_start",
+        "pri",
+        "run_start",
         "state",
         "unscheduled",
         "waiters",
+        "wake_max",
+        "wake_total",
+        "wakeups",
+        "woke_at",
     )
 
-    def __init__(self, hv: Hypervisor, partition: str, index: int, dispatch_cost: float) -> None:
+    def __init__(
+        self,
+        hv: Hypervisor,
+        domain: Domain,
+        index: int,
+        dispatch_cost: float,
+        affinity: frozenset[int] | None,
+    ) -> None:
         self.hv = hv
         self.env = hv.env
-        self.partition = partition
+        self.domain = domain
+        self.partition = domain.name
         self.index = index
-        self.name = f"{partition}.vcpu[{index}]"
+        self.name = f"{domain.name}.vcpu[{index}]"
         self.dispatch_cost = dispatch_cost
+        self.affinity = affinity
         self.state = BLOCKED
         self.busy = False
         self.waiters: deque[simpy.Event] = deque()
-        self.lp: int | None = None
-        self.slice_start = 0.0
+        self.lp: LogicalProcessor | None = None
+        self.last_lp = min(affinity) if affinity else 0
+        self.pri = UNDER
+        self.credit = 0.0
+        self.period_used = 0.0
+        self.burn_mark = 0.0
+        self.run_start = 0.0
+        self.bg: Background | None = None
+        self.bg_since: float | None = None
         self.unscheduled = 0.0
         self._runnable_since = 0.0
         self.debt = 0.0
         self.busy_us: dict[str, float] = {}
         self.dispatches = 0
         self.preemptions = 0
+        self.boosts = 0
+        self.woke_at: float | None = None
+        self.wakeups = 0
+        self.wake_total = 0.0
+        self.wake_max = 0.0
+
+    def has_work(self) -> bool:
+        """Whether the vCPU wants an LP."""
+        bg = self.bg
+        return self.busy or bool(self.waiters) or (bg is not None and bg.active)
 
     def acquire(self) -> Wait:
-        """Wait until this vCPU runs on an LP and is free for the caller.
+        """Wait until this vCPU runs on an LP and is free for the caller's work item.
 
         Returns ``(scheduling delay, queueing delay)``: the part of the wait during which
         the vCPU was not on an LP, and the part spent behind other work while it was.
-        The caller must :meth:`release` when its work is done.
+        A work item takes the vCPU from background load at once. The caller must
+        :meth:`release` when its work is done.
         """
         state = self.state
-        if state == RUNNING:
-            if not self.busy:
-                self.busy = True
-                return 0.0, 0.0
-        elif state == BLOCKED and self.hv.wake(self):
+        if state == RUNNING and not self.busy:
+            if self.bg_since is not None:
+                self.hv.stop_background(self)
             self.busy = True
             return 0.0, 0.0
         env = self.env
         ev = simpy.Event(env)
         t0 = env.now
-        u0 = self.unscheduled + (t0 - self._runnable_since if self.state == RUNNABLE else 0.0)
+        waiting = state in (RUNNABLE, PARKED)
+        u0 = self.unscheduled + (t0 - self._runnable_since if waiting else 0.0)
+        # queued before waking: a wake-up that preempts at once dispatches this item
         self.waiters.append(ev)
+        if state == BLOCKED and self.hv.wake(self):
+            self.waiters.pop()  # an idle LP took the vCPU: the item runs now
+            self.busy = True
+            return 0.0, 0.0
         yield ev
         sched = self.unscheduled - u0
         return sched, env.now - t0 - sched
 
     def take_debt(self) -> float:
-        """The world-switch time owed since the last dispatch (charged by the caller)."""
+        """The world-switch time owed since the last dispatch (the caller runs it)."""
         debt = self.debt
         if debt:
             self.debt = 0.0
@@ -124,49 +253,89 @@ class VCpu:
         self.busy_us[category] = self.busy_us.get(category, 0.0) + cost
 
     def release(self) -> None:
-        """Done with the vCPU: hand it to the next item, yield the LP, or block."""
-        if self.waiters:
-            hv = self.hv
-            if hv.runq and self.env.now - self.slice_start >= hv.time_slice:
-                hv.preempt(self)
-            else:
-                self.waiters.popleft().succeed()
+        """Done with the work item: next item, background, preemption or block."""
+        lp = self.lp
+        assert lp is not None
+        if lp.preempt:
+            self.busy = False
+            self.hv.switch(lp)
+        elif self.waiters:
+            self.waiters.popleft().succeed()
         else:
             self.busy = False
-            self.state = BLOCKED
-            self.hv.block(self)
+            bg = self.bg
+            if bg is not None and bg.active:
+                self.hv.start_background(self)
+            else:
+                self.hv.switch(lp)
 
 
 class Hypervisor:
-    """The host's LPs and the ``fair`` vCPU scheduler."""
+    """The host's LPs and the vCPU scheduler."""
 
-    def __init__(
-        self,
-        env: SimEnv,
-        cores: int,
-        time_slice: float,
-        posted: bool,
-        interrupt_exit: float,
-        eoi_exit: float,
-    ) -> None:
+    def __init__(self, env: SimEnv, host: Host) -> None:
         self.env = env
-        self.cores = cores
-        self.time_slice = time_slice
-        self.posted = posted
-        self.free: list[int] = list(range(cores - 1, -1, -1))
-        self.runq: deque[VCpu] = deque()
+        sch = host.scheduler
+        self.policy = sch.policy
+        self.credit = sch.policy == "credit"
+        self.boost = self.credit and sch.boost
+        self.time_slice = sch.time_slice
+        self.ratelimit = sch.ratelimit if self.credit else 0.0
+        self.tick = sch.tick
+        self.period = sch.accounting_period
+        self.load_balance = sch.load_balance and sch.policy != "pinned"
+        self.lps = [LogicalProcessor(i) for i in range(host.cores)]
+        self.idle: list[LogicalProcessor] = list(reversed(self.lps))
+        self.domains: list[Domain] = []
         self.vcpus: list[VCpu] = []
+        self.queued = [0, 0, 0]  # vCPUs in all run queues, by priority
+        self.posted = host.posted_interrupts
+        self.interrupt_exit = host.costs.interrupt_exit
+        self.eoi_exit = host.costs.eoi_exit
         # CPU time one interrupt costs the vCPU that takes it (0 when posted)
-        self.irq_cost = 0.0 if posted else interrupt_exit + eoi_exit
-        self.interrupt_exit = interrupt_exit
-        self.eoi_exit = eoi_exit
+        self.irq_cost = 0.0 if self.posted else self.interrupt_exit + self.eoi_exit
+        self._started = False
 
-    def vcpu(self, partition: str, index: int, dispatch_cost: float) -> VCpu:
-        """Create and register a vCPU."""
-        v = VCpu(self, partition, index, dispatch_cost)
+    # -- building -------------------------------------------------------------------------
+    def domain(self, name: str, weight: int, cap_percent: float) -> Domain:
+        """Register a partition; ``cap_percent`` of one LP, 0 for none."""
+        allowance = cap_percent / 100.0 * self.period if cap_percent > 0 and self.credit else None
+        d = Domain(name, weight, allowance)
+        self.domains.append(d)
+        return d
+
+    def vcpu(
+        self,
+        domain: Domain,
+        index: int,
+        dispatch_cost: float,
+        affinity: Sequence[int] | None = None,
+    ) -> VCpu:
+        """Create and register a vCPU (``affinity``: the LPs it may run on)."""
+        v = VCpu(self, domain, index, dispatch_cost, frozenset(affinity) if affinity else None)
+        domain.vcpus.append(v)
         self.vcpus.append(v)
         return v
 
+    def start(self) -> None:
+        """Start the credit scheduler's periodic work (tick, accounting)."""
+        if self.credit and not self._started:
+            self._started = True
+            self._every(self.tick, self._on_tick)
+            self._every(self.period, self._on_accounting)
+            self._on_accounting()
+
+    def _every(self, interval: float, fn: Callable[[], None]) -> None:
+        def fire(_ev: simpy.Event) -> None:
+            fn()
+            self.env.timeout(interval).callbacks.append(fire)
+
+        self.env.timeout(interval).callbacks.append(fire)
+
+    def _at(self, delay: float, fn: Callable[[], None]) -> None:
+        self.env.timeout(delay).callbacks.append(lambda _ev: fn())
+
+    # -- interrupts -----------------------------------------------------------------------
     def interrupt(self, v: VCpu) -> float:
         """Count one interrupt delivered to ``v``; its CPU cost there (exits)."""
         c = self.env.counters
@@ -176,52 +345,460 @@ class Hypervisor:
             c["exits.eoi"] += 1
         return self.irq_cost
 
-    # -- scheduler ------------------------------------------------------------------------
+    # -- waking and placing ---------------------------------------------------------------
     def wake(self, v: VCpu) -> bool:
-        """``v`` has work: dispatch it on a free LP (True) or queue it (False)."""
-        if self.free:
-            self._dispatch(v, self.free.pop())
+        """Blocked ``v`` has work: dispatch it on an idle LP (True) or queue it (False)."""
+        now = self.env.now
+        if v.domain.parked:
+            v.woke_at = now
+            v.state = PARKED
+            v._runnable_since = now
+            return False
+        if self.boost and v.pri == UNDER:
+            v.pri = BOOST
+            v.boosts += 1
+            self.env.counters["boosts"] += 1
+        lp = self._idle_lp(v) if self.idle else None
+        if lp is not None:
+            v.wakeups += 1  # a wake-up without delay
+            self._dispatch(v, lp)
             return True
-        v.state = RUNNABLE
-        v._runnable_since = self.env.now
-        self.runq.append(v)
+        v.woke_at = now
+        self._enqueue(v)
+        self._tickle(v)
         return False
 
-    def block(self, v: VCpu) -> None:
-        """``v`` ran out of work: its LP goes to the next runnable vCPU or idles."""
-        lp = v.lp
-        v.lp = None
-        assert lp is not None
-        self._next_on(lp)
+    def _allowed(self, v: VCpu, lp: LogicalProcessor) -> bool:
+        return v.affinity is None or lp.index in v.affinity
 
-    def preempt(self, v: VCpu) -> None:
-        """``v`` used its slice while others wait: round robin."""
-        lp = v.lp
-        assert lp is not None
-        v.lp = None
-        v.busy = False
-        v.state = RUNNABLE
-        v._runnable_since = self.env.now
-        v.preemptions += 1
-        self.env.counters["preemptions"] += 1
-        self.runq.append(v)
-        self._next_on(lp)
-
-    def _next_on(self, lp: int) -> None:
-        if self.runq:
-            nxt = self.runq.popleft()
-            self._dispatch(nxt, lp)
-            nxt.busy = True
-            nxt.waiters.popleft().succeed()
+    def _idle_lp(self, v: VCpu) -> LogicalProcessor | None:
+        """Take an idle LP for ``v`` off the idle list: its last one if possible."""
+        idle = self.idle
+        if not idle:
+            return None
+        last = self.lps[v.last_lp]
+        affinity = v.affinity
+        if last.idle and (affinity is None or last.index in affinity):
+            lp = last
+            if idle[-1] is lp:
+                idle.pop()
+            else:
+                idle.remove(lp)
+        elif affinity is None:
+            lp = idle.pop()
         else:
-            self.free.append(lp)
+            for i in range(len(idle) - 1, -1, -1):
+                if idle[i].index in affinity:
+                    lp = idle[i]
+                    del idle[i]
+                    break
+            else:
+                return None
+        lp.idle = False
+        return lp
 
-    def _dispatch(self, v: VCpu, lp: int) -> None:
+    def _enqueue(self, v: VCpu, keep_since: bool = False) -> None:
+        v.state = RUNNABLE
+        if not keep_since:
+            v._runnable_since = self.env.now
+        home = self.lps[v.last_lp]
+        if not self._allowed(v, home):
+            assert v.affinity is not None
+            home = self.lps[min(v.affinity)]
+        home.runq[v.pri].append(v)
+        self.queued[v.pri] += 1
+        if home.current is not None and not home.timed:
+            self._arm_slice(home)
+
+    def _tickle(self, v: VCpu) -> None:
+        """Find an LP where ``v`` should preempt the running vCPU, and ask it to."""
+        home = self.lps[v.last_lp]
+        candidates = self.lps if self.load_balance else [home]
+        target: LogicalProcessor | None = None
+        for lp in candidates:
+            cur = lp.current
+            if cur is None or cur.pri <= v.pri or not self._allowed(v, lp):
+                continue
+            if target is None or cur.pri > target.current.pri:  # type: ignore[union-attr]
+                target = lp
+            if lp is home:
+                break
+        if target is not None:
+            self._request_preempt(target)
+
+    def _request_preempt(self, lp: LogicalProcessor, limited: bool = True) -> None:
+        """Preempt the vCPU on ``lp``: now, at the end of its work item, or, if it has
+        run less than ``ratelimit`` (and ``limited``), when it has."""
+        cur = lp.current
+        if cur is None:
+            return
+        ran = self.env.now - cur.run_start
+        if limited and ran < self.ratelimit:
+            gen = lp.gen
+            self._at(self.ratelimit - ran, lambda: self._recheck(lp, gen))
+        elif cur.busy:
+            lp.preempt = True
+        else:
+            self.switch(lp)
+
+    def _recheck(self, lp: LogicalProcessor, gen: int) -> None:
+        """The ratelimit has passed: preempt if someone better still waits."""
+        cur = lp.current
+        if lp.gen == gen and cur is not None and self._best_pri(lp) < cur.pri:
+            self._request_preempt(lp, limited=False)
+
+    # -- choosing the next vCPU ------------------------------------------------------------
+    def _best_pri(self, lp: LogicalProcessor) -> int:
+        """Priority of the best vCPU waiting for ``lp`` (3 if none)."""
+        queued = self.queued
+        if not (queued[0] or queued[1] or queued[2]):
+            return 3
+        for p in range(3):
+            if lp.runq[p]:
+                best = p
+                break
+        else:
+            best = 3
+        if self.load_balance and best > 0 and any(self.queued[:best]):
+            for other in self.lps:
+                if other is lp:
+                    continue
+                for p in range(best):
+                    if any(self._allowed(v, lp) for v in other.runq[p]):
+                        best = p
+                        break
+        return best
+
+    def _pick(self, lp: LogicalProcessor) -> VCpu | None:
+        """Take the best vCPU for ``lp`` off a run queue (its own first, then steal)."""
+        queued = self.queued
+        if not (queued[0] or queued[1] or queued[2]):
+            return None
+        best: VCpu | None = None
+        src: deque[VCpu] | None = None
+        best_pri = 3
+        for p in range(3):
+            q = lp.runq[p]
+            if q:
+                best, src, best_pri = q[0], q, p
+                break
+        if self.load_balance and best_pri > 0 and any(self.queued[:best_pri]):
+            for other in self.lps:
+                if other is lp:
+                    continue
+                for p in range(best_pri):
+                    for v in other.runq[p]:
+                        if self._allowed(v, lp):
+                            best, src, best_pri = v, other.runq[p], p
+                            break
+                    else:
+                        continue
+                    break
+        if best is None or src is None:
+            return None
+        if src[0] is best:
+            src.popleft()
+        else:
+            src.remove(best)
+        self.queued[best_pri] -= 1
+        if src is not lp.runq[best_pri]:
+            self.env.counters["steals"] += 1
+        return best
+
+    # -- switching ------------------------------------------------------------------------
+    def switch(self, lp: LogicalProcessor) -> None:
+        """The vCPU on ``lp`` stops (blocked, parked or back to its queue); run the next."""
+        v = lp.current
+        assert v is not None
+        lp.preempt = False
+        if v.bg_since is not None:
+            self.stop_background(v)
+        if self.credit:
+            self._burn(v)
         now = self.env.now
-        if v.state == RUNNABLE:
+        lp.busy_us += now - lp.since
+        lp.current = None
+        v.lp = None
+        lp.gen += 1
+        bg = v.bg
+        if v.busy or v.waiters or (bg is not None and bg.active):
+            v._runnable_since = now
+            if v.domain.parked:
+                v.state = PARKED
+            else:
+                v.state = RUNNABLE
+                v.preemptions += 1
+                self.env.counters["preemptions"] += 1
+                lp.runq[v.pri].append(v)
+                self.queued[v.pri] += 1
+        else:
+            v.state = BLOCKED
+        if v.domain.allowance is not None:
+            self._cap_timer(v.domain)
+        self._run_next(lp)
+
+    def _run_next(self, lp: LogicalProcessor) -> None:
+        v = self._pick(lp)
+        if v is None:
+            lp.idle = True
+            self.idle.append(lp)
+            return
+        self._dispatch(v, lp)
+        self._start(v)
+
+    def _start(self, v: VCpu) -> None:
+        """A vCPU just dispatched runs its oldest work item, else its background load."""
+        if v.waiters:
+            v.busy = True
+            v.waiters.popleft().succeed()
+        else:
+            self.start_background(v)
+
+    def _dispatch(self, v: VCpu, lp: LogicalProcessor) -> None:
+        now = self.env.now
+        if v.state != BLOCKED:
             v.unscheduled += now - v._runnable_since
+        if v.woke_at is not None:
+            delay = now - v.woke_at
+            v.wakeups += 1
+            v.wake_total += delay
+            if delay > v.wake_max:
+                v.wake_max = delay
+            v.woke_at = None
         v.state = RUNNING
         v.lp = lp
-        v.slice_start = now
+        v.last_lp = lp.index
+        v.run_start = v.burn_mark = now
         v.debt += v.dispatch_cost
         v.dispatches += 1
+        lp.current = v
+        lp.since = now
+        lp.gen += 1
+        lp.timed = False
+        q = self.queued
+        if (q[0] or q[1] or q[2]) and self._best_pri(lp) <= v.pri:
+            self._arm_slice(lp)
+        if v.domain.allowance is not None:
+            self._cap_timer(v.domain)
+
+    def _arm_slice(self, lp: LogicalProcessor) -> None:
+        """Time the end of the running vCPU's slice, now that someone waits for the LP.
+
+        Slices are not timed while nobody waits (no events for nothing); the running vCPU
+        is then in its n-th slice since dispatch, as periodic renewal would have it."""
+        lp.timed = True
+        gen = lp.gen
+        ran = self.env.now - lp.since
+        self._at(self.time_slice - ran % self.time_slice, lambda: self._slice_end(lp, gen))
+
+    def _slice_end(self, lp: LogicalProcessor, gen: int) -> None:
+        cur = lp.current
+        if lp.gen != gen or cur is None:
+            return
+        lp.timed = False
+        if self._best_pri(lp) <= cur.pri:
+            self._request_preempt(lp, limited=False)
+
+    # -- background load ------------------------------------------------------------------
+    def start_background(self, v: VCpu) -> None:
+        """Run ``v``'s background load on its LP (after any world-switch debt)."""
+        bg = v.bg
+        assert bg is not None
+        assert bg.active
+        v.bg_since = self.env.now
+        bg.gen += 1
+        if math.isfinite(bg.remaining):
+            gen = bg.gen
+            self._at(bg.remaining + v.debt, lambda: self._burst_end(v, gen))
+
+    def stop_background(self, v: VCpu) -> None:
+        """Account the background run since it started; it resumes later."""
+        bg = v.bg
+        assert bg is not None
+        assert v.bg_since is not None
+        elapsed = self.env.now - v.bg_since
+        debt = min(v.debt, elapsed)
+        if debt:
+            v.debt -= debt
+            v.charge("hypervisor", debt)
+        v.charge("guest", elapsed - debt)
+        bg.remaining -= elapsed - debt
+        v.bg_since = None
+        bg.gen += 1
+
+    def _burst_end(self, v: VCpu, gen: int) -> None:
+        bg = v.bg
+        assert bg is not None
+        if bg.gen != gen:
+            return
+        self.stop_background(v)
+        bg.active = False
+        bg.remaining = 0.0
+        self._at(bg.idle(), lambda: self.burst_start(v))
+        if v.lp is not None:
+            self.switch(v.lp)
+
+    def burst_start(self, v: VCpu) -> None:
+        """A new burst of background work: the vCPU wakes if it was blocked."""
+        bg = v.bg
+        assert bg is not None
+        bg.active = True
+        bg.remaining = bg.busy() if bg.busy is not None else math.inf
+        if v.state == BLOCKED and self.wake(v):
+            self.start_background(v)
+
+    # -- credit ---------------------------------------------------------------------------
+    def _burn(self, v: VCpu) -> None:
+        if self.credit:
+            now = self.env.now
+            used = now - v.burn_mark
+            v.burn_mark = now
+            v.credit -= used
+            v.period_used += used
+            v.domain.used += used
+
+    def _on_tick(self) -> None:
+        for lp in self.lps:
+            v = lp.current
+            if v is None:
+                continue
+            self._burn(v)
+            if v.pri == BOOST:
+                v.pri = UNDER
+            if v.pri == UNDER and v.credit < 0:
+                v.pri = OVER
+            if self._best_pri(lp) < v.pri:
+                self._request_preempt(lp)
+
+    def _on_accounting(self) -> None:
+        for lp in self.lps:
+            if lp.current is not None:
+                self._burn(lp.current)
+        active = [d for d in self.domains if d.used > 0 or any(v.has_work() for v in d.vcpus)]
+        total_weight = sum(d.weight for d in active)
+        pool = len(self.lps) * self.period
+        for d in active:
+            share = pool * d.weight / total_weight
+            if d.allowance is not None:
+                share = min(share, d.allowance)
+            # credit goes to the vCPUs that ran in the period or want to run now
+            busy = [v for v in d.vcpus if v.period_used > 0 or v.has_work()]
+            each = share / max(len(busy), 1)
+            for v in busy:
+                v.credit = max(-self.time_slice, min(self.time_slice, v.credit + each))
+        for v in self.vcpus:
+            v.period_used = 0.0
+        for v in self.vcpus:
+            if v.pri != BOOST:
+                v.pri = UNDER if v.credit >= 0 else OVER
+        for lp in self.lps:  # queued vCPUs may have changed priority
+            queued = [v for q in lp.runq for v in q]
+            for q in lp.runq:
+                q.clear()
+            for v in queued:
+                lp.runq[v.pri].append(v)
+        self.queued = [sum(len(lp.runq[p]) for lp in self.lps) for p in range(3)]
+        for d in self.domains:
+            d.used = 0.0
+            if d.parked:
+                self._unpark(d)
+            elif d.allowance is not None:
+                self._cap_timer(d)
+        for lp in self.lps:
+            if lp.current is None:
+                if lp.idle and self._best_pri(lp) < 3:
+                    self.idle.remove(lp)
+                    lp.idle = False
+                    self._run_next(lp)
+            elif self._best_pri(lp) < lp.current.pri:
+                self._request_preempt(lp)
+
+    # -- caps -----------------------------------------------------------------------------
+    def _cap_timer(self, d: Domain) -> None:
+        """(Re)arm the moment ``d`` will have used its cap at the current pace."""
+        assert d.allowance is not None
+        d.cap_gen += 1
+        if d.parked:
+            return
+        now = self.env.now
+        running = [v for v in d.vcpus if v.state == RUNNING]
+        if not running:
+            return
+        left = d.allowance - d.used - sum(now - v.burn_mark for v in running)
+        gen = d.cap_gen
+        self._at(max(left, 0.0) / len(running), lambda: self._cap_check(d, gen))
+
+    def _cap_check(self, d: Domain, gen: int) -> None:
+        if d.cap_gen != gen or d.parked:
+            return
+        for v in d.vcpus:
+            if v.state == RUNNING:
+                self._burn(v)
+        assert d.allowance is not None
+        if d.used < d.allowance - 1e-9:
+            self._cap_timer(d)
+            return
+        d.parked = True
+        self.env.counters["cap_parks"] += 1
+        for v in d.vcpus:
+            if v.state == RUNNING:
+                lp = v.lp
+                assert lp is not None
+                if v.busy:
+                    lp.preempt = True
+                else:
+                    self.switch(lp)
+            elif v.state == RUNNABLE:
+                for lp in self.lps:
+                    q = lp.runq[v.pri]
+                    if v in q:
+                        q.remove(v)
+                        self.queued[v.pri] -= 1
+                        break
+                v.state = PARKED
+
+    def _unpark(self, d: Domain) -> None:
+        d.parked = False
+        for v in d.vcpus:
+            if v.state != PARKED:
+                continue
+            if not v.has_work():
+                v.state = BLOCKED
+                continue
+            v.state = RUNNABLE  # waiting since it was parked
+            lp = self._idle_lp(v)
+            if lp is not None:
+                self._dispatch(v, lp)
+                self._start(v)
+            else:
+                self._enqueue(v, keep_since=True)
+                self._tickle(v)
+        self._cap_timer(d)
+
+    # -- accounting -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Bring every running account up to now (warm-up end, run end)."""
+        now = self.env.now
+        for lp in self.lps:
+            v = lp.current
+            if v is None:
+                continue
+            lp.busy_us += now - lp.since
+            lp.since = now
+            if v.bg_since is not None:
+                self.stop_background(v)
+                v.bg_since = now
+                assert v.bg is not None
+                v.bg.gen -= 1  # the pending burst-end timer stays valid
+
+    def reset(self) -> None:
+        """Forget CPU accounts (end of warm-up); running work keeps running."""
+        self.flush()
+        for lp in self.lps:
+            lp.busy_us = 0.0
+        for v in self.vcpus:
+            v.busy_us.clear()
+            v.wakeups = 0
+            v.wake_total = 0.0
+            v.wake_max = 0.0
+            v.dispatches = v.preemptions = v.boosts = 0

@@ -59,8 +59,9 @@ class RunData:
     cpu: list[tuple[str, str, str, float]]
     counters: dict[str, int]
     resources: list[tuple[str, str, float, float, float]]
+    sched: list[tuple[str, str, int, float, float, int, int, int]] = field(default_factory=list)
+    lp_busy_us: list[float] = field(default_factory=list)
     wall_s: float = 0.0
-    events: dict[str, Any] = field(default_factory=dict)
 
 
 class Host:
@@ -70,16 +71,8 @@ class Host:
         scn = env.scenario
         self.env = env
         h = scn.host
-        self.hv = Hypervisor(
-            env,
-            h.cores,
-            h.scheduler.time_slice,
-            h.posted_interrupts,
-            h.costs.interrupt_exit,
-            h.costs.eoi_exit,
-        )
-        dispatch = h.costs.vcpu_dispatch
-        self.parent = ParentPartition(env, self.hv, scn.parent, dispatch)
+        self.hv = Hypervisor(env, h)
+        self.parent = ParentPartition(env, self.hv, scn.parent, h)
         self.devices = {d.name: devices.build(env, d) for d in scn.devices}
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
@@ -88,12 +81,14 @@ class Host:
 
         instances = list(scn.instances())
         for name, spec in instances:  # fixed VF indices first
-            if spec.vf is not None:
+            if spec.vf is not None and spec.device is not None:
                 self.devices[spec.device].vf_owner[spec.vf] = name
         for name, spec in instances:
             native = spec.io_path == "native"
-            child = ChildPartition(env, self.hv, name, spec, 0.0 if native else dispatch)
+            child = ChildPartition(env, self.hv, name, spec, h)
             self.children.append(child)
+            if spec.device is None:
+                continue
             dev = self.devices[spec.device]
             if spec.io_path == "direct":
                 child.vf = spec.vf if spec.vf is not None else self._free_vf(dev, name)
@@ -144,9 +139,13 @@ class Host:
         return None
 
     def start(self) -> None:
-        """Start every stream and schedule the end of the warm-up."""
+        """Start the scheduler, every stream and background load, and the warm-up timer."""
+        self.hv.start()
         for s in self.streams:
             s.start()
+        for v in self.hv.vcpus:
+            if v.bg is not None:
+                self.hv.burst_start(v)
         warmup = self.env.scenario.run.warmup
         if warmup > 0:
             self.env.timeout(warmup).callbacks.append(lambda _ev: self.reset())
@@ -154,8 +153,7 @@ class Host:
     def reset(self) -> None:
         """End of warm-up: forget counters, CPU accounts and level histories."""
         self.env.counters.clear()
-        for v in self.hv.vcpus:
-            v.busy_us.clear()
+        self.hv.reset()
         for d in self.devices.values():
             d.reset()
         for ch in self.channels:
@@ -165,6 +163,7 @@ class Host:
     def collect(self, replication: int, wall_s: float) -> RunData:
         """The records of the run so far."""
         env, scn = self.env, self.env.scenario
+        self.hv.flush()
         streams = []
         for s in self.streams:
             in_flight = [
@@ -177,7 +176,7 @@ class Host:
                     s.index,
                     s.child.requested_path,
                     s.child.io_path,
-                    s.child.spec.device,
+                    s.device_name,
                     s.ops,
                     s.done,
                     in_flight,
@@ -189,6 +188,19 @@ class Host:
             for v in self.hv.vcpus
             for cat, us in sorted(v.busy_us.items())
             if us > 0
+        ]
+        sched = [
+            (
+                v.partition,
+                v.name,
+                v.wakeups,
+                v.wake_total,
+                v.wake_max,
+                v.dispatches,
+                v.preemptions,
+                v.boosts,
+            )
+            for v in self.hv.vcpus
         ]
         resources: list[tuple[str, str, float, float, float]] = []
         for d in self.devices.values():
@@ -213,6 +225,8 @@ class Host:
                 **({"vf_fallbacks": self.fallbacks} if self.fallbacks else {}),
             },
             resources=resources,
+            sched=sched,
+            lp_busy_us=[lp.busy_us for lp in self.hv.lps],
             wall_s=wall_s,
         )
 

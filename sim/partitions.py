@@ -9,7 +9,12 @@ What it models
     Channels are spread over the parent's vCPUs round robin, in the order children appear.
 
     A **child** partition has its vCPUs and its guest driver's costs (the VSC on the
-    routed path, the VF driver on the direct path, the native driver on bare metal).
+    routed path, the VF driver on the direct path, the native driver on bare metal), and
+    optionally CPU-bound background load on some vCPUs (``cpu_load``).
+
+    Placement: parent vCPU i runs on LP i under ``root: pinned`` (or on ``parent.pin``);
+    with ``minroot: N`` the parent keeps LPs 0..N-1 and children run on the others; a
+    child's ``pin`` fixes each vCPU's LP.
 
     Costs may be distributions; each has its own generator (``parent.vsp/request_cost``,
     ``child.NAME/guest/submit_cost``, ...).
@@ -18,12 +23,20 @@ What it models
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 from sim.distributions import Sampler
 from sim.env import SimEnv
-from sim.hypervisor import Hypervisor, VCpu
+from sim.hypervisor import Background, Hypervisor, VCpu
 from sim.scenario import Child as ChildSpec
+from sim.scenario import Host as HostSpec
 from sim.scenario import Parent as ParentSpec
+
+
+def _affinity(pin: list[int] | None, i: int, allowed: range | None) -> Sequence[int] | None:
+    if pin is not None:
+        return [pin[i]]
+    return allowed
 
 
 class ParentPartition:
@@ -31,9 +44,17 @@ class ParentPartition:
 
     name = "parent"
 
-    def __init__(self, env: SimEnv, hv: Hypervisor, spec: ParentSpec, dispatch: float) -> None:
+    def __init__(self, env: SimEnv, hv: Hypervisor, spec: ParentSpec, host: HostSpec) -> None:
         self.spec = spec
-        self.vcpus = [hv.vcpu(self.name, i, dispatch) for i in range(spec.vcpus)]
+        sch = host.scheduler
+        self.domain = hv.domain(self.name, spec.weight, spec.cap)
+        pinned = sch.root == "pinned" or sch.policy == "pinned"
+        pin = spec.pin if spec.pin is not None else (list(range(spec.vcpus)) if pinned else None)
+        allowed = range(sch.minroot) if sch.minroot else None
+        dispatch = host.costs.vcpu_dispatch
+        self.vcpus = [
+            hv.vcpu(self.domain, i, dispatch, _affinity(pin, i, allowed)) for i in range(spec.vcpus)
+        ]
         vsp, drv = spec.vsp, spec.driver
         self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp/request_cost"))
         self.vsp_completion: Sampler = vsp.completion_cost.sampler(
@@ -62,11 +83,25 @@ class ChildPartition:
     """One child partition instance."""
 
     def __init__(
-        self, env: SimEnv, hv: Hypervisor, name: str, spec: ChildSpec, dispatch: float
+        self, env: SimEnv, hv: Hypervisor, name: str, spec: ChildSpec, host: HostSpec
     ) -> None:
         self.name = name
         self.spec = spec
-        self.vcpus = [hv.vcpu(name, i, dispatch) for i in range(spec.vcpus)]
+        self.domain = hv.domain(name, spec.weight, spec.cap)
+        minroot = host.scheduler.minroot
+        allowed = range(minroot, host.cores) if minroot else None
+        # bare metal has no world switch
+        dispatch = 0.0 if spec.io_path == "native" else host.costs.vcpu_dispatch
+        self.vcpus = [
+            hv.vcpu(self.domain, i, dispatch, _affinity(spec.pin, i, allowed))
+            for i in range(spec.vcpus)
+        ]
+        load = spec.cpu_load
+        if load is not None:
+            for i in load.vcpus if load.vcpus is not None else range(spec.vcpus):
+                key = f"child.{name}/cpu_load.vcpu[{i}]"
+                busy = load.busy.sampler(env.rng(f"{key}/busy")) if load.busy else None
+                self.vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(f"{key}/idle")))
         self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
             env.rng(f"child.{name}/guest/submit_cost")
         )

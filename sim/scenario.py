@@ -197,17 +197,47 @@ class Costs(_Model):
 
 
 class Scheduler(_Model):
-    """vCPU → LP scheduling."""
+    """vCPU → LP scheduling (see :mod:`sim.hypervisor`)."""
 
     policy: Annotated[
-        Literal["fair"],
-        _not_yet(("fair",), {"credit": "credit scheduler", "pinned": "pinned placement"}),
+        Literal["credit", "fair", "pinned"],
+        _not_yet(("credit", "fair", "pinned"), {"core": "SMT core scheduling"}),
     ] = _field(
-        "fair",
-        description="fair: one global round-robin run queue, FIFO, each vCPU runs at most "
-        "time_slice while others wait.",
+        "credit",
+        description="credit: Xen credit / Hyper-V classic (weights, caps, priorities "
+        "BOOST > UNDER > OVER, BOOST on wake-up). fair: round robin, no priorities. "
+        "pinned: round robin on a fixed vCPU → LP map (every partition gives 'pin').",
     )
     time_slice: Time = _field("30ms", description="Xen sched/credit.c default time slice (read).")
+    tick: Time = _field(
+        "10ms", description="Credit accounting tick: credits debited, BOOST ends. Xen (read)."
+    )
+    accounting_period: Time = _field(
+        "30ms", description="Credits handed out by weight once per period. Xen (read)."
+    )
+    ratelimit: Time = _field(
+        "1ms",
+        description="A vCPU is not preempted before it has run this long. Xen "
+        "sched_ratelimit_us default (read).",
+    )
+    boost: bool = _field(
+        True,
+        description="BOOST a vCPU woken by an interrupt or signal: it preempts UNDER and "
+        "OVER vCPUs. Xen sched/credit.c (read).",
+    )
+    load_balance: bool = _field(
+        True, description="Idle or lower-priority LPs steal runnable vCPUs from other LPs."
+    )
+    root: Literal["pinned", "floating"] = _field(
+        "pinned",
+        description="pinned: parent vCPU i runs on LP i only (Hyper-V root; Windows Server "
+        "docs, read); floating: anywhere.",
+    )
+    minroot: int = _field(
+        0,
+        ge=0,
+        description="Reserve LPs 0..N-1 for the parent alone (Hyper-V minroot); 0 = off.",
+    )
 
 
 class Iommu(_Model):
@@ -305,10 +335,22 @@ class Vmbus(_Model):
     )
 
 
+Weight = Annotated[int, Field(ge=1, le=65535)]
+Cap = Annotated[float, Field(ge=0.0, le=102400.0)]
+_WEIGHT = "Credit scheduler weight (Xen default 256, read)."
+_CAP = "Credit scheduler cap in % of one LP (Xen semantics: 50 = half an LP); 0 = none."
+_PIN = "LP of each vCPU (hard affinity); required for every partition under policy pinned."
+
+
 class Parent(_Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
 
     vcpus: int = _field(4, ge=1, le=1024)
+    weight: Weight = _field(256, description=_WEIGHT)
+    cap: Cap = _field(0.0, description=_CAP)
+    pin: list[Annotated[int, Field(ge=0)]] | None = _field(
+        None, description=_PIN + " Default under root: pinned: vCPU i on LP i."
+    )
     vsp: Vsp = _field({})
     driver: Driver = _field({})
     vmbus: Vmbus = _field({})
@@ -437,20 +479,38 @@ class Guest(_Model):
     )
 
 
+class CpuLoad(_Model):
+    """CPU-bound work on a child's vCPUs, competing with I/O for the LPs.
+
+    Each vCPU alternates bursts of ``busy`` µs of work (CPU time, not wall time) and
+    ``idle`` wall-clock gaps. Without ``busy`` the vCPU is always runnable."""
+
+    busy: TimeDist | None = _field(
+        None, description="CPU work per burst; default: endless (always runnable)."
+    )
+    idle: TimeDist = _field("0us", description="Wall time between bursts.")
+    vcpus: list[Annotated[int, Field(ge=0)]] | None = _field(
+        None, description="vCPUs that run the load; default: all."
+    )
+
+
 class Child(_Model):
     """A child partition (or ``count`` identical ones, named NAME-1 … NAME-count)."""
 
     name: Name
     count: int = _field(1, ge=1, le=4096)
     vcpus: int = _field(2, ge=1, le=1024)
+    weight: Weight = _field(256, description=_WEIGHT)
+    cap: Cap = _field(0.0, description=_CAP)
+    pin: list[Annotated[int, Field(ge=0)]] | None = _field(None, description=_PIN)
     io_path: Annotated[
         IoPath,
         _not_yet(
             IO_PATHS,
             {"hypervisor": "hypervisor-resident drivers", "emulated": "emulated devices"},
         ),
-    ]
-    device: Name
+    ] = _field("routed")
+    device: Name | None = _field(None, description="The device its streams use.")
     vf: int | None = _field(
         None, ge=0, description="VF index to assign (direct); default: the next free VF."
     )
@@ -458,7 +518,8 @@ class Child(_Model):
         None, ge=0, description="vCPU that takes completions; default: the issuing vCPU."
     )
     guest: Guest = _field({})
-    streams: list[Stream] = _field(min_length=1)
+    streams: list[Stream] = _field([], description="I/O workload streams.")
+    cpu_load: CpuLoad | None = _field(None, description="CPU-bound background work.")
 
 
 class Run(_Model):
@@ -477,7 +538,7 @@ class Scenario(_Model):
     description: str = ""
     host: Host = _field({})
     parent: Parent = _field({})
-    devices: list[Device] = _field(min_length=1)
+    devices: list[Device] = _field([])
     children: list[Child] = _field(min_length=1)
     run: Run = _field({})
 
@@ -649,6 +710,47 @@ def _clock_ghz(data: Mapping[str, Any]) -> float:
     return hz / 1e9 if hz > 0 else DEFAULT_CLOCK_GHZ
 
 
+def _check_pins(
+    loc: tuple[Any, ...], pin: list[int] | None, vcpus: int, lps: range
+) -> tuple[tuple[Any, ...], str] | None:
+    if pin is None:
+        return None
+    if len(pin) != vcpus:
+        return (*loc, "pin"), f"needs one LP per vCPU ({vcpus}), got {len(pin)}"
+    for k, lp in enumerate(pin):
+        if lp not in lps:
+            where = f"LPs {lps.start}..{lps.stop - 1}" if len(lps) else "no LPs"
+            return (*loc, "pin", k), f"LP {lp} is not available here ({where})"
+    return None
+
+
+def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Pins, root placement and minroot against the host's LPs."""
+    sch, cores = scn.host.scheduler, scn.host.cores
+    n = sch.minroot
+    if n and n >= cores:
+        return ("host", "scheduler", "minroot"), f"must leave LPs for children (< {cores})"
+    root_lps = range(n) if n else range(cores)
+    if n and scn.parent.vcpus > n:
+        return ("parent", "vcpus"), f"minroot {n} gives the parent at most {n} vCPUs"
+    pinned_root = sch.root == "pinned" or sch.policy == "pinned"
+    if scn.parent.pin is None and pinned_root and scn.parent.vcpus > len(root_lps):
+        return ("parent", "vcpus"), (
+            f"root: pinned puts vCPU i on LP i: at most {len(root_lps)} vCPUs (or give parent.pin)"
+        )
+    problem = _check_pins(("parent",), scn.parent.pin, scn.parent.vcpus, root_lps)
+    if problem:
+        return problem
+    child_lps = range(n, cores)
+    for i, c in enumerate(scn.children):
+        if sch.policy == "pinned" and c.pin is None:
+            return ("children", i, "pin"), "policy pinned needs 'pin' (an LP per vCPU)"
+        problem = _check_pins(("children", i), c.pin, c.vcpus, child_lps)
+        if problem:
+            return problem
+    return None
+
+
 def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     """Rules across fields; the first violation as (location, message)."""
     if scn.run.warmup >= scn.run.duration:
@@ -660,8 +762,26 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         if d.name in names:
             return ("devices", i, "name"), f"device name '{d.name}' used twice"
         names[d.name] = i
+    problem = _check_placement(scn)
+    if problem:
+        return problem
     used_vfs: dict[tuple[str, int], str] = {}
     for i, c in enumerate(scn.children):
+        if c.cpu_load is not None:
+            for k, v in enumerate(c.cpu_load.vcpus or []):
+                if v >= c.vcpus:
+                    return (
+                        ("children", i, "cpu_load", "vcpus", k),
+                        f"vCPU {v} does not exist ({c.vcpus} vCPUs)",
+                    )
+        if not c.streams and c.cpu_load is None:
+            return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
+        if c.device is None:
+            if c.streams:
+                return ("children", i, "device"), "a child with streams needs a 'device'"
+            if c.io_path == "direct" or c.vf is not None:
+                return ("children", i, "device"), "io_path: direct needs a 'device'"
+            continue
         if c.device not in names:
             known = ", ".join(names)
             return ("children", i, "device"), f"no device named '{c.device}' (devices: {known})"

@@ -53,14 +53,14 @@ from sim.scenario import Nvme, Scenario, ScenarioError, compose, from_dict
 
 CASES_GLOB = "scenarios/validation/*.yaml"
 CONFIDENCE = 0.999
-_KEYS = {"case", "theory", "metric", "replications", "bias", "quantile", "scenario"}
 
 
 def _device_parts(scn: Scenario) -> tuple[float, float, float, int]:
     """(λ per µs, E[S] µs, E[S²] µs², servers) of the single stream's device."""
     child = scn.children[0]
     stream = child.streams[0]
-    assert stream.rate is not None
+    if stream.rate is None or child.device is None:
+        raise ValueError("theory cases need an open-loop stream on a device")
     lam = stream.rate / 1e6
     dev = scn.device(child.device)
     if dev.type != "nvme":
@@ -110,35 +110,112 @@ def _utilization(scn: Scenario, _q: float) -> float:
     return lam * es / c
 
 
-THEORIES: dict[str, Callable[[Scenario, float], float]] = {
-    "pk": _pk,
-    "mm1_p": _mm1_p,
-    "mmc": _mmc,
-    "tandem": _tandem,
-    "utilization": _utilization,
+def _wakeup_rr(scn: Scenario, spec: dict[str, Any]) -> float:
+    """Round robin without priorities: a vCPU that wakes after an exponential idle time X
+    (mean m) finds one of k always-runnable vCPUs in the middle of its slice T and k-1
+    queued: it waits (k-1)T + T - E[X mod T], E[X mod T] = m - T e^(-T/m) / (1 - e^(-T/m))."""
+    name = spec.get("partition", scn.children[0].name)
+    child = next(c for c in scn.children if c.name == name)
+    load = child.cpu_load
+    if load is None or load.idle.name != "exponential" or not child.pin:
+        raise ValueError("wakeup_rr needs a pinned child with exponential idle times")
+    lp = child.pin[0]
+    hogs = sum(
+        c.count
+        for c in scn.children
+        if c is not child and c.cpu_load is not None and c.cpu_load.busy is None
+        and c.pin is not None and c.pin[0] == lp
+    )  # fmt: skip
+    if hogs < 1:
+        raise ValueError("wakeup_rr needs always-runnable vCPUs on the same LP")
+    t, m = scn.host.scheduler.time_slice, load.idle.mean
+    mod = m - t * math.exp(-t / m) / (1.0 - math.exp(-t / m))
+    return (hogs - 1) * t + t - mod
+
+
+def _share(scn: Scenario, spec: dict[str, Any]) -> float:
+    """Always-runnable partitions sharing LPs get CPU in proportion to their weights."""
+    name = spec.get("partition", scn.children[0].name)
+    loaded = [c for c in scn.children if c.cpu_load is not None and c.cpu_load.busy is None]
+    total = sum(c.weight * c.count for c in loaded)
+    return next(c.weight for c in loaded if c.name == name) / total
+
+
+def _cap(scn: Scenario, spec: dict[str, Any]) -> float:
+    """A capped partition uses its cap (% of one LP) and no more, whatever is idle."""
+    name = spec.get("partition", scn.children[0].name)
+    child = next(c for c in scn.children if c.name == name)
+    if not child.cap:
+        raise ValueError(f"child '{name}' has no cap")
+    return child.cap / 100.0
+
+
+THEORIES: dict[str, Callable[[Scenario, dict[str, Any]], float]] = {
+    "pk": lambda scn, spec: _pk(scn, 0.0),
+    "mm1_p": lambda scn, spec: _mm1_p(scn, float(spec.get("quantile", 0.99))),
+    "mmc": lambda scn, spec: _mmc(scn, 0.0),
+    "tandem": lambda scn, spec: _tandem(scn, 0.0),
+    "utilization": lambda scn, spec: _utilization(scn, 0.0),
+    "wakeup_rr": _wakeup_rr,
+    "share": _share,
+    "cap": _cap,
 }
-METRICS = ("mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "throughput_rps")
+MEASURED = ("little", "bound")  # expectations that come from the run or from the case
+METRICS = (
+    "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "throughput_rps",
+    "device_utilization", "mean_wakeup_us", "cpu_share", "cpu_utilization",
+)  # fmt: skip
+_DEFAULT_METRIC = {
+    "utilization": "device_utilization",
+    "wakeup_rr": "mean_wakeup_us",
+    "share": "cpu_share",
+    "cap": "cpu_utilization",
+    "little": "L_device",
+}
 
 
-def _measure(scn: Scenario, theory: str, metric: str, replication: int) -> tuple[float, float]:
-    """(simulated, expected-or-NaN) of one replication."""
-    data = simulate(scn, replication, scn.run.seed)
+def _measure(scn: Scenario, spec: dict[str, Any], metric: str, rep: int) -> tuple[float, float]:
+    """(simulated, expectation measured in the run or NaN) of one replication."""
+    data = simulate(scn, rep, scn.run.seed)
     res = tabulate(scn, [data], scn.run.seed, data.wall_s)
-    dev = scn.children[0].device
-    if theory == "utilization":
+    name = spec.get("partition", scn.children[0].name)
+    window = scn.run.duration - scn.run.warmup
+    cpu = res.cpu[res.cpu["category"] != "idle"]
+    if metric == "mean_wakeup_us":
+        vcpu = spec.get("vcpu", f"{name}.vcpu[0]")
+        row = res.sched[res.sched["vcpu"] == vcpu]
+        if row.empty:
+            raise ScenarioError("validation", "vcpu", f"no vCPU named '{vcpu}'")
+        return float(row["mean_wakeup_us"].iloc[0]), math.nan
+    if metric == "cpu_share":
+        loaded = [c.name for c in scn.children if c.cpu_load is not None]
+        shares = cpu[cpu["partition"].isin(loaded)].groupby("partition")["busy_us"].sum()
+        return float(shares.get(name, 0.0) / shares.sum()), math.nan
+    if metric == "cpu_utilization":
+        child = next(c for c in scn.children if c.name == name)
+        used = float(cpu[cpu["partition"] == name]["busy_us"].sum())
+        return used / (window * child.vcpus), math.nan
+    dev = scn.children[0].device or ""
+    if metric == "device_utilization":
         row = res.resources[res.resources["resource"] == dev].iloc[0]
         return float(row["utilization"]), math.nan
-    if theory == "little":
+    if metric == "L_device":
         req = res.requests[res.requests["in_window"]]
         row = res.resources[res.resources["resource"] == dev].iloc[0]
-        spec = scn.device(dev)
-        channels = spec.channels if isinstance(spec, Nvme) else 1
+        spec_dev = scn.device(dev)
+        channels = spec_dev.channels if isinstance(spec_dev, Nvme) else 1
         in_device = float(row["utilization"]) * channels + float(row["mean_level"])
-        window_s = (scn.run.duration - scn.run.warmup) / 1e6
-        lam = len(req) / window_s / 1e6
+        lam = len(req) / window
         w = float((req["device_queue"] + req["device_service"] + req["iommu"]).mean())
         return in_device, lam * w
-    return float(res.summary.iloc[0][metric]), math.nan
+    row = res.summary[res.summary["partition"] == name]
+    return float(row[metric].iloc[0]), math.nan
+
+
+_KEYS = {
+    "case", "theory", "metric", "replications", "bias", "abs_tolerance", "quantile",
+    "partition", "vcpu", "max", "min", "scenario",
+}  # fmt: skip
 
 
 def run_case(spec: dict[str, Any], file: str, replications: int | None = None) -> dict[str, Any]:
@@ -147,39 +224,54 @@ def run_case(spec: dict[str, Any], file: str, replications: int | None = None) -
     if unknown:
         raise ScenarioError(file, sorted(unknown)[0], "unknown key in a validation case")
     theory = spec.get("theory")
-    if theory not in (*THEORIES, "little"):
-        raise ScenarioError(file, "theory", f"must be one of {', '.join([*THEORIES, 'little'])}")
-    metric = spec.get("metric", "mean_us")
-    if theory not in ("little", "utilization") and metric not in METRICS:
+    known = [*THEORIES, *MEASURED]
+    if theory not in known:
+        raise ScenarioError(file, "theory", f"must be one of {', '.join(known)}")
+    metric = spec.get("metric", _DEFAULT_METRIC.get(str(theory), "mean_us"))
+    if metric not in METRICS and not (theory == "little" and metric == "L_device"):
         raise ScenarioError(file, "metric", f"must be one of {', '.join(METRICS)}")
+    if theory == "bound" and "max" not in spec and "min" not in spec:
+        raise ScenarioError(file, "max", "a bound case needs 'max' or 'min'")
     scn = from_dict(spec.get("scenario"), source=file)
+    names = [c.name for c in scn.children]
+    if spec.get("partition", names[0]) not in names:
+        raise ScenarioError(file, "partition", f"no child named '{spec.get('partition')}'")
+    expected = math.nan
     if theory in THEORIES:
         try:  # the case's theory must apply to its scenario before anything runs
-            THEORIES[theory](scn, float(spec.get("quantile", 0.99)))
-        except (ValueError, ZeroDivisionError, AssertionError) as exc:
+            expected = THEORIES[theory](scn, spec)
+        except (ValueError, ZeroDivisionError, StopIteration) as exc:
             raise ScenarioError(file, "theory", f"{theory} does not apply: {exc}") from None
     reps = int(replications or spec.get("replications", 10))
-    q = float(spec.get("quantile", 0.99))
-    bias = float(spec.get("bias", 0.01))
-    sims, exps = zip(*(_measure(scn, theory, metric, r) for r in range(reps)), strict=True)
+    sims, exps = zip(*(_measure(scn, spec, metric, r) for r in range(reps)), strict=True)
     x = np.asarray(sims)
-    expected = float(np.mean(exps)) if theory == "little" else THEORIES[theory](scn, q)
     simulated = float(x.mean())
     se = float(x.std(ddof=1) / math.sqrt(reps)) if reps > 1 else math.inf
     half = float(_st.t.ppf(0.5 + CONFIDENCE / 2, reps - 1)) * se if reps > 1 else math.inf
-    tol = half + bias * abs(expected)
+    if theory == "little":
+        expected = float(np.mean(exps))
+    if theory == "bound":
+        hi, lo = float(spec.get("max", math.inf)), float(spec.get("min", -math.inf))
+        ok = simulated + half <= hi and simulated - half >= lo
+        expected = hi if math.isfinite(hi) else lo
+        shown = f"<= {hi:.4g}" if math.isfinite(hi) else f">= {lo:.4g}"
+        tol = half
+    else:
+        tol = half + float(spec.get("bias", 0.01)) * abs(expected)
+        tol += float(spec.get("abs_tolerance", 0.0))
+        ok = abs(simulated - expected) <= tol
+        shown = f"{expected:.4g}"
     return {
         "case": spec.get("case", Path(file).stem),
         "theory": theory,
-        "metric": "L (requests in device)"
-        if theory == "little"
-        else ("utilization" if theory == "utilization" else metric),
+        "metric": metric,
         "expected": expected,
         "simulated": simulated,
         "ci": 1.96 * se if reps > 1 else math.nan,
         "tolerance": tol,
         "replications": reps,
-        "pass": bool(abs(simulated - expected) <= tol),
+        "pass": bool(ok),
+        "expected_text": shown,
         "file": file,
     }
 
@@ -213,7 +305,7 @@ def format_table(table: pd.DataFrame) -> str:
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"{str(r['case'])[:44]:44} {r['expected']:10.4g} {r['simulated']:10.4g} "
+            f"{str(r['case'])[:44]:44} {r['expected_text']:>10} {r['simulated']:10.4g} "
             f"{r['ci']:8.3g} {r['tolerance']:8.3g}  {'yes' if r['pass'] else 'NO'}"
         )
     n_pass = int(table["pass"].sum())

@@ -91,6 +91,7 @@ class Stream:
         self.index = index
         self.spec = spec
         self.path = path
+        self.device_name = device.name
         key = f"child.{child.name}/stream.{index}"
         self.key = key
         self.ops = tuple(spec.op)

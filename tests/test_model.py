@@ -51,16 +51,24 @@ def small_result() -> sim.Result:
 
 
 # -- tier 1: exact event order on a hand-built hypervisor --------------------------------
-def _hv(cores: int, time_slice: float) -> tuple[SimEnv, Hypervisor]:
-    env = SimEnv(small(), seed=1)
-    return env, Hypervisor(env, cores, time_slice, True, 1.0, 1.0)
+def _hv(cores: int, time_slice: float, policy: str = "fair") -> tuple[SimEnv, Hypervisor]:
+    scn = small(
+        **{
+            "host.cores": cores,
+            "host.scheduler.time_slice": f"{time_slice}us",
+            "host.scheduler.policy": policy,
+            "parent.vcpus": 1,
+        }
+    )
+    env = SimEnv(scn, seed=1)
+    return env, Hypervisor(env, scn.host)
 
 
 def test_round_robin_preempts_at_item_boundary_after_slice() -> None:
     """A busy vCPU yields its only LP at the first item boundary after its slice."""
     env, hv = _hv(cores=1, time_slice=25.0)
-    a = hv.vcpu("a", 0, 0.0)
-    b = hv.vcpu("b", 0, 0.0)
+    a = hv.vcpu(hv.domain("a", 256, 0), 0, 0.0)
+    b = hv.vcpu(hv.domain("b", 256, 0), 0, 0.0)
     log: list[tuple[str, float, float, float]] = []
 
     def work(v: Any, label: str, start: float, item: float, n: int) -> Generator[Any, Any, None]:
@@ -85,7 +93,7 @@ def test_round_robin_preempts_at_item_boundary_after_slice() -> None:
 def test_free_lp_dispatches_without_event_and_charges_world_switch() -> None:
     """A blocked vCPU with a free LP runs at once; the dispatch cost is owed once."""
     env, hv = _hv(cores=2, time_slice=1000.0)
-    v = hv.vcpu("a", 0, 0.5)
+    v = hv.vcpu(hv.domain("a", 256, 0), 0, 0.5)
     got: list[Any] = []
 
     def one() -> Generator[Any, Any, None]:
@@ -99,13 +107,13 @@ def test_free_lp_dispatches_without_event_and_charges_world_switch() -> None:
     env.run()
     assert got == [(0.0, 0.0, 0.0, 0.5)]
     assert v.busy_us == {"hypervisor": 0.5}
-    assert hv.free == [0, 1] or sorted(hv.free) == [0, 1]
+    assert sorted(lp.index for lp in hv.idle) == [0, 1]
 
 
 def test_two_busy_vcpus_share_one_lp_equally() -> None:
     """Round robin gives two always-runnable vCPUs equal shares of one LP."""
     env, hv = _hv(cores=1, time_slice=30.0)
-    vs = [hv.vcpu(f"v{i}", 0, 0.0) for i in range(2)]
+    vs = [hv.vcpu(hv.domain(f"v{i}", 256, 0), 0, 0.0) for i in range(2)]
 
     def spin(v: Any) -> Generator[Any, Any, None]:
         while True:

@@ -15,15 +15,17 @@ def test_there_are_theory_cases() -> None:
     """The validation suite has the cases the design names."""
     theories = {load_case(f)["theory"] for f in CASES}
     assert {"pk", "mm1_p", "mmc", "tandem", "little", "utilization"} <= theories
+    assert {"wakeup_rr", "share", "cap", "bound"} <= theories
 
 
 @pytest.mark.parametrize("file", CASES, ids=lambda f: f.split("/")[-1].removesuffix(".yaml"))
 def test_case_agrees_with_theory(file: str) -> None:
     """The simulated value is within the variance-derived tolerance of theory, and that
-    tolerance is tight: a model 6 % off would fail."""
+    tolerance is tight: a model 6 % off would fail (bounds: the interval clears them)."""
     row = run_case(load_case(file), file)
     assert row["pass"], row
-    assert row["tolerance"] < 0.06 * abs(row["expected"]), row
+    if row["theory"] != "bound":
+        assert row["tolerance"] < 0.06 * abs(row["expected"]), row
 
 
 def test_a_wrong_expectation_fails() -> None:
