@@ -667,8 +667,7 @@ class Hypervisor:
                 v.pri = UNDER
             if v.pri == UNDER and v.credit < 0:
                 v.pri = OVER
-            if self._best_pri(lp) < v.pri:
-                self._request_preempt(lp)
+            self._contest(lp)
 
     def _on_accounting(self) -> None:
         for lp in self.lps:
@@ -710,8 +709,19 @@ class Hypervisor:
                     self.idle.remove(lp)
                     lp.idle = False
                     self._run_next(lp)
-            elif self._best_pri(lp) < lp.current.pri:
-                self._request_preempt(lp)
+            else:
+                self._contest(lp)
+
+    def _contest(self, lp: LogicalProcessor) -> None:
+        """Priorities changed: preempt for a better waiter, or time the slice against an
+        equal one."""
+        cur = lp.current
+        assert cur is not None
+        best = self._best_pri(lp)
+        if best < cur.pri:
+            self._request_preempt(lp)
+        elif best == cur.pri and not lp.timed:
+            self._arm_slice(lp)
 
     # -- caps -----------------------------------------------------------------------------
     def _cap_timer(self, d: Domain) -> None:
