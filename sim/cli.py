@@ -119,8 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(result.summary, scn.name, result.meta))
         print(
-            f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, counters.csv, "
-            "resources.csv, scenario.resolved.yaml, meta.json)"
+            f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, sched.csv, "
+            "counters.csv, resources.csv, scenario.resolved.yaml, meta.json)"
         )
     return EXIT_OK
 
