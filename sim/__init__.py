@@ -7,8 +7,10 @@ Public API (DESIGN §1)::
     res = sim.run(scn, replications=5)      # res.requests, res.summary, res.cpu: DataFrames
     table = sim.validate()                  # model against queueing theory
 
-``sim.compare``, ``sim.sweep`` and ``sim.capacity`` belong to the design but are not part
-of this version; using them raises an ``AttributeError`` that says so.
+    sim.compare(scn, paths=["routed", "direct"])   # paired comparison table
+
+``sim.sweep`` and ``sim.capacity`` belong to the design but are not part of this
+version; using them raises an ``AttributeError`` that says so.
 """
 
 from __future__ import annotations
@@ -16,14 +18,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Result", "Scenario", "ScenarioError", "__version__", "load", "run", "validate"]
+__all__ = [
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "__version__",
+    "compare",
+    "load",
+    "run",
+    "validate",
+]
 
 if TYPE_CHECKING:
     from sim.experiment import Result
     from sim.scenario import Scenario, ScenarioError
 
 _PLANNED = {
-    "compare": "paired path comparison",
     "sweep": "parameter sweeps",
     "capacity": "SLO-driven capacity search",
 }
@@ -42,6 +52,22 @@ def run(scenario: Any, replications: int | None = None, seed: int | None = None)
 
     scn = scenario if not isinstance(scenario, str) and hasattr(scenario, "run") else load(scenario)
     return _run(scn, replications=replications, seed=seed)
+
+
+def compare(
+    scenario: Any,
+    paths: Any = ("routed", "direct"),
+    replications: int | None = None,
+    seed: int | None = None,
+) -> Any:
+    """Run a scenario with every I/O child on each path, paired (common random numbers);
+    returns the comparison table (a DataFrame: per child, metric and path, the value with
+    its CI and the paired difference and ratio to the first path with theirs). For the
+    full results per path, use :func:`sim.experiment.compare`."""
+    from sim.experiment import compare as _compare
+
+    scn = scenario if not isinstance(scenario, str) and hasattr(scenario, "run") else load(scenario)
+    return _compare(scn, paths, replications=replications, seed=seed).table
 
 
 def validate(cases: Any = None, replications: int | None = None) -> Any:

@@ -20,7 +20,6 @@ from sim import units
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 _PLANNED = {
-    "compare": "paired routed/direct comparison with common random numbers",
     "sweep": "parameter sweeps on processes or a Dask cluster",
     "capacity": "SLO-driven capacity search",
     "report": "the HTML report",
@@ -43,18 +42,14 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario → results/<name>/")
     r.add_argument("scenario", help="scenario file (YAML)")
-    r.add_argument("--out", help="result directory (default: results/<scenario name>)")
-    r.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
-    r.add_argument("--replications", type=int, help="replications (default: run.replications)")
-    r.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD.PATH=VALUE",
-        help="override a field, e.g. --set children[web].streams[0].rate=20k (repeatable)",
+    _common(r)
+
+    c = sub.add_parser(
+        "compare", help="the scenario on each I/O path, paired → results/<name>-compare/"
     )
-    r.add_argument("--quiet", action="store_true", help="print only the result directory")
+    c.add_argument("scenario", help="scenario file (YAML)")
+    c.add_argument("--paths", default="routed,direct", help="comma-separated, first is the base")
+    _common(c)
 
     v = sub.add_parser("validate", help="model against queueing theory")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
@@ -67,6 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="result directory (default: under results/)")
+    p.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
+    p.add_argument("--replications", type=int, help="replications (default: run.replications)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD.PATH=VALUE",
+        help="override a field, e.g. --set children[web].streams[0].rate=20k (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the result directory")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hvsim``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -75,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "schema":
@@ -96,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
-    from sim.experiment import run
+def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
+    """The scenario with its overrides, and the result directory (checked, not created)."""
     from sim.scenario import load, parse_assignment
 
     if args.replications is not None and not 1 <= args.replications <= 1000:
@@ -106,22 +118,52 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--seed: must be between 0 and 2**63-1 (got {args.seed})")
     overrides = dict(parse_assignment(a) for a in args.overrides)
     scn = load(args.scenario, overrides)
-    out = Path(args.out) if args.out else Path("results") / scn.name
+    out = Path(args.out) if args.out else Path("results") / f"{scn.name}{suffix}"
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())
     ):
         raise InputError(f"--out: {out} exists and is not an hvsim result directory")
+    return scn, out
+
+
+def _command() -> str:
+    return " ".join(["hvsim", *sys.argv[1:]])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.experiment import run
+
+    scn, out = _load(args)
     result = run(scn, replications=args.replications, seed=args.seed)
-    result.meta["command"] = " ".join(["hvsim", "run", *sys.argv[2:]]) if sys.argv else ""
+    result.meta["command"] = _command()
     result.save(out)
     if args.quiet:
         print(out)
     else:
         print(format_summary(result.summary, scn.name, result.meta))
         print(
-            f"\nresults: {out}/ (summary.csv, requests.parquet, cpu.csv, sched.csv, "
-            "counters.csv, resources.csv, scenario.resolved.yaml, meta.json)"
+            f"\nresults: {out}/ (summary.csv, replications.csv, requests.parquet, cpu.csv, "
+            "sched.csv, counters.csv, resources.csv, scenario.resolved.yaml, meta.json)"
         )
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sim.experiment import compare
+
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    scn, out = _load(args, "-compare")
+    try:
+        comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
+    except ValueError as exc:
+        raise InputError(f"--paths: {exc}") from None
+    comparison.meta["command"] = _command()
+    comparison.save(out)
+    if args.quiet:
+        print(out)
+    else:
+        print(format_comparison(comparison.table, comparison.paths, comparison.meta))
+        print(f"\nresults: {out}/ (comparison.csv, meta.json, and a full result per path)")
     return EXIT_OK
 
 
@@ -178,9 +220,39 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _die(message: str) -> NoReturn:  # pragma: no cover - used by scripts
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_INPUT)
+def format_comparison(table: Any, paths: list[str], meta: dict[str, Any]) -> str:
+    """The comparison as text: per child, mean and p99 on every path, and each path's
+    paired ratio to the base with its 95 % interval."""
+    base = paths[0]
+    head = (
+        f"{meta.get('scenario')}: paths {', '.join(paths)} (base {base}), "
+        f"{meta.get('replications')} paired replications, seed {meta.get('seed')}, "
+        f"{meta.get('wall_s', 0):.1f} s"
+    )
+    cols = ["child", "metric", *paths, *(f"{p}/{base}" for p in paths[1:])]
+    rows = []
+    for (child, metric), g in table[table["metric"].isin(["mean_us", "p99_us"])].groupby(
+        ["partition", "metric"], sort=False
+    ):
+        by = g.set_index("path")
+        row = [child, metric.removesuffix("_us")]
+        row += [units.format_time(by.loc[p, "value"]) for p in paths]
+        for p in paths[1:]:
+            r = by.loc[p]
+            lo, hi = r[f"ratio_ci_low_to_{base}"], r[f"ratio_ci_high_to_{base}"]
+            ci = f" [{lo:.2f}, {hi:.2f}]" if lo == lo and hi == hi else ""
+            row.append(f"{r[f'ratio_to_{base}']:.2f}{ci}")
+        rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(
+        f"\nratios are paired (common random numbers): per-replication {paths[1]}/{base}, "
+        "with their 95 % interval."
+    )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

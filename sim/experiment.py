@@ -8,6 +8,7 @@ reproducible), then turns the records into tidy frames:
                with its timestamps and latency components; ``in_window`` marks the
                requests submitted after the warm-up and completed before the end, the
                ones every statistic is computed on.
+``replications``  the same per replication: the samples behind every interval.
 ``summary``    one row per child (and per path, where a child fell back), with
                throughput, latency mean and percentiles, mean latency components, and,
                with R > 1, Student-t confidence bounds ``<metric>_ci_low/high``.
@@ -29,12 +30,13 @@ still in flight at the end are left out of it (their number is in ``requests`` w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,8 @@ import yaml
 from sim import __version__
 from sim.metrics import COMPONENTS
 from sim.model import RunData, simulate
-from sim.scenario import Scenario
-from sim.stats import PERCENTILES, latency_stats, t_interval
+from sim.scenario import IO_PATHS, Scenario
+from sim.stats import PERCENTILES, latency_stats, paired, t_interval
 
 LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
 CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
@@ -65,37 +67,51 @@ class Result:
     counters: pd.DataFrame
     resources: pd.DataFrame
     sched: pd.DataFrame = field(default_factory=pd.DataFrame)
+    replications: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
         """Write the result directory atomically; returns its path."""
-        out = Path(out)
-        if out.exists() and not (out / "meta.json").exists() and any(out.iterdir()):
-            raise FileExistsError(f"{out} exists and is not an hvsim result directory")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        with atomic_directory(out) as tmp:
+            self.write(tmp)
+        return Path(out)
+
+    def write(self, where: Path) -> None:
+        """Write every file of the result into the existing directory ``where``."""
+        self.summary.to_csv(where / "summary.csv", index=False)
+        self.replications.to_csv(where / "replications.csv", index=False)
+        self.cpu.to_csv(where / "cpu.csv", index=False)
+        self.counters.to_csv(where / "counters.csv", index=False)
+        self.resources.to_csv(where / "resources.csv", index=False)
+        self.sched.to_csv(where / "sched.csv", index=False)
+        self.requests.to_parquet(where / "requests.parquet", index=False)
+        with open(where / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+        with open(where / "meta.json", "w", encoding="utf-8") as f:
+            json.dump(self.meta, f, indent=2)
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str | Path) -> Iterator[Path]:
+    """A temporary directory beside ``out`` that replaces ``out`` when the block succeeds
+    and vanishes when it fails: a result directory is either whole or absent."""
+    out = Path(out)
+    if out.exists() and not (out / "meta.json").exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not an hvsim result directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            self.summary.to_csv(tmp / "summary.csv", index=False)
-            self.cpu.to_csv(tmp / "cpu.csv", index=False)
-            self.counters.to_csv(tmp / "counters.csv", index=False)
-            self.resources.to_csv(tmp / "resources.csv", index=False)
-            self.sched.to_csv(tmp / "sched.csv", index=False)
-            self.requests.to_parquet(tmp / "requests.parquet", index=False)
-            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
-            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(self.meta, f, indent=2)
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            if out.exists():
-                out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+        raise
 
 
 def run(scenario: Scenario, replications: int | None = None, seed: int | None = None) -> Result:
@@ -129,10 +145,13 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         "requests_simulated": len(requests),
         "versions": _versions(),
     }
+    per_rep = replication_frame(requests, [r.replication for r in runs], window)
+    order = [name for name, _ in scenario.instances()]
     return Result(
         scenario=scenario,
         requests=requests,
-        summary=summary_frame(requests, runs, window),
+        summary=summary_frame(per_rep, order),
+        replications=per_rep,
         cpu=cpu_frame(runs),
         counters=_counters_frame(runs),
         resources=_resources_frame(runs),
@@ -188,43 +207,49 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     return df[order]
 
 
-def summary_frame(requests: pd.DataFrame, runs: Sequence[RunData], window_s: float) -> pd.DataFrame:
-    """Per child and path: throughput, latency and components, with CIs across replications."""
-    reps = [r.replication for r in runs]
-    order = {s.partition: i for i, s in enumerate(runs[0].streams)} if runs else {}
+def replication_frame(
+    requests: pd.DataFrame, replications: Sequence[int], window_s: float
+) -> pd.DataFrame:
+    """Per replication, child and path: requests, throughput, latency statistics and mean
+    components over the measurement window (the samples every interval is built from)."""
     inw = requests[requests["in_window"]]
-    groups = requests[KEYS].drop_duplicates()
     rows = []
-    for _, key in groups.iterrows():
+    for _, key in requests[KEYS].drop_duplicates().iterrows():
         sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
-        per_rep = []
-        for r in reps:
+        for r in replications:
             x = sel[sel["replication"] == r]
-            lat = x["latency_us"].to_numpy()
-            m = {
-                "requests": len(x),
-                "throughput_rps": len(x) / window_s,
-                "throughput_bps": float(x["size_bytes"].sum()) * 8.0 / window_s,
-                **latency_stats(lat),
-            }
+            m: dict[str, Any] = {"replication": r, **{k: key[k] for k in KEYS}}
+            m["requests"] = len(x)
+            m["throughput_rps"] = len(x) / window_s
+            m["throughput_bps"] = float(x["size_bytes"].sum()) * 8.0 / window_s
+            m.update(latency_stats(x["latency_us"].to_numpy()))
             for comp in COMPONENTS:
                 m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
-            per_rep.append(m)
-        frame = pd.DataFrame(per_rep)
-        row: dict[str, Any] = {k: key[k] for k in KEYS}
-        row["fallback"] = key["requested_path"] != key["io_path"]
-        row["replications"] = len(reps)
+            rows.append(m)
+    return pd.DataFrame(rows)
+
+
+def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """Per child and path: means over replications with Student-t CIs (R > 1)."""
+    rows = []
+    if per_rep.empty:
+        return pd.DataFrame()
+    n_reps = per_rep["replication"].nunique()
+    for key, frame in per_rep.groupby(KEYS, sort=False):
+        row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
+        row["fallback"] = row["requested_path"] != row["io_path"]
+        row["replications"] = n_reps
         row["requests"] = int(frame["requests"].sum())
-        for col in frame.columns.drop("requests"):
+        for col in frame.columns.drop([*KEYS, "replication", "requests"]):
             mean, lo, hi = t_interval(frame[col].to_numpy())
             row[col] = mean
-            if col in CI_METRICS and len(reps) > 1:
+            if col in CI_METRICS and n_reps > 1:
                 row[f"{col}_ci_low"] = lo
                 row[f"{col}_ci_high"] = hi
         rows.append(row)
+    rank = {name: i for i, name in enumerate(order)}
     out = pd.DataFrame(rows)
-    if len(out):
-        out = out.sort_values("partition", key=lambda s: s.map(order), kind="stable")
+    out = out.sort_values("partition", key=lambda s: s.map(rank), kind="stable")
     return out.reset_index(drop=True)
 
 
@@ -308,3 +333,98 @@ def _versions() -> dict[str, str]:
         "pandas": pd.__version__,
         "platform": platform.platform(),
     }
+
+
+COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us")
+
+
+@dataclass
+class Comparison:
+    """The same scenario run with every I/O child on each of several paths, paired."""
+
+    scenario: Scenario
+    paths: list[str]
+    results: dict[str, Result]
+    table: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``comparison.csv``, ``meta.json`` and one full result per path, atomically."""
+        with atomic_directory(out) as tmp:
+            self.table.to_csv(tmp / "comparison.csv", index=False)
+            for path, res in self.results.items():
+                (tmp / path).mkdir()
+                res.write(tmp / path)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump(self.meta, f, indent=2)
+        return Path(out)
+
+
+def on_path(scenario: Scenario, path: str) -> Scenario:
+    """``scenario`` with every child that does I/O switched to ``path``."""
+    overrides: dict[str, Any] = {}
+    for i, c in enumerate(scenario.children):
+        if c.device is not None:
+            overrides[f"children[{i}].io_path"] = path
+            if path != "direct":
+                overrides[f"children[{i}].vf"] = None
+    return scenario.replace(overrides, source=f"path {path}")
+
+
+def compare(
+    scenario: Scenario,
+    paths: Sequence[str] = ("routed", "direct"),
+    replications: int | None = None,
+    seed: int | None = None,
+) -> Comparison:
+    """Run ``scenario`` once per I/O path with common random numbers; the first path is the
+    base of the paired differences and ratios."""
+    paths = list(paths)
+    bad = [p for p in paths if p not in IO_PATHS]
+    if bad:
+        raise ValueError(f"unknown path '{bad[0]}' (paths: {', '.join(IO_PATHS)})")
+    if len(paths) < 2 or len(set(paths)) != len(paths):
+        raise ValueError("compare needs at least two different paths")
+    t0 = time.perf_counter()
+    results = {p: run(on_path(scenario, p), replications, seed) for p in paths}
+    table = comparison_frame(results, paths[0])
+    first = results[paths[0]]
+    meta = {
+        "scenario": scenario.name,
+        "paths": paths,
+        "base": paths[0],
+        "seed": first.meta["seed"],
+        "replications": first.meta["replications"],
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "versions": first.meta["versions"],
+        "common_random_numbers": True,
+    }
+    return Comparison(scenario, paths, results, table, meta)
+
+
+def comparison_frame(results: dict[str, Result], base: str) -> pd.DataFrame:
+    """Tidy table: per child, metric and path, the value with its CI, and the paired
+    difference and ratio to ``base`` with theirs."""
+    rows = []
+    ref = results[base].replications.set_index(["partition", "replication"])
+    for path, res in results.items():
+        reps = res.replications.set_index(["partition", "replication"])
+        for partition in res.replications["partition"].unique():
+            mine = reps.loc[partition].sort_index()
+            theirs = ref.loc[partition].sort_index()
+            for metric in COMPARE_METRICS:
+                value, lo, hi = t_interval(mine[metric].to_numpy())
+                p = paired(theirs[metric].to_numpy(), mine[metric].to_numpy())
+                rows.append(
+                    {
+                        "partition": partition,
+                        "metric": metric,
+                        "path": path,
+                        "io_path": str(mine["io_path"].iloc[0]),
+                        "value": value,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        **{f"{k}_to_{base}": v for k, v in p.items()},
+                    }
+                )
+    return pd.DataFrame(rows)

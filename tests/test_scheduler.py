@@ -233,3 +233,29 @@ def test_wakeup_statistics_reach_sched_csv(tmp_path: Any) -> None:
     assert s["wakeups"].sum() > 0
     assert s["preemptions"].sum() > 0
     assert (s["max_wakeup_us"].fillna(0) >= s["mean_wakeup_us"].fillna(0)).all()
+
+
+def _events(env: SimEnv, until: float) -> int:
+    n = 0
+    while env.peek() < until:
+        env.step()
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize(
+    ("policy", "bound"),
+    [("fair", 2), ("pinned", 2), ("credit", 1_000_000 // 10_000 + 1_000_000 // 30_000 + 2)],
+)
+def test_no_events_while_nothing_changes(policy: str, bound: int) -> None:
+    """One always-runnable vCPU alone for 1 s: no slice timers, no polling; under credit
+    only the 10 ms ticks and 30 ms accounting periods."""
+    overrides = {"host.scheduler.policy": policy, "host.cores": 2, "run.duration": "1s"}
+    if policy == "pinned":
+        overrides["children[hog].pin"] = [1]  # type: ignore[assignment]
+    scn = loads(BASE, overrides=overrides)
+    env = SimEnv(scn, seed=1)
+    from sim.model import Host
+
+    Host(env).start()
+    assert _events(env, 1_000_000.0) <= bound
