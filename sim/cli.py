@@ -217,6 +217,11 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
         lines.append(
             f"\n± is the half-width of the 95 % confidence interval over {reps} replications."
         )
+    if "warnings" in summary.columns:
+        notes = [(r["partition"], r["warnings"]) for _, r in summary.iterrows() if r["warnings"]]
+        if notes:
+            lines.append("\nwarnings:")
+            lines += [f"  {part}: {text}" for part, text in notes]
     return "\n".join(line.rstrip() for line in lines)
 
 

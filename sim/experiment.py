@@ -49,7 +49,7 @@ from sim import __version__
 from sim.metrics import COMPONENTS
 from sim.model import RunData, simulate
 from sim.scenario import IO_PATHS, Scenario
-from sim.stats import PERCENTILES, latency_stats, paired, t_interval
+from sim.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
 
 LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
 CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
@@ -129,7 +129,17 @@ def run(scenario: Scenario, replications: int | None = None, seed: int | None = 
 def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: float) -> Result:
     """Turn replications' records into a :class:`Result`."""
     requests = requests_frame(runs)
-    window = (scenario.run.duration - scenario.run.warmup) / 1e6
+    warm = warmup_frame(requests, scenario)
+    mark_window(requests, warm, scenario.run.duration)
+    per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
+    order = [name for name, _ in scenario.instances()]
+    cpu = cpu_frame(runs)
+    resources = _resources_frame(runs)
+    counters = _counters_frame(runs)
+    summary = summary_frame(per_rep, order)
+    notes = warnings(scenario, summary, warm, cpu, resources, counters)
+    if len(summary):
+        summary["warnings"] = ["; ".join(notes.get(p, [])) for p in summary["partition"]]
     meta = {
         "scenario": scenario.name,
         "seed": seed,
@@ -140,23 +150,53 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         ],
         "duration_us": scenario.run.duration,
         "warmup_us": scenario.run.warmup,
+        "warmup_method": scenario.run.warmup_method,
+        "warnings": [f"{p}: {w}" for p, ws in notes.items() for w in ws],
         "wall_s": round(wall_s, 3),
         "wall_s_per_replication": [round(r.wall_s, 3) for r in runs],
         "requests_simulated": len(requests),
         "versions": _versions(),
     }
-    per_rep = replication_frame(requests, [r.replication for r in runs], window)
-    order = [name for name, _ in scenario.instances()]
     return Result(
         scenario=scenario,
         requests=requests,
-        summary=summary_frame(per_rep, order),
+        summary=summary,
         replications=per_rep,
-        cpu=cpu_frame(runs),
-        counters=_counters_frame(runs),
-        resources=_resources_frame(runs),
+        cpu=cpu,
+        counters=counters,
+        resources=resources,
         sched=sched_frame(runs),
         meta=meta,
+    )
+
+
+def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and child: the MSER-5 truncation point of its latency series (in
+    submission order, from time 0) and the warm-up used (fixed, or the later of the two
+    under ``warmup_method: mser5``)."""
+    fixed = scenario.run.warmup
+    auto = scenario.run.warmup_method == "mser5"
+    rows = []
+    done = requests[requests["state"] == "completed"]
+    for (rep, part), g in done.groupby(["replication", "partition"], sort=False):
+        g = g.sort_values("t_submit_us")
+        d, found = mser5(g["latency_us"].to_numpy())
+        t = g["t_submit_us"].to_numpy()
+        cut = float(t[d]) if d < len(t) else float(scenario.run.duration)
+        used = max(fixed, cut) if auto else fixed
+        rows.append((rep, part, used, cut, found))
+    cols = ["replication", "partition", "warmup_us", "mser_warmup_us", "mser_found"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float) -> None:
+    """Set ``in_window``: completed, submitted after its warm-up, completed by ``end``."""
+    merged = requests.merge(warm, on=["replication", "partition"], how="left")
+    cut = merged["warmup_us"].fillna(0.0).to_numpy()
+    requests["in_window"] = (
+        (requests["state"] == "completed").to_numpy()
+        & (requests["t_submit_us"].to_numpy() >= cut)
+        & (requests["t_complete_us"].to_numpy() <= end)
     )
 
 
@@ -208,23 +248,33 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
 
 
 def replication_frame(
-    requests: pd.DataFrame, replications: Sequence[int], window_s: float
+    requests: pd.DataFrame,
+    replications: Sequence[int],
+    warm: pd.DataFrame,
+    scenario: Scenario,
 ) -> pd.DataFrame:
     """Per replication, child and path: requests, throughput, latency statistics and mean
     components over the measurement window (the samples every interval is built from)."""
     inw = requests[requests["in_window"]]
+    cuts = warm.set_index(["replication", "partition"])
     rows = []
     for _, key in requests[KEYS].drop_duplicates().iterrows():
         sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
         for r in replications:
             x = sel[sel["replication"] == r]
-            m: dict[str, Any] = {"replication": r, **{k: key[k] for k in KEYS}}
+            k = (r, key["partition"])
+            cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
+            window_s = (scenario.run.duration - cut) / 1e6
+            m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
             m["requests"] = len(x)
             m["throughput_rps"] = len(x) / window_s
             m["throughput_bps"] = float(x["size_bytes"].sum()) * 8.0 / window_s
             m.update(latency_stats(x["latency_us"].to_numpy()))
             for comp in COMPONENTS:
                 m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
+            if k in cuts.index:
+                m["warmup_us"] = cut
+                m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
             rows.append(m)
     return pd.DataFrame(rows)
 
@@ -241,6 +291,8 @@ def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
         row["replications"] = n_reps
         row["requests"] = int(frame["requests"].sum())
         for col in frame.columns.drop([*KEYS, "replication", "requests"]):
+            if frame[col].dtype == object:
+                continue
             mean, lo, hi = t_interval(frame[col].to_numpy())
             row[col] = mean
             if col in CI_METRICS and n_reps > 1:
@@ -428,3 +480,66 @@ def comparison_frame(results: dict[str, Result], base: str) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+SATURATED = 0.95
+"""Utilisation above which a device or vCPU is reported saturated."""
+
+
+def warnings(
+    scenario: Scenario,
+    summary: pd.DataFrame,
+    warm: pd.DataFrame,
+    cpu: pd.DataFrame,
+    resources: pd.DataFrame,
+    counters: pd.DataFrame,
+) -> dict[str, list[str]]:
+    """When a result is not to be trusted as it stands, per child: saturated resources,
+    a warm-up too short or not found, confidence intervals wider than
+    ``run.ci_warning`` of their estimate."""
+    notes: dict[str, list[str]] = {}
+    window = scenario.run.duration - scenario.run.warmup
+    busy = cpu[cpu["category"] != "idle"].groupby("vcpu")["busy_us"].sum()
+    hot_vcpus = {str(v) for v, us in busy.items() if us / window > SATURATED}
+    devices = resources[resources["kind"] != "ring"].set_index("resource")["utilization"]
+    count = counters.set_index("counter")["count"] if len(counters) else pd.Series(dtype=float)
+    streams = dict(scenario.instances())
+    for _, row in summary.iterrows():
+        part = row["partition"]
+        out = notes.setdefault(part, [])
+        spec = streams.get(part)
+        dev = spec.device if spec is not None and spec.device is not None else ""
+        if dev in devices.index and devices[dev] > SATURATED:
+            out.append(f"saturated: device {dev} {devices[dev]:.0%} busy")
+        hot = sorted(v for v in hot_vcpus if v.startswith(f"{part}.") or (
+            row["io_path"] == "routed" and v.startswith("parent.")
+        ))  # fmt: skip
+        if hot:
+            out.append(f"saturated: {', '.join(hot)} busy > {SATURATED:.0%}")
+        if row["io_path"] == "routed" and count.get("ring_full", 0) > 0:
+            out.append("saturated: a VMBus ring was full (writers blocked)")
+        offered = sum(s.rate for s in spec.streams if s.rate) if spec is not None else 0.0
+        if offered and row["throughput_rps"] < 0.95 * offered:
+            out.append(
+                f"saturated: throughput {row['throughput_rps'] / offered:.0%} of the offered load"
+            )
+        w = warm[warm["partition"] == part]
+        if len(w) and not w["mser_found"].all():
+            out.append("warm-up: MSER-5 found no steady state in some replication (run longer)")
+        elif len(w) and scenario.run.warmup_method == "fixed":
+            transient = float(w["mser_warmup_us"].mean())
+            if transient > scenario.run.warmup:
+                out.append(
+                    f"warm-up: MSER-5 puts the transient at {transient / 1e3:.1f} ms, past "
+                    f"the fixed warm-up of {scenario.run.warmup / 1e3:.1f} ms"
+                )
+        if row["replications"] < 2:
+            out.append("one replication: no confidence intervals")
+        else:
+            for metric in ("throughput_rps", "mean_us", "p99_us"):
+                lo, hi, est = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], row[metric]
+                rel = (hi - lo) / 2 / abs(est) if est else float("inf")
+                if rel > scenario.run.ci_warning:
+                    name = metric.removesuffix("_us").removesuffix("_rps")
+                    out.append(f"wide CI: {name} ±{rel:.0%}")
+    return {k: v for k, v in notes.items() if v}

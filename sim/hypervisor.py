@@ -149,6 +149,7 @@ class VCpu:
         "env",
         "hv",
         "index",
+        "item",
         "last_lp",
         "lp",
         "name",
@@ -198,6 +199,7 @@ class VCpu:
         self._runnable_since = 0.0
         self.debt = 0.0
         self.busy_us: dict[str, float] = {}
+        self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.dispatches = 0
         self.preemptions = 0
         self.boosts = 0
@@ -241,16 +243,39 @@ class VCpu:
         return sched, env.now - t0 - sched
 
     def take_debt(self) -> float:
-        """The world-switch time owed since the last dispatch (the caller runs it)."""
+        """The world-switch time owed since the last dispatch; the caller runs it as
+        ``hypervisor`` time in its next :meth:`hold`."""
         debt = self.debt
-        if debt:
-            self.debt = 0.0
-            self.busy_us["hypervisor"] = self.busy_us.get("hypervisor", 0.0) + debt
+        self.debt = 0.0
         return debt
 
     def charge(self, category: str, cost: float) -> None:
         """Account ``cost`` µs of this vCPU's time to ``category``."""
         self.busy_us[category] = self.busy_us.get(category, 0.0) + cost
+
+    def hold(self, *charges: tuple[str, float]) -> simpy.Timeout:
+        """Run one work item: its costs by category, back to back, as one timeout.
+
+        The item is charged now and remembered, so that an account closed while it runs
+        (end of warm-up, end of the run) gets exactly the part that falls inside it."""
+        busy = self.busy_us
+        total = 0.0
+        for category, cost in charges:
+            if cost:
+                busy[category] = busy.get(category, 0.0) + cost
+                total += cost
+        now = self.env.now
+        self.item = (now, now + total, charges)
+        return self.env.timeout(total)
+
+    def unfinished(self) -> list[tuple[str, float]]:
+        """The part of the work item in progress that lies after now, by category."""
+        start, end, charges = self.item
+        now = self.env.now
+        if end <= now or end <= start:
+            return []
+        left = (end - now) / (end - start)
+        return [(category, cost * left) for category, cost in charges if cost]
 
     def release(self) -> None:
         """Done with the work item: next item, background, preemption or block."""
@@ -786,8 +811,9 @@ class Hypervisor:
         self._cap_timer(d)
 
     # -- accounting -----------------------------------------------------------------------
-    def flush(self) -> None:
-        """Bring every running account up to now (warm-up end, run end)."""
+    def flush(self, closing: bool = False) -> None:
+        """Bring every running account up to now. ``closing`` (the end of the run): take
+        back the part of the work items in progress that lies after now."""
         now = self.env.now
         for lp in self.lps:
             v = lp.current
@@ -800,14 +826,21 @@ class Hypervisor:
                 v.bg_since = now
                 assert v.bg is not None
                 v.bg.gen -= 1  # the pending burst-end timer stays valid
+        if closing:
+            for v in self.vcpus:
+                for category, cost in v.unfinished():
+                    v.charge(category, -cost)
 
     def reset(self) -> None:
-        """Forget CPU accounts (end of warm-up); running work keeps running."""
+        """Forget CPU accounts (end of warm-up); running work keeps running, and the part
+        of the work items in progress that lies after now is charged to the new window."""
         self.flush()
         for lp in self.lps:
             lp.busy_us = 0.0
         for v in self.vcpus:
             v.busy_us.clear()
+            for category, cost in v.unfinished():
+                v.charge(category, cost)
             v.wakeups = 0
             v.wake_total = 0.0
             v.wake_max = 0.0

@@ -87,8 +87,7 @@ def _into_ring(
         if signal:
             env.counters[ring.signal_counter] += 1
             env.counters["exits.hypercall"] += 1
-            yield env.timeout(hypercall)
-            v.charge("exit", hypercall)
+            yield v.hold(("exit", hypercall))
             c[INTERRUPT] += hypercall
         v.release()
         return signal
@@ -101,8 +100,7 @@ def _into_ring(
         env.counters["exits.hypercall"] += 1
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        yield env.timeout(hypercall + debt)
-        v.charge("exit", hypercall)
+        yield v.hold(("exit", hypercall), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[queue] += queued
@@ -138,14 +136,12 @@ class RoutedPath:
     def walk(self, req: Request) -> Walk:
         env, hv, child, parent, ch = self.env, self.hv, self.child, self.parent, self.channel
         c = req.c
-        timeout = env.timeout
         # 1. VSC on the issuing vCPU, descriptor into the outbound ring
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         cost = child.submit_cost()
-        yield timeout(cost + debt)
-        v.charge("vsc", cost)
+        yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
@@ -162,10 +158,7 @@ class RoutedPath:
         irq = hv.interrupt(pv) if signalled else 0.0
         vsp = parent.vsp_request() + parent.transfer_cost(req.size, pages)
         drv = parent.driver_request()
-        yield timeout(irq + vsp + drv + debt)
-        pv.charge("exit", irq)
-        pv.charge("vsp", vsp)
-        pv.charge("driver", drv)
+        yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
@@ -181,10 +174,7 @@ class RoutedPath:
         irq = hv.interrupt(pv)
         drv = parent.driver_interrupt()
         vsp = parent.vsp_completion()
-        yield timeout(irq + drv + vsp + debt)
-        pv.charge("exit", irq)
-        pv.charge("driver", drv)
-        pv.charge("vsp", vsp)
+        yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[INTERRUPT] += irq
@@ -201,9 +191,7 @@ class RoutedPath:
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
         cost = child.complete_cost()
-        yield timeout(irq + cost + debt)
-        v.charge("exit", irq)
-        v.charge("vsc", cost)
+        yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
@@ -236,15 +224,13 @@ class AssignedPath:
     def walk(self, req: Request) -> Walk:
         env, child, iommu = self.env, self.child, self.iommu
         c = req.c
-        timeout = env.timeout
         map_cost = iommu.map_cost if iommu is not None else 0.0
         # 1. guest driver on the issuing vCPU; MMIO doorbell without exit
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         cost = child.submit_cost()
-        yield timeout(cost + map_cost + debt)
-        v.charge("guest", cost + map_cost)
+        yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -266,9 +252,7 @@ class AssignedPath:
             irq = 0.0
         unmap = iommu.unmap_cost if iommu is not None else 0.0
         cost = child.complete_cost()
-        yield timeout(irq + cost + unmap + debt)
-        v.charge("exit", irq)
-        v.charge("guest", cost + unmap)
+        yield v.hold(("exit", irq), ("guest", cost + unmap), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued

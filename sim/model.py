@@ -163,7 +163,7 @@ class Host:
     def collect(self, replication: int, wall_s: float) -> RunData:
         """The records of the run so far."""
         env, scn = self.env, self.env.scenario
-        self.hv.flush()
+        self.hv.flush(closing=True)
         streams = []
         for s in self.streams:
             in_flight = [

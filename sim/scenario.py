@@ -526,7 +526,22 @@ class Run(_Model):
     """Run settings."""
 
     duration: Time = _field("1s", description="Simulated time per replication.")
-    warmup: Time = _field("100ms", description="Requests submitted before this are not counted.")
+    warmup: Time = _field(
+        "100ms",
+        description="Requests submitted before this are not counted; counters and CPU "
+        "accounts restart here.",
+    )
+    warmup_method: Literal["fixed", "mser5"] = _field(
+        "fixed",
+        description="fixed: the warm-up above. mser5: also drop the transient that MSER-5 "
+        "finds in each child's latency series (White 1997), whichever is later. MSER-5 is "
+        "reported either way.",
+    )
+    ci_warning: float = _field(
+        0.1,
+        gt=0,
+        description="Warn when a 95 % CI half-width exceeds this fraction of its estimate.",
+    )
     seed: int = _field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
     replications: int = _field(1, ge=1, le=1000)
 

@@ -81,3 +81,32 @@ def paired(
         "ratio_ci_low": rlo,
         "ratio_ci_high": rhi,
     }
+
+
+MSER_BATCH = 5
+
+
+def mser5(series: Sequence[float] | np.ndarray) -> tuple[int, bool]:
+    """MSER-5 truncation point of an output series (White, 1997; White, Cobb & Spratt, WSC
+    2000): batch means of 5 consecutive observations y_1..y_n; the truncation d (in batches)
+    minimises MSER(d) = Σ_{i>d} (y_i − ȳ_d)² / (n − d)² over d < n/2.
+
+    Returns ``(observations to drop, found)``; ``found`` is False when the minimum is at the
+    edge of the first half (or the series has fewer than 10 batches): the run did not reach
+    a steady state that MSER can see, and the caller should say so.
+    """
+    x = np.asarray(series, dtype=float)
+    n = x.size // MSER_BATCH
+    if n < 10:
+        return 0, False
+    y = x[: n * MSER_BATCH].reshape(n, MSER_BATCH).mean(axis=1)
+    # suffix sums give every tail's mean and squared deviations at once
+    s1 = np.cumsum(y[::-1])[::-1]
+    s2 = np.cumsum((y * y)[::-1])[::-1]
+    m = np.arange(n, 0, -1, dtype=float)  # tail lengths n - d
+    sse = s2 - s1 * s1 / m
+    mser = sse / (m * m)
+    half = n // 2
+    d = int(np.argmin(mser[: half + 1]))
+    # a minimum at the edge of the searched half means the transient may go on
+    return d * MSER_BATCH, d < half - 1

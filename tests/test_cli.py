@@ -162,6 +162,6 @@ def test_validate_command_exit_status(tmp_path: Path) -> None:
 
 def test_planned_commands_say_so() -> None:
     """Commands of the design that are not built end with a clear message."""
-    proc = hvsim("compare", "scenarios/baseline.yaml")
+    proc = hvsim("capacity", "scenarios/baseline.yaml")
     assert proc.returncode == 2
     assert "not available in this version" in proc.stderr

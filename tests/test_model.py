@@ -100,13 +100,13 @@ def test_free_lp_dispatches_without_event_and_charges_world_switch() -> None:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         got.append((env.now, sched, queued, debt))
-        yield env.timeout(1.0 + debt)
+        yield v.hold(("guest", 1.0), ("hypervisor", debt))
         v.release()
 
     env.process(one())
     env.run()
     assert got == [(0.0, 0.0, 0.0, 0.5)]
-    assert v.busy_us == {"hypervisor": 0.5}
+    assert v.busy_us == {"guest": 1.0, "hypervisor": 0.5}
     assert sorted(lp.index for lp in hv.idle) == [0, 1]
 
 
