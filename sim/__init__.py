@@ -8,9 +8,11 @@ Public API (DESIGN §1)::
     table = sim.validate()                  # model against queueing theory
 
     sim.compare(scn, paths=["routed", "direct"])   # paired comparison table
+    frame = sim.sweep("scenarios/sweeps/load.yaml", workers=2)   # tidy frame of a study
+    frame = sim.load_study("results/load")          # a finished study, back
 
-``sim.sweep`` and ``sim.capacity`` belong to the design but are not part of this
-version; using them raises an ``AttributeError`` that says so.
+``sim.capacity`` belongs to the design but is not part of this version; using it raises
+an ``AttributeError`` that says so.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "__version__",
     "compare",
     "load",
+    "load_study",
     "run",
+    "sweep",
     "validate",
 ]
 
@@ -34,7 +38,6 @@ if TYPE_CHECKING:
     from sim.scenario import Scenario, ScenarioError
 
 _PLANNED = {
-    "sweep": "parameter sweeps",
     "capacity": "SLO-driven capacity search",
 }
 
@@ -68,6 +71,30 @@ def compare(
 
     scn = scenario if not isinstance(scenario, str) and hasattr(scenario, "run") else load(scenario)
     return _compare(scn, paths, replications=replications, seed=seed).table
+
+
+def sweep(
+    spec: Any,
+    workers: int = 1,
+    scheduler: str | None = None,
+    out: Any = None,
+    executor: str = "auto",
+) -> Any:
+    """Run a sweep (a sweep file path or a sweep mapping) and return its tidy frame: one
+    row per point × replication × child, with the grid values as columns. Finished points
+    already in the study directory are not computed again."""
+    from sim.sweep import load_study, load_sweep, make_sweep, run_sweep
+
+    sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec)
+    report = run_sweep(sw, out, workers=workers, scheduler=scheduler, executor=executor)
+    return load_study(report.out)
+
+
+def load_study(out: Any) -> Any:
+    """The tidy frame of a finished (or partly finished) study directory."""
+    from sim.sweep import load_study as _load_study
+
+    return _load_study(out)
 
 
 def validate(cases: Any = None, replications: int | None = None) -> Any:

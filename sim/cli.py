@@ -20,7 +20,6 @@ from sim import units
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 _PLANNED = {
-    "sweep": "parameter sweeps on processes or a Dask cluster",
     "capacity": "SLO-driven capacity search",
     "report": "the HTML report",
 }
@@ -50,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("scenario", help="scenario file (YAML)")
     c.add_argument("--paths", default="routed,direct", help="comma-separated, first is the base")
     _common(c)
+
+    w = sub.add_parser("sweep", help="a grid of scenarios → results/<study>/ (resumable)")
+    w.add_argument("sweep", help="sweep file, or a scenario with a sweep: section")
+    w.add_argument("--workers", type=int, default=1, help="parallel workers (default 1)")
+    w.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
+    w.add_argument(
+        "--executor",
+        default="auto",
+        choices=["auto", "serial", "processes", "dask"],
+        help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
+    )
+    w.add_argument("--out", help="study directory (default: results/<study>)")
+    w.add_argument("--quiet", action="store_true", help="print only the study directory")
 
     v = sub.add_parser("validate", help="model against queueing theory")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
@@ -87,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "schema":
@@ -165,6 +179,58 @@ def _compare(args: argparse.Namespace) -> int:
         print(format_comparison(comparison.table, comparison.paths, comparison.meta))
         print(f"\nresults: {out}/ (comparison.csv, meta.json, and a full result per path)")
     return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import load_study, load_sweep, run_sweep
+
+    if args.workers < 1:
+        raise InputError(f"--workers: must be at least 1 (got {args.workers})")
+    sweep = load_sweep(args.sweep)
+    try:
+        report = run_sweep(
+            sweep, args.out, workers=args.workers, scheduler=args.scheduler,
+            executor=args.executor,
+        )  # fmt: skip
+    except FileExistsError as exc:
+        raise InputError(f"--out: {exc}") from None
+    if args.quiet:
+        print(report.out)
+    else:
+        print(
+            f"{sweep.study}: {len(sweep.points)} points ({len(report.computed)} computed, "
+            f"{len(report.skipped)} already done, {len(report.failed)} failed) on "
+            f"{report.executor} in {report.wall_s:.1f} s"
+        )
+        print(format_study(load_study(report.out), list(sweep.grid)))
+        print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")
+        for key in report.failed:
+            print(f"failed: point {key}: see {report.out}/failed/{key}.json", file=sys.stderr)
+    return EXIT_FAIL if report.failed else EXIT_OK
+
+
+def format_study(frame: Any, params: list[str]) -> str:
+    """Per point and child: mean and p99 over replications."""
+    if frame.empty:
+        return "(no finished points)"
+    cols = [*params, "partition", "io_path"]
+    agg = frame.groupby(cols, sort=False)[["throughput_rps", "mean_us", "p99_us"]].mean()
+    lines = []
+    head = [*(p.split(".")[-1] for p in params), "child", "path", "throughput", "mean", "p99"]
+    rows = [
+        [
+            *(str(v) for v in key),
+            units.format_rate(r.throughput_rps),
+            units.format_time(r.mean_us),
+            units.format_time(r.p99_us),
+        ]
+        for key, r in agg.iterrows()
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -677,6 +677,7 @@ def loads(
     data, lines = compose(text, file)
     if not isinstance(data, dict):
         raise ScenarioError(file, "", "a scenario must be a mapping (key: value) at the top", 1)
+    data.pop("sweep", None)  # a sweep section is for hvsim sweep (sim.sweep); run ignores it
     if default_name and "name" not in data:
         data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", default_name)[:64] or "scenario"
     overridden = [apply_override(data, k, v, "--set") for k, v in (overrides or {}).items()]

@@ -1,0 +1,485 @@
+"""Sweeps: a base scenario, a grid of overrides, replications; run anywhere, resumable.
+
+A sweep file::
+
+    study: load                          # results/<study>/ (default: the file's name)
+    scenario: ../baseline.yaml           # relative to this file, or an inline mapping
+    set: {run.duration: 500ms}           # overrides for every point (optional)
+    grid:                                # every combination of these values is a point
+      children[web-routed].streams[0].rate: [10k, 20k, 40k]
+      host.cores: [8, 16]
+      "parent.vcpus, host.scheduler.minroot": [2, 4]     # several paths, one value
+    replications: 3                      # optional: the scenario's run.replications
+    seed: 7                              # optional: the scenario's run.seed
+
+A scenario file may carry the same keys (but ``scenario``) in a ``sweep:`` section instead:
+it is then the base scenario, and ``hvsim run`` ignores the section.
+
+Every point is checked before anything runs. A point is keyed by the SHA-256 of its
+resolved scenario, seed and replications: a point whose results are already in the study
+directory (complete and readable) is never computed again, so a sweep that was stopped
+resumes where it was, and adding values to a grid computes only the new points. All points
+of a study share the root seed, so they see the same random numbers where they can
+(common random numbers across points, as across paths in :mod:`sim.experiment`).
+
+Executors: ``serial``; ``processes`` (a local process pool); ``dask`` (a Dask distributed
+``LocalCluster`` of N worker processes, or the scheduler at ``scheduler=ADDRESS``);
+``auto`` is serial for one worker, Dask when it is installed, processes otherwise. A
+point's result depends only on its resolved scenario and seed, so every executor gives
+the same numbers. Only this process writes: workers return their tables.
+
+Study directory ``results/<study>/``::
+
+    study.json                 the sweep, its points, versions, timings of the last run
+    summary/<key>.parquet      per point × replication × child: the summary metrics and
+                               the point's grid values (a Parquet dataset: read the folder)
+    requests/<key>.parquet     every request of the point
+    points/<key>.yaml          the resolved scenario of the point
+    points/<key>.json          the point's overrides, seed, replications, timing (written
+                               last: a point is complete when this file and its tables are)
+    failed/<key>.json          a point that raised: its error and traceback; the sweep went
+                               on, and the next run tries the point again
+
+Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sim import __version__
+from sim.scenario import Scenario, ScenarioError, apply_override, compose, from_dict, load
+
+EXECUTORS = ("auto", "serial", "processes", "dask")
+_SWEEP_KEYS = {"study", "scenario", "set", "grid", "replications", "seed"}
+
+
+@dataclass
+class Point:
+    """One point of a sweep: its grid values, resolved scenario and key."""
+
+    index: int
+    values: dict[str, Any]
+    scenario: Scenario
+    seed: int
+    replications: int
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        blob = json.dumps(
+            {"scenario": self.scenario.to_dict(), "seed": self.seed, "reps": self.replications},
+            sort_keys=True,
+        )
+        self.key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Sweep:
+    """A validated sweep: its study name and every point."""
+
+    study: str
+    base: Scenario
+    grid: dict[str, list[Any]]
+    points: list[Point]
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading and checking
+# ---------------------------------------------------------------------------------------
+def load_sweep(path: str | Path) -> Sweep:
+    """Read a sweep file (or a scenario with a ``sweep:`` section) and check every point."""
+    file = str(path)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(file, "", "no such file") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise ScenarioError(file, "", "not a sweep file") from None
+    data, _ = compose(text, file)
+    if not isinstance(data, dict):
+        raise ScenarioError(file, "", "a sweep must be a mapping (key: value) at the top", 1)
+    if "sweep" in data:  # a scenario with a sweep section
+        spec = data.pop("sweep")
+        if not isinstance(spec, dict):
+            raise ScenarioError(file, "sweep", "must be a mapping")
+        if "scenario" in spec:
+            raise ScenarioError(file, "sweep.scenario", "the file itself is the scenario")
+        data.setdefault("name", p.stem)
+        spec = {**spec, "scenario": data}
+        spec.setdefault("study", f"{data['name']}-sweep")
+        where = "sweep."
+    else:
+        spec = data
+        where = ""
+    spec.setdefault("study", p.stem)
+    return make_sweep(spec, file, p.parent, where)
+
+
+def make_sweep(
+    spec: Mapping[str, Any], file: str = "<sweep>", base_dir: Path | None = None, where: str = ""
+) -> Sweep:
+    """Check a sweep given as data (``scenario`` may be a path or a mapping)."""
+    unknown = sorted(set(spec) - _SWEEP_KEYS)
+    if unknown:
+        raise ScenarioError(file, f"{where}{unknown[0]}", f"unknown key (allowed: "
+                            f"{', '.join(sorted(_SWEEP_KEYS))})")  # fmt: skip
+    study = spec.get("study")
+    if not isinstance(study, str) or not study.strip() or "/" in study or study.startswith("."):
+        raise ScenarioError(file, f"{where}study", "must be a name (no '/')")
+    raw = spec.get("scenario")
+    if isinstance(raw, str):
+        base = load((base_dir or Path(".")) / raw)
+    elif isinstance(raw, dict):
+        base = from_dict(dict(raw), source=file)
+    else:
+        raise ScenarioError(file, f"{where}scenario", "a scenario file path or mapping is needed")
+    fixed = spec.get("set") or {}
+    grid = spec.get("grid")
+    if not isinstance(fixed, dict):
+        raise ScenarioError(file, f"{where}set", "must be a mapping of field paths to values")
+    if not isinstance(grid, dict) or not grid:
+        raise ScenarioError(file, f"{where}grid", "must map field paths to lists of values")
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v:
+            raise ScenarioError(file, f"{where}grid.{k}", "must be a non-empty list of values")
+    reps = spec.get("replications", base.run.replications)
+    seed = spec.get("seed", base.run.seed)
+    for name, v, hi in (("replications", reps, 1000), ("seed", seed, 2**63 - 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or not (name == "seed" or v >= 1):
+            raise ScenarioError(file, f"{where}{name}", "must be a whole number")
+        if not 0 <= v <= hi:
+            raise ScenarioError(file, f"{where}{name}", f"must be between 0 and {hi}")
+    paths = list(grid)
+    points = []
+    for i, combo in enumerate(itertools.product(*(grid[k] for k in paths))):
+        values = dict(zip(paths, combo, strict=True))
+        raw_scn = base.to_dict()
+        try:
+            for k, v in {**fixed, **values}.items():
+                for path in (part.strip() for part in k.split(",")):
+                    apply_override(raw_scn, path, v, file)
+            scn = from_dict(raw_scn, source=file)
+        except ScenarioError as exc:
+            label = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise ScenarioError(file, f"{where}grid[{label}]", f"{exc.path}: {exc.message}"
+                                if exc.path else exc.message) from None  # fmt: skip
+        points.append(Point(i, values, scn, int(seed), int(reps)))
+    keys = [p.key for p in points]
+    if len(set(keys)) != len(keys):
+        raise ScenarioError(file, f"{where}grid", "two points resolve to the same scenario")
+    clean = {"study": study, "scenario": base.to_dict(), "set": fixed, "grid": grid,
+             "replications": int(reps), "seed": int(seed)}  # fmt: skip
+    return Sweep(study, base, {k: list(v) for k, v in grid.items()}, points, clean)
+
+
+# ---------------------------------------------------------------------------------------
+# Running one point (in any process)
+# ---------------------------------------------------------------------------------------
+def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[str, Any]:
+    """Simulate one point from plain data; returns its tables (picklable)."""
+    from sim.experiment import run
+
+    t0 = time.perf_counter()
+    res = run(from_dict(scenario, source="point"), replications=replications, seed=seed)
+    return {
+        "replications": res.replications,
+        "requests": res.requests,
+        "wall_s": time.perf_counter() - t0,
+        "versions": res.meta["versions"],
+        "warnings": res.meta["warnings"],
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The study directory
+# ---------------------------------------------------------------------------------------
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    _atomic_write(path, write)
+
+
+def is_done(out: Path, point: Point) -> bool:
+    """Whether the point's results are in ``out``, complete and readable."""
+    meta = out / "points" / f"{point.key}.json"
+    summary = out / "summary" / f"{point.key}.parquet"
+    requests = out / "requests" / f"{point.key}.parquet"
+    if not (meta.is_file() and summary.is_file() and requests.is_file()):
+        return False
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        frame = pd.read_parquet(summary)
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(requests).metadata.num_rows
+    except Exception:  # a torn or corrupt file: compute the point again
+        return False
+    return bool(info.get("status") == "ok" and len(frame) and rows == info.get("requests"))
+
+
+def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
+    frame: pd.DataFrame = payload["replications"].copy()
+    frame.insert(0, "point", point.key)
+    frame.insert(1, "point_index", point.index)
+    for i, (k, v) in enumerate(point.values.items()):
+        frame.insert(2 + i, k, v if isinstance(v, int | float) else str(v))
+    requests: pd.DataFrame = payload["requests"]
+    _atomic_write(out / "requests" / f"{point.key}.parquet",
+                  lambda t: requests.to_parquet(t, index=False))  # fmt: skip
+    _atomic_write(out / "summary" / f"{point.key}.parquet",
+                  lambda t: frame.to_parquet(t, index=False))  # fmt: skip
+    _write_text(out / "points" / f"{point.key}.yaml",
+                yaml.safe_dump(point.scenario.to_dict(), sort_keys=False))  # fmt: skip
+    meta = {
+        "status": "ok",
+        "key": point.key,
+        "index": point.index,
+        "values": point.values,
+        "seed": point.seed,
+        "replications": point.replications,
+        "requests": len(requests),
+        "wall_s": round(payload["wall_s"], 3),
+        "versions": payload["versions"],
+        "warnings": payload["warnings"],
+    }
+    _write_text(out / "points" / f"{point.key}.json", json.dumps(meta, indent=2, default=str))
+    (out / "failed" / f"{point.key}.json").unlink(missing_ok=True)
+
+
+def _store_failure(out: Path, point: Point, error: BaseException) -> None:
+    info = {
+        "key": point.key,
+        "index": point.index,
+        "values": point.values,
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+    _write_text(out / "failed" / f"{point.key}.json", json.dumps(info, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------------------
+# Executors
+# ---------------------------------------------------------------------------------------
+Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
+
+
+def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
+    for p in points:
+        try:
+            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications), None
+        except Exception as exc:
+            yield p, None, exc
+
+
+def _processes(points: Sequence[Point], workers: int) -> Iterator[Outcome]:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications): p for p in points
+        }
+        for fut in as_completed(futures):
+            p = futures[fut]
+            try:
+                yield p, fut.result(), None
+            except Exception as exc:
+                yield p, None, exc
+
+
+def _dask(points: Sequence[Point], workers: int, scheduler: str | None) -> Iterator[Outcome]:
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
+
+    # the cluster's own chatter (worker start-up, nanny shutdown) is not the user's concern
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    try:
+        futures = {
+            client.submit(
+                run_point, p.scenario.to_dict(), p.seed, p.replications, key=f"point-{p.key}",
+                pure=False,
+            ): p
+            for p in points
+        }  # fmt: skip
+        for fut in dask_completed(futures):
+            p = futures[fut]
+            try:
+                yield p, fut.result(), None
+            except Exception as exc:
+                yield p, None, exc
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _choose(executor: str, workers: int, scheduler: str | None) -> str:
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}")
+    if scheduler:
+        return "dask"
+    if executor != "auto":
+        return executor
+    if workers <= 1:
+        return "serial"
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        return "processes"
+    return "dask"
+
+
+# ---------------------------------------------------------------------------------------
+# Running a sweep
+# ---------------------------------------------------------------------------------------
+@dataclass
+class SweepReport:
+    """What one invocation of a sweep did."""
+
+    out: Path
+    computed: list[str]
+    skipped: list[str]
+    failed: list[str]
+    executor: str
+    wall_s: float
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    executor: str = "auto",
+    progress: bool | None = None,
+) -> SweepReport:
+    """Run every point of ``sweep`` not already in ``out`` (default ``results/<study>``)."""
+    out = Path(out) if out is not None else Path("results") / sweep.study
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not (out / "study.json").exists():
+        raise FileExistsError(f"{out} exists and is not an hvsim study directory")
+    kind = _choose(executor, workers, scheduler)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    todo = [p for p in sweep.points if not is_done(out, p)]
+    skipped = [p.key for p in sweep.points if p not in todo]
+    _write_study(out, sweep, kind, workers, scheduler, None)
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(sweep.points),
+        initial=len(skipped),
+        desc=sweep.study,
+        unit="point",
+        disable=(not sys.stderr.isatty()) if progress is None else not progress,
+    )
+    computed: list[str] = []
+    failed: list[str] = []
+    outcomes: Iterator[Outcome]
+    if not todo:
+        outcomes = iter(())
+    elif kind == "serial":
+        outcomes = _serial(todo)
+    elif kind == "processes":
+        outcomes = _processes(todo, max(workers, 1))
+    else:
+        outcomes = _dask(todo, max(workers, 1), scheduler)
+    try:
+        for point, payload, error in outcomes:
+            if payload is not None:
+                _store(out, point, payload)
+                computed.append(point.key)
+            else:
+                assert error is not None
+                _store_failure(out, point, error)
+                failed.append(point.key)
+            bar.set_postfix(failed=len(failed))
+            bar.update(1)
+    finally:
+        bar.close()
+    report = SweepReport(out, computed, skipped, failed, kind, time.perf_counter() - t0)
+    _write_study(out, sweep, kind, workers, scheduler, report)
+    return report
+
+
+def _write_study(
+    out: Path,
+    sweep: Sweep,
+    kind: str,
+    workers: int,
+    scheduler: str | None,
+    report: SweepReport | None,
+) -> None:
+    import platform
+
+    info: dict[str, Any] = {
+        "study": sweep.study,
+        "sweep": sweep.spec,
+        "points": [{"key": p.key, "index": p.index, "values": p.values} for p in sweep.points],
+        "executor": kind,
+        "workers": workers,
+        "scheduler": scheduler,
+        "hvsim": __version__,
+        "python": platform.python_version(),
+    }
+    if report is not None:
+        info["last_run"] = {
+            "computed": report.computed,
+            "skipped": report.skipped,
+            "failed": report.failed,
+            "wall_s": round(report.wall_s, 3),
+        }
+    _write_text(out / "study.json", json.dumps(info, indent=2, default=str))
+
+
+def load_study(out: str | Path) -> pd.DataFrame:
+    """The tidy frame of a study: one row per point × replication × child, in point order,
+    with the point's grid values as columns (only finished points)."""
+    out = Path(out)
+    info_file = out / "study.json"
+    if not info_file.is_file():
+        raise FileNotFoundError(f"{out} is not an hvsim study directory (no study.json)")
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    frames = []
+    for entry in info["points"]:
+        f = out / "summary" / f"{entry['key']}.parquet"
+        if (out / "points" / f"{entry['key']}.json").is_file() and f.is_file():
+            frames.append(pd.read_parquet(f))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
