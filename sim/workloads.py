@@ -5,8 +5,9 @@ What it models
 
     * **open loop**: arrivals at ``rate`` per second, ``poisson`` (exponential gaps) or
       ``deterministic``; each arrival starts its own request, whatever is in flight.
-    * **closed loop**: ``outstanding`` requests kept in flight; each of them, when it
-      completes, is followed by a think time and a new request.
+    * **closed loop**: ``outstanding`` users, each issuing a request at time 0 and, after
+      every completion, a think time and the next request (with no think time:
+      ``outstanding`` requests always in flight).
 
     A request has an op drawn from the stream's mix, a size from its size distribution,
     an issuing vCPU (the stream's ``vcpu``, or round robin over the child's vCPUs) and a
@@ -179,8 +180,8 @@ class Stream:
     def _closed_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         think = self._think
-        while True:
+        while True:  # each user issues at once, then thinks after every completion
+            yield from self._serve(self._request())
             t = think()
             if t > 0.0:
                 yield env.timeout(t)
-            yield from self._serve(self._request())
