@@ -41,6 +41,13 @@ Scheduler (Xen credit, sched/credit.c; Hyper-V classic)
     affinity; ``root: pinned`` places parent vCPU i on LP i (Hyper-V root); ``minroot: N``
     reserves LPs 0..N-1 for the parent and keeps children off them.
 
+Accounting
+    A work item is charged when it starts (:meth:`VCpu.hold`), background load when it
+    stops, the world switch with the first work after a dispatch. An account closed while
+    an item runs (end of warm-up, end of run) takes exactly the part inside it, so the
+    charges of all vCPUs equal the LPs' busy time, measured independently from dispatch to
+    deschedule, and with the idle time add up to LPs × window.
+
 Simplified
     Work items are not preempted midway: a preemption takes effect at the end of the item
     in progress (items are µs long, slices ms long); background load is preempted at once.
