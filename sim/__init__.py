@@ -83,7 +83,7 @@ def sweep(
     """Run a sweep (a sweep file path or a sweep mapping) and return its tidy frame: one
     row per point × replication × child, with the grid values as columns. Finished points
     already in the study directory are not computed again."""
-    from sim.sweep import load_study, load_sweep, make_sweep, run_sweep
+    from sim.study import load_study, load_sweep, make_sweep, run_sweep
 
     sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec)
     report = run_sweep(sw, out, workers=workers, scheduler=scheduler, executor=executor)
@@ -92,7 +92,7 @@ def sweep(
 
 def load_study(out: Any) -> Any:
     """The tidy frame of a finished (or partly finished) study directory."""
-    from sim.sweep import load_study as _load_study
+    from sim.study import load_study as _load_study
 
     return _load_study(out)
 

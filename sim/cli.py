@@ -182,7 +182,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from sim.sweep import load_study, load_sweep, run_sweep
+    from sim.study import load_study, load_sweep, run_sweep
 
     if args.workers < 1:
         raise InputError(f"--workers: must be at least 1 (got {args.workers})")

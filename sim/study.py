@@ -13,7 +13,9 @@ A sweep file::
     seed: 7                              # optional: the scenario's run.seed
 
 A scenario file may carry the same keys (but ``scenario``) in a ``sweep:`` section instead:
-it is then the base scenario, and ``hvsim run`` ignores the section.
+it is then the base scenario, and ``hvsim run`` ignores the section. ``run.seed`` and
+``run.replications`` may be swept too (or fixed in ``set``): they then replace the
+sweep's ``seed`` and ``replications`` for those points.
 
 Every point is checked before anything runs. A point is keyed by the SHA-256 of its
 resolved scenario, seed and replications: a point whose results are already in the study
@@ -175,11 +177,15 @@ def make_sweep(
                 for path in (part.strip() for part in k.split(",")):
                     apply_override(raw_scn, path, v, file)
             scn = from_dict(raw_scn, source=file)
+            overridden = {p.strip() for k in {**fixed, **values} for p in k.split(",")}
         except ScenarioError as exc:
             label = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ScenarioError(file, f"{where}grid[{label}]", f"{exc.path}: {exc.message}"
                                 if exc.path else exc.message) from None  # fmt: skip
-        points.append(Point(i, values, scn, int(seed), int(reps)))
+        # run.seed / run.replications set by the grid or `set` win over the sweep's own
+        point_seed = scn.run.seed if "run.seed" in overridden else int(seed)
+        point_reps = scn.run.replications if "run.replications" in overridden else int(reps)
+        points.append(Point(i, values, scn, point_seed, point_reps))
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
         raise ScenarioError(file, f"{where}grid", "two points resolve to the same scenario")
@@ -403,6 +409,8 @@ def run_sweep(
         raise FileExistsError(f"{out} exists and is not an hvsim study directory")
     kind = _choose(executor, workers, scheduler)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.rglob(".*.tmp-*"):  # left by a run that was killed while writing
+        stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
     todo = [p for p in sweep.points if not is_done(out, p)]
     skipped = [p.key for p in sweep.points if p not in todo]
@@ -487,7 +495,9 @@ def load_study(out: str | Path) -> pd.DataFrame:
     for entry in info["points"]:
         f = out / "summary" / f"{entry['key']}.parquet"
         if (out / "points" / f"{entry['key']}.json").is_file() and f.is_file():
-            frames.append(pd.read_parquet(f))
+            frame = pd.read_parquet(f)
+            frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
+            frames.append(frame)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,487 @@
+"""Sweeps: executors agree, studies resume, failures and corrupt files are handled."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+import sim
+import sim.study
+from sim.cli import main
+from sim.scenario import ScenarioError
+from sim.study import is_done, load_study, load_sweep, make_sweep, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO / "scenarios" / "baseline.yaml"
+TINY = {"run.duration": "40ms", "run.warmup": "5ms"}
+ORDER = ["point_index", "replication", "partition"]
+LINKED = "children[web-routed].streams[0].rate, children[web-direct].streams[0].rate"
+
+
+@cache
+def _tiny_base() -> dict[str, Any]:
+    return sim.load(BASELINE, TINY).to_dict()
+
+
+def tiny_base() -> dict[str, Any]:
+    """The baseline scenario, shortened, as plain data (a fresh copy)."""
+    return copy.deepcopy(_tiny_base())
+
+
+def spec(grid: dict[str, list[Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A tiny sweep: the short baseline, two points by default, two replications."""
+    return {
+        "study": "tiny",
+        "scenario": tiny_base(),
+        "grid": grid if grid is not None else {"host.cores": [8, 16]},
+        "replications": 2,
+        **extra,
+    }
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sweep_file(tmp_path: Path, name: str = "sweep.yaml", **over: Any) -> Path:
+    """A sweep file whose scenario is a shortened baseline written next to it."""
+    write_yaml(tmp_path / "scenario.yaml", tiny_base())
+    data = {"study": "tiny", "scenario": "scenario.yaml", "grid": {"host.cores": [8, 16]},
+            "replications": 2, **over}  # fmt: skip
+    return write_yaml(tmp_path / name, data)
+
+
+def sorted_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(ORDER).reset_index(drop=True)
+
+
+def temp_files(out: Path) -> list[Path]:
+    return [f for f in out.rglob("*") if f.name.startswith(".") and ".tmp-" in f.name]
+
+
+def stored_keys(out: Path) -> set[str]:
+    return {f.stem for f in (out / "points").glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def serial_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny two-point sweep, run serially once for the module (do not modify it)."""
+    out = tmp_path_factory.mktemp("studies") / "serial"
+    report = run_sweep(make_sweep(spec()), out=out, executor="serial")
+    assert len(report.computed) == 2
+    assert not report.failed
+    return out
+
+
+@pytest.fixture
+def study_copy(serial_study: Path, tmp_path: Path) -> Path:
+    """A private copy of the serial study, free to modify."""
+    return Path(shutil.copytree(serial_study, tmp_path / "study"))
+
+
+def assert_same_study(a: Path, b: Path) -> None:
+    fa, fb = load_study(a), load_study(b)
+    assert len(fa) == 2 * 2 * 4  # points × replications × children
+    pd.testing.assert_frame_equal(sorted_frame(fa), sorted_frame(fb))
+    keys = stored_keys(a)
+    assert keys == stored_keys(b)
+    for key in keys:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(a / "requests" / f"{key}.parquet"),
+            pd.read_parquet(b / "requests" / f"{key}.parquet"),
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Every executor gives the same answers
+# ---------------------------------------------------------------------------------------
+# another Dask cluster on this machine may hold the default dashboard port: not our concern
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_executors_give_identical_results(
+    serial_study: Path, tmp_path: Path, executor: str
+) -> None:
+    """A process pool and a Dask LocalCluster of 2 workers store exactly what serial does."""
+    report = run_sweep(make_sweep(spec()), out=tmp_path / executor, executor=executor, workers=2)
+    assert report.executor == executor
+    assert len(report.computed) == 2
+    assert not report.failed
+    assert_same_study(serial_study, tmp_path / executor)
+
+
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+def test_external_dask_scheduler_gives_identical_results(
+    serial_study: Path, tmp_path: Path
+) -> None:
+    """scheduler=ADDRESS runs the points on that Dask cluster with the serial results."""
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, processes=True, dashboard_address=None)
+    try:
+        report = run_sweep(
+            make_sweep(spec()), out=tmp_path / "ext", scheduler=cluster.scheduler_address
+        )
+    finally:
+        cluster.close()
+    assert report.executor == "dask"
+    assert len(report.computed) == 2
+    assert_same_study(serial_study, tmp_path / "ext")
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Resume after a kill
+# ---------------------------------------------------------------------------------------
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    """A sweep killed with SIGKILL resumes: finished points are kept, only the rest run."""
+    db = "children[db-routed].streams[0].rate, children[db-direct].streams[0].rate"
+    file = sweep_file(
+        tmp_path,
+        study="resume",
+        set={"run.duration": "100ms", "run.warmup": "5ms"},
+        grid={"host.cores": [8, 16], db: ["5k", "10k", "20k"]},
+    )
+    out = tmp_path / "out"
+    sw = load_sweep(file)
+    assert len(sw.points) == 6
+    with (tmp_path / "stderr.txt").open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sim.cli", "sweep", str(file), "--out", str(out),
+             "--executor", "serial"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while len(list((out / "points").glob("*.json"))) < 2:
+                assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+                assert time.monotonic() < deadline, "no two points finished in 120 s"
+                time.sleep(0.02)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done = stored_keys(out)
+    assert 2 <= len(done) < 6
+    files = [out / sub / f"{k}.{ext}" for k in done
+             for sub, ext in (("points", "json"), ("points", "yaml"), ("summary", "parquet"),
+                              ("requests", "parquet"))]  # fmt: skip
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+
+    report = run_sweep(load_sweep(file), out, executor="serial")
+    assert set(report.skipped) == done
+    assert set(report.computed) == {p.key for p in sw.points} - done
+    assert not report.failed
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+    assert temp_files(out) == []
+    frame = load_study(out)
+    assert len(frame) == 6 * 2 * 4
+    assert sorted(frame["point_index"].unique()) == list(range(6))
+    assert frame.groupby("point_index")["replication"].nunique().eq(2).all()
+
+    again = run_sweep(load_sweep(file), out, executor="serial")
+    assert again.computed == []
+    assert len(again.skipped) == 6
+
+
+def test_resume_removes_temporary_files_of_a_killed_run(study_copy: Path) -> None:
+    """A resumed run leaves no temporary file that a run killed mid-write left behind."""
+    sw = make_sweep(spec())
+    key = sw.points[1].key
+    # the state SIGKILL leaves in the middle of _atomic_write for point 1's requests
+    (study_copy / "points" / f"{key}.json").unlink()
+    stale = study_copy / "requests" / f".{key}.parquet.tmp-4194000"
+    stale.write_bytes(b"PAR1 half a table")
+    report = run_sweep(sw, study_copy, executor="serial")
+    assert report.computed == [key]
+    assert temp_files(study_copy) == []
+
+
+# ---------------------------------------------------------------------------------------
+# 3. A point that raises
+# ---------------------------------------------------------------------------------------
+def _failing_at_8_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = sim.study.run_point
+
+    def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[str, Any]:
+        if scenario["host"]["cores"] == 8:
+            raise RuntimeError("boom at 8 cores")
+        return original(scenario, seed, replications)
+
+    monkeypatch.setattr(sim.study, "run_point", run_point)
+
+
+def test_failed_point_is_recorded_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A point that raises goes to failed/<key>.json, the others are stored; a rerun retries it."""
+    sw = make_sweep(spec({"host.cores": [8, 16, 12]}))
+    bad = sw.points[0].key
+    others = {p.key for p in sw.points[1:]}
+    out = tmp_path / "out"
+    _failing_at_8_cores(monkeypatch)
+    report = run_sweep(sw, out, executor="serial")
+    assert report.failed == [bad]
+    assert set(report.computed) == others
+    info = json.loads((out / "failed" / f"{bad}.json").read_text())
+    assert info["key"] == bad
+    assert "RuntimeError: boom at 8 cores" in info["error"]
+    assert "Traceback" in info["traceback"]
+    assert "boom at 8 cores" in info["traceback"]
+    assert stored_keys(out) == others
+    assert set(load_study(out)["host.cores"]) == {16, 12}
+
+    monkeypatch.undo()
+    again = run_sweep(make_sweep(spec({"host.cores": [8, 16, 12]})), out, executor="serial")
+    assert again.computed == [bad]
+    assert set(again.skipped) == others
+    assert again.failed == []
+    assert not (out / "failed" / f"{bad}.json").exists()
+    assert len(load_study(out)) == 3 * 2 * 4
+
+
+def test_cli_sweep_with_a_failed_point_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hvsim sweep exits with status 1 and names the failed point when one point raised."""
+    file = sweep_file(tmp_path)
+    bad = load_sweep(file).points[0].key
+    _failing_at_8_cores(monkeypatch)
+    out = tmp_path / "out"
+    rc = main(["sweep", str(file), "--out", str(out), "--executor", "serial"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"failed: point {bad}" in err
+    assert (out / "failed" / f"{bad}.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------
+# 4. A corrupt result is not trusted
+# ---------------------------------------------------------------------------------------
+def _garbage_summary(f: Path) -> None:
+    f.write_bytes(b"this is not parquet at all" * 10)
+
+
+def _truncate(f: Path) -> None:
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("table", "damage"), [("summary", _garbage_summary), ("requests", _truncate)]
+)
+def test_corrupt_point_is_recomputed(study_copy: Path, table: str, damage: Any) -> None:
+    """A point with a garbage summary or truncated requests file is not done; a rerun redoes it."""
+    sw = make_sweep(spec())
+    good, broken = sw.points
+    damage(study_copy / table / f"{broken.key}.parquet")
+    assert is_done(study_copy, good)
+    assert not is_done(study_copy, broken)
+    report = run_sweep(sw, study_copy, executor="serial")
+    assert report.computed == [broken.key]
+    assert report.skipped == [good.key]
+    assert is_done(study_copy, broken)
+    assert len(load_study(study_copy)) == 2 * 2 * 4
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Bad sweep input: status 2, one line, nothing written
+# ---------------------------------------------------------------------------------------
+def _bad_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str, **over: Any) -> str:
+    file = sweep_file(tmp_path, **over)
+    out = tmp_path / "out"
+    rc = main(["sweep", str(file), "--out", str(out), "--executor", "serial", *extra])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert not out.exists()
+    return lines[0]
+
+
+def test_unknown_top_level_key_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown top-level key in a sweep file: status 2, one error line naming the key."""
+    line = _bad_sweep(tmp_path, capsys, replicatoins=3)
+    assert line.startswith(f"error: {tmp_path / 'sweep.yaml'}: replicatoins: unknown key")
+
+
+def test_grid_not_a_mapping_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A grid that is a list, not a mapping: status 2, one error line naming grid."""
+    line = _bad_sweep(tmp_path, capsys, grid=[8, 16])
+    assert line.startswith(f"error: {tmp_path / 'sweep.yaml'}: grid: ")
+
+
+def test_empty_value_list_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A grid key with no values: status 2, one error line naming that key."""
+    line = _bad_sweep(tmp_path, capsys, grid={"host.cores": [8], "parent.vcpus": []})
+    assert line.startswith(f"error: {tmp_path / 'sweep.yaml'}: grid.parent.vcpus: ")
+
+
+def test_invalid_point_is_rejected_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grid value that makes a point invalid: the line names the point and the field."""
+    line = _bad_sweep(tmp_path, capsys, grid={"host.cores": [4, 0]})
+    assert line.startswith(f"error: {tmp_path / 'sweep.yaml'}: ")
+    assert "host.cores=0" in line
+    assert "host.cores:" in line.split("host.cores=0", 1)[1]
+
+
+def test_missing_scenario_file_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep whose scenario file does not exist: status 2, one line naming that file."""
+    line = _bad_sweep(tmp_path, capsys, scenario="no-such-scenario.yaml")
+    assert line.startswith(f"error: {tmp_path}")
+    assert "no-such-scenario.yaml" in line
+    assert "no such file" in line
+
+
+def test_zero_workers_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers 0: status 2, one error line naming --workers."""
+    line = _bad_sweep(tmp_path, capsys, "--workers", "0")
+    assert line.startswith("error: --workers: ")
+
+
+def test_missing_sweep_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep file that does not exist: status 2, one error line naming it."""
+    file = tmp_path / "nope.yaml"
+    assert main(["sweep", str(file), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {file}: no such file"]
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# 6. A scenario file with a sweep: section
+# ---------------------------------------------------------------------------------------
+def test_scenario_with_sweep_section(tmp_path: Path) -> None:
+    """hvsim run ignores a sweep: section; load_sweep uses the file as base, study <name>-sweep."""
+    data = tiny_base()
+    data["name"] = "tiny"
+    data["sweep"] = {"grid": {"host.cores": [8, 12]}, "replications": 2}
+    file = write_yaml(tmp_path / "with-sweep.yaml", data)
+
+    out = tmp_path / "run"
+    assert main(["run", str(file), "--out", str(out), "--replications", "1", "--quiet"]) == 0
+    resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
+    assert "sweep" not in resolved
+    assert resolved["host"]["cores"] == 16
+    assert resolved["name"] == "tiny"
+    assert set(pd.read_csv(out / "summary.csv")["partition"]) == {
+        "web-routed", "web-direct", "db-routed", "db-direct"}  # fmt: skip
+
+    sw = load_sweep(file)
+    assert sw.study == "tiny-sweep"
+    assert sw.base.to_dict() == sim.load(file).to_dict()
+    assert [p.scenario.host.cores for p in sw.points] == [8, 12]
+    assert all(p.replications == 2 for p in sw.points)
+
+    del data["name"]
+    assert load_sweep(write_yaml(tmp_path / "unnamed.yaml", data)).study == "unnamed-sweep"
+
+
+# ---------------------------------------------------------------------------------------
+# 7. Linked grid keys
+# ---------------------------------------------------------------------------------------
+def test_linked_grid_keys_set_every_path() -> None:
+    """One grid key naming two paths sets both children's rate in every point."""
+    sw = make_sweep(spec({LINKED: ["10k", "20k"]}))
+    assert [p.values for p in sw.points] == [{LINKED: "10k"}, {LINKED: "20k"}]
+    for p, rate in zip(sw.points, [10_000.0, 20_000.0], strict=True):
+        rates = {c.name: c.streams[0].rate for c in p.scenario.children}
+        assert rates == {"web-routed": rate, "web-direct": rate,
+                         "db-routed": 20_000.0, "db-direct": 20_000.0}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# 8. Points are keyed by their content
+# ---------------------------------------------------------------------------------------
+def test_point_keys_depend_on_content_only() -> None:
+    """Same sweep → same keys; another seed → all keys new; a new grid value keeps old keys."""
+    a = [p.key for p in make_sweep(spec()).points]
+    assert a == [p.key for p in make_sweep(spec()).points]
+    assert len(set(a)) == 2
+    reseeded = [p.key for p in make_sweep(spec(seed=7)).points]
+    assert not set(reseeded) & set(a)
+    larger = make_sweep(spec({"host.cores": [8, 16, 12]}))
+    assert [p.key for p in larger.points][:2] == a
+    assert make_sweep(spec(study="other")).points[0].key == a[0]
+
+
+def test_larger_sweep_reuses_finished_points(study_copy: Path) -> None:
+    """A 3-point sweep into a 2-point study computes only the new point."""
+    old = stored_keys(study_copy)
+    sw = make_sweep(spec({"host.cores": [8, 16, 12]}))
+    report = run_sweep(sw, study_copy, executor="serial")
+    assert set(report.skipped) == old
+    assert len(report.computed) == 1
+    assert len(load_study(study_copy)) == 3 * 2 * 4
+
+
+def test_reused_points_get_the_current_point_index(study_copy: Path) -> None:
+    """After a value is added in front of the grid, load_study numbers points as the sweep does."""
+    sw = make_sweep(spec({"host.cores": [12, 8, 16]}))
+    run_sweep(sw, study_copy, executor="serial")
+    frame = load_study(study_copy)
+    index = frame.groupby("host.cores")["point_index"].unique().map(list).to_dict()
+    assert index == {12: [0], 8: [1], 16: [2]}
+
+
+def test_grid_over_run_seed_is_honoured_or_refused() -> None:
+    """A grid over run.seed either is refused or simulates each point with its own seed."""
+    try:
+        sw = make_sweep(spec({"run.seed": [1, 2]}))
+    except ScenarioError:
+        return
+    assert [p.seed for p in sw.points] == [1, 2]
+
+
+def test_set_run_replications_is_honoured_or_refused() -> None:
+    """set: {run.replications: 1} either is refused or the point runs 1 replication."""
+    data = spec()
+    del data["replications"]
+    data["set"] = {"run.replications": 1}
+    try:
+        sw = make_sweep(data)
+    except ScenarioError:
+        return
+    assert [p.replications for p in sw.points] == [1, 1]
+
+
+# ---------------------------------------------------------------------------------------
+# 9. The public API
+# ---------------------------------------------------------------------------------------
+def test_sim_sweep_returns_the_tidy_frame(serial_study: Path, tmp_path: Path) -> None:
+    """sim.sweep(dict, out=DIR) returns the tidy frame, and sim.load_study(DIR) the same."""
+    out = tmp_path / "api"
+    frame = sim.sweep(spec(), out=out)
+    need = ["host.cores", "point", "point_index", "replication", "partition", "requests",
+            "throughput_rps", "mean_us", "p99_us"]  # fmt: skip
+    assert set(need) <= set(frame.columns)
+    assert list(frame.columns[:3]) == ["point", "point_index", "host.cores"]
+    assert len(frame) == 2 * 2 * 4
+    assert sorted(frame["host.cores"].unique()) == [8, 16]
+    assert set(frame["point"]) == {p.key for p in make_sweep(spec()).points}
+    assert (frame["throughput_rps"] > 0).all()
+    pd.testing.assert_frame_equal(frame, sim.load_study(out))
+    pd.testing.assert_frame_equal(frame, load_study(serial_study))
+
+
+def test_sim_sweep_can_be_called_again(tmp_path: Path) -> None:
+    """sim.sweep stays callable once the sim.sweep submodule is imported (e.g. by a first call)."""
+    frame = sim.sweep(spec(), out=tmp_path / "again")
+    assert len(frame) == 2 * 2 * 4
