@@ -229,9 +229,13 @@ class VCpu:
         :meth:`release` when its work is done.
         """
         state = self.state
-        if state == RUNNING and not self.busy:
-            if self.bg_since is not None:
-                self.hv.stop_background(self)
+        if state == RUNNING:
+            if not self.busy:
+                if self.bg_since is not None:
+                    self.hv.stop_background(self)
+                self.busy = True
+                return 0.0, 0.0
+        elif state == BLOCKED and self.hv.wake_on_idle(self):
             self.busy = True
             return 0.0, 0.0
         env = self.env
@@ -239,12 +243,9 @@ class VCpu:
         t0 = env.now
         waiting = state in (RUNNABLE, PARKED)
         u0 = self.unscheduled + (t0 - self._runnable_since if waiting else 0.0)
-        # queued before waking: a wake-up that preempts at once dispatches this item
         self.waiters.append(ev)
-        if state == BLOCKED and self.hv.wake(self):
-            self.waiters.pop()  # an idle LP took the vCPU: the item runs now
-            self.busy = True
-            return 0.0, 0.0
+        if state == BLOCKED:  # queued after the item: a preempting wake-up dispatches it
+            self.hv.wake_queued(self)
         yield ev
         sched = self.unscheduled - u0
         return sched, env.now - t0 - sched
@@ -378,27 +379,33 @@ class Hypervisor:
         return self.irq_cost
 
     # -- waking and placing ---------------------------------------------------------------
-    def wake(self, v: VCpu) -> bool:
-        """Blocked ``v`` has work: dispatch it on an idle LP (True) or queue it (False)."""
-        now = self.env.now
+    def wake_on_idle(self, v: VCpu) -> bool:
+        """Blocked ``v`` has work: dispatch it on an idle LP if one may take it.
+
+        Otherwise (False) the caller records the work and calls :meth:`wake_queued`."""
         if v.domain.parked:
-            v.woke_at = now
-            v.state = PARKED
-            v._runnable_since = now
             return False
         if self.boost and v.pri == UNDER:
             v.pri = BOOST
             v.boosts += 1
             self.env.counters["boosts"] += 1
         lp = self._idle_lp(v) if self.idle else None
-        if lp is not None:
-            v.wakeups += 1  # a wake-up without delay
-            self._dispatch(v, lp)
-            return True
+        if lp is None:
+            return False
+        v.wakeups += 1  # a wake-up without delay
+        self._dispatch(v, lp)
+        return True
+
+    def wake_queued(self, v: VCpu) -> None:
+        """Blocked ``v`` found no idle LP: queue it (or park it) and see whom it preempts."""
+        now = self.env.now
         v.woke_at = now
+        if v.domain.parked:
+            v.state = PARKED
+            v._runnable_since = now
+            return
         self._enqueue(v)
         self._tickle(v)
-        return False
 
     def _allowed(self, v: VCpu, lp: LogicalProcessor) -> bool:
         return v.affinity is None or lp.index in v.affinity
@@ -545,9 +552,13 @@ class Hypervisor:
         lp.preempt = False
         if v.bg_since is not None:
             self.stop_background(v)
-        if self.credit:
-            self._burn(v)
         now = self.env.now
+        if self.credit:  # burn the credit it ran (as _burn, without a second clock read)
+            used = now - v.burn_mark
+            v.burn_mark = now
+            v.credit -= used
+            v.period_used += used
+            v.domain.used += used
         lp.busy_us += now - lp.since
         lp.current = None
         v.lp = None
@@ -676,8 +687,11 @@ class Hypervisor:
         assert bg is not None
         bg.active = True
         bg.remaining = bg.busy() if bg.busy is not None else math.inf
-        if v.state == BLOCKED and self.wake(v):
-            self.start_background(v)
+        if v.state == BLOCKED:
+            if self.wake_on_idle(v):
+                self.start_background(v)
+            else:
+                self.wake_queued(v)
 
     # -- credit ---------------------------------------------------------------------------
     def _burn(self, v: VCpu) -> None:
