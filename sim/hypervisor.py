@@ -656,18 +656,25 @@ class Hypervisor:
 
     def stop_background(self, v: VCpu) -> None:
         """Account the background run since it started; it resumes later."""
+        self._account_background(v)
+        v.bg_since = None
+        assert v.bg is not None
+        v.bg.gen += 1  # its burst-end timer is void
+
+    def _account_background(self, v: VCpu) -> None:
+        """Charge the background run up to now (world switch first) and keep running."""
         bg = v.bg
         assert bg is not None
         assert v.bg_since is not None
-        elapsed = self.env.now - v.bg_since
+        now = self.env.now
+        elapsed = now - v.bg_since
         debt = min(v.debt, elapsed)
         if debt:
             v.debt -= debt
             v.charge("hypervisor", debt)
         v.charge("guest", elapsed - debt)
         bg.remaining -= elapsed - debt
-        v.bg_since = None
-        bg.gen += 1
+        v.bg_since = now
 
     def _burst_end(self, v: VCpu, gen: int) -> None:
         bg = v.bg
@@ -843,10 +850,7 @@ class Hypervisor:
             lp.busy_us += now - lp.since
             lp.since = now
             if v.bg_since is not None:
-                self.stop_background(v)
-                v.bg_since = now
-                assert v.bg is not None
-                v.bg.gen -= 1  # the pending burst-end timer stays valid
+                self._account_background(v)  # its burst-end timer stays valid
         if closing:
             for v in self.vcpus:
                 for category, cost in v.unfinished():
