@@ -300,12 +300,12 @@ def validate(cases: Sequence[str] | None = None, replications: int | None = None
 def format_table(table: pd.DataFrame) -> str:
     """The validation table as text."""
     lines = [
-        f"{'case':44} {'expected':>10} {'simulated':>10} {'±ci95':>8} {'tol':>8}  pass",
-        "-" * 92,
+        f"{'case':66} {'expected':>10} {'simulated':>10} {'±ci95':>8} {'tol':>8}  pass",
+        "-" * 114,
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"{str(r['case'])[:44]:44} {r['expected_text']:>10} {r['simulated']:10.4g} "
+            f"{str(r['case'])[:66]:66} {r['expected_text']:>10} {r['simulated']:10.4g} "
             f"{r['ci']:8.3g} {r['tolerance']:8.3g}  {'yes' if r['pass'] else 'NO'}"
         )
     n_pass = int(table["pass"].sum())
