@@ -757,6 +757,13 @@ def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     problem = _check_pins(("parent",), scn.parent.pin, scn.parent.vcpus, root_lps)
     if problem:
         return problem
+    if sch.policy != "credit":  # weights and caps are credit-scheduler notions
+        parts: list[tuple[tuple[Any, ...], Parent | Child]] = [(("parent",), scn.parent)]
+        parts += [(("children", i), c) for i, c in enumerate(scn.children)]
+        for loc, part in parts:
+            for key, default in (("weight", 256), ("cap", 0.0)):
+                if getattr(part, key) != default:
+                    return (*loc, key), f"{key} needs host.scheduler.policy: credit"
     child_lps = range(n, cores)
     for i, c in enumerate(scn.children):
         if sch.policy == "pinned" and c.pin is None:

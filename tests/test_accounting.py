@@ -67,11 +67,12 @@ def scenario_dicts(
     for i in range(draw(st.integers(1, 4))):
         vcpus = draw(st.integers(1, 3))
         child: dict[str, Any] = {"name": f"c{i}", "vcpus": vcpus}
-        if draw(st.booleans()):
+        # weights and caps exist under the credit scheduler only
+        if pol == "credit" and draw(st.booleans()):
             child["weight"] = draw(st.integers(1, 1000))
-        if capped and i == 0:
+        if pol == "credit" and capped and i == 0:
             child["cap"] = draw(st.integers(10, 150))
-        elif draw(st.booleans()):
+        elif pol == "credit" and draw(st.booleans()):
             child["cap"] = draw(st.sampled_from([0, *range(10, 151)]))
         if pol == "pinned" or draw(st.booleans()):
             child["pin"] = draw(

@@ -858,3 +858,11 @@ def test_there_are_scenarios_to_check() -> None:
     """The shipped-scenario tests are not vacuous: the globs find files."""
     assert SCENARIO_FILES
     assert CASE_FILES
+
+
+def test_weights_and_caps_need_the_credit_scheduler() -> None:
+    """A weight or cap under a policy that has none is an error, not silently ignored."""
+    for key, value in (("children[batch].cap", 50), ("parent.weight", 512)):
+        with pytest.raises(ScenarioError, match=r"needs host\.scheduler\.policy: credit"):
+            load("scenarios/overcommit.yaml", {"host.scheduler.policy": "fair", key: value})
+    assert load("scenarios/overcommit.yaml", {"children[batch].cap": 50}).children[4].cap == 50
