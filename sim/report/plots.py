@@ -1,0 +1,162 @@
+"""Plots of results: each a function that takes the tidy frames and returns a figure.
+
+One style for all of them: a colour-blind-safe palette (Okabe & Ito, 2008) with one fixed
+colour per I/O path, units on every axis, latency on a log axis where it spans decades.
+They use matplotlib's object API only (no global pyplot state), so they work the same in a
+notebook, a script and the report, and two figures never share an axis by accident.
+
+* :func:`latency_cdf`           latency distribution per child and path (log x)
+* :func:`latency_breakdown`     where the mean latency goes, stacked per child and path
+* :func:`cpu_breakdown`         CPU time per partition and category
+* :func:`metric_vs_load`        a metric (p99, mean, throughput) against offered load per
+                                path, from a sweep's tidy frame, with 95 % CI bands
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from sim.metrics import CATEGORIES, COMPONENTS
+from sim.stats import t_interval
+
+# Okabe-Ito palette: distinguishable with the common colour-vision deficiencies
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+             "#000000")  # fmt: skip
+PATH_COLORS = {"routed": "#D55E00", "direct": "#0072B2", "native": "#009E73"}
+# one colour per latency component; the device's own time in greys, so that what the
+# virtualization layers add stands out
+COMPONENT_COLORS = {
+    "guest_cpu": "#0072B2",
+    "sched_wait": "#E69F00",
+    "guest_queue": "#56B4E9",
+    "ring_wait": "#D55E00",
+    "parent_cpu": "#CC79A7",
+    "parent_queue": "#F0E442",
+    "iommu": "#009E73",
+    "device_queue": "#888888",
+    "device_service": "#C8C8C8",
+    "interrupt": "#000000",
+}
+
+
+def _color(path: str, i: int = 0) -> str:
+    return PATH_COLORS.get(path, OKABE_ITO[i % len(OKABE_ITO)])
+
+
+def _figure(width: float = 7.0, height: float = 4.0) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig
+
+
+def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None) -> Figure:
+    """Empirical CDF of latency (µs, log scale) per child and path, in-window requests."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    req = requests[requests["in_window"]]
+    names = list(partitions) if partitions is not None else list(req["partition"].unique())
+    styles = ["-", "--", ":", "-."]
+    for i, ((part, path), g) in enumerate(req.groupby(["partition", "io_path"], sort=False)):
+        if part not in names:
+            continue
+        x = np.sort(g["latency_us"].to_numpy())
+        if x.size == 0:
+            continue
+        y = np.arange(1, x.size + 1) / x.size
+        ax.plot(x, y, color=_color(str(path), i), linestyle=styles[names.index(part) % 4],
+                label=f"{part} ({path})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (µs, log scale)")
+    ax.set_ylabel("fraction of requests ≤ latency")
+    ax.set_ylim(0, 1.0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Latency distribution")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def latency_breakdown(summary: pd.DataFrame) -> Figure:
+    """Mean latency split into its components, one stacked bar per child and path."""
+    fig = _figure(7.5, 4.0)
+    ax = fig.add_subplot()
+    labels = [f"{r.partition}\n({r.io_path})" for r in summary.itertuples()]
+    bottom = np.zeros(len(summary))
+    for comp in COMPONENTS:
+        values = summary[f"{comp}_us"].fillna(0.0).to_numpy()
+        if not values.any():
+            continue
+        ax.bar(labels, values, bottom=bottom, color=COMPONENT_COLORS[comp], label=comp,
+               edgecolor="white", linewidth=0.5)  # fmt: skip
+        bottom += values
+    ax.set_ylabel("mean latency (µs)")
+    ax.set_title("Where the mean latency goes")
+    ax.legend(fontsize="small", ncols=2)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def cpu_breakdown(cpu: pd.DataFrame, include_idle: bool = True) -> Figure:
+    """CPU time per partition and category over the measurement window (ms)."""
+    fig = _figure(7.5, 4.0)
+    ax = fig.add_subplot()
+    busy = cpu if include_idle else cpu[cpu["category"] != "idle"]
+    table = busy.pivot_table(index="partition", columns="category", values="busy_us",
+                             aggfunc="sum", fill_value=0.0, sort=False) / 1e3  # fmt: skip
+    order = [c for c in (*CATEGORIES, "idle") if c in table.columns]
+    bottom = np.zeros(len(table))
+    for i, cat in enumerate(order):
+        values = table[cat].to_numpy()
+        color = "#BBBBBB" if cat == "idle" else OKABE_ITO[i % len(OKABE_ITO)]
+        ax.bar(table.index.astype(str), values, bottom=bottom, color=color, label=cat)
+        bottom += values
+    ax.set_ylabel("CPU time in the window (ms)")
+    ax.set_title("CPU time by partition and category")
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def metric_vs_load(
+    frame: pd.DataFrame,
+    load: str,
+    metric: str = "p99_us",
+    partitions: Sequence[str] | None = None,
+    slo: float | None = None,
+) -> Figure:
+    """``metric`` against the swept parameter ``load`` (a grid column of a sweep's tidy
+    frame), one line per child and path, with the 95 % CI across replications as a band."""
+    if load not in frame.columns:
+        raise ValueError(f"'{load}' is not a column of the frame (the sweep's grid keys are)")
+    fig = _figure()
+    ax = fig.add_subplot()
+    names = list(partitions) if partitions is not None else list(frame["partition"].unique())
+    for i, ((part, path), g) in enumerate(frame.groupby(["partition", "io_path"], sort=False)):
+        if part not in names:
+            continue
+        rows = []
+        for _, h in g.groupby("point_index", sort=True):
+            m, lo, hi = t_interval(h[metric].to_numpy())
+            rows.append((h[load].iloc[0], m, lo, hi))
+        pts = pd.DataFrame(rows, columns=["x", "m", "lo", "hi"])
+        xs = np.arange(len(pts)) if pts["x"].dtype == object else pts["x"].to_numpy()
+        color = _color(str(path), i)
+        ax.plot(xs, pts["m"], marker="o", color=color, label=f"{part} ({path})")
+        ax.fill_between(xs, pts["lo"], pts["hi"], color=color, alpha=0.2, linewidth=0)
+        if pts["x"].dtype == object:
+            ax.set_xticks(xs, [str(v) for v in pts["x"]])
+    if slo is not None:
+        ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"SLO {slo:g}")
+    unit = "requests/s" if metric.endswith("_rps") else "µs"
+    name = metric.removesuffix("_us").removesuffix("_rps")
+    ax.set_xlabel(f"{load.split('.')[-1]} (as swept)")
+    ax.set_ylabel(f"{name} ({unit})")
+    if metric.endswith("_us"):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{name} ({unit}, log scale)")
+    ax.set_title(f"{name} against {load.split('.')[-1]}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig

@@ -1,0 +1,97 @@
+"""Plots: each returns a figure whose content matches the frames it was given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+import sim
+from sim.experiment import run
+from sim.metrics import COMPONENTS
+from sim.report import cpu_breakdown, latency_breakdown, latency_cdf, metric_vs_load
+
+
+@pytest.fixture(scope="module")
+def result() -> sim.Result:
+    scn = sim.load("scenarios/baseline.yaml", {"run.duration": "60ms", "run.warmup": "10ms"})
+    return run(scn, replications=2)
+
+
+def test_latency_cdf_has_one_line_per_child_and_path(result: sim.Result) -> None:
+    """One CDF per child and path, on a log latency axis, reaching 1."""
+    fig = latency_cdf(result.requests)
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure)
+    assert len(ax.lines) == 4
+    assert ax.get_xscale() == "log"
+    assert "µs" in ax.get_xlabel()
+    for line in ax.lines:
+        assert line.get_ydata()[-1] == pytest.approx(1.0)
+    only = latency_cdf(result.requests, ["web-direct"])
+    assert len(only.axes[0].lines) == 1
+
+
+def test_latency_breakdown_bars_add_up_to_the_mean(result: sim.Result) -> None:
+    """The stacked components of each bar add up to that child's mean latency."""
+    fig = latency_breakdown(result.summary)
+    ax = fig.axes[0]
+    tops: dict[float, float] = {}
+    for patch in ax.patches:
+        x = round(patch.get_x(), 6)
+        tops[x] = max(tops.get(x, 0.0), patch.get_y() + patch.get_height())
+    heights = [tops[x] for x in sorted(tops)]
+    np.testing.assert_allclose(heights, result.summary["mean_us"], rtol=1e-9)
+    assert "µs" in ax.get_ylabel()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} <= set(COMPONENTS)
+
+
+def test_cpu_breakdown_totals_match_the_cpu_table(result: sim.Result) -> None:
+    """Each partition's bar is its CPU time in ms; idle is drawn for the host."""
+    fig = cpu_breakdown(result.cpu)
+    ax = fig.axes[0]
+    total_ms = sum(p.get_height() for p in ax.patches)
+    assert total_ms == pytest.approx(result.cpu["busy_us"].sum() / 1e3)
+    busy_only = cpu_breakdown(result.cpu, include_idle=False)
+    labels = {t.get_text() for t in busy_only.axes[0].get_legend().get_texts()}
+    assert "idle" not in labels
+    assert "ms" in ax.get_ylabel()
+
+
+def test_metric_vs_load_draws_means_and_ci_bands() -> None:
+    """Per child and path: the mean over replications at each point, and its CI band."""
+    rows = []
+    for i, rate in enumerate([10_000, 20_000, 40_000]):
+        for rep, noise in enumerate((0.9, 1.1)):
+            for path, base in (("routed", 50.0), ("direct", 10.0)):
+                rows.append({"point_index": i, "rate": rate, "replication": rep,
+                             "partition": f"web-{path}", "io_path": path,
+                             "p99_us": base * (i + 1) * noise})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    fig = metric_vs_load(frame, "rate", "p99_us", slo=100.0)
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.lines if ln.get_label().startswith("web")]
+    assert len(lines) == 2
+    routed = next(ln for ln in lines if "routed" in ln.get_label())
+    np.testing.assert_allclose(routed.get_ydata(), [50.0, 100.0, 150.0])
+    np.testing.assert_allclose(routed.get_xdata(), [10_000, 20_000, 40_000])
+    assert len(ax.collections) == 2  # the two CI bands
+    assert any("SLO" in ln.get_label() for ln in ax.lines)
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="not a column"):
+        metric_vs_load(frame, "nope")
+
+
+def test_figures_render_to_png(result: sim.Result, tmp_path: Path) -> None:
+    """Every figure renders to a non-trivial PNG without a display."""
+    for name, fig in (
+        ("cdf", latency_cdf(result.requests)),
+        ("breakdown", latency_breakdown(result.summary)),
+        ("cpu", cpu_breakdown(result.cpu)),
+    ):
+        out = tmp_path / f"{name}.png"
+        fig.savefig(out, dpi=80)
+        assert out.stat().st_size > 5_000
