@@ -49,12 +49,18 @@ def load(path: Any, overrides: Any = None) -> Scenario:
     return _load(path, overrides)
 
 
+def _scenario(scenario: Any) -> Scenario:
+    """A :class:`Scenario` as given, or loaded from a path."""
+    from sim.scenario import Scenario as _Scenario
+
+    return scenario if isinstance(scenario, _Scenario) else load(scenario)
+
+
 def run(scenario: Any, replications: int | None = None, seed: int | None = None) -> Result:
     """Run a scenario (a :class:`Scenario` or a path) and return its :class:`Result`."""
     from sim.experiment import run as _run
 
-    scn = scenario if not isinstance(scenario, str) and hasattr(scenario, "run") else load(scenario)
-    return _run(scn, replications=replications, seed=seed)
+    return _run(_scenario(scenario), replications=replications, seed=seed)
 
 
 def compare(
@@ -69,8 +75,7 @@ def compare(
     full results per path, use :func:`sim.experiment.compare`."""
     from sim.experiment import compare as _compare
 
-    scn = scenario if not isinstance(scenario, str) and hasattr(scenario, "run") else load(scenario)
-    return _compare(scn, paths, replications=replications, seed=seed).table
+    return _compare(_scenario(scenario), paths, replications=replications, seed=seed).table
 
 
 def sweep(

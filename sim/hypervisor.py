@@ -323,10 +323,9 @@ class Hypervisor:
         self.vcpus: list[VCpu] = []
         self.queued = [0, 0, 0]  # vCPUs in all run queues, by priority
         self.posted = host.posted_interrupts
-        self.interrupt_exit = host.costs.interrupt_exit
-        self.eoi_exit = host.costs.eoi_exit
         # CPU time one interrupt costs the vCPU that takes it (0 when posted)
-        self.irq_cost = 0.0 if self.posted else self.interrupt_exit + self.eoi_exit
+        costs = host.costs
+        self.irq_cost = 0.0 if self.posted else costs.interrupt_exit + costs.eoi_exit
         self._started = False
 
     # -- building -------------------------------------------------------------------------

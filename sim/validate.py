@@ -73,7 +73,7 @@ def _device_parts(scn: Scenario) -> tuple[float, float, float, int]:
     return lam, mean, dist.variance + mean * mean, dev.channels
 
 
-def _pk(scn: Scenario, _q: float) -> float:
+def _pk(scn: Scenario, _spec: dict[str, Any]) -> float:
     lam, es, es2, c = _device_parts(scn)
     if c != 1:
         raise ValueError("pk needs a single-channel device")
@@ -81,12 +81,13 @@ def _pk(scn: Scenario, _q: float) -> float:
     return es + lam * es2 / (2.0 * (1.0 - rho))
 
 
-def _mm1_p(scn: Scenario, q: float) -> float:
+def _mm1_p(scn: Scenario, spec: dict[str, Any]) -> float:
+    q = float(spec.get("quantile", 0.99))
     lam, es, _, _ = _device_parts(scn)
     return -math.log(1.0 - q) / (1.0 / es - lam)
 
 
-def _mmc(scn: Scenario, _q: float) -> float:
+def _mmc(scn: Scenario, _spec: dict[str, Any]) -> float:
     lam, es, _, c = _device_parts(scn)
     a = lam * es
     rho = a / c
@@ -96,7 +97,7 @@ def _mmc(scn: Scenario, _q: float) -> float:
     return erlang_c / (c / es - lam) + es
 
 
-def _tandem(scn: Scenario, _q: float) -> float:
+def _tandem(scn: Scenario, _spec: dict[str, Any]) -> float:
     lam, es, _, _ = _device_parts(scn)
     g = scn.children[0].guest
     means = (g.submit_cost.mean, es, g.complete_cost.mean)
@@ -105,7 +106,7 @@ def _tandem(scn: Scenario, _q: float) -> float:
     return sum(1.0 / (1.0 / m - lam) for m in means)
 
 
-def _utilization(scn: Scenario, _q: float) -> float:
+def _utilization(scn: Scenario, _spec: dict[str, Any]) -> float:
     lam, es, _, c = _device_parts(scn)
     return lam * es / c
 
@@ -151,11 +152,11 @@ def _cap(scn: Scenario, spec: dict[str, Any]) -> float:
 
 
 THEORIES: dict[str, Callable[[Scenario, dict[str, Any]], float]] = {
-    "pk": lambda scn, spec: _pk(scn, 0.0),
-    "mm1_p": lambda scn, spec: _mm1_p(scn, float(spec.get("quantile", 0.99))),
-    "mmc": lambda scn, spec: _mmc(scn, 0.0),
-    "tandem": lambda scn, spec: _tandem(scn, 0.0),
-    "utilization": lambda scn, spec: _utilization(scn, 0.0),
+    "pk": _pk,
+    "mm1_p": _mm1_p,
+    "mmc": _mmc,
+    "tandem": _tandem,
+    "utilization": _utilization,
     "wakeup_rr": _wakeup_rr,
     "share": _share,
     "cap": _cap,
