@@ -757,7 +757,11 @@ def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     problem = _check_pins(("parent",), scn.parent.pin, scn.parent.vcpus, root_lps)
     if problem:
         return problem
-    if sch.policy != "credit":  # weights and caps are credit-scheduler notions
+    if sch.policy != "credit":  # these are credit-scheduler notions: not silently ignored
+        defaults = Scheduler()
+        for key in ("boost", "ratelimit", "tick", "accounting_period"):
+            if getattr(sch, key) != getattr(defaults, key):
+                return ("host", "scheduler", key), f"{key} needs policy: credit"
         parts: list[tuple[tuple[Any, ...], Parent | Child]] = [(("parent",), scn.parent)]
         parts += [(("children", i), c) for i, c in enumerate(scn.children)]
         for loc, part in parts:

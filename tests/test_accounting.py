@@ -51,11 +51,9 @@ def scenario_dicts(
     minroot = draw(st.sampled_from([0, 1])) if cores >= 2 else 0
     parent_vcpus = draw(st.integers(1, 1 if minroot else min(2, cores)))
     child_lps = list(range(minroot, cores))
-    scheduler: dict[str, Any] = {
-        "policy": pol,
-        "boost": draw(st.booleans()),
-        "load_balance": draw(st.booleans()),
-    }
+    scheduler: dict[str, Any] = {"policy": pol, "load_balance": draw(st.booleans())}
+    if pol == "credit":  # BOOST exists under the credit scheduler only
+        scheduler["boost"] = draw(st.booleans())
     if minroot:
         scheduler["minroot"] = minroot
     host = {

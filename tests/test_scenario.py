@@ -866,3 +866,15 @@ def test_weights_and_caps_need_the_credit_scheduler() -> None:
         with pytest.raises(ScenarioError, match=r"needs host\.scheduler\.policy: credit"):
             load("scenarios/overcommit.yaml", {"host.scheduler.policy": "fair", key: value})
     assert load("scenarios/overcommit.yaml", {"children[batch].cap": 50}).children[4].cap == 50
+
+
+def test_credit_knobs_need_the_credit_scheduler() -> None:
+    """BOOST, ratelimit, tick and accounting period changed under fair are refused;
+    a resolved fair scenario (every field written out) still loads back."""
+    for key, value in (("boost", False), ("ratelimit", "2ms"), ("tick", "5ms"),
+                       ("accounting_period", "60ms")):  # fmt: skip
+        with pytest.raises(ScenarioError, match=rf"{key} needs policy: credit"):
+            load("scenarios/baseline.yaml",
+                 {"host.scheduler.policy": "fair", f"host.scheduler.{key}": value})  # fmt: skip
+    fair = load("scenarios/baseline.yaml", {"host.scheduler.policy": "fair"})
+    assert from_dict(fair.to_dict()).to_dict() == fair.to_dict()
