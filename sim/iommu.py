@@ -1,50 +1,264 @@
-"""DMA remapping for directly assigned device functions.
+"""DMA remapping for directly assigned device functions: the IOTLB and the mapping modes.
 
 What it models
-    A direct child's DMA goes through the IOMMU: each page a request's buffer spans is
-    looked up in the IOTLB, and a miss costs a page walk (``page_walk``, assumed 0.2-0.5 µs
-    for a 4-level walk) during the device's DMA. Misses per request are drawn as
-    Binomial(pages, ``iotlb_miss_ratio``) from the issuing stream's own generator.
+    The host has one IOMMU (:class:`Iommu`) and one IOTLB (:class:`Iotlb`) of
+    ``iotlb_entries`` translations with LRU replacement, shared by every directly
+    assigned function: all direct children compete for its entries. Each direct child is
+    a translation domain (:class:`DmaDomain`); entries are tagged by domain, as VT-d tags
+    them by domain id, so two children never share an entry.
 
-    Mapping modes:
+    **DMA buffers.** A direct child's driver cycles through a ring of ``dma_buffers`` DMA
+    buffers (the buffers behind its descriptor ring; assumed 256): its n-th request, over
+    all its streams, uses buffer ``n mod dma_buffers``, which spans
+    ``ceil(size / page_size)`` pages (at least one). Each buffer starts on a page boundary
+    of its own I/O-virtual range (no page is shared by two buffers, none is split by a
+    misaligned start), and keeps that range from one use to the next.
 
-    ``static``  Hyper-V pins and maps all guest memory when the VM starts (Linux
-                ``Documentation/virt/hyperv/vpci.rst``): no per-request CPU cost.
-    ``strict``  a guest with a virtual IOMMU maps its buffers before each request and
-                unmaps and invalidates after it: ``strict_map_cost`` on the submitting vCPU,
-                ``strict_unmap_cost`` on the completing one (both assumed; sweep them).
+    **Translation.** When a request reaches the device, every page of its buffer is looked
+    up in the IOTLB: a hit is free, a miss costs ``page_walk`` (a 4-level walk, assumed
+    0.2-0.5 µs) and fills the entry, evicting the least recently used one when the IOTLB
+    is full. The walks delay the device's DMA (:mod:`sim.devices`: during a NIC's
+    per-request latency, within an NVMe command's service) and are charged to the
+    request's ``iommu`` latency component. The cost is O(pages) per request.
+
+    The access pattern is cyclic, which LRU serves all or nothing: when the working set
+    of all direct children (their buffers × pages) fits in the IOTLB, every lookup hits
+    after the first pass over the ring; when it does not, each entry is evicted shortly
+    before its reuse and nearly every lookup misses. With the defaults (64 entries, 256
+    buffers of 4 KiB pages) one direct child already misses on every page in ``static`` mode; fewer
+    buffers, larger pages (``page_size: 2MiB``) or more entries bring the hits back.
+
+Mapping modes (``host.iommu.mode``)
+    ``static``    Hyper-V pins and maps all guest memory when the VM starts (Linux
+                  ``Documentation/virt/hyperv/vpci.rst``): no per-request CPU cost, and
+                  IOTLB entries persist until evicted.
+    ``strict``    a guest with a virtual IOMMU maps each request's buffer before submitting
+                  it (``strict_map_cost`` on the issuing vCPU) and, after completion,
+                  unmaps it and invalidates its pages' IOTLB entries
+                  (``strict_unmap_cost`` on the completing vCPU): the next use of that
+                  buffer misses on every page.
+    ``deferred``  Linux's flush queue (``drivers/iommu/dma-iommu.c``): ``strict_map_cost``
+                  per request; an unmap is only queued, no CPU cost per request. The first
+                  unmap queued after a flush arms a timer; ``deferred_flush_interval``
+                  (10 ms, Linux ``IOVA_DEFAULT_FQ_TIMEOUT``) later the child's whole
+                  domain is flushed from the IOTLB at once (a domain-selective
+                  invalidation, as Linux's ``flush_iotlb_all``), costing
+                  ``deferred_flush_cost`` once per batch on the vCPU that armed the timer
+                  (it waits for that vCPU like any work item). Until the flush, entries
+                  stay valid and the next use of a buffer can hit.
+
+    Map and unmap costs are CPU time on the guest's vCPU (category ``guest``) and part
+    of the request's ``iommu`` component; the flush is CPU time only, on no request's
+    path (requests queued behind it on that vCPU see it as ``guest_queue``).
+
+Counters
+    ``iotlb_hits`` and ``iotlb_misses`` (page lookups: their sum is the pages looked up,
+    hits / sum the hit ratio), ``iotlb_invalidations`` (strict: one page-range
+    invalidation per request), ``iotlb_flushes`` (deferred: one domain flush per batch).
+    Like every counter, they restart at the end of the warm-up; the IOTLB's contents do
+    not.
 
 Simplified
-    The IOTLB is a miss ratio, not a cache of entries with an access pattern; ``deferred``
-    invalidation and interrupt remapping costs are not modelled in this version.
+    The lookup happens when the request reaches the device, all its pages at once;
+    translations of descriptors, completion entries and interrupt remapping are not
+    modelled, nor paging-structure caches (every miss is a full walk) or ATS. Map and
+    unmap cost per request, not per page. In ``deferred`` mode a buffer keeps its
+    I/O-virtual address (Linux's dma-iommu allocates a new IOVA per mapping and frees the
+    old one only at the flush, so there a reuse before the flush would miss too), and
+    the flush Linux also makes when a per-CPU flush queue (256 entries) fills is not
+    modelled: flushes come only from the timer.
 """
 
 from __future__ import annotations
 
-import math
+from collections import OrderedDict
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import simpy
 
+from sim.env import SimEnv
 from sim.scenario import Iommu as IommuSpec
+
+if TYPE_CHECKING:
+    from sim.hypervisor import VCpu
+
+# A key is (domain's first buffer + buffer) << _PAGE_BITS | page within the buffer: one
+# int per I/O-virtual page, unique across domains and buffers (a buffer of 2**32 pages
+# would be 16 TiB at 4 KiB pages).
+_PAGE_BITS = 32
+
+
+class Iotlb:
+    """An LRU cache of ``capacity`` translations, keyed by page (any hashable key; the
+    model's keys are ints that encode the domain, the buffer and the page)."""
+
+    __slots__ = ("capacity", "entries")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"IOTLB capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        # least recently used first; the values are unused
+        self.entries: OrderedDict[Any, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def lookup(self, key: Any) -> bool:
+        """Translate one page: True on a hit (it becomes the most recently used), False on
+        a miss (the translation is filled in, evicting the least recently used one)."""
+        entries = self.entries
+        if key in entries:
+            entries.move_to_end(key)
+            return True
+        entries[key] = None
+        if len(entries) > self.capacity:
+            entries.popitem(last=False)
+        return False
+
+    def touch_range(self, first: int, pages: int) -> int:
+        """Look up the pages ``first .. first + pages - 1`` in order; returns the misses."""
+        entries = self.entries
+        move = entries.move_to_end
+        evict = entries.popitem
+        capacity = self.capacity
+        misses = 0
+        for key in range(first, first + pages):
+            if key in entries:
+                move(key)
+            else:
+                misses += 1
+                entries[key] = None
+                if len(entries) > capacity:
+                    evict(last=False)
+        return misses
+
+    def invalidate_range(self, first: int, pages: int) -> int:
+        """Drop the pages ``first .. first + pages - 1``; returns how many were cached."""
+        pop = self.entries.pop
+        dropped = 0
+        for key in range(first, first + pages):
+            if pop(key, False) is None:  # cached entries hold None
+                dropped += 1
+        return dropped
+
+    def invalidate_keys(self, low: int, high: int) -> int:
+        """Drop every entry with ``low <= key < high`` (a domain flush); returns how many."""
+        entries = self.entries
+        stale = [k for k in entries if low <= k < high]
+        for k in stale:
+            del entries[k]
+        return len(stale)
 
 
 class Iommu:
-    """IOTLB translation and per-request mapping costs of one direct child's stream."""
+    """The host's IOMMU: one IOTLB, shared by the domains of all direct children."""
 
-    __slots__ = ("_miss", "_page", "_rng", "_walk", "map_cost", "unmap_cost")
+    def __init__(self, env: SimEnv, spec: IommuSpec) -> None:
+        self.env = env
+        self.spec = spec
+        self.iotlb = Iotlb(spec.iotlb_entries)
+        self.domains: list[DmaDomain] = []
 
-    def __init__(self, spec: IommuSpec, rng: np.random.Generator) -> None:
-        self._rng = rng
+    def domain(self, name: str) -> DmaDomain:
+        """A new translation domain for the direct child ``name``."""
+        d = DmaDomain(self, len(self.domains), name)
+        self.domains.append(d)
+        return d
+
+
+class DmaDomain:
+    """One direct child's view of the IOMMU: its ring of DMA buffers, its IOTLB entries,
+    its per-request map/unmap costs and, in ``deferred`` mode, its flush queue."""
+
+    __slots__ = (
+        "_buffers",
+        "_counters",
+        "_env",
+        "_first_buffer",
+        "_flush_cost",
+        "_interval",
+        "_iotlb",
+        "_next",
+        "_page",
+        "_walk",
+        "armed",
+        "index",
+        "map_cost",
+        "mode",
+        "name",
+        "pending",
+        "unmap_cost",
+    )
+
+    def __init__(self, iommu: Iommu, index: int, name: str) -> None:
+        spec = iommu.spec
+        self._env = iommu.env
+        self._counters = iommu.env.counters
+        self._iotlb = iommu.iotlb
+        self.index = index
+        self.name = name
+        self.mode = spec.mode
         self._page = spec.page_size
-        self._miss = spec.iotlb_miss_ratio
         self._walk = spec.page_walk
-        strict = spec.mode == "strict"
-        self.map_cost = spec.strict_map_cost if strict else 0.0
-        self.unmap_cost = spec.strict_unmap_cost if strict else 0.0
+        self._buffers = spec.dma_buffers
+        self._first_buffer = index * spec.dma_buffers
+        self._next = 0
+        self.map_cost = spec.strict_map_cost if spec.mode != "static" else 0.0
+        self.unmap_cost = spec.strict_unmap_cost if spec.mode == "strict" else 0.0
+        self._interval = spec.deferred_flush_interval
+        self._flush_cost = spec.deferred_flush_cost
+        self.pending = 0  # deferred: unmaps queued since the last flush
+        self.armed = False  # deferred: the flush timer is running
 
-    def translate(self, size: int) -> float:
-        """Time the device's DMA of ``size`` bytes spends in IOTLB misses."""
-        if self._miss <= 0.0 or self._walk <= 0.0:
-            return 0.0
-        pages = max(1, math.ceil(size / self._page))
-        return int(self._rng.binomial(pages, self._miss)) * self._walk
+    def access(self, size: int) -> tuple[int, int, float]:
+        """DMA of ``size`` bytes into the next buffer of the ring: looks up its pages and
+        returns ``(first page key, pages, time spent in page walks)``."""
+        b = self._next
+        self._next = b + 1 if b + 1 < self._buffers else 0
+        pages = -(-size // self._page) or 1
+        first = (self._first_buffer + b) << _PAGE_BITS
+        misses = self._iotlb.touch_range(first, pages)
+        c = self._counters
+        c["iotlb_hits"] += pages - misses
+        c["iotlb_misses"] += misses
+        return first, pages, misses * self._walk
+
+    def unmap(self, first: int, pages: int, vcpu: VCpu) -> None:
+        """After completion, on ``vcpu``: strict invalidates the buffer's pages now;
+        deferred queues the unmap and arms the flush timer; static does nothing."""
+        mode = self.mode
+        if mode == "strict":
+            self._iotlb.invalidate_range(first, pages)
+            self._counters["iotlb_invalidations"] += 1
+        elif mode == "deferred":
+            self.pending += 1
+            if not self.armed:
+                self.armed = True
+                self._env.timeout(self._interval).callbacks.append(lambda _ev: self._fire(vcpu))
+
+    def flush(self) -> int:
+        """Flush the domain's IOTLB entries and the queue; returns the entries dropped."""
+        self.pending = 0
+        self.armed = False
+        self._counters["iotlb_flushes"] += 1
+        low = self._first_buffer << _PAGE_BITS
+        return self._iotlb.invalidate_keys(low, (self._first_buffer + self._buffers) << _PAGE_BITS)
+
+    def _fire(self, vcpu: VCpu) -> None:
+        if self._flush_cost > 0.0:
+            self._env.process(self._flush_on(vcpu))
+        else:
+            self.flush()
+
+    def _flush_on(self, v: VCpu) -> Generator[simpy.Event, Any, None]:
+        # unmaps queued while the flush waits for its vCPU join this batch
+        yield from v.acquire()
+        debt = v.take_debt()
+        self.flush()
+        yield v.hold(("guest", self._flush_cost), ("hypervisor", debt))
+        v.release()

@@ -22,13 +22,16 @@ added to exactly one component (:mod:`sim.metrics`).
        interrupt when one was signalled, and runs the VSC completion cost.
 
 **direct** (SR-IOV VF, DDA)
-    1. Guest driver cost on the child vCPU (plus the map cost in ``strict`` IOMMU mode);
-       the MMIO doorbell is a mapped BAR write, no exit.
-    2. Device through the child's VF, DMA translated by the IOMMU (IOTLB misses).
+    1. Guest driver cost on the child vCPU (plus the map cost in ``strict`` and
+       ``deferred`` IOMMU mode); the MMIO doorbell is a mapped BAR write, no exit.
+    2. Device through the child's VF; its DMA goes to the next buffer of the child's ring
+       and every page of it is looked up in the host's shared IOTLB, a miss costing a
+       page walk (:mod:`sim.iommu`).
     3. The MSI is remapped and delivered to the completing vCPU: no exit when posted,
        an external-interrupt exit and an EOI exit otherwise; a vCPU that is not running
-       waits to be scheduled. Guest completion cost (plus unmap and invalidate in
-       ``strict`` mode).
+       waits to be scheduled. Guest completion cost (plus unmap and invalidation of the
+       buffer's pages in ``strict`` mode; in ``deferred`` mode the unmap is queued for
+       the next batch flush).
 
 **native**: the same workload on bare metal, the reference for the "virtualization tax":
 as direct, with no IOMMU, no exits and no world switch.
@@ -47,7 +50,7 @@ import simpy
 from sim.devices import Device
 from sim.env import SimEnv
 from sim.hypervisor import Hypervisor, VCpu
-from sim.iommu import Iommu
+from sim.iommu import DmaDomain
 from sim.metrics import (
     GUEST_CPU,
     GUEST_QUEUE,
@@ -211,7 +214,7 @@ class AssignedPath:
         device: Device,
         name: str,
         virtualized: bool,
-        iommu: Iommu | None,
+        dma: DmaDomain | None,
     ) -> None:
         self.env = env
         self.hv = hv
@@ -219,12 +222,12 @@ class AssignedPath:
         self.device = device
         self.name = name
         self.virtualized = virtualized
-        self.iommu = iommu
+        self.dma = dma
 
     def walk(self, req: Request) -> Walk:
-        env, child, iommu = self.env, self.child, self.iommu
+        env, child, dma = self.env, self.child, self.dma
         c = req.c
-        map_cost = iommu.map_cost if iommu is not None else 0.0
+        map_cost = dma.map_cost if dma is not None else 0.0
         # 1. guest driver on the issuing vCPU; MMIO doorbell without exit
         v = req.vcpu
         sched, queued = yield from v.acquire()
@@ -238,7 +241,10 @@ class AssignedPath:
         c[IOMMU] += map_cost
 
         # 2. device through the function, DMA through the IOMMU
-        translate = iommu.translate(req.size) if iommu is not None else 0.0
+        if dma is not None:
+            first, pages, translate = dma.access(req.size)
+        else:
+            first, pages, translate = 0, 0, 0.0
         yield from self.device.serve(req, translate)
 
         # 3. interrupt delivery to the completing vCPU, guest completion
@@ -250,9 +256,11 @@ class AssignedPath:
         else:
             env.counters["interrupts"] += 1
             irq = 0.0
-        unmap = iommu.unmap_cost if iommu is not None else 0.0
+        unmap = dma.unmap_cost if dma is not None else 0.0
         cost = child.complete_cost()
         yield v.hold(("exit", irq), ("guest", cost + unmap), ("hypervisor", debt))
+        if dma is not None:
+            dma.unmap(first, pages, v)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued

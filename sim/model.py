@@ -23,8 +23,9 @@ from typing import Any
 from sim import devices
 from sim.env import SimEnv
 from sim.hypervisor import Hypervisor
-from sim.iommu import Iommu
+from sim.iommu import DmaDomain, Iommu
 from sim.iopaths import AssignedPath, Path, RoutedPath
+from sim.metrics import Level
 from sim.partitions import ChildPartition, ParentPartition
 from sim.scenario import Scenario
 from sim.vmbus import Channel
@@ -74,6 +75,7 @@ class Host:
         self.hv = Hypervisor(env, h)
         self.parent = ParentPartition(env, self.hv, scn.parent, h)
         self.devices = {d.name: devices.build(env, d) for d in scn.devices}
+        self.iommu = Iommu(env, h.iommu)  # one IOMMU, its IOTLB shared by direct children
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
@@ -117,17 +119,14 @@ class Host:
                     self.parent.channel_vcpu(),
                     h.costs.hypercall,
                 )
+            # a direct child's streams share its translation domain (one ring of buffers)
+            dma: DmaDomain | None = self.iommu.domain(name) if child.io_path == "direct" else None
             for j, sspec in enumerate(spec.streams):
                 path: Path
                 if routed is not None:
                     path = routed
                 else:
-                    iommu = (
-                        Iommu(h.iommu, env.rng(f"child.{name}/stream.{j}/iommu"))
-                        if child.io_path == "direct"
-                        else None
-                    )
-                    path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, iommu)
+                    path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
 
     @staticmethod

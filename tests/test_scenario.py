@@ -401,11 +401,11 @@ BAD: list[tuple[str, str, str, int | None, str]] = [
         "'receive' is not modelled in this version",
     ),
     (
-        "not-modelled-iommu-deferred",
-        mutate(("  cores: 4\n", "  cores: 4\n  iommu: {mode: deferred}\n")),
-        "host.iommu.mode",
+        "removed-iotlb-miss-ratio",
+        mutate(("  cores: 4\n", "  cores: 4\n  iommu: {iotlb_miss_ratio: 0.05}\n")),
+        "host.iommu.iotlb_miss_ratio",
         4,
-        "'deferred' is not modelled in this version",
+        "unknown key 'iotlb_miss_ratio'",
     ),
     (
         "gamma-without-cv",
