@@ -1,31 +1,87 @@
-"""I/O devices: a NIC port and an NVMe drive, shared by their functions.
+"""I/O devices: a NIC port and an NVMe drive, shared by their PCIe functions.
 
 What it models
     **NIC** (send): a request of ``size`` bytes is cut into ``ceil(size / mtu)`` frames,
     each carrying ``frame_overhead`` wire bytes beyond its payload (preamble, headers,
-    FCS, inter-frame gap). The port serialises one request at a time at ``line_rate``
-    (FIFO); before that, a per-request ``latency`` (descriptor fetch, DMA, pipeline) that
-    does not occupy the port, and during which IOMMU translation misses add their walks.
+    FCS, inter-frame gap). The port's transmitter serialises one request at a time at
+    ``line_rate``; before that, a per-request ``latency`` (descriptor fetch, DMA, pipeline)
+    that does not occupy the port, and during which IOMMU translation misses add their
+    walks. The frames of one request go out back to back: a send is fetched and
+    transmitted as one descriptor chain (as a TSO send is), so the unit of arbitration
+    is the request.
 
     **NVMe** (read, write): ``channels`` commands are served in parallel (the drive's
-    internal parallelism); others wait FIFO. A command holds its channel for the media
-    service time of its op (a distribution) plus the transfer of its bytes at
-    ``bandwidth / channels``, plus any IOMMU translation misses of its DMA.
+    internal parallelism). A command holds its channel for the media service time of its
+    op (a distribution) plus the transfer of its bytes at ``bandwidth / channels``, plus
+    any IOMMU translation misses of its DMA. The controller starts at most ``max_iops``
+    commands per second across all its functions (command processing): two starts are at
+    least ``1 / max_iops`` apart, whatever the channels allow; ``null`` lifts the limit.
 
-    Each device is shared by its physical function (used by the parent and by native
-    children) and its SR-IOV virtual functions (direct children). The device arbitrates
-    FIFO across functions in this version; per-function queues and weighted arbitration
-    are not modelled yet.
+Functions, queues and arbitration (SR-IOV)
+    A device has a **physical function** (PF) and ``vfs`` **virtual functions**. The PF
+    carries everything the parent's physical driver sends, that is the traffic of every
+    routed child together, and that of native children (bare metal: the device's owner);
+    VF ``k`` carries the traffic of the direct child it is assigned to
+    (``Request.vf``; ``None`` is the PF). Each function has its own queue of requests
+    waiting for a server (the NIC's transmitter, an NVMe channel). When a server frees,
+    or a request arrives to an idle device, the device's ``arbitration`` picks the next:
+
+    ``round_robin`` (default)
+        the functions with waiting requests take turns, one request each (the PF
+        ``pf_weight`` in a row; every VF one). A function whose turn ended goes behind
+        every function that has requests waiting at the next pick, those that just
+        became backlogged included (a pointer moving on, as in a hardware arbiter): a
+        request with none of its own function's ahead of it waits for a server to free
+        and at most one turn of each other backlogged function, whatever their queue
+        lengths. This is NVMe's round-robin command arbitration, which every controller
+        supports between its submission queues (NVM Express Base Specification,
+        "Command Arbitration"), applied across the functions' queues; NICs arbitrate
+        their transmit queues likewise. Arbitration across functions is vendor-specific
+        in both, so that it is round robin is an assumption. Routed children share the
+        PF's queue, hence one share of the device between them (``pf_weight`` shares).
+    ``fifo``
+        one queue in arrival order across functions: a backlogged function delays every
+        other in proportion to its own queue length (the behaviour of a device with one
+        shared queue).
+
+    With one function in use the two are identical (same order, same waits).
+
+    **NVMe queue depth**: a function has at most ``queue_depth - 1`` commands in the
+    device (waiting for a channel or in service): its I/O submission queue has
+    ``queue_depth`` entries, and a full NVMe queue keeps one entry empty, so the Linux
+    driver gives a queue of ``q_depth`` entries ``q_depth - 1`` request tags. Further
+    requests wait on the host, in the function's backlog, in arrival order, and enter the
+    device as its commands complete (counted in ``device.NAME.queue_full``). One I/O
+    queue per function: a VF exposes few, and the host's per-CPU queues of one function
+    add entries, not shares, under round robin across functions.
+
+    **NIC queues per function**: one transmit queue per function. Several queues of one
+    function would not change the port's work (one transmitter serialises them) and,
+    under round robin over queues, would only give the function one share per
+    backlogged queue: that is what ``pf_weight`` expresses for the PF, the function
+    where the parent's many channels meet.
+
+What is measured
+    ``servers.busy`` (servers in use) and ``servers.queue_level`` (requests in the device
+    waiting for a server, all functions) are time-weighted levels; ``servers.backlog`` is
+    the requests waiting on the host for a queue entry (NVMe ``queue_depth``). A request's
+    ``device_queue`` component is its whole wait, backlog and queue; ``device_service``
+    its service. Per function (:meth:`Device.function_stats`): requests completed, mean
+    wait, largest number in the device. Counters: ``device.NAME.queue_full`` (requests
+    that found their function's queue full) and ``device.NAME.iops_limited`` (requests
+    that found a channel free but had to wait for ``max_iops``).
 
 Randomness
     Service times are drawn from the *issuing stream's* generators (keys
     ``child.NAME/stream.J/service.OP``), so the n-th request of a stream gets the same
-    service time whichever path it takes: routed and direct runs are paired.
+    service time whichever path it takes: routed and direct runs are paired. Arbitration
+    is deterministic (no random tie-breaking).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Generator
@@ -41,38 +97,232 @@ from sim.scenario import Nic, Nvme
 if TYPE_CHECKING:
     from sim.workloads import Request
 
+UNLIMITED = sys.maxsize
+"""Queue depth of a function that has no limit (the NIC's)."""
+
+
+class Function:
+    """One PCIe function of a device: the PF (``vf`` None) or VF ``vf``.
+
+    ``queue`` holds the events of its requests in the device waiting for a server;
+    ``backlog`` those waiting on the host for a queue entry (beyond ``depth`` in the
+    device)."""
+
+    __slots__ = (
+        "backlog",
+        "completed",
+        "depth",
+        "in_device",
+        "max_in_device",
+        "name",
+        "queue",
+        "vf",
+        "waited",
+        "weight",
+    )
+
+    def __init__(self, vf: int | None, weight: int, depth: int) -> None:
+        self.vf = vf
+        self.name = "pf" if vf is None else f"vf{vf}"
+        self.weight = weight
+        self.depth = depth
+        self.queue: deque[simpy.Event] = deque()
+        self.backlog: deque[simpy.Event] = deque()
+        self.in_device = 0
+        self.max_in_device = 0
+        self.completed = 0
+        self.waited = 0.0
+
 
 class Servers:
-    """``capacity`` identical servers in front of one FIFO queue."""
+    """``capacity`` identical servers fed from per-function queues by an arbiter.
 
-    __slots__ = ("busy", "capacity", "env", "queue", "queue_level")
+    ``arbitration`` is ``round_robin`` or ``fifo`` (module docstring); ``start_gap`` > 0
+    spaces successive starts by at least that many µs (a command-rate limit)."""
 
-    def __init__(self, env: SimEnv, capacity: int) -> None:
+    __slots__ = (
+        "_active",
+        "_armed",
+        "_armed_for",
+        "_current",
+        "_fifo",
+        "_full_key",
+        "_gap",
+        "_left",
+        "_limited_key",
+        "_next_start",
+        "_round_robin",
+        "backlog",
+        "busy",
+        "capacity",
+        "depth",
+        "env",
+        "functions",
+        "pf_weight",
+        "queue_level",
+    )
+
+    def __init__(
+        self,
+        env: SimEnv,
+        capacity: int,
+        *,
+        name: str = "device",
+        arbitration: str = "round_robin",
+        pf_weight: int = 1,
+        depth: int = UNLIMITED,
+        start_gap: float = 0.0,
+    ) -> None:
         self.env = env
         self.capacity = capacity
         self.busy = Level(env)
-        self.queue: deque[simpy.Event] = deque()
         self.queue_level = Level(env)
+        self.backlog = Level(env)
+        self.pf_weight = pf_weight
+        self.depth = depth
+        self.functions: dict[int | None, Function] = {}
+        self._round_robin = arbitration == "round_robin"
+        self._active: deque[Function] = deque()  # round robin: functions with waiting requests
+        self._fifo: deque[tuple[Function, simpy.Event]] = deque()  # fifo: arrival order
+        self._current: Function | None = None  # round robin: whose turn it is
+        self._left = 0  # starts left in that turn
+        self._gap = start_gap
+        self._next_start = -math.inf  # no start before this time (start_gap)
+        self._armed = False  # a timer is set for the end of the gap
+        self._armed_for = 0.0
+        self._full_key = f"device.{name}.queue_full"
+        self._limited_key = f"device.{name}.iops_limited"
 
-    def acquire(self) -> Generator[simpy.Event, Any, float]:
-        """Wait for a server; returns the time waited."""
-        if self.busy.value < self.capacity:
-            self.busy.add(1)
-            return 0.0
-        ev = simpy.Event(self.env)
-        t0 = self.env.now
-        self.queue.append(ev)
-        self.queue_level.add(1)
+    def function(self, vf: int | None) -> Function:
+        """The function ``vf`` (``None``: the PF), created on first use."""
+        f = self.functions.get(vf)
+        if f is None:
+            f = Function(vf, self.pf_weight if vf is None else 1, self.depth)
+            self.functions[vf] = f
+        return f
+
+    def acquire(self, f: Function) -> Generator[simpy.Event, Any, float]:
+        """Wait for a server for a request of function ``f``; returns the time waited."""
+        env = self.env
+        if f.in_device < f.depth:
+            f.in_device += 1
+            if f.in_device > f.max_in_device:
+                f.max_in_device = f.in_device
+            if (
+                self.busy.value < self.capacity
+                and not self.queue_level.value
+                and env.now >= self._next_start
+            ):
+                self.busy.add(1)
+                self._started(f)
+                return 0.0
+            ev = simpy.Event(env)
+            self._enqueue(f, ev)
+            if self._gap and self.busy.value < self.capacity:  # a server is free: the limit
+                env.counters[self._limited_key] += 1
+                self._arm()
+        else:
+            ev = simpy.Event(env)
+            f.backlog.append(ev)
+            self.backlog.add(1)
+            env.counters[self._full_key] += 1
+        t0 = env.now
         yield ev
-        return self.env.now - t0
+        waited = env.now - t0
+        f.waited += waited
+        return waited
 
-    def release(self) -> None:
-        """Free a server, or hand it to the oldest waiter."""
-        if self.queue:
-            self.queue_level.add(-1)
-            self.queue.popleft().succeed()
+    def release(self, f: Function) -> None:
+        """A request of ``f`` leaves its server: admit ``f``'s next backlogged request,
+        and hand the server to the request the arbiter picks (or free it)."""
+        f.completed += 1
+        gate_open = self.env.now >= self._next_start
+        if f.backlog:  # its place in the device passes on
+            self.backlog.add(-1)
+            admitted = f.backlog.popleft()
+            if gate_open and not self.queue_level.value:  # nothing else waits: it starts
+                self._started(f)
+                admitted.succeed()
+                return
+            self._enqueue(f, admitted)
+        else:
+            f.in_device -= 1
+        if self.queue_level.value and gate_open:
+            g, ev = self._pick()
+            self._started(g)
+            ev.succeed()
         else:
             self.busy.add(-1)
+            if self._gap and self.queue_level.value:
+                self._arm()
+
+    def _enqueue(self, f: Function, ev: simpy.Event) -> None:
+        self.queue_level.add(1)
+        if self._round_robin:
+            if not f.queue:
+                self._active.append(f)
+            f.queue.append(ev)
+        else:
+            self._fifo.append((f, ev))
+
+    def _pick(self) -> tuple[Function, simpy.Event]:
+        """The next request to start, by the arbitration rule."""
+        self.queue_level.add(-1)
+        if not self._round_robin:
+            return self._fifo.popleft()
+        active = self._active
+        f = active[0]
+        if f is self._current and not self._left and len(active) > 1:
+            # its turn is over: it goes behind every function waiting now
+            active.rotate(-1)
+            f = active[0]
+        ev = f.queue.popleft()
+        if not f.queue:
+            active.popleft()
+        return f, ev
+
+    def _started(self, f: Function) -> None:
+        if f is self._current and self._left:
+            self._left -= 1
+        else:  # a new turn
+            self._current = f
+            self._left = f.weight - 1
+        if self._gap:
+            self._next_start = self.env.now + self._gap
+
+    def _arm(self) -> None:
+        """Set a timer for the end of the start gap when a server is free and a request
+        waits for it."""
+        if self._armed or not self.queue_level.value or self.busy.value >= self.capacity:
+            return
+        self._armed = True
+        self._armed_for = self._next_start
+        delay = max(0.0, self._next_start - self.env.now)
+        self.env.timeout(delay).callbacks.append(self._gate_open)
+
+    def _gate_open(self, _ev: simpy.Event) -> None:
+        self._armed = False
+        # no start since the timer was set: the gap is over (whatever the rounding of now)
+        if (
+            self._next_start == self._armed_for
+            and self.queue_level.value
+            and self.busy.value < self.capacity
+        ):
+            g, ev = self._pick()
+            self.busy.add(1)
+            self._started(g)
+            ev.succeed()
+        self._arm()
+
+    def reset(self) -> None:
+        """End of warm-up: forget level histories and per-function counts."""
+        self.busy.reset()
+        self.queue_level.reset()
+        self.backlog.reset()
+        for f in self.functions.values():
+            f.completed = 0
+            f.waited = 0.0
+            f.max_in_device = f.in_device
 
 
 class Device(ABC):
@@ -81,12 +331,12 @@ class Device(ABC):
     kind = ""
     ops: tuple[str, ...] = ()
 
-    def __init__(self, env: SimEnv, spec: Nic | Nvme, servers: int) -> None:
+    def __init__(self, env: SimEnv, spec: Nic | Nvme, servers: Servers) -> None:
         self.env = env
         self.spec = spec
         self.name = spec.name
         self.vfs = spec.vfs
-        self.servers = Servers(env, servers)
+        self.servers = servers
         self.vf_owner: dict[int, str] = {}
         self.completed = 0
 
@@ -96,16 +346,32 @@ class Device(ABC):
 
     @abstractmethod
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
-        """Serve ``req``; ``translate`` is its IOMMU miss time (0 without IOMMU)."""
+        """Serve ``req`` through its function (``req.vf``; ``None``: the PF);
+        ``translate`` is its IOMMU miss time (0 without IOMMU)."""
 
     def utilization(self) -> float:
         """Mean share of servers busy since the last reset."""
         return self.servers.busy.mean() / self.servers.capacity
 
+    def function_stats(self) -> list[tuple[str, int, float, int]]:
+        """Per function used since the start, PF first then VFs by index:
+        ``(name, requests completed, mean wait µs, most requests in the device)``
+        since the last reset."""
+        fs = self.servers.functions
+        order = sorted(fs, key=lambda vf: -1 if vf is None else vf)
+        return [
+            (
+                fs[k].name,
+                fs[k].completed,
+                fs[k].waited / fs[k].completed if fs[k].completed else 0.0,
+                fs[k].max_in_device,
+            )
+            for k in order
+        ]
+
     def reset(self) -> None:
         """End of warm-up."""
-        self.servers.busy.reset()
-        self.servers.queue_level.reset()
+        self.servers.reset()
         self.completed = 0
 
 
@@ -116,7 +382,10 @@ class NicDevice(Device):
     ops = ("send",)
 
     def __init__(self, env: SimEnv, spec: Nic) -> None:
-        super().__init__(env, spec, 1)
+        servers = Servers(
+            env, 1, name=spec.name, arbitration=spec.arbitration, pf_weight=spec.pf_weight
+        )
+        super().__init__(env, spec, servers)
         self._spec = spec
         self._us_per_byte = 8e6 / spec.line_rate
 
@@ -133,10 +402,11 @@ class NicDevice(Device):
         latency = req.service()
         yield self.env.timeout(latency + translate)
         servers = self.servers
-        queued = yield from servers.acquire()
+        fn = servers.function(req.vf)
+        queued = yield from servers.acquire(fn)
         wire = self.wire_time(req.size)
         yield self.env.timeout(wire)
-        servers.release()
+        servers.release(fn)
         self.completed += 1
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
@@ -150,7 +420,16 @@ class NvmeDevice(Device):
     ops = ("read", "write")
 
     def __init__(self, env: SimEnv, spec: Nvme) -> None:
-        super().__init__(env, spec, spec.channels)
+        servers = Servers(
+            env,
+            spec.channels,
+            name=spec.name,
+            arbitration=spec.arbitration,
+            pf_weight=spec.pf_weight,
+            depth=spec.queue_depth - 1,
+            start_gap=1e6 / spec.max_iops if spec.max_iops is not None else 0.0,
+        )
+        super().__init__(env, spec, servers)
         self._spec = spec
         self._us_per_byte = 8e6 * spec.channels / spec.bandwidth
 
@@ -163,10 +442,11 @@ class NvmeDevice(Device):
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
         c = req.c
         servers = self.servers
-        queued = yield from servers.acquire()
+        fn = servers.function(req.vf)
+        queued = yield from servers.acquire(fn)
         service = req.service() + req.size * self._us_per_byte
         yield self.env.timeout(service + translate)
-        servers.release()
+        servers.release(fn)
         self.completed += 1
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued

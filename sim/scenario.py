@@ -390,7 +390,8 @@ class Parent(_Model):
 # Devices
 # ---------------------------------------------------------------------------------------
 class Nic(_Model):
-    """A NIC port: transmissions serialised at line rate, shared by all its functions."""
+    """A NIC port: transmissions serialised at line rate, shared by its functions (the PF
+    and the VFs), each with its own transmit queue, arbitrated by ``arbitration``."""
 
     name: Name
     type: Literal["nic"]
@@ -405,6 +406,26 @@ class Nic(_Model):
         "2us", description="Descriptor fetch, DMA and pipeline per request. Assumed."
     )
     vfs: int = _field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
+    arbitration: Literal["round_robin", "fifo"] = _field(
+        "round_robin",
+        description="How the free port picks among the functions' queues: round_robin "
+        "(functions with waiting requests take turns, one request each) or fifo (arrival "
+        "order across functions). Assumed: SR-IOV NICs arbitrate their transmit queues "
+        "round robin; the arbitration across functions is vendor-specific.",
+    )
+    pf_weight: int = _field(
+        1,
+        ge=1,
+        le=1024,
+        description="Requests the physical function (all routed traffic) starts in a row "
+        "per round-robin turn; each VF starts 1. Assumed: equal shares.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _weight_needs_round_robin(self) -> Nic:
+        if self.pf_weight != 1 and self.arbitration != "round_robin":
+            raise ValueError("pf_weight needs arbitration: round_robin")
+        return self
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -412,7 +433,8 @@ class Nic(_Model):
 
 
 class Nvme(_Model):
-    """An NVMe drive with internal parallelism."""
+    """An NVMe drive with internal parallelism, a command-rate limit, and a submission
+    queue per function (the PF and the VFs), arbitrated by ``arbitration``."""
 
     name: Name
     type: Literal["nvme"]
@@ -429,6 +451,42 @@ class Nvme(_Model):
         "3.2GB/s", description="Total transfer rate; each channel moves bandwidth/channels."
     )
     vfs: int = _field(16, ge=0, le=4096, description="SR-IOV virtual functions.")
+    queue_depth: int = _field(
+        1024,
+        ge=2,
+        le=65536,
+        description="Entries of each function's I/O submission queue; a function has at most "
+        "queue_depth - 1 commands in the drive (a full queue keeps one entry empty), the "
+        "rest wait on the host. Linux nvme driver io_queue_depth default 1024 (read).",
+    )
+    max_iops: Rate | None = _field(
+        "1M",
+        gt=0,
+        description="Commands the controller starts per second across all functions "
+        "(command processing), on top of channel parallelism; null: no limit. Assumed: "
+        "the order of the random 4 KiB read IOPS datacenter PCIe 4 drives quote (0.7-1.5M).",
+    )
+    arbitration: Literal["round_robin", "fifo"] = _field(
+        "round_robin",
+        description="How a free channel picks among the functions' queues: round_robin "
+        "(functions with waiting requests take turns, one command each) or fifo (arrival "
+        "order across functions). Round robin is the arbitration every NVMe controller "
+        "supports between submission queues (NVM Express Base Specification, Command "
+        "Arbitration; read); across functions it is vendor-specific (assumed).",
+    )
+    pf_weight: int = _field(
+        1,
+        ge=1,
+        le=1024,
+        description="Requests the physical function (all routed traffic) starts in a row "
+        "per round-robin turn; each VF starts 1. Assumed: equal shares.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _weight_needs_round_robin(self) -> Nvme:
+        if self.pf_weight != 1 and self.arbitration != "round_robin":
+            raise ValueError("pf_weight needs arbitration: round_robin")
+        return self
 
     @property
     def ops(self) -> tuple[str, ...]:

@@ -11,8 +11,10 @@ What it models
 
     A request has an op drawn from the stream's mix, a size from its size distribution,
     an issuing vCPU (the stream's ``vcpu``, or round robin over the child's vCPUs) and a
-    completing vCPU (the child's ``irq_vcpu``, or the issuing one). It walks its child's
-    I/O path (:mod:`sim.iopaths`) as one generator, and ends as one flat record.
+    completing vCPU (the child's ``irq_vcpu``, or the issuing one) and the device
+    function it goes through (``vf``: the child's VF on the direct path, ``None`` for the
+    physical function on the routed and native paths). It walks its child's I/O path
+    (:mod:`sim.iopaths`) as one generator, and ends as one flat record.
 
 Randomness
     Arrivals, sizes, op choices, think times and device service times each have their own
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 class Request:
     """One I/O request in flight: its identity, timestamps and latency components."""
 
-    __slots__ = ("c", "done_vcpu", "id", "op", "service", "size", "t_submit", "vcpu")
+    __slots__ = ("c", "done_vcpu", "id", "op", "service", "size", "t_submit", "vcpu", "vf")
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class Request:
         vcpu: VCpu,
         done_vcpu: VCpu,
         service: Callable[[], float],
+        vf: int | None = None,
     ) -> None:
         self.id = rid
         self.op = op
@@ -68,6 +71,7 @@ class Request:
         self.vcpu = vcpu
         self.done_vcpu = done_vcpu
         self.service = service
+        self.vf = vf  # the device function it goes through: VF index, None for the PF
         self.c = [0.0] * len(COMPONENTS)
 
 
@@ -159,6 +163,8 @@ class Stream:
             vcpu,
             self._irq_vcpu or vcpu,
             self._service[op],
+            # direct: the child's VF; routed (the parent's driver) and native: the PF
+            self.child.vf if self.path.name == "direct" else None,
         )
         self.live[req.id] = req
         return req
