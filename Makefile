@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hvsim run scenarios/baseline.yaml --replications 3
+	$(BIN)/hvsim run scenarios/baseline.yaml --replications 3 --report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -21,7 +21,6 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 _PLANNED = {
     "capacity": "SLO-driven capacity search",
-    "report": "the HTML report",
 }
 
 
@@ -62,10 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
+    w.add_argument("--report", action="store_true", help="also write the study's report.html")
 
     v = sub.add_parser("validate", help="model against queueing theory")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
     v.add_argument("--replications", type=int, help="replications per case (default: the case's)")
+
+    rp = sub.add_parser("report", help="write DIR/report.html for a run, comparison or sweep")
+    rp.add_argument("directory", help="a result, comparison or study directory")
+    rp.add_argument("--out", help="report file (default: DIR/report.html)")
 
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     for name, what in _PLANNED.items():
@@ -87,6 +91,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="override a field, e.g. --set children[web].streams[0].rate=20k (repeatable)",
     )
     p.add_argument("--quiet", action="store_true", help="print only the result directory")
+    p.add_argument("--report", action="store_true", help="also write DIR/report.html")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "report":
+            print(_report(args.directory, args.out))
+            return EXIT_OK
         if args.command == "schema":
             from sim.scenario import json_schema
 
@@ -114,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INPUT
-    except (ScenarioError, InputError) as exc:
+    except (ScenarioError, InputError, _report_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
@@ -140,6 +148,20 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
     return scn, out
 
 
+def _report_error() -> type[Exception]:
+    from sim.report.html import ReportError
+
+    return ReportError
+
+
+def _report(directory: str | Path, out: str | None = None) -> str:
+    """Write the report of ``directory``; returns the line that tells where it is."""
+    from sim.report.html import build
+
+    path = build(directory, out)
+    return f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)"
+
+
 def _command() -> str:
     return " ".join(["hvsim", *sys.argv[1:]])
 
@@ -157,8 +179,11 @@ def _run(args: argparse.Namespace) -> int:
         print(format_summary(result.summary, scn.name, result.meta))
         print(
             f"\nresults: {out}/ (summary.csv, replications.csv, requests.parquet, cpu.csv, "
-            "sched.csv, counters.csv, resources.csv, scenario.resolved.yaml, meta.json)"
+            "sched.csv, counters.csv, resources.csv, occupancy.csv, scenario.resolved.yaml, "
+            "meta.json)"
         )
+    if args.report:
+        print(_report(out))
     return EXIT_OK
 
 
@@ -178,6 +203,8 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(format_comparison(comparison.table, comparison.paths, comparison.meta))
         print(f"\nresults: {out}/ (comparison.csv, meta.json, and a full result per path)")
+    if args.report:
+        print(_report(out))
     return EXIT_OK
 
 
@@ -190,7 +217,7 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
-            executor=args.executor,
+            executor=args.executor, command=_command(),
         )  # fmt: skip
     except FileExistsError as exc:
         raise InputError(f"--out: {exc}") from None
@@ -206,6 +233,8 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")
         for key in report.failed:
             print(f"failed: point {key}: see {report.out}/failed/{key}.json", file=sys.stderr)
+    if args.report:
+        print(_report(report.out))
     return EXIT_FAIL if report.failed else EXIT_OK
 
 

@@ -17,6 +17,9 @@ reproducible), then turns the records into tidy frames:
 ``counters``   exits by reason, interrupts, signals, ring-full events, preemptions,
                boosts, steals, cap parks, fallbacks; ``resources``: device and ring
                utilisation and occupancy.
+``occupancy``  per replication and interval of ``run.trace_interval``: the mean bytes in
+               every VMBus ring and the mean queue length and busy
+               share of every device, over the whole run (warm-up included, marked).
 ``sched``      per vCPU: wake-ups, mean and largest wake-up delay (work arrived for a
                blocked vCPU → it runs), dispatches, preemptions, boosts.
 
@@ -68,6 +71,7 @@ class Result:
     resources: pd.DataFrame
     sched: pd.DataFrame = field(default_factory=pd.DataFrame)
     replications: pd.DataFrame = field(default_factory=pd.DataFrame)
+    occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
@@ -84,6 +88,7 @@ class Result:
         self.counters.to_csv(where / "counters.csv", index=False)
         self.resources.to_csv(where / "resources.csv", index=False)
         self.sched.to_csv(where / "sched.csv", index=False)
+        self.occupancy.to_csv(where / "occupancy.csv", index=False)
         self.requests.to_parquet(where / "requests.parquet", index=False)
         with open(where / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
@@ -112,6 +117,48 @@ def atomic_directory(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+RESULT_TABLES = ("summary", "replications", "cpu", "counters", "resources", "sched", "occupancy")
+
+
+def load_result(where: str | Path) -> Result:
+    """Read back a result directory written by :meth:`Result.save`."""
+    from sim.scenario import load
+
+    where = Path(where)
+    if not (where / "meta.json").is_file() or not (where / "summary.csv").is_file():
+        raise FileNotFoundError(f"{where} is not an hvsim result directory (no summary.csv)")
+    frames: dict[str, pd.DataFrame] = {}
+    for name in RESULT_TABLES:
+        f = where / f"{name}.csv"
+        try:
+            frames[name] = pd.read_csv(f) if f.is_file() else pd.DataFrame()
+        except pd.errors.EmptyDataError:
+            frames[name] = pd.DataFrame()
+    if "warnings" in frames["summary"]:
+        frames["summary"]["warnings"] = frames["summary"]["warnings"].fillna("")
+    requests = pd.read_parquet(where / "requests.parquet")
+    meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
+    return Result(
+        scenario=load(where / "scenario.resolved.yaml"),
+        requests=requests,
+        meta=meta,
+        **frames,
+    )
+
+
+def load_comparison(where: str | Path) -> Comparison:
+    """Read back a comparison directory written by :meth:`Comparison.save`."""
+    where = Path(where)
+    if not (where / "comparison.csv").is_file():
+        raise FileNotFoundError(f"{where} is not an hvsim comparison (no comparison.csv)")
+    meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
+    results = {p: load_result(where / p) for p in meta["paths"]}
+    first = results[meta["paths"][0]]
+    return Comparison(
+        first.scenario, list(meta["paths"]), results, pd.read_csv(where / "comparison.csv"), meta
+    )
 
 
 def run(scenario: Scenario, replications: int | None = None, seed: int | None = None) -> Result:
@@ -166,8 +213,26 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         counters=counters,
         resources=resources,
         sched=sched_frame(runs),
+        occupancy=occupancy_frame(runs),
         meta=meta,
     )
+
+
+def occupancy_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Tidy trace of ring and device-queue occupancy: one row per replication, interval
+    end (``time_us``), resource and quantity (``bytes``: bytes in a ring;
+    ``queue``: requests waiting for a device; ``busy``: share of its servers busy)."""
+    cols = ["time_us", "resource", "kind", "quantity", "value"]
+    frames = [
+        pd.DataFrame(r.trace, columns=cols).assign(replication=r.replication)
+        for r in runs
+        if r.trace
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["replication", *cols, "in_window"])
+    df = pd.concat(frames, ignore_index=True)[["replication", *cols]]
+    df["in_window"] = df["time_us"] > runs[0].warmup_us  # intervals ending after warm-up
+    return df
 
 
 def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:

@@ -62,6 +62,7 @@ class RunData:
     resources: list[tuple[str, str, float, float, float]]
     sched: list[tuple[str, str, int, float, float, int, int, int]] = field(default_factory=list)
     lp_busy_us: list[float] = field(default_factory=list)
+    trace: list[tuple[float, str, str, str, float]] = field(default_factory=list)
     wall_s: float = 0.0
 
 
@@ -80,6 +81,7 @@ class Host:
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
         self.fallbacks = 0  # a fact of the configuration: not reset at warm-up
+        self.trace: list[tuple[float, str, str, str, float]] = []
 
         instances = list(scn.instances())
         for name, spec in instances:  # fixed VF indices first
@@ -145,9 +147,38 @@ class Host:
         for v in self.hv.vcpus:
             if v.bg is not None:
                 self.hv.burst_start(v)
-        warmup = self.env.scenario.run.warmup
-        if warmup > 0:
-            self.env.timeout(warmup).callbacks.append(lambda _ev: self.reset())
+        run = self.env.scenario.run
+        if run.warmup > 0:
+            self.env.timeout(run.warmup).callbacks.append(lambda _ev: self.reset())
+        interval = run.duration / 200 if run.trace_interval is None else run.trace_interval
+        if interval > 0:
+            self._trace_start(interval)
+
+    def _trace_start(self, interval: float) -> None:
+        """Record the mean bytes in every ring and every device's queue and busy servers
+        over each ``interval``: one event per interval, nothing on the hot path."""
+        env = self.env
+        levels: list[tuple[str, str, str, Level, float]] = []
+        for d in self.devices.values():
+            s = d.servers
+            levels.append((d.name, d.kind, "queue", s.queue_level, 1.0))
+            levels.append((d.name, d.kind, "busy", s.busy, 1.0 / s.capacity))
+        for ch in self.channels:
+            for ring in (ch.outbound, ch.inbound):
+                levels.append((ring.name, "ring", "bytes", ring.level, 1.0))
+        last = [0.0] * len(levels)
+        end = env.scenario.run.duration
+
+        def sample(_ev: object) -> None:
+            now = env.now
+            for i, (name, kind, quantity, level, scale) in enumerate(levels):
+                area = level.area()
+                self.trace.append((now, name, kind, quantity, (area - last[i]) / interval * scale))
+                last[i] = area
+            if now + interval <= end + 1e-9:
+                env.timeout(interval).callbacks.append(sample)
+
+        env.timeout(interval).callbacks.append(sample)
 
     def reset(self) -> None:
         """End of warm-up: forget counters, CPU accounts and level histories."""
@@ -226,6 +257,7 @@ class Host:
             resources=resources,
             sched=sched,
             lp_busy_us=[lp.busy_us for lp in self.hv.lps],
+            trace=self.trace,
             wall_s=wall_s,
         )
 

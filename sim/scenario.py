@@ -632,6 +632,12 @@ class Run(_Model):
     )
     seed: int = _field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
     replications: int = _field(1, ge=1, le=1000)
+    trace_interval: Time | None = _field(
+        None,
+        ge=0,
+        description="Ring and device-queue occupancy is recorded as its mean over each "
+        "interval of this length (occupancy.csv); default: duration / 200; 0: off.",
+    )
 
 
 class Scenario(_Model):
@@ -870,6 +876,11 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     """Rules across fields; the first violation as (location, message)."""
     if scn.run.warmup >= scn.run.duration:
         return ("run", "warmup"), "warm-up must be shorter than the duration"
+    interval = scn.run.trace_interval
+    if interval is not None and interval > 0 and scn.run.duration / interval > 100_000:
+        return ("run", "trace_interval"), (
+            f"{scn.run.duration / interval:.3g} samples per replication; at most 100000"
+        )
     if scn.host.clock <= 0:
         return ("host", "clock"), "clock must be positive"
     names: dict[str, int] = {}

@@ -400,8 +400,10 @@ def run_sweep(
     scheduler: str | None = None,
     executor: str = "auto",
     progress: bool | None = None,
+    command: str | None = None,
 ) -> SweepReport:
-    """Run every point of ``sweep`` not already in ``out`` (default ``results/<study>``)."""
+    """Run every point of ``sweep`` not already in ``out`` (default ``results/<study>``);
+    ``command`` (the command line that asked for it) is recorded in ``study.json``."""
     out = Path(out) if out is not None else Path("results") / sweep.study
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
@@ -414,7 +416,7 @@ def run_sweep(
     t0 = time.perf_counter()
     todo = [p for p in sweep.points if not is_done(out, p)]
     skipped = [p.key for p in sweep.points if p not in todo]
-    _write_study(out, sweep, kind, workers, scheduler, None)
+    _write_study(out, sweep, kind, workers, scheduler, None, command)
     from tqdm import tqdm
 
     bar = tqdm(
@@ -449,7 +451,7 @@ def run_sweep(
     finally:
         bar.close()
     report = SweepReport(out, computed, skipped, failed, kind, time.perf_counter() - t0)
-    _write_study(out, sweep, kind, workers, scheduler, report)
+    _write_study(out, sweep, kind, workers, scheduler, report, command)
     return report
 
 
@@ -460,6 +462,7 @@ def _write_study(
     workers: int,
     scheduler: str | None,
     report: SweepReport | None,
+    command: str | None = None,
 ) -> None:
     import platform
 
@@ -472,6 +475,7 @@ def _write_study(
         "scheduler": scheduler,
         "hvsim": __version__,
         "python": platform.python_version(),
+        "command": command,
     }
     if report is not None:
         info["last_run"] = {

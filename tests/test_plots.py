@@ -12,7 +12,13 @@ from matplotlib.figure import Figure
 import sim
 from sim.experiment import run
 from sim.metrics import COMPONENTS
-from sim.report import cpu_breakdown, latency_breakdown, latency_cdf, metric_vs_load
+from sim.report import (
+    cpu_breakdown,
+    latency_breakdown,
+    latency_cdf,
+    metric_vs_load,
+    occupancy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +101,42 @@ def test_figures_render_to_png(result: sim.Result, tmp_path: Path) -> None:
         out = tmp_path / f"{name}.png"
         fig.savefig(out, dpi=80)
         assert out.stat().st_size > 5_000
+
+
+def test_cdf_of_many_requests_is_thinned_but_keeps_its_shape() -> None:
+    """Past CDF_POINTS requests a line is drawn through quantiles: far fewer points, the
+    same median, the largest value kept, and the tail (the last 1 %) in full detail."""
+    from sim.report.plots import CDF_POINTS
+
+    rng = np.random.default_rng(3)
+    lat = rng.lognormal(3.0, 0.8, 200_000)
+    frame = pd.DataFrame({"partition": "a", "io_path": "routed", "latency_us": lat,
+                          "in_window": True})  # fmt: skip
+    line = latency_cdf(frame).axes[0].lines[0]
+    x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    assert len(x) < 2 * CDF_POINTS
+    assert x[-1] == lat.max()
+    assert y[-1] == 1.0
+    assert np.interp(0.5, y, x) == pytest.approx(np.median(lat), rel=0.01)
+    assert np.interp(0.999, y, x) == pytest.approx(np.quantile(lat, 0.999), rel=0.01)
+    assert (y > 0.99).sum() > 100
+
+
+def test_occupancy_plots_each_ring_and_device_queue(result: sim.Result) -> None:
+    """One line per ring (top) and per device queue (bottom), means over replications,
+    over the whole run; the warm-up is shaded."""
+    trace = result.occupancy
+    fig = occupancy(trace, warmup_us=10_000)
+    rings, queues = fig.axes
+    ring_names = trace.loc[trace["quantity"] == "bytes", "resource"].unique()
+    dev_names = trace.loc[trace["quantity"] == "queue", "resource"].unique()
+    assert sorted(ln.get_label() for ln in rings.lines) == sorted(ring_names)
+    assert sorted(ln.get_label() for ln in queues.lines) == sorted(dev_names)
+    first = trace[(trace["resource"] == dev_names[0]) & (trace["quantity"] == "queue")]
+    expected = first.groupby("time_us")["value"].mean()
+    line = next(ln for ln in queues.lines if ln.get_label() == dev_names[0])
+    assert np.allclose(line.get_ydata(), expected.to_numpy())
+    assert np.allclose(line.get_xdata(), expected.index.to_numpy() / 1e3)
+    assert "ms" in queues.get_xlabel()
+    assert len(rings.patches) == 1  # the shaded warm-up
+    assert "bytes" in rings.get_ylabel() or "KiB" in rings.get_ylabel()

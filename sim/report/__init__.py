@@ -1,7 +1,16 @@
-"""Plots of results (:mod:`sim.report.plots`): functions that take the tidy frames and
-return matplotlib figures, for notebooks and scripts. The HTML report (``hvsim report``)
-is not part of this version."""
+"""Plots and reports of results.
 
-from sim.report.plots import cpu_breakdown, latency_breakdown, latency_cdf, metric_vs_load
+:mod:`sim.report.plots` has the plot functions (tidy frames in, matplotlib figures out),
+for notebooks and scripts; :mod:`sim.report.html` writes the self-contained
+``report.html`` of a run, a comparison or a sweep (``hvsim report DIR``).
+"""
 
-__all__ = ["cpu_breakdown", "latency_breakdown", "latency_cdf", "metric_vs_load"]
+from sim.report.plots import (
+    cpu_breakdown,
+    latency_breakdown,
+    latency_cdf,
+    metric_vs_load,
+    occupancy,
+)
+
+__all__ = ["cpu_breakdown", "latency_breakdown", "latency_cdf", "metric_vs_load", "occupancy"]

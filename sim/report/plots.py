@@ -10,6 +10,11 @@ notebook, a script and the report, and two figures never share an axis by accide
 * :func:`cpu_breakdown`         CPU time per partition and category
 * :func:`metric_vs_load`        a metric (p99, mean, throughput) against offered load per
                                 path, from a sweep's tidy frame, with 95 % CI bands
+* :func:`occupancy`             ring and device-queue occupancy over time (the trace of a
+                                run, mean across replications, warm-up shaded)
+
+A CDF is drawn through at most ``CDF_POINTS`` quantiles per line: the shape is the same
+and a figure of a million requests stays small (the report embeds it).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ COMPONENT_COLORS = {
 }
 
 
+CDF_POINTS = 2000
+
+
 def _color(path: str, i: int = 0) -> str:
     return PATH_COLORS.get(path, OKABE_ITO[i % len(OKABE_ITO)])
 
@@ -66,6 +74,12 @@ def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None)
         if x.size == 0:
             continue
         y = np.arange(1, x.size + 1) / x.size
+        if x.size > CDF_POINTS:  # keep the tail in full detail: log-spaced in 1 - F
+            tail = 1.0 - np.geomspace(1.0, 1.0 / x.size, CDF_POINTS)
+            idx = np.unique(np.clip(np.ceil(tail * x.size).astype(int) - 1, 0, x.size - 1))
+            idx = np.union1d(idx, np.linspace(0, x.size - 1, CDF_POINTS // 4).astype(int))
+            idx = np.union1d(idx, [x.size - 1])
+            x, y = x[idx], y[idx]
         ax.plot(x, y, color=_color(str(path), i), linestyle=styles[names.index(part) % 4],
                 label=f"{part} ({path})")  # fmt: skip
     ax.set_xscale("log")
@@ -159,4 +173,34 @@ def metric_vs_load(
     ax.set_title(f"{name} against {load.split('.')[-1]}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
+    return fig
+
+
+def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
+    """Occupancy over time from a run's ``occupancy`` frame: bytes in each VMBus ring (top)
+    and requests waiting for each device (bottom), mean across replications per interval;
+    the warm-up is shaded."""
+    fig = _figure(7.5, 5.0)
+    rings, queues = fig.subplots(2, 1, sharex=True)
+    if len(trace):
+        mean = trace.groupby(["quantity", "resource", "time_us"], sort=False)["value"].mean()
+        kib = "bytes" in mean.index.get_level_values(0) and mean.loc["bytes"].max() >= 4096
+        for ax, quantity, scale in ((rings, "bytes", 1 / 1024 if kib else 1.0),
+                                    (queues, "queue", 1.0)):  # fmt: skip
+            if quantity not in mean.index.get_level_values(0):
+                ax.text(0.5, 0.5, "none in this run", transform=ax.transAxes, ha="center")
+                continue
+            for i, (name, g) in enumerate(mean.loc[quantity].groupby(level=0, sort=False)):
+                t = g.index.get_level_values(1).to_numpy() / 1e3
+                ax.plot(t, g.to_numpy() * scale, color=OKABE_ITO[i % len(OKABE_ITO)],
+                        label=str(name), linewidth=1.2)  # fmt: skip
+            ax.legend(fontsize="x-small", ncols=2, loc="upper right")
+    for ax in (rings, queues):
+        if warmup_us:
+            ax.axvspan(0, warmup_us / 1e3, color="#DDDDDD", alpha=0.6, linewidth=0)
+        ax.grid(True, alpha=0.3)
+    rings.set_ylabel("in ring (KiB)" if len(trace) and kib else "in ring (bytes)")
+    rings.set_title("VMBus ring and device-queue occupancy (interval means; warm-up shaded)")
+    queues.set_ylabel("waiting for device\n(requests)")
+    queues.set_xlabel("simulated time (ms)")
     return fig

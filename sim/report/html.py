@@ -1,0 +1,557 @@
+"""``hvsim report DIR``: one self-contained ``report.html`` for a run, a comparison or a sweep.
+
+The page is meant to be forwarded as is, to readers who never open a terminal: it opens
+from a file, needs no network (figures are embedded SVG, the style is inline) and reads
+top to bottom:
+
+1. the question, and the scenario in plain words (:func:`sim.report.provenance.describe`);
+2. the headline table: per child and path, throughput, mean and p99 latency with their
+   95 % confidence intervals, and the ratio to the other path (paired by replication);
+3. warnings (saturation, wide intervals, warm-up) before any figure is trusted;
+4. the figures (:mod:`sim.report.plots`) with a caption saying how to read each;
+5. the busiest resources;
+6. where every number came from (:func:`sim.report.provenance.provenance`);
+7. how to reproduce it: command, seed, replications, versions.
+
+Which kind of directory it is follows from its files: ``comparison.csv`` (a comparison),
+``study.json`` (a sweep), ``summary.csv`` (a run). Every name that comes from a scenario
+file is escaped (the template autoescapes). The file is written to a temporary name and
+renamed, so a failed report leaves the previous one (or none).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from sim import __version__, units
+from sim.experiment import Comparison, Result, load_comparison, load_result
+from sim.report import plots
+from sim.report.provenance import describe, provenance
+from sim.scenario import Scenario
+from sim.stats import paired, t_interval
+from sim.study import load_study
+
+
+class ReportError(Exception):
+    """The directory cannot be reported on; ``str()`` is the one line shown to the user."""
+
+
+@dataclass
+class Shown:
+    title: str
+    caption: str
+    uri: str
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+
+@dataclass
+class Page:
+    """Everything the template shows."""
+
+    title: str
+    kind: str
+    question: str
+    scenario: Scenario
+    headline: Table
+    figures: list[Shown]
+    warnings: list[str]
+    resources: Table
+    reproduce: dict[str, Any]
+    extra: list[tuple[str, Table]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------------------
+def _us(v: float) -> str:
+    return "—" if v is None or not math.isfinite(v) else units.format_time(v)
+
+
+@dataclass
+class Num:
+    """A table cell: an estimate and, under it, its confidence interval."""
+
+    main: str
+    ci: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.main} {self.ci}".strip()
+
+
+def _ci(value: Any, lo: Any, hi: Any, fmt: Any) -> Num:
+    if value is None or not math.isfinite(value):
+        return Num("—")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return Num(fmt(value))
+    # Student-t intervals are symmetric: the half-width says it in fewer characters
+    return Num(fmt(value), f"± {fmt((hi - lo) / 2)}")
+
+
+def _rate(v: float) -> str:
+    return units.format_rate(v).replace("/s", " req/s")
+
+
+def _ratio(v: float) -> str:
+    return f"{v:.3g}×"
+
+
+def _cell(row: Any, metric: str, fmt: Any) -> Num:
+    return _ci(row[metric], row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"), fmt)
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _path_label(row: Any) -> str:
+    if bool(row.get("fallback", False)):
+        return f"{row['io_path']} (asked {row['requested_path']}: no free VF)"
+    return str(row["io_path"])
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces shared by the kinds
+# ---------------------------------------------------------------------------------------
+def _twins(scenario: Scenario) -> dict[str, list[str]]:
+    """Children that run the same workload on the same device, differing only in name,
+    path or VF: the run compares them side by side."""
+    groups: dict[str, list[str]] = {}
+    for c in scenario.children:
+        if c.device is None or c.count > 1:
+            continue
+        key = json.dumps(
+            c.model_dump(mode="json", exclude={"name", "io_path", "vf"}), sort_keys=True
+        )
+        groups.setdefault(key, []).append(c.name)
+    return {n: [m for m in g if m != n] for g in groups.values() if len(g) > 1 for n in g}
+
+
+def _versus(reps: pd.DataFrame, mine: str, other: str, metric: str) -> Num:
+    """Ratio of ``mine`` to ``other`` for ``metric``, paired by replication."""
+    a = reps[reps["partition"] == other].sort_values("replication")[metric].to_numpy()
+    b = reps[reps["partition"] == mine].sort_values("replication")[metric].to_numpy()
+    if len(a) == 0 or len(a) != len(b):
+        return Num("—")
+    p = paired(a, b)
+    return _ci(p["ratio"], p["ratio_ci_low"], p["ratio_ci_high"], _ratio)
+
+
+def _run_headline(res: Result) -> Table:
+    twins = _twins(res.scenario)
+    columns = ["child", "I/O path", "throughput", "bandwidth", "mean latency", "p99 latency"]
+    if twins:
+        columns += ["same workload on", "mean ÷ its mean", "p99 ÷ its p99"]
+    rows: list[list[Any]] = []
+    paths = res.summary.set_index("partition")["io_path"].to_dict()
+    for _, r in res.summary.iterrows():
+        part = str(r["partition"])
+        row: list[Any] = [
+            part,
+            _path_label(r),
+            _cell(r, "throughput_rps", _rate),
+            _cell(r, "throughput_bps", units.format_bitrate),
+            _cell(r, "mean_us", _us),
+            _cell(r, "p99_us", _us),
+        ]
+        if twins:
+            other = next(
+                (o for o in twins.get(part, []) if paths.get(o, r["io_path"]) != r["io_path"]),
+                None,
+            )
+            if other is None:
+                row += ["—", "", ""]
+            else:
+                row += [
+                    f"{other} ({paths[other]})",
+                    _versus(res.replications, part, other, "mean_us"),
+                    _versus(res.replications, part, other, "p99_us"),
+                ]
+        rows.append(row)
+    note = (
+        "Means over replications, with the half-width of their 95 % Student-t confidence "
+        "interval under each. "
+        "Where two children run the same workload on different paths, the last columns "
+        "give their ratio, paired by replication (they ran side by side)."
+    )
+    return Table(columns, rows, note)
+
+
+def _resources(res: Result, label: str = "") -> list[list[str]]:
+    """Utilisation of vCPUs, devices and rings, busiest first."""
+    rows: list[tuple[float, list[str]]] = []
+    window = res.scenario.run.duration - res.scenario.run.warmup
+    vcpus = {"parent": res.scenario.parent.vcpus}
+    vcpus.update({n: c.vcpus for n, c in res.scenario.instances()})
+    busy = res.cpu[res.cpu["category"] != "idle"].groupby("partition", sort=False)["busy_us"]
+    for part, us in busy.sum().items():
+        n = vcpus.get(str(part), 1)
+        u = us / (window * n)
+        rows.append((u, [f"{part}: {n} vCPU{'s' if n > 1 else ''}", f"{u:.1%} busy", "", ""]))
+    for _, r in res.resources.iterrows():
+        u = float(r["utilization"])
+        if r["kind"] == "ring":
+            cells = [f"{u:.2%} full", f"{units.format_size(r['mean_level'])} on average",
+                     f"{units.format_size(r['max_level'])}"]  # fmt: skip
+        else:
+            cells = [f"{u:.1%} busy", f"{r['mean_level']:.3g} requests waiting on average",
+                     f"{r['max_level']:.0f} waiting"]  # fmt: skip
+        rows.append((u, [f"{r['resource']} ({r['kind']})", *cells]))
+    rows.sort(key=lambda x: -x[0])
+    return [[*([label] if label else []), *cells] for _, cells in rows]
+
+
+_RESOURCE_COLUMNS = ["resource", "utilisation", "occupancy", "peak"]
+
+
+def _reproduce(meta: dict[str, Any], directory: Path, scenario: Scenario) -> dict[str, Any]:
+    return {
+        "command": meta.get("command") or f"hvsim run {scenario.name}.yaml",
+        "seed": meta.get("seed"),
+        "replications": meta.get("replications"),
+        "wall": f"{meta['wall_s']:.1f} s" if "wall_s" in meta else "—",
+        "versions": meta.get("versions", {}),
+        "directory": str(directory),
+    }
+
+
+def _warnings(summary: pd.DataFrame, label: str = "") -> list[str]:
+    out = []
+    for _, r in summary.iterrows():
+        text = str(r.get("warnings", "") or "")
+        for w in filter(None, (x.strip() for x in text.split(";"))):
+            out.append(f"{r['partition']}{label}: {w}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The three kinds
+# ---------------------------------------------------------------------------------------
+def _run_page(directory: Path) -> Page:
+    res = load_result(directory)
+    scn = res.scenario
+    twins = _twins(scn)
+    question = (
+        "The same workload runs side by side on different I/O paths: how do their latency "
+        "and throughput compare on this host, and where does the time go?"
+        if twins
+        else "What latency and throughput does each child get on this host, and where "
+        "does its time go?"
+    )
+    figures = _result_figures(res, "")
+    return Page(
+        title=f"{scn.name}: simulation report",
+        kind="run",
+        question=question,
+        scenario=scn,
+        headline=_run_headline(res),
+        figures=figures,
+        warnings=_warnings(res.summary),
+        resources=Table(_RESOURCE_COLUMNS, _resources(res)),
+        reproduce=_reproduce(res.meta, directory, scn),
+    )
+
+
+def _result_figures(res: Result, label: str) -> list[Shown]:
+    on = f" ({label})" if label else ""
+    figs = [
+        Shown(
+            f"Latency distribution{on}",
+            "Share of requests (y) finished within a latency (x, log scale), one line per "
+            "child. A line further left is faster; the top of the curve is the tail.",
+            _svg(plots.latency_cdf(res.requests)),
+        ),
+        Shown(
+            f"Where the mean latency goes{on}",
+            "Each bar is a child's mean latency split into the places its time went: the "
+            "child's own CPU and scheduling, the VMBus ring and the parent's CPU (routed "
+            "only), the IOMMU, the device, interrupt delivery.",
+            _svg(plots.latency_breakdown(res.summary)),
+        ),
+        Shown(
+            f"CPU time by partition{on}",
+            "CPU time used in the measurement window, by partition and by what it was "
+            "spent on (the host's idle time is left out; the resources table gives "
+            "each partition's utilisation).",
+            _svg(plots.cpu_breakdown(res.cpu, include_idle=False)),
+        ),
+    ]
+    if len(res.occupancy):
+        figs.append(
+            Shown(
+                f"Ring and device-queue occupancy over time{on}",
+                "Bytes waiting in each VMBus ring and requests waiting for each device, "
+                "averaged per interval over the replications. A ring or queue that keeps "
+                "growing is a saturated resource.",
+                _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
+            )
+        )
+    return figs
+
+
+def _compare_page(directory: Path) -> Page:
+    cmp_: Comparison = load_comparison(directory)
+    base = cmp_.meta["base"]
+    t = cmp_.table
+    columns = ["child", "I/O path", "throughput", "mean latency", "p99 latency",
+               f"mean vs {base}", f"p99 vs {base}"]  # fmt: skip
+    rows = []
+    for (part, path), g in t.groupby(["partition", "path"], sort=False):
+        m = g.set_index("metric")
+        cells: list[Any] = [str(part), str(path)]
+        for metric, fmt in (("throughput_rps", _rate), ("mean_us", _us), ("p99_us", _us)):
+            r = m.loc[metric]
+            cells.append(_ci(r["value"], r["ci_low"], r["ci_high"], fmt))
+        for metric in ("mean_us", "p99_us"):
+            r = m.loc[metric]
+            if path == base:
+                cells.append("base")
+            else:
+                cells.append(
+                    _ci(
+                        r[f"ratio_to_{base}"],
+                        r[f"ratio_ci_low_to_{base}"],
+                        r[f"ratio_ci_high_to_{base}"],
+                        _ratio,
+                    )
+                )
+        rows.append(cells)
+    headline = Table(
+        columns,
+        rows,
+        "Every path ran with the same random numbers (common random numbers), so the "
+        "ratios are paired by replication: their intervals are those of the ratio itself.",
+    )
+    requests = pd.concat([r.requests for r in cmp_.results.values()], ignore_index=True)
+    summary = pd.concat([r.summary for r in cmp_.results.values()], ignore_index=True)
+    cpu = pd.concat(
+        [r.cpu.assign(partition=r.cpu["partition"] + f" ({p})") for p, r in cmp_.results.items()],
+        ignore_index=True,
+    )
+    figures = [
+        Shown(
+            "Latency distribution per path",
+            "Share of requests finished within a latency (log scale): one line per child "
+            "and path. The gap between a child's lines is what the path costs or saves.",
+            _svg(plots.latency_cdf(requests)),
+        ),
+        Shown(
+            "Where the mean latency goes, per path",
+            "Mean latency split into components, for each child on each path side by side.",
+            _svg(plots.latency_breakdown(summary)),
+        ),
+        Shown(
+            "CPU time by partition, per path",
+            "CPU time in the window by partition and category; routed I/O shows up as the "
+            "parent's VSP and driver time.",
+            _svg(plots.cpu_breakdown(cpu, include_idle=False)),
+        ),
+    ]
+    resources_rows: list[list[str]] = []
+    warnings: list[str] = []
+    for p, res in cmp_.results.items():
+        resources_rows += _resources(res, p)
+        warnings += _warnings(res.summary, f" ({p})")
+        if len(res.occupancy) and (res.occupancy["kind"] == "ring").any():
+            figures.append(
+                Shown(
+                    f"Ring and device-queue occupancy ({p})",
+                    "Bytes waiting in each VMBus ring and requests waiting for each "
+                    "device, averaged per interval over the replications.",
+                    _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
+                )
+            )
+    paths = ", ".join(cmp_.paths)
+    return Page(
+        title=f"{cmp_.scenario.name}: {paths} compared",
+        kind="comparison",
+        question=f"How does each child fare if all its I/O takes the {paths} path, on the "
+        "same host and with the same workload?",
+        scenario=cmp_.scenario,
+        headline=headline,
+        figures=figures,
+        warnings=warnings,
+        resources=Table(["path", *_RESOURCE_COLUMNS], resources_rows),
+        reproduce=_reproduce(cmp_.meta, directory, cmp_.scenario),
+    )
+
+
+def _label(key: str) -> str:
+    """A short name for a grid key (linked paths: the first one's last part)."""
+    return key.split(",")[0].strip().split(".")[-1]
+
+
+def _sweep_page(directory: Path) -> Page:
+    try:
+        frame = load_study(directory)
+    except FileNotFoundError as exc:
+        raise ReportError(str(exc)) from None
+    info = json.loads((directory / "study.json").read_text(encoding="utf-8"))
+    if frame.empty:
+        raise ReportError(f"{directory}: the study has no finished point yet")
+    spec = info.get("sweep", {})
+    keys = [k for k in spec.get("grid", {}) if k in frame.columns]
+    points = sorted(set(frame["point_index"]))
+    first = directory / "points" / f"{_key_of(info, points[0])}.yaml"
+    from sim.scenario import load
+
+    scn = load(first)
+    columns = [*(_label(k) for k in keys), "child", "I/O path", "throughput",
+               "mean latency", "p99 latency"]  # fmt: skip
+    rows = []
+    for (_, part, path), g in frame.groupby(["point_index", "partition", "io_path"], sort=True):
+        cells: list[Any] = [str(g[k].iloc[0]) for k in keys] + [str(part), str(path)]
+        for metric, fmt in (("throughput_rps", _rate), ("mean_us", _us), ("p99_us", _us)):
+            cells.append(_ci(*t_interval(g[metric].to_numpy()), fmt))
+        rows.append(cells)
+    headline = Table(
+        columns,
+        rows,
+        "One row per point of the sweep and child, with the half-width of the 95 % "
+        "confidence interval over replications under each value.",
+    )
+    figures = []
+    for k in keys:
+        sub = _hold_others(frame, keys, k)
+        for metric, what in (("p99_us", "p99 latency"), ("throughput_rps", "throughput")):
+            figures.append(
+                Shown(
+                    f"{what.capitalize()} against {_label(k)}",
+                    f"{what.capitalize()} at each value of {k}, one line per child and path, "
+                    "with the 95 % confidence band over replications"
+                    + ("; other swept values held at their first value." if len(keys) > 1 else "."),
+                    _svg(plots.metric_vs_load(sub, k, metric)),
+                )
+            )
+    warnings = []
+    if "warnings" in frame.columns:
+        for (pi, part), g in frame.groupby(["point_index", "partition"], sort=True):
+            text = "; ".join(sorted({str(w) for w in g["warnings"] if isinstance(w, str) and w}))
+            if text:
+                where = ", ".join(f"{_label(k)}={g[k].iloc[0]}" for k in keys)
+                warnings.append(f"point {pi} ({where}), {part}: {text}")
+    last = info.get("last_run", {})
+    if last.get("failed"):
+        warnings.append(
+            f"{len(last['failed'])} point(s) failed and are not shown: see {directory / 'failed'}"
+        )
+    reproduce = {
+        "command": info.get("command") or f"hvsim sweep SWEEP_FILE --out {directory}",
+        "seed": spec.get("seed"),
+        "replications": spec.get("replications"),
+        "wall": f"{last['wall_s']:.1f} s (last run)" if "wall_s" in last else "—",
+        "versions": {"hvsim": info.get("hvsim", "?"), "python": info.get("python", "?")},
+        "directory": str(directory),
+    }
+    return Page(
+        title=f"{info.get('study', directory.name)}: sweep report",
+        kind="sweep",
+        question="How do latency and throughput change as "
+        + " and ".join(k.replace(", ", " and ") for k in keys)
+        + (" varies?" if len(keys) == 1 and "," not in keys[0] else " vary?"),
+        scenario=scn,
+        headline=headline,
+        figures=figures,
+        warnings=warnings,
+        resources=Table([], []),
+        reproduce=reproduce,
+    )
+
+
+def _key_of(info: dict[str, Any], index: int) -> str:
+    for p in info["points"]:
+        if p["index"] == index:
+            return str(p["key"])
+    raise ReportError(f"point {index} is not in study.json")
+
+
+def _hold_others(frame: pd.DataFrame, keys: Sequence[str], k: str) -> pd.DataFrame:
+    sub = frame
+    for other in keys:
+        if other != k:
+            sub = sub[sub[other] == sub[other].iloc[0]]
+    return sub
+
+
+# ---------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------
+def kind(directory: str | Path) -> str:
+    """``comparison``, ``sweep`` or ``run``, from the files in ``directory``."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ReportError(f"{d}: no such directory")
+    if (d / "comparison.csv").is_file():
+        return "comparison"
+    if (d / "study.json").is_file():
+        return "sweep"
+    if (d / "summary.csv").is_file() and (d / "meta.json").is_file():
+        return "run"
+    raise ReportError(f"{d}: not an hvsim result (no summary.csv, comparison.csv or study.json)")
+
+
+def page(directory: str | Path) -> Page:
+    """What the report of ``directory`` shows, before rendering."""
+    d = Path(directory)
+    builders = {"run": _run_page, "comparison": _compare_page, "sweep": _sweep_page}
+    try:
+        return builders[kind(d)](d)
+    except ReportError:
+        raise
+    except (FileNotFoundError, KeyError, ValueError, OSError) as exc:
+        raise ReportError(f"{d}: incomplete or unreadable result ({exc})") from None
+
+
+def render(directory: str | Path) -> str:
+    """The HTML text of the report of ``directory``."""
+    pg = page(directory)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(
+        resources.files("sim.report").joinpath("report.html.j2").read_text(encoding="utf-8")
+    )
+    prov = provenance(pg.scenario)
+    return template.render(
+        page=pg,
+        description=describe(pg.scenario, pg.reproduce["replications"], pg.reproduce["seed"]),
+        provenance=prov.to_dict("records"),
+        assumed=int(prov["assumed"].sum()),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        hvsim=__version__,
+        nan=np.nan,
+    )
+
+
+def build(directory: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of ``directory`` to ``out`` (default ``DIR/report.html``)
+    atomically; returns its path."""
+    text = render(directory)
+    target = Path(out) if out is not None else Path(directory) / "report.html"
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,178 @@
+"""Where every number of a scenario came from, and the scenario in plain words.
+
+:func:`provenance` walks a resolved :class:`~sim.scenario.Scenario` and returns one row per
+parameter of the host, the parent, the devices and the children: its field path, its
+value (the exact unit string the resolved scenario holds), whether the scenario set it or
+left the default, and the source the schema declares for it (a paper, a document, the
+code read, or *assumed*). The workload itself (streams, run settings) is described by
+:func:`describe` instead: it is what the user asked, not a cost.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from pydantic import BaseModel, TypeAdapter
+
+from sim import units
+from sim.distributions import Distribution
+from sim.scenario import DEFAULT_CLOCK_GHZ, Child, Scenario
+
+_SKIP = {"name", "type", "description", "streams", "cpu_load", "count", "pin", "device", "vf"}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def _default(model: BaseModel, name: str, clock_ghz: float) -> Any:
+    """The field's default as the scenario would hold it (JSON form), or a sentinel."""
+    info = type(model).model_fields[name]
+    if info.is_required():
+        return _NO_DEFAULT
+    kind: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+    try:
+        value = adapter.validate_python(info.default, context={"clock_ghz": clock_ghz})
+    except ValueError:
+        return _NO_DEFAULT
+    return adapter.dump_python(value, mode="json")
+
+
+_NO_DEFAULT = object()
+
+
+def _source(description: str | None) -> str:
+    text = (description or "").strip()
+    return text or "a setting of the scenario (hardware or deployment)"
+
+
+def _walk(model: BaseModel, prefix: str, clock_ghz: float, rows: list[dict[str, Any]]) -> None:
+    dumped = model.model_dump(mode="json")
+    for name, info in type(model).model_fields.items():
+        if name in _SKIP:
+            continue
+        value = getattr(model, name)
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, BaseModel):
+            _walk(value, path, clock_ghz, rows)
+            continue
+        default = _default(model, name, clock_ghz)
+        shown = dumped[name]
+        rows.append(
+            {
+                "parameter": path,
+                "value": _text(shown),
+                "set_by": "default" if default == shown else "scenario",
+                "source": _source(info.description),
+                "assumed": "assumed" in (info.description or "").lower(),
+            }
+        )
+
+
+def provenance(scenario: Scenario) -> pd.DataFrame:
+    """One row per cost or setting of host, parent, devices and children: ``parameter``
+    (field path), ``value``, ``set_by`` (``scenario`` or ``default``), ``source`` and
+    ``assumed`` (True where the schema gives no published source)."""
+    clock = scenario.host.clock / 1e9 if scenario.host.clock else DEFAULT_CLOCK_GHZ
+    rows: list[dict[str, Any]] = []
+    _walk(scenario.host, "host", clock, rows)
+    _walk(scenario.parent, "parent", clock, rows)
+    for d in scenario.devices:
+        _walk(d, f"devices[{d.name}]", clock, rows)
+    for c in scenario.children:
+        _walk(c, f"children[{c.name}]", clock, rows)
+    return pd.DataFrame(rows, columns=["parameter", "value", "set_by", "source", "assumed"])
+
+
+# ---------------------------------------------------------------------------------------
+# The scenario in plain words
+# ---------------------------------------------------------------------------------------
+def _dist(d: Distribution, fmt: Any) -> str:
+    spec = d.to_spec()
+    if isinstance(spec, str):
+        return spec
+    return f"an {spec.get('dist', 'arbitrary')} distribution (mean {fmt(d.mean)})"
+
+
+def _stream(s: Any) -> str:
+    ops = " / ".join(f"{op} {w:.0%}" if len(s.op) > 1 else op for op, w in s.op.items())
+    size = _dist(s.size, units.format_size)
+    size = size if size[0].isdigit() else f"sizes from {size}"
+    if s.closed:
+        think = f", think time {_dist(s.think, units.format_time)}" if s.think.mean else ""
+        return f"closed loop, {s.outstanding} outstanding {ops} of {size}{think}"
+    return f"open loop, {units.format_rate(s.rate)} {ops} of {size} ({s.arrival} arrivals)"
+
+
+def _child(c: Child) -> str:
+    many = f"{c.count} × " if c.count > 1 else ""
+    parts = [f"{many}{c.vcpus} vCPU{'s' if c.vcpus > 1 else ''}"]
+    if c.device is not None:
+        parts.append(f"{c.io_path} I/O to {c.device}")
+        parts.extend(_stream(s) for s in c.streams)
+    if c.cpu_load is not None:
+        if c.cpu_load.busy is None:
+            parts.append("CPU-bound work that never sleeps")
+        else:
+            parts.append(
+                f"CPU bursts of {_dist(c.cpu_load.busy, units.format_time)} "
+                f"every {_dist(c.cpu_load.idle, units.format_time)} idle"
+            )
+    if c.weight != 256 or c.cap:
+        parts.append(f"weight {c.weight}" + (f", cap {c.cap:g} %" if c.cap else ""))
+    return "; ".join(parts)
+
+
+def describe(
+    scenario: Scenario, replications: int | None = None, seed: int | None = None
+) -> list[tuple[str, str]]:
+    """The scenario as (subject, plain sentence) pairs: host, parent, devices, children,
+    run (``replications`` and ``seed``: as run, where the command line changed them)."""
+    h, p, r = scenario.host, scenario.parent, scenario.run
+    reps = r.replications if replications is None else replications
+    sch = h.scheduler
+    sched = {
+        "credit": f"credit scheduler ({units.format_time(sch.time_slice)} slice, "
+        f"BOOST {'on' if sch.boost else 'off'})",
+        "fair": f"round-robin scheduler ({units.format_time(sch.time_slice)} slice)",
+        "pinned": "every vCPU pinned to its LP",
+    }[sch.policy]
+    rows = [
+        (
+            "host",
+            f"{h.cores} logical processors at {h.clock / 1e9:g} GHz; {sched}; "
+            f"{'posted interrupts' if h.posted_interrupts else 'interrupts delivered by exits'}"
+            f"; IOMMU in {h.iommu.mode} mode",
+        ),
+        (
+            "parent",
+            f"{p.vcpus} vCPUs"
+            + (" pinned to their LPs" if sch.root == "pinned" else "")
+            + (f", {sch.minroot} LPs reserved (minroot)" if sch.minroot else ""),
+        ),
+    ]
+    for d in scenario.devices:
+        if d.type == "nic":
+            text = f"NIC, {units.format_bitrate(d.line_rate)}, MTU {units.exact_size(d.mtu)}"
+        else:
+            text = f"NVMe drive, {d.channels} channels, {units.format_bitrate(d.bandwidth)}"
+        rows.append((d.name, f"{text}, {d.vfs} VFs"))
+    for c in scenario.children:
+        rows.append((c.name, _child(c)))
+    rows.append(
+        (
+            "run",
+            f"{units.format_time(r.duration)} simulated per replication, the first "
+            f"{units.format_time(r.warmup)} discarded as warm-up; {reps} "
+            f"replication{'s' if reps > 1 else ''}, seed {r.seed if seed is None else seed}",
+        )
+    )
+    return rows
