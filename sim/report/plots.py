@@ -180,7 +180,7 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
     """Occupancy over time from a run's ``occupancy`` frame: bytes in each VMBus ring (top)
     and requests waiting for each device (bottom), mean across replications per interval;
     the warm-up is shaded."""
-    fig = _figure(7.5, 5.0)
+    fig = _figure(9.0, 5.0)
     rings, queues = fig.subplots(2, 1, sharex=True)
     if len(trace):
         mean = trace.groupby(["quantity", "resource", "time_us"], sort=False)["value"].mean()
@@ -194,7 +194,7 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
                 t = g.index.get_level_values(1).to_numpy() / 1e3
                 ax.plot(t, g.to_numpy() * scale, color=OKABE_ITO[i % len(OKABE_ITO)],
                         label=str(name), linewidth=1.2)  # fmt: skip
-            ax.legend(fontsize="x-small", ncols=2, loc="upper right")
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for ax in (rings, queues):
         if warmup_us:
             ax.axvspan(0, warmup_us / 1e3, color="#DDDDDD", alpha=0.6, linewidth=0)
