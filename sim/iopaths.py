@@ -6,6 +6,17 @@ contention on one vCPU are summed into one timeout. Every µs of the request's l
 added to exactly one component (:mod:`sim.metrics`).
 
 **routed** (Hyper-V synthetic device; Xen split driver)
+    The child has a primary channel and sub-channels to the device (:mod:`sim.vmbus`),
+    each served by its own parent vCPU (:mod:`sim.partitions`). A request travels on the
+    channel of its issuing vCPU, ``i mod channels`` for child vCPU ``i``, both ways, as
+    Linux storvsc picks the outgoing channel from the issuing CPU (``get_og_chn``: the
+    channel that CPU is the target of, else the CPU number modulo the channels; read).
+    With channels ≥ vCPUs every vCPU has a channel of its own; with ``n`` fewer, vCPUs
+    ``i``, ``i + n``, … share channel ``i``: modulo rather than blocks of
+    ``vcpus_per_channel`` vCPUs, as Linux does, which keeps the channels within one vCPU
+    of each other in senders. (netvsc spreads sends by flow hash; over many flows that
+    is as even.)
+
     1. VSC cost on the issuing child vCPU; the descriptor goes into the channel's outbound
        ring (a full ring blocks: ``ring_wait``). If the ring was empty the child signals
        the parent: a hypercall exit on the child's vCPU.
@@ -16,10 +27,16 @@ added to exactly one component (:mod:`sim.metrics`).
     3. Device, through the physical function.
     4. Completion interrupt to the same parent vCPU (waiting behind its other work is
        ``parent_queue``): driver ISR/DPC and VSP completion cost; the completion goes
-       into the inbound ring, with a signal (hypercall exit on
+       into the same channel's inbound ring, with a signal (hypercall exit on
        the parent) when the ring was empty.
     5. The child's completing vCPU takes it out of the ring (``ring_wait``), takes the
        interrupt when one was signalled, and runs the VSC completion cost.
+
+    Simplified: the completing vCPU is the request's (``irq_vcpu`` or the issuing one),
+    not the guest vCPU the channel's interrupt targets; with one channel per vCPU the two
+    are the same. The device's completion interrupt reaches the parent vCPU of the
+    request's channel directly, as with a multi-queue device whose queues the parent's
+    driver has spread like the channels (assumed).
 
 **direct** (SR-IOV VF, DDA)
     1. Guest driver cost on the child vCPU (plus the map cost in ``strict`` and
@@ -33,11 +50,66 @@ added to exactly one component (:mod:`sim.metrics`).
        buffer's pages in ``strict`` mode; in ``deferred`` mode the unmap is queued for
        the next batch flush).
 
+**hypervisor** (VMware ESX style: vmxnet3 / PVSCSI into the vmkernel's own I/O stack)
+    The device belongs to the hypervisor, which drives it through its physical function
+    with its own backend and driver (``host.hypervisor_io``); no parent, no VMBus, no VF
+    (so no VF limit) and no IOMMU translation in the child's domain. Unlike ``direct``,
+    the child keeps no device state of its own and stays live-migratable.
+
+    1. PV driver cost on the issuing vCPU (``vsc``, as a front-end driver); the request
+       goes into a ring shared with the hypervisor and the driver kicks it with a doorbell
+       write, an exit handled in the hypervisor (``host.costs.doorbell_exit``, counted as
+       ``exits.doorbell``). The hypervisor's backend and physical driver
+       (``hypervisor_io.request_cost``) then run on the same LP, in the vCPU's exit.
+    2. Device, through the physical function.
+    3. The hypervisor takes the device's interrupt and runs its completion
+       (``hypervisor_io.completion_cost``) on the LP of the completing vCPU, then
+       delivers a virtual interrupt: no exit when posted, an interrupt exit and an EOI
+       exit otherwise. Guest completion cost.
+
+    Where the hypervisor's work runs: on the LP of the child's vCPU, which it keeps
+    busy, charged to that vCPU's account as ``hypervisor`` time (as ESX charges the
+    vmkernel's work on a VM's behalf to the VM, esxtop's %SYS), so it competes with the
+    vCPUs for LPs like any other work; the parent's CPU stays idle. In the latency it is
+    ``guest_cpu`` (time on the child's vCPU; there is no component of its own), the
+    doorbell exit is ``interrupt``. Simplified: one doorbell exit per request (no
+    notification suppression while the backend is busy, no polling backend: set
+    ``doorbell_exit`` to 0 to approximate one, whose polling CPU is then not counted);
+    the completion waits for the completing vCPU to be scheduled before the hypervisor's
+    completion work runs, where a real hypervisor would run it in interrupt context
+    first (the same total on the request's way).
+
+**emulated** (a legacy device model in the parent: e1000, IDE)
+    1. Guest driver cost on the issuing vCPU (``guest``: the guest's native driver), then
+       ``emulated.exits_per_request`` register accesses (MMIO/PIO), each an exit to the
+       device model costing ``host.costs.device_model_exit`` on the child's vCPU
+       (counted as ``exits.device_model``; ``interrupt`` in the latency). The completion
+       handler's accesses (interrupt cause, unmask) are among them, taken here.
+    2. The device model on the parent vCPU serving the child (one per child, placed
+       round robin with the VMBus channels): ``access_cost`` per access, then the
+       request as the VSP's (``parent.vsp.request_cost``, the payload copied out of
+       guest memory at ``copy_bandwidth``: emulated DMA) and the physical driver's cost,
+       all ``parent_cpu``, charged as ``vsp`` and ``driver``; waiting behind the parent
+       vCPU's other work is ``parent_queue`` (there is no ring).
+    3. Device, through the physical function.
+    4. Completion on the same parent vCPU as on the routed path (driver ISR/DPC and VSP
+       completion, shared code); the device model raises the child's interrupt with a
+       hypercall (``exits.hypercall``, ``interrupt``).
+    5. The virtual interrupt on the completing vCPU (posted, or interrupt + EOI exits)
+       and the guest completion cost.
+
+    Simplified: the child's vCPU takes its exits back to back and is free again before
+    the device model runs, where a real vCPU stays stalled in each access until the
+    device model answers (Hyper-V suspends it and gives its LP away, as here, but it
+    cannot run other guest work meanwhile); the hypervisor's intercept message to the
+    parent is part of ``device_model_exit``.
+
 **native**: the same workload on bare metal, the reference for the "virtualization tax":
 as direct, with no IOMMU, no exits and no world switch.
 
 A child that asks for ``direct`` and finds no free VF on its device falls back to
 ``routed`` (Hyper-V behaviour); :mod:`sim.model` decides, and the results say so.
+Hypervisor and emulated children use the physical function and need no VF.
 """
 
 from __future__ import annotations
@@ -48,6 +120,7 @@ from typing import Any, Protocol
 import simpy
 
 from sim.devices import Device
+from sim.distributions import Sampler
 from sim.env import SimEnv
 from sim.hypervisor import Hypervisor, VCpu
 from sim.iommu import DmaDomain
@@ -62,6 +135,7 @@ from sim.metrics import (
     SCHED_WAIT,
 )
 from sim.partitions import ChildPartition, ParentPartition
+from sim.scenario import HypervisorIo
 from sim.vmbus import Channel, Ring
 from sim.workloads import Request
 
@@ -111,6 +185,27 @@ def _into_ring(
     return signal
 
 
+def _parent_completion(
+    hv: Hypervisor, parent: ParentPartition, pv: VCpu, req: Request, inject: float
+) -> Generator[simpy.Event, Any, None]:
+    """The device's completion interrupt on parent vCPU ``pv`` (routed and emulated): the
+    driver's ISR/DPC and the VSP's (or device model's) completion, plus ``inject`` µs of
+    exits to raise the child's interrupt (emulated; routed signals through its ring
+    instead). Returns still holding ``pv``: the caller hands the completion on and
+    releases it. Waiting behind ``pv``'s other work is ``parent_queue``."""
+    c = req.c
+    sched, queued = yield from pv.acquire()
+    debt = pv.take_debt()
+    irq = hv.interrupt(pv) + inject
+    drv = parent.driver_interrupt()
+    vsp = parent.vsp_completion()
+    yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
+    c[SCHED_WAIT] += sched + debt
+    c[PARENT_QUEUE] += queued
+    c[INTERRUPT] += irq
+    c[PARENT_CPU] += drv + vsp
+
+
 class RoutedPath:
     """Child → VMBus → parent's VSP and driver → device, and back."""
 
@@ -123,24 +218,36 @@ class RoutedPath:
         child: ChildPartition,
         parent: ParentPartition,
         device: Device,
-        channel: Channel,
-        parent_vcpu: VCpu,
+        channels: list[Channel],
+        parent_vcpus: list[VCpu],
         hypercall: float,
     ) -> None:
+        if not channels or len(channels) != len(parent_vcpus):
+            raise ValueError("a routed path needs one parent vCPU per channel, and a channel")
         self.env = env
         self.hv = hv
         self.child = child
         self.parent = parent
         self.device = device
-        self.channel = channel
-        self.parent_vcpu = parent_vcpu
+        self.channels = list(channels)
+        self.parent_vcpus = list(parent_vcpus)
         self.hypercall = hypercall
+        n = len(self.channels)
+        # by issuing child vCPU: its channel and the parent vCPU that serves it
+        self._lanes = [
+            (self.channels[i % n], self.parent_vcpus[i % n]) for i in range(len(child.vcpus))
+        ]
+
+    def channel_of(self, vcpu: VCpu) -> Channel:
+        """The channel a request issued on child ``vcpu`` travels on."""
+        return self._lanes[vcpu.index][0]
 
     def walk(self, req: Request) -> Walk:
-        env, hv, child, parent, ch = self.env, self.hv, self.child, self.parent, self.channel
+        env, hv, child, parent = self.env, self.hv, self.child, self.parent
         c = req.c
-        # 1. VSC on the issuing vCPU, descriptor into the outbound ring
+        # 1. VSC on the issuing vCPU, descriptor into the outbound ring of its channel
         v = req.vcpu
+        ch, pv = self._lanes[v.index]
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         cost = child.submit_cost()
@@ -153,8 +260,7 @@ class RoutedPath:
         nbytes = ch.entry_bytes(req.size)
         signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
-        # 2. the parent's VSP takes it out of the ring; VSP and physical driver
-        pv = self.parent_vcpu
+        # 2. the channel's parent vCPU takes it out of the ring; VSP and physical driver
         sched, queued = yield from pv.acquire()
         out.take(nbytes)
         debt = pv.take_debt()
@@ -172,16 +278,7 @@ class RoutedPath:
         yield from self.device.serve(req, 0.0)
 
         # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
-        sched, queued = yield from pv.acquire()
-        debt = pv.take_debt()
-        irq = hv.interrupt(pv)
-        drv = parent.driver_interrupt()
-        vsp = parent.vsp_completion()
-        yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
-        c[SCHED_WAIT] += sched + debt
-        c[PARENT_QUEUE] += queued
-        c[INTERRUPT] += irq
-        c[PARENT_CPU] += drv + vsp
+        yield from _parent_completion(hv, parent, pv, req, 0.0)
         inbound = ch.inbound
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
@@ -267,3 +364,156 @@ class AssignedPath:
         c[INTERRUPT] += irq
         c[GUEST_CPU] += cost
         c[IOMMU] += unmap
+
+
+class HypervisorPath:
+    """The guest's paravirtual driver → the hypervisor's own I/O stack → device (VMware
+    ESX style): no parent on the way, the stack's CPU on the child's own LP."""
+
+    name = "hypervisor"
+
+    def __init__(
+        self,
+        env: SimEnv,
+        hv: Hypervisor,
+        child: ChildPartition,
+        device: Device,
+        doorbell: float,
+        stack: HypervisorIo,
+    ) -> None:
+        self.env = env
+        self.hv = hv
+        self.child = child
+        self.device = device
+        self.doorbell = doorbell
+        key = f"child.{child.name}/hypervisor_io"
+        self.request_cost: Sampler = stack.request_cost.sampler(env.rng(f"{key}/request_cost"))
+        self.completion_cost: Sampler = stack.completion_cost.sampler(
+            env.rng(f"{key}/completion_cost")
+        )
+
+    def walk(self, req: Request) -> Walk:
+        env, hv, child = self.env, self.hv, self.child
+        c = req.c
+        # 1. PV driver posts to the shared ring and kicks: a doorbell exit into the
+        #    hypervisor, whose backend and physical driver then run on the same LP
+        v = req.vcpu
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        cost = child.submit_cost()
+        kick = self.doorbell
+        stack = self.request_cost()
+        env.counters["exits.doorbell"] += 1
+        yield v.hold(("vsc", cost), ("exit", kick), ("hypervisor", stack + debt))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[GUEST_CPU] += cost + stack
+        c[INTERRUPT] += kick
+
+        # 2. the device, through the physical function: the hypervisor's DMA, no IOMMU
+        #    translation in the child's domain
+        yield from self.device.serve(req, 0.0)
+
+        # 3. the hypervisor takes the device's interrupt and completes on the completing
+        #    vCPU's LP, then delivers a virtual interrupt (posted, or interrupt + EOI exits)
+        v = req.done_vcpu
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        stack = self.completion_cost()
+        irq = hv.interrupt(v)
+        cost = child.complete_cost()
+        yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[GUEST_CPU] += stack + cost
+        c[INTERRUPT] += irq
+
+
+class EmulatedPath:
+    """The guest's native driver on an emulated device: every register access exits to
+    the device model in the parent, which then drives the device as the routed path's VSP
+    does."""
+
+    name = "emulated"
+
+    def __init__(
+        self,
+        env: SimEnv,
+        hv: Hypervisor,
+        child: ChildPartition,
+        parent: ParentPartition,
+        device: Device,
+        parent_vcpu: VCpu,
+        device_model_exit: float,
+        hypercall: float,
+    ) -> None:
+        self.env = env
+        self.hv = hv
+        self.child = child
+        self.parent = parent
+        self.device = device
+        self.parent_vcpu = parent_vcpu
+        spec = child.spec.emulated
+        self.exits = spec.exits_per_request
+        self.exit_cost = self.exits * device_model_exit
+        self.access_cost: Sampler = spec.access_cost.sampler(
+            env.rng(f"child.{child.name}/emulated/access_cost")
+        )
+        self.hypercall = hypercall
+
+    def walk(self, req: Request) -> Walk:
+        env, hv, child, parent = self.env, self.hv, self.child, self.parent
+        c = req.c
+        # 1. guest driver; its register accesses exit to the device model one by one
+        v = req.vcpu
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        cost = child.submit_cost()
+        exits = self.exit_cost
+        env.counters["exits.device_model"] += self.exits
+        yield v.hold(("guest", cost), ("exit", exits), ("hypervisor", debt))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[GUEST_CPU] += cost
+        c[INTERRUPT] += exits
+
+        # 2. the device model on its parent vCPU: the accesses, the request (as the VSP's,
+        #    the payload copied out of guest memory), the physical driver
+        pv = self.parent_vcpu
+        sched, queued = yield from pv.acquire()
+        debt = pv.take_debt()
+        access = self.access_cost
+        model = sum(access() for _ in range(self.exits))
+        model += parent.vsp_request() + parent.transfer_cost(req.size, 0)
+        drv = parent.driver_request()
+        yield pv.hold(("vsp", model), ("driver", drv), ("hypervisor", debt))
+        pv.release()
+        c[SCHED_WAIT] += sched + debt
+        c[PARENT_QUEUE] += queued
+        c[PARENT_CPU] += model + drv
+
+        # 3. the device, through the physical function
+        yield from self.device.serve(req, 0.0)
+
+        # 4. completion on the parent; the device model raises the child's interrupt
+        #    (a hypercall)
+        env.counters["exits.hypercall"] += 1
+        yield from _parent_completion(hv, parent, pv, req, self.hypercall)
+        pv.release()
+
+        # 5. the virtual interrupt on the completing vCPU (posted, or interrupt + EOI
+        #    exits), guest completion
+        v = req.done_vcpu
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        irq = hv.interrupt(v)
+        cost = child.complete_cost()
+        yield v.hold(("exit", irq), ("guest", cost), ("hypervisor", debt))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost

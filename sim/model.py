@@ -24,7 +24,7 @@ from sim import devices
 from sim.env import SimEnv
 from sim.hypervisor import Hypervisor
 from sim.iommu import DmaDomain, Iommu
-from sim.iopaths import AssignedPath, Path, RoutedPath
+from sim.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
 from sim.metrics import Level
 from sim.partitions import ChildPartition, ParentPartition
 from sim.scenario import Scenario
@@ -101,32 +101,45 @@ class Host:
                     self.fallbacks += 1
             routed: Path | None = None
             if child.io_path == "routed":
-                vm = scn.parent.vmbus
-                ch = Channel(
-                    env,
-                    f"vmbus.{name}.{dev.name}",
-                    vm.ring_size,
-                    vm.descriptor_size,
-                    vm.page_entry_size,
-                    vm.copy_threshold,
+                # a primary channel and sub-channels, each on its own parent vCPU
+                chans = Channel.for_child(
+                    env, f"vmbus.{name}.{dev.name}", spec.vcpus, scn.parent.vmbus
                 )
-                self.channels.append(ch)
+                self.channels.extend(chans)
                 routed = RoutedPath(
                     env,
                     self.hv,
                     child,
                     self.parent,
                     dev,
-                    ch,
+                    chans,
+                    self.parent.channel_vcpus(len(chans)),
+                    h.costs.hypercall,
+                )
+            # one path object per child on these paths: its streams share it
+            shared: Path | None = routed
+            if child.io_path == "hypervisor":
+                shared = HypervisorPath(
+                    env, self.hv, child, dev, h.costs.doorbell_exit, h.hypervisor_io
+                )
+            elif child.io_path == "emulated":
+                # the device model is served by a parent vCPU, placed as a channel is
+                shared = EmulatedPath(
+                    env,
+                    self.hv,
+                    child,
+                    self.parent,
+                    dev,
                     self.parent.channel_vcpu(),
+                    h.costs.device_model_exit,
                     h.costs.hypercall,
                 )
             # a direct child's streams share its translation domain (one ring of buffers)
             dma: DmaDomain | None = self.iommu.domain(name) if child.io_path == "direct" else None
             for j, sspec in enumerate(spec.streams):
                 path: Path
-                if routed is not None:
-                    path = routed
+                if shared is not None:
+                    path = shared
                 else:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))

@@ -6,7 +6,17 @@ What it models
     through the send buffer at ``copy_bandwidth`` when it is small, described by a page
     list at ``page_cost`` per page when it is large), then the physical driver's request
     cost; per completion, the driver's interrupt cost and the VSP's completion cost.
-    Channels are spread over the parent's vCPUs round robin, in the order children appear.
+
+    Each VMBus channel, primary or sub-channel (:mod:`sim.vmbus`), is served by one parent
+    vCPU, which takes its requests out of the outbound ring, runs the VSP and the driver,
+    takes the device's completion interrupts and fills the inbound ring. Channels are
+    placed round robin over the parent's vCPUs across all channels of all routed children,
+    in the order the children appear and, within a child, primary first: the k-th channel
+    opened goes to parent vCPU ``k mod vcpus``. A child's channels thus land on distinct
+    parent vCPUs while there are enough, and two children share a parent vCPU only when
+    every parent vCPU already serves as many channels. Assumed: the host's choice of the
+    root vCPU that serves a channel is not documented; this spreads the load evenly when
+    the channels carry alike.
 
     A **child** partition has its vCPUs and its guest driver's costs (the VSC on the
     routed path, the VF driver on the direct path, the native driver on bare metal), and
@@ -71,8 +81,12 @@ class ParentPartition:
         self._next_vcpu = itertools.cycle(self.vcpus)
 
     def channel_vcpu(self) -> VCpu:
-        """The parent vCPU that will serve the next channel."""
+        """The parent vCPU that will serve the next channel opened (round robin)."""
         return next(self._next_vcpu)
+
+    def channel_vcpus(self, count: int) -> list[VCpu]:
+        """The parent vCPUs that will serve the next ``count`` channels, in order."""
+        return [self.channel_vcpu() for _ in range(count)]
 
     def transfer_cost(self, size: int, pages: int) -> float:
         """VSP CPU to move a payload: copy it, or walk its page list."""

@@ -194,6 +194,19 @@ class Costs(_Model):
         description="World switch when a blocked vCPU is dispatched onto an LP: one VM "
         "exit/entry round trip. SplitX, Landau et al., WIOV 2011 (read: 1,300-2,000 cycles).",
     )
+    doorbell_exit: Time = _field(
+        "2600cycles",
+        description="io_path hypervisor: the paravirtual driver's doorbell write (one per "
+        "request), an exit handled in the hypervisor's own I/O stack. Dall et al., ATC "
+        "2017, Table 2 (quoted: ≈2,600 cycles for an exit handled in the hypervisor).",
+    )
+    device_model_exit: Time = _field(
+        "6700cycles",
+        description="io_path emulated: one access of the guest driver to an emulated "
+        "device register, an exit to a user-space device model and back, charged on the "
+        "child's vCPU (the device model's own CPU is emulated.access_cost). Dall et al., "
+        "ATC 2017, Table 2 (quoted).",
+    )
 
 
 class Scheduler(_Model):
@@ -298,6 +311,25 @@ class Iommu(_Model):
     )
 
 
+class HypervisorIo(_Model):
+    """The hypervisor's own I/O stack (io_path hypervisor, VMware ESX vmkernel style): a
+    backend for the paravirtual device and the physical driver, both in the hypervisor,
+    run on the LP of the child's vCPU and charged to it as ``hypervisor`` time."""
+
+    request_cost: TimeDist = _field(
+        "3us",
+        description="Hypervisor CPU per request: backend (reads the shared ring, maps the "
+        "guest's buffers in place: no copy, no partition crossing) and physical driver. "
+        "Assumed: the parent's driver.request_cost plus 1.5 us.",
+    )
+    completion_cost: TimeDist = _field(
+        "2.5us",
+        description="Hypervisor CPU per completion: the device's interrupt, the driver's "
+        "handler and the backend's completion into the shared ring. Assumed: the parent's "
+        "driver.interrupt_cost plus 1 us.",
+    )
+
+
 class Host(_Model):
     """The physical machine and its hypervisor."""
 
@@ -312,6 +344,7 @@ class Host(_Model):
     costs: Costs = _field({})
     scheduler: Scheduler = _field({})
     iommu: Iommu = _field({})
+    hypervisor_io: HypervisorIo = _field({})
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,7 +377,8 @@ class Driver(_Model):
 
 
 class Vmbus(_Model):
-    """VMBus channels between each routed child and the parent."""
+    """VMBus channels between each routed child and the parent: per device, a primary
+    channel and sub-channels, each with its own rings and parent vCPU."""
 
     ring_size: Size = _field(
         "512KiB",
@@ -362,6 +396,22 @@ class Vmbus(_Model):
         "6144B",
         description="Payloads up to this size are copied through the send buffer; larger "
         "ones are described by page lists. Linux hyperv_net.h send section (read).",
+    )
+    vcpus_per_channel: int = _field(
+        4,
+        ge=1,
+        le=65536,
+        description="Child vCPUs per channel: a routed child opens a primary channel and "
+        "(vCPUs - 1) // vcpus_per_channel sub-channels to its device; child vCPU i sends on "
+        "channel i mod channels. Linux storvsc storvsc_vcpus_per_sub_channel (read); "
+        "netvsc's one channel per vCPU is 1; a value above the vCPUs gives the primary alone.",
+    )
+    max_channels: int = _field(
+        64,
+        ge=1,
+        le=65536,
+        description="Most channels (primary included) a routed child opens to one device. "
+        "Linux hv_netvsc VRSS_CHANNEL_MAX (read).",
     )
 
 
@@ -499,7 +549,7 @@ Device = Annotated[Nic | Nvme, Field(discriminator="type")]
 # ---------------------------------------------------------------------------------------
 # Children and workloads
 # ---------------------------------------------------------------------------------------
-IoPath = Literal["routed", "direct", "native"]
+IoPath = Literal["routed", "direct", "native", "hypervisor", "emulated"]
 IO_PATHS: tuple[str, ...] = typing.get_args(IoPath)
 
 
@@ -582,6 +632,27 @@ class CpuLoad(_Model):
     )
 
 
+class Emulated(_Model):
+    """The emulated device of a child on io_path emulated (an e1000 NIC, an IDE
+    controller): what its driver's register accesses cost (see :mod:`sim.iopaths`)."""
+
+    exits_per_request: int = _field(
+        4,
+        ge=1,
+        le=1000,
+        description="Register accesses (MMIO/PIO) per request, each an exit to the device "
+        "model (host.costs.device_model_exit on the child's vCPU, access_cost on the "
+        "parent's), all taken when the request is submitted, the completion handler's "
+        "(interrupt-cause read, unmask) included. Assumed: an e1000 transmit takes a tail "
+        "write, an interrupt-cause read and an unmask; an IDE DMA command several more.",
+    )
+    access_cost: TimeDist = _field(
+        "1us",
+        description="Device-model CPU per register access, on the parent vCPU serving "
+        "the child (decode, emulated device state). Assumed.",
+    )
+
+
 class Child(_Model):
     """A child partition (or ``count`` identical ones, named NAME-1 … NAME-count)."""
 
@@ -591,13 +662,12 @@ class Child(_Model):
     weight: Weight = _field(256, description=_WEIGHT)
     cap: Cap = _field(0.0, description=_CAP)
     pin: list[Annotated[int, Field(ge=0)]] | None = _field(None, description=_PIN)
-    io_path: Annotated[
-        IoPath,
-        _not_yet(
-            IO_PATHS,
-            {"hypervisor": "hypervisor-resident drivers", "emulated": "emulated devices"},
-        ),
-    ] = _field("routed")
+    io_path: IoPath = _field(
+        "routed",
+        description="How its I/O reaches the device (sim.iopaths): routed (VMBus, the "
+        "parent's VSP), direct (a VF; routed when none is free), hypervisor (the "
+        "hypervisor's own I/O stack), emulated (a device model in the parent), native.",
+    )
     device: Name | None = _field(None, description="The device its streams use.")
     vf: int | None = _field(
         None, ge=0, description="VF index to assign (direct); default: the next free VF."
@@ -606,6 +676,7 @@ class Child(_Model):
         None, ge=0, description="vCPU that takes completions; default: the issuing vCPU."
     )
     guest: Guest = _field({})
+    emulated: Emulated = _field({})
     streams: list[Stream] = _field([], description="I/O workload streams.")
     cpu_load: CpuLoad | None = _field(None, description="CPU-bound background work.")
 

@@ -1,8 +1,8 @@
 """VMBus channels: bounded ring buffers with empty → non-empty signalling.
 
 What it models
-    Each routed child has one channel per device to the parent: an outbound ring (child →
-    parent, requests) and an inbound ring (parent → child, completions), each of
+    A channel joins a routed child and the parent for one device: an outbound ring
+    (child → parent, requests) and an inbound ring (parent → child, completions), each of
     ``parent.vmbus.ring_size`` bytes. An entry occupies a descriptor plus, for payloads
     larger than ``copy_threshold``, one page-list entry per page (smaller payloads are
     copied through the send/receive buffers and take no ring space of their own).
@@ -16,10 +16,28 @@ What it models
     A full ring blocks the writer (back-pressure). Writers are served FIFO: space freed by
     the reader is reserved for the oldest blocked writer, so a large entry cannot starve.
 
+Sub-channels
+    A routed child opens a **primary channel and sub-channels** to its device, as Linux
+    storvsc and netvsc do on Hyper-V (storvsc: hosts of Windows 8 / Server 2012 and
+    later): one channel per
+    ``parent.vmbus.vcpus_per_channel`` child vCPUs (default 4, Linux storvsc
+    ``storvsc_vcpus_per_sub_channel``: ``(vCPUs − 1) / 4`` sub-channels besides the
+    primary), at most ``parent.vmbus.max_channels`` (default 64, Linux hv_netvsc
+    ``VRSS_CHANNEL_MAX``); :func:`channel_count`. A child with at most
+    ``vcpus_per_channel`` vCPUs has the primary alone. netvsc's own rule, one channel
+    per vCPU, is ``vcpus_per_channel: 1``. Every channel has its own pair of rings, its
+    own empty → non-empty signalling and its own counters, and its own parent vCPU
+    (placement: :mod:`sim.partitions`); child vCPU ``i`` sends on channel
+    ``i mod channels`` (:mod:`sim.iopaths`). The primary is named
+    ``vmbus.CHILD.DEVICE``, sub-channel ``k`` ``vmbus.CHILD.DEVICE[k]`` (the index the
+    host offers it under), their rings ``NAME.out`` and ``NAME.in``.
+
 Simplified
     The send/receive buffers themselves are not bounded (the ring fills long before them
     in every configuration of the reference figures); the ring's "pending" index is the
-    entry count, not a byte offset.
+    entry count, not a byte offset. How many sub-channels a Hyper-V host offers is the
+    host's choice (storvsc opens ``min(vCPUs − 1, offered)``); the model takes the guest's
+    rule above as what the host offers.
 """
 
 from __future__ import annotations
@@ -33,6 +51,7 @@ import simpy
 
 from sim.env import SimEnv
 from sim.metrics import Level
+from sim.scenario import Vmbus as VmbusSpec
 
 
 class Ring:
@@ -95,8 +114,21 @@ class Ring:
             ev.succeed()
 
 
+def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
+    """Channels a routed child with ``vcpus`` vCPUs opens to a device: the primary plus
+    ``(vcpus - 1) // vcpus_per_channel`` sub-channels (Linux storvsc), at most
+    ``max_channels`` in all."""
+    return max(1, min(max_channels, 1 + (vcpus - 1) // vcpus_per_channel))
+
+
+def channel_name(base: str, index: int) -> str:
+    """The primary keeps ``base``; sub-channel ``index`` is ``base[index]``."""
+    return base if index == 0 else f"{base}[{index}]"
+
+
 class Channel:
-    """The two rings between one routed child and the parent for one device."""
+    """The two rings between one routed child and the parent for one device: the primary
+    channel (``index`` 0) or a sub-channel."""
 
     def __init__(
         self,
@@ -107,8 +139,10 @@ class Channel:
         page_entry: int,
         copy_threshold: int,
         page_size: int = 4096,
+        index: int = 0,
     ) -> None:
         self.name = name
+        self.index = index
         self.outbound = Ring(env, f"{name}.out", ring_size, "signals.to_parent")
         self.inbound = Ring(env, f"{name}.in", ring_size, "signals.to_child")
         self._descriptor = descriptor
@@ -116,6 +150,24 @@ class Channel:
         self.copy_threshold = copy_threshold
         self._page_size = page_size
         self._ring_size = ring_size
+
+    @classmethod
+    def for_child(cls, env: SimEnv, name: str, vcpus: int, spec: VmbusSpec) -> list[Channel]:
+        """The channels a routed child with ``vcpus`` vCPUs opens to one device: the
+        primary, named ``name``, then its sub-channels (:func:`channel_count`)."""
+        n = channel_count(vcpus, spec.vcpus_per_channel, spec.max_channels)
+        return [
+            cls(
+                env,
+                channel_name(name, k),
+                spec.ring_size,
+                spec.descriptor_size,
+                spec.page_entry_size,
+                spec.copy_threshold,
+                index=k,
+            )
+            for k in range(n)
+        ]
 
     def pages(self, size: int) -> int:
         """Pages a payload spans when it is described by a page list (0 if copied)."""

@@ -387,11 +387,11 @@ BAD: list[tuple[str, str, str, int | None, str]] = [
         "'core' is not modelled in this version",
     ),
     (
-        "not-modelled-io-path-hypervisor",
-        mutate(("io_path: routed", "io_path: hypervisor")),
+        "unknown-io-path",
+        mutate(("io_path: routed", "io_path: warp")),
         "children[db].io_path",
         13,
-        "'hypervisor' is not modelled in this version",
+        "must be 'routed', 'direct', 'native', 'hypervisor' or 'emulated' (got 'warp')",
     ),
     (
         "not-modelled-op-receive",
@@ -567,7 +567,7 @@ CLI_CASES = _bad(
     "empty-file",
     "top-level-list",
     "custom-tag",
-    "not-modelled-io-path-hypervisor",
+    "unknown-io-path",
     "unknown-distribution",
     "rate-and-outstanding",
 )
