@@ -2,7 +2,9 @@
 
 Exit status: 0 success, 2 invalid input (one line on stderr: ``error: FILE[:LINE]:
 field.path: what is wrong``; nothing written), 1 anything else (a validation case that
-fails, an unexpected error). The CLI is the only place that prints.
+fails, an unexpected error). The CLI is the only place that prints. ``hvsim presets``
+lists the platform presets (:mod:`sim.presets`); ``hvsim presets NAME`` shows one, every
+value with its source.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="report file (default: DIR/report.html)")
 
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    ps = sub.add_parser("presets", help="list the presets, or show one with its sources")
+    ps.add_argument("name", nargs="?", help="the preset to show: every value and its source")
     for name, what in _PLANNED.items():
         sp = sub.add_parser(name, help=f"({what}: not in this version)")
         sp.add_argument("args", nargs="*")
@@ -116,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(json.dumps(json_schema(), indent=2))
             return EXIT_OK
+        if args.command == "presets":
+            print(_presets(args.name))
+            return EXIT_OK
         print(
             f"error: 'hvsim {args.command}' ({_PLANNED[args.command]}) is not available "
             "in this version",
@@ -146,6 +153,50 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
     ):
         raise InputError(f"--out: {out} exists and is not an hvsim result directory")
     return scn, out
+
+
+def _presets(name: str | None) -> str:
+    """``hvsim presets``: one line per preset; ``hvsim presets NAME``: that preset."""
+    from sim import presets
+    from sim.scenario import ScenarioError
+
+    if name is None:
+        found = [presets.load(n) for n in presets.names()]
+        width = max((len(p.name) for p in found), default=0)
+        lines = [f"{p.name.ljust(width)}  {p.description}" for p in found]
+        lines.append("\nhvsim presets NAME shows one; a scenario uses one with 'preset: NAME'.")
+        return "\n".join(lines)
+    try:
+        return format_preset(presets.load(name, file="<cli>"))
+    except ScenarioError as exc:
+        if exc.file == "<cli>":
+            raise InputError(f"presets: {exc.message}") from None
+        raise
+
+
+def format_preset(preset: Any) -> str:
+    """A preset as text: what it is, its devices, every value with its source and note."""
+    import textwrap
+
+    calibrated = ", ".join(preset.calibrated_on) or "nothing yet (no validation figure fitted)"
+    devices = ", ".join(f"{d.name} ({d.type})" for d in preset.devices) or "none"
+    head = ["parameter", "value", "source", "note"]
+    rows = [list(r) for r in preset.rows()]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    lines = [
+        f"{preset.name}: {preset.description}",
+        f"file: {preset.file}",
+        f"calibrated on: {calibrated}",
+        f"devices: {devices}",
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    if preset.notes:
+        notes = f"notes: {preset.notes}"
+        lines += ["", *textwrap.wrap(notes, 92, subsequent_indent="  ", break_on_hyphens=False)]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _report_error() -> type[Exception]:

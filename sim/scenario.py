@@ -3,11 +3,14 @@
 A scenario keeps hardware (``host``, ``devices``), deployment (``parent``, ``children`` with
 their ``io_path``) and behaviour (``streams``) apart, and writes units out (``"30ms"``,
 ``"4KiB"``, ``"25Gbps"``, ``"2600cycles"``). Loading is: read → safe YAML (no object
-construction, no custom tags, no duplicate keys) → overrides (``--set``) → schema
-(pydantic: types, ranges, unknown keys, defaults) → cross-field rules (references,
-VF indices, op/device compatibility) → a frozen :class:`Scenario`. Nothing is built before
-everything is valid. Every error is a :class:`ScenarioError` whose text is one line,
-``FILE[:LINE]: field.path: what is wrong``.
+construction, no custom tags, no duplicate keys) → the ``preset`` it names under it
+(:mod:`sim.presets`: a platform profile, each value with its source) → overrides
+(``--set``) → schema (pydantic: types, ranges, unknown keys, defaults) → cross-field rules
+(references, VF indices, op/device compatibility) → a frozen :class:`Scenario`, whose
+``sources`` give the preset's source of every preset value it kept. Precedence: preset <
+scenario file < ``--set``. Nothing is built before everything is valid. Every error is a
+:class:`ScenarioError` whose text is one line, ``FILE[:LINE]: field.path: what is wrong``
+(a preset's own values are blamed on the preset file).
 
 All defaults are declared here, visible in ``hvsim schema``. Figures come from
 ``reference/parameters.md`` where one exists (its source is in the field's description);
@@ -19,6 +22,7 @@ per second. Costs given in cycles are converted with ``host.clock``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -716,11 +720,22 @@ class Scenario(_Model):
 
     name: Name
     description: str = ""
+    preset: Name | None = _field(
+        None,
+        description="A platform profile under the scenario's own values (hvsim presets "
+        "lists them): preset values < the scenario's < --set. See sim/presets.",
+    )
     host: Host = _field({})
     parent: Parent = _field({})
     devices: list[Device] = _field([])
     children: list[Child] = _field(min_length=1)
     run: Run = _field({})
+    sources: dict[str, str] = _field(
+        {},
+        description="Written by hvsim: the source of each preset value the scenario holds "
+        "(field path → source). Recomputed from the preset whenever a scenario is loaded; "
+        "what a file gives here is not read.",
+    )
 
     def device(self, name: str) -> Nic | Nvme:
         """The device called ``name``."""
@@ -845,8 +860,7 @@ def loads(
     data.pop("sweep", None)  # a sweep section is for hvsim sweep (sim.sweep); run ignores it
     if default_name and "name" not in data:
         data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", default_name)[:64] or "scenario"
-    overridden = [apply_override(data, k, v, "--set") for k, v in (overrides or {}).items()]
-    return from_dict(data, source=file, lines=lines, overridden=overridden)
+    return from_dict(data, source=file, lines=lines, overrides=overrides)
 
 
 def from_dict(
@@ -854,18 +868,48 @@ def from_dict(
     source: str = "<dict>",
     lines: Mapping[tuple[Any, ...], int] | None = None,
     overridden: Sequence[tuple[Any, ...]] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """Validate plain data (as read from YAML) into a :class:`Scenario`.
 
-    ``lines`` maps locations to the source's line numbers; an error inside one of the
-    ``overridden`` locations is blamed on ``--set``, not on the file."""
+    The ``preset`` that ``data`` names goes under it (:mod:`sim.presets`), then
+    ``overrides`` (``{field.path: value}`` from ``--set``; a ``preset`` among them is
+    chosen before the preset goes in) are applied; ``data`` itself is not changed. The
+    scenario's ``sources`` are recomputed from the preset. ``lines`` maps locations to the
+    source's line numbers; an error inside one of the ``overridden`` locations or an
+    override is blamed on ``--set``, one inside a value the preset filled in on the preset
+    file, any other on ``source``."""
     lines = lines or {}
     if not isinstance(data, dict):
         raise ScenarioError(source, "", "a scenario must be a mapping (key: value)")
+    overrides = dict(overrides or {})
+    overridden = list(overridden)
+    if "preset" in overrides:
+        data = {**data, "preset": overrides.pop("preset")}
+        overridden.append(("preset",))
+    preset = None
+    origins: dict[tuple[Any, ...], int | None] = {}
+    if data.get("preset") is not None:
+        from sim import presets
+
+        by_set = ("preset",) in overridden
+        preset = presets.load(
+            data["preset"],
+            "--set" if by_set else source,
+            None if by_set else lines.get(("preset",)),
+        )
+        data, lines, origins = preset.merge(data, lines)
+    elif overrides:
+        data = copy.deepcopy(data)
+    overridden += [apply_override(data, k, v, "--set") for k, v in overrides.items()]
 
     def error(loc: tuple[Any, ...], message: str) -> ScenarioError:
         if any(loc[: len(o)] == o for o in overridden):
             return ScenarioError("--set", _fmt_path(loc, data), message)
+        from_preset = [o for o in origins if loc[: len(o)] == o]
+        if preset is not None and from_preset:
+            line = origins[max(from_preset, key=len)]
+            return ScenarioError(preset.file, _fmt_path(loc, data), message, line)
         return ScenarioError(source, _fmt_path(loc, data), message, _line(lines, loc))
 
     clock = _clock_ghz(data)
@@ -876,7 +920,8 @@ def from_dict(
     problem = _cross_check(scn)
     if problem:
         raise error(*problem)
-    return scn
+    sources = preset.sources(scn) if preset is not None else {}
+    return scn if sources == scn.sources else scn.model_copy(update={"sources": sources})
 
 
 def _clock_ghz(data: Mapping[str, Any]) -> float:

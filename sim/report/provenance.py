@@ -2,14 +2,17 @@
 
 :func:`provenance` walks a resolved :class:`~sim.scenario.Scenario` and returns one row per
 parameter of the host, the parent, the devices and the children: its field path, its
-value (the exact unit string the resolved scenario holds), whether the scenario set it or
-left the default, and the source the schema declares for it (a paper, a document, the
+value (the exact unit string the resolved scenario holds), who set it and its source:
+``preset NAME`` with the preset's source where the scenario's preset set the value and the
+scenario kept it (``Scenario.sources``, see :mod:`sim.presets`), else ``scenario`` or
+``default`` with the source the schema declares for the field (a paper, a document, the
 code read, or *assumed*). The workload itself (streams, run settings) is described by
 :func:`describe` instead: it is what the user asked, not a cost.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pandas as pd
@@ -54,7 +57,13 @@ def _source(description: str | None) -> str:
     return text or "a setting of the scenario (hardware or deployment)"
 
 
-def _walk(model: BaseModel, prefix: str, clock_ghz: float, rows: list[dict[str, Any]]) -> None:
+def _walk(
+    model: BaseModel,
+    prefix: str,
+    clock_ghz: float,
+    rows: list[dict[str, Any]],
+    preset: tuple[str, Mapping[str, str]] = ("", {}),
+) -> None:
     dumped = model.model_dump(mode="json")
     for name, info in type(model).model_fields.items():
         if name in _SKIP:
@@ -62,31 +71,39 @@ def _walk(model: BaseModel, prefix: str, clock_ghz: float, rows: list[dict[str, 
         value = getattr(model, name)
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(value, BaseModel):
-            _walk(value, path, clock_ghz, rows)
+            _walk(value, path, clock_ghz, rows, preset)
             continue
-        default = _default(model, name, clock_ghz)
         shown = dumped[name]
+        label, sources = preset
+        if path in sources:
+            set_by, source = label, sources[path]
+        else:
+            default = _default(model, name, clock_ghz)
+            set_by = "default" if default == shown else "scenario"
+            source = _source(info.description)
         rows.append(
             {
                 "parameter": path,
                 "value": _text(shown),
-                "set_by": "default" if default == shown else "scenario",
-                "source": _source(info.description),
-                "assumed": "assumed" in (info.description or "").lower(),
+                "set_by": set_by,
+                "source": source,
+                "assumed": "assumed" in source.lower(),
             }
         )
 
 
 def provenance(scenario: Scenario) -> pd.DataFrame:
     """One row per cost or setting of host, parent, devices and children: ``parameter``
-    (field path), ``value``, ``set_by`` (``scenario`` or ``default``), ``source`` and
-    ``assumed`` (True where the schema gives no published source)."""
+    (field path), ``value``, ``set_by`` (``preset NAME``, ``scenario`` or ``default``),
+    ``source`` (the preset's for a preset value, else the schema's) and ``assumed`` (True
+    where the source says the value is assumed)."""
     clock = scenario.host.clock / 1e9 if scenario.host.clock else DEFAULT_CLOCK_GHZ
     rows: list[dict[str, Any]] = []
-    _walk(scenario.host, "host", clock, rows)
-    _walk(scenario.parent, "parent", clock, rows)
+    preset = (f"preset {scenario.preset}", scenario.sources)
+    _walk(scenario.host, "host", clock, rows, preset)
+    _walk(scenario.parent, "parent", clock, rows, preset)
     for d in scenario.devices:
-        _walk(d, f"devices[{d.name}]", clock, rows)
+        _walk(d, f"devices[{d.name}]", clock, rows, preset)
     for c in scenario.children:
         _walk(c, f"children[{c.name}]", clock, rows)
     return pd.DataFrame(rows, columns=["parameter", "value", "set_by", "source", "assumed"])
@@ -131,11 +148,22 @@ def _child(c: Child) -> str:
     return "; ".join(parts)
 
 
+def _preset(name: str) -> str:
+    from sim import presets
+    from sim.scenario import ScenarioError
+
+    try:
+        return presets.load(name).description
+    except ScenarioError:  # not installed here: the resolved values still say everything
+        return "a preset not available here"
+
+
 def describe(
     scenario: Scenario, replications: int | None = None, seed: int | None = None
 ) -> list[tuple[str, str]]:
-    """The scenario as (subject, plain sentence) pairs: host, parent, devices, children,
-    run (``replications`` and ``seed``: as run, where the command line changed them)."""
+    """The scenario as (subject, plain sentence) pairs: its preset if any, host, parent,
+    devices, children, run (``replications`` and ``seed``: as run, where the command line
+    changed them)."""
     h, p, r = scenario.host, scenario.parent, scenario.run
     reps = r.replications if replications is None else replications
     sch = h.scheduler
@@ -145,7 +173,8 @@ def describe(
         "fair": f"round-robin scheduler ({units.format_time(sch.time_slice)} slice)",
         "pinned": "every vCPU pinned to its LP",
     }[sch.policy]
-    rows = [
+    rows = [(f"preset {scenario.preset}", _preset(scenario.preset))] if scenario.preset else []
+    rows += [
         (
             "host",
             f"{h.cores} logical processors at {h.clock / 1e9:g} GHz; {sched}; "
