@@ -71,6 +71,50 @@ What is measured
     that found their function's queue full) and ``device.NAME.iops_limited`` (requests
     that found a channel free but had to wait for ``max_iops``).
 
+Completion interrupts and their moderation
+    A request's completion is signalled by an interrupt of its function. A function has
+    one interrupt vector per vCPU its completions go to (per-queue MSI-X vectors: Linux
+    gives each CPU its own NVMe queue and each NIC queue pair its own vector): the parent
+    vCPU of a routed request's channel or of an emulated child's device model, the
+    completing vCPU of a direct, native or hypervisor request. With one completing vCPU,
+    that is the function's one interrupt.
+
+    ``interrupt_moderation: {usecs, frames}`` (coalescing) holds a vector's interrupt
+    back until ``frames`` completions are pending or ``usecs`` µs have passed since the
+    first of them, whichever comes first: the condition of Linux's ``struct
+    ethtool_coalesce`` (include/uapi/linux/ethtool.h, read: ``(usecs > 0 &&
+    time_since_first_completion >= usecs) || (max_frames > 0 && completed_frames >=
+    max_frames)``; ``usecs 0, frames 1`` disables coalescing, both 0 is invalid), as
+    ``ethtool -C tx-usecs / tx-frames`` set it on a NIC. NVMe's Interrupt Coalescing
+    feature (08h) is the same per vector with ``frames = THR + 1`` and ``usecs = TIME ×
+    100 µs`` (there TIME 0 disables it: write ``frames: 1``). The default, ``usecs: 0us,
+    frames: 1``, raises one interrupt per completion and costs no event.
+
+    One interrupt delivers every completion pending on its vector. The paths
+    (:mod:`sim.iopaths`) pay the per-interrupt costs (the parent driver's ISR/DPC,
+    interrupt and EOI exits when interrupts are not posted, the interrupt counters) once,
+    in the first of its completions to reach the target vCPU (:meth:`Interrupt.take`); the
+    others pay their per-completion costs only, behind it on the same vCPU. The time a
+    completion waits for its vector's interrupt is its ``interrupt`` component (the
+    interrupt's delivery, which the moderation delays). Counters per function:
+    ``device.NAME.FN.completions`` and ``device.NAME.FN.interrupts`` (``FN`` is ``pf`` or
+    ``vfK``); their ratio is the completions each interrupt delivered.
+
+    Simplified: the moderation is static (no adaptive moderation such as Linux's DIM);
+    a vector's timer starts at its first pending completion (EQE-based, not restarted by
+    later completions).
+
+Segmentation offload (NIC ``tso``)
+    With ``tso: true`` (default) the sending stack hands the NIC a whole request and the
+    NIC cuts it into frames (the wire time above). With ``tso: false`` the stack cuts it
+    into ``ceil(size / mtu)`` segments in software (:meth:`Device.segments`), and the
+    paths pay the sending stack's per-request CPU cost once per segment (which costs:
+    :mod:`sim.iopaths`). The wire time is the same either way; the completion stays one
+    per request (the segments of a request complete together). Receive offload (LRO/GRO)
+    has no counterpart here: the NIC's receive path is not modelled. Simplified: with TSO
+    a request larger than 64 KiB (Linux ``GSO_MAX_SIZE``) is still handed over as one
+    send, where a stack would make several TSO sends of it.
+
 Randomness
     Service times are drawn from the *issuing stream's* generators (keys
     ``child.NAME/stream.J/service.OP``), so the n-th request of a stream gets the same
@@ -91,10 +135,11 @@ import simpy
 
 from sim.distributions import Sampler
 from sim.env import SimEnv
-from sim.metrics import DEVICE_QUEUE, DEVICE_SERVICE, IOMMU, Level
+from sim.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU, Level
 from sim.scenario import Nic, Nvme
 
 if TYPE_CHECKING:
+    from sim.hypervisor import VCpu
     from sim.workloads import Request
 
 UNLIMITED = sys.maxsize
@@ -106,22 +151,25 @@ class Function:
 
     ``queue`` holds the events of its requests in the device waiting for a server;
     ``backlog`` those waiting on the host for a queue entry (beyond ``depth`` in the
-    device)."""
+    device); ``vectors`` its interrupt vectors by target vCPU (under moderation)."""
 
     __slots__ = (
         "backlog",
         "completed",
+        "completions_key",
         "depth",
         "in_device",
+        "interrupts_key",
         "max_in_device",
         "name",
         "queue",
+        "vectors",
         "vf",
         "waited",
         "weight",
     )
 
-    def __init__(self, vf: int | None, weight: int, depth: int) -> None:
+    def __init__(self, vf: int | None, weight: int, depth: int, device: str = "device") -> None:
         self.vf = vf
         self.name = "pf" if vf is None else f"vf{vf}"
         self.weight = weight
@@ -132,6 +180,39 @@ class Function:
         self.max_in_device = 0
         self.completed = 0
         self.waited = 0.0
+        self.vectors: dict[VCpu, Vector] = {}
+        self.completions_key = f"device.{device}.{self.name}.completions"
+        self.interrupts_key = f"device.{device}.{self.name}.interrupts"
+
+
+class Interrupt:
+    """One interrupt of a vector: the completions it delivers share its per-interrupt
+    costs, which the first of them to run on the target vCPU pays."""
+
+    __slots__ = ("handled",)
+
+    def __init__(self) -> None:
+        self.handled = False
+
+    def take(self) -> bool:
+        """Whether the caller runs this interrupt's handler: the first to ask does."""
+        if self.handled:
+            return False
+        self.handled = True
+        return True
+
+
+class Vector:
+    """One interrupt vector of a function (the one that targets one vCPU): the interrupt
+    being gathered, the completions pending on it and the events of those waiting."""
+
+    __slots__ = ("gen", "irq", "pending", "waiting")
+
+    def __init__(self) -> None:
+        self.irq = Interrupt()
+        self.pending = 0
+        self.waiting: list[simpy.Event] = []
+        self.gen = 0  # changes at every interrupt: a stale timer sees it and does nothing
 
 
 class Servers:
@@ -158,6 +239,7 @@ class Servers:
         "depth",
         "env",
         "functions",
+        "name",
         "pf_weight",
         "queue_level",
     )
@@ -174,6 +256,7 @@ class Servers:
         start_gap: float = 0.0,
     ) -> None:
         self.env = env
+        self.name = name
         self.capacity = capacity
         self.busy = Level(env)
         self.queue_level = Level(env)
@@ -197,7 +280,7 @@ class Servers:
         """The function ``vf`` (``None``: the PF), created on first use."""
         f = self.functions.get(vf)
         if f is None:
-            f = Function(vf, self.pf_weight if vf is None else 1, self.depth)
+            f = Function(vf, self.pf_weight if vf is None else 1, self.depth, self.name)
             self.functions[vf] = f
         return f
 
@@ -339,6 +422,11 @@ class Device(ABC):
         self.servers = servers
         self.vf_owner: dict[int, str] = {}
         self.completed = 0
+        mod = spec.interrupt_moderation
+        # frames 1: every completion raises its interrupt at once, whatever usecs
+        self.moderated = mod.frames != 1
+        self._usecs = mod.usecs
+        self._frames = mod.frames
 
     @abstractmethod
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
@@ -348,6 +436,56 @@ class Device(ABC):
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
         """Serve ``req`` through its function (``req.vf``; ``None``: the PF);
         ``translate`` is its IOMMU miss time (0 without IOMMU)."""
+
+    def segments(self, size: int) -> int:
+        """Segments the sending stack cuts a request of ``size`` bytes into before it
+        reaches the device: 1 unless a NIC without TSO (module docstring)."""
+        return 1
+
+    def _completed(self, fn: Function) -> None:
+        """Count a completion of ``fn``, and its interrupt when it raises one at once."""
+        self.completed += 1
+        counters = self.env.counters
+        counters[fn.completions_key] += 1
+        if not self.moderated:
+            counters[fn.interrupts_key] += 1
+
+    def await_interrupt(self, req: Request, target: VCpu) -> Generator[simpy.Event, Any, Interrupt]:
+        """Under moderation (``moderated``): ``req`` has completed; wait for the interrupt
+        of its function's vector that targets ``target`` and return it (the caller runs
+        its handler if :meth:`Interrupt.take` says so). The wait is ``req``'s
+        ``interrupt`` component."""
+        env = self.env
+        fn = self.servers.function(req.vf)
+        vec = fn.vectors.get(target)
+        if vec is None:
+            vec = fn.vectors[target] = Vector()
+        irq = vec.irq
+        vec.pending += 1
+        if vec.pending == self._frames:  # frames 0: the timer alone
+            self._raise(fn, vec)
+            return irq
+        if vec.pending == 1 and self._usecs > 0:
+            gen = vec.gen
+            env.timeout(self._usecs).callbacks.append(
+                lambda _ev: self._raise(fn, vec) if vec.gen == gen else None
+            )
+        ev = simpy.Event(env)
+        vec.waiting.append(ev)
+        t0 = env.now
+        yield ev
+        req.c[INTERRUPT] += env.now - t0
+        return irq
+
+    def _raise(self, fn: Function, vec: Vector) -> None:
+        """``vec`` raises its interrupt: every completion pending on it is delivered."""
+        self.env.counters[fn.interrupts_key] += 1
+        vec.gen += 1
+        vec.irq = Interrupt()
+        vec.pending = 0
+        waiting, vec.waiting = vec.waiting, []
+        for ev in waiting:
+            ev.succeed()
 
     def utilization(self) -> float:
         """Mean share of servers busy since the last reset."""
@@ -388,6 +526,12 @@ class NicDevice(Device):
         super().__init__(env, spec, servers)
         self._spec = spec
         self._us_per_byte = 8e6 / spec.line_rate
+        self._software_segmentation = not spec.tso
+
+    def segments(self, size: int) -> int:
+        if self._software_segmentation:
+            return max(1, math.ceil(size / self._spec.mtu))
+        return 1
 
     def wire_time(self, size: int) -> float:
         """µs on the wire for a request of ``size`` payload bytes."""
@@ -407,7 +551,7 @@ class NicDevice(Device):
         wire = self.wire_time(req.size)
         yield self.env.timeout(wire)
         servers.release(fn)
-        self.completed += 1
+        self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
         c[DEVICE_SERVICE] += latency + wire
@@ -447,7 +591,7 @@ class NvmeDevice(Device):
         service = req.service() + req.size * self._us_per_byte
         yield self.env.timeout(service + translate)
         servers.release(fn)
-        self.completed += 1
+        self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
         c[DEVICE_SERVICE] += service

@@ -110,6 +110,36 @@ as direct, with no IOMMU, no exits and no world switch.
 A child that asks for ``direct`` and finds no free VF on its device falls back to
 ``routed`` (Hyper-V behaviour); :mod:`sim.model` decides, and the results say so.
 Hypervisor and emulated children use the physical function and need no VF.
+
+**Interrupt moderation** (the device's ``interrupt_moderation``, :mod:`sim.devices`)
+    After the device, a completion waits for its function's interrupt on the vector that
+    targets the vCPU taking it (the channel's parent vCPU on the routed path, the device
+    model's on the emulated one, the completing vCPU otherwise); that wait is
+    ``interrupt``. One interrupt delivers every completion pending on its vector, and
+    the costs of the interrupt itself are paid once, by the first of them to run on the
+    vCPU; the others queue behind it (``parent_queue`` / ``guest_queue``). Per
+    interrupt: routed and emulated, the parent's interrupt delivery (exits unless
+    posted) and its driver's ISR/DPC (``driver.interrupt_cost``); direct, the interrupt
+    and EOI exits unless posted; native, the interrupt (counted, no cost); hypervisor,
+    the virtual interrupt it injects into the child (exits unless posted). Per
+    completion, as before: the VSP's completion and the inbound ring (routed), the
+    device model's hypercall and the child's virtual interrupt (emulated: its own
+    device raises one per request), the hypervisor stack's ``completion_cost`` (its own
+    handling of the device's interrupt is in it, not split out), the guest's
+    ``complete_cost``. Without moderation (the default) every completion is an
+    interrupt of its own and nothing waits.
+
+**Segmentation without TSO** (a NIC with ``tso: false``)
+    The stack that sends a request cuts it into ``ceil(size / mtu)`` segments and pays
+    its per-request send cost once per segment (a draw per segment): direct and native,
+    the guest driver's ``submit_cost``; routed, the VSP's ``request_cost`` and the
+    physical driver's ``request_cost`` (the child's VSC hands over the whole request, as
+    a synthetic NIC offers large sends to its guest whatever the physical NIC does);
+    emulated, the same two in the device model (the emulated NIC offers segmentation to
+    its guest); hypervisor, the hypervisor stack's ``request_cost``. Costs per byte or
+    page (copies, page lists, IOMMU), exits, signals and every completion cost stay
+    per request. With TSO, or a request of at most one MTU, one segment: nothing
+    changes.
 """
 
 from __future__ import annotations
@@ -119,7 +149,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim.devices import Device
+from sim.devices import Device, Interrupt
 from sim.distributions import Sampler
 from sim.env import SimEnv
 from sim.hypervisor import Hypervisor, VCpu
@@ -185,19 +215,44 @@ def _into_ring(
     return signal
 
 
+def _per_segment(cost: Sampler, segments: int) -> float:
+    """A per-request send cost paid once per segment the stack cuts the request into
+    (``segments`` draws, summed; one draw with segmentation offload)."""
+    if segments == 1:
+        return cost()
+    return sum(cost() for _ in range(segments))
+
+
+def _handles(irq: Interrupt | None) -> bool:
+    """Whether this completion runs its interrupt's handler and pays the per-interrupt
+    costs: always without moderation (``None``: an interrupt of its own); under
+    moderation, the first of the interrupt's completions to reach the vCPU."""
+    return irq is None or irq.take()
+
+
 def _parent_completion(
-    hv: Hypervisor, parent: ParentPartition, pv: VCpu, req: Request, inject: float
+    hv: Hypervisor,
+    parent: ParentPartition,
+    pv: VCpu,
+    req: Request,
+    inject: float,
+    irq_of: Interrupt | None,
 ) -> Generator[simpy.Event, Any, None]:
     """The device's completion interrupt on parent vCPU ``pv`` (routed and emulated): the
     driver's ISR/DPC and the VSP's (or device model's) completion, plus ``inject`` µs of
     exits to raise the child's interrupt (emulated; routed signals through its ring
-    instead). Returns still holding ``pv``: the caller hands the completion on and
-    releases it. Waiting behind ``pv``'s other work is ``parent_queue``."""
+    instead). Under moderation the ISR/DPC and the interrupt's exits are paid once per
+    interrupt (``irq_of``), the VSP completion and ``inject`` per completion. Returns
+    still holding ``pv``: the caller hands the completion on and releases it. Waiting
+    behind ``pv``'s other work is ``parent_queue``."""
     c = req.c
     sched, queued = yield from pv.acquire()
     debt = pv.take_debt()
-    irq = hv.interrupt(pv) + inject
-    drv = parent.driver_interrupt()
+    if _handles(irq_of):
+        irq = hv.interrupt(pv) + inject
+        drv = parent.driver_interrupt()
+    else:
+        irq, drv = inject, 0.0
     vsp = parent.vsp_completion()
     yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
     c[SCHED_WAIT] += sched + debt
@@ -265,8 +320,9 @@ class RoutedPath:
         out.take(nbytes)
         debt = pv.take_debt()
         irq = hv.interrupt(pv) if signalled else 0.0
-        vsp = parent.vsp_request() + parent.transfer_cost(req.size, pages)
-        drv = parent.driver_request()
+        segments = self.device.segments(req.size)
+        vsp = _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, pages)
+        drv = _per_segment(parent.driver_request, segments)
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
@@ -275,10 +331,12 @@ class RoutedPath:
         c[PARENT_CPU] += vsp + drv
 
         # 3. the device, through the physical function
-        yield from self.device.serve(req, 0.0)
+        dev = self.device
+        yield from dev.serve(req, 0.0)
 
         # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
-        yield from _parent_completion(hv, parent, pv, req, 0.0)
+        irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
+        yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of)
         inbound = ch.inbound
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
@@ -329,7 +387,7 @@ class AssignedPath:
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = _per_segment(child.submit_cost, self.device.segments(req.size))
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -342,13 +400,17 @@ class AssignedPath:
             first, pages, translate = dma.access(req.size)
         else:
             first, pages, translate = 0, 0, 0.0
-        yield from self.device.serve(req, translate)
+        dev = self.device
+        yield from dev.serve(req, translate)
 
         # 3. interrupt delivery to the completing vCPU, guest completion
         v = req.done_vcpu
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        if self.virtualized:
+        if not _handles(irq_of):
+            irq = 0.0
+        elif self.virtualized:
             irq = self.hv.interrupt(v)
         else:
             env.counters["interrupts"] += 1
@@ -402,7 +464,7 @@ class HypervisorPath:
         debt = v.take_debt()
         cost = child.submit_cost()
         kick = self.doorbell
-        stack = self.request_cost()
+        stack = _per_segment(self.request_cost, self.device.segments(req.size))
         env.counters["exits.doorbell"] += 1
         yield v.hold(("vsc", cost), ("exit", kick), ("hypervisor", stack + debt))
         v.release()
@@ -413,15 +475,17 @@ class HypervisorPath:
 
         # 2. the device, through the physical function: the hypervisor's DMA, no IOMMU
         #    translation in the child's domain
-        yield from self.device.serve(req, 0.0)
+        dev = self.device
+        yield from dev.serve(req, 0.0)
 
         # 3. the hypervisor takes the device's interrupt and completes on the completing
         #    vCPU's LP, then delivers a virtual interrupt (posted, or interrupt + EOI exits)
         v = req.done_vcpu
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         stack = self.completion_cost()
-        irq = hv.interrupt(v)
+        irq = hv.interrupt(v) if _handles(irq_of) else 0.0
         cost = child.complete_cost()
         yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
         v.release()
@@ -487,8 +551,9 @@ class EmulatedPath:
         debt = pv.take_debt()
         access = self.access_cost
         model = sum(access() for _ in range(self.exits))
-        model += parent.vsp_request() + parent.transfer_cost(req.size, 0)
-        drv = parent.driver_request()
+        segments = self.device.segments(req.size)
+        model += _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, 0)
+        drv = _per_segment(parent.driver_request, segments)
         yield pv.hold(("vsp", model), ("driver", drv), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
@@ -496,12 +561,14 @@ class EmulatedPath:
         c[PARENT_CPU] += model + drv
 
         # 3. the device, through the physical function
-        yield from self.device.serve(req, 0.0)
+        dev = self.device
+        yield from dev.serve(req, 0.0)
 
         # 4. completion on the parent; the device model raises the child's interrupt
         #    (a hypercall)
+        irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         env.counters["exits.hypercall"] += 1
-        yield from _parent_completion(hv, parent, pv, req, self.hypercall)
+        yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
         pv.release()
 
         # 5. the virtual interrupt on the completing vCPU (posted, or interrupt + EOI

@@ -443,6 +443,44 @@ class Parent(_Model):
 # ---------------------------------------------------------------------------------------
 # Devices
 # ---------------------------------------------------------------------------------------
+class InterruptModeration(_Model):
+    """Interrupt moderation (coalescing) of each function's completion interrupts, per
+    interrupt vector: an interrupt is raised when ``frames`` completions are pending or
+    ``usecs`` after the first of them, whichever comes first (see :mod:`sim.devices`)."""
+
+    usecs: Time = _field(
+        "0us",
+        ge=0.0,
+        description="Most time a completion waits for its interrupt, counted from the first "
+        "pending completion of its vector; 0 = no timer (frames alone). Linux struct "
+        "ethtool_coalesce semantics, ethtool tx-usecs / rx-usecs (include/uapi/linux/"
+        "ethtool.h, read); NVMe feature 08h TIME x 100 us. Default 0 with frames 1, no "
+        "moderation: NVMe's reset value (NVM Express Base Specification, Interrupt "
+        "Coalescing, read); for a NIC assumed, to keep one interrupt per completion: NIC "
+        "drivers usually moderate, Linux mlx5 16 us on transmit and receive "
+        "(drivers/net/ethernet/mellanox/mlx5/core/en.h, read).",
+    )
+    frames: int = _field(
+        1,
+        ge=0,
+        le=65536,
+        description="Completions pending on a vector that raise its interrupt at once; 1 = "
+        "every completion (no moderation, whatever usecs), 0 = no count limit (usecs "
+        "alone). ethtool tx-frames / rx-frames (read); NVMe feature 08h THR + 1, reset "
+        "value 1 (read); for a NIC the default 1 is assumed: Linux mlx5 uses 32 on "
+        "transmit and receive (en.h, read).",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _raises_interrupts(self) -> InterruptModeration:
+        if self.frames == 0 and self.usecs == 0:
+            raise ValueError("usecs 0 and frames 0 would never raise an interrupt")
+        return self
+
+
+_MODERATION = "Completion interrupt moderation of every function, per interrupt vector."
+
+
 class Nic(_Model):
     """A NIC port: transmissions serialised at line rate, shared by its functions (the PF
     and the VFs), each with its own transmit queue, arbitrated by ``arbitration``."""
@@ -460,6 +498,16 @@ class Nic(_Model):
         "2us", description="Descriptor fetch, DMA and pipeline per request. Assumed."
     )
     vfs: int = _field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
+    tso: bool = _field(
+        True,
+        description="TCP segmentation offload: the sending stack hands the NIC a whole "
+        "request and the NIC cuts it into MTU frames; false: the stack cuts it into "
+        "ceil(size / mtu) segments in software and pays its per-request send cost per "
+        "segment (see sim.iopaths). Assumed: current server NICs offload segmentation "
+        "and their drivers enable it by default; the routed TSO case of Menon et al., "
+        "ATC 2006 presumes it.",
+    )
+    interrupt_moderation: InterruptModeration = _field({}, description=_MODERATION)
     arbitration: Literal["round_robin", "fifo"] = _field(
         "round_robin",
         description="How the free port picks among the functions' queues: round_robin "
@@ -520,6 +568,7 @@ class Nvme(_Model):
         "(command processing), on top of channel parallelism; null: no limit. Assumed: "
         "the order of the random 4 KiB read IOPS datacenter PCIe 4 drives quote (0.7-1.5M).",
     )
+    interrupt_moderation: InterruptModeration = _field({}, description=_MODERATION)
     arbitration: Literal["round_robin", "fifo"] = _field(
         "round_robin",
         description="How a free channel picks among the functions' queues: round_robin "
