@@ -10,9 +10,11 @@ Public API (DESIGN §1)::
     sim.compare(scn, paths=["routed", "direct"])   # paired comparison table
     frame = sim.sweep("scenarios/sweeps/load.yaml", workers=2)   # tidy frame of a study
     frame = sim.load_study("results/load")          # a finished study, back
+    table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
 
-``sim.capacity`` belongs to the design but is not part of this version; using it raises
-an ``AttributeError`` that says so.
+``sim.capacity`` is the module :mod:`sim.capacity`, callable: ``sim.capacity(scenario,
+slo, ...)`` returns the capacity table (a DataFrame, one row per path) and
+``sim.capacity.search(...)`` the whole search (points, plot, ``save``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "__version__",
+    "capacity",
     "compare",
     "load",
     "load_study",
@@ -36,10 +39,6 @@ __all__ = [
 if TYPE_CHECKING:
     from sim.experiment import Result
     from sim.scenario import Scenario, ScenarioError
-
-_PLANNED = {
-    "capacity": "SLO-driven capacity search",
-}
 
 
 def load(path: Any, overrides: Any = None) -> Scenario:
@@ -110,8 +109,10 @@ def validate(cases: Any = None, replications: int | None = None) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _PLANNED:
-        raise AttributeError(f"sim.{name} ({_PLANNED[name]}) is not available in this version")
+    if name == "capacity":  # imported on first use; importing it makes it the attribute
+        import importlib
+
+        return importlib.import_module("sim.capacity")
     if name in ("Result",):
         from sim.experiment import Result
 

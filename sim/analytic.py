@@ -1,0 +1,1135 @@
+"""Analytic estimate of every I/O path: an open queueing network beside the simulation.
+
+What it models
+    Each child's requests are a class of customers in an open network whose stations are
+    the places the simulation queues (DESIGN §3.2, :mod:`sim.iopaths`):
+
+    * **vCPUs**, each an M/G/1 station with *setup*: the child's vCPUs (submission on the
+      issuing vCPU, completion on the completing one: two visits per request) and the
+      parent's (routed: the request and the completion of every channel placed on it,
+      :mod:`sim.partitions`; emulated: the device model's vCPU). A vCPU that finds itself
+      idle blocks, so the visit that starts its next busy period first pays the world
+      switch (``host.costs.vcpu_dispatch``, 0 on bare metal). That is an M/G/1 queue with
+      an exceptional first service (Welch, *Operations Research* 12, 1964): with arrival
+      rate λ, service S, setup d, ρ = λE[S], the share of arrivals finding it idle is
+      P₀ = (1−ρ)/(1+λd) and the mean wait in queue is
+      W = λ(P₀E[(S+d)²] + (1−P₀)E[S²]) / (2(1−ρ)) (Brumelle's E[V] = λE[WS] + λE[S²]/2
+      with W = V under FIFO and PASTA). Each visit is charged P₀·d as ``sched_wait``.
+      The visits' service is the sum of the path's costs there, means and variances from
+      the scenario's distributions; the signals (a hypercall on empty → non-empty of a
+      VMBus ring, an interrupt when one was signalled) are paid with the probability that
+      the ring was empty, 1 − (entries waiting in it) by Little's law, solved by fixed
+      point with the waits.
+    * **VMBus rings**: an entry waits in the outbound ring until the channel's parent
+      vCPU takes it, in the inbound ring until the completing child vCPU does: their wait
+      is that vCPU's queue (``ring_wait``), not a station of its own. Rings never fill.
+    * **devices**: the NIC port an M/G/1 of the wire times (after the per-request
+      ``latency``, a pure delay, with the IOMMU walks in it); the NVMe drive an M/G/c of
+      its commands (media time + transfer + IOMMU walks) by the Allen–Cunneen
+      approximation, W = C(c, a)·(1+C²ₛ)/2 / (cμ − λ) (Erlang C; exact for c = 1,
+      Pollaczek–Khinchine). Every function's traffic shares one FIFO queue: round-robin
+      arbitration changes how the wait is shared between functions, not its
+      work-weighted mean (Kleinrock's conservation law), and is ignored.
+    * **IOMMU**: a page misses in the LRU IOTLB when the distinct pages referenced
+      between two uses of it (its stack distance: the child's whole ring of
+      ``dma_buffers``, plus what the other direct children touch meanwhile) exceed
+      ``iotlb_entries``; then every page of every request misses, else none does (the
+      cyclic pattern LRU serves all or nothing, :mod:`sim.iommu`). ``strict`` misses
+      always; ``deferred`` adds the first pass after each flush.
+    * **interrupt delivery**: its exits (0 when posted) are service on the vCPU that
+      takes the interrupt.
+    * a NIC without ``tso``: the sending stack's per-request costs are paid once per
+      segment, ``ceil(size / mtu)`` of them (:mod:`sim.iopaths`).
+
+    Open-loop streams arrive at their rates (Poisson). A closed-loop stream's throughput
+    X solves X = N / (R(X) + Z) for its N users, think time Z and the network's response
+    time R at X: the open-network approximation of a closed loop, rough for few users.
+
+    Per child: its mean latency split into the simulation's components, the utilisation
+    of every station it visits, and the **saturation factor**: the factor by which every
+    open-loop rate can grow before the first station it visits reaches utilisation 1,
+    computed from the work every request must do (without signals and world switches,
+    which only add): no larger load can be carried, so it is an upper bracket for a
+    capacity search (:mod:`sim.capacity`). The host's LPs (all vCPU work over
+    ``host.cores``) and an NVMe drive's ``max_iops`` count there too.
+
+What it ignores, and when it should hold
+    Scheduling: a vCPU waiting for an LP (overcommit, background ``cpu_load``, a pinned
+    parent vCPU whose LP a floating child vCPU holds, BOOST and the rate limit) is not
+    modelled; only the world switch is. The flows inside the network are not Poisson:
+    round robin over a child's vCPUs smooths them, and a routed request's completion
+    comes back to its parent vCPU a device time after its own request left it, so it
+    finds that vCPU busy more often than a Poisson arrival would. NVMe ``queue_depth``,
+    a full ring, the deferred-flush CPU, the devices' round robin and interrupt
+    moderation (one interrupt per completion is assumed; a moderated device is marked as
+    one where the estimate does not hold) are left out.
+
+    The service means along a path are exact; what rests on the approximations is the
+    waits (queueing and world switches) and the IOMMU walks: the ``wait_us`` of a child.
+    Where it should hold — every station the child visits at most :data:`HOLDS_BELOW`
+    busy (beyond it the waits grow as 1/(1−ρ) and so do their errors), no more vCPUs
+    than LPs, no ``cpu_load``, open loop only, no faults scheduled (the estimate is of
+    the host without them), no NIC ``receive`` streams (the estimate has no receive
+    stages: it walks them as sends, and says it does not hold) — the errors of those
+    approximations are of the order of the waits themselves (an M/G/1 wait with
+    smoother-than-Poisson arrivals is lower, down to 0 for deterministic ones; the
+    feedback of completions raises it by a part of it). :func:`disagreement` therefore
+    flags a simulated mean that differs from the estimate by more than ``wait_us`` plus
+    the simulation's 95 % confidence half-width plus 1 % of the estimate (the
+    finite-horizon allowance ``hvsim validate`` uses): a gap the approximations cannot
+    explain.
+
+Sources
+    Pollaczek–Khinchine and Erlang C (Kleinrock, *Queueing Systems* vol. 1, 1975);
+    Allen–Cunneen (Allen, *Probability, Statistics and Queueing Theory*, 1990); M/G/1
+    with exceptional first service (Welch 1964); Jackson networks for the tandem cases
+    ``hvsim validate`` checks, which this estimate reproduces exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.distributions import Distribution
+from sim.metrics import (
+    COMPONENTS,
+    DEVICE_QUEUE,
+    DEVICE_SERVICE,
+    GUEST_CPU,
+    GUEST_QUEUE,
+    INTERRUPT,
+    IOMMU,
+    PARENT_CPU,
+    PARENT_QUEUE,
+    RING_WAIT,
+    SCHED_WAIT,
+)
+from sim.scenario import Child, Nic, Nvme, Scenario, Stream
+from sim.vmbus import channel_count
+
+HOLDS_BELOW = 0.6
+"""Largest utilisation of a station on a child's path at which the estimate is held
+against the simulation (:func:`disagreement`)."""
+
+BIAS = 0.01
+"""Allowance for the finite-horizon bias of a simulation that starts empty, as a share of
+the estimate (the one ``hvsim validate`` uses)."""
+
+SIZE_POINTS = 2048
+"""Equal-probability points a continuous size distribution is integrated over."""
+
+PAGE = 4096  # VMBus page lists and the parent's copy threshold work in 4 KiB pages
+
+
+# ---------------------------------------------------------------------------------------
+# Moments
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Moments:
+    """Mean and variance of a sum of independent terms (µs, µs²)."""
+
+    mean: float = 0.0
+    var: float = 0.0
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.mean + other.mean, self.var + other.var)
+
+    @property
+    def second(self) -> float:
+        return self.var + self.mean * self.mean
+
+
+def _dist(d: Distribution, times: int = 1) -> Moments:
+    """``times`` independent draws of ``d``, summed."""
+    return Moments(times * d.mean, times * d.variance)
+
+
+def _segmented(d: Distribution, seg: Moments) -> Moments:
+    """A cost paid once per segment (independent draws), for a random number of segments
+    with mean and variance ``seg``: Wald's identity and the law of total variance."""
+    return Moments(seg.mean * d.mean, seg.mean * d.variance + seg.var * d.mean**2)
+
+
+def _const(x: float) -> Moments:
+    return Moments(x, 0.0)
+
+
+def _bernoulli(p: float, x: float) -> Moments:
+    """``x`` with probability ``p``, else 0."""
+    return Moments(p * x, p * (1.0 - p) * x * x)
+
+
+def size_points(d: Distribution) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes (whole bytes, at least 1, as the simulation draws them) and their
+    probabilities: exact for constant and empirical sizes, the midpoints of
+    :data:`SIZE_POINTS` equal-probability bins of the quantile function otherwise."""
+    p = d.params
+    if d.name == "constant":
+        return np.array([max(1.0, round(p["value"]))]), np.array([1.0])
+    if d.name == "empirical":
+        v = np.maximum(np.rint(np.asarray(p["values"], dtype=float)), 1.0)
+        return v, np.asarray(p["probs"], dtype=float)
+    import scipy.stats as st
+
+    q = (np.arange(SIZE_POINTS) + 0.5) / SIZE_POINTS
+    if d.name == "exponential":
+        x = st.expon(scale=p["mean"]).ppf(q)
+    elif d.name == "gamma":
+        shape = 1.0 / p["cv"] ** 2
+        x = st.gamma(shape, scale=p["mean"] / shape).ppf(q)
+    elif d.name == "lognormal":
+        s2 = math.log1p(p["cv"] ** 2)
+        x = st.lognorm(math.sqrt(s2), scale=math.exp(math.log(p["mean"]) - s2 / 2)).ppf(q)
+    elif d.name == "uniform":
+        x = p["low"] + q * (p["high"] - p["low"])
+    else:
+        frozen = getattr(st, p["scipy_name"])(**p["scipy_params"])
+        x = np.maximum(frozen.ppf(q) * p["scale"], 0.0)
+    return np.maximum(np.rint(x), 1.0), np.full(SIZE_POINTS, 1.0 / SIZE_POINTS)
+
+
+def _of_size(sizes: np.ndarray, probs: np.ndarray, f: Any) -> Moments:
+    """Moments of ``f(size)`` over a size distribution."""
+    y = np.asarray(f(sizes), dtype=float)
+    m = float(np.dot(probs, y))
+    return Moments(m, max(float(np.dot(probs, (y - m) ** 2)), 0.0))
+
+
+# ---------------------------------------------------------------------------------------
+# Stations
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Station:
+    """A queue of the network: a vCPU, a NIC port, an NVMe drive's channels."""
+
+    name: str
+    resource: str  # what a planner buys more of: "parent vCPUs", "device nvme0", ...
+    kind: str  # vcpu | port | channels
+    servers: int = 1
+    setup: float = 0.0  # world switch paid by the visit that finds it idle
+    lam: float = 0.0  # visits per µs
+    work: float = 0.0  # Σ rate × E[S]
+    second: float = 0.0  # Σ rate × E[S²]
+    bound_work: float = 0.0  # Σ rate × (mandatory part of E[S])
+    # solved
+    utilization: float = 0.0
+    p_idle: float = 1.0
+    wait: float = 0.0
+
+    def add(self, rate: float, service: Moments, mandatory: float) -> None:
+        self.lam += rate
+        self.work += rate * service.mean
+        self.second += rate * service.second
+        self.bound_work += rate * mandatory
+
+    def solve(self) -> None:
+        lam, c = self.lam, self.servers
+        if lam <= 0.0:
+            self.utilization, self.p_idle, self.wait = 0.0, 1.0, 0.0
+            return
+        es, es2 = self.work / lam, self.second / lam
+        rho = self.work / c
+        if rho >= 1.0:
+            self.utilization, self.p_idle, self.wait = 1.0, 0.0, math.inf
+            return
+        if c == 1:
+            d = self.setup
+            p0 = (1.0 - rho) / (1.0 + lam * d)
+            s0 = es2 + 2.0 * d * es + d * d
+            self.wait = lam * (p0 * s0 + (1.0 - p0) * es2) / (2.0 * (1.0 - rho))
+            self.p_idle = p0
+            self.utilization = 1.0 - p0
+            return
+        a = self.work  # offered load in servers
+        cs2 = es2 / (es * es) - 1.0 if es > 0 else 0.0
+        self.wait = _erlang_c(c, a) * (1.0 + cs2) / 2.0 / (c / es - lam) if es > 0 else 0.0
+        self.p_idle = 1.0
+        self.utilization = rho
+
+    @property
+    def bound_utilization(self) -> float:
+        return self.bound_work / self.servers
+
+
+def _erlang_c(c: int, a: float) -> float:
+    """Probability of waiting in an M/M/c with offered load ``a`` < c (stable recursion)."""
+    b = 1.0
+    for k in range(1, c + 1):  # Erlang B by recursion
+        b = a * b / (k + a * b)
+    rho = a / c
+    return b / (1.0 - rho + rho * b)
+
+
+# ---------------------------------------------------------------------------------------
+# Layout: the paths the model builds (sim.model), the VFs and the channels' parent vCPUs
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Placed:
+    """One child instance as :mod:`sim.model` assembles it."""
+
+    name: str
+    spec: Child
+    path: str  # the path it runs on (a fallback is routed)
+    parent_vcpus: list[int] = field(default_factory=list)  # routed: per channel; emulated: one
+
+
+def layout(scn: Scenario) -> list[Placed]:
+    """Every child instance with its actual path (VF assignment and fallback) and the
+    parent vCPUs of its channels, as :class:`sim.model.Host` builds them: fixed VFs
+    first, then the lowest free VF in scenario order, else routed; channels (and an
+    emulated child's device model) placed round robin over the parent's vCPUs."""
+    instances = list(scn.instances())
+    owned: dict[str, set[int]] = defaultdict(set)
+    for _, spec in instances:
+        if spec.vf is not None and spec.device is not None:
+            owned[spec.device].add(spec.vf)
+    cycle = itertools.cycle(range(scn.parent.vcpus))
+    vm = scn.parent.vmbus
+    out = []
+    for name, spec in instances:
+        path = spec.io_path
+        if spec.device is not None and path == "direct" and spec.vf is None:
+            free = [k for k in range(scn.device(spec.device).vfs) if k not in owned[spec.device]]
+            if free:
+                owned[spec.device].add(free[0])
+            else:
+                path = "routed"
+        placed = Placed(name, spec, path if spec.device is not None else "none")
+        if placed.path == "routed":
+            n = channel_count(spec.vcpus, vm.vcpus_per_channel, vm.max_channels)
+            placed.parent_vcpus = [next(cycle) for _ in range(n)]
+        elif placed.path == "emulated":
+            placed.parent_vcpus = [next(cycle)]
+        out.append(placed)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Leg:
+    """One stage of a request class: a visit to a station (or a pure delay), and where
+    its time goes in the latency components."""
+
+    stage: str
+    station: Station | None
+    wait_to: int | None  # component its queueing wait is charged to
+    service: dict[int, float]  # component → mean µs
+    setup: bool = False  # the station's world-switch share is charged as sched_wait
+    approx: float = 0.0  # µs of the service that rests on an approximation (IOMMU walks)
+
+
+@dataclass
+class Klass:
+    """Requests of one stream issued on one vCPU of one child."""
+
+    child: str
+    path: str
+    stream: int
+    rate: float  # per µs
+    legs: list[Leg]
+    closed: Stream | None = None
+
+    def latency(self) -> tuple[float, np.ndarray, float]:
+        """Mean latency, its components, and the part resting on the approximations."""
+        comps = np.zeros(len(COMPONENTS))
+        approx = 0.0
+        for leg in self.legs:
+            for k, v in leg.service.items():
+                comps[k] += v
+            st = leg.station
+            if st is None:
+                continue
+            if leg.wait_to is not None:
+                comps[leg.wait_to] += st.wait
+                approx += st.wait
+            if leg.setup and st.setup:
+                share = st.p_idle * st.setup
+                comps[SCHED_WAIT] += share
+                approx += share
+        approx += sum(leg.approx for leg in self.legs)
+        return float(comps.sum()), comps, approx
+
+
+class Network:
+    """The stations and request classes of a scenario at given rates and signal
+    probabilities."""
+
+    def __init__(
+        self,
+        scn: Scenario,
+        placed: list[Placed],
+        rates: dict[tuple[str, int], float],
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+        sizes: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+        bound: bool = False,
+    ) -> None:
+        self.scn = scn
+        self.sizes = sizes
+        self.stations: dict[str, Station] = {}
+        self.classes: list[Klass] = []
+        self.channels: dict[str, tuple[float, str, list[tuple[float, str]]]] = {}
+        h = scn.host
+        self.irq = 0.0 if h.posted_interrupts else h.costs.interrupt_exit + h.costs.eoi_exit
+        self.dispatch = 0.0 if bound else h.costs.vcpu_dispatch
+        self.bound = bound
+        self.lp_work = 0.0
+        self.lp_bound = 0.0
+        self.seg = Moments(1.0, 0.0)  # segments per request of the stream being built
+        self._iommu = _iotlb_miss(scn, placed, rates, sizes)
+        for p in placed:
+            if p.path == "none":
+                continue
+            for j, s in enumerate(p.spec.streams):
+                rate = rates.get((p.name, j), 0.0)
+                if rate > 0:
+                    self._stream(p, j, s, rate, signal_out, signal_in)
+
+    # -- stations ---------------------------------------------------------------------
+    def _vcpu(self, name: str, resource: str, native: bool = False) -> Station:
+        st = self.stations.get(name)
+        if st is None:
+            setup = 0.0 if native else self.dispatch
+            st = self.stations[name] = Station(name, resource, "vcpu", 1, setup)
+        return st
+
+    def _device(self, name: str) -> Station:
+        st = self.stations.get(name)
+        if st is None:
+            dev = self.scn.device(name)
+            if isinstance(dev, Nic):
+                st = Station(name, f"device {name}", "port", 1)
+            else:
+                st = Station(name, f"device {name}", "channels", dev.channels)
+            self.stations[name] = st
+        return st
+
+    def _visit(self, st: Station, rate: float, service: Moments, mandatory: float) -> None:
+        st.add(rate, service, mandatory)
+        if st.kind == "vcpu":
+            self.lp_work += rate * service.mean
+            self.lp_bound += rate * mandatory
+
+    # -- a stream's request classes ------------------------------------------------------
+    def _stream(
+        self,
+        p: Placed,
+        j: int,
+        s: Stream,
+        rate: float,
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+    ) -> None:
+        scn, spec = self.scn, p.spec
+        dev = scn.device(spec.device or "")
+        sizes, probs = self.sizes[(p.name, j)]
+        ops = {op: w / sum(s.op.values()) for op, w in s.op.items()}
+        native = p.path == "native"
+        vcpus = [s.vcpu] if s.vcpu is not None else list(range(spec.vcpus))
+        share = rate / len(vcpus)
+        g = spec.guest
+        # the device: its service and what precedes it, per request of this stream
+        miss = self._iommu.get(p.name, 0.0) if p.path == "direct" else 0.0
+        walk = scn.host.iommu.page_walk
+        page = scn.host.iommu.page_size
+        translate = _of_size(sizes, probs, lambda x: miss * walk * np.maximum(np.ceil(x / page), 1))
+        if isinstance(dev, Nic):
+            us_b = 8e6 / dev.line_rate
+            wire = _of_size(
+                sizes,
+                probs,
+                lambda x: (x + np.maximum(1, np.ceil(x / dev.mtu)) * dev.frame_overhead) * us_b,
+            )
+            delay = _dist(dev.latency)
+            dev_service, dev_delay = wire, delay.mean
+        else:
+            assert isinstance(dev, Nvme)
+            us_b = 8e6 * dev.channels / dev.bandwidth
+            media_mean = sum(
+                w * (dev.read if op == "read" else dev.write).mean for op, w in ops.items()
+            )
+            media_second = sum(
+                w * (dev.read if op == "read" else dev.write).variance
+                + w * (dev.read if op == "read" else dev.write).mean ** 2
+                for op, w in ops.items()
+            )
+            media = Moments(media_mean, media_second - media_mean**2)
+            transfer = _of_size(
+                sizes,
+                probs,
+                lambda x: x * us_b + miss * walk * np.maximum(np.ceil(x / page), 1),
+            )
+            dev_service, dev_delay = media + transfer, 0.0
+        # the sending stack's per-request costs are per segment on a NIC without TSO
+        if isinstance(dev, Nic) and not getattr(dev, "tso", True):
+            seg = _of_size(sizes, probs, lambda x: np.maximum(1, np.ceil(x / dev.mtu)))
+        else:
+            seg = Moments(1.0, 0.0)
+        self.seg = seg
+        device = self._device(dev.name)
+        dev_mean_no_iommu = dev_service.mean - (0.0 if isinstance(dev, Nic) else translate.mean)
+        self._visit(device, rate, dev_service, dev_service.mean)
+        dev_leg = Leg(
+            "device",
+            device,
+            DEVICE_QUEUE,
+            {DEVICE_SERVICE: dev_mean_no_iommu + dev_delay, IOMMU: translate.mean},
+            approx=translate.mean,
+        )
+
+        for i in vcpus:
+            done = spec.irq_vcpu if spec.irq_vcpu is not None else i
+            v_sub = self._vcpu(f"{p.name}.vcpu[{i}]", f"vCPUs of {p.name}", native)
+            v_done = self._vcpu(f"{p.name}.vcpu[{done}]", f"vCPUs of {p.name}", native)
+            legs: list[Leg] = []
+            if p.path in ("direct", "native"):
+                io = scn.host.iommu
+                map_cost = io.strict_map_cost if (p.path == "direct" and io.mode != "static") else 0
+                unmap = io.strict_unmap_cost if (p.path == "direct" and io.mode == "strict") else 0
+                irq = self.irq if p.path == "direct" else 0.0
+                sub = _segmented(g.submit_cost, seg) + _const(map_cost)
+                com = _dist(g.complete_cost) + _const(irq + unmap)
+                self._visit(v_sub, share, sub, sub.mean)
+                self._visit(v_done, share, com, com.mean)
+                legs = [
+                    Leg(
+                        "child vCPU: driver",
+                        v_sub,
+                        GUEST_QUEUE,
+                        {GUEST_CPU: sub.mean - map_cost, IOMMU: map_cost},
+                        True,
+                    ),
+                    dev_leg,
+                    Leg(
+                        "interrupt + child vCPU: completion",
+                        v_done,
+                        GUEST_QUEUE,
+                        {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean, IOMMU: unmap},
+                        True,
+                    ),
+                ]
+            elif p.path == "hypervisor":
+                hio, kick = scn.host.hypervisor_io, scn.host.costs.doorbell_exit
+                stack = _segmented(hio.request_cost, seg)
+                sub = _dist(g.submit_cost) + stack + _const(kick)
+                com = _dist(hio.completion_cost) + _dist(g.complete_cost) + _const(self.irq)
+                self._visit(v_sub, share, sub, sub.mean)
+                self._visit(v_done, share, com, com.mean)
+                legs = [
+                    Leg(
+                        "child vCPU: PV driver, doorbell, hypervisor stack",
+                        v_sub,
+                        GUEST_QUEUE,
+                        {GUEST_CPU: g.submit_cost.mean + stack.mean, INTERRUPT: kick},
+                        True,
+                    ),
+                    dev_leg,
+                    Leg(
+                        "child vCPU: hypervisor completion, interrupt, driver",
+                        v_done,
+                        GUEST_QUEUE,
+                        {
+                            GUEST_CPU: hio.completion_cost.mean + g.complete_cost.mean,
+                            INTERRUPT: self.irq,
+                        },
+                        True,
+                    ),
+                ]
+            elif p.path == "routed":
+                legs = self._routed(
+                    p, i, done, v_sub, v_done, share, sizes, probs, dev_leg, signal_out, signal_in
+                )
+            elif p.path == "emulated":
+                legs = self._emulated(p, v_sub, v_done, share, sizes, probs, dev_leg)
+            self.classes.append(Klass(p.name, p.path, j, share, legs, s if s.closed else None))
+
+    def _routed(
+        self,
+        p: Placed,
+        i: int,
+        done: int,
+        v_sub: Station,
+        v_done: Station,
+        share: float,
+        sizes: np.ndarray,
+        probs: np.ndarray,
+        dev_leg: Leg,
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+    ) -> list[Leg]:
+        scn, g = self.scn, p.spec.guest
+        par = scn.parent
+        n = len(p.parent_vcpus)
+        ch = f"{p.name}.channel[{i % n}]"
+        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[i % n]}]", "parent vCPUs")
+        po = 0.0 if self.bound else signal_out.get(ch, 1.0)
+        pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
+        hc, irq = scn.host.costs.hypercall, self.irq
+        vm = par.vmbus
+        copy_us_b = 8e6 / par.vsp.copy_bandwidth
+        transfer = _of_size(
+            sizes,
+            probs,
+            lambda x: np.where(
+                x > vm.copy_threshold, np.ceil(x / PAGE) * par.vsp.page_cost, x * copy_us_b
+            ),
+        )
+        sub = _dist(g.submit_cost) + _bernoulli(po, hc)
+        req = (
+            _bernoulli(po, irq)
+            + _segmented(par.vsp.request_cost, self.seg)
+            + transfer
+            + _segmented(par.driver.request_cost, self.seg)
+        )
+        cpl = _const(irq) + _dist(par.driver.interrupt_cost) + _dist(par.vsp.completion_cost)
+        cpl = cpl + _bernoulli(pi, hc)
+        com = _bernoulli(pi, irq) + _dist(g.complete_cost)
+        self._visit(v_sub, share, sub, g.submit_cost.mean)
+        self._visit(pv, share, req, req.mean - po * irq)
+        self._visit(pv, share, cpl, cpl.mean - pi * hc)
+        self._visit(v_done, share, com, g.complete_cost.mean)
+        # the entries of this channel that wait in its rings, for the signal probabilities
+        waiting = self.channels.setdefault(ch, (0.0, pv.name, []))
+        self.channels[ch] = (waiting[0] + share, pv.name, [*waiting[2], (share, v_done.name)])
+        vsp_req = req.mean - po * irq
+        return [
+            Leg(
+                "child vCPU: VSC, signal",
+                v_sub,
+                GUEST_QUEUE,
+                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: po * hc},
+                True,
+            ),
+            Leg(
+                "ring → parent vCPU: VSP, driver",
+                pv,
+                RING_WAIT,
+                {INTERRUPT: po * irq, PARENT_CPU: vsp_req},
+                True,
+            ),
+            dev_leg,
+            Leg(
+                "parent vCPU: completion, signal",
+                pv,
+                PARENT_QUEUE,
+                {
+                    INTERRUPT: irq + pi * hc,
+                    PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                },
+                True,
+            ),
+            Leg(
+                "ring → child vCPU: interrupt, VSC",
+                v_done,
+                RING_WAIT,
+                {INTERRUPT: pi * irq, GUEST_CPU: g.complete_cost.mean},
+                True,
+            ),
+        ]
+
+    def _emulated(
+        self,
+        p: Placed,
+        v_sub: Station,
+        v_done: Station,
+        share: float,
+        sizes: np.ndarray,
+        probs: np.ndarray,
+        dev_leg: Leg,
+    ) -> list[Leg]:
+        scn, spec, g = self.scn, p.spec, p.spec.guest
+        par, em = scn.parent, spec.emulated
+        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[0]}]", "parent vCPUs")
+        exits = em.exits_per_request * scn.host.costs.device_model_exit
+        hc, irq = scn.host.costs.hypercall, self.irq
+        copy = _of_size(sizes, probs, lambda x: x * 8e6 / par.vsp.copy_bandwidth)
+        sub = _dist(g.submit_cost) + _const(exits)
+        model = _dist(em.access_cost, em.exits_per_request)
+        model = model + _segmented(par.vsp.request_cost, self.seg) + copy
+        req = model + _segmented(par.driver.request_cost, self.seg)
+        cpl = _const(irq + hc) + _dist(par.driver.interrupt_cost) + _dist(par.vsp.completion_cost)
+        com = _const(irq) + _dist(g.complete_cost)
+        for st, m in ((v_sub, sub), (pv, req), (pv, cpl), (v_done, com)):
+            self._visit(st, share, m, m.mean)
+        return [
+            Leg(
+                "child vCPU: driver, register exits",
+                v_sub,
+                GUEST_QUEUE,
+                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: exits},
+                True,
+            ),
+            Leg(
+                "parent vCPU: device model, driver", pv, PARENT_QUEUE, {PARENT_CPU: req.mean}, True
+            ),
+            dev_leg,
+            Leg(
+                "parent vCPU: completion, interrupt injection",
+                pv,
+                PARENT_QUEUE,
+                {
+                    INTERRUPT: irq + hc,
+                    PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                },
+                True,
+            ),
+            Leg(
+                "interrupt + child vCPU: completion",
+                v_done,
+                GUEST_QUEUE,
+                {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean},
+                True,
+            ),
+        ]
+
+    def solve(self) -> None:
+        for st in self.stations.values():
+            st.solve()
+
+    def signals(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Probability that each channel's outbound (inbound) ring is empty when an entry
+        goes in: 1 − the entries waiting in it (Little), at least 0."""
+        out, inb = {}, {}
+        for ch, (lam, pv, done) in self.channels.items():
+            w = self.stations[pv].wait
+            out[ch] = max(0.0, 1.0 - lam * w) if math.isfinite(w) else 0.0
+            waiting = sum(rate * self.stations[v].wait for rate, v in done)
+            inb[ch] = max(0.0, 1.0 - waiting) if math.isfinite(waiting) else 0.0
+        return out, inb
+
+
+def _iotlb_miss(
+    scn: Scenario,
+    placed: list[Placed],
+    rates: dict[tuple[str, int], float],
+    size_table: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+) -> dict[str, float]:
+    """Share of a direct child's page lookups that miss the IOTLB (module docstring)."""
+    io = scn.host.iommu
+    direct = [p for p in placed if p.path == "direct"]
+    lam: dict[str, float] = {}
+    pages: dict[str, float] = {}
+    for p in direct:
+        total, pg = 0.0, 0.0
+        for j in range(len(p.spec.streams)):
+            r = rates.get((p.name, j), 0.0)
+            sizes, probs = size_table[(p.name, j)]
+            total += r
+            pg += r * float(np.dot(probs, np.maximum(np.ceil(sizes / io.page_size), 1)))
+        lam[p.name] = total
+        pages[p.name] = pg / total if total > 0 else 1.0
+    out = {}
+    for p in direct:
+        me = lam[p.name]
+        if me <= 0:
+            continue
+        if io.mode == "strict":
+            out[p.name] = 1.0
+            continue
+        cycle = io.dma_buffers / me  # µs between two uses of a buffer
+        distinct = io.dma_buffers * pages[p.name]
+        for o in direct:
+            if o.name != p.name:
+                distinct += min(io.dma_buffers * pages[o.name], lam[o.name] * cycle * pages[o.name])
+        if distinct > io.iotlb_entries:
+            out[p.name] = 1.0
+        elif io.mode == "deferred":  # the first pass after each flush
+            out[p.name] = min(1.0, io.dma_buffers / (me * io.deferred_flush_interval))
+        else:
+            out[p.name] = 0.0
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The estimate
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Estimate:
+    """The analytic estimate of a scenario.
+
+    ``children``: per child instance and path, throughput, mean latency (and its
+    components ``<component>_us``), ``wait_us`` (the part resting on the queueing
+    approximations), ``utilization`` (the busiest station it visits) and ``bottleneck``,
+    ``saturation_factor`` and ``saturation_rps``, ``holds`` and ``why_not``.
+    ``stations``: per station, its resource, servers, visits per second, mean service,
+    utilisation, utilisation from mandatory work, mean wait. ``stages``: per child and
+    stage of its path, its stations, their utilisation (the request-weighted mean) and
+    the stage's mean wait and service.
+    ``saturation_factor``: the factor on every open-loop rate at which the first station
+    saturates (mandatory work), ``bottleneck`` that station and its ``resource``."""
+
+    children: pd.DataFrame
+    stations: pd.DataFrame
+    stages: pd.DataFrame
+    saturation_factor: float
+    bottleneck: str
+    resource: str
+
+
+Key = tuple[str, int]  # (child instance, stream index)
+Sizes = dict[Key, tuple[np.ndarray, np.ndarray]]
+
+
+def _rates(placed: list[Placed], closed: dict[Key, float]) -> dict[Key, float]:
+    """Requests per µs of every stream: open loop its rate, closed loop its estimate."""
+    rates: dict[Key, float] = {}
+    for p in placed:
+        for j, s in enumerate(p.spec.streams):
+            rates[(p.name, j)] = s.rate / 1e6 if s.rate is not None else closed.get((p.name, j), 0)
+    return rates
+
+
+def _solve(scn: Scenario, placed: list[Placed], rates: dict[Key, float], sizes: Sizes) -> Network:
+    """The network with the signal probabilities at their fixed point."""
+    out: dict[str, float] = {}
+    inb: dict[str, float] = {}
+    net = Network(scn, placed, rates, out, inb, sizes)
+    for _ in range(100):
+        net.solve()
+        new_out, new_in = net.signals()
+        change = max(
+            [abs(new_out[k] - out.get(k, 1.0)) for k in new_out]
+            + [abs(new_in[k] - inb.get(k, 1.0)) for k in new_in]
+            + [0.0]
+        )
+        out, inb = new_out, new_in
+        if change < 1e-10:
+            break
+        net = Network(scn, placed, rates, out, inb, sizes)
+    net.solve()
+    return net
+
+
+def _class_latency(net: Network, child: str, stream: int) -> float:
+    ks = [k for k in net.classes if k.child == child and k.stream == stream]
+    total = sum(k.rate for k in ks)
+    if total <= 0:
+        return sum(k.latency()[0] for k in ks) / max(len(ks), 1)
+    return sum(k.rate * k.latency()[0] for k in ks) / total
+
+
+def _closed_loops(scn: Scenario, placed: list[Placed], sizes: Sizes) -> dict[Key, float]:
+    """Throughput (per µs) of every closed-loop stream: X = N / (R(X) + Z), by bisection
+    on each in turn (Gauss–Seidel) until they settle."""
+    loops = [
+        ((p.name, j), float(s.outstanding or 0), s.think.mean)
+        for p in placed
+        if p.path != "none"
+        for j, s in enumerate(p.spec.streams)
+        if s.closed
+    ]
+    x: dict[Key, float] = {key: 0.0 for key, _, _ in loops}
+
+    def excess(key: Key, v: float, users: float, think: float) -> float:
+        """X − N/(R(X) + Z): increasing in X, zero at the stream's throughput."""
+        net = _solve(scn, placed, _rates(placed, {**x, key: v}), sizes)
+        r = _class_latency(net, *key)
+        return v - users / (r + think) if math.isfinite(r) else math.inf
+
+    for _ in range(20 if loops else 0):
+        before = dict(x)
+        for key, users, think in loops:
+            lo, hi = 0.0, 1.0
+            while excess(key, hi, users, think) < 0 and hi < 1e9:
+                hi *= 2
+            while hi - lo > 1e-7 * hi:
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if excess(key, mid, users, think) < 0 else (lo, mid)
+            x[key] = lo
+        if all(abs(x[k] - before[k]) <= 1e-6 * max(x[k], 1e-12) for k in x):
+            break
+    return x
+
+
+def _contention(scn: Scenario, net: Network) -> str:
+    """Why vCPUs may wait for an LP here (empty: they should not). Only vCPUs with work
+    count: a parent vCPU that serves no channel never runs."""
+    if any(c.cpu_load is not None for c in scn.children):
+        return "background cpu_load competes for the LPs"
+    working = [st.name for st in net.stations.values() if st.kind == "vcpu"]
+    parent = sum(1 for n in working if n.startswith("parent."))
+    children = len(working) - parent
+    minroot, cores = scn.host.scheduler.minroot, scn.host.cores
+    if minroot:
+        if children > cores - minroot:
+            return f"{children} busy child vCPUs on the {cores - minroot} LPs minroot leaves"
+    elif parent + children > cores:
+        return f"{parent + children} busy vCPUs on {cores} LPs (overcommit)"
+    pins = [lp for c in scn.children if c.pin for _ in range(c.count) for lp in c.pin]
+    if len(pins) != len(set(pins)):
+        return "vCPUs pinned to the same LP"
+    return ""
+
+
+def estimate(scn: Scenario) -> Estimate:
+    """The analytic estimate of ``scn`` (module docstring)."""
+    placed = layout(scn)
+    sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
+    closed = _closed_loops(scn, placed, sizes)
+    rates = _rates(placed, closed)
+    net = _solve(scn, placed, rates, sizes)
+    bound = Network(scn, placed, rates, {}, {}, sizes, bound=True)  # mandatory work only
+    open_only = {k: (v if _is_open(placed, k) else 0.0) for k, v in rates.items()}
+    bound_open = Network(scn, placed, open_only, {}, {}, sizes, bound=True)
+    cores = scn.host.cores
+    contention = _contention(scn, net)
+
+    st_rows: list[dict[str, Any]] = []
+    for st in net.stations.values():
+        b = bound.stations.get(st.name)
+        bo = bound_open.stations.get(st.name)
+        closed_part = (b.bound_utilization if b else 0.0) - (bo.bound_utilization if bo else 0.0)
+        st_rows.append(
+            {
+                "station": st.name,
+                "resource": st.resource,
+                "kind": st.kind,
+                "servers": st.servers,
+                "visits_per_s": st.lam * 1e6,
+                "service_us": st.work / st.lam if st.lam else 0.0,
+                "utilization": st.utilization,
+                "bound_utilization": b.bound_utilization if b else 0.0,
+                "open_utilization": bo.bound_utilization if bo else 0.0,
+                "closed_utilization": closed_part,
+                "wait_us": st.wait,
+            }
+        )
+    # the LPs and the NVMe command rate: no queue of their own here, but limits
+    st_rows.append(
+        {
+            "station": "host LPs",
+            "resource": "host LPs",
+            "kind": "lps",
+            "servers": cores,
+            "visits_per_s": math.nan,
+            "service_us": math.nan,
+            "utilization": net.lp_work / cores,
+            "bound_utilization": bound.lp_bound / cores,
+            "open_utilization": bound_open.lp_bound / cores,
+            "closed_utilization": (bound.lp_bound - bound_open.lp_bound) / cores,
+            "wait_us": 0.0,
+        }
+    )
+    for d in scn.devices:
+        dev = net.stations.get(d.name)
+        if isinstance(d, Nvme) and d.max_iops is not None and dev is not None and dev.lam:
+            bo = bound_open.stations.get(d.name)
+            u = dev.lam * 1e6 / d.max_iops
+            uo = (bo.lam if bo else 0.0) * 1e6 / d.max_iops
+            st_rows.append(
+                {
+                    "station": f"{d.name} command rate",
+                    "resource": f"device {d.name}",
+                    "kind": "rate",
+                    "servers": 1,
+                    "visits_per_s": dev.lam * 1e6,
+                    "service_us": 1e6 / d.max_iops,
+                    "utilization": u,
+                    "bound_utilization": u,
+                    "open_utilization": uo,
+                    "closed_utilization": u - uo,
+                    "wait_us": 0.0,
+                }
+            )
+    for row in st_rows:
+        row["saturation_factor"] = _factor(row["open_utilization"], row["closed_utilization"])
+    neck = min(st_rows, key=lambda r: r["saturation_factor"])
+
+    child_rows: list[dict[str, Any]] = []
+    stage_rows: list[dict[str, Any]] = []
+    for p in placed:
+        ks = [k for k in net.classes if k.child == p.name]
+        if not ks:
+            continue
+        total = sum(k.rate for k in ks)
+        comps = np.zeros(len(COMPONENTS))
+        mean = approx = 0.0
+        for k in ks:
+            m, c, a = k.latency()
+            mean += k.rate * m / total
+            comps += k.rate * c / total
+            approx += k.rate * a / total
+        visited = {leg.station.name for k in ks for leg in k.legs if leg.station is not None}
+        limits = {"host LPs", f"{p.spec.device} command rate"}
+        on_path = [r for r in st_rows if r["station"] in visited | limits]
+        busiest = max(on_path, key=lambda r: r["utilization"])
+        first = min(on_path, key=lambda r: r["saturation_factor"])
+        why = []
+        if busiest["utilization"] > HOLDS_BELOW:
+            why.append(
+                f"{busiest['station']} {busiest['utilization']:.0%} busy (> {HOLDS_BELOW:.0%})"
+            )
+        if contention:
+            why.append(contention)
+        if any(s.closed for s in p.spec.streams):
+            why.append("closed loop")
+        if any("receive" in s.op for s in p.spec.streams):
+            why.append(
+                "receive streams, which the estimate does not model (it walks them as sends)"
+            )
+        if getattr(scn, "faults", None):
+            why.append("faults are scheduled; the estimate is of the host without them")
+        moderation = getattr(scn.device(p.spec.device or ""), "interrupt_moderation", None)
+        if moderation is not None and getattr(moderation, "frames", 1) != 1:
+            why.append("interrupt moderation, which the estimate leaves out")
+        offered = sum(s.rate for s in p.spec.streams if s.rate is not None)
+        looped = sum(
+            closed.get((p.name, j), 0.0) * 1e6 for j, s in enumerate(p.spec.streams) if s.closed
+        )
+        child_rows.append(
+            {
+                "partition": p.name,
+                "requested_path": p.spec.io_path,
+                "io_path": p.path,
+                "throughput_rps": total * 1e6,
+                "mean_us": mean,
+                "wait_us": approx,
+                **{f"{c}_us": float(v) for c, v in zip(COMPONENTS, comps, strict=True)},
+                "utilization": busiest["utilization"],
+                "busiest": busiest["station"],
+                "saturation_factor": first["saturation_factor"],
+                "bottleneck": first["station"],
+                "saturation_rps": first["saturation_factor"] * offered + looped,
+                "holds": not why,
+                "why_not": "; ".join(why),
+            }
+        )
+        stage_rows += _stages(p, ks, total)
+    return Estimate(
+        pd.DataFrame(child_rows),
+        pd.DataFrame(st_rows),
+        pd.DataFrame(stage_rows),
+        neck["saturation_factor"],
+        neck["station"],
+        neck["resource"],
+    )
+
+
+def _stages(p: Placed, ks: list[Klass], total: float) -> list[dict[str, Any]]:
+    """Per stage of a child's path (every request passes each once): its stations, their
+    utilisation, and the stage's mean wait and service, over the child's requests."""
+    seen: dict[str, dict[str, Any]] = {}
+    for k in ks:
+        w = k.rate / total
+        for leg in k.legs:
+            st = leg.station
+            row = seen.setdefault(
+                leg.stage,
+                {
+                    "partition": p.name,
+                    "io_path": p.path,
+                    "stage": leg.stage,
+                    "stations": [],
+                    "utilization": 0.0,
+                    "wait_us": 0.0,
+                    "service_us": 0.0,
+                },
+            )
+            if st is not None:
+                if st.name not in row["stations"]:
+                    row["stations"].append(st.name)
+                row["utilization"] += w * st.utilization
+                row["wait_us"] += w * (st.wait if leg.wait_to is not None else 0.0)
+                row["wait_us"] += w * (st.p_idle * st.setup if leg.setup else 0.0)
+            row["service_us"] += w * sum(leg.service.values())
+    for row in seen.values():
+        row["stations"] = ", ".join(row["stations"])
+    return list(seen.values())
+
+
+def _is_open(placed: list[Placed], key: tuple[str, int]) -> bool:
+    for p in placed:
+        if p.name == key[0]:
+            return not p.spec.streams[key[1]].closed
+    return True
+
+
+def _factor(open_u: float, closed_u: float) -> float:
+    """Factor on the open-loop rates at which a station saturates, counting the
+    closed-loop streams' load at its estimate (mandatory work only)."""
+    if open_u <= 0:
+        return math.inf
+    return max(0.0, 1.0 - closed_u) / open_u
+
+
+# ---------------------------------------------------------------------------------------
+# Beside the simulation
+# ---------------------------------------------------------------------------------------
+def beside(summary: pd.DataFrame, est: Estimate | None) -> pd.DataFrame:
+    """Columns to put beside a run's summary, row for row: ``analytic_mean_us``,
+    ``analytic_wait_us``, ``analytic_utilization``, ``analytic_holds`` (NaN and False
+    where there is no estimate)."""
+    by = None
+    if est is not None and len(est.children):
+        by = est.children.set_index(["partition", "io_path"])
+    rows = []
+    for _, r in summary.iterrows():
+        key = (r["partition"], r["io_path"])
+        if by is None or key not in by.index:
+            rows.append((math.nan, math.nan, math.nan, False))
+            continue
+        a = by.loc[key]
+        rows.append(
+            (float(a["mean_us"]), float(a["wait_us"]), float(a["utilization"]), bool(a["holds"]))
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["analytic_mean_us", "analytic_wait_us", "analytic_utilization", "analytic_holds"],
+        index=summary.index,
+    )
+
+
+def tolerance(analytic_mean: float, wait: float, ci_half: float) -> float:
+    """The largest gap between a simulated mean and the estimate that the estimate's
+    approximations and the simulation's noise explain: the waits, the 95 % half-width,
+    and :data:`BIAS` of the estimate."""
+    return wait + ci_half + BIAS * abs(analytic_mean)
+
+
+def disagreement(row: Any) -> str:
+    """A warning for a summary row whose simulated mean is further from the estimate
+    than :func:`tolerance` where the estimate should hold (empty otherwise, and with one
+    replication: no interval)."""
+    if not bool(row.get("analytic_holds", False)):
+        return ""
+    a, m = row.get("analytic_mean_us"), row.get("mean_us")
+    lo, hi = row.get("mean_us_ci_low"), row.get("mean_us_ci_high")
+    values = (a, m, lo, hi)
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return ""
+    tol = tolerance(float(a), float(row["analytic_wait_us"]), (float(hi) - float(lo)) / 2)
+    gap = float(m) - float(a)
+    if abs(gap) <= tol:
+        return ""
+    return (
+        f"analytic: mean {float(m):.3g} µs is {abs(gap):.3g} µs "
+        f"{'above' if gap > 0 else 'below'} the analytic {float(a):.3g} µs, beyond the "
+        f"{tol:.3g} µs its waits and the CI explain"
+    )
+
+
+def format_estimate(est: Estimate, children: Iterable[str] | None = None) -> str:
+    """The estimate as text: per child, mean latency, busiest station, saturation."""
+    df = est.children
+    if children is not None:
+        df = df[df["partition"].isin(list(children))]
+    lines = [
+        f"{'child':14} {'path':9} {'mean':>9} {'busiest station':28} {'util':>5} "
+        f"{'saturates at':>13}  {'bottleneck'}"
+    ]
+    for _, r in df.iterrows():
+        lines.append(
+            f"{r['partition']:14} {r['io_path']:9} {r['mean_us']:8.3g}µ {r['busiest']:28} "
+            f"{r['utilization']:5.0%} {r['saturation_factor']:12.3g}×  {r['bottleneck']}"
+        )
+    return "\n".join(lines)

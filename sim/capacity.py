@@ -1,0 +1,887 @@
+"""SLO-driven capacity search: the largest load, or the most children, that meets an SLO.
+
+What it answers
+    Per I/O path (every I/O child switched to it, as :func:`sim.experiment.on_path` does),
+    the largest **load factor** (``vary="load"``: every child's open-loop stream rates
+    multiplied by it) or the largest **number of identical children** (``vary="children"``:
+    the ``count`` of one child entry) at which every child the SLO is about meets every
+    clause of the SLO, with confidence.
+
+    Closed-loop streams do not scale with the load factor: their load is set by their
+    ``outstanding`` users and think time, not by a rate, so they stay as they are
+    (background that competes with the scaled load); to scale them, vary the children, or
+    sweep ``outstanding``.
+
+The SLO
+    Clauses ``METRIC OP VALUE`` joined by ``and``: ``p99<=500us``, ``mean<=100us``,
+    ``p999<=2ms``, ``throughput>=20Gbps`` (or a request rate, ``throughput>=20k/s``).
+    Latency metrics (``mean``, ``p50``, ``p90``, ``p99``, ``p999``) take ``<=`` and a time
+    with its unit; ``throughput`` takes ``>=`` and a bit rate or a request rate. Parsed by
+    a small grammar (:func:`parse_slo`), never evaluated; an error names the clause and
+    what is wrong, in one line. Every clause holds for each child the SLO is about
+    (default: every child with I/O streams; each instance of a child with ``count``);
+    ``throughput`` is a child's delivered throughput.
+
+When a point meets it
+    A point is simulated with ``R`` ≥ 2 replications (the same seed at every point and on
+    every path: common random numbers, so a larger factor scales the very same arrival
+    gaps and the metric grows with the load replication by replication). It meets the
+    SLO only if, for every child and clause, the bound of the 95 % Student-t interval on
+    the unfavourable side does: the upper bound for ``<=``, the lower bound for ``>=``;
+    and if its summary warns of no saturation (a device or vCPU more than 95 % busy, a
+    full ring, throughput below 95 % of the offered load, :func:`sim.experiment.warnings`):
+    there the estimates depend on the run's length, not only on the load.
+
+The search
+    Latency clauses fail as the load grows; ``throughput`` clauses fail as it shrinks
+    (below what the child must deliver). The search finds the largest load meeting the
+    latency clauses and the saturation rule; the throughput clauses are then checked
+    there, where the delivered throughput is largest: if they fail there, no load meets
+    the SLO.
+
+    1. **Bracket by the analytic estimate** (:mod:`sim.analytic`): the factor (or count)
+       at which the first station saturates from the work every request must do is an
+       upper bracket: no larger load can be carried, so it is never simulated. For
+       ``mean`` clauses the estimate's own crossing (the load at which its mean reaches
+       the target) is the first point simulated, and the next ones sit just beyond it
+       (±2 × the resolution), to bracket the answer in few points; otherwise the search
+       starts at the scenario's own load (factor 1, or its count).
+    2. **Halve down** from a first point that fails until one meets (or report that none
+       does down to 1/1000 of it).
+    3. **Bisect by simulation** between the largest point known to meet and the smallest
+       known to fail until they are within ``resolution`` (relative, for the factor;
+       one child, for counts); without an analytic bracket (nothing saturates, up to
+       4096 children), double until a point fails first.
+
+    The result is that bracket: ``capacity`` is the largest load simulated that met the
+    SLO, ``capacity_high`` the smallest that did not (or the analytic saturation, or the
+    search's point limit): the true capacity lies between them at the confidence of the
+    per-point rule. The **binding resource** is the busiest resource at the capacity
+    point (a vCPU of a child, the parent's vCPUs, a device, the host's LPs) among those
+    the SLO's children use, from the simulated utilisations; the analytic bottleneck is
+    given beside it.
+
+Simplified
+    The confidence is per point, child and clause (a one-sided 97.5 % bound each), not
+    simultaneous over the points the search visits and the children it judges: with many
+    children and clauses a point fails a little more often than 2.5 % by chance, which
+    errs towards a smaller capacity. Bisection assumes the metric grows with the load: it
+    does in expectation, and under common random numbers nearly replication by
+    replication, but a noisy point can still send the bracket the wrong way by about the
+    width of its interval. A point over the run's request budget (``run.request_budget``)
+    is not simulated: the path's search stops there, with a note.
+
+Sources
+    Student-t intervals across independent replications and common random numbers (Law,
+    *Simulation Modeling and Analysis*, ch. 9–11); the analytic bracket: :mod:`sim.analytic`.
+
+Output (:meth:`Capacity.save`)
+    ``capacity.csv`` (one row per path), ``points.csv`` (every point simulated, per
+    child: its metrics with their intervals, whether it met), ``replications.csv`` (the
+    samples behind them), ``capacity-METRIC.png`` (the SLO's metric against the load per
+    path and child, with the SLO line and each path's capacity), ``meta.json``,
+    ``scenario.resolved.yaml``.
+
+The module is callable: ``sim.capacity(scenario, "p99<=500us")`` is :func:`table` (the
+capacity frame); :func:`search` returns the whole :class:`Capacity`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sim import units
+from sim.analytic import estimate
+from sim.experiment import Result, atomic_directory, on_path, run
+from sim.scenario import IO_PATHS, Scenario, ScenarioError
+
+VARY = ("load", "children")
+LATENCY = {"mean": "mean_us", "p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p999_us"}
+RESOLUTION = 0.05
+"""Default relative resolution of a load factor."""
+MAX_POINTS = 16
+"""Default most points simulated per path."""
+FLOOR = 1e-3
+"""Smallest share of the first point the search halves down to."""
+
+
+class SloError(ValueError):
+    """An SLO expression that cannot be read; ``str()`` is the one line to show."""
+
+
+# ---------------------------------------------------------------------------------------
+# The SLO
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clause:
+    """One clause of an SLO: ``metric`` (a summary column) ``op`` ``value`` (internal
+    units: µs, requests/s or bit/s)."""
+
+    metric: str
+    op: str
+    value: float
+    text: str
+
+    @property
+    def upper(self) -> bool:
+        """A bound from above (latency): fails as the load grows."""
+        return self.op == "<="
+
+    def met(self, low: float, high: float) -> bool:
+        """Whether an estimate with 95 % interval ``[low, high]`` meets the clause."""
+        bound = high if self.upper else low
+        if not math.isfinite(bound):
+            return False
+        return bound <= self.value if self.upper else bound >= self.value
+
+    def margin(self, value: float) -> float:
+        """How far ``value`` is inside the clause, as a share of the target (< 0: out)."""
+        if not self.value:
+            return math.inf
+        return (
+            (self.value - value) / self.value if self.upper else (value - self.value) / self.value
+        )
+
+    def show(self, value: float) -> str:
+        """``value`` in the clause's unit."""
+        if self.metric.endswith("_us"):
+            return units.format_time(value)
+        if self.metric == "throughput_bps":
+            return units.format_bitrate(value)
+        return units.format_rate(value)
+
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|=<|=>|<|>|==|=)\s*(.*?)\s*$")
+
+
+def parse_slo(text: str) -> list[Clause]:
+    """Read an SLO such as ``p99<=500us and throughput>=20Gbps`` (module docstring);
+    :class:`SloError` with a one-line message when it cannot."""
+    if not isinstance(text, str) or not text.strip():
+        raise SloError("the SLO is empty; write e.g. p99<=500us")
+    text = " ".join(text.split())  # one line, whatever whitespace it came with
+    clauses = []
+    for part in re.split(r"\s+and\s+", text, flags=re.IGNORECASE):
+        m = _CLAUSE.match(part)
+        if not m or not m.group(3):
+            raise SloError(
+                f"cannot read '{part.strip()}': write METRIC<=VALUE or throughput>=VALUE, "
+                "e.g. p99<=500us, joined by 'and'"
+            )
+        name, op, raw = m.group(1).lower(), m.group(2), m.group(3)
+        if name in LATENCY:
+            if op != "<=":
+                raise SloError(f"'{part.strip()}': a latency target is an upper bound, use <=")
+            try:
+                value = units.parse_time(raw)
+            except units.UnitError as exc:
+                raise SloError(f"'{part.strip()}': {exc}") from None
+            if value <= 0:
+                raise SloError(f"'{part.strip()}': the target must be positive")
+            clauses.append(Clause(LATENCY[name], op, value, part.strip()))
+        elif name == "throughput":
+            if op != ">=":
+                raise SloError(f"'{part.strip()}': a throughput target is a lower bound, use >=")
+            metric, value = _throughput(raw, part.strip())
+            clauses.append(Clause(metric, op, value, part.strip()))
+        else:
+            raise SloError(
+                f"'{part.strip()}': unknown metric '{m.group(1)}' "
+                f"(use {', '.join(LATENCY)} or throughput)"
+            )
+    return clauses
+
+
+def _throughput(raw: str, clause: str) -> tuple[str, float]:
+    try:
+        return "throughput_bps", units.parse_bitrate(raw)
+    except units.UnitError:
+        pass
+    try:
+        return "throughput_rps", units.parse_rate(raw)
+    except units.UnitError:
+        raise SloError(
+            f"'{clause}': '{raw}' is neither a bit rate (e.g. 20Gbps, 3GB/s) nor a request "
+            "rate (e.g. 20k/s)"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------
+# Points
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Point:
+    """One simulated point of a search."""
+
+    path: str
+    x: float  # load factor or child count
+    meets: bool  # latency clauses and no saturation (the bisection's test)
+    lower_ok: bool  # throughput clauses
+    reason: str  # why it does not meet (the first clause that fails), or ""
+    rows: pd.DataFrame  # per child: the clauses' metrics with their intervals
+    result: Result
+    wall_s: float
+
+
+@dataclass
+class Capacity:
+    """A capacity search: per path, its result (``table``), every point it simulated
+    (``points``, per child) and the samples behind them (``replications``)."""
+
+    scenario: Scenario
+    slo: list[Clause]
+    vary: str
+    paths: list[str]
+    table: pd.DataFrame
+    points: pd.DataFrame
+    replications: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def axis(self) -> str:
+        return "load factor" if self.vary == "load" else "children"
+
+    def plot(self, metric: str | None = None) -> Any:
+        """The SLO's metric (its first clause's by default) against the load, one line per
+        path and child with its 95 % band (counting children, or with more than six: the
+        worst child's, replication by replication), the SLO line, and each path's
+        capacity."""
+        from sim.report.plots import PATH_COLORS, metric_vs_load
+
+        clause = next((c for c in self.slo if c.metric == metric), self.slo[0])
+        frame = self.replications
+        if self.vary == "children" or frame["partition"].nunique() > 6:
+            # one line per path: the worst of the children, replication by replication
+            keys = ["path", "io_path", self.axis, "point_index", "replication"]
+            frame = (
+                frame.groupby(keys, as_index=False)[clause.metric]
+                .agg("max" if clause.upper else "min")
+                .assign(partition="worst child")
+            )
+        fig = metric_vs_load(frame, self.axis, clause.metric, slo=clause.value, xlabel=self.axis)
+        ax = fig.axes[0]
+        for _, r in self.table.iterrows():
+            if math.isfinite(r["capacity"]):
+                ax.axvline(
+                    r["capacity"],
+                    color=PATH_COLORS.get(str(r["path"]), "grey"),
+                    linestyle=":",
+                    linewidth=1,
+                )
+        ax.set_title(f"{clause.text}: {clause.metric.removesuffix('_us')} against {self.axis}")
+        return fig
+
+    def save(self, out: str | Path) -> Path:
+        """Write the search's directory atomically (module docstring); returns its path."""
+        with atomic_directory(out) as tmp:
+            self.table.to_csv(tmp / "capacity.csv", index=False)
+            self.points.to_csv(tmp / "points.csv", index=False)
+            self.replications.to_csv(tmp / "replications.csv", index=False)
+            for metric in dict.fromkeys(c.metric for c in self.slo):
+                fig = self.plot(metric)
+                fig.savefig(tmp / f"capacity-{metric}.png", dpi=110)
+            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump(self.meta, f, indent=2, default=str)
+        return Path(out)
+
+
+# ---------------------------------------------------------------------------------------
+# Setting the load
+# ---------------------------------------------------------------------------------------
+def scaled(scenario: Scenario, factor: float) -> Scenario:
+    """``scenario`` with every open-loop stream's rate multiplied by ``factor``."""
+    overrides = {
+        f"children[{i}].streams[{j}].rate": s.rate * factor
+        for i, c in enumerate(scenario.children)
+        for j, s in enumerate(c.streams)
+        if s.rate is not None
+    }
+    return scenario.replace(overrides, source=f"load factor {factor:g}") if overrides else scenario
+
+
+def with_count(scenario: Scenario, child: str, count: int) -> Scenario:
+    """``scenario`` with ``count`` instances of the child entry ``child``."""
+    i = next(k for k, c in enumerate(scenario.children) if c.name == child)
+    return scenario.replace({f"children[{i}].count": int(count)}, source=f"{count} × {child}")
+
+
+def _at(base: Scenario, vary: str, child: str, x: float) -> Scenario:
+    return scaled(base, x) if vary == "load" else with_count(base, child, int(x))
+
+
+def _instances(scn: Scenario, entries: Sequence[str]) -> list[str]:
+    return [name for name, spec in scn.instances() if spec.name in entries]
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluating a point
+# ---------------------------------------------------------------------------------------
+def evaluate(
+    res: Result, slo: Sequence[Clause], entries: Sequence[str]
+) -> tuple[bool, bool, str, pd.DataFrame]:
+    """Whether a simulated point meets the SLO: ``(meets, lower_ok, reason, rows)`` where
+    ``meets`` is the latency clauses and the saturation rule, ``lower_ok`` the throughput
+    clauses, ``reason`` the first failure, ``rows`` per child its metrics and intervals."""
+    names = set(_instances(res.scenario, entries))
+    summary = res.summary[res.summary["partition"].isin(names)]
+    if summary.empty:
+        raise ValueError("none of the SLO's children has I/O results")
+    meets, lower_ok, reasons, rows = True, True, [], []
+    offered = {n: sum(s.rate for s in c.streams if s.rate) for n, c in res.scenario.instances()}
+    for _, r in summary.iterrows():
+        part = str(r["partition"])
+        row: dict[str, Any] = {
+            "partition": part,
+            "io_path": r["io_path"],
+            "offered_rps": offered.get(part, 0.0),
+            "throughput_rps": r["throughput_rps"],
+            "analytic_mean_us": r.get("analytic_mean_us", math.nan),
+            "analytic_utilization": r.get("analytic_utilization", math.nan),
+            "warnings": r.get("warnings", ""),
+        }
+        ok_child = True
+        for c in slo:
+            est = float(r[c.metric])
+            lo = float(r.get(f"{c.metric}_ci_low", math.nan))
+            hi = float(r.get(f"{c.metric}_ci_high", math.nan))
+            row[c.metric], row[f"{c.metric}_ci_low"], row[f"{c.metric}_ci_high"] = est, lo, hi
+            if not c.met(lo, hi):
+                ok_child = False
+                bound = hi if c.upper else lo
+                reasons.append(
+                    f"{part}: {c.text} not met ({c.metric.removesuffix('_us')} "
+                    f"{c.show(est)}, 95 % bound {c.show(bound)})"
+                )
+                if c.upper:
+                    meets = False
+                else:
+                    lower_ok = False
+        saturated = [w.strip() for w in str(row["warnings"]).split(";") if "saturated" in w]
+        if saturated:
+            ok_child = meets = False
+            reasons.append(f"{part}: {saturated[0]}")
+        row["meets"] = ok_child
+        rows.append(row)
+    return meets, lower_ok, "; ".join(reasons), pd.DataFrame(rows)
+
+
+def binding_resource(res: Result, entries: Sequence[str]) -> tuple[str, float, str]:
+    """The busiest resource the SLO's children use at a simulated point: ``(resource,
+    utilisation, detail)``: their vCPUs, the parent's vCPUs when one of them goes through
+    the parent, their devices, the host's LPs."""
+    scn = res.scenario
+    names = set(_instances(scn, entries))
+    rows = res.summary[res.summary["partition"].isin(names)]
+    parented = bool(rows["io_path"].isin(["routed", "emulated"]).any())
+    devices = {spec.device for n, spec in scn.instances() if n in names and spec.device}
+    window = scn.run.duration - scn.run.warmup
+    cpu = res.cpu
+    found: list[tuple[float, str, str]] = []
+    busy = cpu[cpu["category"] != "idle"].groupby(["partition", "vcpu"], as_index=False)
+    for r in busy["busy_us"].sum().itertuples():
+        part, vcpu, u = str(r.partition), str(r.vcpu), float(r.busy_us) / window
+        if part in names:
+            found.append((u, f"vCPUs of {part}", vcpu))
+        elif part == "parent" and parented:
+            found.append((u, "parent vCPUs", vcpu))
+    for _, r in res.resources.iterrows():
+        if r["kind"] != "ring" and r["resource"] in devices:
+            found.append((float(r["utilization"]), f"device {r['resource']}", str(r["resource"])))
+    idle = cpu[cpu["category"] == "idle"]["utilization"]
+    if len(idle):
+        found.append((1.0 - float(idle.iloc[0]), "host LPs", f"{scn.host.cores} LPs"))
+    if not found:
+        return "", math.nan, ""
+    u, resource, detail = max(found)
+    return resource, u, f"{detail} {u:.0%} busy"
+
+
+# ---------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------
+def _analytic_limit(base: Scenario, vary: str, child: str, start: float) -> tuple[float, str]:
+    """The smallest load (factor, or count) at which a station saturates from mandatory
+    work, and that station's resource: the upper bracket."""
+    if vary == "load":
+        est = estimate(base)
+        return est.saturation_factor, est.resource
+    n = int(start)
+
+    def saturated(k: int) -> tuple[bool, str]:
+        e = estimate(with_count(base, child, k))
+        return e.saturation_factor <= 1.0, e.resource
+
+    sat, resource = saturated(n)
+    if sat:
+        return float(n), resource
+    hi = n
+    while True:  # doubling, then bisection: the count at which a station saturates
+        lo, hi = hi, min(hi * 2, 4096)
+        sat, resource = saturated(hi)
+        if sat or hi == 4096:
+            break
+    if not sat:
+        return math.inf, ""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        s, r = saturated(mid)
+        lo, hi, resource = (lo, mid, r) if s else (mid, hi, resource)
+    return float(hi), resource
+
+
+def _analytic_guess(
+    base: Scenario,
+    vary: str,
+    child: str,
+    slo: Sequence[Clause],
+    entries: Sequence[str],
+    start: float,
+    limit: float,
+) -> float:
+    """For ``mean`` clauses: the largest load at which the analytic mean of every SLO
+    child meets them (NaN without a mean clause, or when it meets none)."""
+    means = [c for c in slo if c.metric == "mean_us"]
+    if not means:
+        return math.nan
+    target = min(c.value for c in means)
+
+    def ok(x: float) -> bool:
+        est = estimate(_at(base, vary, child, x)).children
+        rows = est[est["partition"].isin(_instances(_at(base, vary, child, x), entries))]
+        return bool(len(rows)) and bool((rows["mean_us"] <= target).all())
+
+    hi: float = limit if math.isfinite(limit) else start * 64
+    lo: float = start
+    if not ok(lo):
+        lo = 1.0 if vary == "children" else start * FLOOR
+        if lo >= start or not ok(lo):
+            return math.nan
+        hi = start
+    if vary == "children":
+        while hi - lo > 1:
+            whole = float(math.floor((lo + hi) / 2))
+            lo, hi = (whole, hi) if ok(whole) else (lo, whole)
+        return float(lo)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        if hi - lo <= 1e-4 * lo:
+            break
+    return lo
+
+
+def _search_path(
+    base: Scenario,
+    path: str,
+    slo: Sequence[Clause],
+    vary: str,
+    child: str,
+    entries: Sequence[str],
+    replications: int,
+    seed: int,
+    resolution: float,
+    max_points: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[str, Any], list[Point]]:
+    """One path's search (module docstring): its row of the table and its points."""
+    t0 = time.perf_counter()
+    start = (
+        1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
+    )
+    limit, limit_resource = _analytic_limit(base, vary, child, start)
+    guess = _analytic_guess(base, vary, child, slo, entries, start, limit)
+    points: dict[float, Point] = {}
+    step = resolution if vary == "load" else 1.0
+
+    def probe(x: float) -> Point:
+        scn = _at(base, vary, child, x)
+        t = time.perf_counter()
+        res = run(scn, replications=replications, seed=seed)
+        meets, lower_ok, reason, rows = evaluate(res, slo, entries)
+        pt = Point(path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t)
+        points[x] = pt
+        if progress is not None:
+            what = "meets" if meets else f"fails: {reason}"
+            progress(f"{path}: {_show(vary, x)}: {what} ({pt.wall_s:.1f} s)")
+        return pt
+
+    def close(a: float, b: float) -> bool:
+        return b - a <= 1.0 if vary == "children" else b <= a * (1.0 + resolution)
+
+    def snap(x: float) -> float:
+        return float(math.floor(x)) if vary == "children" else x
+
+    lo = math.nan  # the largest load known to meet
+    hi, hi_from = limit, "analytic saturation"  # the smallest known to fail
+    if vary == "children" and math.isfinite(hi):
+        hi = float(hi)
+    first = guess if math.isfinite(guess) and guess < hi else start
+    if first >= hi:  # the scenario's own load is beyond saturation
+        first = snap(hi / 2) if vary == "load" else max(1.0, snap(hi - 1))
+    x = first
+    note = ""
+    while len(points) < max_points:
+        try:
+            pt = probe(x)
+        except ScenarioError as exc:  # e.g. the point is over the run's request budget
+            note = f"stopped before {_show(vary, x)}: {exc.message}"
+            break
+        if pt.meets:
+            lo = x
+        else:
+            hi, hi_from = x, "simulation"
+        if math.isnan(lo):  # no point met yet: just below the guess, then halve down
+            below = snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
+            fresh = math.isfinite(guess) and 0 < below < x and below not in points
+            nxt = below if fresh else snap(x / 2)
+            if nxt < max(first * FLOOR, 1.0 if vary == "children" else 0.0) or nxt in points:
+                note = f"not met at any load simulated, down to {_show(vary, x)}"
+                break
+            x = nxt
+            continue
+        if not math.isfinite(hi):  # no bracket above: double until a point fails
+            x = snap(lo * 2)
+            continue
+        if close(lo, hi):
+            break
+        # near the analytic guess first, then halves
+        near = [
+            snap(v)
+            for v in (guess * (1 + 2 * step), guess * (1 - 2 * step))
+            if math.isfinite(guess) and vary == "load"
+        ]
+        near += [guess + 1, guess - 1] if math.isfinite(guess) and vary == "children" else []
+        inside = [v for v in near if lo < v < hi and v not in points]
+        x = inside[0] if inside else snap((lo + hi) / 2)
+        if x in points or not lo < x < hi:
+            break
+    else:
+        note = f"stopped at the limit of {max_points} points"
+        if not math.isnan(lo) and math.isfinite(hi) and not close(lo, hi):
+            hi_from = "point limit: " + hi_from
+
+    row: dict[str, Any] = {
+        "path": path,
+        "vary": vary,
+        "capacity": lo,
+        "capacity_high": hi,
+        "high_from": hi_from,
+        "resolution": resolution if vary == "load" else 1,
+    }
+    if not math.isnan(lo):
+        at = points[lo]
+        if not at.lower_ok:
+            note = "throughput clause not met even at the largest load meeting the others"
+            row["capacity"] = math.nan
+        rows = at.rows
+        row["offered_rps"] = float(rows["offered_rps"].sum())
+        row["throughput_rps"] = float(rows["throughput_rps"].sum())
+        worst = min(
+            ((c.margin(float(r[c.metric])), c, r) for c in slo for _, r in rows.iterrows()),
+            key=lambda t: t[0],
+        )
+        _, clause, r = worst
+        row.update(
+            binding_clause=clause.text,
+            binding_child=r["partition"],
+            value=float(r[clause.metric]),
+            ci_low=float(r[f"{clause.metric}_ci_low"]),
+            ci_high=float(r[f"{clause.metric}_ci_high"]),
+        )
+        resource, util, detail = binding_resource(at.result, entries)
+        row.update(binding_resource=resource, binding_utilization=util, binding_detail=detail)
+        moved = rows[rows["io_path"] != path] if path != "as-is" else rows.iloc[0:0]
+        row["fallbacks"] = len(moved)
+        if len(moved):
+            note = (
+                f"{len(moved)} of {len(rows)} children fell back to "
+                f"{moved['io_path'].iloc[0]} (no free VF)" + (f"; {note}" if note else "")
+            )
+    row.update(
+        analytic_saturation=limit,
+        analytic_bottleneck=limit_resource,
+        analytic_guess=guess,
+        points=len(points),
+        wall_s=round(time.perf_counter() - t0, 3),
+        note=note,
+    )
+    return row, sorted(points.values(), key=lambda p: p.x)
+
+
+def _show(vary: str, x: float) -> str:
+    return f"factor {x:.4g}" if vary == "load" else f"{int(x)} children"
+
+
+def search(
+    scenario: Scenario,
+    slo: str | Sequence[Clause],
+    vary: str = "load",
+    paths: Sequence[str] | None = ("routed", "direct"),
+    children: Sequence[str] | None = None,
+    replications: int | None = None,
+    seed: int | None = None,
+    resolution: float = RESOLUTION,
+    max_points: int = MAX_POINTS,
+    progress: Callable[[str], None] | None = None,
+) -> Capacity:
+    """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
+    scenario's own paths, as given); ``children``: the child entries the SLO is about
+    (default every child with I/O streams; with ``vary="children"`` exactly one, whose
+    count varies). ``replications`` per point (at least 2: a point is judged on its
+    interval; default the scenario's), ``resolution`` the relative resolution of a load
+    factor. ``ValueError`` (an :class:`SloError` for the SLO) for invalid arguments."""
+    clauses, entries, child, path_list, reps = prepare(
+        scenario, slo, vary, paths, children, replications, resolution, max_points
+    )
+    root = scenario.run.seed if seed is None else seed
+    t0 = time.perf_counter()
+    rows, points, reps_frames = [], [], []
+    for p in path_list:
+        base = scenario if p == "as-is" else on_path(scenario, p)
+        row, pts = _search_path(
+            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress
+        )
+        rows.append(row)
+        for k, pt in enumerate(pts):
+            frame = pt.rows.assign(
+                path=p,
+                x=pt.x,
+                point_meets=pt.meets and pt.lower_ok,
+                reason=pt.reason,
+                wall_s=round(pt.wall_s, 3),
+            )
+            points.append(frame)
+            rep = pt.result.replications
+            rep = rep[rep["partition"].isin(set(pt.rows["partition"]))]
+            axis = "load factor" if vary == "load" else "children"
+            # one line per child and searched path (a VF fallback stays on its path's line)
+            reps_frames.append(rep.assign(**{axis: pt.x}, point_index=k, path=p, io_path=p))
+    return _assemble(
+        scenario,
+        clauses,
+        vary,
+        path_list,
+        entries,
+        reps,
+        root,
+        resolution,
+        max_points,
+        rows,
+        points,
+        reps_frames,
+        time.perf_counter() - t0,
+    )
+
+
+def prepare(
+    scenario: Scenario,
+    slo: str | Sequence[Clause],
+    vary: str = "load",
+    paths: Sequence[str] | None = ("routed", "direct"),
+    children: Sequence[str] | None = None,
+    replications: int | None = None,
+    resolution: float = RESOLUTION,
+    max_points: int = MAX_POINTS,
+) -> tuple[list[Clause], list[str], str, list[str], int]:
+    """Check a search's arguments before anything runs: ``(clauses, the SLO's child
+    entries, the child whose count varies or "", paths, replications)``; ``ValueError``
+    (an :class:`SloError` for the SLO) with a one-line message."""
+    clauses = parse_slo(slo) if isinstance(slo, str) else list(slo)
+    if vary not in VARY:
+        raise ValueError(f"vary must be one of {', '.join(VARY)} (got '{vary}')")
+    reps = scenario.run.replications if replications is None else replications
+    if reps < 2:
+        raise ValueError(
+            "a capacity search needs at least 2 replications per point: a point meets the "
+            "SLO only if its confidence bound does"
+        )
+    if not 0 < resolution < 1:
+        raise ValueError(f"resolution must be between 0 and 1 (got {resolution})")
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2 (got {max_points})")
+    io = [c.name for c in scenario.children if c.streams]
+    entries = list(children) if children else io
+    unknown = [e for e in entries if e not in io]
+    if unknown:
+        raise ValueError(
+            f"no child with I/O streams named '{unknown[0]}' (children: {', '.join(io)})"
+        )
+    child = ""
+    if vary == "children":
+        if len(entries) != 1:
+            raise ValueError(
+                "with vary children, name the one child whose count varies (children: "
+                f"{', '.join(io)})"
+            )
+        child = entries[0]
+    elif not any(s.rate for c in scenario.children for s in c.streams):
+        raise ValueError("no open-loop stream to scale: vary the children instead")
+    path_list = list(paths) if paths else ["as-is"]
+    bad = [p for p in path_list if p not in IO_PATHS and p != "as-is"]
+    if bad:
+        raise ValueError(f"unknown path '{bad[0]}' (paths: {', '.join(IO_PATHS)})")
+    if len(set(path_list)) != len(path_list):
+        raise ValueError("a path is named twice")
+    return clauses, entries, child, path_list, reps
+
+
+def _assemble(
+    scenario: Scenario,
+    clauses: list[Clause],
+    vary: str,
+    path_list: list[str],
+    entries: list[str],
+    reps: int,
+    root: int,
+    resolution: float,
+    max_points: int,
+    rows: list[dict[str, Any]],
+    points: list[pd.DataFrame],
+    reps_frames: list[pd.DataFrame],
+    wall_s: float,
+) -> Capacity:
+    """The search's frames and meta."""
+    table = pd.DataFrame(rows)
+    point_frame = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+    if len(point_frame):
+        first = ["path", "x", "point_meets", "partition", "io_path"]
+        point_frame = point_frame[first + [c for c in point_frame.columns if c not in first]]
+        point_frame = point_frame.rename(
+            columns={"x": "load_factor" if vary == "load" else "children"}
+        )
+    replications_frame = (
+        pd.concat(reps_frames, ignore_index=True) if reps_frames else pd.DataFrame()
+    )
+    from sim.experiment import _versions
+
+    meta = {
+        "scenario": scenario.name,
+        "slo": [c.text for c in clauses],
+        "vary": vary,
+        "paths": path_list,
+        "children": entries,
+        "replications": reps,
+        "seed": root,
+        "resolution": resolution,
+        "max_points": max_points,
+        "duration_us": scenario.run.duration,
+        "warmup_us": scenario.run.warmup,
+        "wall_s": round(wall_s, 3),
+        "points": int(table["points"].sum()) if len(table) else 0,
+        "versions": _versions(),
+    }
+    return Capacity(
+        scenario, clauses, vary, path_list, table, point_frame, replications_frame, meta
+    )
+
+
+def table(scenario: Any, slo: str, **kwargs: Any) -> pd.DataFrame:
+    """The capacity per path as a frame (:func:`search`'s ``table``); ``scenario`` a
+    :class:`Scenario` or a path to one."""
+    if not isinstance(scenario, Scenario):
+        from sim.scenario import load
+
+        scenario = load(scenario)
+    return search(scenario, slo, **kwargs).table
+
+
+def format_capacity(cap: Capacity) -> str:
+    """The result as a plain-text table."""
+    vary = cap.vary
+    m = cap.meta
+    head = (
+        f"{m['scenario']}: SLO {' and '.join(m['slo'])}, "
+        + (
+            "load factor on every open-loop rate"
+            if vary == "load"
+            else f"number of {', '.join(m['children'])} children"
+        )
+        + f"; {m['replications']} replications per point, seed {m['seed']}, "
+        f"{m['points']} points in {m['wall_s']:.1f} s"
+    )
+    cols = [
+        "path",
+        "capacity",
+        "bracket",
+        "offered",
+        "at capacity (binding clause)",
+        "binding resource",
+        "analytic saturation",
+    ]
+    rows = []
+    for _, r in cap.table.iterrows():
+        cap_x = r["capacity"]
+
+        def fmt(x: float) -> str:
+            if not math.isfinite(x):
+                return "—"
+            return f"{x:.3g}×" if vary == "load" else f"{int(x)}"
+
+        if math.isfinite(cap_x):
+            clause = next(c for c in cap.slo if c.text == r["binding_clause"])
+            half = (r["ci_high"] - r["ci_low"]) / 2
+            at = (
+                f"{clause.metric.removesuffix('_us')} {clause.show(r['value'])} "
+                f"±{clause.show(half).replace(' ', '')} ({r['binding_child']})"
+            )
+            rows.append(
+                [
+                    r["path"],
+                    fmt(cap_x),
+                    f"{fmt(cap_x)} – {fmt(r['capacity_high'])}",
+                    units.format_rate(r["offered_rps"]),
+                    at,
+                    f"{r['binding_resource']} ({r['binding_detail']})",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    r["path"],
+                    "—",
+                    f"below {fmt(r['capacity_high'])}",
+                    "—",
+                    r["note"],
+                    "—",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
+    if notes:
+        lines += ["", "notes:", *notes]
+    lines.append(
+        "\nThe capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
+        "bracket ends at the smallest that did not\n(or at the analytic saturation). "
+        "± is the half-width of the 95 % interval at the capacity."
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class _CallableModule(types.ModuleType):
+    """``sim.capacity(...)`` calls :func:`table`."""
+
+    def __call__(self, scenario: Any, slo: str, **kwargs: Any) -> pd.DataFrame:
+        return table(scenario, slo, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
