@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,7 @@ from sim import units
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
-_PLANNED = {
-    "capacity": "SLO-driven capacity search",
-}
+_PLANNED: dict[str, str] = {}  # commands of the design not built yet: name → what it does
 
 
 class InputError(Exception):
@@ -65,6 +64,69 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
 
+    k = sub.add_parser(
+        "capacity",
+        help="largest load (or number of children) meeting an SLO, per path "
+        "→ results/<name>-capacity/",
+    )
+    k.add_argument("scenario", help="scenario file (YAML)")
+    k.add_argument(
+        "--slo",
+        required=True,
+        help="e.g. 'p99<=500us', 'mean<=100us', 'p999<=2ms and throughput>=20Gbps' "
+        "(mean, p50, p90, p99, p999 <= a time; throughput >= a bit or request rate)",
+    )
+    k.add_argument(
+        "--vary",
+        default="load",
+        choices=["load", "children"],
+        help="load: a factor on every open-loop rate (default); children: the count of "
+        "one child entry",
+    )
+    k.add_argument(
+        "--paths",
+        default="routed,direct",
+        help="comma-separated I/O paths, every I/O child switched to each (default "
+        "routed,direct); as-is: the scenario's own paths",
+    )
+    k.add_argument(
+        "--child",
+        help="the child entries the SLO is about, comma-separated (default: every child "
+        "with I/O); with --vary children, the one whose count varies",
+    )
+    k.add_argument(
+        "--resolution",
+        type=float,
+        default=0.05,
+        help="relative resolution of the load factor (default 0.05)",
+    )
+    k.add_argument(
+        "--max-points", type=int, default=16, help="most points simulated per path (default 16)"
+    )
+    k.add_argument("--out", help="result directory (default: results/<name>-capacity)")
+    k.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
+    k.add_argument(
+        "--replications",
+        type=int,
+        help="replications per point, at least 2 (default: run.replications)",
+    )
+    k.add_argument(
+        "--budget",
+        type=float,
+        metavar="REQUESTS",
+        help="refuse points estimated to simulate more requests than this (default: "
+        "run.request_budget)",
+    )
+    k.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD.PATH=VALUE",
+        help="override a field, e.g. --set run.duration=200ms (repeatable)",
+    )
+    k.add_argument("--quiet", action="store_true", help="print only the result directory")
+
     v = sub.add_parser("validate", help="model against queueing theory and published figures")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
     v.add_argument("--replications", type=int, help="replications per case (default: the case's)")
@@ -94,6 +156,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
     p.add_argument("--replications", type=int, help="replications (default: run.replications)")
     p.add_argument(
+        "--budget",
+        type=float,
+        metavar="REQUESTS",
+        help="refuse runs estimated to simulate more requests than this (default: "
+        "run.request_budget, 1e7)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -119,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "capacity":
+            return _capacity(args)
         if args.command == "report":
             print(_report(args.directory, args.out))
             return EXIT_OK
@@ -152,7 +223,14 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
         raise InputError(f"--replications: must be between 1 and 1000 (got {args.replications})")
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise InputError(f"--seed: must be between 0 and 2**63-1 (got {args.seed})")
+    if args.budget is not None and not (math.isfinite(args.budget) and args.budget > 0):
+        raise InputError(f"--budget: must be a positive number (got {args.budget})")
     overrides = dict(parse_assignment(a) for a in args.overrides)
+    # what the run will be, so that the scenario's budget check sees it
+    if args.replications is not None:
+        overrides["run.replications"] = args.replications
+    if args.budget is not None:
+        overrides["run.request_budget"] = args.budget
     scn = load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{scn.name}{suffix}"
     if out.exists() and (
@@ -250,6 +328,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     scn, out = _load(args, "-compare")
+    from sim.scenario import budget_problem
+
+    over = budget_problem(scn, runs=len(paths), what=f"comparison of {len(paths)} paths")
+    if over:
+        raise InputError(f"{args.scenario}: run.duration: {over}")
     try:
         comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
     except ValueError as exc:
@@ -296,6 +379,47 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_FAIL if report.failed else EXIT_OK
 
 
+def _capacity(args: argparse.Namespace) -> int:
+    from sim.capacity import SloError, format_capacity, parse_slo, prepare, search
+
+    try:
+        clauses = parse_slo(args.slo)
+    except SloError as exc:
+        raise InputError(f"--slo: {exc}") from None
+    scn, out = _load(args, "-capacity")
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    children = [c.strip() for c in args.child.split(",") if c.strip()] if args.child else None
+    options = {
+        "vary": args.vary,
+        "paths": None if paths == ["as-is"] else paths,
+        "children": children,
+        "replications": args.replications,
+        "resolution": args.resolution,
+        "max_points": args.max_points,
+    }
+    try:  # every argument checked before anything runs
+        prepare(scn, clauses, **options)
+    except ValueError as exc:
+        raise InputError(f"capacity: {exc}") from None
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
+    cap.meta["command"] = _command()
+    cap.save(out)
+    if args.quiet:
+        print(out)
+    else:
+        print(format_capacity(cap))
+        metrics = ", ".join(f"capacity-{m}.png" for m in dict.fromkeys(c.metric for c in clauses))
+        print(
+            f"\nresults: {out}/ (capacity.csv, points.csv, replications.csv, {metrics}, "
+            "meta.json, scenario.resolved.yaml)"
+        )
+    return EXIT_OK
+
+
 def format_study(frame: Any, params: list[str]) -> str:
     """Per point and child: mean and p99 over replications."""
     if frame.empty:
@@ -336,6 +460,15 @@ def _ci(row: Any, col: str, fmt: Any) -> str:
     return text
 
 
+def _analytic(row: Any) -> str:
+    """The analytic mean beside the simulated one (sim.analytic); '~' where the estimate
+    is beyond its approximation (a station more than 60 % busy, LP contention, ...)."""
+    value = row["analytic_mean_us"]
+    if value != value or value == float("inf"):
+        return "—"
+    return ("" if bool(row["analytic_holds"]) else "~") + units.format_time(value)
+
+
 def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     """The summary as a plain-text table (one line per child and path)."""
     from sim.metrics import COMPONENTS
@@ -345,7 +478,9 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
         f"{name}: {reps} replication{'s' if reps != 1 else ''}, seed {meta.get('seed')}, "
         f"{meta.get('requests_simulated', 0):,} requests simulated in {meta.get('wall_s', 0):.1f} s"
     )
-    cols = ["child", "path", "throughput", "mean", "p99", "largest components (mean)"]
+    analytic = "analytic_mean_us" in summary.columns
+    cols = ["child", "path", "throughput", "mean", *(["analytic"] if analytic else []), "p99",
+            "largest components (mean)"]  # fmt: skip
     rows = []
     for _, r in summary.iterrows():
         path = r["io_path"] + (f" (fallback from {r['requested_path']})" if r["fallback"] else "")
@@ -356,6 +491,7 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
                 path,
                 _ci(r, "throughput_rps", units.format_rate),
                 _ci(r, "mean_us", units.format_time),
+                *([_analytic(r)] if analytic else []),
                 _ci(r, "p99_us", units.format_time),
                 ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
             ]
@@ -369,6 +505,11 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     if reps > 1:
         lines.append(
             f"\n± is the half-width of the 95 % confidence interval over {reps} replications."
+        )
+    if analytic:
+        lines.append(
+            "analytic: the queueing-network estimate of the mean (sim.analytic); ~ where it "
+            "is beyond its approximation."
         )
     if "warnings" in summary.columns:
         notes = [(r["partition"], r["warnings"]) for _, r in summary.iterrows() if r["warnings"]]

@@ -10,6 +10,19 @@ What it models
     transmitted as one descriptor chain (as a TSO send is), so the unit of arbitration
     is the request.
 
+    **NIC** (receive): full duplex. A received message of ``size`` bytes comes in as
+    ``ceil(size / mtu)`` frames on the port's receive wire, a server of its own at
+    ``line_rate`` (frames with ``frame_overhead``, as sent), in arrival order whatever
+    its function (:meth:`NicDevice.arrive`): sends and receives share no wire time.
+    Waiting for the receive wire is the sender's side (upstream queueing), not part of
+    the message's latency, which starts at its last frame. The NIC then steers it to its
+    function's receive queue and DMAs it into the next posted buffer (``latency``, plus
+    the IOMMU misses of that DMA; :meth:`NicDevice.deliver`) and signals its completion
+    like a send's, on the same vector (a queue pair's one MSI-X vector, as Linux mlx5 and
+    ixgbe give each channel) and under the same moderation. Simplified: receive buffers
+    are always posted (no drops, no receive-queue limit), and the receive wire is never
+    halted by a reset (the DMA is: a message in it is given up).
+
     **NVMe** (read, write): ``channels`` commands are served in parallel (the drive's
     internal parallelism). A command holds its channel for the media service time of its
     op (a distribution) plus the transfer of its bytes at ``bandwidth / channels``, plus
@@ -110,10 +123,26 @@ Segmentation offload (NIC ``tso``)
     into ``ceil(size / mtu)`` segments in software (:meth:`Device.segments`), and the
     paths pay the sending stack's per-request CPU cost once per segment (which costs:
     :mod:`sim.iopaths`). The wire time is the same either way; the completion stays one
-    per request (the segments of a request complete together). Receive offload (LRO/GRO)
-    has no counterpart here: the NIC's receive path is not modelled. Simplified: with TSO
+    per request (the segments of a request complete together). Simplified: with TSO
     a request larger than 64 KiB (Linux ``GSO_MAX_SIZE``) is still handed over as one
     send, where a stack would make several TSO sends of it.
+
+Receive coalescing (NIC ``lro``)
+    With ``lro: true`` (default; NIC LRO, or Linux GRO in the receiving stack) the frames
+    of a received message reach the receiving stacks as one unit; with ``lro: false``
+    each frame is a unit of its own (:meth:`Device.receive_units`), and the paths pay
+    the receiving stacks' per-request costs once per frame (which costs:
+    :mod:`sim.iopaths`). The wire time and the DMA are the same either way.
+
+Reset (a ``device_reset`` fault, :mod:`sim.faults`)
+    :meth:`Device.halt`: every request waiting in the device (in a function's queue, or
+    on the host for a queue entry) fails at once (:class:`~sim.workloads.AbortError`); a
+    command in service runs out its service time on its server and is then dropped, not
+    completed; no request starts until the reset is over, and those that arrive
+    meanwhile wait (``device_queue``). The fault marks every attempt that was in the
+    device (``Request.at``) given up, and its guest retries it. A NIC request is in the
+    device from its descriptor fetch (``latency``) on. Simplified: a reset clears no
+    pending interrupt (a completion already signalled is delivered).
 
 Randomness
     Service times are drawn from the *issuing stream's* generators (keys
@@ -137,6 +166,7 @@ from sim.distributions import Sampler
 from sim.env import SimEnv
 from sim.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU, Level
 from sim.scenario import Nic, Nvme
+from sim.workloads import AbortError
 
 if TYPE_CHECKING:
     from sim.hypervisor import VCpu
@@ -397,6 +427,51 @@ class Servers:
             ev.succeed()
         self._arm()
 
+    def halt(self, until: float) -> None:
+        """A device reset until ``until``: fail every request waiting in the device or for
+        a queue entry (their events fail with :class:`AbortError`); start nothing before
+        ``until``. Requests in service keep their servers to the end of their service."""
+        dropped: list[tuple[Function, simpy.Event]] = []
+        if self._round_robin:
+            for f in self._active:
+                dropped += [(f, ev) for ev in f.queue]
+                f.queue.clear()
+            self._active.clear()
+        else:
+            dropped += self._fifo
+            self._fifo.clear()
+        for f, _ev in dropped:
+            f.in_device -= 1
+        if dropped:
+            self.queue_level.add(-len(dropped))
+        for f in self.functions.values():
+            if f.backlog:
+                self.backlog.add(-len(f.backlog))
+                dropped += [(f, ev) for ev in f.backlog]
+                f.backlog.clear()
+        self._current, self._left = None, 0
+        self._next_start = max(self._next_start, until)
+        gate = self._next_start
+        for _f, ev in dropped:
+            ev.fail(AbortError())
+        self.env.timeout(gate - self.env.now).callbacks.append(lambda _ev: self._reopen(gate))
+
+    def _reopen(self, gate: float) -> None:
+        """The reset is over: start what arrived meanwhile, as far as servers allow."""
+        if self._next_start == gate:  # nothing started since: open the gate now exactly
+            self._next_start = self.env.now
+        while (
+            self.queue_level.value
+            and self.busy.value < self.capacity
+            and self.env.now >= self._next_start
+        ):
+            f, ev = self._pick()
+            self.busy.add(1)
+            self._started(f)
+            ev.succeed()
+        if self._gap:
+            self._arm()
+
     def reset(self) -> None:
         """End of warm-up: forget level histories and per-function counts."""
         self.busy.reset()
@@ -441,6 +516,20 @@ class Device(ABC):
         """Segments the sending stack cuts a request of ``size`` bytes into before it
         reaches the device: 1 unless a NIC without TSO (module docstring)."""
         return 1
+
+    def receive_units(self, size: int) -> int:
+        """Units a received message of ``size`` bytes reaches the receiving stacks as:
+        1 unless a NIC without LRO (module docstring)."""
+        return 1
+
+    def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
+        """The frames of received message ``req`` come in on the receive wire (NIC);
+        returns the µs from its first frame's turn to its last frame's arrival."""
+        raise TypeError(f"device '{self.name}' receives nothing")
+
+    def deliver(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+        """DMA of received message ``req`` into its function's receive queue (NIC)."""
+        raise TypeError(f"device '{self.name}' receives nothing")
 
     def _completed(self, fn: Function) -> None:
         """Count a completion of ``fn``, and its interrupt when it raises one at once."""
@@ -507,6 +596,10 @@ class Device(ABC):
             for k in order
         ]
 
+    def halt(self, until: float) -> None:
+        """A reset until ``until`` (module docstring)."""
+        self.servers.halt(until)
+
     def reset(self) -> None:
         """End of warm-up."""
         self.servers.reset()
@@ -514,10 +607,10 @@ class Device(ABC):
 
 
 class NicDevice(Device):
-    """A NIC port (send path)."""
+    """A NIC port: a transmitter shared by the functions' queues, and a receive wire."""
 
     kind = "nic"
-    ops = ("send",)
+    ops = ("send", "receive")
 
     def __init__(self, env: SimEnv, spec: Nic) -> None:
         servers = Servers(
@@ -527,9 +620,17 @@ class NicDevice(Device):
         self._spec = spec
         self._us_per_byte = 8e6 / spec.line_rate
         self._software_segmentation = not spec.tso
+        self._per_frame_receive = not spec.lro
+        # full duplex: the receive direction's own wire, frames in arrival order
+        self.rx = Servers(env, 1, name=f"{spec.name}.rx", arbitration="fifo")
 
     def segments(self, size: int) -> int:
         if self._software_segmentation:
+            return max(1, math.ceil(size / self._spec.mtu))
+        return 1
+
+    def receive_units(self, size: int) -> int:
+        if self._per_frame_receive:
             return max(1, math.ceil(size / self._spec.mtu))
         return 1
 
@@ -539,18 +640,61 @@ class NicDevice(Device):
         return (size + frames * self._spec.frame_overhead) * self._us_per_byte
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
-        return {"send": self._spec.latency.sampler(env.rng(f"{key}/service.send"))}
+        return {
+            "send": self._spec.latency.sampler(env.rng(f"{key}/service.send")),
+            "receive": self._spec.latency.sampler(env.rng(f"{key}/service.receive")),
+        }
+
+    def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
+        env = self.env
+        rx = self.rx
+        fn = rx.function(req.vf)
+        t0 = env.now
+        yield from rx.acquire(fn)
+        yield env.timeout(self.wire_time(req.size))
+        rx.release(fn)
+        return env.now - t0
+
+    def deliver(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+        if req.dead:  # given up on its way here (sim.faults)
+            raise AbortError
+        latency = req.service()
+        req.at = self
+        yield self.env.timeout(latency + translate)
+        req.at = None
+        if req.dead:  # a reset while it was written
+            raise AbortError
+        self._completed(self.servers.function(req.vf))
+        c = req.c
+        c[IOMMU] += translate
+        c[DEVICE_SERVICE] += latency
+
+    def receive_utilization(self) -> float:
+        """Share of time the receive wire was busy since the last reset."""
+        return self.rx.busy.mean()
+
+    def reset(self) -> None:
+        super().reset()
+        self.rx.reset()
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+        if req.dead:  # given up on its way here (sim.faults)
+            raise AbortError
         c = req.c
         latency = req.service()
+        req.at = self
         yield self.env.timeout(latency + translate)
+        if req.dead:  # a reset while its descriptor was fetched
+            raise AbortError
         servers = self.servers
         fn = servers.function(req.vf)
         queued = yield from servers.acquire(fn)
         wire = self.wire_time(req.size)
         yield self.env.timeout(wire)
         servers.release(fn)
+        req.at = None
+        if req.dead:  # a reset while it was sent
+            raise AbortError
         self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
@@ -584,13 +728,19 @@ class NvmeDevice(Device):
         }
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+        if req.dead:  # given up on its way here (sim.faults)
+            raise AbortError
         c = req.c
         servers = self.servers
         fn = servers.function(req.vf)
+        req.at = self
         queued = yield from servers.acquire(fn)
         service = req.service() + req.size * self._us_per_byte
         yield self.env.timeout(service + translate)
         servers.release(fn)
+        req.at = None
+        if req.dead:  # a reset while it was served
+            raise AbortError
         self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued

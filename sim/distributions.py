@@ -39,6 +39,10 @@ BLOCK = 1024
 
 _KINDS = ("constant", "exponential", "gamma", "lognormal", "uniform", "empirical", "scipy")
 
+CV_RANGE = (1e-6, 1e6)
+"""Coefficients of variation a gamma or lognormal may have: a gamma's shape is 1 / cv², and
+beyond this range it leaves the numbers a float holds (a constant has no variation)."""
+
 
 def _parser(kind: Kind, clock_ghz: float | None = None) -> Callable[[Any], float]:
     if kind == "time":
@@ -84,18 +88,35 @@ class Distribution:
         match self.name:
             case "constant":
                 return 0.0
+            # products, not ** 2: a float product overflows to inf, a power raises
             case "exponential":
-                return float(p["mean"]) ** 2
+                return float(p["mean"]) * float(p["mean"])
             case "gamma" | "lognormal":
-                return (p["cv"] * p["mean"]) ** 2
+                sd = p["cv"] * p["mean"]
+                return sd * sd
             case "uniform":
-                return (p["high"] - p["low"]) ** 2 / 12.0
+                width = p["high"] - p["low"]
+                return width * width / 12.0
             case "empirical":
                 v, q = np.asarray(p["values"]), np.asarray(p["probs"])
                 m = float(np.dot(v, q))
                 return float(np.dot((v - m) ** 2, q))
             case _:
                 return float(_frozen_scipy(p).var()) * p["scale"] ** 2
+
+    @property
+    def largest(self) -> float:
+        """The largest value it can give, in internal units; inf when unbounded."""
+        p = self.params
+        match self.name:
+            case "constant":
+                return float(p["value"])
+            case "uniform":
+                return float(p["high"])
+            case "empirical":
+                return float(max(p["values"]))
+            case _:
+                return math.inf
 
     @property
     def scv(self) -> float:
@@ -157,7 +178,8 @@ class Distribution:
                 return {
                     "dist": "empirical",
                     "values": [fmt(v) for v in p["values"]],
-                    "weights": list(p["probs"]),
+                    # as given: the probabilities would not load back to themselves
+                    "weights": list(p.get("weights", p["probs"])),
                 }
             case _:
                 return {
@@ -213,12 +235,30 @@ def _frozen_scipy(p: Mapping[str, Any]) -> Any:
     return getattr(scipy.stats, p["scipy_name"])(**p["scipy_params"])
 
 
-def _positive(name: str, value: Any) -> float:
+def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"'{name}' must be a number, got {value!r}")
-    x = float(value)
+        hint = ""
+        if isinstance(value, str) and _looks_numeric(value):
+            hint = " (a string: YAML reads 1e-3 as text; write 1.0e-3 or 0.001)"
+        raise ValueError(f"'{name}' must be a number, got {units.show(value)}{hint}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return math.inf
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _positive(name: str, value: Any) -> float:
+    x = _number(name, value)
     if not math.isfinite(x) or x <= 0:
-        raise ValueError(f"'{name}' must be a positive finite number, got {value!r}")
+        raise ValueError(f"'{name}' must be a positive finite number, got {units.show(value)}")
     return x
 
 
@@ -234,7 +274,7 @@ def parse(raw: Any, kind: Kind, clock_ghz: float | None = None) -> Distribution:
     spec = dict(raw)
     name = spec.pop("dist", None)
     if name not in _KINDS:
-        raise ValueError(f"'dist' must be one of {', '.join(_KINDS)}; got {name!r}")
+        raise ValueError(f"'dist' must be one of {', '.join(_KINDS)}; got {units.show(name)}")
     allowed = {
         "constant": {"value"},
         "exponential": {"mean"},
@@ -247,11 +287,13 @@ def parse(raw: Any, kind: Kind, clock_ghz: float | None = None) -> Distribution:
     required = allowed - (
         {"weights", "params", "scale"} if name in ("empirical", "scipy") else set()
     )
-    unknown = sorted(set(spec) - allowed)
+    unknown = [k for k in spec if k not in allowed]  # any YAML key: 1, null, a line of text
     if unknown:
-        raise ValueError(
-            f"{name} takes {', '.join(sorted(allowed))}; unknown: {', '.join(unknown)}"
-        )
+        first = unknown[:3]
+        plain = [isinstance(k, str) and k.isidentifier() and len(k) <= 40 for k in first]
+        shown = ", ".join(k if ok else units.show(k) for k, ok in zip(first, plain, strict=True))
+        shown += ", ..." if len(unknown) > 3 else ""
+        raise ValueError(f"{name} takes {', '.join(sorted(allowed))}; unknown: {shown}")
     missing = sorted(required - set(spec))
     if missing:
         raise ValueError(f"{name} needs {', '.join(missing)}")
@@ -264,7 +306,12 @@ def parse(raw: Any, kind: Kind, clock_ghz: float | None = None) -> Distribution:
         if params["mean"] <= 0:
             raise ValueError(f"{name} needs a positive mean")
         if name != "exponential":
-            params["cv"] = _positive("cv", spec["cv"])
+            params["cv"] = cv = _positive("cv", spec["cv"])
+            low, high = CV_RANGE
+            if not low <= cv <= high:
+                raise ValueError(
+                    f"'cv' must be between {low:g} and {high:g}, got {units.show(spec['cv'])}"
+                )
     elif name == "uniform":
         lo, hi = conv(spec["low"]), conv(spec["high"])
         if hi < lo:
@@ -278,9 +325,13 @@ def parse(raw: Any, kind: Kind, clock_ghz: float | None = None) -> Distribution:
         weights = spec.get("weights", [1.0] * len(vals))
         if not isinstance(weights, list) or len(weights) != len(vals):
             raise ValueError("empirical 'weights' must be a list as long as 'values'")
-        w = [_positive("weights[]", x) for x in weights]
-        total = sum(w)
-        params.update(values=tuple(vals), probs=tuple(x / total for x in w))
+        given = tuple(_positive("weights[]", x) for x in weights)
+        w, total = list(given), sum(given)
+        if not math.isfinite(total):  # two weights of 1e308 add up to inf
+            top = max(w)
+            w = [x / top for x in w]
+            total = sum(w)
+        params.update(values=tuple(vals), probs=tuple(x / total for x in w), weights=given)
     else:
         params.update(_parse_scipy(spec, conv))
     return Distribution(kind, name, params)
@@ -292,7 +343,7 @@ def _parse_scipy(spec: Mapping[str, Any], conv: Callable[[Any], float]) -> dict[
     sname = spec["name"]
     obj = getattr(scipy.stats, sname, None) if isinstance(sname, str) else None
     if not isinstance(obj, scipy.stats.rv_continuous | scipy.stats.rv_discrete):
-        raise ValueError(f"'{sname}' is not a scipy.stats distribution")
+        raise ValueError(f"{units.show(sname)} is not a scipy.stats distribution")
     sparams = spec.get("params", {})
     if not isinstance(sparams, Mapping) or not all(isinstance(k, str) for k in sparams):
         raise ValueError("scipy 'params' must be a mapping of parameter names to numbers")
@@ -302,13 +353,18 @@ def _parse_scipy(spec: Mapping[str, Any], conv: Callable[[Any], float]) -> dict[
             raise ValueError("give 'scale' beside 'params', with a unit (e.g. scale: 20us)")
         if k not in allowed:
             raise ValueError(
-                f"scipy.stats.{sname} has no parameter '{k}' (it takes {', '.join(allowed)})"
+                f"scipy.stats.{sname} has no parameter {units.show(k)} "
+                f"(it takes {', '.join(allowed)})"
             )
     clean = {}
     for k, v in sparams.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        try:
+            x = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+        except OverflowError:  # an integer beyond any float
+            x = math.inf
+        if not math.isfinite(x):
             raise ValueError(f"scipy parameter '{k}' must be a finite number")
-        clean[k] = float(v)
+        clean[k] = x
     scale = conv(spec["scale"]) if "scale" in spec else 1.0
     try:
         frozen = obj(**clean)

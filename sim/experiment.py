@@ -4,14 +4,20 @@
 root seed with ``r`` in its spawn key, so replications are independent and the whole is
 reproducible), then turns the records into tidy frames:
 
-``requests``   one row per request issued (completed or still in flight at the end),
-               with its timestamps and latency components; ``in_window`` marks the
-               requests submitted after the warm-up and completed before the end, the
-               ones every statistic is computed on.
+``requests``   one row per request issued (``state``: completed, failed, or still in
+               flight at the end; ``failure``, ``attempts``), with its timestamps and
+               latency components; ``in_window`` marks the requests submitted after the
+               warm-up and completed before the end, the ones every statistic is
+               computed on. Completed + failed + in flight = issued, for every stream of
+               every replication, or the run raises (``ConservationError``).
 ``replications``  the same per replication: the samples behind every interval.
 ``summary``    one row per child (and per path, where a child fell back), with
                throughput, latency mean and percentiles, mean latency components, and,
-               with R > 1, Student-t confidence bounds ``<metric>_ci_low/high``.
+               with R > 1, Student-t confidence bounds ``<metric>_ci_low/high``; beside
+               them the analytic estimate (:mod:`sim.analytic`): ``analytic_mean_us``,
+               ``analytic_wait_us`` (its part that rests on approximations),
+               ``analytic_utilization`` (the busiest station on the child's path) and
+               ``analytic_holds`` (whether the approximation should hold there).
 ``cpu``        busy time per partition, vCPU and category over the measurement window,
                plus the host's idle time, so that the rows add up to LPs × window.
 ``counters``   exits by reason, interrupts, signals, ring-full events, preemptions,
@@ -22,6 +28,10 @@ reproducible), then turns the records into tidy frames:
                share of every device, over the whole run (warm-up included, marked).
 ``sched``      per vCPU: wake-ups, mean and largest wake-up delay (work arrived for a
                blocked vCPU → it runs), dispatches, preemptions, boosts.
+``faults``     with faults scheduled (:mod:`sim.faults`), per fault and child: what the
+               fault did to the child (:func:`fault_frame`); the summary then (and
+               whenever a request failed or was retried) also has ``availability``,
+               ``longest_stall_us``, ``failed`` and ``retried`` (:func:`with_fault_columns`).
 
 :meth:`Result.save` writes the directory atomically: everything goes to a temporary
 directory that is renamed into place, so a run that fails leaves no half-written result.
@@ -49,13 +59,17 @@ import pandas as pd
 import yaml
 
 from sim import __version__
+from sim.analytic import Estimate, beside, disagreement, estimate
 from sim.metrics import COMPONENTS
 from sim.model import RunData, simulate
 from sim.scenario import IO_PATHS, Scenario
 from sim.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
+from sim.workloads import ConservationError
 
 LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
 CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
+COUNTS = ("requests", "failed", "retried")
+"""Columns the summary sums over replications (the others are means)."""
 KEYS = ["partition", "requested_path", "io_path"]
 
 
@@ -72,6 +86,7 @@ class Result:
     sched: pd.DataFrame = field(default_factory=pd.DataFrame)
     replications: pd.DataFrame = field(default_factory=pd.DataFrame)
     occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    faults: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
@@ -89,6 +104,8 @@ class Result:
         self.resources.to_csv(where / "resources.csv", index=False)
         self.sched.to_csv(where / "sched.csv", index=False)
         self.occupancy.to_csv(where / "occupancy.csv", index=False)
+        if len(self.faults):
+            self.faults.to_csv(where / "faults.csv", index=False)
         self.requests.to_parquet(where / "requests.parquet", index=False)
         with open(where / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
@@ -119,7 +136,9 @@ def atomic_directory(out: str | Path) -> Iterator[Path]:
         raise
 
 
-RESULT_TABLES = ("summary", "replications", "cpu", "counters", "resources", "sched", "occupancy")
+RESULT_TABLES = (
+    "summary", "replications", "cpu", "counters", "resources", "sched", "occupancy", "faults",
+)  # fmt: skip
 
 
 def load_result(where: str | Path) -> Result:
@@ -137,7 +156,8 @@ def load_result(where: str | Path) -> Result:
         except pd.errors.EmptyDataError:
             frames[name] = pd.DataFrame()
     if "warnings" in frames["summary"]:
-        frames["summary"]["warnings"] = frames["summary"]["warnings"].fillna("")
+        w = frames["summary"]["warnings"]  # all empty reads back as a float column
+        frames["summary"]["warnings"] = w.astype(object).where(w.notna(), "")
     requests = pd.read_parquet(where / "requests.parquet")
     meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
     return Result(
@@ -179,12 +199,24 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
     warm = warmup_frame(requests, scenario)
     mark_window(requests, warm, scenario.run.duration)
     per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
+    retried = (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    if (scenario.faults or retried) and len(per_rep):  # availability, stalls (sim.faults)
+        per_rep = with_fault_columns(per_rep, requests, scenario)
     order = [name for name, _ in scenario.instances()]
     cpu = cpu_frame(runs)
     resources = _resources_frame(runs)
     counters = _counters_frame(runs)
     summary = summary_frame(per_rep, order)
+    if len(summary):  # the analytic estimate beside the simulated mean (sim.analytic)
+        try:
+            est: Estimate | None = estimate(scenario)
+        except ArithmeticError:  # no estimate (e.g. a station saturated by open loops)
+            est = None
+        summary = summary.join(beside(summary, est))
     notes = warnings(scenario, summary, warm, cpu, resources, counters)
+    if scenario.faults or retried:
+        for part, note in fault_notes(summary).items():
+            notes.setdefault(part, []).append(note)
     if len(summary):
         summary["warnings"] = ["; ".join(notes.get(p, [])) for p in summary["partition"]]
     meta = {
@@ -214,6 +246,7 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         resources=resources,
         sched=sched_frame(runs),
         occupancy=occupancy_frame(runs),
+        faults=fault_frame(requests, scenario, len(runs)) if scenario.faults else pd.DataFrame(),
         meta=meta,
     )
 
@@ -266,13 +299,20 @@ def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float) -> None:
 
 
 def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
-    """One row per request of every replication."""
+    """One row per request of every replication: ``state`` is ``completed``, ``failed``
+    (``failure`` says why; ``t_complete_us`` is when it failed) or ``in_flight`` at the
+    end; ``attempts`` is 1 unless faults made the request retried (:mod:`sim.faults`),
+    and ``io_path`` is the path its last attempt took. Raises
+    :class:`~sim.workloads.ConservationError` unless every stream's requests are exactly
+    its ids 0..issued-1, each once."""
     cols = ["id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS]
     parts = []
     for run_ in runs:
         for s in run_.streams:
-            rows = s.done + s.in_flight
+            rows = s.done + s.failed + s.in_flight
             arr = np.array(rows, dtype=float) if rows else np.empty((0, len(cols)), dtype=float)
+            _check_conserved(arr[:, 0], s.issued, f"replication {run_.replication}, "
+                             f"{s.partition} stream {s.stream}")  # fmt: skip
             df = pd.DataFrame(arr, columns=cols)
             df["op"] = np.asarray(s.ops, dtype=object)[df["op"].to_numpy(dtype=int)]
             df.insert(0, "replication", run_.replication)
@@ -281,7 +321,21 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
             df.insert(3, "requested_path", s.requested_path)
             df.insert(4, "io_path", s.io_path)
             df.insert(5, "device", s.device)
-            df["state"] = ["completed"] * len(s.done) + ["in_flight"] * len(s.in_flight)
+            df["state"] = (
+                ["completed"] * len(s.done)
+                + ["failed"] * len(s.failed)
+                + ["in_flight"] * len(s.in_flight)
+            )
+            df["failure"] = ""
+            df["attempts"] = 1
+            if s.failures or s.attempts or s.paths:  # faults (sim.faults): exceptions by id
+                ids = df["id"].astype("int64")
+                if s.failures:
+                    df["failure"] = ids.map(s.failures).fillna("")
+                if s.attempts:
+                    df["attempts"] = ids.map(s.attempts).fillna(1).astype("int64")
+                if s.paths:
+                    df["io_path"] = ids.map(s.paths).fillna(s.io_path)
             parts.append(df)
     if not parts:  # no I/O streams at all (CPU-only scenarios): typed empty table
         parts.append(
@@ -293,6 +347,8 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
                 io_path="",
                 device="",
                 state="",
+                failure="",
+                attempts=0,
             )
         )
     df = pd.concat(parts, ignore_index=True)
@@ -307,9 +363,169 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     order = [
         "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
         "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
-        "in_window", *COMPONENTS,
+        "failure", "attempts", "in_window", *COMPONENTS,
     ]  # fmt: skip
     return df[order]
+
+
+def _check_conserved(ids: np.ndarray, issued: int, where: str) -> None:
+    """Every id 0..issued-1 once among a stream's completed, failed and in-flight
+    requests (:class:`ConservationError` otherwise): O(requests), vectorised."""
+    n = len(ids)
+    if n == issued and (n == 0 or np.array_equal(np.bincount(ids.astype(np.int64), minlength=n),
+                                                 np.ones(n, dtype=np.int64))):  # fmt: skip
+        return
+    raise ConservationError(
+        f"{where}: {n} requests recorded for {issued} issued, or an id missing or twice"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Faults: availability, stalls, failures, and what each fault did (sim.faults)
+# ---------------------------------------------------------------------------------------
+STALL_FACTOR = 50.0
+"""A gap between a child's successive completions is an outage when it is longer than
+this many of the child's median gaps (and than :data:`STALL_FLOOR_US`). Exponential gaps
+(Poisson arrivals) exceed 50 median gaps, 35 mean gaps, with probability e^-35 ≈ 6e-16:
+chance never makes one."""
+STALL_FLOOR_US = 1000.0
+"""The shortest outage: 1 ms (a slow child's ordinary gaps are not outages)."""
+
+
+def completion_gaps(t: np.ndarray, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """The gaps between successive completion times ``t`` within ``[start, end]``, the
+    window's edges counting as completions: (when each gap starts, its length)."""
+    inside = np.sort(t[(t >= start) & (t <= end)])
+    edges = np.concatenate(([start], inside, [end]))
+    return edges[:-1], np.diff(edges)
+
+
+def outages(gaps: np.ndarray) -> np.ndarray:
+    """Which of a child's completion ``gaps`` are outages (:data:`STALL_FACTOR`); with no
+    completion at all, the whole window is one."""
+    if len(gaps) <= 1:
+        return np.ones(len(gaps), dtype=bool)
+    return gaps > max(STALL_FLOOR_US, STALL_FACTOR * float(np.median(gaps)))
+
+
+def availability_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and child, over the measurement window (after ``run.warmup``):
+
+    ``availability``      the share of the window its requests could complete: 1 minus
+                          the outages (:func:`outages`: gaps between successive
+                          completions far longer than its usual ones) over the window;
+    ``longest_stall_us``  the largest gap between successive completions, the window's
+                          edges counting as completions (a child that stops for good
+                          stalls to the end)."""
+    start, end = scenario.run.warmup, scenario.run.duration
+    rows = []
+    for (rep, part), g in requests.groupby(["replication", "partition"], sort=False):
+        done = g["t_complete_us"].to_numpy()[(g["state"] == "completed").to_numpy()]
+        _, gaps = completion_gaps(done, start, end)
+        down = float(gaps[outages(gaps)].sum())
+        rows.append((rep, part, 1.0 - down / (end - start), float(gaps.max())))
+    cols = ["replication", "partition", "availability", "longest_stall_us"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def with_fault_columns(
+    per_rep: pd.DataFrame, requests: pd.DataFrame, scenario: Scenario
+) -> pd.DataFrame:
+    """``per_rep`` (:func:`replication_frame`) with each child's ``availability`` and
+    ``longest_stall_us`` (:func:`availability_frame`, the same on each of its paths) and
+    per child and path the requests submitted in the window that ``failed`` and that
+    were ``retried`` (took more than one attempt, whatever their end)."""
+    avail = availability_frame(requests, scenario)
+    sub = requests[requests["t_submit_us"] >= scenario.run.warmup]
+    counts = (
+        sub.assign(failed=sub["state"].eq("failed"), retried=sub["attempts"].gt(1))
+        .groupby(["replication", *KEYS], sort=False)[["failed", "retried"]]
+        .sum()
+        .reset_index()
+    )
+    out = per_rep.merge(avail, on=["replication", "partition"], how="left")
+    out = out.merge(counts, on=["replication", *KEYS], how="left")
+    out[["failed", "retried"]] = out[["failed", "retried"]].fillna(0).astype("int64")
+    return out
+
+
+def fault_frame(requests: pd.DataFrame, scenario: Scenario, replications: int) -> pd.DataFrame:
+    """What each fault did to each child, mean over replications: one row per fault
+    (``fault`` its index, ``kind``, ``target``, ``at_us``, ``duration_us``, ``factor``)
+    and child. A request is *hit* by a fault when it was in flight at some time during
+    it (submitted before its end, not ended before its start; a child crash without
+    duration lasts to the end of the run): ``requests`` hit, of them ``completed``,
+    ``failed``, ``retried`` (more than one attempt), ``in_flight`` at the end, and
+    ``routed`` (their last attempt went routed: a revoked VF); ``mean_us_during`` and
+    ``p99_us_during`` over those hit that completed; ``mean_us_outside`` and
+    ``p99_us_outside`` over the child's requests in the window that no fault hit;
+    ``longest_stall_us`` the longest gap between the child's completions that overlaps
+    the fault."""
+    end_run = scenario.run.duration
+    faults = scenario.faults
+    rows = []
+    for (rep, part), g in requests.groupby(["replication", "partition"], sort=False):
+        t_sub = g["t_submit_us"].to_numpy()
+        t_end = g["t_complete_us"].fillna(np.inf).to_numpy()
+        state = g["state"].to_numpy()
+        done = state == "completed"
+        latency = g["latency_us"].to_numpy()
+        attempts = g["attempts"].to_numpy()
+        routed = (g["io_path"] == "routed").to_numpy()
+        starts, gaps = completion_gaps(t_end[done], 0.0, end_run)
+        hit_any = np.zeros(len(g), dtype=bool)
+        found = []
+        for i, f in enumerate(faults):
+            hit = (t_sub < min(f.end, end_run)) & (t_end >= f.at)
+            hit_any |= hit
+            over = (starts < min(f.end, end_run)) & (starts + gaps > f.at)
+            found.append((i, f, hit, float(gaps[over].max()) if over.any() else 0.0))
+        outside = latency[done & ~hit_any & g["in_window"].to_numpy()]
+        for i, f, hit, stall in found:
+            during = latency[hit & done]
+            rows.append({
+                "replication": rep, "fault": i, "kind": f.kind, "target": str(f.target),
+                "at_us": f.at, "duration_us": f.duration if f.duration is not None else np.nan,
+                "factor": f.factor if f.factor is not None else np.nan, "partition": part,
+                "requested_path": str(g["requested_path"].iloc[0]),
+                "requests": int(hit.sum()), "completed": int((hit & done).sum()),
+                "failed": int((hit & (state == "failed")).sum()),
+                "retried": int((hit & (attempts > 1)).sum()),
+                "in_flight": int((hit & (state == "in_flight")).sum()),
+                "routed": int((hit & routed).sum()),
+                "mean_us_during": float(during.mean()) if len(during) else np.nan,
+                "p99_us_during": float(np.percentile(during, 99)) if len(during) else np.nan,
+                "mean_us_outside": float(outside.mean()) if len(outside) else np.nan,
+                "p99_us_outside": float(np.percentile(outside, 99)) if len(outside) else np.nan,
+                "longest_stall_us": stall,
+            })  # fmt: skip
+    if not rows:
+        return pd.DataFrame()
+    per_rep = pd.DataFrame(rows)
+    ident = ["fault", "kind", "target", "at_us", "duration_us", "factor", "partition",
+             "requested_path"]  # fmt: skip
+    out = per_rep.drop(columns="replication").groupby(ident, sort=False, dropna=False).mean()
+    out = out.reset_index()
+    out.insert(len(ident), "replications", replications)
+    return out
+
+
+def fault_notes(summary: pd.DataFrame) -> dict[str, str]:
+    """Per child whose I/O was interrupted, failed or retried: one line for its warnings
+    (its latency figures include the faults and retries)."""
+    notes: dict[str, str] = {}
+    if "availability" not in summary.columns:
+        return notes
+    for part, g in summary.groupby("partition", sort=False):
+        avail, stall = float(g["availability"].iloc[0]), float(g["longest_stall_us"].iloc[0])
+        failed, retried = int(g["failed"].sum()), int(g["retried"].sum())
+        if avail < 0.999 or failed or retried:
+            notes[str(part)] = (
+                f"faults: available {avail:.1%} of the window, longest stall "
+                f"{stall / 1e3:.3g} ms, {failed:,} failed, {retried:,} retried (its latency "
+                "figures include the faults)"
+            )
+    return notes
 
 
 def replication_frame(
@@ -354,8 +570,10 @@ def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
         row["fallback"] = row["requested_path"] != row["io_path"]
         row["replications"] = n_reps
-        row["requests"] = int(frame["requests"].sum())
-        for col in frame.columns.drop([*KEYS, "replication", "requests"]):
+        counts = [c for c in COUNTS if c in frame.columns]
+        for col in counts:
+            row[col] = int(frame[col].sum())
+        for col in frame.columns.drop([*KEYS, "replication", *counts]):
             if frame[col].dtype == object:
                 continue
             mean, lo, hi = t_interval(frame[col].to_numpy())
@@ -519,13 +737,20 @@ def compare(
     return Comparison(scenario, paths, results, table, meta)
 
 
+def _own_path(reps: pd.DataFrame) -> pd.DataFrame:
+    """One row per child and replication: where a child ran on two paths in one run (its
+    VF revoked for a while, :mod:`sim.faults`), the row of the path it asked for."""
+    two = reps.duplicated(["partition", "replication"], keep=False)
+    return reps[~two | (reps["io_path"] == reps["requested_path"])] if two.any() else reps
+
+
 def comparison_frame(results: dict[str, Result], base: str) -> pd.DataFrame:
     """Tidy table: per child, metric and path, the value with its CI, and the paired
     difference and ratio to ``base`` with theirs."""
     rows = []
-    ref = results[base].replications.set_index(["partition", "replication"])
+    ref = _own_path(results[base].replications).set_index(["partition", "replication"])
     for path, res in results.items():
-        reps = res.replications.set_index(["partition", "replication"])
+        reps = _own_path(res.replications).set_index(["partition", "replication"])
         for partition in res.replications["partition"].unique():
             mine = reps.loc[partition].sort_index()
             theirs = ref.loc[partition].sort_index()
@@ -561,7 +786,9 @@ def warnings(
 ) -> dict[str, list[str]]:
     """When a result is not to be trusted as it stands, per child: saturated resources,
     a warm-up too short or not found, confidence intervals wider than
-    ``run.ci_warning`` of their estimate."""
+    ``run.ci_warning`` of their estimate, a mean further from the analytic estimate than
+    its approximations and the interval explain where it should hold
+    (:func:`sim.analytic.disagreement`)."""
     notes: dict[str, list[str]] = {}
     window = scenario.run.duration - scenario.run.warmup
     busy = cpu[cpu["category"] != "idle"].groupby("vcpu")["busy_us"].sum()
@@ -607,4 +834,7 @@ def warnings(
                 if rel > scenario.run.ci_warning:
                     name = metric.removesuffix("_us").removesuffix("_rps")
                     out.append(f"wide CI: {name} ±{rel:.0%}")
+        gap = disagreement(row)  # only where the estimate should hold
+        if gap:
+            out.append(gap)
     return {k: v for k, v in notes.items() if v}

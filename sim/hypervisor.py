@@ -54,6 +54,14 @@ Simplified
     Credits are burned exactly (µs run), not sampled at ticks. There is no SMT/core
     scheduling and no NUMA. Priorities of queued vCPUs change only at accounting.
 
+Faults (:mod:`sim.faults`)
+    :meth:`Hypervisor.suspend` parks a whole partition (a crashed or hung parent, a
+    crashed child) as a cap does, but until :meth:`Hypervisor.resume`, whatever the
+    accounting period; the time its work waits is ``sched_wait``.
+    :meth:`Hypervisor.lp_offline` takes an LP out: it is neither idle nor running, its
+    vCPU and run queue move to LPs their affinity allows (a vCPU pinned to it alone
+    waits on it), and its offline time is idle time in the accounts.
+
 Speed (DESIGN §8)
     No polling: the scheduler costs events only when something changes (a slice ending, a
     tick or accounting period under ``credit``, a cap running out, a background burst
@@ -84,7 +92,7 @@ Wait = Generator[simpy.Event, Any, tuple[float, float]]
 class Domain:
     """A partition as the scheduler sees it: weight, cap, credit use in the period."""
 
-    __slots__ = ("allowance", "cap_gen", "name", "parked", "used", "vcpus", "weight")
+    __slots__ = ("allowance", "cap_gen", "down", "name", "parked", "used", "vcpus", "weight")
 
     def __init__(self, name: str, weight: int, allowance: float | None) -> None:
         self.name = name
@@ -94,6 +102,7 @@ class Domain:
         self.used = 0.0
         self.parked = False
         self.cap_gen = 0
+        self.down = 0  # suspensions in force (sim.faults): parked until none is left
 
 
 class LogicalProcessor:
@@ -105,6 +114,7 @@ class LogicalProcessor:
         "gen",
         "idle",
         "index",
+        "offline",
         "preempt",
         "runq",
         "since",
@@ -121,6 +131,7 @@ class LogicalProcessor:
         self.idle = True  # in the hypervisor's idle list
         self.since = 0.0
         self.busy_us = 0.0
+        self.offline = False  # takes no work (sim.faults): neither idle nor running
 
 
 class Background:
@@ -443,6 +454,8 @@ class Hypervisor:
         if not self._allowed(v, home):
             assert v.affinity is not None
             home = self.lps[min(v.affinity)]
+        if home.offline:
+            home = self._online_home(v, home)
         home.runq[v.pri].append(v)
         self.queued[v.pri] += 1
         if home.current is not None and not home.timed:
@@ -571,8 +584,11 @@ class Hypervisor:
                 v.state = RUNNABLE
                 v.preemptions += 1
                 self.env.counters["preemptions"] += 1
-                lp.runq[v.pri].append(v)
-                self.queued[v.pri] += 1
+                if lp.offline:
+                    self._move(v)
+                else:
+                    lp.runq[v.pri].append(v)
+                    self.queued[v.pri] += 1
         else:
             v.state = BLOCKED
         if v.domain.allowance is not None:
@@ -580,6 +596,8 @@ class Hypervisor:
         self._run_next(lp)
 
     def _run_next(self, lp: LogicalProcessor) -> None:
+        if lp.offline:
+            return
         v = self._pick(lp)
         if v is None:
             lp.idle = True
@@ -751,7 +769,7 @@ class Hypervisor:
         self.queued = [sum(len(lp.runq[p]) for lp in self.lps) for p in range(3)]
         for d in self.domains:
             d.used = 0.0
-            if d.parked:
+            if d.parked and not d.down:
                 self._unpark(d)
             elif d.allowance is not None:
                 self._cap_timer(d)
@@ -800,8 +818,13 @@ class Hypervisor:
         if d.used < d.allowance - 1e-9:
             self._cap_timer(d)
             return
-        d.parked = True
         self.env.counters["cap_parks"] += 1
+        self._park(d)
+
+    def _park(self, d: Domain) -> None:
+        """Take every vCPU of ``d`` off the LPs (a running one at the end of its work
+        item) until :meth:`_unpark`."""
+        d.parked = True
         for v in d.vcpus:
             if v.state == RUNNING:
                 lp = v.lp
@@ -835,7 +858,70 @@ class Hypervisor:
             else:
                 self._enqueue(v, keep_since=True)
                 self._tickle(v)
-        self._cap_timer(d)
+        if d.allowance is not None:
+            self._cap_timer(d)
+
+    # -- faults (sim.faults) ----------------------------------------------------------------
+    def suspend(self, d: Domain) -> None:
+        """Stop partition ``d`` (a crash or a hang): its vCPUs leave the LPs, a running one
+        at the end of its work item, and none runs until :meth:`resume`; work that
+        arrives meanwhile waits (as ``sched_wait``). Suspensions nest."""
+        d.down += 1
+        if not d.parked:
+            self._park(d)
+
+    def resume(self, d: Domain) -> None:
+        """End one suspension of ``d``; with none left its vCPUs run again (unless its cap
+        still parks it until the next accounting period)."""
+        d.down -= 1
+        if d.down == 0 and d.parked and (d.allowance is None or d.used < d.allowance):
+            self._unpark(d)
+
+    def lp_offline(self, index: int) -> None:
+        """LP ``index`` takes no more work: the vCPU on it leaves at the end of its work
+        item and, like those queued on it, runs on another LP its affinity allows (at
+        once on an idle one); a vCPU pinned to it alone waits for it."""
+        lp = self.lps[index]
+        lp.offline = True
+        if lp.idle:
+            lp.idle = False
+            self.idle.remove(lp)
+        for p, q in enumerate(lp.runq):
+            for v in [v for v in q if self._online_home(v, lp) is not lp]:
+                q.remove(v)
+                self.queued[p] -= 1
+                self._move(v)
+        cur = lp.current
+        if cur is not None:
+            if cur.busy:
+                lp.preempt = True
+            else:
+                self.switch(lp)
+
+    def lp_online(self, index: int) -> None:
+        """LP ``index`` takes work again: it runs what waits for it, or goes idle."""
+        lp = self.lps[index]
+        lp.offline = False
+        if lp.current is None:
+            self._run_next(lp)
+
+    def _online_home(self, v: VCpu, lp: LogicalProcessor) -> LogicalProcessor:
+        """An online LP ``v`` may run on to queue it at instead of offline ``lp``: the
+        lowest allowed one; ``lp`` itself if there is none (a pinned vCPU waits)."""
+        for other in self.lps:
+            if not other.offline and self._allowed(v, other):
+                return other
+        return lp
+
+    def _move(self, v: VCpu) -> None:
+        """Runnable ``v`` leaves an offline LP: an idle LP takes it, else a run queue."""
+        other = self._idle_lp(v) if self.idle else None
+        if other is not None:
+            self._dispatch(v, other)
+            self._start(v)
+        else:
+            self._enqueue(v, keep_since=True)
+            self._tickle(v)
 
     # -- accounting -----------------------------------------------------------------------
     def flush(self, closing: bool = False) -> None:

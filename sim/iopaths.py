@@ -111,6 +111,17 @@ A child that asks for ``direct`` and finds no free VF on its device falls back t
 ``routed`` (Hyper-V behaviour); :mod:`sim.model` decides, and the results say so.
 Hypervisor and emulated children use the physical function and need no VF.
 
+**Faults** (:mod:`sim.faults`)
+    A routed or emulated request is in the parent's hands from the moment it goes into
+    the channel's outbound ring (the device model's queue) until its completion is in the
+    inbound ring (the child's interrupt is raised): it carries the parent's ``epoch``
+    from then, and a parent that crashed in between (the epoch moved on) has lost it.
+    When the restarted parent's vCPU next takes it up (out of the ring, or at the
+    device's completion), it drops it (:class:`~sim.workloads.AbortError`): the ring entry
+    is freed, nothing is charged, and the child learns nothing; its guest's command
+    timer, or its resubmission when the parent is back, takes over. Everything else a
+    fault does happens in the devices, the hypervisor or the streams.
+
 **Interrupt moderation** (the device's ``interrupt_moderation``, :mod:`sim.devices`)
     After the device, a completion waits for its function's interrupt on the vector that
     targets the vCPU taking it (the channel's parent vCPU on the routed path, the device
@@ -140,6 +151,50 @@ Hypervisor and emulated children use the physical function and need no VF.
     page (copies, page lists, IOMMU), exits, signals and every completion cost stay
     per request. With TSO, or a request of at most one MTU, one segment: nothing
     changes.
+
+**Receive** (a NIC stream's ``receive`` op, open loop: messages arriving from the wire)
+    The message's frames come in on the port's receive wire (:meth:`Device.arrive`; the
+    wait for it is the sender's, outside the latency), which starts at the last frame's
+    arrival and ends when the guest has processed the message. The NIC DMAs it into its
+    function's receive queue (``device_service``: the NIC's ``latency``) and raises a
+    completion interrupt on the vector of the vCPU it goes to, moderated as a send's.
+    The vCPU it is steered to (receive side scaling) is the request's issuing vCPU,
+    round robin over the child's vCPUs as flows spread; it is processed on the
+    completing vCPU (the same unless ``irq_vcpu``).
+
+    * direct: DMA into the VF's buffers through the IOMMU (an IOTLB lookup per page, as
+      for sends); the interrupt (exits unless posted); the guest's ``complete_cost`` as
+      its receive processing. In ``strict`` mode the buffer is unmapped and a fresh one
+      mapped and posted (``unmap_cost + map_cost``), in ``deferred`` mode mapped (its
+      unmap queued): ``iommu``.
+    * native: as direct, through the PF, with no IOMMU and no exits.
+    * routed: DMA into the PF's queue; the parent vCPU serving the channel of the
+      steered vCPU takes the interrupt (exits unless posted, the driver's ISR/DPC once
+      per interrupt), runs the physical driver's ``request_cost`` and the VSP's
+      ``request_cost``, and copies the payload into the child's receive buffer at
+      ``copy_bandwidth`` (a receive has no page-list case: netvsc's host always copies
+      into the receive buffer); it puts a transfer-page descriptor into the channel's
+      inbound ring and signals the child if the ring was empty (a hypercall); the
+      child's VSC takes it out and runs ``complete_cost``. Waiting behind the parent
+      vCPU's other work is ``parent_queue``. A parent crash between the NIC's DMA and
+      the inbound ring loses the message (the epoch rule above). Simplified: the
+      receive buffer's sections (1,728 B in Linux ``hyperv_net.h``) are not counted
+      (the 16 MiB buffer never fills), and the guest's completion message that frees
+      them is not sent.
+    * hypervisor: DMA into the PF's queue; on the LP of the vCPU it is steered to, the
+      hypervisor stack's ``completion_cost`` (its receive handling and copy to the
+      guest), a virtual interrupt (exits unless posted), the guest's ``complete_cost``.
+    * emulated: not modelled; a receive stream on it is refused when the scenario is
+      checked.
+
+    **Receive coalescing** (NIC ``lro``): with LRO (default) a message of ``ceil(size /
+    mtu)`` frames reaches every receiving stack as one unit. Without it each frame is a
+    unit, and every per-request receive cost is paid once per frame (a draw per frame):
+    the guest's ``complete_cost`` (direct, native, hypervisor, and the VSC on the routed
+    path: nothing coalesces later), the parent driver's and the VSP's ``request_cost``
+    (routed), the hypervisor stack's ``completion_cost``. Per-byte costs (the VSP's
+    copy, IOMMU lookups), per-interrupt costs, the ring entry and its signal stay per
+    message.
 """
 
 from __future__ import annotations
@@ -161,13 +216,14 @@ from sim.metrics import (
     IOMMU,
     PARENT_CPU,
     PARENT_QUEUE,
+    RETRY,
     RING_WAIT,
     SCHED_WAIT,
 )
 from sim.partitions import ChildPartition, ParentPartition
 from sim.scenario import HypervisorIo
 from sim.vmbus import Channel, Ring
-from sim.workloads import Request
+from sim.workloads import AbortError, Request
 
 Walk = Generator[simpy.Event, Any, None]
 
@@ -215,6 +271,16 @@ def _into_ring(
     return signal
 
 
+def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[simpy.Event, Any, None]:
+    """Received message ``req`` comes in on the receive wire; its latency starts at its
+    last frame (a retry's wire time, a retransmission's, is ``retry`` time)."""
+    took = yield from dev.arrive(req)
+    if req.attempt == 1:
+        req.t_submit = env.now
+    else:
+        req.c[RETRY] += took
+
+
 def _per_segment(cost: Sampler, segments: int) -> float:
     """A per-request send cost paid once per segment the stack cuts the request into
     (``segments`` draws, summed; one draw with segmentation offload)."""
@@ -244,9 +310,12 @@ def _parent_completion(
     instead). Under moderation the ISR/DPC and the interrupt's exits are paid once per
     interrupt (``irq_of``), the VSP completion and ``inject`` per completion. Returns
     still holding ``pv``: the caller hands the completion on and releases it. Waiting
-    behind ``pv``'s other work is ``parent_queue``."""
+    behind ``pv``'s other work is ``parent_queue``. A request a crash lost is dropped."""
     c = req.c
     sched, queued = yield from pv.acquire()
+    if req.epoch != parent.epoch:  # the parent crashed since it took the request
+        pv.release()
+        raise AbortError
     debt = pv.take_debt()
     if _handles(irq_of):
         irq = hv.interrupt(pv) + inject
@@ -298,6 +367,9 @@ class RoutedPath:
         return self._lanes[vcpu.index][0]
 
     def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
         env, hv, child, parent = self.env, self.hv, self.child, self.parent
         c = req.c
         # 1. VSC on the issuing vCPU, descriptor into the outbound ring of its channel
@@ -313,11 +385,15 @@ class RoutedPath:
         out = ch.outbound
         pages = ch.pages(req.size)
         nbytes = ch.entry_bytes(req.size)
+        req.epoch = parent.epoch
         signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
         # 2. the channel's parent vCPU takes it out of the ring; VSP and physical driver
         sched, queued = yield from pv.acquire()
         out.take(nbytes)
+        if req.epoch != parent.epoch:  # in the ring when the parent crashed: lost
+            pv.release()
+            raise AbortError
         debt = pv.take_debt()
         irq = hv.interrupt(pv) if signalled else 0.0
         segments = self.device.segments(req.size)
@@ -341,6 +417,7 @@ class RoutedPath:
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
         )
+        req.epoch = -1  # back in the child's hands: no parent crash loses it now
 
         # 5. the child's VSC takes the completion out of the inbound ring
         v = req.done_vcpu
@@ -349,6 +426,60 @@ class RoutedPath:
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
         cost = child.complete_cost()
+        yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[RING_WAIT] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+
+    def _receive(self, req: Request) -> Walk:
+        env, hv, child, parent, dev = self.env, self.hv, self.child, self.parent, self.device
+        c = req.c
+        # 1. the wire, then the NIC's DMA into the PF's receive queue: the message is in
+        #    the parent's hands from here
+        yield from _arrive(env, dev, req)
+        ch, pv = self._lanes[req.vcpu.index]  # the channel of the vCPU it is steered to
+        req.epoch = parent.epoch
+        yield from dev.deliver(req, 0.0)
+
+        # 2. the parent's vCPU of that channel: ISR/DPC (per interrupt), physical driver
+        #    and VSP per unit, the payload copied into the child's receive buffer
+        irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
+        sched, queued = yield from pv.acquire()
+        if req.epoch != parent.epoch:  # the parent crashed since the NIC delivered it
+            pv.release()
+            raise AbortError
+        debt = pv.take_debt()
+        if _handles(irq_of):
+            irq = hv.interrupt(pv)
+            isr = parent.driver_interrupt()
+        else:
+            irq, isr = 0.0, 0.0
+        units = dev.receive_units(req.size)
+        drv = isr + _per_segment(parent.driver_request, units)
+        vsp = _per_segment(parent.vsp_request, units) + parent.transfer_cost(req.size, 0)
+        yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
+        c[SCHED_WAIT] += sched + debt
+        c[PARENT_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[PARENT_CPU] += drv + vsp
+
+        # 3. a transfer-page descriptor into the channel's inbound ring, a signal if empty
+        inbound = ch.inbound
+        nbytes = ch.entry_bytes(0)
+        signalled = yield from _into_ring(
+            env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
+        )
+        req.epoch = -1
+
+        # 4. the child's VSC takes it out of the ring and hands it to its stack
+        v = req.done_vcpu
+        sched, queued = yield from v.acquire()
+        inbound.take(nbytes)
+        debt = v.take_debt()
+        irq = hv.interrupt(v) if signalled else 0.0
+        cost = _per_segment(child.complete_cost, units)
         yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -380,6 +511,9 @@ class AssignedPath:
         self.dma = dma
 
     def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
         env, child, dma = self.env, self.child, self.dma
         c = req.c
         map_cost = dma.map_cost if dma is not None else 0.0
@@ -427,6 +561,44 @@ class AssignedPath:
         c[GUEST_CPU] += cost
         c[IOMMU] += unmap
 
+    def _receive(self, req: Request) -> Walk:
+        env, child, dma, dev = self.env, self.child, self.dma, self.device
+        c = req.c
+        # 1. the wire, then the NIC's DMA into the function's next posted buffer, through
+        #    the IOMMU on the direct path
+        yield from _arrive(env, dev, req)
+        if dma is not None:
+            first, pages, translate = dma.access(req.size)
+        else:
+            first, pages, translate = 0, 0, 0.0
+        yield from dev.deliver(req, translate)
+
+        # 2. interrupt to the vCPU the message is steered to; the guest's receive
+        #    processing per unit; the buffer is unmapped (strict) and a fresh one mapped
+        #    and posted in its place (strict, deferred)
+        v = req.done_vcpu
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        if not _handles(irq_of):
+            irq = 0.0
+        elif self.virtualized:
+            irq = self.hv.interrupt(v)
+        else:
+            env.counters["interrupts"] += 1
+            irq = 0.0
+        remap = (dma.unmap_cost + dma.map_cost) if dma is not None else 0.0
+        cost = _per_segment(child.complete_cost, dev.receive_units(req.size))
+        yield v.hold(("exit", irq), ("guest", cost + remap), ("hypervisor", debt))
+        if dma is not None:
+            dma.unmap(first, pages, v)
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+        c[IOMMU] += remap
+
 
 class HypervisorPath:
     """The guest's paravirtual driver → the hypervisor's own I/O stack → device (VMware
@@ -455,6 +627,9 @@ class HypervisorPath:
         )
 
     def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
         env, hv, child = self.env, self.hv, self.child
         c = req.c
         # 1. PV driver posts to the shared ring and kicks: a doorbell exit into the
@@ -487,6 +662,31 @@ class HypervisorPath:
         stack = self.completion_cost()
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
         cost = child.complete_cost()
+        yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[GUEST_CPU] += stack + cost
+        c[INTERRUPT] += irq
+
+    def _receive(self, req: Request) -> Walk:
+        env, hv, child, dev = self.env, self.hv, self.child, self.device
+        c = req.c
+        # 1. the wire, then the NIC's DMA into the physical function's receive queue
+        yield from _arrive(env, dev, req)
+        yield from dev.deliver(req, 0.0)
+
+        # 2. the hypervisor's stack takes it on the LP of the vCPU it is steered to,
+        #    copies it to the guest's ring and injects a virtual interrupt; the guest's
+        #    PV driver and stack, per unit
+        v = req.done_vcpu
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        units = dev.receive_units(req.size)
+        stack = _per_segment(self.completion_cost, units)
+        irq = hv.interrupt(v) if _handles(irq_of) else 0.0
+        cost = _per_segment(child.complete_cost, units)
         yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -547,7 +747,11 @@ class EmulatedPath:
         # 2. the device model on its parent vCPU: the accesses, the request (as the VSP's,
         #    the payload copied out of guest memory), the physical driver
         pv = self.parent_vcpu
+        req.epoch = parent.epoch
         sched, queued = yield from pv.acquire()
+        if req.epoch != parent.epoch:  # the parent crashed since: lost
+            pv.release()
+            raise AbortError
         debt = pv.take_debt()
         access = self.access_cost
         model = sum(access() for _ in range(self.exits))
@@ -570,6 +774,7 @@ class EmulatedPath:
         env.counters["exits.hypercall"] += 1
         yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
         pv.release()
+        req.epoch = -1  # the child's interrupt is raised: no parent crash loses it now
 
         # 5. the virtual interrupt on the completing vCPU (posted, or interrupt + EOI
         #    exits), guest completion

@@ -22,6 +22,9 @@ latency exactly:
 ``device_queue``    waiting for the device (port or channel).
 ``device_service``  the device's own service time.
 ``interrupt``       signalling hypercalls, interrupt and EOI exits.
+``retry``           before the attempt that completed: the time the request's earlier
+                    attempts took until they failed or were given up (:mod:`sim.faults`;
+                    0 for a request that completed at its first attempt).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ COMPONENTS: tuple[str, ...] = (
     "device_queue",
     "device_service",
     "interrupt",
+    "retry",
 )
 (
     GUEST_CPU,
@@ -49,6 +53,7 @@ COMPONENTS: tuple[str, ...] = (
     DEVICE_QUEUE,
     DEVICE_SERVICE,
     INTERRUPT,
+    RETRY,
 ) = range(len(COMPONENTS))
 
 CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor")

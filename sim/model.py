@@ -12,6 +12,14 @@ falls back to ``routed`` (Hyper-V behaviour), and its results carry
 
 Warm-up: at ``run.warmup`` every counter, CPU account and level monitor is reset; requests
 submitted before it are recorded but flagged out of the measurement window.
+
+Faults (:mod:`sim.faults`): with a ``faults:`` list the host builds an
+:class:`~sim.faults.Injector`, gives each direct child that a ``vf_revoke`` targets a
+standby routed path (its channels opened after every other child's, so that no other
+child's channel placement changes), and makes every stream serve attempts that can fail
+and be retried (:meth:`~sim.workloads.Stream.tolerate`). A child's command timer is armed
+even without faults where its ``io_policy.timeout`` can expire within the run. Every
+collection checks that completed, failed and in-flight requests add up to those issued.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 
 from sim import devices
 from sim.env import SimEnv
+from sim.faults import Injector
 from sim.hypervisor import Hypervisor
 from sim.iommu import DmaDomain, Iommu
 from sim.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
@@ -29,7 +38,7 @@ from sim.metrics import Level
 from sim.partitions import ChildPartition, ParentPartition
 from sim.scenario import Scenario
 from sim.vmbus import Channel
-from sim.workloads import Stream
+from sim.workloads import ConservationError, Stream
 
 
 @dataclass
@@ -45,6 +54,11 @@ class StreamData:
     done: list[tuple[Any, ...]]
     in_flight: list[tuple[Any, ...]]
     offered_rps: float | None
+    failed: list[tuple[Any, ...]] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)  # id → why it failed
+    attempts: dict[int, int] = field(default_factory=dict)  # id → attempts, where > 1
+    paths: dict[int, str] = field(default_factory=dict)  # id → path, where not io_path
+    issued: int = 0
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Host:
         self.streams: list[Stream] = []
         self.fallbacks = 0  # a fact of the configuration: not reset at warm-up
         self.trace: list[tuple[float, str, str, str, float]] = []
+        self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
 
         instances = list(scn.instances())
         for name, spec in instances:  # fixed VF indices first
@@ -144,6 +159,32 @@ class Host:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
 
+        self.injector = Injector(self) if scn.faults else None
+        revoked = {str(f.target) for f in scn.faults if f.kind == "vf_revoke"}
+        for child in self.children:  # after every other child's channels
+            spec = child.spec
+            if child.name in revoked and child.vf is not None and spec.device is not None:
+                dev = self.devices[spec.device]
+                chans = Channel.for_child(
+                    env, f"vmbus.{child.name}.{dev.name}", spec.vcpus, scn.parent.vmbus
+                )
+                self.channels.extend(chans)
+                self.standby[child.name] = RoutedPath(
+                    env,
+                    self.hv,
+                    child,
+                    self.parent,
+                    dev,
+                    chans,
+                    self.parent.channel_vcpus(len(chans)),
+                    h.costs.hypercall,
+                )
+        for s in self.streams:
+            policy = s.child.spec.io_policy
+            timer = policy.on_parent_failure == "timeout" and policy.timeout < scn.run.duration
+            if scn.faults or timer:
+                s.tolerate(policy.timeout if timer else None, policy.retries)
+
     @staticmethod
     def _free_vf(dev: devices.Device, owner: str) -> int | None:
         for vf in range(dev.vfs):
@@ -160,6 +201,8 @@ class Host:
         for v in self.hv.vcpus:
             if v.bg is not None:
                 self.hv.burst_start(v)
+        if self.injector is not None:
+            self.injector.start()
         run = self.env.scenario.run
         if run.warmup > 0:
             self.env.timeout(run.warmup).callbacks.append(lambda _ev: self.reset())
@@ -213,6 +256,19 @@ class Host:
                 (r.id, r.op, r.size, r.vcpu.index, r.t_submit, float("nan"), *r.c)
                 for r in s.live.values()
             ]
+            issued = s.issued
+            if len(s.done) + len(s.failed) + len(in_flight) != issued:
+                raise ConservationError(
+                    f"{s.key}: {len(s.done)} completed + {len(s.failed)} failed + "
+                    f"{len(in_flight)} in flight != {issued} issued"
+                )
+            attempts, paths = dict(s.attempts), dict(s.paths)
+            if s.tolerant:  # the attempt now in flight of each live request
+                for r in s.live.values():
+                    if r.attempt > 1:
+                        attempts[r.id] = r.attempt
+                    if r.path is not s.home:
+                        paths[r.id] = r.path.name
             streams.append(
                 StreamData(
                     s.child.name,
@@ -224,6 +280,11 @@ class Host:
                     s.done,
                     in_flight,
                     s.spec.rate,
+                    failed=s.failed,
+                    failures=s.failures,
+                    attempts=attempts,
+                    paths=paths,
+                    issued=issued,
                 )
             )
         cpu = [
@@ -266,6 +327,11 @@ class Host:
             counters={
                 **env.counters,
                 **({"vf_fallbacks": self.fallbacks} if self.fallbacks else {}),
+                **(
+                    {"vf_revoke_fallbacks": self.injector.revocations}
+                    if self.injector is not None and self.injector.revocations
+                    else {}
+                ),
             },
             resources=resources,
             sched=sched,

@@ -79,6 +79,9 @@ class ParentPartition:
         self.copy_us_per_byte = 8e6 / vsp.copy_bandwidth
         self.page_cost = vsp.page_cost
         self._next_vcpu = itertools.cycle(self.vcpus)
+        # changes when the parent crashes and when it restarts (sim.faults): a request
+        # that entered the parent under another epoch was lost with its state
+        self.epoch = 0
 
     def channel_vcpu(self) -> VCpu:
         """The parent vCPU that will serve the next channel opened (round robin)."""

@@ -56,7 +56,8 @@ class ScenarioError(Exception):
     def __init__(self, file: str, path: str, message: str, line: int | None = None) -> None:
         self.file, self.path, self.message, self.line = file, path, message, line
         where = f"{file}:{line}" if line else file
-        text = f"{where}: {path}: {message}" if path else f"{where}: {message}"
+        shown = path if len(path) <= 200 else path[:197] + "..."  # a --set path is any text
+        text = f"{where}: {shown}: {message}" if path else f"{where}: {message}"
         super().__init__(text.replace("\n", " "))
 
 
@@ -73,12 +74,21 @@ def _unit(parse: Any) -> Any:
     return check
 
 
+MAX_TIME_US = 1e15
+"""Longest time a scenario may give (1e9 s, 31 years): the clock counts µs in a float, which
+keeps sub-µs steps up to about here."""
+_LONGEST = "longer than 1e9s (31 years), the most a scenario may give"
+
+
 def _time(value: Any, info: ValidationInfo) -> float:
     ctx = info.context or {}
     try:
-        return units.parse_time(value, clock_ghz=ctx.get("clock_ghz", DEFAULT_CLOCK_GHZ))
+        us = units.parse_time(value, clock_ghz=ctx.get("clock_ghz", DEFAULT_CLOCK_GHZ))
     except units.UnitError as exc:
         raise ValueError(str(exc)) from None
+    if us > MAX_TIME_US:
+        raise ValueError(f"{units.show(value)} is {_LONGEST}")
+    return us
 
 
 def _ser(exact: Any) -> Any:
@@ -89,9 +99,14 @@ def _dist(kind: distributions.Kind) -> Any:
     def check(value: Any, info: ValidationInfo) -> Distribution:
         clock = (info.context or {}).get("clock_ghz", DEFAULT_CLOCK_GHZ)
         try:
-            return distributions.parse(value, kind, clock_ghz=clock)
+            dist = distributions.parse(value, kind, clock_ghz=clock)
         except units.UnitError as exc:
             raise ValueError(str(exc)) from None
+        bounded = dist.largest if math.isfinite(dist.largest) else 0.0
+        if kind == "time" and max(dist.mean, bounded) > MAX_TIME_US:
+            what = units.show(value) if dist.is_constant else "a value or its mean"
+            raise ValueError(f"{what} is {_LONGEST}")
+        return dist
 
     return check
 
@@ -142,7 +157,15 @@ SizeDist = Annotated[
     PlainSerializer(lambda v: v if isinstance(v, str | dict) else v.to_spec()),
     WithJsonSchema(distributions.json_schema("size")),
 ]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+Name = Annotated[str, Field(pattern=_NAME.pattern)]
+MAX_REQUEST_BYTES = 64 * 2**20
+"""Largest request a stream may issue: one I/O (Linux splits larger ones at the block
+layer's max_sectors_kb, a few MiB; a TSO send is at most 64 KiB)."""
+DEFAULT_REQUEST_BUDGET = 10_000_000
+"""Default ``run.request_budget``: a run holds about 1.3 KB per request until it is written
+(records, then the requests table), so 1e7 requests take about 13 GB, and 5-6 minutes at
+~30k requests/s."""
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -225,12 +248,16 @@ class Scheduler(_Model):
         "BOOST > UNDER > OVER, BOOST on wake-up). fair: round robin, no priorities. "
         "pinned: round robin on a fixed vCPU → LP map (every partition gives 'pin').",
     )
-    time_slice: Time = _field("30ms", description="Xen sched/credit.c default time slice (read).")
+    time_slice: Time = _field(
+        "30ms", gt=0, description="Xen sched/credit.c default time slice (read)."
+    )
     tick: Time = _field(
-        "10ms", description="Credit accounting tick: credits debited, BOOST ends. Xen (read)."
+        "10ms",
+        gt=0,
+        description="Credit accounting tick: credits debited, BOOST ends. Xen (read).",
     )
     accounting_period: Time = _field(
-        "30ms", description="Credits handed out by weight once per period. Xen (read)."
+        "30ms", gt=0, description="Credits handed out by weight once per period. Xen (read)."
     )
     ratelimit: Time = _field(
         "1ms",
@@ -271,7 +298,13 @@ class Iommu(_Model):
         "are flushed in one batch deferred_flush_interval after the first queued unmap "
         "(Linux dma-iommu flush queue).",
     )
-    page_size: Size = _field("4KiB", gt=0, description="IOMMU page size.")
+    page_size: Size = _field(
+        "4KiB",
+        ge=4096,
+        le=2**30,
+        description="IOMMU page size: 4 KiB to 1 GiB, the page sizes of VT-d, AMD-Vi and "
+        "the Arm SMMU (a request's DMA is looked up page by page).",
+    )
     iotlb_entries: int = _field(
         64,
         ge=1,
@@ -361,6 +394,7 @@ class Vsp(_Model):
     completion_cost: TimeDist = _field("2us", description="VSP CPU per completion. Assumed.")
     copy_bandwidth: Bitrate = _field(
         "80Gbps",
+        ge=1,
         description="memcpy rate for payloads copied through the send/receive buffers. "
         "Assumed (10 GB/s).",
     )
@@ -386,6 +420,7 @@ class Vmbus(_Model):
 
     ring_size: Size = _field(
         "512KiB",
+        gt=0,
         description="Ring buffer per direction. Linux hv_netvsc: 128 × 4 KiB pages (read).",
     )
     descriptor_size: Size = _field(
@@ -432,7 +467,7 @@ class Parent(_Model):
     vcpus: int = _field(4, ge=1, le=1024)
     weight: Weight = _field(256, description=_WEIGHT)
     cap: Cap = _field(0.0, description=_CAP)
-    pin: list[Annotated[int, Field(ge=0)]] | None = _field(
+    pin: list[Annotated[int, Field(ge=0, le=1023)]] | None = _field(
         None, description=_PIN + " Default under root: pinned: vCPU i on LP i."
     )
     vsp: Vsp = _field({})
@@ -507,6 +542,13 @@ class Nic(_Model):
         "and their drivers enable it by default; the routed TSO case of Menon et al., "
         "ATC 2006 presumes it.",
     )
+    lro: bool = _field(
+        True,
+        description="Receive coalescing (NIC LRO, Linux GRO): the frames of a received "
+        "message reach the receiving stack as one unit; false: each stack on the receive "
+        "path pays its per-request receive cost per frame (see sim.iopaths). Assumed: "
+        "Linux enables GRO by default and current server NICs offer LRO.",
+    )
     interrupt_moderation: InterruptModeration = _field({}, description=_MODERATION)
     arbitration: Literal["round_robin", "fifo"] = _field(
         "round_robin",
@@ -531,7 +573,7 @@ class Nic(_Model):
 
     @property
     def ops(self) -> tuple[str, ...]:
-        return ("send",)
+        return ("send", "receive")
 
 
 class Nvme(_Model):
@@ -608,32 +650,32 @@ IO_PATHS: tuple[str, ...] = typing.get_args(IoPath)
 
 def _op_mix(value: Any) -> Any:
     if isinstance(value, str):
-        if value == "receive":
-            raise ValueError("'receive' is not modelled in this version; use 'send'")
         return {value: 1.0}
     if isinstance(value, Mapping):
         out: dict[str, float] = {}
         for k, w in value.items():
             if not isinstance(k, str):
-                raise ValueError(f"op names must be strings, got {k!r}")
-            if (
-                isinstance(w, bool)
-                or not isinstance(w, int | float)
-                or not (math.isfinite(w) and w > 0)
-            ):
-                raise ValueError(f"weight of op '{k}' must be a positive number, got {w!r}")
-            out[k] = float(w)
+                raise ValueError(f"op names must be strings, got {units.show(k)}")
+            try:
+                weight = float(w) if isinstance(w, int | float) and not isinstance(w, bool) else 0.0
+            except OverflowError:  # an integer beyond any float
+                weight = math.inf
+            if not (math.isfinite(weight) and weight > 0):
+                shown = units.show(w)
+                raise ValueError(f"weight of op {_quote(k)} must be a positive number, got {shown}")
+            out[k] = weight
         if not out:
             raise ValueError("op mix is empty")
         return out
-    raise ValueError(f"op must be a name or a mapping of names to weights, got {value!r}")
+    shown = units.show(value)
+    raise ValueError(f"op must be a name or a mapping of names to weights, got {shown}")
 
 
 class Stream(_Model):
     """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
 
     op: Annotated[dict[str, float], BeforeValidator(_op_mix)] = _field(
-        description="An op name (read, write for NVMe; send for a NIC) or a mix "
+        description="An op name (read, write for NVMe; send, receive for a NIC) or a mix "
         "{read: 0.7, write: 0.3}.",
         json_schema_extra={"type": ["string", "object"]},
     )
@@ -647,8 +689,24 @@ class Stream(_Model):
     )
     think: TimeDist = _field("0us", description="Closed loop: think time between requests.")
     vcpu: int | None = _field(
-        None, ge=0, description="Issuing vCPU; default: round robin over the child's vCPUs."
+        None,
+        ge=0,
+        le=1023,
+        description="Issuing vCPU; default: round robin over the child's vCPUs.",
     )
+
+    @pydantic.field_validator("size")
+    @classmethod
+    def _size_bounded(cls, size: Distribution) -> Distribution:
+        # a request's DMA is looked up page by page, its segments cut one by one
+        largest, limit = size.largest, MAX_REQUEST_BYTES
+        if math.isfinite(largest) and largest > limit:
+            got = f"up to {units.format_size(largest)}"
+        elif size.mean > limit:
+            got = f"a mean of {units.format_size(size.mean)}"
+        else:
+            return size
+        raise ValueError(f"a request is at most {units.format_size(limit)} (got {got})")
 
     @pydantic.model_validator(mode="after")
     def _one_loop(self) -> Stream:
@@ -666,7 +724,9 @@ class Guest(_Model):
 
     submit_cost: TimeDist = _field("2us", description="Guest driver CPU per request. Assumed.")
     complete_cost: TimeDist = _field(
-        "2us", description="Guest CPU per completion (interrupt handler). Assumed."
+        "2us",
+        description="Guest CPU per completion (interrupt handler), and per received "
+        "message (per frame without LRO). Assumed.",
     )
 
 
@@ -680,7 +740,7 @@ class CpuLoad(_Model):
         None, description="CPU work per burst; default: endless (always runnable)."
     )
     idle: TimeDist = _field("0us", description="Wall time between bursts.")
-    vcpus: list[Annotated[int, Field(ge=0)]] | None = _field(
+    vcpus: list[Annotated[int, Field(ge=0, le=1023)]] | None = _field(
         None, description="vCPUs that run the load; default: all."
     )
 
@@ -706,6 +766,36 @@ class Emulated(_Model):
     )
 
 
+class IoPolicy(_Model):
+    """What the child's guest does about I/O that does not complete (see :mod:`sim.faults`):
+    its command timer, its retries, and whether it waits for a failed parent."""
+
+    timeout: Time = _field(
+        "30s",
+        gt=0,
+        description="Command timeout: an attempt not completed this long after it was "
+        "submitted fails ('timeout') and is retried. Linux sd default, "
+        "/sys/block/*/device/timeout (drivers/scsi/sd.h SD_TIMEOUT = 30 s, read); Linux "
+        "storvsc sets 180 s on Hyper-V's synthetic disks (storvsc_timeout, read). Used "
+        "with on_parent_failure: timeout.",
+    )
+    retries: int = _field(
+        5,
+        ge=0,
+        le=1000,
+        description="Attempts after the first that a failed request gets (timeout, device "
+        "reset) before it fails for good ('retries exhausted'). Linux sd SD_MAX_RETRIES = "
+        "5 (drivers/scsi/sd.h, read).",
+    )
+    on_parent_failure: Literal["timeout", "wait"] = _field(
+        "timeout",
+        description="timeout: the command timer runs; requests a crashed parent lost "
+        "time out and are retried. wait: no command timer; the guest waits, and resubmits "
+        "what a crashed parent lost when the parent comes back (its channels are offered "
+        "again). Assumed: Linux keeps its command timer armed.",
+    )
+
+
 class Child(_Model):
     """A child partition (or ``count`` identical ones, named NAME-1 … NAME-count)."""
 
@@ -714,7 +804,7 @@ class Child(_Model):
     vcpus: int = _field(2, ge=1, le=1024)
     weight: Weight = _field(256, description=_WEIGHT)
     cap: Cap = _field(0.0, description=_CAP)
-    pin: list[Annotated[int, Field(ge=0)]] | None = _field(None, description=_PIN)
+    pin: list[Annotated[int, Field(ge=0, le=1023)]] | None = _field(None, description=_PIN)
     io_path: IoPath = _field(
         "routed",
         description="How its I/O reaches the device (sim.iopaths): routed (VMBus, the "
@@ -723,15 +813,38 @@ class Child(_Model):
     )
     device: Name | None = _field(None, description="The device its streams use.")
     vf: int | None = _field(
-        None, ge=0, description="VF index to assign (direct); default: the next free VF."
+        None,
+        ge=0,
+        le=4095,
+        description="VF index to assign (direct); default: the next free VF.",
     )
     irq_vcpu: int | None = _field(
-        None, ge=0, description="vCPU that takes completions; default: the issuing vCPU."
+        None,
+        ge=0,
+        le=1023,
+        description="vCPU that takes completions; default: the issuing vCPU.",
     )
     guest: Guest = _field({})
     emulated: Emulated = _field({})
+    io_policy: IoPolicy = _field({})
     streams: list[Stream] = _field([], description="I/O workload streams.")
     cpu_load: CpuLoad | None = _field(None, description="CPU-bound background work.")
+
+
+def _count(value: Any) -> Any:
+    """A count written as a number, or as text with an exponent or a multiplier (YAML reads
+    ``1e9`` as text): 200000000, 2e8, '2e8', '200M', '1.5G'."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([kKMG]?)\s*", value)
+        if m is None:
+            raise ValueError(f"{units.show(value)} is not a count: write e.g. 2e8 or 200M")
+        return float(m[1]) * {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}[m[2]]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("is too large") from None
+    return value
 
 
 class Run(_Model):
@@ -762,6 +875,102 @@ class Run(_Model):
         description="Ring and device-queue occupancy is recorded as its mean over each "
         "interval of this length (occupancy.csv); default: duration / 200; 0: off.",
     )
+    request_budget: Annotated[float, BeforeValidator(_count)] = _field(
+        DEFAULT_REQUEST_BUDGET,
+        gt=0,
+        allow_inf_nan=False,
+        description="A run that would simulate more requests than this, over all its "
+        "replications, is refused before it starts. Estimated: duration x rate for "
+        "open-loop streams; for closed-loop ones outstanding / (think time + the guest's "
+        "costs + the device's time), at most what the child's vCPUs and the device carry; "
+        "CPU-load bursts, scheduler events (time slices, ticks, accounting periods) and "
+        "each vCPU and stream set up count as one request each. Default 1e7: a run holds "
+        "about 1.3 KB per request until it is written (13 GB), and simulates ~30k "
+        "requests/s (5-6 minutes). hvsim run --budget sets it.",
+    )
+
+
+FaultKind = Literal[
+    "parent_crash",
+    "parent_hang",
+    "vsp_slowdown",
+    "vf_revoke",
+    "device_reset",
+    "lp_offline",
+    "child_crash",
+]
+FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
+PARENT_FAULTS = ("parent_crash", "parent_hang", "vsp_slowdown")
+"""Fault kinds whose target is the parent partition (``target: parent``, the default)."""
+
+
+class Fault(_Model):
+    """One scheduled fault (semantics in :mod:`sim.faults`)."""
+
+    kind: FaultKind = _field(
+        description="parent_crash: the parent stops and loses what it held, then restarts. "
+        "parent_hang: the parent's vCPUs stop, nothing lost. vsp_slowdown: the parent's "
+        "VSP and driver costs x factor. vf_revoke: a direct child's I/O falls back to "
+        "routed (host servicing, live migration). device_reset: a device fails what it "
+        "holds and accepts nothing. lp_offline: an LP takes no work. child_crash: a child "
+        "stops; its requests in flight fail.",
+    )
+    at: Time = _field(ge=0.0, description="When it starts, from the start of the run.")
+    duration: Time | None = _field(
+        None,
+        gt=0.0,
+        description="How long it lasts; every kind but child_crash needs it (a crashed "
+        "child without one stays down to the end of the run).",
+    )
+    target: str | int | None = _field(
+        None,
+        description="What it hits: 'parent' (parent_crash, parent_hang, vsp_slowdown; the "
+        "default), a child (vf_revoke: a direct one; child_crash), a device "
+        "(device_reset), an LP index (lp_offline).",
+    )
+    factor: float | None = _field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="vsp_slowdown: what the VSP's and the parent driver's costs are "
+        "multiplied by for the duration.",
+    )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _parent_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") in PARENT_FAULTS:
+            return {**data, "target": data.get("target", "parent")}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _fields_of_kind(self) -> Fault:
+        kind = self.kind
+        if self.duration is None and kind != "child_crash":
+            raise ValueError(f"a {kind} needs a 'duration'")
+        if kind == "vsp_slowdown" and self.factor is None:
+            raise ValueError("a vsp_slowdown needs a 'factor' (its costs are multiplied by it)")
+        if kind != "vsp_slowdown" and self.factor is not None:
+            hint = " (a hang stops the parent's vCPUs; vsp_slowdown slows them)"
+            raise ValueError(
+                f"'factor' is for vsp_slowdown only{hint if kind == 'parent_hang' else ''}"
+            )
+        target = self.target
+        if kind in PARENT_FAULTS:
+            if target != "parent":
+                raise ValueError(f"the target of a {kind} is 'parent'")
+        elif kind == "lp_offline":
+            if not isinstance(target, int) or target < 0:
+                raise ValueError("the target of an lp_offline is an LP index (0, 1, ...)")
+        elif not isinstance(target, str) or not target:
+            what = "a device" if kind == "device_reset" else "a child"
+            raise ValueError(f"a {kind} needs a 'target': {what}")
+        return self
+
+    @property
+    def end(self) -> float:
+        """When it ends (``inf``: a child crash without duration)."""
+        return self.at + self.duration if self.duration is not None else math.inf
 
 
 class Scenario(_Model):
@@ -779,6 +988,9 @@ class Scenario(_Model):
     devices: list[Device] = _field([])
     children: list[Child] = _field(min_length=1)
     run: Run = _field({})
+    faults: list[Fault] = _field(
+        [], description="Faults scheduled in the run (see sim.faults); none by default."
+    )
     sources: dict[str, str] = _field(
         {},
         description="Written by hvsim: the source of each preset value the scenario holds "
@@ -816,20 +1028,61 @@ class Scenario(_Model):
 # ---------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a scenario file may have (scenarios need ~8)."""
+MAX_ALIASED = 100_000
+"""Most values aliases (``*name``) may repeat: a few aliases nested in each other can
+stand for billions of values, which anything that walks the data would go through."""
+MAX_INT_BITS = 14_000
+"""Largest integer a scenario file may write (about 4,200 digits: below Python's limit on
+converting integers to text, so every value can be shown in a message)."""
+
+
 class _Loader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and remembers where each value is."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:  # more digits than int() converts
+            value = None
+        if value is None or abs(value).bit_length() > MAX_INT_BITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, "integer with too many digits", node.start_mark
+            )
+        return int(value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def compose(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse YAML safely: plain data, no duplicate keys; also the line of every value."""
-    loader = _Loader(text)
+    loader = None
     try:
-        node = loader.get_single_node()
+        loader = _Loader(text)  # checks every character: a NUL or control byte fails here
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ScenarioError(file, "", f"YAML: nested more than {MAX_DEPTH} levels") from None
         if node is None:
             raise ScenarioError(file, "", "file is empty")
         lines: dict[tuple[Any, ...], int] = {}
         duplicates: list[tuple[tuple[Any, ...], int]] = []
         _index(node, (), lines, duplicates, set())
+        deep = max(lines, key=len)
+        if len(deep) > MAX_DEPTH:
+            raise ScenarioError(
+                file, "", f"YAML: nested more than {MAX_DEPTH} levels", lines[deep[: MAX_DEPTH + 1]]
+            )
+        nodes: dict[int, tuple[int, int]] = {}
+        expanded = _expanded(node, nodes, 0)  # and no deeper than MAX_DEPTH through aliases
+        if expanded is None:
+            raise ScenarioError(file, "", f"YAML: nested more than {MAX_DEPTH} levels")
+        if expanded - len(nodes) > MAX_ALIASED:
+            raise ScenarioError(
+                file, "", f"YAML: aliases repeat more than {MAX_ALIASED} values (*name)"
+            )
         data = loader.construct_document(node)
         if duplicates:
             dup_loc, dup_line = duplicates[0]
@@ -843,10 +1096,16 @@ def compose(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
             tag = tag.replace("tag:yaml.org,2002:", "!!")
             problem = f"YAML tag '{tag}' is not allowed (scenario files are plain data)"
         raise ScenarioError(file, "", problem, line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        char = exc.character  # the code point, for text
+        what = f"character U+{char:04X}" if isinstance(char, int) else "this character"
+        raise ScenarioError(file, "", f"YAML: {what} is not allowed in a text file", line) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(file, "", f"YAML: {exc}".splitlines()[0]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines
 
 
@@ -858,7 +1117,7 @@ def _index(
     seen: set[int],
 ) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
-    if id(node) in seen:  # an alias: already indexed, and never walked twice
+    if id(node) in seen or len(path) > MAX_DEPTH:  # an alias: already indexed, never walked twice
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
@@ -873,6 +1132,28 @@ def _index(
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             _index(v, (*path, i), lines, duplicates, seen)
+
+
+def _expanded(node: yaml.Node, seen: dict[int, tuple[int, int]], depth: int) -> int | None:
+    """How many values ``node`` stands for with every alias expanded; None if that nests
+    deeper than :data:`MAX_DEPTH`. ``seen``: (values, height) of each node, walked once."""
+    if depth > MAX_DEPTH:
+        return None
+    if id(node) not in seen:
+        inner: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            inner = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            inner = list(node.value)
+        size, height = 1, 0
+        for n in inner:
+            got = _expanded(n, seen, depth + 1)
+            if got is None:
+                return None
+            size, height = size + got, max(height, 1 + seen[id(n)][1])
+        seen[id(node)] = (size, height)
+    size, height = seen[id(node)]
+    return size if depth + height <= MAX_DEPTH else None
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
@@ -942,6 +1223,17 @@ def from_dict(
         from sim import presets
 
         by_set = ("preset",) in overridden
+        name = data["preset"]
+        if isinstance(name, str):
+            named = bool(_NAME.fullmatch(name))
+        else:  # 5 is shown as it is, a list or a number of 400 digits is not
+            named = isinstance(name, int | float) and len(units.show(name)) < 40
+        if not named:
+            shown = units.show(name)
+            message = f"a preset is named by 1-64 letters, digits, '_', '.' or '-' (got {shown})"
+            if by_set:
+                raise ScenarioError("--set", "preset", message)
+            raise ScenarioError(source, "preset", message, lines.get(("preset",)))
         preset = presets.load(
             data["preset"],
             "--set" if by_set else source,
@@ -1048,11 +1340,17 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         )
     if scn.host.clock <= 0:
         return ("host", "clock"), "clock must be positive"
+    problem = _check_size(scn)
+    if problem:
+        return problem
     names: dict[str, int] = {}
     for i, d in enumerate(scn.devices):
         if d.name in names:
             return ("devices", i, "name"), f"device name '{d.name}' used twice"
         names[d.name] = i
+        problem = _check_device(i, d)
+        if problem:
+            return problem
     problem = _check_placement(scn)
     if problem:
         return problem
@@ -1109,9 +1407,20 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 if op not in dev.ops:
                     return (
                         ("children", i, "streams", j, "op"),
-                        f"'{op}' is not an operation of {dev.type} device '{dev.name}' "
+                        f"{_quote(op)} is not an operation of {dev.type} device '{dev.name}' "
                         f"(use {', '.join(dev.ops)})",
                     )
+            if "receive" in s.op and s.closed:
+                return (
+                    ("children", i, "streams", j, "op"),
+                    "'receive' needs an open-loop stream (rate: messages arriving from the "
+                    "wire), not outstanding",
+                )
+            if "receive" in s.op and c.io_path == "emulated":
+                return (
+                    ("children", i, "streams", j, "op"),
+                    "'receive' is not modelled on the emulated path in this version",
+                )
             if s.vcpu is not None and s.vcpu >= c.vcpus:
                 return (
                     "children",
@@ -1127,6 +1436,240 @@ def _cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
             if inst in seen:
                 return ("children", i, "name"), f"child name '{inst}' used twice"
             seen.add(inst)
+    return _check_faults(scn) or _check_budget(scn)
+
+
+def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Each fault within the run, its target existing and of the right kind, and no two
+    faults of one kind on one target at once."""
+    children = dict(scn.instances())
+    devices = {d.name for d in scn.devices}
+    for i, f in enumerate(scn.faults):
+        loc: tuple[Any, ...] = ("faults", i)
+        if f.at >= scn.run.duration:
+            return (*loc, "at"), (
+                f"starts at {units.format_time(f.at)}, not before the end of the run "
+                f"({units.format_time(scn.run.duration)})"
+            )
+        target = f.target
+        if f.kind == "lp_offline":
+            assert isinstance(target, int)
+            if target >= scn.host.cores:
+                return (*loc, "target"), (
+                    f"LP {target} does not exist (LPs 0..{scn.host.cores - 1})"
+                )
+        elif f.kind == "device_reset":
+            if target not in devices:
+                known = ", ".join(sorted(devices)) or "none"
+                return (*loc, "target"), f"no device named '{target}' (devices: {known})"
+        elif f.kind in ("vf_revoke", "child_crash"):
+            spec = children.get(str(target))
+            if spec is None:
+                known = ", ".join(children)
+                return (*loc, "target"), f"no child named '{target}' (children: {known})"
+            if f.kind == "vf_revoke" and spec.device is None:
+                return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
+        for j, g in enumerate(scn.faults[:i]):
+            if g.kind == f.kind and g.target == f.target and g.at < f.end and f.at < g.end:
+                return loc, f"overlaps faults[{j}], a {g.kind} of the same target"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Limits: what one scenario may ask the simulator for
+# ---------------------------------------------------------------------------------------
+MAX_CHILD_PARTITIONS = 4096
+MAX_VCPUS = 65536
+MAX_STREAMS = 16384  # each holds its samplers: ~32 KB
+MAX_TRACE_VALUES = 10_000_000
+MIN_MTU = 68  # the smallest IPv4 MTU (RFC 791), Linux ETH_MIN_MTU
+
+
+def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """How many partitions, vCPUs and streams the host holds (each is built and tracked)."""
+    partitions, vcpus, streams = 0, scn.parent.vcpus, 0
+    for i, c in enumerate(scn.children):
+        partitions += c.count
+        vcpus += c.count * c.vcpus
+        streams += c.count * len(c.streams)
+        if partitions > MAX_CHILD_PARTITIONS:
+            return ("children", i, "count"), (
+                f"{partitions} child partitions in all (count included); "
+                f"at most {MAX_CHILD_PARTITIONS}"
+            )
+        if vcpus > MAX_VCPUS:
+            return ("children", i, "vcpus"), (
+                f"{vcpus} vCPUs in all (the parent's and the children's, count included); "
+                f"at most {MAX_VCPUS}"
+            )
+        if streams > MAX_STREAMS:
+            return ("children", i, "streams"), (
+                f"{streams} streams in all (count included); at most {MAX_STREAMS}"
+            )
+    return None
+
+
+def _check_device(i: int, d: Nic | Nvme) -> tuple[tuple[Any, ...], str] | None:
+    """Rates a device model divides by, and the frame size it cuts requests into."""
+    if isinstance(d, Nic):
+        if d.line_rate < 1:
+            return ("devices", i, "line_rate"), "must be at least 1bps"
+        if d.mtu < MIN_MTU:
+            return ("devices", i, "mtu"), f"must be at least {MIN_MTU}B, the smallest IPv4 MTU"
+    elif d.bandwidth < 1:
+        return ("devices", i, "bandwidth"), "must be at least 1bps"
+    return None
+
+
+def _device_time(s: Stream, d: Nic | Nvme, size: float) -> tuple[float, float]:
+    """(µs one request of ``s`` of ``size`` bytes spends in ``d`` unqueued, requests/s
+    ``d`` carries at most), for the stream's op mix."""
+    if isinstance(d, Nic):
+        wire = (size + math.ceil(size / d.mtu) * d.frame_overhead) * 8e6 / d.line_rate
+        return d.latency.mean + wire, 1e6 / wire if wire > 0 else math.inf
+    top = max(s.op.values())
+    share = {op: w / top for op, w in s.op.items()}  # weights of 1e308 would add up to inf
+    media = sum(w * (d.read if op == "read" else d.write).mean for op, w in share.items())
+    service = media / sum(share.values()) + size * 8e6 * d.channels / d.bandwidth
+    carried = d.channels * 1e6 / service if service > 0 else math.inf
+    return service, carried if d.max_iops is None else min(carried, d.max_iops)
+
+
+def _channels(scn: Scenario) -> int:
+    """VMBus channels the routed children open (direct ones past the VFs fall back)."""
+    vmbus = scn.parent.vmbus
+    free = {d.name: d.vfs for d in scn.devices}
+    total = 0
+    for c in scn.children:
+        if c.device is None or c.io_path not in ("routed", "direct"):
+            continue
+        routed = c.count
+        if c.io_path == "direct":
+            taken = min(c.count, free[c.device])
+            free[c.device] -= taken
+            routed -= taken
+        per_child = 1 + (c.vcpus - 1) // vmbus.vcpus_per_channel
+        total += routed * max(1, min(vmbus.max_channels, per_child))
+    return total
+
+
+def work_estimate(scn: Scenario) -> tuple[dict[str, float], tuple[tuple[Any, ...], str] | None]:
+    """What one replication of ``scn`` simulates, about: ``({kind: count}, problem)``.
+
+    Requests: an open-loop stream issues duration × rate; a closed-loop one at most
+    outstanding / (think time + the guest's costs + the device's time) per µs (Little's
+    law with the least time a request keeps its slot: queueing, the parent, the IOMMU and
+    interrupts only add), at most what the child's vCPUs (the guest's costs) and the
+    device carry. CPU-load bursts: duration / (busy + idle) per loaded vCPU. Scheduler
+    events: time slices, credit ticks and accounting periods, and one per vCPU and per
+    stream set up. ``problem`` names a loop that would not let simulated time advance."""
+    run, host = scn.run, scn.host
+    duration = run.duration
+    requests = bursts = 0.0
+    closed: dict[str, float] = {}
+    carried: dict[str, float] = {}
+    vcpus, streams = scn.parent.vcpus, 0
+    for i, c in enumerate(scn.children):
+        vcpus += c.count * c.vcpus
+        streams += c.count * len(c.streams)
+        guest_cpu = c.guest.submit_cost.mean + c.guest.complete_cost.mean
+        for j, s in enumerate(c.streams):
+            if c.device is None:
+                continue
+            dev = scn.device(c.device)
+            largest = s.size.largest if math.isfinite(s.size.largest) else s.size.mean
+            if _device_time(s, dev, largest)[0] > MAX_TIME_US:
+                return {}, (
+                    ("children", i, "streams", j, "size"),
+                    f"one request would keep device '{dev.name}' busy {_LONGEST}",
+                )
+            if s.rate is not None:
+                requests += c.count * s.rate * duration / 1e6
+                continue
+            if s.outstanding is None:
+                continue
+            in_device, most = _device_time(s, dev, s.size.mean)
+            cycle = s.think.mean + guest_cpu + in_device
+            if cycle <= 0:
+                return {}, (
+                    ("children", i, "streams", j),
+                    "a closed-loop request here takes no time (no think time, guest cost or "
+                    "device time): simulated time would not advance",
+                )
+            per_s = min(s.outstanding * 1e6 / cycle, most)
+            if guest_cpu > 0:
+                per_s = min(per_s, c.vcpus * 1e6 / guest_cpu)
+            closed[dev.name] = closed.get(dev.name, 0.0) + c.count * per_s
+            carried[dev.name] = max(carried.get(dev.name, 0.0), most)
+        load = c.cpu_load
+        if load is not None and load.busy is not None:
+            cycle = load.busy.mean + load.idle.mean
+            if cycle <= 0:
+                return {}, (
+                    ("children", i, "cpu_load"),
+                    "busy and idle are both 0: simulated time would not advance",
+                )
+            loaded = len(set(load.vcpus)) if load.vcpus else c.vcpus
+            bursts += c.count * loaded * duration / cycle
+    requests += sum(min(x, carried[d]) for d, x in closed.items()) * duration / 1e6
+    sch = host.scheduler
+    events = vcpus + streams + min(host.cores, vcpus) * duration / sch.time_slice
+    if sch.policy == "credit":
+        events += host.cores * duration / sch.tick + vcpus * duration / sch.accounting_period
+    parts = {"requests": requests, "CPU-load bursts": bursts, "scheduler events": events}
+    return parts, None
+
+
+def _sci(x: float) -> str:
+    """3.2e10, 1e7: a count as a message shows it."""
+    if not math.isfinite(x):
+        return "1e308"
+    if x < 1e4:
+        return f"{x:.0f}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def budget_problem(scn: Scenario, runs: int = 1, what: str = "run") -> str | None:
+    """The message if ``runs`` runs of ``scn`` (its replications each) would simulate more
+    than ``run.request_budget`` (see :func:`work_estimate`), else None."""
+    parts, problem = work_estimate(scn)
+    return problem[1] if problem else _over_budget(scn, parts, runs, what)
+
+
+def _over_budget(scn: Scenario, parts: Mapping[str, float], runs: int, what: str) -> str | None:
+    per_replication = sum(parts.values())
+    total = per_replication * scn.run.replications * runs
+    budget = scn.run.request_budget
+    if total <= budget:
+        return None
+    named = " and ".join(k for k, v in parts.items() if not v < 0.1 * per_replication)
+    about = "about" if math.isfinite(total) else "more than"
+    return (
+        f"this {what} would simulate {about} {_sci(total)} {named} (budget {_sci(budget)}; "
+        "raise it with --budget or run.request_budget)"
+    )
+
+
+def _check_budget(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """The run's estimated work against its budget, and the size of its occupancy trace."""
+    parts, problem = work_estimate(scn)
+    if problem:
+        return problem
+    message = _over_budget(scn, parts, 1, "run")
+    if message:
+        return ("run", "duration"), message
+    run = scn.run
+    interval = run.duration / 200 if run.trace_interval is None else run.trace_interval
+    if interval > 0:
+        levels = 2 * len(scn.devices) + 2 * _channels(scn)
+        values = math.floor(run.duration / interval) * levels * run.replications
+        if values > MAX_TRACE_VALUES:
+            return ("run", "trace_interval"), (
+                f"the occupancy trace would hold about {_sci(values)} values (intervals × "
+                f"rings and device queues × replications); at most {_sci(MAX_TRACE_VALUES)}: "
+                "give a longer trace_interval, or 0 for none"
+            )
     return None
 
 
@@ -1147,12 +1690,26 @@ def _fmt_path(loc: tuple[Any, ...], data: Any) -> str:
         if isinstance(part, int):
             item = node[part] if isinstance(node, list) and part < len(node) else None
             name = item.get("name") if isinstance(item, dict) else None
-            out += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
+            valid = isinstance(name, str) and _NAME.fullmatch(name)  # not a line of junk
+            out += f"[{name}]" if valid else f"[{part}]"
             node = item
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{_key(part)}" if out else _key(part)
             node = node.get(part) if isinstance(node, dict) else None
     return out
+
+
+def _quote(text: str) -> str:
+    """'text' as a message quotes what the user wrote (cut short, escaped if not plain)."""
+    return f"'{text}'" if text.isprintable() and len(text) <= 40 else units.show(text)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as a message shows it: as written if it is a plain word, else quoted
+    and cut short (a key may be any text: control characters, a line of 1 MB)."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_.<-]{1,64}", key):
+        return key
+    return units.show(key)
 
 
 def _raw_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
@@ -1230,7 +1787,8 @@ def _translate(
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         model = _model_at(loc, data)
-        msg = f"unknown key '{loc[-1]}'"
+        name = _key(loc[-1])
+        msg = f"unknown key '{name}'" if name == loc[-1] else f"unknown key {name}"
         if model is not None:
             allowed = list(model.model_fields)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
@@ -1256,7 +1814,7 @@ def _translate(
         and "input" in err
         and not isinstance(err["input"], dict | list)
     ):
-        shown = repr(err["input"])
+        shown = units.show(err["input"], 41)
         if len(shown) <= 40 and shown not in msg:
             msg += f" (got {shown})"
     return loc, msg
@@ -1271,12 +1829,13 @@ _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]+)\]")
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Split ``field.path=value``; the value is read as a YAML scalar or flow collection."""
     if "=" not in text:
-        raise ScenarioError("--set", "", f"'{text}' is not of the form field.path=value")
+        raise ScenarioError("--set", "", f"{_quote(text)} is not of the form field.path=value")
     path, _, value = text.partition("=")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        raise ScenarioError("--set", path.strip(), f"cannot read value '{value}'") from None
+    try:  # the loader of scenario files: the same tags, integers and depth are refused
+        parsed = yaml.load(value, Loader=_Loader) if value.strip() else ""
+    except (yaml.YAMLError, RecursionError):
+        shown = units.show(value)
+        raise ScenarioError("--set", path.strip(), f"cannot read value {shown}") from None
     return path.strip(), parsed
 
 
@@ -1295,8 +1854,10 @@ def apply_override(
             tokens.append(m.group(1))
         else:
             sel = m.group(2).strip()
-            tokens.append(int(sel) if sel.isdigit() else f"name={sel}")
-    if pos != len(path) or not tokens or not isinstance(tokens[0], str):
+            # ASCII digits only: int() refuses '²', which isdigit() accepts
+            number = sel.isascii() and sel.isdigit()
+            tokens.append((int(sel) if len(sel) < 4000 else -1) if number else f"name={sel}")
+    if pos != len(path) or not tokens or not isinstance(tokens[0], str) or -1 in tokens:
         raise ScenarioError(source, path, "not a field path such as children[web].vcpus")
     node: Any = data
     loc: list[str | int] = []
@@ -1318,14 +1879,14 @@ def apply_override(
         if isinstance(tok, int):
             if tok >= len(node):
                 raise ScenarioError(
-                    source, path, f"index {tok} is past the end ({len(node)} items)"
+                    source, path, f"index {units.show(tok)} is past the end ({len(node)} items)"
                 )
             idx = tok
         else:
             name = tok[5:]
             found = [k for k, v in enumerate(node) if isinstance(v, dict) and v.get("name") == name]
             if not found:
-                raise ScenarioError(source, path, f"no item named '{name}'")
+                raise ScenarioError(source, path, f"no item named {_quote(name)}")
             idx = found[0]
         loc.append(idx)
         if last:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -55,6 +56,7 @@ __all__ = [
     "parse_rate",
     "parse_size",
     "parse_time",
+    "show",
 ]
 
 _MICRO_SIGN = "\u00b5"  # µ MICRO SIGN
@@ -178,13 +180,25 @@ _RATE = _Kind(
 )
 
 
-def _show(value: object) -> str:
-    """Quote a value for an error message, on one short line."""
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = 4
+
+
+def show(value: object, limit: int = 40) -> str:
+    """Quote a value for an error message, on one line of at most ``limit`` characters.
+
+    Containers are shown in part (a YAML alias can make a list of lists whose full repr()
+    would never end)."""
     try:
-        text = repr(value)
+        text = _REPR.repr(value)
     except Exception:  # e.g. an int with more digits than repr() allows
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: object) -> str:
+    return show(value)
 
 
 def _split(value: object, kind: _Kind) -> tuple[str, float, str]:
@@ -372,6 +386,8 @@ def _exact(value: float, units_: Sequence[tuple[float, str]], parse: Any) -> str
     best = f"{value!r}{units_[0][1]}"
     for factor, unit in units_:
         scaled = value / factor
+        if not math.isfinite(scaled):  # 1e306 us is past the largest float in ns
+            continue
         text = f"{int(scaled)}{unit}" if scaled.is_integer() else f"{scaled!r}{unit}"
         if len(text) < len(best) and parse(text) == value:
             best = text
@@ -385,19 +401,25 @@ def exact_time(us: float) -> str:
 
 def exact_size(nbytes: int) -> str:
     """``nbytes`` as a size string that parses back exactly, e.g. 4096 → ``"4KiB"``."""
+    if isinstance(nbytes, int) and abs(nbytes) >= 2**53:  # past what a float holds exactly
+        whole = [f"{nbytes // f}{u}" for f, u in _EXACT_SIZE if nbytes % f == 0]
+        return min(whole, key=len)
     return _exact(
         float(nbytes),
-        (
-            (1.0, "B"),
-            (1024.0, "KiB"),
-            (1024.0**2, "MiB"),
-            (1024.0**3, "GiB"),
-            (1e3, "KB"),
-            (1e6, "MB"),
-            (1e9, "GB"),
-        ),
+        tuple((float(f), u) for f, u in _EXACT_SIZE),
         lambda s: float(parse_size(s)),
     )
+
+
+_EXACT_SIZE: tuple[tuple[int, str], ...] = (
+    (1, "B"),
+    (1024, "KiB"),
+    (1024**2, "MiB"),
+    (1024**3, "GiB"),
+    (1000, "KB"),
+    (1000**2, "MB"),
+    (1000**3, "GB"),
+)
 
 
 def exact_bitrate(bps: float) -> str:

@@ -16,21 +16,57 @@ What it models
     physical function on the routed and native paths). It walks its child's I/O path
     (:mod:`sim.iopaths`) as one generator, and ends as one flat record.
 
+    A NIC ``receive`` op (open loop only) is a message of ``size`` bytes arriving from
+    the wire for the child at the stream's arrival: the request is created when its first
+    frame starts to arrive, and its ``t_submit`` moves to the arrival of its last frame
+    at the NIC (:mod:`sim.iopaths`), where its latency starts; the issuing vCPU is the
+    one receive side scaling steers the message to (round robin over the child's vCPUs,
+    as flows spread), the completing vCPU the one that processes it.
+
 Randomness
     Arrivals, sizes, op choices, think times and device service times each have their own
     generator, keyed by ``child.NAME/stream.J/...``: changing the I/O path of a child
     changes none of them (common random numbers).
 
+Attempts, failures and retries (:mod:`sim.faults`)
+    With faults scheduled, or a command timer that can expire within the run, a request
+    is served as one or more **attempts** (:meth:`Stream.tolerate`): the
+    guest's I/O policy (``children[].io_policy``) gives up an attempt that has not
+    completed ``timeout`` after it was sent (its command timer, armed only where it can
+    expire within the run), one whose device was reset, and, with ``on_parent_failure:
+    wait``, resubmits those a crashed parent lost when the parent is back. A given-up
+    attempt is retried at once as a new attempt (a new :class:`Request` with the same id,
+    walking the path the stream is on then) while fewer than ``retries`` retries were
+    made; then the request **fails** for good ("retries exhausted"; with ``retries: 0``
+    the attempt's own reason). A crashed child's requests fail at once ("child
+    crashed"), without retry. The walk of a given-up attempt stops at its next check
+    (:class:`AbortError`, at the device and at the parent) or is discarded when it ends; a
+    closed-loop user waits for its request to end, however many attempts it takes.
+
+    A request is one record whatever its attempts: ``t_submit`` is its first submission,
+    its latency runs to the end of the attempt that completed, and the time before that
+    attempt is its ``retry`` component, so that components still add up to the latency
+    of every completed request. :attr:`Stream.attempts` has the attempts of those that
+    took more than one, :attr:`Stream.paths` the path of those whose last attempt took
+    another path than the stream's own (a revoked VF), :attr:`Stream.failures` the
+    reason of each failed one. A failed record's ``t_complete`` is when it failed; its
+    components are its last attempt's as far as it got (they do not add up).
+
+    Without faults, and where no command timer can expire within the run (the default
+    30 s against runs of seconds), none of this runs: streams serve as before.
+
 Conservation
-    Every issued request is, at the end of a run, either completed (a record in
-    :attr:`Stream.done`) or still in flight (in :attr:`Stream.live`); the faults that make
-    requests fail are not in this version, so ``failed`` is always empty here.
+    Every issued request is, at the end of a run, in exactly one of: completed (a record
+    in :attr:`Stream.done`), failed (in :attr:`Stream.failed`) or still in flight (in
+    :attr:`Stream.live`): the three add up to :attr:`Stream.issued`, the ids handed out
+    (checked by the host when it collects, :class:`ConservationError`).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +74,7 @@ import simpy
 
 from sim import distributions
 from sim.env import SimEnv
-from sim.metrics import COMPONENTS
+from sim.metrics import COMPONENTS, RETRY
 from sim.scenario import Stream as StreamSpec
 
 if TYPE_CHECKING:
@@ -48,10 +84,45 @@ if TYPE_CHECKING:
     from sim.partitions import ChildPartition
 
 
-class Request:
-    """One I/O request in flight: its identity, timestamps and latency components."""
+class AbortError(Exception):
+    """Raised inside the walk of an attempt that is over: given up by its guest or its
+    device, or lost by a crashed parent (:mod:`sim.faults`). Only the serving of streams
+    that tolerate faults catches it; without faults nothing raises it."""
 
-    __slots__ = ("c", "done_vcpu", "id", "op", "service", "size", "t_submit", "vcpu", "vf")
+
+class ConservationError(AssertionError):
+    """Requests were lost or counted twice: completed + failed + in flight is not the
+    number issued (a defect of the model, never of the input)."""
+
+
+class Request:
+    """One attempt of an I/O request in flight: its identity, timestamps and latency
+    components (every request has one attempt unless faults are scheduled)."""
+
+    # set only where used (sim.faults): t_attempt and path by the tolerant serving, at by
+    # a device while the attempt is in it, epoch by the parent's paths
+    at: Device | None
+    epoch: int
+    path: Path
+    t_attempt: float
+    __slots__ = (
+        "at",
+        "attempt",
+        "c",
+        "dead",
+        "done_vcpu",
+        "epoch",
+        "id",
+        "op",
+        "path",
+        "receive",
+        "service",
+        "size",
+        "t_attempt",
+        "t_submit",
+        "vcpu",
+        "vf",
+    )
 
     def __init__(
         self,
@@ -63,6 +134,7 @@ class Request:
         done_vcpu: VCpu,
         service: Callable[[], float],
         vf: int | None = None,
+        receive: bool = False,
     ) -> None:
         self.id = rid
         self.op = op
@@ -72,7 +144,20 @@ class Request:
         self.done_vcpu = done_vcpu
         self.service = service
         self.vf = vf  # the device function it goes through: VF index, None for the PF
+        self.receive = receive  # a message arriving from the wire (NIC receive)
         self.c = [0.0] * len(COMPONENTS)
+        self.attempt = 1
+        self.dead = False  # given up: its walk stops at the next check (AbortError)
+
+    def again(self, now: float, vf: int | None) -> Request:
+        """The next attempt of this request, sent ``now`` through function ``vf``."""
+        nxt = Request(
+            self.id, self.op, self.size, self.t_submit, self.vcpu, self.done_vcpu,
+            self.service, vf, self.receive,
+        )  # fmt: skip
+        nxt.attempt = self.attempt + 1
+        nxt.c[RETRY] = now - self.t_submit
+        return nxt
 
 
 Record = tuple[Any, ...]
@@ -113,6 +198,7 @@ class Stream:
         self._sizes = spec.size.sampler(env.rng(f"{key}/sizes"))
         service = device.samplers(env, key)
         self._service = [service[o] for o in self.ops]
+        self._receive = [o == "receive" for o in self.ops]
         if spec.vcpu is not None:
             self._vcpus: Callable[[], VCpu] = itertools.repeat(child.vcpus[spec.vcpu]).__next__
         else:
@@ -123,6 +209,20 @@ class Stream:
         self._ids = itertools.count()
         self.done: list[Record] = []
         self.live: dict[int, Request] = {}
+        # attempts, failures and retries (sim.faults): used once tolerate() is called
+        self.failed: list[Record] = []
+        self.failures: dict[int, str] = {}
+        self.attempts: dict[int, int] = {}
+        self.paths: dict[int, str] = {}
+        self.home = path  # the stream's own path; ``path`` is the one new attempts take
+        self.tolerant = False
+        self.stopped = False
+        self.timeout: float | None = None
+        self.retries = 0
+        self._deadlines: deque[tuple[float, Request]] = deque()
+        self._timer_armed = False
+        self._ended: dict[int, simpy.Event] = {}
+        self._users = 0  # generation of the closed-loop users (a crash ends one)
         if spec.rate is not None:
             mean_gap = 1e6 / spec.rate
             gap = (
@@ -136,12 +236,18 @@ class Stream:
 
     @property
     def issued(self) -> int:
-        """Requests issued so far."""
-        return len(self.done) + len(self.live)
+        """Requests issued so far (ids handed out)."""
+        return int(repr(self._ids).removeprefix("count(").removesuffix(")"))
 
     def start(self) -> None:
         """Start the stream's processes."""
         env = self.env
+        if self.tolerant:
+            if self.spec.outstanding is None:
+                env.process(self._open_loop_tolerant())
+            else:
+                self._start_users()
+            return
         if self.spec.outstanding is None:
             env.process(self._open_loop())
         else:
@@ -165,6 +271,7 @@ class Stream:
             self._service[op],
             # direct: the child's VF; routed (the parent's driver) and native: the PF
             self.child.vf if self.path.name == "direct" else None,
+            self._receive[op],
         )
         self.live[req.id] = req
         return req
@@ -188,6 +295,153 @@ class Stream:
         think = self._think
         while True:  # each user issues at once, then thinks after every completion
             yield from self._serve(self._request())
+            t = think()
+            if t > 0.0:
+                yield env.timeout(t)
+
+    # -- attempts, failures and retries (sim.faults) --------------------------------------
+    def tolerate(self, timeout: float | None, retries: int) -> None:
+        """Serve requests as attempts that may be given up and retried (module
+        docstring): ``timeout`` arms the guest's command timer (None: no timer),
+        ``retries`` bounds the retries of one request. Call before :meth:`start`."""
+        self.tolerant = True
+        self.timeout = timeout
+        self.retries = retries
+
+    def _vf(self) -> int | None:
+        return self.child.vf if self.path.name == "direct" else None
+
+    def _send(self, req: Request) -> None:
+        """Attempt ``req`` goes out on the stream's current path; its timer starts."""
+        req.t_attempt = self.env.now
+        req.path = self.path
+        self.live[req.id] = req
+        timeout = self.timeout
+        if timeout is not None:
+            self._deadlines.append((req.t_attempt + timeout, req))
+            if not self._timer_armed:
+                self._timer_armed = True
+                self.env.timeout(timeout).callbacks.append(self._expire)
+
+    def _expire(self, _ev: simpy.Event) -> None:
+        """The command timer: give up every attempt past its deadline, then wait for the
+        earliest deadline of an attempt still current (deadlines come in order)."""
+        now = self.env.now
+        pending, live = self._deadlines, self.live
+        while pending:
+            deadline, req = pending[0]
+            if live.get(req.id) is not req:  # ended, or superseded by a later attempt
+                pending.popleft()
+                continue
+            if deadline > now + 1e-6:
+                break
+            pending.popleft()
+            self.abort(req, "timeout")  # its retry's deadline goes to the back
+        if pending:
+            self.env.timeout(max(pending[0][0] - now, 0.0)).callbacks.append(self._expire)
+        else:
+            self._timer_armed = False
+
+    def _attempt(self, req: Request) -> Generator[simpy.Event, Any, None]:
+        """Walk one attempt; record the request if the attempt completed and counts."""
+        try:
+            yield from req.path.walk(req)
+        except AbortError:
+            return
+        if req.dead:
+            return
+        del self.live[req.id]
+        self.done.append(
+            (req.id, req.op, req.size, req.vcpu.index, req.t_submit, self.env.now, *req.c)
+        )
+        self._ended_with(req)
+
+    def _ended_with(self, req: Request) -> None:
+        """Request ``req`` ended (completed or failed) with this attempt."""
+        if req.attempt > 1:
+            self.attempts[req.id] = req.attempt
+        if req.path is not self.home:
+            self.paths[req.id] = req.path.name
+        waiting = self._ended.pop(req.id, None)
+        if waiting is not None:
+            waiting.succeed()
+
+    def abort(self, req: Request, reason: str, retry: bool = True) -> None:
+        """Give up attempt ``req`` (if it is still its request's current one) for
+        ``reason``: a new attempt while retries are left (and ``retry``), else the
+        request fails."""
+        if self.live.get(req.id) is not req:
+            return
+        req.dead = True
+        self.env.counters[f"attempts.failed.{reason.replace(' ', '_')}"] += 1
+        if retry and req.attempt <= self.retries:
+            self._retry(req)
+            return
+        del self.live[req.id]
+        why = "retries exhausted" if retry and self.retries else reason
+        self.failed.append(
+            (req.id, req.op, req.size, req.vcpu.index, req.t_submit, self.env.now, *req.c)
+        )
+        self.failures[req.id] = why
+        self.env.counters["requests.failed"] += 1
+        self._ended_with(req)
+
+    def resubmit(self, req: Request) -> None:
+        """Send attempt ``req`` again as a new attempt (its guest learnt it was lost), not
+        counted against the retries."""
+        if self.live.get(req.id) is not req:
+            return
+        req.dead = True
+        self.env.counters["attempts.resubmitted"] += 1
+        self._retry(req)
+
+    def _retry(self, req: Request) -> None:
+        nxt = req.again(self.env.now, self._vf())
+        self._send(nxt)
+        self.env.process(self._attempt(nxt))
+
+    def halt(self, reason: str) -> None:
+        """The child crashed: it issues nothing more, and its requests in flight fail."""
+        self.stopped = True
+        self._users += 1
+        for req in list(self.live.values()):
+            self.abort(req, reason, retry=False)
+
+    def restart(self) -> None:
+        """The child is back: it issues again (open loop: from its next arrival)."""
+        self.stopped = False
+        if self.spec.outstanding is not None:
+            self._start_users()
+
+    def _open_loop_tolerant(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        gap = self._gap
+        while True:
+            yield env.timeout(gap())
+            if not self.stopped:
+                req = self._request()
+                self._send(req)
+                env.process(self._attempt(req))
+
+    def _start_users(self) -> None:
+        assert self.spec.outstanding is not None
+        for _ in range(self.spec.outstanding):
+            self.env.process(self._user(self._users))
+
+    def _user(self, generation: int) -> Generator[simpy.Event, Any, None]:
+        """A closed-loop user: the first attempt runs in the user itself (no event more
+        than without faults); a retried request is waited for until it ends."""
+        env = self.env
+        think = self._think
+        while self._users == generation:
+            req = self._request()
+            self._send(req)
+            yield from self._attempt(req)
+            if req.id in self.live:  # retried: wait for the request, not the attempt
+                ended = self._ended[req.id] = simpy.Event(env)
+                yield ended
+            if self._users != generation:
+                return
             t = think()
             if t > 0.0:
                 yield env.timeout(t)

@@ -160,8 +160,9 @@ def test_validate_command_exit_status(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1
 
 
-def test_planned_commands_say_so() -> None:
-    """Commands of the design that are not built end with a clear message."""
+def test_capacity_needs_an_slo() -> None:
+    """hvsim capacity without --slo is an input error, in one line."""
     proc = hvsim("capacity", "scenarios/baseline.yaml")
     assert proc.returncode == 2
-    assert "not available in this version" in proc.stderr
+    assert "--slo" in proc.stderr
+    assert proc.stderr.count("\n") == 1

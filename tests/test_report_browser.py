@@ -64,7 +64,7 @@ def test_report_renders_in_headless_chromium(page_url: str) -> None:
                     "e => e.complete && e.naturalWidth > 0 && e.naturalHeight > 0"
                 )
                 shown.append((img.is_visible(), loaded, box is not None and box["width"] > 300))
-            rows = page.locator("#headline tbody tr").count()
+            rows = page.locator("#headline table").first.locator("tbody tr").count()
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth > document.documentElement.clientWidth"
             )

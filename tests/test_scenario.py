@@ -394,11 +394,11 @@ BAD: list[tuple[str, str, str, int | None, str]] = [
         "must be 'routed', 'direct', 'native', 'hypervisor' or 'emulated' (got 'warp')",
     ),
     (
-        "not-modelled-op-receive",
+        "receive-on-a-drive",
         mutate(("op: read", "op: receive")),
         f"children[db].{STREAM0}.op",
         16,
-        "'receive' is not modelled in this version",
+        "'receive' is not an operation of nvme device 'ssd' (use read, write)",
     ),
     (
         "removed-iotlb-miss-ratio",

@@ -79,6 +79,7 @@ class Page:
     resources: Table
     reproduce: dict[str, Any]
     extra: list[tuple[str, Table]] = field(default_factory=list)
+    analytic: Table | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def _rate(v: float) -> str:
 
 
 def _ratio(v: float) -> str:
-    return f"{v:.3g}×"
+    return f"{v:,.0f}×" if abs(v) >= 1000 else f"{v:.3g}×"
 
 
 def _cell(row: Any, metric: str, fmt: Any) -> Num:
@@ -126,9 +127,10 @@ def _svg(fig: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _path_label(row: Any) -> str:
+def _path_label(row: Any, revoked: bool = False) -> str:
     if bool(row.get("fallback", False)):
-        return f"{row['io_path']} (asked {row['requested_path']}: no free VF)"
+        why = "while its VF was revoked" if revoked else "no free VF"
+        return f"{row['io_path']} (asked {row['requested_path']}: {why})"
     return str(row["io_path"])
 
 
@@ -164,13 +166,17 @@ def _run_headline(res: Result) -> Table:
     columns = ["child", "I/O path", "throughput", "bandwidth", "mean latency", "p99 latency"]
     if twins:
         columns += ["same workload on", "mean ÷ its mean", "p99 ÷ its p99"]
+    faulted = "availability" in res.summary.columns  # faults scheduled (sim.faults)
+    if faulted:
+        columns += ["availability", "longest stall", "failed", "retried"]
+    revoked = {str(f.target) for f in res.scenario.faults if f.kind == "vf_revoke"}
     rows: list[list[Any]] = []
     paths = res.summary.set_index("partition")["io_path"].to_dict()
     for _, r in res.summary.iterrows():
         part = str(r["partition"])
         row: list[Any] = [
             part,
-            _path_label(r),
+            _path_label(r, part in revoked),
             _cell(r, "throughput_rps", _rate),
             _cell(r, "throughput_bps", units.format_bitrate),
             _cell(r, "mean_us", _us),
@@ -189,12 +195,68 @@ def _run_headline(res: Result) -> Table:
                     _versus(res.replications, part, other, "mean_us"),
                     _versus(res.replications, part, other, "p99_us"),
                 ]
+        if faulted:
+            row += [
+                _cell(r, "availability", lambda v: f"{v:.1%}"),
+                _cell(r, "longest_stall_us", _us),
+                f"{int(r['failed']):,}",
+                f"{int(r['retried']):,}",
+            ]
         rows.append(row)
     note = (
         "Means over replications, with the half-width of their 95 % Student-t confidence "
         "interval under each. "
         "Where two children run the same workload on different paths, the last columns "
         "give their ratio, paired by replication (they ran side by side)."
+    )
+    if faulted:
+        note += (
+            " With faults: availability is the share of the measurement window in which "
+            "the child's requests could complete (gaps between its completions far longer "
+            "than its usual ones count as down), the longest stall its largest gap "
+            "between completions, failed and retried its requests that failed for good "
+            "and that needed more than one attempt (totals over replications); latency "
+            "includes the faults."
+        )
+    return Table(columns, rows, note)
+
+
+def _analytic(results: dict[str, Result]) -> Table | None:
+    """The analytic estimate beside each simulated mean (:mod:`sim.analytic`), with the
+    tolerance its approximations and the interval give, where the summary has it."""
+    from sim.analytic import disagreement, tolerance
+
+    columns = ["child", "I/O path", "simulated mean", "analytic mean", "difference",
+               "tolerance", "busiest station", "check"]  # fmt: skip
+    rows: list[list[Any]] = []
+    for res in results.values():
+        if "analytic_mean_us" not in res.summary.columns:
+            continue
+        for _, r in res.summary.iterrows():
+            a, m = float(r["analytic_mean_us"]), float(r["mean_us"])
+            if not math.isfinite(a):
+                continue
+            half = (r.get("mean_us_ci_high", math.nan) - r.get("mean_us_ci_low", math.nan)) / 2
+            tol = tolerance(a, float(r["analytic_wait_us"]), half)
+            if not bool(r["analytic_holds"]):
+                check = "not checked: beyond the approximation"
+            elif not math.isfinite(tol):
+                check = "not checked: one replication"
+            else:
+                check = "disagrees" if disagreement(r) else "agrees"
+            rows.append([
+                str(r["partition"]), _path_label(r), _cell(r, "mean_us", _us), _us(a),
+                _us(m - a), _us(tol), f"{float(r['analytic_utilization']):.0%} busy", check,
+            ])  # fmt: skip
+    if not rows:
+        return None
+    note = (
+        "The analytic estimate is an open queueing network of the same costs (sim.analytic): "
+        "M/G/1 vCPUs with the world switch as setup, M/G/1 or M/G/c devices, Poisson "
+        "arrivals; it leaves out scheduling waits. Its service times are exact, its waits "
+        "approximate: it is held against the simulation only where every station on the "
+        "child's path is at most 60 % busy, no vCPU competes for an LP and the loop is open, "
+        "and then the tolerance is its waits plus the 95 % half-width plus 1 %."
     )
     return Table(columns, rows, note)
 
@@ -260,6 +322,8 @@ def _run_page(directory: Path) -> Page:
         else "What latency and throughput does each child get on this host, and where "
         "does its time go?"
     )
+    if scn.faults:
+        question += " " + _faults_question(scn)
     figures = _result_figures(res, "")
     return Page(
         title=f"{scn.name}: simulation report",
@@ -271,6 +335,7 @@ def _run_page(directory: Path) -> Page:
         warnings=_warnings(res.summary),
         resources=Table(_RESOURCE_COLUMNS, _resources(res)),
         reproduce=_reproduce(res.meta, directory, scn),
+        analytic=_analytic({"": res}),
     )
 
 
@@ -308,7 +373,36 @@ def _result_figures(res: Result, label: str) -> list[Shown]:
                 _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
             )
         )
+    if len(res.faults):
+        figs.append(_faults_figure(res, on))
     return figs
+
+
+def _faults_question(scn: Scenario) -> str:
+    """The scenario's faults in words, as a question."""
+    said = []
+    for f in scn.faults:
+        what = f.kind.replace("_", " ")
+        target = "" if f.target == "parent" else f" of {f.target}"
+        lasting = f" for {units.format_time(f.duration)}" if f.duration is not None else ""
+        said.append(f"a {what}{target} at {units.format_time(f.at)}{lasting}")
+    return (
+        f"And with {', '.join(said)}: which children stall, for how long, what fails or "
+        "is retried, and which carry on?"
+    )
+
+
+def _faults_figure(res: Result, on: str) -> Shown:
+    """Latency against time around the scenario's faults (:mod:`sim.faults`)."""
+    return Shown(
+        f"Latency over time around the faults{on}",
+        "Mean (top) and p99 (bottom) latency of the requests submitted in each interval, "
+        "one line per child, with each fault's interval shaded. A routed child stalls "
+        "while the parent is down and pays for it after (retries, resubmissions); a "
+        "direct child's line should not move. A gap is an interval whose requests did "
+        "not complete (lost, failed, or still in flight).",
+        _svg(plots.latency_over_time(res.requests, res.faults, end_us=res.scenario.run.duration)),
+    )
 
 
 def _compare_page(directory: Path) -> Page:
@@ -383,6 +477,8 @@ def _compare_page(directory: Path) -> Page:
                     _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
                 )
             )
+        if len(res.faults):
+            figures.append(_faults_figure(res, f" ({p})"))
     paths = ", ".join(cmp_.paths)
     return Page(
         title=f"{cmp_.scenario.name}: {paths} compared",
@@ -395,6 +491,7 @@ def _compare_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table(["path", *_RESOURCE_COLUMNS], resources_rows),
         reproduce=_reproduce(cmp_.meta, directory, cmp_.scenario),
+        analytic=_analytic(cmp_.results),
     )
 
 

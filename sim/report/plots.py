@@ -12,6 +12,8 @@ notebook, a script and the report, and two figures never share an axis by accide
                                 path, from a sweep's tidy frame, with 95 % CI bands
 * :func:`occupancy`             ring and device-queue occupancy over time (the trace of a
                                 run, mean across replications, warm-up shaded)
+* :func:`latency_over_time`     mean and p99 latency per time bin and child, each fault's
+                                interval shaded (runs with faults, :mod:`sim.faults`)
 
 A CDF is drawn through at most ``CDF_POINTS`` quantiles per line: the shape is the same
 and a figure of a million requests stays small (the report embeds it).
@@ -45,6 +47,7 @@ COMPONENT_COLORS = {
     "device_queue": "#888888",
     "device_service": "#C8C8C8",
     "interrupt": "#000000",
+    "retry": "#882255",
 }
 
 
@@ -139,14 +142,18 @@ def metric_vs_load(
     metric: str = "p99_us",
     partitions: Sequence[str] | None = None,
     slo: float | None = None,
+    xlabel: str | None = None,
 ) -> Figure:
     """``metric`` against the swept parameter ``load`` (a grid column of a sweep's tidy
-    frame), one line per child and path, with the 95 % CI across replications as a band."""
+    frame, or the load of a capacity search), one line per child and path, with the 95 %
+    CI across replications as a band; ``slo`` draws the target, ``xlabel`` names the
+    x axis (default: the swept field, as swept)."""
     if load not in frame.columns:
         raise ValueError(f"'{load}' is not a column of the frame (the sweep's grid keys are)")
     fig = _figure()
     ax = fig.add_subplot()
     names = list(partitions) if partitions is not None else list(frame["partition"].unique())
+    styles = ["-", "--", ":", "-."]
     for i, ((part, path), g) in enumerate(frame.groupby(["partition", "io_path"], sort=False)):
         if part not in names:
             continue
@@ -157,15 +164,16 @@ def metric_vs_load(
         pts = pd.DataFrame(rows, columns=["x", "m", "lo", "hi"])
         xs = np.arange(len(pts)) if pts["x"].dtype == object else pts["x"].to_numpy()
         color = _color(str(path), i)
-        ax.plot(xs, pts["m"], marker="o", color=color, label=f"{part} ({path})")
+        ax.plot(xs, pts["m"], marker="o", color=color, label=f"{part} ({path})",
+                linestyle=styles[names.index(part) % len(styles)])  # fmt: skip
         ax.fill_between(xs, pts["lo"], pts["hi"], color=color, alpha=0.2, linewidth=0)
         if pts["x"].dtype == object:
             ax.set_xticks(xs, [str(v) for v in pts["x"]])
     if slo is not None:
         ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"SLO {slo:g}")
-    unit = "requests/s" if metric.endswith("_rps") else "µs"
-    name = metric.removesuffix("_us").removesuffix("_rps")
-    ax.set_xlabel(f"{load.split('.')[-1]} (as swept)")
+    unit = {"_rps": "requests/s", "_bps": "bit/s"}.get(metric[-4:], "µs")
+    name = metric.removesuffix("_us").removesuffix("_rps").removesuffix("_bps")
+    ax.set_xlabel(xlabel or f"{load.split('.')[-1]} (as swept)")
     ax.set_ylabel(f"{name} ({unit})")
     if metric.endswith("_us"):
         ax.set_yscale("log")
@@ -203,4 +211,68 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
     rings.set_title("VMBus ring and device-queue occupancy (interval means; warm-up shaded)")
     queues.set_ylabel("waiting for device\n(requests)")
     queues.set_xlabel("simulated time (ms)")
+    return fig
+
+
+FAULT_COLORS = {
+    "parent_crash": "#D55E00",
+    "parent_hang": "#E69F00",
+    "vsp_slowdown": "#F0E442",
+    "vf_revoke": "#56B4E9",
+    "device_reset": "#CC79A7",
+    "lp_offline": "#999999",
+    "child_crash": "#000000",
+}
+
+
+def latency_over_time(
+    requests: pd.DataFrame, faults: pd.DataFrame, bins: int = 100, end_us: float | None = None
+) -> Figure:
+    """Mean (top) and p99 (bottom) latency of the requests submitted in each of ``bins``
+    time bins, per child (all replications pooled; completed requests, warm-up
+    included), against simulated time, with each fault's interval shaded and named.
+    ``faults`` is a result's ``faults`` frame (one interval per ``fault``); ``end_us``
+    the end of the run (default: the last submission). A bin where a child completed
+    nothing leaves a gap in its line: its requests were stalled, failed, or not
+    issued."""
+    fig = _figure(9.0, 5.5)
+    mean_ax, p99_ax = fig.subplots(2, 1, sharex=True)
+    done = requests[requests["state"] == "completed"]
+    end = float(end_us) if end_us is not None else float(requests["t_submit_us"].max())
+    width = end / bins if end > 0 else 1.0
+    edges = np.arange(bins) * width
+    styles = ["-", "--", ":", "-."]
+    seen: dict[str, int] = {}
+    for part, g in done.groupby("partition", sort=False):
+        path = str(g["requested_path"].iloc[0])
+        k = seen[path] = seen.get(path, -1) + 1
+        which = np.minimum((g["t_submit_us"].to_numpy() // width).astype(int), bins - 1)
+        lat = g["latency_us"].groupby(which)
+        stats = pd.DataFrame({"mean": lat.mean(), "p99": lat.quantile(0.99)}).reindex(range(bins))
+        x = (edges + width / 2) / 1e3
+        style = {"color": _color(path, len(seen) - 1), "linestyle": styles[k % len(styles)],
+                 "linewidth": 1.2, "label": f"{part} ({path})"}  # fmt: skip
+        mean_ax.plot(x, stats["mean"].to_numpy(), **style)
+        p99_ax.plot(x, stats["p99"].to_numpy(), **style)
+    shown: set[str] = set()
+    if len(faults):
+        for _, f in faults.drop_duplicates("fault").iterrows():
+            start = float(f["at_us"]) / 1e3
+            dur = float(f["duration_us"])
+            stop = (float(f["at_us"]) + dur) / 1e3 if np.isfinite(dur) else end / 1e3
+            kind = str(f["kind"])
+            label = f"{kind} ({f['target']})"
+            for ax in (mean_ax, p99_ax):
+                ax.axvspan(start, stop, color=FAULT_COLORS.get(kind, "#BBBBBB"), alpha=0.25,
+                           linewidth=0, label=label if ax is mean_ax and label not in shown
+                           else None)  # fmt: skip
+            shown.add(label)
+    for ax, what in ((mean_ax, "mean"), (p99_ax, "p99")):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{what} latency\n(µs, log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+    mean_ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    mean_ax.set_title("Latency over time by submission time (faults shaded)")
+    p99_ax.set_xlabel("simulated time (ms)")
+    p99_ax.set_xlim(0, end / 1e3)
     return fig
