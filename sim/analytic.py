@@ -471,7 +471,7 @@ class Network:
             )
             dev_service, dev_delay = media + transfer, 0.0
         # the sending stack's per-request costs are per segment on a NIC without TSO
-        if isinstance(dev, Nic) and not getattr(dev, "tso", True):
+        if isinstance(dev, Nic) and not dev.tso:
             seg = _of_size(sizes, probs, lambda x: np.maximum(1, np.ceil(x / dev.mtu)))
         else:
             seg = Moments(1.0, 0.0)
@@ -977,10 +977,9 @@ def estimate(scn: Scenario) -> Estimate:
             why.append(
                 "receive streams, which the estimate does not model (it walks them as sends)"
             )
-        if getattr(scn, "faults", None):
+        if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
-        moderation = getattr(scn.device(p.spec.device or ""), "interrupt_moderation", None)
-        if moderation is not None and getattr(moderation, "frames", 1) != 1:
+        if p.spec.device is not None and scn.device(p.spec.device).interrupt_moderation.frames != 1:
             why.append("interrupt moderation, which the estimate leaves out")
         offered = sum(s.rate for s in p.spec.streams if s.rate is not None)
         looped = sum(

@@ -772,6 +772,9 @@ def comparison_frame(results: dict[str, Result], base: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PARENT_PATHS = ("routed", "emulated")
+"""Paths whose I/O runs on the parent's vCPUs (and, routed, through VMBus rings)."""
+
 SATURATED = 0.95
 """Utilisation above which a device or vCPU is reported saturated."""
 
@@ -804,7 +807,7 @@ def warnings(
         if dev in devices.index and devices[dev] > SATURATED:
             out.append(f"saturated: device {dev} {devices[dev]:.0%} busy")
         hot = sorted(v for v in hot_vcpus if v.startswith(f"{part}.") or (
-            row["io_path"] == "routed" and v.startswith("parent.")
+            row["io_path"] in PARENT_PATHS and v.startswith("parent.")
         ))  # fmt: skip
         if hot:
             out.append(f"saturated: {', '.join(hot)} busy > {SATURATED:.0%}")

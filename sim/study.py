@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -133,6 +134,10 @@ def load_sweep(path: str | Path) -> Sweep:
     return make_sweep(spec, file, p.parent, where)
 
 
+MAX_POINTS = 10_000
+"""Points one sweep may have: each is checked and resolved before anything runs."""
+
+
 def make_sweep(
     spec: Mapping[str, Any], file: str = "<sweep>", base_dir: Path | None = None, where: str = ""
 ) -> Sweep:
@@ -168,6 +173,10 @@ def make_sweep(
         if not 0 <= v <= hi:
             raise ScenarioError(file, f"{where}{name}", f"must be between 0 and {hi}")
     paths = list(grid)
+    count = math.prod(len(v) for v in grid.values())
+    if count > MAX_POINTS:
+        raise ScenarioError(file, f"{where}grid", f"{count:,} points; at most {MAX_POINTS:,} "
+                            "in one sweep (split it into several studies)")  # fmt: skip
     points = []
     for i, combo in enumerate(itertools.product(*(grid[k] for k in paths))):
         values = dict(zip(paths, combo, strict=True))

@@ -198,3 +198,25 @@ def test_vf_exhaustion_sends_the_extra_child_to_routed_with_routed_latency() -> 
     ratio, low, high = t_interval(means(fell, "extra") / means(fell, "asked"), confidence=0.90)
     assert low > 1 - EQUIVALENCE, (ratio, low, high)
     assert high < 1 + EQUIVALENCE, (ratio, low, high)
+
+
+def test_a_saturated_parent_is_reported_for_emulated_children() -> None:
+    """The device model runs on the parent's vCPUs: an emulated child learns that the
+    parent is the saturated resource, as a routed child does."""
+    from sim.scenario import from_dict
+
+    scn = from_dict(
+        {
+            "name": "emulated-hot-parent",
+            "host": {"cores": 12},
+            "parent": {"vcpus": 1},
+            "devices": [{"name": "nic", "type": "nic", "vfs": 0}],
+            "children": [
+                {"name": "legacy", "vcpus": 8, "io_path": "emulated", "device": "nic",
+                 "streams": [{"op": "send", "size": "1500B", "rate": "100k"}]},
+            ],  # fmt: skip
+            "run": {"duration": "40ms", "warmup": "5ms"},
+        }
+    )
+    res = sim.run(scn)
+    assert "saturated: parent.vcpu[0] busy" in res.summary.loc[0, "warnings"]

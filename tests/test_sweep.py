@@ -485,3 +485,12 @@ def test_sim_sweep_can_be_called_again(tmp_path: Path) -> None:
     """sim.sweep stays callable once the sim.sweep submodule is imported (e.g. by a first call)."""
     frame = sim.sweep(spec(), out=tmp_path / "again")
     assert len(frame) == 2 * 2 * 4
+
+
+def test_a_grid_too_large_is_refused_before_anything_is_built() -> None:
+    """A grid of more points than one sweep may hold is refused at once, with the count."""
+    from sim.study import MAX_POINTS
+
+    grid = {"host.cores": list(range(1, 101)), "run.seed": list(range(MAX_POINTS // 100 + 1))}
+    with pytest.raises(ScenarioError, match=r"grid: 10,100 points; at most 10,000"):
+        make_sweep({"study": "huge", "scenario": "scenarios/baseline.yaml", "grid": grid})
