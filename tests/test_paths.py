@@ -212,9 +212,14 @@ def test_a_saturated_parent_is_reported_for_emulated_children() -> None:
             "parent": {"vcpus": 1},
             "devices": [{"name": "nic", "type": "nic", "vfs": 0}],
             "children": [
-                {"name": "legacy", "vcpus": 8, "io_path": "emulated", "device": "nic",
-                 "streams": [{"op": "send", "size": "1500B", "rate": "100k"}]},
-            ],  # fmt: skip
+                {
+                    "name": "legacy",
+                    "vcpus": 8,
+                    "io_path": "emulated",
+                    "device": "nic",
+                    "streams": [{"op": "send", "size": "1500B", "rate": "100k"}],
+                },
+            ],
             "run": {"duration": "40ms", "warmup": "5ms"},
         }
     )
