@@ -973,6 +973,8 @@ def estimate(scn: Scenario) -> Estimate:
             why.append(contention)
         if any(s.closed for s in p.spec.streams):
             why.append("closed loop")
+        if any(s.arrival == "mmpp" for s in p.spec.streams):
+            why.append("bursty (mmpp) arrivals, which the estimate takes as Poisson")
         if any("receive" in s.op for s in p.spec.streams):
             why.append(
                 "receive streams, which the estimate does not model (it walks them as sends)"

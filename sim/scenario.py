@@ -671,6 +671,25 @@ def _op_mix(value: Any) -> Any:
     raise ValueError(f"op must be a name or a mapping of names to weights, got {shown}")
 
 
+class Burst(_Model):
+    """Bursts of a Markov-modulated Poisson process (``arrival: mmpp``): arrivals alternate
+    between a high and a low Poisson rate, each held for an exponential time (two-state
+    MMPP; Heffes & Lucantoni, IEEE JSAC 1986). The stream's ``rate`` stays the mean."""
+
+    factor: float = _field(
+        10.0, gt=1.0, le=1e6, description="High rate over low rate during a burst."
+    )
+    length: Time = _field("10ms", gt=0, le=3.6e9, description="Mean length of a burst.")
+    between: Time = _field(
+        "90ms", gt=0, le=3.6e9, description="Mean time from the end of a burst to the next."
+    )
+
+    def rates(self, mean: float) -> tuple[float, float]:
+        """(high, low) rates whose time average is ``mean``."""
+        low = mean * (self.length + self.between) / (self.factor * self.length + self.between)
+        return self.factor * low, low
+
+
 class Stream(_Model):
     """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
 
@@ -680,8 +699,15 @@ class Stream(_Model):
         json_schema_extra={"type": ["string", "object"]},
     )
     size: SizeDist = _field("4KiB", description="Request size: a size or a distribution.")
-    arrival: Literal["poisson", "deterministic"] = _field(
-        "poisson", description="Open-loop arrival process (with rate)."
+    arrival: Literal["poisson", "deterministic", "mmpp"] = _field(
+        "poisson",
+        description="Open-loop arrival process (with rate): poisson, deterministic, or "
+        "mmpp (bursts, see 'burst').",
+    )
+    burst: Burst | None = _field(
+        None,
+        description="With arrival: mmpp, the bursts (default: factor 10, 10 ms long, 90 ms "
+        "between).",
     )
     rate: Rate | None = _field(None, gt=0, description="Open loop: requests per second.")
     outstanding: int | None = _field(
@@ -712,6 +738,10 @@ class Stream(_Model):
     def _one_loop(self) -> Stream:
         if (self.rate is None) == (self.outstanding is None):
             raise ValueError("give either 'rate' (open loop) or 'outstanding' (closed loop)")
+        if self.burst is not None and self.arrival != "mmpp":
+            raise ValueError("'burst' goes with arrival: mmpp")
+        if self.arrival == "mmpp" and self.rate is None:
+            raise ValueError("arrival: mmpp is open loop: it needs a 'rate'")
         return self
 
     @property

@@ -3,8 +3,10 @@
 What it models
     Each child runs one or more streams (DESIGN §3.4):
 
-    * **open loop**: arrivals at ``rate`` per second, ``poisson`` (exponential gaps) or
-      ``deterministic``; each arrival starts its own request, whatever is in flight.
+    * **open loop**: arrivals at ``rate`` per second, ``poisson`` (exponential gaps),
+      ``deterministic``, or ``mmpp`` (bursts: a two-state Markov-modulated Poisson process
+      whose high and low rates average to ``rate``, :func:`mmpp_gaps`); each arrival
+      starts its own request, whatever is in flight.
     * **closed loop**: ``outstanding`` users, each issuing a request at time 0 and, after
       every completion, a think time and the next request (with no think time:
       ``outstanding`` requests always in flight).
@@ -75,6 +77,7 @@ import simpy
 from sim import distributions
 from sim.env import SimEnv
 from sim.metrics import COMPONENTS, RETRY
+from sim.scenario import Burst
 from sim.scenario import Stream as StreamSpec
 
 if TYPE_CHECKING:
@@ -93,6 +96,32 @@ class AbortError(Exception):
 class ConservationError(AssertionError):
     """Requests were lost or counted twice: completed + failed + in flight is not the
     number issued (a defect of the model, never of the input)."""
+
+
+def mmpp_gaps(burst: Burst, rate: float, rng: Any) -> Callable[[], float]:
+    """Gaps (µs) between arrivals of a two-state MMPP with mean ``rate`` per second: in each
+    state, arrivals are Poisson at its rate and the state lasts an exponential time (mean
+    ``burst.length`` high, ``burst.between`` low). Both being memoryless, a gap is drawn in the
+    current state and, when the state ends first, the rest is drawn in the next one. The
+    process starts in its stationary state, so no warm-up is needed for it."""
+    high, low = (r / 1e6 for r in burst.rates(rate))  # per µs
+    hold = (burst.length, burst.between)
+    state = [0 if rng.random() < burst.length / (burst.length + burst.between) else 1]
+    left = [rng.exponential(hold[state[0]])]
+
+    def gap() -> float:
+        waited = 0.0
+        while True:
+            lam = high if state[0] == 0 else low
+            g = rng.exponential(1.0 / lam)
+            if g < left[0]:
+                left[0] -= g
+                return waited + g
+            waited += left[0]
+            state[0] ^= 1
+            left[0] = rng.exponential(hold[state[0]])
+
+    return gap
 
 
 class Request:
@@ -223,7 +252,9 @@ class Stream:
         self._timer_armed = False
         self._ended: dict[int, simpy.Event] = {}
         self._users = 0  # generation of the closed-loop users (a crash ends one)
-        if spec.rate is not None:
+        if spec.rate is not None and spec.arrival == "mmpp":
+            self._gap = mmpp_gaps(spec.burst or Burst(), spec.rate, env.rng(f"{key}/arrivals"))
+        elif spec.rate is not None:
             mean_gap = 1e6 / spec.rate
             gap = (
                 distributions.Distribution("time", "exponential", {"mean": mean_gap})

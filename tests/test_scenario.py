@@ -878,3 +878,15 @@ def test_credit_knobs_need_the_credit_scheduler() -> None:
                  {"host.scheduler.policy": "fair", f"host.scheduler.{key}": value})  # fmt: skip
     fair = load("scenarios/baseline.yaml", {"host.scheduler.policy": "fair"})
     assert from_dict(fair.to_dict()).to_dict() == fair.to_dict()
+
+
+def test_the_readme_scenario_examples_load() -> None:
+    """Every whole scenario shown in the README (a block that starts with its name) loads
+    as it is written there."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("name:")]
+    assert len(blocks) >= 2
+    for block in blocks:
+        assert loads(block, "README.md").children
