@@ -313,11 +313,8 @@ def _run(args: argparse.Namespace) -> int:
         print(out)
     else:
         print(format_summary(result.summary, scn.name, result.meta))
-        print(
-            f"\nresults: {out}/ (summary.csv, replications.csv, requests.parquet, cpu.csv, "
-            "sched.csv, counters.csv, resources.csv, occupancy.csv, scenario.resolved.yaml, "
-            "meta.json)"
-        )
+        written = ", ".join(sorted(p.name for p in Path(out).iterdir()))
+        print(f"\nresults: {out}/ ({written})")
     if args.report:
         print(_report(out))
     return EXIT_OK
