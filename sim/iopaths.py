@@ -514,7 +514,7 @@ class AssignedPath:
         if req.receive:
             yield from self._receive(req)
             return
-        env, child, dma = self.env, self.child, self.dma
+        child, dma = self.child, self.dma
         c = req.c
         map_cost = dma.map_cost if dma is not None else 0.0
         # 1. guest driver on the issuing vCPU; MMIO doorbell without exit
@@ -530,10 +530,7 @@ class AssignedPath:
         c[IOMMU] += map_cost
 
         # 2. device through the function, DMA through the IOMMU
-        if dma is not None:
-            first, pages, translate = dma.access(req.size)
-        else:
-            first, pages, translate = 0, 0, 0.0
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
         dev = self.device
         yield from dev.serve(req, translate)
 
@@ -542,13 +539,7 @@ class AssignedPath:
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        if not _handles(irq_of):
-            irq = 0.0
-        elif self.virtualized:
-            irq = self.hv.interrupt(v)
-        else:
-            env.counters["interrupts"] += 1
-            irq = 0.0
+        irq = self._interrupt(irq_of, v)
         unmap = dma.unmap_cost if dma is not None else 0.0
         cost = child.complete_cost()
         yield v.hold(("exit", irq), ("guest", cost + unmap), ("hypervisor", debt))
@@ -561,16 +552,23 @@ class AssignedPath:
         c[GUEST_CPU] += cost
         c[IOMMU] += unmap
 
+    def _interrupt(self, irq_of: Interrupt | None, v: VCpu) -> float:
+        """The exit time of delivering the completion interrupt to ``v`` (0 when posted,
+        on bare metal, or when another completion of a moderated interrupt ran it)."""
+        if not _handles(irq_of):
+            return 0.0
+        if self.virtualized:
+            return self.hv.interrupt(v)
+        self.env.counters["interrupts"] += 1
+        return 0.0
+
     def _receive(self, req: Request) -> Walk:
         env, child, dma, dev = self.env, self.child, self.dma, self.device
         c = req.c
         # 1. the wire, then the NIC's DMA into the function's next posted buffer, through
         #    the IOMMU on the direct path
         yield from _arrive(env, dev, req)
-        if dma is not None:
-            first, pages, translate = dma.access(req.size)
-        else:
-            first, pages, translate = 0, 0, 0.0
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
         yield from dev.deliver(req, translate)
 
         # 2. interrupt to the vCPU the message is steered to; the guest's receive
@@ -580,13 +578,7 @@ class AssignedPath:
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        if not _handles(irq_of):
-            irq = 0.0
-        elif self.virtualized:
-            irq = self.hv.interrupt(v)
-        else:
-            env.counters["interrupts"] += 1
-            irq = 0.0
+        irq = self._interrupt(irq_of, v)
         remap = (dma.unmap_cost + dma.map_cost) if dma is not None else 0.0
         cost = _per_segment(child.complete_cost, dev.receive_units(req.size))
         yield v.hold(("exit", irq), ("guest", cost + remap), ("hypervisor", debt))

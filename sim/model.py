@@ -116,21 +116,7 @@ class Host:
                     self.fallbacks += 1
             routed: Path | None = None
             if child.io_path == "routed":
-                # a primary channel and sub-channels, each on its own parent vCPU
-                chans = Channel.for_child(
-                    env, f"vmbus.{name}.{dev.name}", spec.vcpus, scn.parent.vmbus
-                )
-                self.channels.extend(chans)
-                routed = RoutedPath(
-                    env,
-                    self.hv,
-                    child,
-                    self.parent,
-                    dev,
-                    chans,
-                    self.parent.channel_vcpus(len(chans)),
-                    h.costs.hypercall,
-                )
+                routed = self._routed(child, dev)
             # one path object per child on these paths: its streams share it
             shared: Path | None = routed
             if child.io_path == "hypervisor":
@@ -164,26 +150,31 @@ class Host:
         for child in self.children:  # after every other child's channels
             spec = child.spec
             if child.name in revoked and child.vf is not None and spec.device is not None:
-                dev = self.devices[spec.device]
-                chans = Channel.for_child(
-                    env, f"vmbus.{child.name}.{dev.name}", spec.vcpus, scn.parent.vmbus
-                )
-                self.channels.extend(chans)
-                self.standby[child.name] = RoutedPath(
-                    env,
-                    self.hv,
-                    child,
-                    self.parent,
-                    dev,
-                    chans,
-                    self.parent.channel_vcpus(len(chans)),
-                    h.costs.hypercall,
-                )
+                self.standby[child.name] = self._routed(child, self.devices[spec.device])
         for s in self.streams:
             policy = s.child.spec.io_policy
             timer = policy.on_parent_failure == "timeout" and policy.timeout < scn.run.duration
             if scn.faults or timer:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
+
+    def _routed(self, child: ChildPartition, dev: devices.Device) -> RoutedPath:
+        """A routed path for ``child`` to ``dev``: a primary channel and sub-channels,
+        each on its own parent vCPU, placed after the channels opened so far."""
+        env, scn = self.env, self.env.scenario
+        chans = Channel.for_child(
+            env, f"vmbus.{child.name}.{dev.name}", child.spec.vcpus, scn.parent.vmbus
+        )
+        self.channels.extend(chans)
+        return RoutedPath(
+            env,
+            self.hv,
+            child,
+            self.parent,
+            dev,
+            chans,
+            self.parent.channel_vcpus(len(chans)),
+            scn.host.costs.hypercall,
+        )
 
     @staticmethod
     def _free_vf(dev: devices.Device, owner: str) -> int | None:

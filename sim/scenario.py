@@ -478,6 +478,18 @@ class Parent(_Model):
 # ---------------------------------------------------------------------------------------
 # Devices
 # ---------------------------------------------------------------------------------------
+PfWeight = Annotated[int, Field(ge=1, le=1024)]
+_PF_WEIGHT = (
+    "Requests the physical function (all routed traffic) starts in a row per round-robin "
+    "turn; each VF starts 1. Assumed: equal shares."
+)
+
+
+def _check_pf_weight(pf_weight: int, arbitration: str) -> None:
+    if pf_weight != 1 and arbitration != "round_robin":
+        raise ValueError("pf_weight needs arbitration: round_robin")
+
+
 class InterruptModeration(_Model):
     """Interrupt moderation (coalescing) of each function's completion interrupts, per
     interrupt vector: an interrupt is raised when ``frames`` completions are pending or
@@ -557,18 +569,11 @@ class Nic(_Model):
         "order across functions). Assumed: SR-IOV NICs arbitrate their transmit queues "
         "round robin; the arbitration across functions is vendor-specific.",
     )
-    pf_weight: int = _field(
-        1,
-        ge=1,
-        le=1024,
-        description="Requests the physical function (all routed traffic) starts in a row "
-        "per round-robin turn; each VF starts 1. Assumed: equal shares.",
-    )
+    pf_weight: PfWeight = _field(1, description=_PF_WEIGHT)
 
     @pydantic.model_validator(mode="after")
     def _weight_needs_round_robin(self) -> Nic:
-        if self.pf_weight != 1 and self.arbitration != "round_robin":
-            raise ValueError("pf_weight needs arbitration: round_robin")
+        _check_pf_weight(self.pf_weight, self.arbitration)
         return self
 
     @property
@@ -619,18 +624,11 @@ class Nvme(_Model):
         "supports between submission queues (NVM Express Base Specification, Command "
         "Arbitration; read); across functions it is vendor-specific (assumed).",
     )
-    pf_weight: int = _field(
-        1,
-        ge=1,
-        le=1024,
-        description="Requests the physical function (all routed traffic) starts in a row "
-        "per round-robin turn; each VF starts 1. Assumed: equal shares.",
-    )
+    pf_weight: PfWeight = _field(1, description=_PF_WEIGHT)
 
     @pydantic.model_validator(mode="after")
     def _weight_needs_round_robin(self) -> Nvme:
-        if self.pf_weight != 1 and self.arbitration != "round_robin":
-            raise ValueError("pf_weight needs arbitration: round_robin")
+        _check_pf_weight(self.pf_weight, self.arbitration)
         return self
 
     @property
