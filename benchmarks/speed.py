@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 from simpy_tandem import run_tandem  # noqa: E402
 
 import sim  # noqa: E402
-from sim.model import simulate  # noqa: E402
+from sim.model.host import simulate  # noqa: E402
 from sim.scenario import Scenario, from_dict  # noqa: E402
 
 BASELINE = HERE.parent / "scenarios" / "baseline.yaml"

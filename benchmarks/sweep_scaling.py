@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sim  # noqa: E402
-from sim.study import make_sweep, run_sweep  # noqa: E402
+from sim.experiment.study import make_sweep, run_sweep  # noqa: E402
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """hvsim: a discrete-event simulator of a virtualized server.
 
-Public API (DESIGN §1)::
+Public API (docs/design.md §1)::
 
     import sim
     scn = sim.load("scenarios/baseline.yaml")
+    scn2 = sim.load(scn, {"run.duration": "200ms"})   # a copy with overrides
     res = sim.run(scn, replications=5)      # res.requests, res.summary, res.cpu: DataFrames
     table = sim.validate()                  # model against queueing theory
 
@@ -12,16 +13,23 @@ Public API (DESIGN §1)::
     frame = sim.load_study("results/load")          # a finished study, back
     table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
 
-``sim.capacity`` is the module :mod:`sim.capacity`, callable: ``sim.capacity(scenario,
-slo, ...)`` returns the capacity table (a DataFrame, one row per path) and
-``sim.capacity.search(...)`` the whole search (points, plot, ``save``).
+The package is layered along the flow *scenario → model → analysis → results →
+experiment → report* (docs/design.md §2): :mod:`sim.scenario`, :mod:`sim.model`,
+:mod:`sim.analysis`, :mod:`sim.results`, :mod:`sim.experiment`, :mod:`sim.report`,
+:mod:`sim.cli`. Each function here imports its room on first use, so ``import sim`` is
+light.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("hvsim")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree
+    __version__ = "unknown"
+
 __all__ = [
     "Result",
     "Scenario",
@@ -37,27 +45,31 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from sim.experiment import Result
+    from sim.results.result import Result
     from sim.scenario import Scenario, ScenarioError
 
 
-def load(path: Any, overrides: Any = None) -> Scenario:
-    """Load and validate a scenario file (``overrides``: ``{field.path: value}``)."""
+def load(scenario: Any, overrides: Any = None) -> Scenario:
+    """Load and validate a scenario file, or copy a :class:`Scenario`, with ``overrides``
+    (``{field.path: value}``) applied and everything checked again."""
+    from sim.scenario import Scenario, replace
     from sim.scenario import load as _load
 
-    return _load(path, overrides)
+    if isinstance(scenario, Scenario):
+        return replace(scenario, overrides or {}, source="overrides")
+    return _load(scenario, overrides)
 
 
 def _scenario(scenario: Any) -> Scenario:
     """A :class:`Scenario` as given, or loaded from a path."""
-    from sim.scenario import Scenario as _Scenario
+    from sim.scenario import Scenario
 
-    return scenario if isinstance(scenario, _Scenario) else load(scenario)
+    return scenario if isinstance(scenario, Scenario) else load(scenario)
 
 
 def run(scenario: Any, replications: int | None = None, seed: int | None = None) -> Result:
     """Run a scenario (a :class:`Scenario` or a path) and return its :class:`Result`."""
-    from sim.experiment import run as _run
+    from sim.experiment.run import run as _run
 
     return _run(_scenario(scenario), replications=replications, seed=seed)
 
@@ -71,8 +83,8 @@ def compare(
     """Run a scenario with every I/O child on each path, paired (common random numbers);
     returns the comparison table (a DataFrame: per child, metric and path, the value with
     its CI and the paired difference and ratio to the first path with theirs). For the
-    full results per path, use :func:`sim.experiment.compare`."""
-    from sim.experiment import compare as _compare
+    full results per path, use :func:`sim.experiment.compare.compare`."""
+    from sim.experiment.compare import compare as _compare
 
     return _compare(_scenario(scenario), paths, replications=replications, seed=seed).table
 
@@ -87,7 +99,7 @@ def sweep(
     """Run a sweep (a sweep file path or a sweep mapping) and return its tidy frame: one
     row per point × replication × child, with the grid values as columns. Finished points
     already in the study directory are not computed again."""
-    from sim.study import load_study, load_sweep, make_sweep, run_sweep
+    from sim.experiment.study import load_study, load_sweep, make_sweep, run_sweep
 
     sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec)
     report = run_sweep(sw, out, workers=workers, scheduler=scheduler, executor=executor)
@@ -96,25 +108,34 @@ def sweep(
 
 def load_study(out: Any) -> Any:
     """The tidy frame of a finished (or partly finished) study directory."""
-    from sim.study import load_study as _load_study
+    from sim.experiment.study import load_study as _load_study
 
     return _load_study(out)
 
 
+def capacity(scenario: Any, slo: str, **kwargs: Any) -> Any:
+    """The largest load (or number of children) meeting ``slo`` per path, as a frame (one
+    row per path); the whole search (points, plot, ``save``) is
+    :func:`sim.experiment.capacity.search`."""
+    from sim.experiment.capacity import search
+
+    return search(_scenario(scenario), slo, **kwargs).table
+
+
 def validate(cases: Any = None, replications: int | None = None) -> Any:
     """Run the validation cases; returns a DataFrame (case, expected, simulated, ci, pass)."""
-    from sim.validate import validate as _validate
+    from sim.experiment.validate import validate as _validate
 
     return _validate(cases, replications=replications)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "capacity":  # imported on first use; importing it makes it the attribute
-        import importlib
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
-        return importlib.import_module("sim.capacity")
-    if name in ("Result",):
-        from sim.experiment import Result
+
+def __getattr__(name: str) -> Any:
+    if name == "Result":
+        from sim.results.result import Result
 
         return Result
     if name in ("Scenario", "ScenarioError"):

@@ -3,7 +3,7 @@
 Exit status: 0 success, 2 invalid input (one line on stderr: ``error: FILE[:LINE]:
 field.path: what is wrong``; nothing written), 1 anything else (a validation case that
 fails, an unexpected error). The CLI is the only place that prints. ``hvsim presets``
-lists the platform presets (:mod:`sim.presets`); ``hvsim presets NAME`` shows one, every
+lists the platform presets (:mod:`sim.scenario.presets`); ``hvsim presets NAME`` shows one, every
 value with its source.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import sim
-from sim import units
+from sim.results.store import hvsim_version
+from sim.scenario import units
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hvsim", description="Discrete-event simulator of a virtualized server.")
-    p.add_argument("--version", action="version", version=f"hvsim {sim.__version__}")
+    p.add_argument("--version", action="version", version=f"hvsim {hvsim_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a scenario → results/<name>/")
@@ -177,7 +177,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hvsim``; returns the exit status."""
     args = _parser().parse_args(argv)
-    from sim.scenario import ScenarioError
+    from sim.scenario.errors import ScenarioError
 
     try:
         if args.command == "run":
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_report(args.directory, args.out))
             return EXIT_OK
         if args.command == "schema":
-            from sim.scenario import json_schema
+            from sim.scenario.schema import json_schema
 
             print(json.dumps(json_schema(), indent=2))
             return EXIT_OK
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
     """The scenario with its overrides, and the result directory (checked, not created)."""
-    from sim.scenario import load, parse_assignment
+    from sim.scenario.source import load, parse_assignment
 
     if args.replications is not None and not 1 <= args.replications <= 1000:
         raise InputError(f"--replications: must be between 1 and 1000 (got {args.replications})")
@@ -242,8 +242,8 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
 
 def _presets(name: str | None) -> str:
     """``hvsim presets``: one line per preset; ``hvsim presets NAME``: that preset."""
-    from sim import presets
-    from sim.scenario import ScenarioError
+    from sim.scenario import presets
+    from sim.scenario.errors import ScenarioError
 
     if name is None:
         found = [presets.load(n) for n in presets.names()]
@@ -303,7 +303,7 @@ def _command() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.experiment import run
+    from sim.experiment.run import run
 
     scn, out = _load(args)
     result = run(scn, replications=args.replications, seed=args.seed)
@@ -321,11 +321,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sim.experiment import compare
+    from sim.experiment.compare import compare
 
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     scn, out = _load(args, "-compare")
-    from sim.scenario import budget_problem
+    from sim.scenario.budget import budget_problem
 
     over = budget_problem(scn, runs=len(paths), what=f"comparison of {len(paths)} paths")
     if over:
@@ -347,7 +347,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from sim.study import load_study, load_sweep, run_sweep
+    from sim.experiment.study import load_study, load_sweep, run_sweep
 
     if args.workers < 1:
         raise InputError(f"--workers: must be at least 1 (got {args.workers})")
@@ -377,7 +377,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _capacity(args: argparse.Namespace) -> int:
-    from sim.capacity import SloError, format_capacity, parse_slo, prepare, search
+    from sim.experiment.capacity import SloError, format_capacity, parse_slo, prepare, search
+    from sim.report.plots import capacity_figure
 
     try:
         clauses = parse_slo(args.slo)
@@ -404,17 +405,26 @@ def _capacity(args: argparse.Namespace) -> int:
 
     cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
     cap.meta["command"] = _command()
-    cap.save(out)
+    cap.save(out, files={f"capacity-{m}.png": _png(capacity_figure(cap, m)) for m in cap.metrics})
     if args.quiet:
         print(out)
     else:
         print(format_capacity(cap))
-        metrics = ", ".join(f"capacity-{m}.png" for m in dict.fromkeys(c.metric for c in clauses))
+        metrics = ", ".join(f"capacity-{m}.png" for m in cap.metrics)
         print(
             f"\nresults: {out}/ (capacity.csv, points.csv, replications.csv, {metrics}, "
             "meta.json, scenario.resolved.yaml)"
         )
     return EXIT_OK
+
+
+def _png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
 
 
 def format_study(frame: Any, params: list[str]) -> str:
@@ -442,7 +452,7 @@ def format_study(frame: Any, params: list[str]) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sim.validate import format_table, passed, validate
+    from sim.experiment.validate import format_table, passed, validate
 
     table = validate(args.cases or None, replications=args.replications, suite=args.suite)
     print(format_table(table))
@@ -458,7 +468,7 @@ def _ci(row: Any, col: str, fmt: Any) -> str:
 
 
 def _analytic(row: Any) -> str:
-    """The analytic mean beside the simulated one (sim.analytic); '~' where the estimate
+    """The analytic mean beside the simulated one (sim.analysis.analytic); '~' where the estimate
     is beyond its approximation (a station more than 60 % busy, LP contention, ...)."""
     value = row["analytic_mean_us"]
     if value != value or value == float("inf"):
@@ -468,7 +478,7 @@ def _analytic(row: Any) -> str:
 
 def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
     """The summary as a plain-text table (one line per child and path)."""
-    from sim.metrics import COMPONENTS
+    from sim.model.metrics import COMPONENTS
 
     reps = meta.get("replications", 1)
     head = (
@@ -505,8 +515,8 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
         )
     if analytic:
         lines.append(
-            "analytic: the queueing-network estimate of the mean (sim.analytic); ~ where it "
-            "is beyond its approximation."
+            "analytic: the queueing-network estimate of the mean (sim.analysis.analytic); "
+            "~ where it is beyond its approximation."
         )
     if "warnings" in summary.columns:
         notes = [(r["partition"], r["warnings"]) for _, r in summary.iterrows() if r["warnings"]]

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.env import SimEnv
-from sim.experiment import cpu_frame
-from sim.hypervisor import RUNNABLE, RUNNING, Hypervisor, LogicalProcessor, VCpu
-from sim.model import Host, RunData, simulate
+from sim.model.env import SimEnv
+from sim.model.host import Host, simulate
+from sim.model.hypervisor import RUNNABLE, RUNNING, Hypervisor, LogicalProcessor, VCpu
+from sim.model.records import RunData
+from sim.results.tables import cpu_frame
 from sim.scenario import Scenario, from_dict
 
 # Largest CPU time one work item holds an LP for, with the default costs (2.5 GHz clock,

@@ -1,4 +1,4 @@
-"""The analytic estimate (sim.analytic): theory where it is exact, the simulation where it
+"""The analytic estimate (sim.analysis.analytic): theory where it is exact, the simulation where it
 should hold, and the flag where it does not agree."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 import sim
-from sim import analytic
-from sim.env import SimEnv
-from sim.experiment import on_path
-from sim.iopaths import EmulatedPath, RoutedPath
-from sim.model import Host
-from sim.scenario import from_dict
-from sim.validate import THEORIES, load_case
+from sim.analysis import analytic
+from sim.experiment.compare import on_path
+from sim.experiment.validate import THEORIES, load_case
+from sim.model.env import SimEnv
+from sim.model.host import Host
+from sim.model.iopaths import EmulatedPath, RoutedPath
+from sim.scenario import from_dict, replace
 
 BASE = "scenarios/baseline.yaml"
 
@@ -102,7 +102,7 @@ def test_a_wrong_model_is_flagged(baseline: sim.Result, override: dict, child: s
     that costs 4 µs more per request on the child's vCPU, or 7 µs more per NVMe command
     (both still below 60 % busy, where the estimate should hold), disagree for the child
     that pays it."""
-    wrong = analytic.estimate(baseline.scenario.replace(override))
+    wrong = analytic.estimate(replace(baseline.scenario, override))
     cols = analytic.beside(baseline.summary, wrong)
     rows = pd.concat([baseline.summary.drop(columns=cols.columns), cols], axis=1)
     flagged = {r["partition"] for _, r in rows.iterrows() if analytic.disagreement(r)}
@@ -132,10 +132,10 @@ def test_saturation_factor_is_where_the_bottleneck_is_full() -> None:
             f"children[{i}].streams[0].rate": c.streams[0].rate * factor
             for i, c in enumerate(scn.children)
         }
-        full = analytic.estimate(on_path(scn, path).replace(rates)).stations
+        full = analytic.estimate(replace(on_path(scn, path), rates)).stations
         row = full[full["station"] == est.bottleneck].iloc[0]
         assert row["bound_utilization"] == pytest.approx(1.0, rel=1e-9)
-        children = analytic.estimate(on_path(scn, path).replace(rates)).children
+        children = analytic.estimate(replace(on_path(scn, path), rates)).children
         assert not children[children["bottleneck"] == est.bottleneck]["holds"].any()
 
 

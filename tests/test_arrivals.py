@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import sim
+from sim.analysis.stats import t_interval
+from sim.model.workloads import mmpp_gaps
 from sim.scenario import Burst, ScenarioError
-from sim.stats import t_interval
-from sim.workloads import mmpp_gaps
 
 SEEDS = range(8)
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.experiment import run
+from sim.experiment.run import run
+from sim.scenario import replace
 
 SHORT = {"run.duration": "600ms", "run.warmup": "100ms"}
 
@@ -16,8 +17,9 @@ def paired() -> dict[str, pd.DataFrame]:
     """Each direct child of the baseline, as is and switched to routed (same streams)."""
     base = sim.load("scenarios/baseline.yaml", SHORT)
     as_is = run(base, replications=2).summary.set_index("partition")
-    switched = base.replace(
-        {f"children[{c.name}].io_path": "routed" for c in base.children if c.io_path == "direct"}
+    switched = replace(
+        base,
+        {f"children[{c.name}].io_path": "routed" for c in base.children if c.io_path == "direct"},
     )
     routed = run(switched, replications=2).summary.set_index("partition")
     return {"direct": as_is, "routed": routed}

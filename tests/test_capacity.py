@@ -1,4 +1,4 @@
-"""The capacity search (sim.capacity, hvsim capacity): the SLO grammar, a capacity that
+"""The capacity search (sim.experiment.capacity, hvsim capacity): the SLO grammar, a capacity that
 theory knows, and routed against direct on the baseline."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import sim
-from sim.capacity import Clause, SloError, parse_slo, search
 from sim.cli import main
-from sim.experiment import on_path
+from sim.experiment.capacity import Clause, SloError, parse_slo, search
+from sim.experiment.compare import on_path
+from sim.experiment.validate import load_case
 from sim.scenario import from_dict
-from sim.validate import load_case
 
 
 # -- the SLO grammar -------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_count_bracket_from_the_analytic_estimate() -> None:
     """Counting children of scenarios/capacity.yaml: routed, the ninth child puts a third
     channel on a parent vCPU, which saturates; direct, the NIC's 8 VFs go to the first
     eight, the others fall back to routed, and the seventeenth saturates a parent vCPU."""
-    from sim.capacity import _analytic_limit
+    from sim.experiment.capacity import _analytic_limit
 
     scn = sim.load("scenarios/capacity.yaml")
     assert _analytic_limit(on_path(scn, "routed"), "children", "web", 1) == (9, "parent vCPUs")

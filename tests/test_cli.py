@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sim.cli import main
-from sim.metrics import COMPONENTS
+from sim.model.metrics import COMPONENTS
 
 SHORT = ["--set", "run.duration=60ms", "--set", "run.warmup=10ms"]
 

@@ -11,18 +11,19 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.experiment import compare, on_path, run
-from sim.stats import paired, t_interval
+from sim.analysis.stats import paired, t_interval
+from sim.experiment.compare import compare, on_path
+from sim.experiment.run import run
 
 SHORT = {"run.duration": "150ms", "run.warmup": "20ms"}
 
 
 @pytest.fixture(scope="module")
-def comparison() -> sim.experiment.Comparison:
+def comparison() -> sim.results.result.Comparison:
     return compare(sim.load("scenarios/baseline.yaml", SHORT), ["routed", "direct"], 4)
 
 
-def test_table_is_tidy_with_base_ratios_of_one(comparison: sim.experiment.Comparison) -> None:
+def test_table_is_tidy_with_base_ratios_of_one(comparison: sim.results.result.Comparison) -> None:
     """One row per child, metric and path; the base path's paired ratio is exactly 1."""
     t = comparison.table
     assert set(t["path"]) == {"routed", "direct"}
@@ -34,7 +35,7 @@ def test_table_is_tidy_with_base_ratios_of_one(comparison: sim.experiment.Compar
     assert (t["value"] <= t["ci_high"]).all()
 
 
-def test_every_io_child_runs_on_each_path(comparison: sim.experiment.Comparison) -> None:
+def test_every_io_child_runs_on_each_path(comparison: sim.results.result.Comparison) -> None:
     """Each path's run has every I/O child on that path, with identical arrivals."""
     for path, res in comparison.results.items():
         assert set(res.summary["io_path"]) == {path}
@@ -49,7 +50,7 @@ def test_every_io_child_runs_on_each_path(comparison: sim.experiment.Comparison)
 
 
 def test_direct_is_faster_with_a_paired_interval_below_one(
-    comparison: sim.experiment.Comparison,
+    comparison: sim.results.result.Comparison,
 ) -> None:
     """On the baseline, direct/routed mean latency is below 1 with its whole interval."""
     t = comparison.table.set_index(["partition", "metric", "path"])

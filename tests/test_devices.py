@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.devices import NvmeDevice
-from sim.env import SimEnv
-from sim.hypervisor import VCpu
-from sim.metrics import DEVICE_QUEUE
-from sim.model import Host
+from sim.analysis.stats import paired, t_interval
+from sim.model.devices import NvmeDevice
+from sim.model.env import SimEnv
+from sim.model.host import Host
+from sim.model.hypervisor import VCpu
+from sim.model.metrics import DEVICE_QUEUE
+from sim.model.request import Record, Request
 from sim.scenario import Nvme, Scenario, loads
-from sim.stats import paired, t_interval
-from sim.workloads import Record, Request
 
 REPLICATIONS = 8
 CONFIDENCE = 0.999
 """Intervals in assertions are at 99.9 % (as ``hvsim validate``): a correct model fails a
 test with probability 0.001, not one time in twenty."""
-T_SUBMIT, T_COMPLETE = 4, 5  # fields of a record (sim.workloads.Record)
+T_SUBMIT, T_COMPLETE = 4, 5  # fields of a record (sim.model.workloads.Record)
 COMPONENT0 = 6  # first latency component in a record
 
 

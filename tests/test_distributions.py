@@ -1,4 +1,5 @@
-"""Tests of sim.distributions: samples against stated moments, sampling, round trip, errors."""
+"""Tests of sim.scenario.distributions: samples against stated moments, sampling, round
+trip, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import distributions
-from sim.distributions import BLOCK, Distribution, Kind, parse
+from sim.scenario import distributions
+from sim.scenario.distributions import BLOCK, Distribution, Kind, parse
 
 N = 200_000
 SEEDS = (11, 22, 33)

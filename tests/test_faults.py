@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import sim
-from sim.env import SimEnv
-from sim.experiment import completion_gaps, requests_frame, run
-from sim.metrics import COMPONENTS
-from sim.model import Host, simulate
-from sim.scenario import Scenario, ScenarioError, loads
-from sim.workloads import ConservationError
+from sim.experiment.run import run
+from sim.model.env import SimEnv
+from sim.model.host import Host, simulate
+from sim.model.metrics import COMPONENTS
+from sim.model.request import ConservationError
+from sim.results.faults import completion_gaps
+from sim.results.tables import requests_frame
+from sim.scenario import Scenario, ScenarioError, loads, replace
 
 MS = 1000.0
 
@@ -497,8 +500,8 @@ def test_a_command_timer_without_faults_retries_slow_requests(conserved: Any) ->
 def test_faults_csv_and_report(crash: sim.Result, tmp_path: Path) -> None:
     """Result.save writes faults.csv (a row per fault and child) and load_result reads it;
     the report shows the latency-over-time figure and the fault columns."""
-    from sim.experiment import load_result
     from sim.report import html
+    from sim.results.result import load_result
 
     out = crash.save(tmp_path / "crash")
     f = pd.read_csv(out / "faults.csv")
@@ -542,8 +545,8 @@ faults: """
             loads(base + faults + "\n")
     ok = loads(base + "[{kind: parent_crash, at: 1ms, duration: 5ms}]\n")
     assert ok.faults[0].target == "parent"
-    assert loads(base + "[]\n").replace({}).faults == []
-    assert loads(sim.scenario.yaml.safe_dump(ok.to_dict())).faults == ok.faults
+    assert replace(loads(base + "[]\n"), {}).faults == []
+    assert loads(yaml.safe_dump(ok.to_dict())).faults == ok.faults
 
 
 def test_conservation_check_catches_a_lost_request() -> None:

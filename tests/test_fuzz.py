@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from sim import cli, units
+from sim import cli
 from sim.scenario import (
     DEFAULT_REQUEST_BUDGET,
     MAX_ALIASED,
@@ -32,6 +32,7 @@ from sim.scenario import (
     load,
     loads,
     parse_assignment,
+    units,
     work_estimate,
 )
 
@@ -927,7 +928,7 @@ def test_closed_loop_estimate_is_bounded_by_device_and_vcpus() -> None:
 
 def test_estimate_against_simulated_requests() -> None:
     """The estimate is of the order of what the simulation does (a bound, not a guess)."""
-    from sim.experiment import run
+    from sim.experiment.run import run
 
     for text in (MINI, EVERY_PATH):
         scn = loads(text, file="x.yaml")

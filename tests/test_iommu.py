@@ -13,12 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.env import SimEnv
-from sim.experiment import Result, tabulate
-from sim.iommu import Iommu, Iotlb
-from sim.model import RunData, simulate
+from sim.analysis.stats import paired
+from sim.model.env import SimEnv
+from sim.model.host import simulate
+from sim.model.iommu import Iommu, Iotlb
+from sim.model.records import RunData
+from sim.results.result import Result
+from sim.results.tables import tabulate
 from sim.scenario import Nic, Scenario, ScenarioError, loads
-from sim.stats import paired
 
 # One direct child on a 10 GbE port. Closed loop, 8 in flight, on one vCPU: 4 KiB or 8 KiB
 # sends (1 or 2 pages). In static mode the port is the bottleneck (wire ≈ 5.2 µs a request

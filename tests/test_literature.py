@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from sim.experiment.validate import format_table, load_case, passed, run_literature_case, validate
 from sim.scenario import ScenarioError
-from sim.validate import format_table, load_case, passed, run_literature_case, validate
 
 CASES = sorted(glob.glob("scenarios/validation/literature/*.yaml"))
 

@@ -11,11 +11,11 @@ import pytest
 import simpy
 
 import sim
-from sim.env import SimEnv
-from sim.experiment import run
-from sim.hypervisor import Hypervisor
-from sim.metrics import COMPONENTS
-from sim.scenario import Scenario, loads
+from sim.experiment.run import run
+from sim.model.env import SimEnv
+from sim.model.hypervisor import Hypervisor
+from sim.model.metrics import COMPONENTS
+from sim.scenario import Scenario, loads, replace
 
 SMALL = """
 name: small
@@ -247,8 +247,8 @@ def test_signal_only_on_empty_to_non_empty() -> None:
     assert c["signals.to_child"] == pytest.approx(n, abs=2)
     assert c["exits.hypercall"] == c["signals.to_parent"] + c["signals.to_child"]
     # the parent is the bottleneck: its ring never drains, so children stop signalling
-    busy = one.replace(
-        {"children[r].streams[0].outstanding": 64, "parent.vsp.request_cost": "20us"}
+    busy = replace(
+        one, {"children[r].streams[0].outstanding": 64, "parent.vsp.request_cost": "20us"}
     )
     res = run(busy)
     c = res.counters.set_index("counter")["count"]
@@ -277,7 +277,7 @@ def test_interrupts_without_posting_cost_two_exits() -> None:
     """Without posted interrupts each delivery costs an interrupt exit and an EOI exit."""
     base = small(**{"host.costs.interrupt_exit": "2us", "host.costs.eoi_exit": "1us"})
     posted = run(base).summary.set_index("partition")
-    exits = run(base.replace({"host.posted_interrupts": False}))
+    exits = run(replace(base, {"host.posted_interrupts": False}))
     s = exits.summary.set_index("partition")
     assert posted.loc["d", "interrupt_us"] == 0
     assert s.loc["d", "interrupt_us"] == pytest.approx(3.0)

@@ -13,15 +13,17 @@ import pytest
 import simpy
 
 import sim
-from sim.devices import NvmeDevice
-from sim.env import SimEnv
-from sim.experiment import run, tabulate
-from sim.hypervisor import VCpu
-from sim.metrics import COMPONENTS, INTERRUPT
-from sim.model import RunData, simulate
+from sim.analysis.stats import paired, t_interval
+from sim.experiment.run import run
+from sim.model.devices import NvmeDevice
+from sim.model.env import SimEnv
+from sim.model.host import simulate
+from sim.model.hypervisor import VCpu
+from sim.model.metrics import COMPONENTS, INTERRUPT
+from sim.model.records import RunData
+from sim.model.request import Request
+from sim.results.tables import tabulate
 from sim.scenario import Nvme, Scenario, ScenarioError, loads
-from sim.stats import paired, t_interval
-from sim.workloads import Request
 
 PATHS = ["routed", "direct", "native", "hypervisor", "emulated"]
 REPS = 6

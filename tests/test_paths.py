@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import sim
-from sim.experiment import compare, on_path, run
-from sim.metrics import COMPONENTS
-from sim.scenario import Scenario, from_dict, loads
-from sim.stats import paired, t_interval
+from sim.analysis.stats import paired, t_interval
+from sim.experiment.compare import compare, on_path
+from sim.experiment.run import run
+from sim.model.metrics import COMPONENTS
+from sim.scenario import Scenario, from_dict, loads, replace
 
 SHORT = {"run.duration": "60ms", "run.warmup": "10ms"}
 
@@ -148,7 +149,7 @@ def test_posted_interrupts_lower_direct_latency() -> None:
     and EOI exits: the paired difference's whole interval is above zero."""
     scn = nic(**{"children[web].io_path": "direct"})
     posted = means(run(scn, REPS), "web")
-    exits = means(run(scn.replace({"host.posted_interrupts": False}), REPS), "web")
+    exits = means(run(replace(scn, {"host.posted_interrupts": False}), REPS), "web")
     p = paired(posted, exits)
     assert p["diff_ci_low"] > 0, p
 
@@ -178,7 +179,7 @@ def test_vf_exhaustion_sends_the_extra_child_to_routed_with_routed_latency() -> 
     same workload but its own arrivals, the ratio's 90 % interval lies within the
     equivalence margin (two one-sided tests)."""
     fell = run(_exhausted(), 2 * REPS)
-    asked = run(_exhausted().replace({"children[extra].io_path": "routed"}), 2 * REPS)
+    asked = run(replace(_exhausted(), {"children[extra].io_path": "routed"}), 2 * REPS)
     s = fell.summary.set_index("partition")
     assert (s.loc["first", "io_path"], bool(s.loc["first", "fallback"])) == ("direct", False)
     assert (s.loc["extra", "requested_path"], s.loc["extra", "io_path"]) == ("direct", "routed")

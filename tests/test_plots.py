@@ -10,8 +10,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import sim
-from sim.experiment import run
-from sim.metrics import COMPONENTS
+from sim.experiment.run import run
+from sim.model.metrics import COMPONENTS
 from sim.report import (
     cpu_breakdown,
     latency_breakdown,

@@ -10,11 +10,10 @@ import pytest
 import yaml
 
 import sim
-from sim import presets
 from sim.cli import main
+from sim.experiment.study import make_sweep
 from sim.report.provenance import describe, provenance
-from sim.scenario import ScenarioError, from_dict
-from sim.study import make_sweep
+from sim.scenario import ScenarioError, from_dict, presets
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ["esx-3", "hyperv-2008", "hyperv-2019", "xen-3"]

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.experiment import run, tabulate
-from sim.metrics import COMPONENTS
-from sim.model import RunData, simulate
+from sim.analysis.stats import paired
+from sim.experiment.run import run
+from sim.model.host import simulate
+from sim.model.metrics import COMPONENTS
+from sim.model.records import RunData
+from sim.results.tables import tabulate
 from sim.scenario import Scenario, ScenarioError, loads
-from sim.stats import paired
 
 # one NIC child on an unloaded host: a 2-vCPU child, a 2-vCPU parent, 8 LPs
 RX = """

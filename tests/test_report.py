@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import sim
-from sim import units
 from sim.cli import main
-from sim.experiment import load_comparison, load_result
 from sim.report import html as report
 from sim.report.provenance import describe, provenance
+from sim.results.result import load_comparison, load_result
+from sim.scenario import units
 
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
 SHORT = {"run.duration": "120ms", "run.warmup": "20ms"}
@@ -40,7 +40,7 @@ def compare_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sim.study import make_sweep, run_sweep
+    from sim.experiment.study import make_sweep, run_sweep
 
     rate = "children[web-routed].streams[0].rate, children[web-direct].streams[0].rate"
     spec = {

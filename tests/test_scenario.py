@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sim import cli
+from sim.experiment.validate import load_case
 from sim.scenario import (
     ScenarioError,
     apply_override,
@@ -19,8 +20,8 @@ from sim.scenario import (
     load,
     loads,
     parse_assignment,
+    replace,
 )
-from sim.validate import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "hvsim-marker"  # a shell command smuggled into YAML would create this file
@@ -763,13 +764,13 @@ def test_replace_returns_validated_copy() -> None:
     """Scenario.replace returns a changed, validated copy and leaves the original as it was."""
     scn = loads(MINI, file="mini.yaml")
     before = scn.to_dict()
-    new = scn.replace({"children[app].vcpus": 4, "run.duration": "50ms"})
+    new = replace(scn, {"children[app].vcpus": 4, "run.duration": "50ms"})
     assert new.children[1].vcpus == 4
     assert new.run.duration == 50_000.0
     assert scn.to_dict() == before
     assert scn.children[1].vcpus == 2
     with pytest.raises(ScenarioError) as info:
-        scn.replace({"run.warmup": "1s"})
+        replace(scn, {"run.warmup": "1s"})
     assert (info.value.path, info.value.file) == ("run.warmup", "--set")
 
 
@@ -812,7 +813,7 @@ def test_round_trip_is_exact_for_any_value() -> None:
         file="mini.yaml",
     )
     assert from_dict(scn.to_dict()) == scn
-    assert scn.replace({"run.seed": 8}).host.costs.hypercall == scn.host.costs.hypercall
+    assert replace(scn, {"run.seed": 8}).host.costs.hypercall == scn.host.costs.hypercall
 
 
 @pytest.mark.parametrize(("clock", "expected"), [(None, 1.04), ("5GHz", 0.52), ("2.6GHz", 1.0)])

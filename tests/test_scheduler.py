@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 import sim
-from sim.distributions import constant
-from sim.env import SimEnv
-from sim.experiment import run
-from sim.hypervisor import OVER, RUNNING, UNDER, Background, Hypervisor, VCpu
-from sim.scenario import Scenario, loads
+from sim.experiment.run import run
+from sim.model.env import SimEnv
+from sim.model.hypervisor import OVER, RUNNING, UNDER, Background, Hypervisor, VCpu
+from sim.scenario import Scenario, loads, replace
+from sim.scenario.distributions import constant
 
 BASE = """
 name: sched
@@ -191,7 +191,7 @@ def test_minroot_keeps_children_off_reserved_lps() -> None:
         },
     )
     env = SimEnv(scn, seed=1)
-    from sim.model import Host
+    from sim.model.host import Host
 
     h = Host(env)
     h.start()
@@ -207,11 +207,11 @@ def test_minroot_keeps_children_off_reserved_lps() -> None:
 def test_root_floating_lets_parent_move() -> None:
     """root: floating gives the parent no affinity; pinned gives vCPU i LP i."""
     pinned = sim.load("scenarios/baseline.yaml")
-    floating = pinned.replace({"host.scheduler.root": "floating"})
+    floating = replace(pinned, {"host.scheduler.root": "floating"})
     for scn, expect in ((pinned, [frozenset({i}) for i in range(4)]), (floating, [None] * 4)):
         env = SimEnv(scn, seed=1)
         hv = Hypervisor(env, scn.host)
-        from sim.partitions import ParentPartition
+        from sim.model.partitions import ParentPartition
 
         parent = ParentPartition(env, hv, scn.parent, scn.host)
         assert [v.affinity for v in parent.vcpus] == expect
@@ -257,7 +257,7 @@ def test_no_events_while_nothing_changes(policy: str, bound: int) -> None:
         overrides["children[hog].pin"] = [1]  # type: ignore[assignment]
     scn = loads(BASE, overrides=overrides)
     env = SimEnv(scn, seed=1)
-    from sim.model import Host
+    from sim.model.host import Host
 
     Host(env).start()
     assert _events(env, 1_000_000.0) <= bound

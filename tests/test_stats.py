@@ -7,10 +7,10 @@ import pytest
 from scipy import stats as st
 
 import sim
-from sim.experiment import run
+from sim.analysis.stats import mser5, t_interval
+from sim.experiment.run import run
+from sim.experiment.validate import load_case
 from sim.scenario import from_dict
-from sim.stats import mser5, t_interval
-from sim.validate import load_case
 
 MM1 = load_case("scenarios/validation/mm1-mean.yaml")["scenario"]
 

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.env import SimEnv
-from sim.experiment import run
-from sim.iopaths import RoutedPath
-from sim.model import Host
-from sim.scenario import Scenario, ScenarioError, loads
-from sim.stats import paired
-from sim.vmbus import channel_count
+from sim.analysis.stats import paired
+from sim.experiment.run import run
+from sim.model.env import SimEnv
+from sim.model.host import Host
+from sim.model.iopaths import RoutedPath
+from sim.model.vmbus import channel_count
+from sim.scenario import Scenario, ScenarioError, loads, replace
 
 # A routed child whose closed-loop users spread their requests over its 4 vCPUs (round
 # robin), with random sizes and think times so that replications differ. With one
@@ -188,7 +188,7 @@ def test_more_subchannels_do_not_raise_throughput_with_one_parent_vcpu() -> None
     """1 parent vCPU: every channel lands on it; 4 channels carry no more than 1."""
     base = loads(LOADED, overrides={"parent.vcpus": 1})
     one, _ = _throughputs(base)
-    four, _ = _throughputs(base.replace({"parent.vmbus.vcpus_per_channel": 1}))
+    four, _ = _throughputs(replace(base, {"parent.vmbus.vcpus_per_channel": 1}))
     d = paired(one, four)
     assert d["diff_ci_low"] <= 0, d
 

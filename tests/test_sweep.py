@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 import sim
-import sim.study
+import sim.experiment.study
 from sim.cli import main
+from sim.experiment.study import is_done, load_study, load_sweep, make_sweep, run_sweep
 from sim.scenario import ScenarioError
-from sim.study import is_done, load_study, load_sweep, make_sweep, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "scenarios" / "baseline.yaml"
@@ -212,14 +212,14 @@ def test_resume_removes_temporary_files_of_a_killed_run(study_copy: Path) -> Non
 # 3. A point that raises
 # ---------------------------------------------------------------------------------------
 def _failing_at_8_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = sim.study.run_point
+    original = sim.experiment.study.run_point
 
     def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[str, Any]:
         if scenario["host"]["cores"] == 8:
             raise RuntimeError("boom at 8 cores")
         return original(scenario, seed, replications)
 
-    monkeypatch.setattr(sim.study, "run_point", run_point)
+    monkeypatch.setattr(sim.experiment.study, "run_point", run_point)
 
 
 def test_failed_point_is_recorded_and_retried(
@@ -489,7 +489,7 @@ def test_sim_sweep_can_be_called_again(tmp_path: Path) -> None:
 
 def test_a_grid_too_large_is_refused_before_anything_is_built() -> None:
     """A grid of more points than one sweep may hold is refused at once, with the count."""
-    from sim.study import MAX_POINTS
+    from sim.experiment.study import MAX_POINTS
 
     grid = {"host.cores": list(range(1, 101)), "run.seed": list(range(MAX_POINTS // 100 + 1))}
     with pytest.raises(ScenarioError, match=r"grid: 10,100 points; at most 10,000"):

@@ -6,7 +6,7 @@ import glob
 
 import pytest
 
-from sim.validate import format_table, load_case, run_case, validate
+from sim.experiment.validate import format_table, load_case, run_case, validate
 
 CASES = sorted(glob.glob("scenarios/validation/*.yaml"))
 

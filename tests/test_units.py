@@ -1,4 +1,5 @@
-"""Tests of sim.units: parsing scenario unit strings into internal units and formatting them."""
+"""Tests of sim.scenario.units: parsing scenario unit strings into internal units and
+formatting them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.units import (
+from sim.scenario.units import (
     UnitError,
     format_bitrate,
     format_rate,

@@ -38,13 +38,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sim import __version__, units
-from sim.experiment import Comparison, Result, load_comparison, load_result
+from sim.analysis.stats import paired, t_interval
+from sim.experiment.study import load_study
 from sim.report import plots
 from sim.report.provenance import describe, provenance
-from sim.scenario import Scenario
-from sim.stats import paired, t_interval
-from sim.study import load_study
+from sim.results.result import Comparison, Result, load_comparison, load_result
+from sim.results.store import hvsim_version
+from sim.scenario import units
+from sim.scenario.schema import Scenario
 
 
 class ReportError(Exception):
@@ -166,7 +167,7 @@ def _run_headline(res: Result) -> Table:
     columns = ["child", "I/O path", "throughput", "bandwidth", "mean latency", "p99 latency"]
     if twins:
         columns += ["same workload on", "mean ÷ its mean", "p99 ÷ its p99"]
-    faulted = "availability" in res.summary.columns  # faults scheduled (sim.faults)
+    faulted = "availability" in res.summary.columns  # faults scheduled (sim.model.faults)
     if faulted:
         columns += ["availability", "longest stall", "failed", "retried"]
     revoked = {str(f.target) for f in res.scenario.faults if f.kind == "vf_revoke"}
@@ -222,9 +223,9 @@ def _run_headline(res: Result) -> Table:
 
 
 def _analytic(results: dict[str, Result]) -> Table | None:
-    """The analytic estimate beside each simulated mean (:mod:`sim.analytic`), with the
+    """The analytic estimate beside each simulated mean (:mod:`sim.analysis.analytic`), with the
     tolerance its approximations and the interval give, where the summary has it."""
-    from sim.analytic import disagreement, tolerance
+    from sim.analysis.analytic import disagreement, tolerance
 
     columns = ["child", "I/O path", "simulated mean", "analytic mean", "difference",
                "tolerance", "busiest station", "check"]  # fmt: skip
@@ -251,7 +252,8 @@ def _analytic(results: dict[str, Result]) -> Table | None:
     if not rows:
         return None
     note = (
-        "The analytic estimate is an open queueing network of the same costs (sim.analytic): "
+        "The analytic estimate is an open queueing network of the same costs "
+        "(sim.analysis.analytic): "
         "M/G/1 vCPUs with the world switch as setup, M/G/1 or M/G/c devices, Poisson "
         "arrivals; it leaves out scheduling waits. Its service times are exact, its waits "
         "approximate: it is held against the simulation only where every station on the "
@@ -393,7 +395,7 @@ def _faults_question(scn: Scenario) -> str:
 
 
 def _faults_figure(res: Result, on: str) -> Shown:
-    """Latency against time around the scenario's faults (:mod:`sim.faults`)."""
+    """Latency against time around the scenario's faults (:mod:`sim.model.faults`)."""
     return Shown(
         f"Latency over time around the faults{on}",
         "Mean (top) and p99 (bottom) latency of the requests submitted in each interval, "
@@ -512,7 +514,7 @@ def _sweep_page(directory: Path) -> Page:
     keys = [k for k in spec.get("grid", {}) if k in frame.columns]
     points = sorted(set(frame["point_index"]))
     first = directory / "points" / f"{_key_of(info, points[0])}.yaml"
-    from sim.scenario import load
+    from sim.scenario.source import load
 
     scn = load(first)
     columns = [*(_label(k) for k in keys), "child", "I/O path", "throughput",
@@ -635,7 +637,7 @@ def render(directory: str | Path) -> str:
         provenance=prov.to_dict("records"),
         assumed=int(prov["assumed"].sum()),
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        hvsim=__version__,
+        hvsim=hvsim_version(),
         nan=np.nan,
     )
 

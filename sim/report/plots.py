@@ -13,7 +13,7 @@ notebook, a script and the report, and two figures never share an axis by accide
 * :func:`occupancy`             ring and device-queue occupancy over time (the trace of a
                                 run, mean across replications, warm-up shaded)
 * :func:`latency_over_time`     mean and p99 latency per time bin and child, each fault's
-                                interval shaded (runs with faults, :mod:`sim.faults`)
+                                interval shaded (runs with faults, :mod:`sim.model.faults`)
 
 A CDF is drawn through at most ``CDF_POINTS`` quantiles per line: the shape is the same
 and a figure of a million requests stays small (the report embeds it).
@@ -21,14 +21,16 @@ and a figure of a million requests stays small (the report embeds it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sim.metrics import CATEGORIES, COMPONENTS
-from sim.stats import t_interval
+from sim.analysis.stats import t_interval
+from sim.experiment.capacity import Capacity
+from sim.model.metrics import CATEGORIES, COMPONENTS
 
 # Okabe-Ito palette: distinguishable with the common colour-vision deficiencies
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -275,4 +277,33 @@ def latency_over_time(
     mean_ax.set_title("Latency over time by submission time (faults shaded)")
     p99_ax.set_xlabel("simulated time (ms)")
     p99_ax.set_xlim(0, end / 1e3)
+    return fig
+
+
+def capacity_figure(cap: Capacity, metric: str | None = None) -> Figure:
+    """A capacity search's SLO metric (its first clause's by default) against the load,
+    one line per path and child with its 95 % band (counting children, or with more than six: the
+    worst child's, replication by replication), the SLO line, and each path's
+    capacity."""
+    clause = next((c for c in cap.slo if c.metric == metric), cap.slo[0])
+    frame = cap.replications
+    if cap.vary == "children" or frame["partition"].nunique() > 6:
+        # one line per path: the worst of the children, replication by replication
+        keys = ["path", "io_path", cap.axis, "point_index", "replication"]
+        frame = (
+            frame.groupby(keys, as_index=False)[clause.metric]
+            .agg("max" if clause.upper else "min")
+            .assign(partition="worst child")
+        )
+    fig = metric_vs_load(frame, cap.axis, clause.metric, slo=clause.value, xlabel=cap.axis)
+    ax = fig.axes[0]
+    for _, r in cap.table.iterrows():
+        if math.isfinite(r["capacity"]):
+            ax.axvline(
+                r["capacity"],
+                color=PATH_COLORS.get(str(r["path"]), "grey"),
+                linestyle=":",
+                linewidth=1,
+            )
+    ax.set_title(f"{clause.text}: {clause.metric.removesuffix('_us')} against {cap.axis}")
     return fig

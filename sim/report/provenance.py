@@ -4,7 +4,7 @@
 parameter of the host, the parent, the devices and the children: its field path, its
 value (the exact unit string the resolved scenario holds), who set it and its source:
 ``preset NAME`` with the preset's source where the scenario's preset set the value and the
-scenario kept it (``Scenario.sources``, see :mod:`sim.presets`), else ``scenario`` or
+scenario kept it (``Scenario.sources``, see :mod:`sim.scenario.presets`), else ``scenario`` or
 ``default`` with the source the schema declares for the field (a paper, a document, the
 code read, or *assumed*). The workload itself (streams, run settings) is described by
 :func:`describe` instead: it is what the user asked, not a cost.
@@ -18,9 +18,11 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, TypeAdapter
 
-from sim import units
-from sim.distributions import Distribution
-from sim.scenario import DEFAULT_CLOCK_GHZ, Child, Scenario
+from sim.scenario import units
+from sim.scenario.distributions import Distribution
+from sim.scenario.fields import DEFAULT_CLOCK_GHZ
+from sim.scenario.schema import Scenario
+from sim.scenario.workload import Child
 
 _SKIP = {"name", "type", "description", "streams", "cpu_load", "count", "pin", "device", "vf"}
 
@@ -149,8 +151,8 @@ def _child(c: Child) -> str:
 
 
 def _preset(name: str) -> str:
-    from sim import presets
-    from sim.scenario import ScenarioError
+    from sim.scenario import presets
+    from sim.scenario.errors import ScenarioError
 
     try:
         return presets.load(name).description

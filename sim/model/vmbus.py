@@ -27,8 +27,8 @@ Sub-channels
     ``vcpus_per_channel`` vCPUs has the primary alone. netvsc's own rule, one channel
     per vCPU, is ``vcpus_per_channel: 1``. Every channel has its own pair of rings, its
     own empty → non-empty signalling and its own counters, and its own parent vCPU
-    (placement: :mod:`sim.partitions`); child vCPU ``i`` sends on channel
-    ``i mod channels`` (:mod:`sim.iopaths`). The primary is named
+    (placement: :mod:`sim.model.partitions`); child vCPU ``i`` sends on channel
+    ``i mod channels`` (:mod:`sim.model.iopaths`). The primary is named
     ``vmbus.CHILD.DEVICE``, sub-channel ``k`` ``vmbus.CHILD.DEVICE[k]`` (the index the
     host offers it under), their rings ``NAME.out`` and ``NAME.in``.
 
@@ -49,9 +49,9 @@ from typing import Any
 
 import simpy
 
-from sim.env import SimEnv
-from sim.metrics import Level
-from sim.scenario import Vmbus as VmbusSpec
+from sim.model.env import SimEnv
+from sim.model.metrics import Level
+from sim.scenario.hardware import Vmbus as VmbusSpec
 
 
 class Ring:

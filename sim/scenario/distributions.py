@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sim import units
+from sim.scenario import units
 
 Kind = Literal["time", "size"]
 

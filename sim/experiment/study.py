@@ -22,7 +22,7 @@ resolved scenario, seed and replications: a point whose results are already in t
 directory (complete and readable) is never computed again, so a sweep that was stopped
 resumes where it was, and adding values to a grid computes only the new points. All points
 of a study share the root seed, so they see the same random numbers where they can
-(common random numbers across points, as across paths in :mod:`sim.experiment`).
+(common random numbers across points, as across paths in :mod:`sim.experiment.compare`).
 
 Executors: ``serial``; ``processes`` (a local process pool); ``dask`` (a Dask distributed
 ``LocalCluster`` of N worker processes, or the scheduler at ``scheduler=ADDRESS``);
@@ -64,8 +64,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim import __version__
-from sim.scenario import Scenario, ScenarioError, apply_override, compose, from_dict, load
+from sim.results.store import hvsim_version
+from sim.scenario.errors import ScenarioError
+from sim.scenario.reader import compose
+from sim.scenario.schema import Scenario
+from sim.scenario.source import apply_override, from_dict, load
 
 EXECUTORS = ("auto", "serial", "processes", "dask")
 _SWEEP_KEYS = {"study", "scenario", "set", "grid", "replications", "seed"}
@@ -210,7 +213,7 @@ def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[st
     """Simulate one point from plain data; returns its tables (picklable)."""
     import io
 
-    from sim.experiment import run
+    from sim.experiment.run import run
 
     t0 = time.perf_counter()
     res = run(from_dict(scenario, source="point"), replications=replications, seed=seed)
@@ -482,7 +485,7 @@ def _write_study(
         "executor": kind,
         "workers": workers,
         "scheduler": scheduler,
-        "hvsim": __version__,
+        "hvsim": hvsim_version(),
         "python": platform.python_version(),
         "command": command,
     }

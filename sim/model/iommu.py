@@ -17,7 +17,7 @@ What it models
     **Translation.** When a request reaches the device, every page of its buffer is looked
     up in the IOTLB: a hit is free, a miss costs ``page_walk`` (a 4-level walk, assumed
     0.2-0.5 µs) and fills the entry, evicting the least recently used one when the IOTLB
-    is full. The walks delay the device's DMA (:mod:`sim.devices`: during a NIC's
+    is full. The walks delay the device's DMA (:mod:`sim.model.devices`: during a NIC's
     per-request latency, within an NVMe command's service) and are charged to the
     request's ``iommu`` latency component. The cost is O(pages) per request.
 
@@ -77,11 +77,11 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.env import SimEnv
-from sim.scenario import Iommu as IommuSpec
+from sim.model.env import SimEnv
+from sim.scenario.hardware import Iommu as IommuSpec
 
 if TYPE_CHECKING:
-    from sim.hypervisor import VCpu
+    from sim.model.hypervisor import VCpu
 
 # A key is (domain's first buffer + buffer) << _PAGE_BITS | page within the buffer: one
 # int per I/O-virtual page, unique across domains and buffers (a buffer of 2**32 pages

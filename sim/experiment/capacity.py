@@ -1,7 +1,7 @@
 """SLO-driven capacity search: the largest load, or the most children, that meets an SLO.
 
 What it answers
-    Per I/O path (every I/O child switched to it, as :func:`sim.experiment.on_path` does),
+    Per I/O path (every I/O child switched to it, as :func:`sim.experiment.compare.on_path` does),
     the largest **load factor** (``vary="load"``: every child's open-loop stream rates
     multiplied by it) or the largest **number of identical children** (``vary="children"``:
     the ``count`` of one child entry) at which every child the SLO is about meets every
@@ -29,7 +29,7 @@ When a point meets it
     SLO only if, for every child and clause, the bound of the 95 % Student-t interval on
     the unfavourable side does: the upper bound for ``<=``, the lower bound for ``>=``;
     and if its summary warns of no saturation (a device or vCPU more than 95 % busy, a
-    full ring, throughput below 95 % of the offered load, :func:`sim.experiment.warnings`):
+    full ring, throughput below 95 % of the offered load, :func:`sim.results.diagnose.warnings`):
     there the estimates depend on the run's length, not only on the load.
 
 The search
@@ -39,7 +39,7 @@ The search
     there, where the delivered throughput is largest: if they fail there, no load meets
     the SLO.
 
-    1. **Bracket by the analytic estimate** (:mod:`sim.analytic`): the factor (or count)
+    1. **Bracket by the analytic estimate** (:mod:`sim.analysis.analytic`): the factor (or count)
        at which the first station saturates from the work every request must do is an
        upper bracket: no larger load can be carried, so it is never simulated. For
        ``mean`` clauses the estimate's own crossing (the load at which its mean reaches
@@ -73,7 +73,8 @@ Simplified
 
 Sources
     Student-t intervals across independent replications and common random numbers (Law,
-    *Simulation Modeling and Analysis*, ch. 9–11); the analytic bracket: :mod:`sim.analytic`.
+    *Simulation Modeling and Analysis*, ch. 9–11); the analytic bracket:
+    :mod:`sim.analysis.analytic`.
 
 Output (:meth:`Capacity.save`)
     ``capacity.csv`` (one row per path), ``points.csv`` (every point simulated, per
@@ -82,7 +83,7 @@ Output (:meth:`Capacity.save`)
     path and child, with the SLO line and each path's capacity), ``meta.json``,
     ``scenario.resolved.yaml``.
 
-The module is callable: ``sim.capacity(scenario, "p99<=500us")`` is :func:`table` (the
+The module is callable: ``sim.experiment.capacity(scenario, "p99<=500us")`` is :func:`table` (the
 capacity frame); :func:`search` returns the whole :class:`Capacity`.
 """
 
@@ -91,10 +92,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import time
-import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,10 +101,16 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim import units
-from sim.analytic import estimate
-from sim.experiment import Result, atomic_directory, on_path, run
-from sim.scenario import IO_PATHS, Scenario, ScenarioError
+from sim.analysis.analytic import estimate
+from sim.experiment.compare import on_path
+from sim.experiment.run import run
+from sim.results.result import Result
+from sim.results.store import atomic_directory
+from sim.scenario import units
+from sim.scenario.errors import ScenarioError
+from sim.scenario.schema import Scenario
+from sim.scenario.source import replace
+from sim.scenario.workload import IO_PATHS
 
 VARY = ("load", "children")
 LATENCY = {"mean": "mean_us", "p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p999_us"}
@@ -253,45 +258,21 @@ class Capacity:
     def axis(self) -> str:
         return "load factor" if self.vary == "load" else "children"
 
-    def plot(self, metric: str | None = None) -> Any:
-        """The SLO's metric (its first clause's by default) against the load, one line per
-        path and child with its 95 % band (counting children, or with more than six: the
-        worst child's, replication by replication), the SLO line, and each path's
-        capacity."""
-        from sim.report.plots import PATH_COLORS, metric_vs_load
+    @property
+    def metrics(self) -> list[str]:
+        """The SLO's metrics, each once, in the order of its clauses."""
+        return list(dict.fromkeys(c.metric for c in self.slo))
 
-        clause = next((c for c in self.slo if c.metric == metric), self.slo[0])
-        frame = self.replications
-        if self.vary == "children" or frame["partition"].nunique() > 6:
-            # one line per path: the worst of the children, replication by replication
-            keys = ["path", "io_path", self.axis, "point_index", "replication"]
-            frame = (
-                frame.groupby(keys, as_index=False)[clause.metric]
-                .agg("max" if clause.upper else "min")
-                .assign(partition="worst child")
-            )
-        fig = metric_vs_load(frame, self.axis, clause.metric, slo=clause.value, xlabel=self.axis)
-        ax = fig.axes[0]
-        for _, r in self.table.iterrows():
-            if math.isfinite(r["capacity"]):
-                ax.axvline(
-                    r["capacity"],
-                    color=PATH_COLORS.get(str(r["path"]), "grey"),
-                    linestyle=":",
-                    linewidth=1,
-                )
-        ax.set_title(f"{clause.text}: {clause.metric.removesuffix('_us')} against {self.axis}")
-        return fig
-
-    def save(self, out: str | Path) -> Path:
-        """Write the search's directory atomically (module docstring); returns its path."""
+    def save(self, out: str | Path, files: Mapping[str, bytes] | None = None) -> Path:
+        """Write the search's directory atomically (module docstring), with ``files``
+        (name → content: the figures :func:`sim.report.plots.capacity_figure` draws)
+        beside the tables; returns its path."""
         with atomic_directory(out) as tmp:
             self.table.to_csv(tmp / "capacity.csv", index=False)
             self.points.to_csv(tmp / "points.csv", index=False)
             self.replications.to_csv(tmp / "replications.csv", index=False)
-            for metric in dict.fromkeys(c.metric for c in self.slo):
-                fig = self.plot(metric)
-                fig.savefig(tmp / f"capacity-{metric}.png", dpi=110)
+            for name, content in (files or {}).items():
+                (tmp / name).write_bytes(content)
             with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
                 yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
             with open(tmp / "meta.json", "w", encoding="utf-8") as f:
@@ -310,13 +291,13 @@ def scaled(scenario: Scenario, factor: float) -> Scenario:
         for j, s in enumerate(c.streams)
         if s.rate is not None
     }
-    return scenario.replace(overrides, source=f"load factor {factor:g}") if overrides else scenario
+    return replace(scenario, overrides, source=f"load factor {factor:g}") if overrides else scenario
 
 
 def with_count(scenario: Scenario, child: str, count: int) -> Scenario:
     """``scenario`` with ``count`` instances of the child entry ``child``."""
     i = next(k for k, c in enumerate(scenario.children) if c.name == child)
-    return scenario.replace({f"children[{i}].count": int(count)}, source=f"{count} × {child}")
+    return replace(scenario, {f"children[{i}].count": int(count)}, source=f"{count} × {child}")
 
 
 def _at(base: Scenario, vary: str, child: str, x: float) -> Scenario:
@@ -766,7 +747,7 @@ def _assemble(
     replications_frame = (
         pd.concat(reps_frames, ignore_index=True) if reps_frames else pd.DataFrame()
     )
-    from sim.experiment import _versions
+    from sim.results.store import versions
 
     meta = {
         "scenario": scenario.name,
@@ -782,7 +763,7 @@ def _assemble(
         "warmup_us": scenario.run.warmup,
         "wall_s": round(wall_s, 3),
         "points": int(table["points"].sum()) if len(table) else 0,
-        "versions": _versions(),
+        "versions": versions(),
     }
     return Capacity(
         scenario, clauses, vary, path_list, table, point_frame, replications_frame, meta
@@ -793,7 +774,7 @@ def table(scenario: Any, slo: str, **kwargs: Any) -> pd.DataFrame:
     """The capacity per path as a frame (:func:`search`'s ``table``); ``scenario`` a
     :class:`Scenario` or a path to one."""
     if not isinstance(scenario, Scenario):
-        from sim.scenario import load
+        from sim.scenario.source import load
 
         scenario = load(scenario)
     return search(scenario, slo, **kwargs).table
@@ -875,13 +856,3 @@ def format_capacity(cap: Capacity) -> str:
         "± is the half-width of the 95 % interval at the capacity."
     )
     return "\n".join(line.rstrip() for line in lines)
-
-
-class _CallableModule(types.ModuleType):
-    """``sim.capacity(...)`` calls :func:`table`."""
-
-    def __call__(self, scenario: Any, slo: str, **kwargs: Any) -> pd.DataFrame:
-        return table(scenario, slo, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -16,12 +16,12 @@ What it models
     completing vCPU (the child's ``irq_vcpu``, or the issuing one) and the device
     function it goes through (``vf``: the child's VF on the direct path, ``None`` for the
     physical function on the routed and native paths). It walks its child's I/O path
-    (:mod:`sim.iopaths`) as one generator, and ends as one flat record.
+    (:mod:`sim.model.iopaths`) as one generator, and ends as one flat record.
 
     A NIC ``receive`` op (open loop only) is a message of ``size`` bytes arriving from
     the wire for the child at the stream's arrival: the request is created when its first
     frame starts to arrive, and its ``t_submit`` moves to the arrival of its last frame
-    at the NIC (:mod:`sim.iopaths`), where its latency starts; the issuing vCPU is the
+    at the NIC (:mod:`sim.model.iopaths`), where its latency starts; the issuing vCPU is the
     one receive side scaling steers the message to (round robin over the child's vCPUs,
     as flows spread), the completing vCPU the one that processes it.
 
@@ -30,7 +30,7 @@ Randomness
     generator, keyed by ``child.NAME/stream.J/...``: changing the I/O path of a child
     changes none of them (common random numbers).
 
-Attempts, failures and retries (:mod:`sim.faults`)
+Attempts, failures and retries (:mod:`sim.model.faults`)
     With faults scheduled, or a command timer that can expire within the run, a request
     is served as one or more **attempts** (:meth:`Stream.tolerate`): the
     guest's I/O policy (``children[].io_policy``) gives up an attempt that has not
@@ -70,32 +70,19 @@ import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import simpy
 
-from sim import distributions
-from sim.env import SimEnv
-from sim.metrics import COMPONENTS, RETRY
-from sim.scenario import Burst
-from sim.scenario import Stream as StreamSpec
-
-if TYPE_CHECKING:
-    from sim.devices import Device
-    from sim.hypervisor import VCpu
-    from sim.iopaths import Path
-    from sim.partitions import ChildPartition
-
-
-class AbortError(Exception):
-    """Raised inside the walk of an attempt that is over: given up by its guest or its
-    device, or lost by a crashed parent (:mod:`sim.faults`). Only the serving of streams
-    that tolerate faults catches it; without faults nothing raises it."""
-
-
-class ConservationError(AssertionError):
-    """Requests were lost or counted twice: completed + failed + in flight is not the
-    number issued (a defect of the model, never of the input)."""
+from sim.model.devices import Device
+from sim.model.env import SimEnv
+from sim.model.hypervisor import VCpu
+from sim.model.iopaths import Path
+from sim.model.partitions import ChildPartition
+from sim.model.request import AbortError, Record, Request
+from sim.scenario import distributions
+from sim.scenario.workload import Burst
+from sim.scenario.workload import Stream as StreamSpec
 
 
 def mmpp_gaps(burst: Burst, rate: float, rng: Any) -> Callable[[], float]:
@@ -122,75 +109,6 @@ def mmpp_gaps(burst: Burst, rate: float, rng: Any) -> Callable[[], float]:
             left[0] = rng.exponential(hold[state[0]])
 
     return gap
-
-
-class Request:
-    """One attempt of an I/O request in flight: its identity, timestamps and latency
-    components (every request has one attempt unless faults are scheduled)."""
-
-    # set only where used (sim.faults): t_attempt and path by the tolerant serving, at by
-    # a device while the attempt is in it, epoch by the parent's paths
-    at: Device | None
-    epoch: int
-    path: Path
-    t_attempt: float
-    __slots__ = (
-        "at",
-        "attempt",
-        "c",
-        "dead",
-        "done_vcpu",
-        "epoch",
-        "id",
-        "op",
-        "path",
-        "receive",
-        "service",
-        "size",
-        "t_attempt",
-        "t_submit",
-        "vcpu",
-        "vf",
-    )
-
-    def __init__(
-        self,
-        rid: int,
-        op: int,
-        size: int,
-        t_submit: float,
-        vcpu: VCpu,
-        done_vcpu: VCpu,
-        service: Callable[[], float],
-        vf: int | None = None,
-        receive: bool = False,
-    ) -> None:
-        self.id = rid
-        self.op = op
-        self.size = size
-        self.t_submit = t_submit
-        self.vcpu = vcpu
-        self.done_vcpu = done_vcpu
-        self.service = service
-        self.vf = vf  # the device function it goes through: VF index, None for the PF
-        self.receive = receive  # a message arriving from the wire (NIC receive)
-        self.c = [0.0] * len(COMPONENTS)
-        self.attempt = 1
-        self.dead = False  # given up: its walk stops at the next check (AbortError)
-
-    def again(self, now: float, vf: int | None) -> Request:
-        """The next attempt of this request, sent ``now`` through function ``vf``."""
-        nxt = Request(
-            self.id, self.op, self.size, self.t_submit, self.vcpu, self.done_vcpu,
-            self.service, vf, self.receive,
-        )  # fmt: skip
-        nxt.attempt = self.attempt + 1
-        nxt.c[RETRY] = now - self.t_submit
-        return nxt
-
-
-Record = tuple[Any, ...]
-"""(id, op index, size, vcpu index, t_submit, t_complete, *components)."""
 
 
 class Stream:
@@ -238,7 +156,7 @@ class Stream:
         self._ids = itertools.count()
         self.done: list[Record] = []
         self.live: dict[int, Request] = {}
-        # attempts, failures and retries (sim.faults): used once tolerate() is called
+        # attempts, failures and retries (sim.model.faults): used once tolerate() is called
         self.failed: list[Record] = []
         self.failures: dict[int, str] = {}
         self.attempts: dict[int, int] = {}
@@ -330,7 +248,7 @@ class Stream:
             if t > 0.0:
                 yield env.timeout(t)
 
-    # -- attempts, failures and retries (sim.faults) --------------------------------------
+    # -- attempts, failures and retries (sim.model.faults) --------------------------------------
     def tolerate(self, timeout: float | None, retries: int) -> None:
         """Serve requests as attempts that may be given up and retried (module
         docstring): ``timeout`` arms the guest's command timer (None: no timer),

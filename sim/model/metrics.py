@@ -4,7 +4,7 @@ Tallies (one value per request) and levels (queue depth, ring occupancy, busy se
 weighted by the time they hold) are different kinds of monitor. The model rooms update
 them with plain arithmetic on the hot path; nothing here allocates per event beyond one
 tuple per finished request. Records stay in Python lists and become NumPy arrays once, at
-the end of a run (:mod:`sim.experiment` turns them into DataFrames).
+the end of a run (:mod:`sim.results.tables` turns them into DataFrames).
 
 Latency components (DESIGN §3.2) are the places a request's time goes; they add up to its
 latency exactly:
@@ -23,7 +23,7 @@ latency exactly:
 ``device_service``  the device's own service time.
 ``interrupt``       signalling hypercalls, interrupt and EOI exits.
 ``retry``           before the attempt that completed: the time the request's earlier
-                    attempts took until they failed or were given up (:mod:`sim.faults`;
+                    attempts took until they failed or were given up (:mod:`sim.model.faults`;
                     0 for a request that completed at its first attempt).
 """
 

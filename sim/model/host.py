@@ -2,8 +2,8 @@
 
 :class:`Host` builds the component tree (hypervisor and LPs, parent, devices, children,
 channels, paths, streams) from a validated :class:`~sim.scenario.Scenario`, inside one
-:class:`~sim.env.SimEnv`. :func:`simulate` runs one replication and returns plain records
-(:class:`RunData`): no pandas here; :mod:`sim.experiment` makes the tables.
+:class:`~sim.model.env.SimEnv`. :func:`simulate` runs one replication and returns plain records
+(:class:`RunData`): no pandas here; :mod:`sim.results.tables` makes the tables.
 
 VF assignment: children that name a ``vf`` get it; the other ``direct`` children take the
 lowest free VF of their device in scenario order; a ``direct`` child that finds none left
@@ -13,11 +13,11 @@ falls back to ``routed`` (Hyper-V behaviour), and its results carry
 Warm-up: at ``run.warmup`` every counter, CPU account and level monitor is reset; requests
 submitted before it are recorded but flagged out of the measurement window.
 
-Faults (:mod:`sim.faults`): with a ``faults:`` list the host builds an
-:class:`~sim.faults.Injector`, gives each direct child that a ``vf_revoke`` targets a
+Faults (:mod:`sim.model.faults`): with a ``faults:`` list the host builds an
+:class:`~sim.model.faults.Injector`, gives each direct child that a ``vf_revoke`` targets a
 standby routed path (its channels opened after every other child's, so that no other
 child's channel placement changes), and makes every stream serve attempts that can fail
-and be retried (:meth:`~sim.workloads.Stream.tolerate`). A child's command timer is armed
+and be retried (:meth:`~sim.model.workloads.Stream.tolerate`). A child's command timer is armed
 even without faults where its ``io_policy.timeout`` can expire within the run. Every
 collection checks that completed, failed and in-flight requests add up to those issued.
 """
@@ -25,59 +25,20 @@ collection checks that completed, failed and in-flight requests add up to those 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
-from sim import devices
-from sim.env import SimEnv
-from sim.faults import Injector
-from sim.hypervisor import Hypervisor
-from sim.iommu import DmaDomain, Iommu
-from sim.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
-from sim.metrics import Level
-from sim.partitions import ChildPartition, ParentPartition
-from sim.scenario import Scenario
-from sim.vmbus import Channel
-from sim.workloads import ConservationError, Stream
-
-
-@dataclass
-class StreamData:
-    """What one stream did in one replication."""
-
-    partition: str
-    stream: int
-    requested_path: str
-    io_path: str
-    device: str
-    ops: tuple[str, ...]
-    done: list[tuple[Any, ...]]
-    in_flight: list[tuple[Any, ...]]
-    offered_rps: float | None
-    failed: list[tuple[Any, ...]] = field(default_factory=list)
-    failures: dict[int, str] = field(default_factory=dict)  # id → why it failed
-    attempts: dict[int, int] = field(default_factory=dict)  # id → attempts, where > 1
-    paths: dict[int, str] = field(default_factory=dict)  # id → path, where not io_path
-    issued: int = 0
-
-
-@dataclass
-class RunData:
-    """Records of one replication (plain Python, turned into frames by the caller)."""
-
-    replication: int
-    seed: int
-    warmup_us: float
-    duration_us: float
-    cores: int
-    streams: list[StreamData]
-    cpu: list[tuple[str, str, str, float]]
-    counters: dict[str, int]
-    resources: list[tuple[str, str, float, float, float]]
-    sched: list[tuple[str, str, int, float, float, int, int, int]] = field(default_factory=list)
-    lp_busy_us: list[float] = field(default_factory=list)
-    trace: list[tuple[float, str, str, str, float]] = field(default_factory=list)
-    wall_s: float = 0.0
+from sim.model import devices
+from sim.model.env import SimEnv
+from sim.model.faults import Injector
+from sim.model.hypervisor import Hypervisor
+from sim.model.iommu import DmaDomain, Iommu
+from sim.model.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
+from sim.model.metrics import Level
+from sim.model.partitions import ChildPartition, ParentPartition
+from sim.model.records import RunData, StreamData
+from sim.model.request import ConservationError
+from sim.model.vmbus import Channel
+from sim.model.workloads import Stream
+from sim.scenario.schema import Scenario
 
 
 class Host:

@@ -7,7 +7,7 @@ What it models
     list at ``page_cost`` per page when it is large), then the physical driver's request
     cost; per completion, the driver's interrupt cost and the VSP's completion cost.
 
-    Each VMBus channel, primary or sub-channel (:mod:`sim.vmbus`), is served by one parent
+    Each VMBus channel, primary or sub-channel (:mod:`sim.model.vmbus`), is served by one parent
     vCPU, which takes its requests out of the outbound ring, runs the VSP and the driver,
     takes the device's completion interrupts and fills the inbound ring. Channels are
     placed round robin over the parent's vCPUs across all channels of all routed children,
@@ -35,12 +35,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from sim.distributions import Sampler
-from sim.env import SimEnv
-from sim.hypervisor import Background, Hypervisor, VCpu
-from sim.scenario import Child as ChildSpec
-from sim.scenario import Host as HostSpec
-from sim.scenario import Parent as ParentSpec
+from sim.model.env import SimEnv
+from sim.model.hypervisor import Background, Hypervisor, VCpu
+from sim.scenario.distributions import Sampler
+from sim.scenario.hardware import Host as HostSpec
+from sim.scenario.hardware import Parent as ParentSpec
+from sim.scenario.workload import Child as ChildSpec
 
 
 def _affinity(pin: list[int] | None, i: int, allowed: range | None) -> Sequence[int] | None:
@@ -79,7 +79,7 @@ class ParentPartition:
         self.copy_us_per_byte = 8e6 / vsp.copy_bandwidth
         self.page_cost = vsp.page_cost
         self._next_vcpu = itertools.cycle(self.vcpus)
-        # changes when the parent crashes and when it restarts (sim.faults): a request
+        # changes when the parent crashes and when it restarts (sim.model.faults): a request
         # that entered the parent under another epoch was lost with its state
         self.epoch = 0
 

@@ -52,9 +52,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from sim.experiment import tabulate
-from sim.model import simulate
-from sim.scenario import Nvme, Scenario, ScenarioError, compose, from_dict
+from sim.model.host import simulate
+from sim.results.tables import tabulate
+from sim.scenario.errors import ScenarioError
+from sim.scenario.hardware import Nvme
+from sim.scenario.reader import compose
+from sim.scenario.schema import Scenario
+from sim.scenario.source import from_dict, replace
 
 CASES_GLOB = "scenarios/validation/*.yaml"
 LITERATURE_GLOB = "scenarios/validation/literature/*.yaml"
@@ -470,8 +474,8 @@ def run_literature_case(
     if "denominator" in measure:
         den = _side(measure["denominator"], file, "measure.denominator")
     base = from_dict(spec.get("scenario"), source=file)
-    num_scn = base.replace(num["set"], source=file) if num.get("set") else base
-    den_scn = base.replace(den["set"], source=file) if den and den.get("set") else base
+    num_scn = replace(base, num["set"], source=file) if num.get("set") else base
+    den_scn = replace(base, den["set"], source=file) if den and den.get("set") else base
     reps = int(replications or spec.get("replications", 5))
     values = []
     for r in range(reps):

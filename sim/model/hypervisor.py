@@ -54,7 +54,7 @@ Simplified
     Credits are burned exactly (µs run), not sampled at ticks. There is no SMT/core
     scheduling and no NUMA. Priorities of queued vCPUs change only at accounting.
 
-Faults (:mod:`sim.faults`)
+Faults (:mod:`sim.model.faults`)
     :meth:`Hypervisor.suspend` parks a whole partition (a crashed or hung parent, a
     crashed child) as a cap does, but until :meth:`Hypervisor.resume`, whatever the
     accounting period; the time its work waits is ``sched_wait``.
@@ -78,9 +78,9 @@ from typing import Any
 
 import simpy
 
-from sim.distributions import Sampler
-from sim.env import SimEnv
-from sim.scenario import Host
+from sim.model.env import SimEnv
+from sim.scenario.distributions import Sampler
+from sim.scenario.hardware import Host
 
 BOOST, UNDER, OVER = 0, 1, 2
 PRIORITIES = ("boost", "under", "over")
@@ -102,7 +102,7 @@ class Domain:
         self.used = 0.0
         self.parked = False
         self.cap_gen = 0
-        self.down = 0  # suspensions in force (sim.faults): parked until none is left
+        self.down = 0  # suspensions in force (sim.model.faults): parked until none is left
 
 
 class LogicalProcessor:
@@ -131,7 +131,7 @@ class LogicalProcessor:
         self.idle = True  # in the hypervisor's idle list
         self.since = 0.0
         self.busy_us = 0.0
-        self.offline = False  # takes no work (sim.faults): neither idle nor running
+        self.offline = False  # takes no work (sim.model.faults): neither idle nor running
 
 
 class Background:
@@ -861,7 +861,7 @@ class Hypervisor:
         if d.allowance is not None:
             self._cap_timer(d)
 
-    # -- faults (sim.faults) ----------------------------------------------------------------
+    # -- faults (sim.model.faults) ----------------------------------------------------------------
     def suspend(self, d: Domain) -> None:
         """Stop partition ``d`` (a crash or a hang): its vCPUs leave the LPs, a running one
         at the end of its work item, and none runs until :meth:`resume`; work that

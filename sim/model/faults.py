@@ -7,13 +7,13 @@ its time. What each kind does:
 ``parent_crash`` (target ``parent``)
     The parent stops for ``duration``, then restarts. Its vCPUs leave the LPs (a work
     item in progress runs to its end) and do nothing until the restart
-    (:meth:`Hypervisor.suspend <sim.hypervisor.Hypervisor.suspend>`): rings are not
+    (:meth:`Hypervisor.suspend <sim.model.hypervisor.Hypervisor.suspend>`): rings are not
     drained, completions are not taken, routed and emulated I/O stalls. A crash loses
     the parent's state: every request in the parent's hands at the crash (in an outbound
     ring, in the VSP or the driver, at the device through the physical function, waiting
     for the parent to take its completion), and every one that enters it during the
     crash, is **lost**: on restart the host offers the channels again, and what the old
-    ones held is gone (the restarted parent drops it, :mod:`sim.iopaths`). Completions
+    ones held is gone (the restarted parent drops it, :mod:`sim.model.iopaths`). Completions
     already in an inbound ring are guest memory and are delivered. The guest does not
     learn of the loss; its I/O policy (``children[].io_policy``) decides:
 
@@ -55,7 +55,7 @@ its time. What each kind does:
 
 ``device_reset`` (target: a device)
     Every request in the device at the reset (from its descriptor fetch or queueing to
-    the end of its service; :meth:`Device.halt <sim.devices.Device.halt>`) fails
+    the end of its service; :meth:`Device.halt <sim.model.devices.Device.halt>`) fails
     ("device reset") and is retried at once, as a driver requeues what a controller
     reset aborted; the device starts nothing for ``duration``, so the retries and every
     new request wait for it (``device_queue``). It hits routed (physical function) and
@@ -65,7 +65,7 @@ its time. What each kind does:
     The LP takes no work for ``duration``: the vCPU on it leaves at the end of its work
     item and runs elsewhere, as do those queued on it, where their affinity allows; a
     vCPU pinned to it alone (the parent's under ``root: pinned``) waits for it
-    (:meth:`Hypervisor.lp_offline <sim.hypervisor.Hypervisor.lp_offline>`). Its offline
+    (:meth:`Hypervisor.lp_offline <sim.model.hypervisor.Hypervisor.lp_offline>`). Its offline
     time counts as idle in ``cpu.csv``.
 
 ``child_crash`` (target: a child)
@@ -78,12 +78,12 @@ its time. What each kind does:
 
 What is counted
     Every request issued ends in exactly one state: ``completed``, ``failed`` (with its
-    ``failure``) or ``in_flight`` at the end (:mod:`sim.workloads`, checked at every
+    ``failure``) or ``in_flight`` at the end (:mod:`sim.model.workloads`, checked at every
     collection and again when the tables are made). Per request, ``attempts`` and the
     ``io_path`` of its last attempt; the time its failed attempts took is its ``retry``
     component. Counters: ``attempts.failed.REASON``, ``attempts.resubmitted``,
     ``requests.failed``, ``fault.KIND`` (faults started in the window) and
-    ``vf_revoke_fallbacks``. :mod:`sim.experiment` turns these into per-child
+    ``vf_revoke_fallbacks``. :mod:`sim.results.faults` turns these into per-child
     availability, longest stall, failed and retried counts, and each fault's effect on
     each child (``faults.csv``).
 
@@ -101,14 +101,28 @@ Speed
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sim.distributions import Sampler
-from sim.scenario import Fault
+from sim.model.devices import Device
+from sim.model.env import SimEnv
+from sim.model.hypervisor import Hypervisor
+from sim.model.iopaths import Path
+from sim.model.partitions import ChildPartition, ParentPartition
+from sim.model.workloads import Stream
+from sim.scenario.distributions import Sampler
+from sim.scenario.schema import Fault
 
-if TYPE_CHECKING:
-    from sim.model import Host
-    from sim.workloads import Stream
+
+class Target(Protocol):
+    """The parts of a built host (:class:`sim.model.host.Host`) that faults act on."""
+
+    env: SimEnv
+    hv: Hypervisor
+    parent: ParentPartition
+    devices: dict[str, Device]
+    children: list[ChildPartition]
+    streams: list[Stream]
+    standby: dict[str, Path]  # child → its routed path while its VF is revoked
 
 
 class _Scaled(Sampler):
@@ -130,9 +144,9 @@ def _scaled(sampler: Sampler, factor: float) -> Sampler:
 
 
 class Injector:
-    """Starts and ends the scenario's faults on a built :class:`~sim.model.Host`."""
+    """Starts and ends the scenario's faults on a built host."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Target) -> None:
         self.host = host
         self.env = host.env
         self.faults = list(self.env.scenario.faults)

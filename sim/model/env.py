@@ -24,7 +24,7 @@ import numpy as np
 import simpy
 
 if TYPE_CHECKING:
-    from sim.scenario import Scenario
+    from sim.scenario.schema import Scenario
 
 
 def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSequence:

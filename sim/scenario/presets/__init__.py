@@ -5,7 +5,7 @@ devices of, say, Hyper-V on Windows Server 2019, each value with the paper, docu
 code it comes from, or ``assumed``. A scenario names one at its top (``preset: NAME``) and
 overrides what it wants. ``hvsim presets`` lists them; ``hvsim presets NAME`` shows one.
 
-File format (``sim/presets/NAME.yaml``)::
+File format (``sim/scenario/presets/NAME.yaml``)::
 
     name: hyperv-2019              # the file's name
     description: one line          # what `hvsim presets` lists
@@ -64,8 +64,11 @@ import pydantic
 import yaml
 from pydantic import BaseModel, TypeAdapter
 
-from sim import scenario as _scn
-from sim.scenario import ScenarioError
+from sim.scenario.errors import ScenarioError
+from sim.scenario.fields import DEFAULT_CLOCK_GHZ, MAX_FILE_BYTES
+from sim.scenario.hardware import Host, Nic, Nvme, Parent
+from sim.scenario.reader import compose
+from sim.scenario.schema import Scenario
 
 DIRECTORY = Path(__file__).resolve().parent
 
@@ -74,8 +77,8 @@ Loc = tuple[str | int, ...]
 _TOP = ("name", "description", "calibrated_on", "notes", "devices", "set")
 _REQUIRED = ("name", "description", "calibrated_on", "set")
 _ENTRY = ("value", "source", "note")
-_ROOTS: dict[str, type[BaseModel]] = {"host": _scn.Host, "parent": _scn.Parent}
-_DEVICE_TYPES: dict[str, type[BaseModel]] = {"nic": _scn.Nic, "nvme": _scn.Nvme}
+_ROOTS: dict[str, type[BaseModel]] = {"host": Host, "parent": Parent}
+_DEVICE_TYPES: dict[str, type[BaseModel]] = {"nic": Nic, "nvme": Nvme}
 _PATH = re.compile(r"^(?:(host|parent)|devices\[([^\]\s]+)\])((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -183,10 +186,10 @@ class Preset:
                     origins[(*loc, e.keys[-1])] = e.line
         return out, new_lines, origins
 
-    def sources(self, scenario: _scn.Scenario) -> dict[str, str]:
+    def sources(self, scenario: Scenario) -> dict[str, str]:
         """Field path → source, for every preset value ``scenario`` holds as the preset
         set it (compared after unit conversion, with the scenario's clock)."""
-        context = {"clock_ghz": scenario.host.clock / 1e9 or _scn.DEFAULT_CLOCK_GHZ}
+        context = {"clock_ghz": scenario.host.clock / 1e9 or DEFAULT_CLOCK_GHZ}
         types = {d.name: d.type for d in self.devices}
         out: dict[str, str] = {}
         for e in self.entries:
@@ -282,15 +285,15 @@ def _line(lines: Mapping[Loc, int], loc: Loc) -> int | None:
 def _read(path: Path, mtime_ns: int, size: int) -> Preset:
     """Read and check a preset file (cached while the file is unchanged)."""
     file = _display(path)
-    if size > _scn.MAX_FILE_BYTES:
-        raise ScenarioError(file, "", f"file larger than {_scn.MAX_FILE_BYTES // 2**20} MiB")
+    if size > MAX_FILE_BYTES:
+        raise ScenarioError(file, "", f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ScenarioError(file, "", "not a UTF-8 text file") from None
     if not text.strip():
         raise ScenarioError(file, "", "file is empty")
-    data, lines = _scn.compose(text, file)
+    data, lines = compose(text, file)
 
     def fail(loc: Loc, message: str) -> ScenarioError:
         shown = ".".join(str(k) for k in loc)
@@ -343,7 +346,6 @@ def _read(path: Path, mtime_ns: int, size: int) -> Preset:
         entries=tuple(entries),
         file=file,
     )
-    _check_values(preset)
     return preset
 
 
@@ -407,16 +409,3 @@ def _entry(
         note=note.strip(),
         line=_line(lines, loc),
     )
-
-
-def _check_values(preset: Preset) -> None:
-    """Validate the preset's values against the schema on their own (under a minimal
-    child), so that a bad value is reported against the preset whichever scenario uses it."""
-    probe = {"name": "probe", "children": [{"name": "probe", "cpu_load": {}}]}
-    merged, _, origins = preset.merge(probe)
-    lines = {loc: n for loc, n in origins.items() if n is not None}
-    try:
-        _scn.from_dict(merged, source=preset.file, lines=lines)
-    except ScenarioError as exc:
-        if not exc.path.startswith("children"):  # about the probe child: the scenario's
-            raise

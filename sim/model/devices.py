@@ -104,7 +104,7 @@ Completion interrupts and their moderation
     frames: 1``, raises one interrupt per completion and costs no event.
 
     One interrupt delivers every completion pending on its vector. The paths
-    (:mod:`sim.iopaths`) pay the per-interrupt costs (the parent driver's ISR/DPC,
+    (:mod:`sim.model.iopaths`) pay the per-interrupt costs (the parent driver's ISR/DPC,
     interrupt and EOI exits when interrupts are not posted, the interrupt counters) once,
     in the first of its completions to reach the target vCPU (:meth:`Interrupt.take`); the
     others pay their per-completion costs only, behind it on the same vCPU. The time a
@@ -122,7 +122,7 @@ Segmentation offload (NIC ``tso``)
     NIC cuts it into frames (the wire time above). With ``tso: false`` the stack cuts it
     into ``ceil(size / mtu)`` segments in software (:meth:`Device.segments`), and the
     paths pay the sending stack's per-request CPU cost once per segment (which costs:
-    :mod:`sim.iopaths`). The wire time is the same either way; the completion stays one
+    :mod:`sim.model.iopaths`). The wire time is the same either way; the completion stays one
     per request (the segments of a request complete together). Simplified: with TSO
     a request larger than 64 KiB (Linux ``GSO_MAX_SIZE``) is still handed over as one
     send, where a stack would make several TSO sends of it.
@@ -132,11 +132,11 @@ Receive coalescing (NIC ``lro``)
     of a received message reach the receiving stacks as one unit; with ``lro: false``
     each frame is a unit of its own (:meth:`Device.receive_units`), and the paths pay
     the receiving stacks' per-request costs once per frame (which costs:
-    :mod:`sim.iopaths`). The wire time and the DMA are the same either way.
+    :mod:`sim.model.iopaths`). The wire time and the DMA are the same either way.
 
-Reset (a ``device_reset`` fault, :mod:`sim.faults`)
+Reset (a ``device_reset`` fault, :mod:`sim.model.faults`)
     :meth:`Device.halt`: every request waiting in the device (in a function's queue, or
-    on the host for a queue entry) fails at once (:class:`~sim.workloads.AbortError`); a
+    on the host for a queue entry) fails at once (:class:`~sim.model.workloads.AbortError`); a
     command in service runs out its service time on its server and is then dropped, not
     completed; no request starts until the reset is over, and those that arrive
     meanwhile wait (``device_queue``). The fault marks every attempt that was in the
@@ -162,15 +162,15 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.distributions import Sampler
-from sim.env import SimEnv
-from sim.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU, Level
-from sim.scenario import Nic, Nvme
-from sim.workloads import AbortError
+from sim.model.env import SimEnv
+from sim.model.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU, Level
+from sim.model.request import AbortError
+from sim.scenario.distributions import Sampler
+from sim.scenario.hardware import Nic, Nvme
 
 if TYPE_CHECKING:
-    from sim.hypervisor import VCpu
-    from sim.workloads import Request
+    from sim.model.hypervisor import VCpu
+    from sim.model.request import Request
 
 UNLIMITED = sys.maxsize
 """Queue depth of a function that has no limit (the NIC's)."""
@@ -656,7 +656,7 @@ class NicDevice(Device):
         return env.now - t0
 
     def deliver(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
-        if req.dead:  # given up on its way here (sim.faults)
+        if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         latency = req.service()
         req.at = self
@@ -678,7 +678,7 @@ class NicDevice(Device):
         self.rx.reset()
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
-        if req.dead:  # given up on its way here (sim.faults)
+        if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         c = req.c
         latency = req.service()
@@ -728,7 +728,7 @@ class NvmeDevice(Device):
         }
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
-        if req.dead:  # given up on its way here (sim.faults)
+        if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         c = req.c
         servers = self.servers

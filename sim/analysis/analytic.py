@@ -2,12 +2,12 @@
 
 What it models
     Each child's requests are a class of customers in an open network whose stations are
-    the places the simulation queues (DESIGN §3.2, :mod:`sim.iopaths`):
+    the places the simulation queues (DESIGN §3.2, :mod:`sim.model.iopaths`):
 
     * **vCPUs**, each an M/G/1 station with *setup*: the child's vCPUs (submission on the
       issuing vCPU, completion on the completing one: two visits per request) and the
       parent's (routed: the request and the completion of every channel placed on it,
-      :mod:`sim.partitions`; emulated: the device model's vCPU). A vCPU that finds itself
+      :mod:`sim.model.partitions`; emulated: the device model's vCPU). A vCPU that finds itself
       idle blocks, so the visit that starts its next busy period first pays the world
       switch (``host.costs.vcpu_dispatch``, 0 on bare metal). That is an M/G/1 queue with
       an exceptional first service (Welch, *Operations Research* 12, 1964): with arrival
@@ -34,12 +34,12 @@ What it models
       between two uses of it (its stack distance: the child's whole ring of
       ``dma_buffers``, plus what the other direct children touch meanwhile) exceed
       ``iotlb_entries``; then every page of every request misses, else none does (the
-      cyclic pattern LRU serves all or nothing, :mod:`sim.iommu`). ``strict`` misses
+      cyclic pattern LRU serves all or nothing, :mod:`sim.model.iommu`). ``strict`` misses
       always; ``deferred`` adds the first pass after each flush.
     * **interrupt delivery**: its exits (0 when posted) are service on the vCPU that
       takes the interrupt.
     * a NIC without ``tso``: the sending stack's per-request costs are paid once per
-      segment, ``ceil(size / mtu)`` of them (:mod:`sim.iopaths`).
+      segment, ``ceil(size / mtu)`` of them (:mod:`sim.model.iopaths`).
 
     Open-loop streams arrive at their rates (Poisson). A closed-loop stream's throughput
     X solves X = N / (R(X) + Z) for its N users, think time Z and the network's response
@@ -50,7 +50,7 @@ What it models
     open-loop rate can grow before the first station it visits reaches utilisation 1,
     computed from the work every request must do (without signals and world switches,
     which only add): no larger load can be carried, so it is an upper bracket for a
-    capacity search (:mod:`sim.capacity`). The host's LPs (all vCPU work over
+    capacity search (:mod:`sim.experiment.capacity`). The host's LPs (all vCPU work over
     ``host.cores``) and an NVMe drive's ``max_iops`` count there too.
 
 What it ignores, and when it should hold
@@ -98,8 +98,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.distributions import Distribution
-from sim.metrics import (
+from sim.model.metrics import (
     COMPONENTS,
     DEVICE_QUEUE,
     DEVICE_SERVICE,
@@ -112,8 +111,11 @@ from sim.metrics import (
     RING_WAIT,
     SCHED_WAIT,
 )
-from sim.scenario import Child, Nic, Nvme, Scenario, Stream
-from sim.vmbus import channel_count
+from sim.model.vmbus import channel_count
+from sim.scenario.distributions import Distribution
+from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.schema import Scenario
+from sim.scenario.workload import Child, Stream
 
 HOLDS_BELOW = 0.6
 """Largest utilisation of a station on a child's path at which the estimate is held
@@ -269,11 +271,11 @@ def _erlang_c(c: int, a: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# Layout: the paths the model builds (sim.model), the VFs and the channels' parent vCPUs
+# Layout: the paths the model builds (sim.model.host), the VFs and the channels' parent vCPUs
 # ---------------------------------------------------------------------------------------
 @dataclass
 class Placed:
-    """One child instance as :mod:`sim.model` assembles it."""
+    """One child instance as :mod:`sim.model.host` assembles it."""
 
     name: str
     spec: Child

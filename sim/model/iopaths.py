@@ -3,11 +3,11 @@
 Each path's :meth:`walk` is one generator that a request runs from submission to
 completion; steps are inlined (``yield from``) rather than spawned, and costs that meet no
 contention on one vCPU are summed into one timeout. Every µs of the request's latency is
-added to exactly one component (:mod:`sim.metrics`).
+added to exactly one component (:mod:`sim.model.metrics`).
 
 **routed** (Hyper-V synthetic device; Xen split driver)
-    The child has a primary channel and sub-channels to the device (:mod:`sim.vmbus`),
-    each served by its own parent vCPU (:mod:`sim.partitions`). A request travels on the
+    The child has a primary channel and sub-channels to the device (:mod:`sim.model.vmbus`),
+    each served by its own parent vCPU (:mod:`sim.model.partitions`). A request travels on the
     channel of its issuing vCPU, ``i mod channels`` for child vCPU ``i``, both ways, as
     Linux storvsc picks the outgoing channel from the issuing CPU (``get_og_chn``: the
     channel that CPU is the target of, else the CPU number modulo the channels; read).
@@ -43,7 +43,7 @@ added to exactly one component (:mod:`sim.metrics`).
        ``deferred`` IOMMU mode); the MMIO doorbell is a mapped BAR write, no exit.
     2. Device through the child's VF; its DMA goes to the next buffer of the child's ring
        and every page of it is looked up in the host's shared IOTLB, a miss costing a
-       page walk (:mod:`sim.iommu`).
+       page walk (:mod:`sim.model.iommu`).
     3. The MSI is remapped and delivered to the completing vCPU: no exit when posted,
        an external-interrupt exit and an EOI exit otherwise; a vCPU that is not running
        waits to be scheduled. Guest completion cost (plus unmap and invalidation of the
@@ -108,21 +108,21 @@ added to exactly one component (:mod:`sim.metrics`).
 as direct, with no IOMMU, no exits and no world switch.
 
 A child that asks for ``direct`` and finds no free VF on its device falls back to
-``routed`` (Hyper-V behaviour); :mod:`sim.model` decides, and the results say so.
+``routed`` (Hyper-V behaviour); :mod:`sim.model.host` decides, and the results say so.
 Hypervisor and emulated children use the physical function and need no VF.
 
-**Faults** (:mod:`sim.faults`)
+**Faults** (:mod:`sim.model.faults`)
     A routed or emulated request is in the parent's hands from the moment it goes into
     the channel's outbound ring (the device model's queue) until its completion is in the
     inbound ring (the child's interrupt is raised): it carries the parent's ``epoch``
     from then, and a parent that crashed in between (the epoch moved on) has lost it.
     When the restarted parent's vCPU next takes it up (out of the ring, or at the
-    device's completion), it drops it (:class:`~sim.workloads.AbortError`): the ring entry
+    device's completion), it drops it (:class:`~sim.model.workloads.AbortError`): the ring entry
     is freed, nothing is charged, and the child learns nothing; its guest's command
     timer, or its resubmission when the parent is back, takes over. Everything else a
     fault does happens in the devices, the hypervisor or the streams.
 
-**Interrupt moderation** (the device's ``interrupt_moderation``, :mod:`sim.devices`)
+**Interrupt moderation** (the device's ``interrupt_moderation``, :mod:`sim.model.devices`)
     After the device, a completion waits for its function's interrupt on the vector that
     targets the vCPU taking it (the channel's parent vCPU on the routed path, the device
     model's on the emulated one, the completing vCPU otherwise); that wait is
@@ -204,12 +204,11 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim.devices import Device, Interrupt
-from sim.distributions import Sampler
-from sim.env import SimEnv
-from sim.hypervisor import Hypervisor, VCpu
-from sim.iommu import DmaDomain
-from sim.metrics import (
+from sim.model.devices import Device, Interrupt
+from sim.model.env import SimEnv
+from sim.model.hypervisor import Hypervisor, VCpu
+from sim.model.iommu import DmaDomain
+from sim.model.metrics import (
     GUEST_CPU,
     GUEST_QUEUE,
     INTERRUPT,
@@ -220,10 +219,11 @@ from sim.metrics import (
     RING_WAIT,
     SCHED_WAIT,
 )
-from sim.partitions import ChildPartition, ParentPartition
-from sim.scenario import HypervisorIo
-from sim.vmbus import Channel, Ring
-from sim.workloads import AbortError, Request
+from sim.model.partitions import ChildPartition, ParentPartition
+from sim.model.request import AbortError, Request
+from sim.model.vmbus import Channel, Ring
+from sim.scenario.distributions import Sampler
+from sim.scenario.hardware import HypervisorIo
 
 Walk = Generator[simpy.Event, Any, None]
 

@@ -1,0 +1,96 @@
+"""A request in flight and the records it leaves.
+
+:class:`Request` is one attempt of an I/O request: its identity, timestamps and latency
+components (``c``, indexed as :data:`sim.model.metrics.COMPONENTS`); a :data:`Record` is
+what a finished or abandoned request leaves behind. :class:`AbortError` stops the walk of
+an attempt that is over; :class:`ConservationError` is raised when requests were lost or
+counted twice (a defect of the model, never of the input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sim.model.hypervisor import VCpu
+from sim.model.metrics import COMPONENTS, RETRY
+
+
+class AbortError(Exception):
+    """Raised inside the walk of an attempt that is over: given up by its guest or its
+    device, or lost by a crashed parent (:mod:`sim.model.faults`). Only the serving of streams
+    that tolerate faults catches it; without faults nothing raises it."""
+
+
+class ConservationError(AssertionError):
+    """Requests were lost or counted twice: completed + failed + in flight is not the
+    number issued (a defect of the model, never of the input)."""
+
+
+class Request:
+    """One attempt of an I/O request in flight: its identity, timestamps and latency
+    components (every request has one attempt unless faults are scheduled)."""
+
+    # set only where used (sim.model.faults): t_attempt and path by the tolerant serving, at by
+    # a device while the attempt is in it, epoch by the parent's paths
+    at: Any  # the device holding the attempt (a sim.model.devices.Device), or None
+    epoch: int
+    path: Any  # the path the attempt takes (a sim.model.iopaths.Path)
+    t_attempt: float
+    __slots__ = (
+        "at",
+        "attempt",
+        "c",
+        "dead",
+        "done_vcpu",
+        "epoch",
+        "id",
+        "op",
+        "path",
+        "receive",
+        "service",
+        "size",
+        "t_attempt",
+        "t_submit",
+        "vcpu",
+        "vf",
+    )
+
+    def __init__(
+        self,
+        rid: int,
+        op: int,
+        size: int,
+        t_submit: float,
+        vcpu: VCpu,
+        done_vcpu: VCpu,
+        service: Callable[[], float],
+        vf: int | None = None,
+        receive: bool = False,
+    ) -> None:
+        self.id = rid
+        self.op = op
+        self.size = size
+        self.t_submit = t_submit
+        self.vcpu = vcpu
+        self.done_vcpu = done_vcpu
+        self.service = service
+        self.vf = vf  # the device function it goes through: VF index, None for the PF
+        self.receive = receive  # a message arriving from the wire (NIC receive)
+        self.c = [0.0] * len(COMPONENTS)
+        self.attempt = 1
+        self.dead = False  # given up: its walk stops at the next check (AbortError)
+
+    def again(self, now: float, vf: int | None) -> Request:
+        """The next attempt of this request, sent ``now`` through function ``vf``."""
+        nxt = Request(
+            self.id, self.op, self.size, self.t_submit, self.vcpu, self.done_vcpu,
+            self.service, vf, self.receive,
+        )  # fmt: skip
+        nxt.attempt = self.attempt + 1
+        nxt.c[RETRY] = now - self.t_submit
+        return nxt
+
+
+Record = tuple[Any, ...]
+"""(id, op index, size, vcpu index, t_submit, t_complete, *components)."""

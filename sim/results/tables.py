@@ -1,0 +1,412 @@
+"""Records → tidy tables: :func:`tabulate` turns the records of ``R`` replications
+(:class:`sim.model.records.RunData`) into the frames of a :class:`~sim.results.result.Result`:
+
+``requests``   one row per request issued (``state``: completed, failed, or still in
+               flight at the end; ``failure``, ``attempts``), with its timestamps and
+               latency components; ``in_window`` marks the requests submitted after the
+               warm-up and completed before the end, the ones every statistic is
+               computed on. Completed + failed + in flight = issued, for every stream of
+               every replication, or the run raises (``ConservationError``).
+``replications``  the same per replication: the samples behind every interval.
+``summary``    one row per child (and per path, where a child fell back), with
+               throughput, latency mean and percentiles, mean latency components, and,
+               with R > 1, Student-t confidence bounds ``<metric>_ci_low/high``; beside
+               them the analytic estimate (:mod:`sim.analysis.analytic`): ``analytic_mean_us``,
+               ``analytic_wait_us`` (its part that rests on approximations),
+               ``analytic_utilization`` (the busiest station on the child's path) and
+               ``analytic_holds`` (whether the approximation should hold there).
+``cpu``        busy time per partition, vCPU and category over the measurement window,
+               plus the host's idle time, so that the rows add up to LPs × window.
+``counters``   exits by reason, interrupts, signals, ring-full events, preemptions,
+               boosts, steals, cap parks, fallbacks; ``resources``: device and ring
+               utilisation and occupancy.
+``occupancy``  per replication and interval of ``run.trace_interval``: the mean bytes in
+               every VMBus ring and the mean queue length and busy
+               share of every device, over the whole run (warm-up included, marked).
+``sched``      per vCPU: wake-ups, mean and largest wake-up delay (work arrived for a
+               blocked vCPU → it runs), dispatches, preemptions, boosts.
+``faults``     with faults scheduled (:mod:`sim.model.faults`), per fault and child: what the
+               fault did to the child (:func:`fault_frame`); the summary then (and
+               whenever a request failed or was retried) also has ``availability``,
+               ``longest_stall_us``, ``failed`` and ``retried`` (:func:`with_fault_columns`).
+
+Throughput counts the requests in the window, divided by the window's length; requests
+still in flight at the end are left out of it (their number is in ``requests`` with
+``state == 'in_flight'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.analytic import Estimate, beside, estimate
+from sim.analysis.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
+from sim.model.metrics import COMPONENTS
+from sim.model.records import RunData
+from sim.model.request import ConservationError
+from sim.results.diagnose import warnings
+from sim.results.faults import fault_frame, fault_notes, with_fault_columns
+from sim.results.result import Result
+from sim.results.store import versions
+from sim.scenario.schema import Scenario
+
+LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
+CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
+COUNTS = ("requests", "failed", "retried")
+"""Columns the summary sums over replications (the others are means)."""
+KEYS = ["partition", "requested_path", "io_path"]
+COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us")
+"""The metrics a comparison pairs across paths."""
+
+
+def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: float) -> Result:
+    """Turn replications' records into a :class:`Result`."""
+    requests = requests_frame(runs)
+    warm = warmup_frame(requests, scenario)
+    mark_window(requests, warm, scenario.run.duration)
+    per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
+    retried = (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    if (scenario.faults or retried) and len(per_rep):  # availability, stalls (sim.model.faults)
+        per_rep = with_fault_columns(per_rep, requests, scenario)
+    order = [name for name, _ in scenario.instances()]
+    cpu = cpu_frame(runs)
+    resources = _resources_frame(runs)
+    counters = _counters_frame(runs)
+    summary = summary_frame(per_rep, order)
+    if len(summary):  # the analytic estimate beside the simulated mean (sim.analysis.analytic)
+        try:
+            est: Estimate | None = estimate(scenario)
+        except ArithmeticError:  # no estimate (e.g. a station saturated by open loops)
+            est = None
+        summary = summary.join(beside(summary, est))
+    notes = warnings(scenario, summary, warm, cpu, resources, counters)
+    if scenario.faults or retried:
+        for part, note in fault_notes(summary).items():
+            notes.setdefault(part, []).append(note)
+    if len(summary):
+        summary["warnings"] = ["; ".join(notes.get(p, [])) for p in summary["partition"]]
+    meta = {
+        "scenario": scenario.name,
+        "seed": seed,
+        "replications": len(runs),
+        "replication_seeds": [
+            {"replication": r.replication, "root_seed": r.seed, "spawn_key_prefix": [r.replication]}
+            for r in runs
+        ],
+        "duration_us": scenario.run.duration,
+        "warmup_us": scenario.run.warmup,
+        "warmup_method": scenario.run.warmup_method,
+        "warnings": [f"{p}: {w}" for p, ws in notes.items() for w in ws],
+        "wall_s": round(wall_s, 3),
+        "wall_s_per_replication": [round(r.wall_s, 3) for r in runs],
+        "requests_simulated": len(requests),
+        "versions": versions(),
+    }
+    return Result(
+        scenario=scenario,
+        requests=requests,
+        summary=summary,
+        replications=per_rep,
+        cpu=cpu,
+        counters=counters,
+        resources=resources,
+        sched=sched_frame(runs),
+        occupancy=occupancy_frame(runs),
+        faults=fault_frame(requests, scenario, len(runs)) if scenario.faults else pd.DataFrame(),
+        meta=meta,
+    )
+
+
+def occupancy_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Tidy trace of ring and device-queue occupancy: one row per replication, interval
+    end (``time_us``), resource and quantity (``bytes``: bytes in a ring;
+    ``queue``: requests waiting for a device; ``busy``: share of its servers busy)."""
+    cols = ["time_us", "resource", "kind", "quantity", "value"]
+    frames = [
+        pd.DataFrame(r.trace, columns=cols).assign(replication=r.replication)
+        for r in runs
+        if r.trace
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["replication", *cols, "in_window"])
+    df = pd.concat(frames, ignore_index=True)[["replication", *cols]]
+    df["in_window"] = df["time_us"] > runs[0].warmup_us  # intervals ending after warm-up
+    return df
+
+
+def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Per replication and child: the MSER-5 truncation point of its latency series (in
+    submission order, from time 0) and the warm-up used (fixed, or the later of the two
+    under ``warmup_method: mser5``)."""
+    fixed = scenario.run.warmup
+    auto = scenario.run.warmup_method == "mser5"
+    rows = []
+    done = requests[requests["state"] == "completed"]
+    for (rep, part), g in done.groupby(["replication", "partition"], sort=False):
+        g = g.sort_values("t_submit_us")
+        d, found = mser5(g["latency_us"].to_numpy())
+        t = g["t_submit_us"].to_numpy()
+        cut = float(t[d]) if d < len(t) else float(scenario.run.duration)
+        used = max(fixed, cut) if auto else fixed
+        rows.append((rep, part, used, cut, found))
+    cols = ["replication", "partition", "warmup_us", "mser_warmup_us", "mser_found"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float) -> None:
+    """Set ``in_window``: completed, submitted after its warm-up, completed by ``end``."""
+    merged = requests.merge(warm, on=["replication", "partition"], how="left")
+    cut = merged["warmup_us"].fillna(0.0).to_numpy()
+    requests["in_window"] = (
+        (requests["state"] == "completed").to_numpy()
+        & (requests["t_submit_us"].to_numpy() >= cut)
+        & (requests["t_complete_us"].to_numpy() <= end)
+    )
+
+
+def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """One row per request of every replication: ``state`` is ``completed``, ``failed``
+    (``failure`` says why; ``t_complete_us`` is when it failed) or ``in_flight`` at the
+    end; ``attempts`` is 1 unless faults made the request retried (:mod:`sim.model.faults`),
+    and ``io_path`` is the path its last attempt took. Raises
+    :class:`~sim.model.workloads.ConservationError` unless every stream's requests are exactly
+    its ids 0..issued-1, each once."""
+    cols = ["id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS]
+    parts = []
+    for run_ in runs:
+        for s in run_.streams:
+            rows = s.done + s.failed + s.in_flight
+            arr = np.array(rows, dtype=float) if rows else np.empty((0, len(cols)), dtype=float)
+            _check_conserved(arr[:, 0], s.issued, f"replication {run_.replication}, "
+                             f"{s.partition} stream {s.stream}")  # fmt: skip
+            df = pd.DataFrame(arr, columns=cols)
+            df["op"] = np.asarray(s.ops, dtype=object)[df["op"].to_numpy(dtype=int)]
+            df.insert(0, "replication", run_.replication)
+            df.insert(1, "partition", s.partition)
+            df.insert(2, "stream", s.stream)
+            df.insert(3, "requested_path", s.requested_path)
+            df.insert(4, "io_path", s.io_path)
+            df.insert(5, "device", s.device)
+            df["state"] = (
+                ["completed"] * len(s.done)
+                + ["failed"] * len(s.failed)
+                + ["in_flight"] * len(s.in_flight)
+            )
+            df["failure"] = ""
+            df["attempts"] = 1
+            if s.failures or s.attempts or s.paths:  # faults (sim.model.faults): exceptions by id
+                ids = df["id"].astype("int64")
+                if s.failures:
+                    df["failure"] = ids.map(s.failures).fillna("")
+                if s.attempts:
+                    df["attempts"] = ids.map(s.attempts).fillna(1).astype("int64")
+                if s.paths:
+                    df["io_path"] = ids.map(s.paths).fillna(s.io_path)
+            parts.append(df)
+    if not parts:  # no I/O streams at all (CPU-only scenarios): typed empty table
+        parts.append(
+            pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
+                replication=0,
+                partition="",
+                stream=0,
+                requested_path="",
+                io_path="",
+                device="",
+                state="",
+                failure="",
+                attempts=0,
+            )
+        )
+    df = pd.concat(parts, ignore_index=True)
+    for col in ("id", "size_bytes", "vcpu"):
+        df[col] = df[col].astype("int64")
+    df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
+    warm = runs[0].warmup_us if runs else 0.0
+    end = runs[0].duration_us if runs else 0.0
+    df["in_window"] = (
+        (df["state"] == "completed") & (df["t_submit_us"] >= warm) & (df["t_complete_us"] <= end)
+    )
+    order = [
+        "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
+        "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
+        "failure", "attempts", "in_window", *COMPONENTS,
+    ]  # fmt: skip
+    return df[order]
+
+
+def _check_conserved(ids: np.ndarray, issued: int, where: str) -> None:
+    """Every id 0..issued-1 once among a stream's completed, failed and in-flight
+    requests (:class:`ConservationError` otherwise): O(requests), vectorised."""
+    n = len(ids)
+    if n == issued and (n == 0 or np.array_equal(np.bincount(ids.astype(np.int64), minlength=n),
+                                                 np.ones(n, dtype=np.int64))):  # fmt: skip
+        return
+    raise ConservationError(
+        f"{where}: {n} requests recorded for {issued} issued, or an id missing or twice"
+    )
+
+
+def replication_frame(
+    requests: pd.DataFrame,
+    replications: Sequence[int],
+    warm: pd.DataFrame,
+    scenario: Scenario,
+) -> pd.DataFrame:
+    """Per replication, child and path: requests, throughput, latency statistics and mean
+    components over the measurement window (the samples every interval is built from)."""
+    inw = requests[requests["in_window"]]
+    cuts = warm.set_index(["replication", "partition"])
+    rows = []
+    for _, key in requests[KEYS].drop_duplicates().iterrows():
+        sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
+        for r in replications:
+            x = sel[sel["replication"] == r]
+            k = (r, key["partition"])
+            cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
+            window_s = (scenario.run.duration - cut) / 1e6
+            m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
+            m["requests"] = len(x)
+            m["throughput_rps"] = len(x) / window_s
+            m["throughput_bps"] = float(x["size_bytes"].sum()) * 8.0 / window_s
+            m.update(latency_stats(x["latency_us"].to_numpy()))
+            for comp in COMPONENTS:
+                m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
+            if k in cuts.index:
+                m["warmup_us"] = cut
+                m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
+            rows.append(m)
+    return pd.DataFrame(rows)
+
+
+def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """Per child and path: means over replications with Student-t CIs (R > 1)."""
+    rows = []
+    if per_rep.empty:
+        return pd.DataFrame()
+    n_reps = per_rep["replication"].nunique()
+    for key, frame in per_rep.groupby(KEYS, sort=False):
+        row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
+        row["fallback"] = row["requested_path"] != row["io_path"]
+        row["replications"] = n_reps
+        counts = [c for c in COUNTS if c in frame.columns]
+        for col in counts:
+            row[col] = int(frame[col].sum())
+        for col in frame.columns.drop([*KEYS, "replication", *counts]):
+            if frame[col].dtype == object:
+                continue
+            mean, lo, hi = t_interval(frame[col].to_numpy())
+            row[col] = mean
+            if col in CI_METRICS and n_reps > 1:
+                row[f"{col}_ci_low"] = lo
+                row[f"{col}_ci_high"] = hi
+        rows.append(row)
+    rank = {name: i for i, name in enumerate(order)}
+    out = pd.DataFrame(rows)
+    out = out.sort_values("partition", key=lambda s: s.map(rank), kind="stable")
+    return out.reset_index(drop=True)
+
+
+def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Busy µs per partition, vCPU and category over the window (mean over replications),
+    plus the host's idle time; ``utilization`` is busy / window for a vCPU row and
+    busy / (LPs × window) for the idle row."""
+    if not runs:
+        return pd.DataFrame(columns=["partition", "vcpu", "category", "busy_us", "utilization"])
+    window = runs[0].duration_us - runs[0].warmup_us
+    rows = []
+    for run_ in runs:
+        busy = 0.0
+        for part, vcpu, cat, us in run_.cpu:
+            rows.append((run_.replication, part, vcpu, cat, us))
+            busy += us
+        idle = max(run_.cores * window - busy, 0.0)
+        rows.append((run_.replication, "host", "all", "idle", idle))
+    df = pd.DataFrame(rows, columns=["replication", "partition", "vcpu", "category", "busy_us"])
+    n = len(runs)
+    out = (
+        df.groupby(["partition", "vcpu", "category"], sort=False)["busy_us"].sum() / n
+    ).reset_index()
+    cores = runs[0].cores
+    out["utilization"] = np.where(
+        out["category"] == "idle", out["busy_us"] / (cores * window), out["busy_us"] / window
+    )
+    return out
+
+
+def sched_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Per vCPU: wake-ups and their delay, dispatches, preemptions, boosts (mean over
+    replications; the maximum wake-up delay is the largest of all)."""
+    cols = ["partition", "vcpu", "wakeups", "wake_total_us", "max_wakeup_us", "dispatches",
+            "preemptions", "boosts"]  # fmt: skip
+    df = pd.DataFrame([row for r in runs for row in r.sched], columns=cols)
+    n = max(len(runs), 1)
+    g = df.groupby(["partition", "vcpu"], sort=False)
+    out = g[["wakeups", "wake_total_us", "dispatches", "preemptions", "boosts"]].sum() / n
+    out["max_wakeup_us"] = g["max_wakeup_us"].max()
+    out["mean_wakeup_us"] = out["wake_total_us"] / out["wakeups"].where(out["wakeups"] > 0)
+    out = out.reset_index()
+    return out[["partition", "vcpu", "wakeups", "mean_wakeup_us", "max_wakeup_us",
+                "dispatches", "preemptions", "boosts"]]  # fmt: skip
+
+
+def _counters_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    rows = [(r.replication, k, v) for r in runs for k, v in sorted(r.counters.items())]
+    df = pd.DataFrame(rows, columns=["replication", "counter", "count"])
+    window_s = (runs[0].duration_us - runs[0].warmup_us) / 1e6 if runs else 1.0
+    out = (df.groupby("counter")["count"].sum() / max(len(runs), 1)).reset_index()
+    out["per_second"] = out["count"] / window_s
+    return out
+
+
+def _resources_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    rows = [(r.replication, *res) for r in runs for res in r.resources]
+    cols = ["replication", "resource", "kind", "utilization", "mean_level", "max_level"]
+    df = pd.DataFrame(rows, columns=cols)
+    return (
+        df.groupby(["resource", "kind"], sort=False)
+        .agg(
+            utilization=("utilization", "mean"),
+            mean_level=("mean_level", "mean"),
+            max_level=("max_level", "max"),
+        )
+        .reset_index()
+    )
+
+
+def _own_path(reps: pd.DataFrame) -> pd.DataFrame:
+    """One row per child and replication: where a child ran on two paths in one run (its
+    VF revoked for a while, :mod:`sim.model.faults`), the row of the path it asked for."""
+    two = reps.duplicated(["partition", "replication"], keep=False)
+    return reps[~two | (reps["io_path"] == reps["requested_path"])] if two.any() else reps
+
+
+def comparison_frame(results: dict[str, Result], base: str) -> pd.DataFrame:
+    """Tidy table: per child, metric and path, the value with its CI, and the paired
+    difference and ratio to ``base`` with theirs."""
+    rows = []
+    ref = _own_path(results[base].replications).set_index(["partition", "replication"])
+    for path, res in results.items():
+        reps = _own_path(res.replications).set_index(["partition", "replication"])
+        for partition in res.replications["partition"].unique():
+            mine = reps.loc[partition].sort_index()
+            theirs = ref.loc[partition].sort_index()
+            for metric in COMPARE_METRICS:
+                value, lo, hi = t_interval(mine[metric].to_numpy())
+                p = paired(theirs[metric].to_numpy(), mine[metric].to_numpy())
+                rows.append(
+                    {
+                        "partition": partition,
+                        "metric": metric,
+                        "path": path,
+                        "io_path": str(mine["io_path"].iloc[0]),
+                        "value": value,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        **{f"{k}_to_{base}": v for k, v in p.items()},
+                    }
+                )
+    return pd.DataFrame(rows)

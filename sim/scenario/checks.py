@@ -1,0 +1,257 @@
+"""Rules across fields of a scenario (references, VF indices, pins, op/device
+compatibility, faults against the run, the size of the host), checked after the schema;
+each gives the first violation as (location, message)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.scenario import units
+from sim.scenario.budget import check_budget
+from sim.scenario.hardware import Nic, Nvme, Parent, Scheduler
+from sim.scenario.reader import quote
+from sim.scenario.schema import Scenario
+from sim.scenario.workload import Child
+
+
+def _check_pins(
+    loc: tuple[Any, ...], pin: list[int] | None, vcpus: int, lps: range
+) -> tuple[tuple[Any, ...], str] | None:
+    if pin is None:
+        return None
+    if len(pin) != vcpus:
+        return (*loc, "pin"), f"needs one LP per vCPU ({vcpus}), got {len(pin)}"
+    for k, lp in enumerate(pin):
+        if lp not in lps:
+            where = f"LPs {lps.start}..{lps.stop - 1}" if len(lps) else "no LPs"
+            return (*loc, "pin", k), f"LP {lp} is not available here ({where})"
+    return None
+
+
+def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Pins, root placement and minroot against the host's LPs."""
+    sch, cores = scn.host.scheduler, scn.host.cores
+    n = sch.minroot
+    if n and n >= cores:
+        return ("host", "scheduler", "minroot"), f"must leave LPs for children (< {cores})"
+    root_lps = range(n) if n else range(cores)
+    if n and scn.parent.vcpus > n:
+        return ("parent", "vcpus"), f"minroot {n} gives the parent at most {n} vCPUs"
+    pinned_root = sch.root == "pinned" or sch.policy == "pinned"
+    if scn.parent.pin is None and pinned_root and scn.parent.vcpus > len(root_lps):
+        return ("parent", "vcpus"), (
+            f"root: pinned puts vCPU i on LP i: at most {len(root_lps)} vCPUs (or give parent.pin)"
+        )
+    problem = _check_pins(("parent",), scn.parent.pin, scn.parent.vcpus, root_lps)
+    if problem:
+        return problem
+    if sch.policy != "credit":  # these are credit-scheduler notions: not silently ignored
+        defaults = Scheduler()
+        for key in ("boost", "ratelimit", "tick", "accounting_period"):
+            if getattr(sch, key) != getattr(defaults, key):
+                return ("host", "scheduler", key), f"{key} needs policy: credit"
+        parts: list[tuple[tuple[Any, ...], Parent | Child]] = [(("parent",), scn.parent)]
+        parts += [(("children", i), c) for i, c in enumerate(scn.children)]
+        for loc, part in parts:
+            for key, default in (("weight", 256), ("cap", 0.0)):
+                if getattr(part, key) != default:
+                    return (*loc, key), f"{key} needs host.scheduler.policy: credit"
+    child_lps = range(n, cores)
+    for i, c in enumerate(scn.children):
+        if sch.policy == "pinned" and c.pin is None:
+            return ("children", i, "pin"), "policy pinned needs 'pin' (an LP per vCPU)"
+        problem = _check_pins(("children", i), c.pin, c.vcpus, child_lps)
+        if problem:
+            return problem
+    return None
+
+
+def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Rules across fields; the first violation as (location, message)."""
+    if scn.run.warmup >= scn.run.duration:
+        return ("run", "warmup"), "warm-up must be shorter than the duration"
+    interval = scn.run.trace_interval
+    if interval is not None and interval > 0 and scn.run.duration / interval > 100_000:
+        return ("run", "trace_interval"), (
+            f"{scn.run.duration / interval:.3g} samples per replication; at most 100000"
+        )
+    if scn.host.clock <= 0:
+        return ("host", "clock"), "clock must be positive"
+    problem = _check_size(scn)
+    if problem:
+        return problem
+    names: dict[str, int] = {}
+    for i, d in enumerate(scn.devices):
+        if d.name in names:
+            return ("devices", i, "name"), f"device name '{d.name}' used twice"
+        names[d.name] = i
+        problem = _check_device(i, d)
+        if problem:
+            return problem
+    problem = _check_placement(scn)
+    if problem:
+        return problem
+    used_vfs: dict[tuple[str, int], str] = {}
+    for i, c in enumerate(scn.children):
+        if c.cpu_load is not None:
+            for k, v in enumerate(c.cpu_load.vcpus or []):
+                if v >= c.vcpus:
+                    return (
+                        ("children", i, "cpu_load", "vcpus", k),
+                        f"vCPU {v} does not exist ({c.vcpus} vCPUs)",
+                    )
+        if not c.streams and c.cpu_load is None:
+            return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
+        if c.device is None:
+            if c.streams:
+                return ("children", i, "device"), "a child with streams needs a 'device'"
+            if c.io_path == "direct" or c.vf is not None:
+                return ("children", i, "device"), "io_path: direct needs a 'device'"
+            continue
+        if c.device not in names:
+            known = ", ".join(names)
+            return ("children", i, "device"), f"no device named '{c.device}' (devices: {known})"
+        dev = scn.devices[names[c.device]]
+        if c.vf is not None:
+            if c.io_path != "direct":
+                return ("children", i, "vf"), "a VF is assigned only with io_path: direct"
+            if c.count > 1:
+                return ("children", i, "vf"), "a fixed VF index needs count: 1"
+            if c.vf >= dev.vfs:
+                return (
+                    ("children", i, "vf"),
+                    f"VF {c.vf} does not exist: device '{dev.name}' has {dev.vfs} VFs "
+                    f"(0..{dev.vfs - 1})"
+                    if dev.vfs
+                    else f"device '{dev.name}' has no VFs",
+                )
+            if (dev.name, c.vf) in used_vfs:
+                other = used_vfs[(dev.name, c.vf)]
+                return (
+                    "children",
+                    i,
+                    "vf",
+                ), f"VF {c.vf} of '{dev.name}' already assigned to '{other}'"
+            used_vfs[(dev.name, c.vf)] = c.name
+        if c.irq_vcpu is not None and c.irq_vcpu >= c.vcpus:
+            return (
+                "children",
+                i,
+                "irq_vcpu",
+            ), f"vCPU {c.irq_vcpu} does not exist ({c.vcpus} vCPUs)"
+        for j, s in enumerate(c.streams):
+            for op in s.op:
+                if op not in dev.ops:
+                    return (
+                        ("children", i, "streams", j, "op"),
+                        f"{quote(op)} is not an operation of {dev.type} device '{dev.name}' "
+                        f"(use {', '.join(dev.ops)})",
+                    )
+            if "receive" in s.op and s.closed:
+                return (
+                    ("children", i, "streams", j, "op"),
+                    "'receive' needs an open-loop stream (rate: messages arriving from the "
+                    "wire), not outstanding",
+                )
+            if "receive" in s.op and c.io_path == "emulated":
+                return (
+                    ("children", i, "streams", j, "op"),
+                    "'receive' is not modelled on the emulated path in this version",
+                )
+            if s.vcpu is not None and s.vcpu >= c.vcpus:
+                return (
+                    "children",
+                    i,
+                    "streams",
+                    j,
+                    "vcpu",
+                ), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
+    # names after count expansion (web ×3 → web-1 … web-3) must be unique too
+    seen: set[str] = set()
+    for i, c in enumerate(scn.children):
+        for inst in [c.name] if c.count == 1 else [f"{c.name}-{k}" for k in range(1, c.count + 1)]:
+            if inst in seen:
+                return ("children", i, "name"), f"child name '{inst}' used twice"
+            seen.add(inst)
+    return _check_faults(scn) or check_budget(scn)
+
+
+def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """Each fault within the run, its target existing and of the right kind, and no two
+    faults of one kind on one target at once."""
+    children = dict(scn.instances())
+    devices = {d.name for d in scn.devices}
+    for i, f in enumerate(scn.faults):
+        loc: tuple[Any, ...] = ("faults", i)
+        if f.at >= scn.run.duration:
+            return (*loc, "at"), (
+                f"starts at {units.format_time(f.at)}, not before the end of the run "
+                f"({units.format_time(scn.run.duration)})"
+            )
+        target = f.target
+        if f.kind == "lp_offline":
+            assert isinstance(target, int)
+            if target >= scn.host.cores:
+                return (*loc, "target"), (
+                    f"LP {target} does not exist (LPs 0..{scn.host.cores - 1})"
+                )
+        elif f.kind == "device_reset":
+            if target not in devices:
+                known = ", ".join(sorted(devices)) or "none"
+                return (*loc, "target"), f"no device named '{target}' (devices: {known})"
+        elif f.kind in ("vf_revoke", "child_crash"):
+            spec = children.get(str(target))
+            if spec is None:
+                known = ", ".join(children)
+                return (*loc, "target"), f"no child named '{target}' (children: {known})"
+            if f.kind == "vf_revoke" and spec.device is None:
+                return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
+        for j, g in enumerate(scn.faults[:i]):
+            if g.kind == f.kind and g.target == f.target and g.at < f.end and f.at < g.end:
+                return loc, f"overlaps faults[{j}], a {g.kind} of the same target"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Limits: what one scenario may ask the simulator for
+# ---------------------------------------------------------------------------------------
+MAX_CHILD_PARTITIONS = 4096
+MAX_VCPUS = 65536
+MAX_STREAMS = 16384  # each holds its samplers: ~32 KB
+MIN_MTU = 68  # the smallest IPv4 MTU (RFC 791), Linux ETH_MIN_MTU
+
+
+def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """How many partitions, vCPUs and streams the host holds (each is built and tracked)."""
+    partitions, vcpus, streams = 0, scn.parent.vcpus, 0
+    for i, c in enumerate(scn.children):
+        partitions += c.count
+        vcpus += c.count * c.vcpus
+        streams += c.count * len(c.streams)
+        if partitions > MAX_CHILD_PARTITIONS:
+            return ("children", i, "count"), (
+                f"{partitions} child partitions in all (count included); "
+                f"at most {MAX_CHILD_PARTITIONS}"
+            )
+        if vcpus > MAX_VCPUS:
+            return ("children", i, "vcpus"), (
+                f"{vcpus} vCPUs in all (the parent's and the children's, count included); "
+                f"at most {MAX_VCPUS}"
+            )
+        if streams > MAX_STREAMS:
+            return ("children", i, "streams"), (
+                f"{streams} streams in all (count included); at most {MAX_STREAMS}"
+            )
+    return None
+
+
+def _check_device(i: int, d: Nic | Nvme) -> tuple[tuple[Any, ...], str] | None:
+    """Rates a device model divides by, and the frame size it cuts requests into."""
+    if isinstance(d, Nic):
+        if d.line_rate < 1:
+            return ("devices", i, "line_rate"), "must be at least 1bps"
+        if d.mtu < MIN_MTU:
+            return ("devices", i, "mtu"), f"must be at least {MIN_MTU}B, the smallest IPv4 MTU"
+    elif d.bandwidth < 1:
+        return ("devices", i, "bandwidth"), "must be at least 1bps"
+    return None

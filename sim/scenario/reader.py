@@ -1,0 +1,178 @@
+"""Reading scenario-like files safely: plain YAML only (no object construction, no custom
+tags, no duplicate keys, bounded depth and aliases), with the line of every value, and
+locations shown as messages show them (``children[web].streams[0].rate``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from sim.scenario import units
+from sim.scenario.errors import ScenarioError
+from sim.scenario.fields import NAME_RE
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a scenario file may have (scenarios need ~8)."""
+MAX_ALIASED = 100_000
+"""Most values aliases (``*name``) may repeat: a few aliases nested in each other can
+stand for billions of values, which anything that walks the data would go through."""
+MAX_INT_BITS = 14_000
+"""Largest integer a scenario file may write (about 4,200 digits: below Python's limit on
+converting integers to text, so every value can be shown in a message)."""
+
+
+class Loader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys and remembers where each value is."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:  # more digits than int() converts
+            value = None
+        if value is None or abs(value).bit_length() > MAX_INT_BITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, "integer with too many digits", node.start_mark
+            )
+        return int(value)
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+
+
+def compose(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML safely: plain data, no duplicate keys; also the line of every value."""
+    loader = None
+    try:
+        loader = Loader(text)  # checks every character: a NUL or control byte fails here
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ScenarioError(file, "", f"YAML: nested more than {MAX_DEPTH} levels") from None
+        if node is None:
+            raise ScenarioError(file, "", "file is empty")
+        lines: dict[tuple[Any, ...], int] = {}
+        duplicates: list[tuple[tuple[Any, ...], int]] = []
+        _index(node, (), lines, duplicates, set())
+        deep = max(lines, key=len)
+        if len(deep) > MAX_DEPTH:
+            raise ScenarioError(
+                file, "", f"YAML: nested more than {MAX_DEPTH} levels", lines[deep[: MAX_DEPTH + 1]]
+            )
+        nodes: dict[int, tuple[int, int]] = {}
+        expanded = _expanded(node, nodes, 0)  # and no deeper than MAX_DEPTH through aliases
+        if expanded is None:
+            raise ScenarioError(file, "", f"YAML: nested more than {MAX_DEPTH} levels")
+        if expanded - len(nodes) > MAX_ALIASED:
+            raise ScenarioError(
+                file, "", f"YAML: aliases repeat more than {MAX_ALIASED} values (*name)"
+            )
+        data = loader.construct_document(node)
+        if duplicates:
+            dup_loc, dup_line = duplicates[0]
+            raise ScenarioError(file, fmt_path(dup_loc, data), "duplicate key", dup_line)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = f"YAML: {exc.problem or 'invalid YAML'}"
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+            tag = problem.split("tag", 1)[1].strip().strip("'")
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            problem = f"YAML tag '{tag}' is not allowed (scenario files are plain data)"
+        raise ScenarioError(file, "", problem, line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        char = exc.character  # the code point, for text
+        what = f"character U+{char:04X}" if isinstance(char, int) else "this character"
+        raise ScenarioError(file, "", f"YAML: {what} is not allowed in a text file", line) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, "", f"YAML: {exc}".splitlines()[0]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, lines
+
+
+def _index(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    lines: dict[tuple[Any, ...], int],
+    duplicates: list[tuple[tuple[Any, ...], int]],
+    seen: set[int],
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen or len(path) > MAX_DEPTH:  # an alias: already indexed, never walked twice
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[Any] = set()
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else id(k)
+            if key in keys:
+                duplicates.append(((*path, key), k.start_mark.line + 1))
+            keys.add(key)
+            lines[(*path, key)] = k.start_mark.line + 1
+            _index(v, (*path, key), lines, duplicates, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _index(v, (*path, i), lines, duplicates, seen)
+
+
+def _expanded(node: yaml.Node, seen: dict[int, tuple[int, int]], depth: int) -> int | None:
+    """How many values ``node`` stands for with every alias expanded; None if that nests
+    deeper than :data:`MAX_DEPTH`. ``seen``: (values, height) of each node, walked once."""
+    if depth > MAX_DEPTH:
+        return None
+    if id(node) not in seen:
+        inner: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            inner = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            inner = list(node.value)
+        size, height = 1, 0
+        for n in inner:
+            got = _expanded(n, seen, depth + 1)
+            if got is None:
+                return None
+            size, height = size + got, max(height, 1 + seen[id(n)][1])
+        seen[id(node)] = (size, height)
+    size, height = seen[id(node)]
+    return size if depth + height <= MAX_DEPTH else None
+
+
+def line_of(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def fmt_path(loc: tuple[Any, ...], data: Any) -> str:
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            valid = isinstance(name, str) and NAME_RE.fullmatch(name)  # not a line of junk
+            out += f"[{name}]" if valid else f"[{part}]"
+            node = item
+        else:
+            out += f".{key_shown(part)}" if out else key_shown(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def quote(text: str) -> str:
+    """'text' as a message quotes what the user wrote (cut short, escaped if not plain)."""
+    return f"'{text}'" if text.isprintable() and len(text) <= 40 else units.show(text)
+
+
+def key_shown(key: Any) -> str:
+    """A mapping key as a message shows it: as written if it is a plain word, else quoted
+    and cut short (a key may be any text: control characters, a line of 1 MB)."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_.<-]{1,64}", key):
+        return key
+    return units.show(key)

@@ -1,0 +1,216 @@
+"""The scenario schema: a whole scenario file (:class:`Scenario`), its run settings and
+its faults, built from the hardware (:mod:`sim.scenario.hardware`) and workload
+(:mod:`sim.scenario.workload`) sections. All defaults are declared in these models,
+visible in ``hvsim schema``."""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BeforeValidator
+
+from sim.scenario import units
+from sim.scenario.fields import DEFAULT_REQUEST_BUDGET, Model, Name, Time, field
+from sim.scenario.hardware import Device, Host, Nic, Nvme, Parent
+from sim.scenario.workload import Child
+
+
+def _count(value: Any) -> Any:
+    """A count written as a number, or as text with an exponent or a multiplier (YAML reads
+    ``1e9`` as text): 200000000, 2e8, '2e8', '200M', '1.5G'."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([kKMG]?)\s*", value)
+        if m is None:
+            raise ValueError(f"{units.show(value)} is not a count: write e.g. 2e8 or 200M")
+        return float(m[1]) * {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}[m[2]]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("is too large") from None
+    return value
+
+
+class Run(Model):
+    """Run settings."""
+
+    duration: Time = field("1s", description="Simulated time per replication.")
+    warmup: Time = field(
+        "100ms",
+        description="Requests submitted before this are not counted; counters and CPU "
+        "accounts restart here.",
+    )
+    warmup_method: Literal["fixed", "mser5"] = field(
+        "fixed",
+        description="fixed: the warm-up above. mser5: also drop the transient that MSER-5 "
+        "finds in each child's latency series (White 1997), whichever is later. MSER-5 is "
+        "reported either way.",
+    )
+    ci_warning: float = field(
+        0.1,
+        gt=0,
+        description="Warn when a 95 % CI half-width exceeds this fraction of its estimate.",
+    )
+    seed: int = field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
+    replications: int = field(1, ge=1, le=1000)
+    trace_interval: Time | None = field(
+        None,
+        ge=0,
+        description="Ring and device-queue occupancy is recorded as its mean over each "
+        "interval of this length (occupancy.csv); default: duration / 200; 0: off.",
+    )
+    request_budget: Annotated[float, BeforeValidator(_count)] = field(
+        DEFAULT_REQUEST_BUDGET,
+        gt=0,
+        allow_inf_nan=False,
+        description="A run that would simulate more requests than this, over all its "
+        "replications, is refused before it starts. Estimated: duration x rate for "
+        "open-loop streams; for closed-loop ones outstanding / (think time + the guest's "
+        "costs + the device's time), at most what the child's vCPUs and the device carry; "
+        "CPU-load bursts, scheduler events (time slices, ticks, accounting periods) and "
+        "each vCPU and stream set up count as one request each. Default 1e7: a run holds "
+        "about 1.3 KB per request until it is written (13 GB), and simulates ~30k "
+        "requests/s (5-6 minutes). hvsim run --budget sets it.",
+    )
+
+
+FaultKind = Literal[
+    "parent_crash",
+    "parent_hang",
+    "vsp_slowdown",
+    "vf_revoke",
+    "device_reset",
+    "lp_offline",
+    "child_crash",
+]
+FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
+PARENT_FAULTS = ("parent_crash", "parent_hang", "vsp_slowdown")
+"""Fault kinds whose target is the parent partition (``target: parent``, the default)."""
+
+
+class Fault(Model):
+    """One scheduled fault (semantics in :mod:`sim.model.faults`)."""
+
+    kind: FaultKind = field(
+        description="parent_crash: the parent stops and loses what it held, then restarts. "
+        "parent_hang: the parent's vCPUs stop, nothing lost. vsp_slowdown: the parent's "
+        "VSP and driver costs x factor. vf_revoke: a direct child's I/O falls back to "
+        "routed (host servicing, live migration). device_reset: a device fails what it "
+        "holds and accepts nothing. lp_offline: an LP takes no work. child_crash: a child "
+        "stops; its requests in flight fail.",
+    )
+    at: Time = field(ge=0.0, description="When it starts, from the start of the run.")
+    duration: Time | None = field(
+        None,
+        gt=0.0,
+        description="How long it lasts; every kind but child_crash needs it (a crashed "
+        "child without one stays down to the end of the run).",
+    )
+    target: str | int | None = field(
+        None,
+        description="What it hits: 'parent' (parent_crash, parent_hang, vsp_slowdown; the "
+        "default), a child (vf_revoke: a direct one; child_crash), a device "
+        "(device_reset), an LP index (lp_offline).",
+    )
+    factor: float | None = field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="vsp_slowdown: what the VSP's and the parent driver's costs are "
+        "multiplied by for the duration.",
+    )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _parent_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") in PARENT_FAULTS:
+            return {**data, "target": data.get("target", "parent")}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _fields_of_kind(self) -> Fault:
+        kind = self.kind
+        if self.duration is None and kind != "child_crash":
+            raise ValueError(f"a {kind} needs a 'duration'")
+        if kind == "vsp_slowdown" and self.factor is None:
+            raise ValueError("a vsp_slowdown needs a 'factor' (its costs are multiplied by it)")
+        if kind != "vsp_slowdown" and self.factor is not None:
+            hint = " (a hang stops the parent's vCPUs; vsp_slowdown slows them)"
+            raise ValueError(
+                f"'factor' is for vsp_slowdown only{hint if kind == 'parent_hang' else ''}"
+            )
+        target = self.target
+        if kind in PARENT_FAULTS:
+            if target != "parent":
+                raise ValueError(f"the target of a {kind} is 'parent'")
+        elif kind == "lp_offline":
+            if not isinstance(target, int) or target < 0:
+                raise ValueError("the target of an lp_offline is an LP index (0, 1, ...)")
+        elif not isinstance(target, str) or not target:
+            what = "a device" if kind == "device_reset" else "a child"
+            raise ValueError(f"a {kind} needs a 'target': {what}")
+        return self
+
+    @property
+    def end(self) -> float:
+        """When it ends (``inf``: a child crash without duration)."""
+        return self.at + self.duration if self.duration is not None else math.inf
+
+
+class Scenario(Model):
+    """A whole scenario file."""
+
+    name: Name
+    description: str = ""
+    preset: Name | None = field(
+        None,
+        description="A platform profile under the scenario's own values (hvsim presets "
+        "lists them): preset values < the scenario's < --set. See sim/scenario/presets.",
+    )
+    host: Host = field({})
+    parent: Parent = field({})
+    devices: list[Device] = field([])
+    children: list[Child] = field(min_length=1)
+    run: Run = field({})
+    faults: list[Fault] = field(
+        [], description="Faults scheduled in the run (see sim.model.faults); none by default."
+    )
+    sources: dict[str, str] = field(
+        {},
+        description="Written by hvsim: the source of each preset value the scenario holds "
+        "(field path → source). Recomputed from the preset whenever a scenario is loaded; "
+        "what a file gives here is not read.",
+    )
+
+    def device(self, name: str) -> Nic | Nvme:
+        """The device called ``name``."""
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def instances(self) -> Iterator[tuple[str, Child]]:
+        """Each child partition as (instance name, spec), ``count`` expanded."""
+        for c in self.children:
+            if c.count == 1:
+                yield c.name, c
+            else:
+                for i in range(1, c.count + 1):
+                    yield f"{c.name}-{i}", c
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data with unit strings (loads back as is)."""
+        return self.model_dump(mode="json")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hvsim scenario"
+    return schema
