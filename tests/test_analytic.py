@@ -16,6 +16,7 @@ from sim.model.env import SimEnv
 from sim.model.host import Host
 from sim.model.iopaths import EmulatedPath, RoutedPath
 from sim.scenario import from_dict, replace
+from sim.scenario.plan import plan
 
 BASE = "scenarios/baseline.yaml"
 
@@ -171,7 +172,7 @@ def test_layout_is_the_models() -> None:
             ],
         }
     )  # fmt: skip
-    ours = {p.name: (p.path, p.parent_vcpus) for p in analytic.layout(scn)}
+    ours = {p.name: (p.path, p.parent_vcpus) for p in plan(scn).children}
     assert ours == _placement(scn)
     assert ours["b-2"][0] == "routed"  # one VF: the second falls back
     assert len(ours["a"][1]) == 3  # a primary and two sub-channels

@@ -13,8 +13,8 @@ from sim.experiment.run import run
 from sim.model.env import SimEnv
 from sim.model.host import Host
 from sim.model.iopaths import RoutedPath
-from sim.model.vmbus import channel_count
 from sim.scenario import Scenario, ScenarioError, loads, replace
+from sim.scenario.plan import channel_count
 
 # A routed child whose closed-loop users spread their requests over its 4 vCPUs (round
 # robin), with random sizes and think times so that replications differ. With one

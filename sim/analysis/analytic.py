@@ -88,11 +88,9 @@ Sources
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -111,11 +109,11 @@ from sim.model.metrics import (
     RING_WAIT,
     SCHED_WAIT,
 )
-from sim.model.vmbus import channel_count
 from sim.scenario.distributions import Distribution
 from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.plan import Placement, plan
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child, Stream
+from sim.scenario.workload import Stream
 
 HOLDS_BELOW = 0.6
 """Largest utilisation of a station on a child's path at which the estimate is held
@@ -127,8 +125,6 @@ the estimate (the one ``hvsim validate`` uses)."""
 
 SIZE_POINTS = 2048
 """Equal-probability points a continuous size distribution is integrated over."""
-
-PAGE = 4096  # VMBus page lists and the parent's copy threshold work in 4 KiB pages
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,6 +192,12 @@ def size_points(d: Distribution) -> tuple[np.ndarray, np.ndarray]:
         frozen = getattr(st, p["scipy_name"])(**p["scipy_params"])
         x = np.maximum(frozen.ppf(q) * p["scale"], 0.0)
     return np.maximum(np.rint(x), 1.0), np.full(SIZE_POINTS, 1.0 / SIZE_POINTS)
+
+
+def _each(f: Callable[[float], float]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function of one size (the scenario's physics, written once in its specs) applied
+    to every size point."""
+    return lambda xs: np.fromiter((f(float(x)) for x in xs), dtype=float, count=len(xs))
 
 
 def _of_size(sizes: np.ndarray, probs: np.ndarray, f: Any) -> Moments:
@@ -271,50 +273,6 @@ def _erlang_c(c: int, a: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# Layout: the paths the model builds (sim.model.host), the VFs and the channels' parent vCPUs
-# ---------------------------------------------------------------------------------------
-@dataclass
-class Placed:
-    """One child instance as :mod:`sim.model.host` assembles it."""
-
-    name: str
-    spec: Child
-    path: str  # the path it runs on (a fallback is routed)
-    parent_vcpus: list[int] = field(default_factory=list)  # routed: per channel; emulated: one
-
-
-def layout(scn: Scenario) -> list[Placed]:
-    """Every child instance with its actual path (VF assignment and fallback) and the
-    parent vCPUs of its channels, as :class:`sim.model.Host` builds them: fixed VFs
-    first, then the lowest free VF in scenario order, else routed; channels (and an
-    emulated child's device model) placed round robin over the parent's vCPUs."""
-    instances = list(scn.instances())
-    owned: dict[str, set[int]] = defaultdict(set)
-    for _, spec in instances:
-        if spec.vf is not None and spec.device is not None:
-            owned[spec.device].add(spec.vf)
-    cycle = itertools.cycle(range(scn.parent.vcpus))
-    vm = scn.parent.vmbus
-    out = []
-    for name, spec in instances:
-        path = spec.io_path
-        if spec.device is not None and path == "direct" and spec.vf is None:
-            free = [k for k in range(scn.device(spec.device).vfs) if k not in owned[spec.device]]
-            if free:
-                owned[spec.device].add(free[0])
-            else:
-                path = "routed"
-        placed = Placed(name, spec, path if spec.device is not None else "none")
-        if placed.path == "routed":
-            n = channel_count(spec.vcpus, vm.vcpus_per_channel, vm.max_channels)
-            placed.parent_vcpus = [next(cycle) for _ in range(n)]
-        elif placed.path == "emulated":
-            placed.parent_vcpus = [next(cycle)]
-        out.append(placed)
-    return out
-
-
-# ---------------------------------------------------------------------------------------
 # The network
 # ---------------------------------------------------------------------------------------
 @dataclass
@@ -369,7 +327,7 @@ class Network:
     def __init__(
         self,
         scn: Scenario,
-        placed: list[Placed],
+        placed: list[Placement],
         rates: dict[tuple[str, int], float],
         signal_out: dict[str, float],
         signal_in: dict[str, float],
@@ -425,7 +383,7 @@ class Network:
     # -- a stream's request classes ------------------------------------------------------
     def _stream(
         self,
-        p: Placed,
+        p: Placement,
         j: int,
         s: Stream,
         rate: float,
@@ -443,38 +401,25 @@ class Network:
         # the device: its service and what precedes it, per request of this stream
         miss = self._iommu.get(p.name, 0.0) if p.path == "direct" else 0.0
         walk = scn.host.iommu.page_walk
-        page = scn.host.iommu.page_size
-        translate = _of_size(sizes, probs, lambda x: miss * walk * np.maximum(np.ceil(x / page), 1))
+        pages = _each(scn.host.iommu.pages)
+        translate = _of_size(sizes, probs, lambda x: miss * walk * pages(x))
         if isinstance(dev, Nic):
-            us_b = 8e6 / dev.line_rate
-            wire = _of_size(
-                sizes,
-                probs,
-                lambda x: (x + np.maximum(1, np.ceil(x / dev.mtu)) * dev.frame_overhead) * us_b,
-            )
+            wire = _of_size(sizes, probs, _each(dev.wire_time))
             delay = _dist(dev.latency)
             dev_service, dev_delay = wire, delay.mean
         else:
             assert isinstance(dev, Nvme)
-            us_b = 8e6 * dev.channels / dev.bandwidth
-            media_mean = sum(
-                w * (dev.read if op == "read" else dev.write).mean for op, w in ops.items()
-            )
+            media_mean = sum(w * dev.media(op).mean for op, w in ops.items())
             media_second = sum(
-                w * (dev.read if op == "read" else dev.write).variance
-                + w * (dev.read if op == "read" else dev.write).mean ** 2
-                for op, w in ops.items()
+                w * dev.media(op).variance + w * dev.media(op).mean ** 2 for op, w in ops.items()
             )
             media = Moments(media_mean, media_second - media_mean**2)
-            transfer = _of_size(
-                sizes,
-                probs,
-                lambda x: x * us_b + miss * walk * np.maximum(np.ceil(x / page), 1),
-            )
+            transfer_time = _each(dev.transfer_time)
+            transfer = _of_size(sizes, probs, lambda x: transfer_time(x) + miss * walk * pages(x))
             dev_service, dev_delay = media + transfer, 0.0
         # the sending stack's per-request costs are per segment on a NIC without TSO
         if isinstance(dev, Nic) and not dev.tso:
-            seg = _of_size(sizes, probs, lambda x: np.maximum(1, np.ceil(x / dev.mtu)))
+            seg = _of_size(sizes, probs, _each(dev.frames))
         else:
             seg = Moments(1.0, 0.0)
         self.seg = seg
@@ -496,8 +441,8 @@ class Network:
             legs: list[Leg] = []
             if p.path in ("direct", "native"):
                 io = scn.host.iommu
-                map_cost = io.strict_map_cost if (p.path == "direct" and io.mode != "static") else 0
-                unmap = io.strict_unmap_cost if (p.path == "direct" and io.mode == "strict") else 0
+                map_cost = io.map_cost if p.path == "direct" else 0.0
+                unmap = io.unmap_cost if p.path == "direct" else 0.0
                 irq = self.irq if p.path == "direct" else 0.0
                 sub = _segmented(g.submit_cost, seg) + _const(map_cost)
                 com = _dist(g.complete_cost) + _const(irq + unmap)
@@ -557,7 +502,7 @@ class Network:
 
     def _routed(
         self,
-        p: Placed,
+        p: Placement,
         i: int,
         done: int,
         v_sub: Station,
@@ -578,14 +523,7 @@ class Network:
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq
         vm = par.vmbus
-        copy_us_b = 8e6 / par.vsp.copy_bandwidth
-        transfer = _of_size(
-            sizes,
-            probs,
-            lambda x: np.where(
-                x > vm.copy_threshold, np.ceil(x / PAGE) * par.vsp.page_cost, x * copy_us_b
-            ),
-        )
+        transfer = _of_size(sizes, probs, _each(lambda x: par.vsp.transfer_cost(x, vm.pages(x))))
         sub = _dist(g.submit_cost) + _bernoulli(po, hc)
         req = (
             _bernoulli(po, irq)
@@ -641,7 +579,7 @@ class Network:
 
     def _emulated(
         self,
-        p: Placed,
+        p: Placement,
         v_sub: Station,
         v_done: Station,
         share: float,
@@ -654,7 +592,7 @@ class Network:
         pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[0]}]", "parent vCPUs")
         exits = em.exits_per_request * scn.host.costs.device_model_exit
         hc, irq = scn.host.costs.hypercall, self.irq
-        copy = _of_size(sizes, probs, lambda x: x * 8e6 / par.vsp.copy_bandwidth)
+        copy = _of_size(sizes, probs, _each(lambda x: par.vsp.transfer_cost(x, 0)))
         sub = _dist(g.submit_cost) + _const(exits)
         model = _dist(em.access_cost, em.exits_per_request)
         model = model + _segmented(par.vsp.request_cost, self.seg) + copy
@@ -712,7 +650,7 @@ class Network:
 
 def _iotlb_miss(
     scn: Scenario,
-    placed: list[Placed],
+    placed: list[Placement],
     rates: dict[tuple[str, int], float],
     size_table: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:
@@ -727,7 +665,7 @@ def _iotlb_miss(
             r = rates.get((p.name, j), 0.0)
             sizes, probs = size_table[(p.name, j)]
             total += r
-            pg += r * float(np.dot(probs, np.maximum(np.ceil(sizes / io.page_size), 1)))
+            pg += r * float(np.dot(probs, _each(io.pages)(sizes)))
         lam[p.name] = total
         pages[p.name] = pg / total if total > 0 else 1.0
     out = {}
@@ -782,7 +720,7 @@ Key = tuple[str, int]  # (child instance, stream index)
 Sizes = dict[Key, tuple[np.ndarray, np.ndarray]]
 
 
-def _rates(placed: list[Placed], closed: dict[Key, float]) -> dict[Key, float]:
+def _rates(placed: list[Placement], closed: dict[Key, float]) -> dict[Key, float]:
     """Requests per µs of every stream: open loop its rate, closed loop its estimate."""
     rates: dict[Key, float] = {}
     for p in placed:
@@ -791,7 +729,9 @@ def _rates(placed: list[Placed], closed: dict[Key, float]) -> dict[Key, float]:
     return rates
 
 
-def _solve(scn: Scenario, placed: list[Placed], rates: dict[Key, float], sizes: Sizes) -> Network:
+def _solve(
+    scn: Scenario, placed: list[Placement], rates: dict[Key, float], sizes: Sizes
+) -> Network:
     """The network with the signal probabilities at their fixed point."""
     out: dict[str, float] = {}
     inb: dict[str, float] = {}
@@ -820,7 +760,7 @@ def _class_latency(net: Network, child: str, stream: int) -> float:
     return sum(k.rate * k.latency()[0] for k in ks) / total
 
 
-def _closed_loops(scn: Scenario, placed: list[Placed], sizes: Sizes) -> dict[Key, float]:
+def _closed_loops(scn: Scenario, placed: list[Placement], sizes: Sizes) -> dict[Key, float]:
     """Throughput (per µs) of every closed-loop stream: X = N / (R(X) + Z), by bisection
     on each in turn (Gauss–Seidel) until they settle."""
     loops = [
@@ -875,7 +815,7 @@ def _contention(scn: Scenario, net: Network) -> str:
 
 def estimate(scn: Scenario) -> Estimate:
     """The analytic estimate of ``scn`` (module docstring)."""
-    placed = layout(scn)
+    placed = list(plan(scn).children)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
     closed = _closed_loops(scn, placed, sizes)
     rates = _rates(placed, closed)
@@ -1018,7 +958,7 @@ def estimate(scn: Scenario) -> Estimate:
     )
 
 
-def _stages(p: Placed, ks: list[Klass], total: float) -> list[dict[str, Any]]:
+def _stages(p: Placement, ks: list[Klass], total: float) -> list[dict[str, Any]]:
     """Per stage of a child's path (every request passes each once): its stations, their
     utilisation, and the stage's mean wait and service, over the child's requests."""
     seen: dict[str, dict[str, Any]] = {}
@@ -1050,7 +990,7 @@ def _stages(p: Placed, ks: list[Klass], total: float) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _is_open(placed: list[Placed], key: tuple[str, int]) -> bool:
+def _is_open(placed: list[Placement], key: tuple[str, int]) -> bool:
     for p in placed:
         if p.name == key[0]:
             return not p.spec.streams[key[1]].closed

@@ -618,26 +618,20 @@ class NicDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
-        self._us_per_byte = 8e6 / spec.line_rate
         self._software_segmentation = not spec.tso
         self._per_frame_receive = not spec.lro
         # full duplex: the receive direction's own wire, frames in arrival order
         self.rx = Servers(env, 1, name=f"{spec.name}.rx", arbitration="fifo")
 
     def segments(self, size: int) -> int:
-        if self._software_segmentation:
-            return max(1, math.ceil(size / self._spec.mtu))
-        return 1
+        return self._spec.frames(size) if self._software_segmentation else 1
 
     def receive_units(self, size: int) -> int:
-        if self._per_frame_receive:
-            return max(1, math.ceil(size / self._spec.mtu))
-        return 1
+        return self._spec.frames(size) if self._per_frame_receive else 1
 
     def wire_time(self, size: int) -> float:
         """µs on the wire for a request of ``size`` payload bytes."""
-        frames = max(1, math.ceil(size / self._spec.mtu))
-        return (size + frames * self._spec.frame_overhead) * self._us_per_byte
+        return self._spec.wire_time(size)
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
         return {
@@ -719,13 +713,10 @@ class NvmeDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
-        self._us_per_byte = 8e6 * spec.channels / spec.bandwidth
+        self._transfer_time = spec.transfer_time
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
-        return {
-            "read": self._spec.read.sampler(env.rng(f"{key}/service.read")),
-            "write": self._spec.write.sampler(env.rng(f"{key}/service.write")),
-        }
+        return {op: self._spec.media(op).sampler(env.rng(f"{key}/service.{op}")) for op in self.ops}
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
@@ -735,7 +726,7 @@ class NvmeDevice(Device):
         fn = servers.function(req.vf)
         req.at = self
         queued = yield from servers.acquire(fn)
-        service = req.service() + req.size * self._us_per_byte
+        service = req.service() + self._transfer_time(req.size)
         yield self.env.timeout(service + translate)
         servers.release(fn)
         req.at = None

@@ -214,15 +214,13 @@ class Injector:
             parent.vsp_completion,
             parent.driver_request,
             parent.driver_interrupt,
-            parent.copy_us_per_byte,
-            parent.page_cost,
+            parent.transfer_factor,
         )
         parent.vsp_request = _scaled(saved[0], factor)
         parent.vsp_completion = _scaled(saved[1], factor)
         parent.driver_request = _scaled(saved[2], factor)
         parent.driver_interrupt = _scaled(saved[3], factor)
-        parent.copy_us_per_byte = saved[4] * factor
-        parent.page_cost = saved[5] * factor
+        parent.transfer_factor = saved[4] * factor
 
         def restore() -> None:
             (
@@ -230,8 +228,7 @@ class Injector:
                 parent.vsp_completion,
                 parent.driver_request,
                 parent.driver_interrupt,
-                parent.copy_us_per_byte,
-                parent.page_cost,
+                parent.transfer_factor,
             ) = saved
 
         return restore

@@ -5,18 +5,17 @@ channels, paths, streams) from a validated :class:`~sim.scenario.Scenario`, insi
 :class:`~sim.model.env.SimEnv`. :func:`simulate` runs one replication and returns plain records
 (:class:`RunData`): no pandas here; :mod:`sim.results.tables` makes the tables.
 
-VF assignment: children that name a ``vf`` get it; the other ``direct`` children take the
-lowest free VF of their device in scenario order; a ``direct`` child that finds none left
-falls back to ``routed`` (Hyper-V behaviour), and its results carry
+Where each child's I/O runs (its path, its VF or its fallback to ``routed``, its channels
+and the parent vCPUs serving them) is the deployment plan's decision
+(:mod:`sim.scenario.plan`); the host builds what the plan says. A fallback's results carry
 ``requested_path=direct, io_path=routed, fallback=True``.
 
 Warm-up: at ``run.warmup`` every counter, CPU account and level monitor is reset; requests
 submitted before it are recorded but flagged out of the measurement window.
 
 Faults (:mod:`sim.model.faults`): with a ``faults:`` list the host builds an
-:class:`~sim.model.faults.Injector`, gives each direct child that a ``vf_revoke`` targets a
-standby routed path (its channels opened after every other child's, so that no other
-child's channel placement changes), and makes every stream serve attempts that can fail
+:class:`~sim.model.faults.Injector`, gives each direct child that a ``vf_revoke`` targets the
+standby routed path the plan opens for it, and makes every stream serve attempts that can fail
 and be retried (:meth:`~sim.model.workloads.Stream.tolerate`). A child's command timer is armed
 even without faults where its ``io_policy.timeout`` can expire within the run. Every
 collection checks that completed, failed and in-flight requests add up to those issued.
@@ -25,6 +24,7 @@ collection checks that completed, failed and in-flight requests add up to those 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sim.model import devices
 from sim.model.env import SimEnv
@@ -38,6 +38,7 @@ from sim.model.records import RunData, StreamData
 from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
 from sim.model.workloads import Stream
+from sim.scenario.plan import PlannedChannel, plan
 from sim.scenario.schema import Scenario
 
 
@@ -55,32 +56,27 @@ class Host:
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
-        self.fallbacks = 0  # a fact of the configuration: not reset at warm-up
         self.trace: list[tuple[float, str, str, str, float]] = []
         self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
 
-        instances = list(scn.instances())
-        for name, spec in instances:  # fixed VF indices first
-            if spec.vf is not None and spec.device is not None:
-                self.devices[spec.device].vf_owner[spec.vf] = name
-        for name, spec in instances:
-            native = spec.io_path == "native"
-            child = ChildPartition(env, self.hv, name, spec, h)
+        self.plan = plan(scn)
+        for placed in self.plan.children:
+            if placed.vf is not None:
+                self.devices[str(placed.device)].vf_owner[placed.vf] = placed.name
+        self.fallbacks = self.plan.fallbacks  # a fact of the configuration: not reset
+        for placed in self.plan.children:
+            spec = placed.spec
+            child = ChildPartition(env, self.hv, placed.name, spec, h)
             self.children.append(child)
             if spec.device is None:
                 continue
             dev = self.devices[spec.device]
-            if spec.io_path == "direct":
-                child.vf = spec.vf if spec.vf is not None else self._free_vf(dev, name)
-                if child.vf is None:
-                    child.io_path = "routed"
-                    self.fallbacks += 1
-            routed: Path | None = None
-            if child.io_path == "routed":
-                routed = self._routed(child, dev)
+            child.io_path, child.vf = placed.path, placed.vf
             # one path object per child on these paths: its streams share it
-            shared: Path | None = routed
-            if child.io_path == "hypervisor":
+            shared: Path | None = None
+            if child.io_path == "routed":
+                shared = self._routed(child, dev, placed.channels)
+            elif child.io_path == "hypervisor":
                 shared = HypervisorPath(
                     env, self.hv, child, dev, h.costs.doorbell_exit, h.hypervisor_io
                 )
@@ -92,12 +88,15 @@ class Host:
                     child,
                     self.parent,
                     dev,
-                    self.parent.channel_vcpu(),
+                    self.parent.vcpus[placed.parent_vcpus[0]],
                     h.costs.device_model_exit,
                     h.costs.hypercall,
                 )
             # a direct child's streams share its translation domain (one ring of buffers)
-            dma: DmaDomain | None = self.iommu.domain(name) if child.io_path == "direct" else None
+            dma: DmaDomain | None = (
+                self.iommu.domain(placed.name) if child.io_path == "direct" else None
+            )
+            native = child.io_path == "native"
             for j, sspec in enumerate(spec.streams):
                 path: Path
                 if shared is not None:
@@ -107,24 +106,23 @@ class Host:
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
 
         self.injector = Injector(self) if scn.faults else None
-        revoked = {str(f.target) for f in scn.faults if f.kind == "vf_revoke"}
-        for child in self.children:  # after every other child's channels
-            spec = child.spec
-            if child.name in revoked and child.vf is not None and spec.device is not None:
-                self.standby[child.name] = self._routed(child, self.devices[spec.device])
+        for placed, child in zip(self.plan.children, self.children, strict=True):
+            if placed.standby:  # opened after every other child's channels
+                dev = self.devices[str(placed.device)]
+                self.standby[child.name] = self._routed(child, dev, placed.standby)
         for s in self.streams:
             policy = s.child.spec.io_policy
             timer = policy.on_parent_failure == "timeout" and policy.timeout < scn.run.duration
             if scn.faults or timer:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
 
-    def _routed(self, child: ChildPartition, dev: devices.Device) -> RoutedPath:
-        """A routed path for ``child`` to ``dev``: a primary channel and sub-channels,
-        each on its own parent vCPU, placed after the channels opened so far."""
+    def _routed(
+        self, child: ChildPartition, dev: devices.Device, planned: Sequence[PlannedChannel]
+    ) -> RoutedPath:
+        """A routed path for ``child`` to ``dev`` over its ``planned`` channels (a primary
+        and sub-channels), each served by the parent vCPU the plan gives it."""
         env, scn = self.env, self.env.scenario
-        chans = Channel.for_child(
-            env, f"vmbus.{child.name}.{dev.name}", child.spec.vcpus, scn.parent.vmbus
-        )
+        chans = [Channel(env, c.name, c.index, scn.parent.vmbus) for c in planned]
         self.channels.extend(chans)
         return RoutedPath(
             env,
@@ -133,17 +131,9 @@ class Host:
             self.parent,
             dev,
             chans,
-            self.parent.channel_vcpus(len(chans)),
+            [self.parent.vcpus[c.parent_vcpu] for c in planned],
             scn.host.costs.hypercall,
         )
-
-    @staticmethod
-    def _free_vf(dev: devices.Device, owner: str) -> int | None:
-        for vf in range(dev.vfs):
-            if vf not in dev.vf_owner:
-                dev.vf_owner[vf] = owner
-                return vf
-        return None
 
     def start(self) -> None:
         """Start the scheduler, every stream and background load, and the warm-up timer."""

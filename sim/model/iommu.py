@@ -184,7 +184,7 @@ class DmaDomain:
         "_interval",
         "_iotlb",
         "_next",
-        "_page",
+        "_pages",
         "_walk",
         "armed",
         "index",
@@ -203,13 +203,13 @@ class DmaDomain:
         self.index = index
         self.name = name
         self.mode = spec.mode
-        self._page = spec.page_size
+        self._pages = spec.pages
         self._walk = spec.page_walk
         self._buffers = spec.dma_buffers
         self._first_buffer = index * spec.dma_buffers
         self._next = 0
-        self.map_cost = spec.strict_map_cost if spec.mode != "static" else 0.0
-        self.unmap_cost = spec.strict_unmap_cost if spec.mode == "strict" else 0.0
+        self.map_cost = spec.map_cost
+        self.unmap_cost = spec.unmap_cost
         self._interval = spec.deferred_flush_interval
         self._flush_cost = spec.deferred_flush_cost
         self.pending = 0  # deferred: unmaps queued since the last flush
@@ -220,7 +220,7 @@ class DmaDomain:
         returns ``(first page key, pages, time spent in page walks)``."""
         b = self._next
         self._next = b + 1 if b + 1 < self._buffers else 0
-        pages = -(-size // self._page) or 1
+        pages = self._pages(size)
         first = (self._first_buffer + b) << _PAGE_BITS
         misses = self._iotlb.touch_range(first, pages)
         c = self._counters

@@ -32,11 +32,10 @@ What it models
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 from sim.model.env import SimEnv
-from sim.model.hypervisor import Background, Hypervisor, VCpu
+from sim.model.hypervisor import Background, Hypervisor
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host as HostSpec
 from sim.scenario.hardware import Parent as ParentSpec
@@ -76,24 +75,16 @@ class ParentPartition:
         self.driver_interrupt: Sampler = drv.interrupt_cost.sampler(
             env.rng("parent.driver/interrupt_cost")
         )
-        self.copy_us_per_byte = 8e6 / vsp.copy_bandwidth
-        self.page_cost = vsp.page_cost
-        self._next_vcpu = itertools.cycle(self.vcpus)
+        self._transfer_cost = vsp.transfer_cost
+        self.transfer_factor = 1.0  # a VSP slowdown scales it (sim.model.faults)
         # changes when the parent crashes and when it restarts (sim.model.faults): a request
         # that entered the parent under another epoch was lost with its state
         self.epoch = 0
 
-    def channel_vcpu(self) -> VCpu:
-        """The parent vCPU that will serve the next channel opened (round robin)."""
-        return next(self._next_vcpu)
-
-    def channel_vcpus(self, count: int) -> list[VCpu]:
-        """The parent vCPUs that will serve the next ``count`` channels, in order."""
-        return [self.channel_vcpu() for _ in range(count)]
-
     def transfer_cost(self, size: int, pages: int) -> float:
-        """VSP CPU to move a payload: copy it, or walk its page list."""
-        return pages * self.page_cost if pages else size * self.copy_us_per_byte
+        """VSP CPU to move a payload: copy it, or walk its page list
+        (:meth:`sim.scenario.hardware.Vsp.transfer_cost`)."""
+        return self._transfer_cost(size, pages) * self.transfer_factor
 
 
 class ChildPartition:

@@ -23,11 +23,11 @@ Sub-channels
     ``parent.vmbus.vcpus_per_channel`` child vCPUs (default 4, Linux storvsc
     ``storvsc_vcpus_per_sub_channel``: ``(vCPUs − 1) / 4`` sub-channels besides the
     primary), at most ``parent.vmbus.max_channels`` (default 64, Linux hv_netvsc
-    ``VRSS_CHANNEL_MAX``); :func:`channel_count`. A child with at most
+    ``VRSS_CHANNEL_MAX``); :func:`sim.scenario.plan.channel_count`. A child with at most
     ``vcpus_per_channel`` vCPUs has the primary alone. netvsc's own rule, one channel
     per vCPU, is ``vcpus_per_channel: 1``. Every channel has its own pair of rings, its
     own empty → non-empty signalling and its own counters, and its own parent vCPU
-    (placement: :mod:`sim.model.partitions`); child vCPU ``i`` sends on channel
+    (placement: the deployment plan, :mod:`sim.scenario.plan`); child vCPU ``i`` sends on channel
     ``i mod channels`` (:mod:`sim.model.iopaths`). The primary is named
     ``vmbus.CHILD.DEVICE``, sub-channel ``k`` ``vmbus.CHILD.DEVICE[k]`` (the index the
     host offers it under), their rings ``NAME.out`` and ``NAME.in``.
@@ -42,7 +42,6 @@ Simplified
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Generator
 from typing import Any
@@ -114,67 +113,14 @@ class Ring:
             ev.succeed()
 
 
-def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
-    """Channels a routed child with ``vcpus`` vCPUs opens to a device: the primary plus
-    ``(vcpus - 1) // vcpus_per_channel`` sub-channels (Linux storvsc), at most
-    ``max_channels`` in all."""
-    return max(1, min(max_channels, 1 + (vcpus - 1) // vcpus_per_channel))
-
-
-def channel_name(base: str, index: int) -> str:
-    """The primary keeps ``base``; sub-channel ``index`` is ``base[index]``."""
-    return base if index == 0 else f"{base}[{index}]"
-
-
 class Channel:
     """The two rings between one routed child and the parent for one device: the primary
     channel (``index`` 0) or a sub-channel."""
 
-    def __init__(
-        self,
-        env: SimEnv,
-        name: str,
-        ring_size: int,
-        descriptor: int,
-        page_entry: int,
-        copy_threshold: int,
-        page_size: int = 4096,
-        index: int = 0,
-    ) -> None:
+    def __init__(self, env: SimEnv, name: str, index: int, spec: VmbusSpec) -> None:
         self.name = name
         self.index = index
-        self.outbound = Ring(env, f"{name}.out", ring_size, "signals.to_parent")
-        self.inbound = Ring(env, f"{name}.in", ring_size, "signals.to_child")
-        self._descriptor = descriptor
-        self._page_entry = page_entry
-        self.copy_threshold = copy_threshold
-        self._page_size = page_size
-        self._ring_size = ring_size
-
-    @classmethod
-    def for_child(cls, env: SimEnv, name: str, vcpus: int, spec: VmbusSpec) -> list[Channel]:
-        """The channels a routed child with ``vcpus`` vCPUs opens to one device: the
-        primary, named ``name``, then its sub-channels (:func:`channel_count`)."""
-        n = channel_count(vcpus, spec.vcpus_per_channel, spec.max_channels)
-        return [
-            cls(
-                env,
-                channel_name(name, k),
-                spec.ring_size,
-                spec.descriptor_size,
-                spec.page_entry_size,
-                spec.copy_threshold,
-                index=k,
-            )
-            for k in range(n)
-        ]
-
-    def pages(self, size: int) -> int:
-        """Pages a payload spans when it is described by a page list (0 if copied)."""
-        if size <= self.copy_threshold:
-            return 0
-        return math.ceil(size / self._page_size)
-
-    def entry_bytes(self, size: int) -> int:
-        """Ring bytes an entry for a payload of ``size`` bytes occupies (at most the ring)."""
-        return min(self._descriptor + self.pages(size) * self._page_entry, self._ring_size)
+        self.outbound = Ring(env, f"{name}.out", spec.ring_size, "signals.to_parent")
+        self.inbound = Ring(env, f"{name}.in", spec.ring_size, "signals.to_child")
+        self.pages = spec.pages
+        self.entry_bytes = spec.entry_bytes

@@ -9,6 +9,7 @@ from typing import Any
 
 from sim.scenario.fields import LONGEST, MAX_TIME_US
 from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.plan import plan
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Stream
 
@@ -20,32 +21,14 @@ def _device_time(s: Stream, d: Nic | Nvme, size: float) -> tuple[float, float]:
     """(µs one request of ``s`` of ``size`` bytes spends in ``d`` unqueued, requests/s
     ``d`` carries at most), for the stream's op mix."""
     if isinstance(d, Nic):
-        wire = (size + math.ceil(size / d.mtu) * d.frame_overhead) * 8e6 / d.line_rate
+        wire = d.wire_time(size)
         return d.latency.mean + wire, 1e6 / wire if wire > 0 else math.inf
     top = max(s.op.values())
     share = {op: w / top for op, w in s.op.items()}  # weights of 1e308 would add up to inf
-    media = sum(w * (d.read if op == "read" else d.write).mean for op, w in share.items())
-    service = media / sum(share.values()) + size * 8e6 * d.channels / d.bandwidth
+    media = sum(w * d.media(op).mean for op, w in share.items())
+    service = media / sum(share.values()) + d.transfer_time(size)
     carried = d.channels * 1e6 / service if service > 0 else math.inf
     return service, carried if d.max_iops is None else min(carried, d.max_iops)
-
-
-def _channels(scn: Scenario) -> int:
-    """VMBus channels the routed children open (direct ones past the VFs fall back)."""
-    vmbus = scn.parent.vmbus
-    free = {d.name: d.vfs for d in scn.devices}
-    total = 0
-    for c in scn.children:
-        if c.device is None or c.io_path not in ("routed", "direct"):
-            continue
-        routed = c.count
-        if c.io_path == "direct":
-            taken = min(c.count, free[c.device])
-            free[c.device] -= taken
-            routed -= taken
-        per_child = 1 + (c.vcpus - 1) // vmbus.vcpus_per_channel
-        total += routed * max(1, min(vmbus.max_channels, per_child))
-    return total
 
 
 def work_estimate(scn: Scenario) -> tuple[dict[str, float], tuple[tuple[Any, ...], str] | None]:
@@ -157,7 +140,7 @@ def check_budget(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     run = scn.run
     interval = run.duration / 200 if run.trace_interval is None else run.trace_interval
     if interval > 0:
-        levels = 2 * len(scn.devices) + 2 * _channels(scn)
+        levels = 2 * len(scn.devices) + 2 * len(plan(scn).channels())
         values = math.floor(run.duration / interval) * levels * run.replications
         if values > MAX_TRACE_VALUES:
             return ("run", "trace_interval"), (

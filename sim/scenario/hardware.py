@@ -8,6 +8,7 @@ description); the others are marked *assumed* and are meant to be swept, not tru
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import pydantic
@@ -184,6 +185,22 @@ class Iommu(Model):
         "the vCPU that queued its first unmap. Assumed.",
     )
 
+    # -- physics (the model's sim.model.iommu and the analytic estimate both read these) --
+    def pages(self, size: float) -> int:
+        """IOMMU pages a DMA of ``size`` bytes touches (at least one)."""
+        return int(-(-size // self.page_size)) or 1
+
+    @property
+    def map_cost(self) -> float:
+        """Guest CPU to map one request's buffer before it: strict and deferred."""
+        return self.strict_map_cost if self.mode != "static" else 0.0
+
+    @property
+    def unmap_cost(self) -> float:
+        """Guest CPU to unmap and invalidate one request's buffer after it: strict only
+        (deferred queues the unmap and flushes in batches)."""
+        return self.strict_unmap_cost if self.mode == "strict" else 0.0
+
 
 class HypervisorIo(Model):
     """The hypervisor's own I/O stack (io_path hypervisor, VMware ESX vmkernel style): a
@@ -241,6 +258,11 @@ class Vsp(Model):
         "2005: parent CPU charged per page exchanged; value assumed).",
     )
 
+    def transfer_cost(self, size: float, pages: int) -> float:
+        """VSP CPU to move a payload of ``size`` bytes: walk its page list (``pages`` > 0,
+        :meth:`Vmbus.pages`) or copy it through the send/receive buffer."""
+        return pages * self.page_cost if pages else size * (8e6 / self.copy_bandwidth)
+
 
 class Driver(Model):
     """The parent's physical device driver."""
@@ -249,6 +271,11 @@ class Driver(Model):
     interrupt_cost: TimeDist = field(
         "1.5us", description="Driver ISR/DPC CPU per completion. Assumed."
     )
+
+
+VMBUS_PAGE = 4096
+"""VMBus page lists describe memory in 4 KiB pages (Hyper-V's page size; Linux
+hyperv.h HV_HYP_PAGE_SIZE, read)."""
 
 
 class Vmbus(Model):
@@ -290,6 +317,18 @@ class Vmbus(Model):
         "Linux hv_netvsc VRSS_CHANNEL_MAX (read).",
     )
 
+    def pages(self, size: float) -> int:
+        """VMBus pages a payload spans when it is described by a page list (larger than
+        ``copy_threshold``); 0 when it is copied through the send/receive buffer."""
+        if size <= self.copy_threshold:
+            return 0
+        return math.ceil(size / VMBUS_PAGE)
+
+    def entry_bytes(self, size: float) -> int:
+        """Ring bytes the entry for a payload of ``size`` bytes occupies: a descriptor and
+        one page-list entry per page (at most the whole ring)."""
+        return min(self.descriptor_size + self.pages(size) * self.page_entry_size, self.ring_size)
+
 
 class Parent(Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
@@ -309,7 +348,7 @@ class Parent(Model):
 # Devices
 # ---------------------------------------------------------------------------------------
 PfWeight = Annotated[int, Field(ge=1, le=1024)]
-_PFWEIGHT_HELP = (
+_PF_WEIGHT_HELP = (
     "Requests the physical function (all routed traffic) starts in a row per round-robin "
     "turn; each VF starts 1. Assumed: equal shares."
 )
@@ -399,7 +438,7 @@ class Nic(Model):
         "order across functions). Assumed: SR-IOV NICs arbitrate their transmit queues "
         "round robin; the arbitration across functions is vendor-specific.",
     )
-    pf_weight: PfWeight = field(1, description=_PFWEIGHT_HELP)
+    pf_weight: PfWeight = field(1, description=_PF_WEIGHT_HELP)
 
     @pydantic.model_validator(mode="after")
     def _weight_needs_round_robin(self) -> Nic:
@@ -409,6 +448,16 @@ class Nic(Model):
     @property
     def ops(self) -> tuple[str, ...]:
         return ("send", "receive")
+
+    def frames(self, size: float) -> int:
+        """Frames (or software segments) a payload of ``size`` bytes is cut into: one per
+        MTU, at least one."""
+        return max(1, math.ceil(size / self.mtu))
+
+    def wire_time(self, size: float) -> float:
+        """µs a payload of ``size`` bytes takes on the wire: its frames at line rate, each
+        with ``frame_overhead`` bytes beyond its share of the payload."""
+        return (size + self.frames(size) * self.frame_overhead) * (8e6 / self.line_rate)
 
 
 class Nvme(Model):
@@ -454,7 +503,7 @@ class Nvme(Model):
         "supports between submission queues (NVM Express Base Specification, Command "
         "Arbitration; read); across functions it is vendor-specific (assumed).",
     )
-    pf_weight: PfWeight = field(1, description=_PFWEIGHT_HELP)
+    pf_weight: PfWeight = field(1, description=_PF_WEIGHT_HELP)
 
     @pydantic.model_validator(mode="after")
     def _weight_needs_round_robin(self) -> Nvme:
@@ -464,6 +513,15 @@ class Nvme(Model):
     @property
     def ops(self) -> tuple[str, ...]:
         return ("read", "write")
+
+    def media(self, op: str) -> TimeDist:
+        """The media time of one command of ``op`` (read or write), without transfer."""
+        return self.read if op == "read" else self.write
+
+    def transfer_time(self, size: float) -> float:
+        """µs one command of ``size`` bytes spends transferring on its channel: the
+        drive's bandwidth is shared by its ``channels``."""
+        return size * (8e6 * self.channels / self.bandwidth)
 
 
 Device = Annotated[Nic | Nvme, Field(discriminator="type")]

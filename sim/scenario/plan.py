@@ -1,0 +1,173 @@
+"""The deployment plan: where every child's I/O runs, decided once from the scenario.
+
+:func:`plan` is a pure function of a checked :class:`~sim.scenario.schema.Scenario`. The
+model builds the host from it (:mod:`sim.model.host`), the analytic estimate reads it
+(:mod:`sim.analysis.analytic`), the work budget counts its channels
+(:mod:`sim.scenario.budget`) and the report prints it. Its rules (docs/design.md §3.2):
+
+* **VFs**: children that name a ``vf`` get it; the other ``direct`` children take the
+  lowest free VF of their device in scenario order (``count`` expanded); a ``direct``
+  child that finds none left **falls back** to ``routed`` (Hyper-V behaviour), and the
+  plan says why.
+* **Channels**: a routed child opens a primary VMBus channel and
+  ``(vCPUs - 1) // vcpus_per_channel`` sub-channels to its device, at most
+  ``max_channels`` in all (:func:`channel_count`; Linux storvsc, hv_netvsc).
+* **Parent vCPUs**: channels, and an emulated child's device model, are served by the
+  parent's vCPUs in round robin, in the order children are listed. The routed channels a
+  direct child uses while its VF is revoked (a ``vf_revoke`` fault) are opened after
+  every other child's, so that no other child's placement changes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sim.scenario.schema import Scenario
+from sim.scenario.workload import Child
+
+
+def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
+    """Channels a routed child with ``vcpus`` vCPUs opens to a device: the primary plus
+    ``(vcpus - 1) // vcpus_per_channel`` sub-channels (Linux storvsc), at most
+    ``max_channels`` in all."""
+    return max(1, min(max_channels, 1 + (vcpus - 1) // vcpus_per_channel))
+
+
+def channel_name(base: str, index: int) -> str:
+    """The primary keeps ``base``; sub-channel ``index`` is ``base[index]``."""
+    return base if index == 0 else f"{base}[{index}]"
+
+
+@dataclass(frozen=True)
+class PlannedChannel:
+    """One VMBus channel: its name (``vmbus.CHILD.DEVICE``, sub-channel ``k`` with
+    ``[k]``), its index among the child's channels (0: the primary) and the parent vCPU
+    that serves it."""
+
+    name: str
+    index: int
+    parent_vcpu: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one child instance's I/O runs."""
+
+    name: str
+    spec: Child
+    path: str
+    """The path it runs on: ``routed``, ``direct``, ``hypervisor``, ``emulated``,
+    ``native``, or ``none`` for a child without a device (CPU load only)."""
+    vf: int | None = None
+    fallback: str = ""
+    """Why a ``direct`` child runs routed ("" when it runs as asked)."""
+    channels: tuple[PlannedChannel, ...] = ()
+    model_vcpu: int | None = None
+    """The parent vCPU that serves an emulated child's device model."""
+    standby: tuple[PlannedChannel, ...] = ()
+    """A direct child's routed channels while its VF is revoked (``vf_revoke`` faults)."""
+
+    @property
+    def requested_path(self) -> str:
+        """The path the scenario asks for."""
+        return self.spec.io_path
+
+    @property
+    def device(self) -> str | None:
+        """The device its I/O goes to."""
+        return self.spec.device
+
+    @property
+    def function(self) -> str:
+        """The device function it uses: ``vfN`` for a VF, ``pf`` otherwise (the parent's,
+        the hypervisor's or bare metal's driver), ``""`` without a device."""
+        if self.spec.device is None:
+            return ""
+        return "pf" if self.vf is None else f"vf{self.vf}"
+
+    @property
+    def parent_vcpus(self) -> list[int]:
+        """The parent vCPUs serving it: one per channel (routed), its device model's
+        (emulated), none otherwise."""
+        if self.model_vcpu is not None:
+            return [self.model_vcpu]
+        return [c.parent_vcpu for c in self.channels]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every child instance's :class:`Placement`, in scenario order."""
+
+    children: tuple[Placement, ...]
+    _by_name: dict[str, Placement] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({p.name: p for p in self.children})
+
+    def __getitem__(self, name: str) -> Placement:
+        return self._by_name[name]
+
+    @property
+    def fallbacks(self) -> int:
+        """How many direct children found no VF and run routed."""
+        return sum(1 for p in self.children if p.fallback)
+
+    def channels(self) -> list[PlannedChannel]:
+        """Every channel in the order it is opened: each child's, then the standbys."""
+        own = [c for p in self.children for c in p.channels]
+        return own + [c for p in self.children for c in p.standby]
+
+
+def plan(scn: Scenario) -> Plan:
+    """The deployment plan of ``scn`` (module docstring)."""
+    instances = list(scn.instances())
+    owned: dict[str, dict[int, str]] = defaultdict(dict)
+    for name, spec in instances:  # fixed VF indices first
+        if spec.vf is not None and spec.device is not None:
+            owned[spec.device][spec.vf] = name
+    vcpus = scn.parent.vcpus
+    served = [0]  # channels and device models placed so far: the next one's parent vCPU
+
+    def next_vcpu() -> int:
+        served[0] += 1
+        return (served[0] - 1) % vcpus
+
+    def open_channels(name: str, spec: Child) -> tuple[PlannedChannel, ...]:
+        vm = scn.parent.vmbus
+        n = channel_count(spec.vcpus, vm.vcpus_per_channel, vm.max_channels)
+        base = f"vmbus.{name}.{spec.device}"
+        return tuple(PlannedChannel(channel_name(base, k), k, next_vcpu()) for k in range(n))
+
+    placed: list[Placement] = []
+    for name, spec in instances:
+        if spec.device is None:
+            placed.append(Placement(name, spec, "none"))
+            continue
+        path, vf, why = spec.io_path, spec.vf, ""
+        if path == "direct" and vf is None:
+            free = [k for k in range(scn.device(spec.device).vfs) if k not in owned[spec.device]]
+            if free:
+                vf = free[0]
+                owned[spec.device][vf] = name
+            else:
+                total = scn.device(spec.device).vfs
+                path = "routed"
+                why = (
+                    f"all {total} VFs of {spec.device} are taken"
+                    if total
+                    else f"{spec.device} has no VFs"
+                )
+        channels = open_channels(name, spec) if path == "routed" else ()
+        model = next_vcpu() if path == "emulated" else None
+        placed.append(Placement(name, spec, path, vf, why, channels, model))
+    revoked = {str(f.target) for f in scn.faults if f.kind == "vf_revoke"}
+    out = []
+    for p in placed:  # after every other child's channels
+        if p.name in revoked and p.vf is not None:
+            p = Placement(
+                p.name, p.spec, p.path, p.vf, p.fallback, p.channels, p.model_vcpu,
+                open_channels(p.name, p.spec),
+            )  # fmt: skip
+        out.append(p)
+    return Plan(tuple(out))

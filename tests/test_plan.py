@@ -1,0 +1,122 @@
+"""The deployment plan (sim.scenario.plan): VFs, fallbacks and why, channels and the parent
+vCPUs serving them, standby channels of revoked VFs; and the physics written once on the
+specs, which the model and the analytic estimate both read."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sim.model.env import SimEnv
+from sim.model.host import Host
+from sim.scenario import from_dict, load
+from sim.scenario.plan import plan
+
+NIC = {"name": "nic0", "type": "nic", "vfs": 2}
+SEND = [{"op": "send", "rate": "1k"}]
+
+
+def _scn(children: list[dict], **extra: object) -> object:
+    return from_dict(
+        {"name": "p", "parent": {"vcpus": 2}, "devices": [NIC], "children": children, **extra}
+    )
+
+
+def test_fixed_vfs_first_then_lowest_free_then_fallback_with_reason() -> None:
+    """A fixed VF is kept; the others take the lowest free VF in order; the one that finds
+    none left runs routed, and the plan says why."""
+    scn = _scn(
+        [
+            {"name": "a", "io_path": "direct", "device": "nic0", "streams": SEND},
+            {"name": "b", "io_path": "direct", "device": "nic0", "vf": 0, "streams": SEND},
+            {"name": "c", "io_path": "direct", "device": "nic0", "streams": SEND},
+        ]
+    )
+    p = plan(scn)
+    assert [(x.name, x.path, x.vf, x.function) for x in p.children] == [
+        ("a", "direct", 1, "vf1"),
+        ("b", "direct", 0, "vf0"),
+        ("c", "routed", None, "pf"),
+    ]
+    assert p["c"].fallback == "all 2 VFs of nic0 are taken"
+    assert p["c"].requested_path == "direct"
+    assert p.fallbacks == 1
+    assert len(p["c"].channels) == 1
+
+
+def test_channels_round_robin_over_parent_vcpus_in_child_order() -> None:
+    """Channels and an emulated child's device model take the parent's vCPUs in turn."""
+    scn = _scn(
+        [
+            {"name": "r", "vcpus": 8, "io_path": "routed", "device": "nic0", "streams": SEND},
+            {"name": "e", "io_path": "emulated", "device": "nic0", "streams": SEND},
+            {"name": "cpu", "cpu_load": {}},
+        ]
+    )
+    p = plan(scn)
+    assert [c.name for c in p["r"].channels] == ["vmbus.r.nic0", "vmbus.r.nic0[1]"]
+    assert p["r"].parent_vcpus == [0, 1]
+    assert p["e"].parent_vcpus == [0]
+    assert p["cpu"].path == "none"
+    assert p["cpu"].function == ""
+
+
+def test_standby_channels_open_after_every_other_childs() -> None:
+    """A revoked VF's routed channels come last, so no other child's placement moves."""
+    children = [
+        {"name": "d", "io_path": "direct", "device": "nic0", "streams": SEND},
+        {"name": "r", "io_path": "routed", "device": "nic0", "streams": SEND},
+    ]
+    quiet = plan(_scn(children))
+    fault = {"kind": "vf_revoke", "at": "10ms", "duration": "5ms", "target": "d"}
+    revoked = plan(_scn(children, faults=[fault]))
+    assert revoked["r"].channels == quiet["r"].channels
+    assert [c.parent_vcpu for c in revoked["d"].standby] == [1]
+    assert revoked.channels()[-1] == revoked["d"].standby[0]
+
+
+def test_the_host_builds_what_the_plan_says() -> None:
+    """The model's VFs, paths and channel vCPUs are the plan's, for the baseline."""
+    scn = load("scenarios/baseline.yaml")
+    host = Host(SimEnv(scn, 1, 0))
+    p = plan(scn)
+    for child in host.children:
+        assert (child.io_path, child.vf) == (p[child.name].path, p[child.name].vf)
+    assert [c.name for c in host.channels] == [c.name for c in p.channels()]
+
+
+@pytest.mark.parametrize("size", [1, 1499, 1500, 1501, 65536])
+def test_nic_physics(size: int) -> None:
+    """Frames are one per MTU (at least one); wire time adds each frame's overhead."""
+    nic = _scn([{"name": "a", "cpu_load": {}}]).devices[0]
+    frames = max(1, math.ceil(size / nic.mtu))
+    assert nic.frames(size) == frames
+    expected = (size + frames * nic.frame_overhead) * 8e6 / nic.line_rate
+    assert nic.wire_time(size) == pytest.approx(expected, rel=1e-12)
+
+
+def test_vmbus_pages_and_vsp_transfer() -> None:
+    """Small payloads are copied (no pages), large ones go by page list at a cost per
+    page; an entry is a descriptor plus a page-list entry per page."""
+    scn = _scn([{"name": "a", "cpu_load": {}}])
+    vm, vsp = scn.parent.vmbus, scn.parent.vsp
+    small, large = vm.copy_threshold, vm.copy_threshold + 1
+    assert vm.pages(small) == 0
+    assert vm.pages(large) == math.ceil(large / 4096)
+    assert vm.entry_bytes(large) == vm.descriptor_size + vm.pages(large) * vm.page_entry_size
+    assert vsp.transfer_cost(small, 0) == pytest.approx(small * 8e6 / vsp.copy_bandwidth)
+    assert vsp.transfer_cost(large, 3) == pytest.approx(3 * vsp.page_cost)
+
+
+@pytest.mark.parametrize(
+    ("mode", "mapped", "unmapped"), [("static", False, False), ("deferred", True, False),
+                                     ("strict", True, True)]
+)  # fmt: skip
+def test_iommu_costs_by_mode(mode: str, mapped: bool, unmapped: bool) -> None:
+    """static maps nothing per request; deferred maps; strict maps and unmaps."""
+    scn = _scn([{"name": "a", "cpu_load": {}}], host={"iommu": {"mode": mode}})
+    io = scn.host.iommu
+    assert (io.map_cost > 0, io.unmap_cost > 0) == (mapped, unmapped)
+    assert io.pages(1) == 1
+    assert io.pages(io.page_size + 1) == 2
