@@ -120,3 +120,20 @@ def test_iommu_costs_by_mode(mode: str, mapped: bool, unmapped: bool) -> None:
     assert (io.map_cost > 0, io.unmap_cost > 0) == (mapped, unmapped)
     assert io.pages(1) == 1
     assert io.pages(io.page_size + 1) == 2
+
+
+def test_the_report_describes_the_plan() -> None:
+    """The scenario description in the report says where each child's I/O runs and why
+    a direct child fell back."""
+    from sim.report.provenance import describe
+
+    scn = _scn(
+        [
+            {"name": "a", "count": 3, "io_path": "direct", "device": "nic0", "streams": SEND},
+            {"name": "r", "vcpus": 8, "io_path": "routed", "device": "nic0", "streams": SEND},
+        ]
+    )
+    rows = dict(describe(scn))
+    assert rows["a-1: I/O"] == "direct, VF 0 of nic0"
+    assert "all 2 VFs of nic0 are taken" in rows["a-3: I/O"]
+    assert rows["r: I/O"].endswith("over 2 VMBus channels served by parent vCPUs 1, 0")

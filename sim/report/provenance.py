@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from sim.scenario import units
 from sim.scenario.distributions import Distribution
 from sim.scenario.fields import DEFAULT_CLOCK_GHZ
+from sim.scenario.plan import Placement, plan
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child
 
@@ -198,6 +199,7 @@ def describe(
         rows.append((d.name, f"{text}, {d.vfs} VFs"))
     for c in scenario.children:
         rows.append((c.name, _child(c)))
+    rows += deployment(scenario)
     rows.append(
         (
             "run",
@@ -206,4 +208,48 @@ def describe(
             f"replication{'s' if reps > 1 else ''}, seed {r.seed if seed is None else seed}",
         )
     )
+    return rows
+
+
+MAX_PLACEMENTS = 24
+"""Children whose placement the scenario description lists one by one."""
+
+
+def _placement(p: Placement) -> str:
+    """Where one child's I/O runs, in words."""
+    if p.path == "none":
+        return "no I/O"
+    if p.path == "direct":
+        return f"direct, VF {p.vf} of {p.device}"
+    text = f"{p.path} to {p.device}"
+    if p.channels:
+        vcpus = ", ".join(str(v) for v in p.parent_vcpus)
+        many = len(p.channels) > 1
+        text += (
+            f" over {len(p.channels)} VMBus channel{'s' if many else ''} served by parent "
+            f"vCPU{'s' if many else ''} {vcpus}"
+        )
+    elif p.model_vcpu is not None:
+        text += f", its device model on parent vCPU {p.model_vcpu}"
+    if p.fallback:
+        text += f" (asked for direct: {p.fallback})"
+    if p.standby:
+        text += f"; routed over {len(p.standby)} standby channel(s) while its VF is revoked"
+    return text
+
+
+def deployment(scenario: Scenario) -> list[tuple[str, str]]:
+    """The deployment plan (:mod:`sim.scenario.plan`) as (child, where its I/O runs)
+    pairs; past :data:`MAX_PLACEMENTS` children, a count of the rest."""
+    placed = plan(scenario).children
+    rows = [(f"{p.name}: I/O", _placement(p)) for p in placed[:MAX_PLACEMENTS]]
+    if len(placed) > MAX_PLACEMENTS:
+        rest = placed[MAX_PLACEMENTS:]
+        fallbacks = sum(1 for p in rest if p.fallback)
+        rows.append(
+            (
+                f"{len(rest)} more children",
+                f"as listed above by kind; {fallbacks} of them fell back to routed",
+            )
+        )
     return rows
