@@ -377,7 +377,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _capacity(args: argparse.Namespace) -> int:
-    from sim.experiment.capacity import SloError, format_capacity, parse_slo, prepare, search
+    from sim.experiment.capacity import prepare, search
+    from sim.experiment.slo import SloError, parse_slo
     from sim.report.plots import capacity_figure
 
     try:
@@ -425,6 +426,84 @@ def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
+
+
+def format_capacity(cap: Any) -> str:
+    """The result as a plain-text table."""
+    vary = cap.vary
+    m = cap.meta
+    head = (
+        f"{m['scenario']}: SLO {' and '.join(m['slo'])}, "
+        + (
+            "load factor on every open-loop rate"
+            if vary == "load"
+            else f"number of {', '.join(m['children'])} children"
+        )
+        + f"; {m['replications']} replications per point, seed {m['seed']}, "
+        f"{m['points']} points in {m['wall_s']:.1f} s"
+    )
+    cols = [
+        "path",
+        "capacity",
+        "bracket",
+        "offered",
+        "at capacity (binding clause)",
+        "binding resource",
+        "analytic saturation",
+    ]
+    rows = []
+    for _, r in cap.table.iterrows():
+        cap_x = r["capacity"]
+
+        def fmt(x: float) -> str:
+            if not math.isfinite(x):
+                return "—"
+            return f"{x:.3g}×" if vary == "load" else f"{int(x)}"
+
+        if math.isfinite(cap_x):
+            clause = next(c for c in cap.slo if c.text == r["binding_clause"])
+            half = (r["ci_high"] - r["ci_low"]) / 2
+            at = (
+                f"{clause.metric.removesuffix('_us')} {clause.show(r['value'])} "
+                f"±{clause.show(half).replace(' ', '')} ({r['binding_child']})"
+            )
+            rows.append(
+                [
+                    r["path"],
+                    fmt(cap_x),
+                    f"{fmt(cap_x)} – {fmt(r['capacity_high'])}",
+                    units.format_rate(r["offered_rps"]),
+                    at,
+                    f"{r['binding_resource']} ({r['binding_detail']})",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    r["path"],
+                    "—",
+                    f"below {fmt(r['capacity_high'])}",
+                    "—",
+                    r["note"],
+                    "—",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
+    if notes:
+        lines += ["", "notes:", *notes]
+    lines.append(
+        "\nThe capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
+        "bracket ends at the smallest that did not\n(or at the analytic saturation). "
+        "± is the half-width of the 95 % interval at the capacity."
+    )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def format_study(frame: Any, params: list[str]) -> str:

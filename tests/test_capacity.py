@@ -14,8 +14,9 @@ from scipy import stats
 
 import sim
 from sim.cli import main
-from sim.experiment.capacity import Clause, SloError, parse_slo, search
+from sim.experiment.capacity import search
 from sim.experiment.compare import on_path
+from sim.experiment.slo import Clause, SloError, parse_slo
 from sim.experiment.validate import load_case
 from sim.scenario import from_dict
 

@@ -91,7 +91,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,123 +103,21 @@ import yaml
 from sim.analysis.analytic import estimate
 from sim.experiment.compare import on_path
 from sim.experiment.run import run
+from sim.experiment.slo import Clause, parse_slo
 from sim.results.result import Result
 from sim.results.store import atomic_directory
-from sim.scenario import units
 from sim.scenario.errors import ScenarioError
 from sim.scenario.schema import Scenario
 from sim.scenario.source import replace
 from sim.scenario.workload import IO_PATHS
 
 VARY = ("load", "children")
-LATENCY = {"mean": "mean_us", "p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p999_us"}
 RESOLUTION = 0.05
 """Default relative resolution of a load factor."""
 MAX_POINTS = 16
 """Default most points simulated per path."""
 FLOOR = 1e-3
 """Smallest share of the first point the search halves down to."""
-
-
-class SloError(ValueError):
-    """An SLO expression that cannot be read; ``str()`` is the one line to show."""
-
-
-# ---------------------------------------------------------------------------------------
-# The SLO
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Clause:
-    """One clause of an SLO: ``metric`` (a summary column) ``op`` ``value`` (internal
-    units: µs, requests/s or bit/s)."""
-
-    metric: str
-    op: str
-    value: float
-    text: str
-
-    @property
-    def upper(self) -> bool:
-        """A bound from above (latency): fails as the load grows."""
-        return self.op == "<="
-
-    def met(self, low: float, high: float) -> bool:
-        """Whether an estimate with 95 % interval ``[low, high]`` meets the clause."""
-        bound = high if self.upper else low
-        if not math.isfinite(bound):
-            return False
-        return bound <= self.value if self.upper else bound >= self.value
-
-    def margin(self, value: float) -> float:
-        """How far ``value`` is inside the clause, as a share of the target (< 0: out)."""
-        if not self.value:
-            return math.inf
-        return (
-            (self.value - value) / self.value if self.upper else (value - self.value) / self.value
-        )
-
-    def show(self, value: float) -> str:
-        """``value`` in the clause's unit."""
-        if self.metric.endswith("_us"):
-            return units.format_time(value)
-        if self.metric == "throughput_bps":
-            return units.format_bitrate(value)
-        return units.format_rate(value)
-
-
-_CLAUSE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|=<|=>|<|>|==|=)\s*(.*?)\s*$")
-
-
-def parse_slo(text: str) -> list[Clause]:
-    """Read an SLO such as ``p99<=500us and throughput>=20Gbps`` (module docstring);
-    :class:`SloError` with a one-line message when it cannot."""
-    if not isinstance(text, str) or not text.strip():
-        raise SloError("the SLO is empty; write e.g. p99<=500us")
-    text = " ".join(text.split())  # one line, whatever whitespace it came with
-    clauses = []
-    for part in re.split(r"\s+and\s+", text, flags=re.IGNORECASE):
-        m = _CLAUSE.match(part)
-        if not m or not m.group(3):
-            raise SloError(
-                f"cannot read '{part.strip()}': write METRIC<=VALUE or throughput>=VALUE, "
-                "e.g. p99<=500us, joined by 'and'"
-            )
-        name, op, raw = m.group(1).lower(), m.group(2), m.group(3)
-        if name in LATENCY:
-            if op != "<=":
-                raise SloError(f"'{part.strip()}': a latency target is an upper bound, use <=")
-            try:
-                value = units.parse_time(raw)
-            except units.UnitError as exc:
-                raise SloError(f"'{part.strip()}': {exc}") from None
-            if value <= 0:
-                raise SloError(f"'{part.strip()}': the target must be positive")
-            clauses.append(Clause(LATENCY[name], op, value, part.strip()))
-        elif name == "throughput":
-            if op != ">=":
-                raise SloError(f"'{part.strip()}': a throughput target is a lower bound, use >=")
-            metric, value = _throughput(raw, part.strip())
-            clauses.append(Clause(metric, op, value, part.strip()))
-        else:
-            raise SloError(
-                f"'{part.strip()}': unknown metric '{m.group(1)}' "
-                f"(use {', '.join(LATENCY)} or throughput)"
-            )
-    return clauses
-
-
-def _throughput(raw: str, clause: str) -> tuple[str, float]:
-    try:
-        return "throughput_bps", units.parse_bitrate(raw)
-    except units.UnitError:
-        pass
-    try:
-        return "throughput_rps", units.parse_rate(raw)
-    except units.UnitError:
-        raise SloError(
-            f"'{clause}': '{raw}' is neither a bit rate (e.g. 20Gbps, 3GB/s) nor a request "
-            "rate (e.g. 20k/s)"
-        ) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -778,81 +675,3 @@ def table(scenario: Any, slo: str, **kwargs: Any) -> pd.DataFrame:
 
         scenario = load(scenario)
     return search(scenario, slo, **kwargs).table
-
-
-def format_capacity(cap: Capacity) -> str:
-    """The result as a plain-text table."""
-    vary = cap.vary
-    m = cap.meta
-    head = (
-        f"{m['scenario']}: SLO {' and '.join(m['slo'])}, "
-        + (
-            "load factor on every open-loop rate"
-            if vary == "load"
-            else f"number of {', '.join(m['children'])} children"
-        )
-        + f"; {m['replications']} replications per point, seed {m['seed']}, "
-        f"{m['points']} points in {m['wall_s']:.1f} s"
-    )
-    cols = [
-        "path",
-        "capacity",
-        "bracket",
-        "offered",
-        "at capacity (binding clause)",
-        "binding resource",
-        "analytic saturation",
-    ]
-    rows = []
-    for _, r in cap.table.iterrows():
-        cap_x = r["capacity"]
-
-        def fmt(x: float) -> str:
-            if not math.isfinite(x):
-                return "—"
-            return f"{x:.3g}×" if vary == "load" else f"{int(x)}"
-
-        if math.isfinite(cap_x):
-            clause = next(c for c in cap.slo if c.text == r["binding_clause"])
-            half = (r["ci_high"] - r["ci_low"]) / 2
-            at = (
-                f"{clause.metric.removesuffix('_us')} {clause.show(r['value'])} "
-                f"±{clause.show(half).replace(' ', '')} ({r['binding_child']})"
-            )
-            rows.append(
-                [
-                    r["path"],
-                    fmt(cap_x),
-                    f"{fmt(cap_x)} – {fmt(r['capacity_high'])}",
-                    units.format_rate(r["offered_rps"]),
-                    at,
-                    f"{r['binding_resource']} ({r['binding_detail']})",
-                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
-                ]
-            )
-        else:
-            rows.append(
-                [
-                    r["path"],
-                    "—",
-                    f"below {fmt(r['capacity_high'])}",
-                    "—",
-                    r["note"],
-                    "—",
-                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
-                ]
-            )
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
-    lines = [head, ""]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
-    notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
-    if notes:
-        lines += ["", "notes:", *notes]
-    lines.append(
-        "\nThe capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
-        "bracket ends at the smallest that did not\n(or at the analytic saturation). "
-        "± is the half-width of the 95 % interval at the capacity."
-    )
-    return "\n".join(line.rstrip() for line in lines)

@@ -34,7 +34,14 @@ from sim.model.iommu import DmaDomain, Iommu
 from sim.model.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
 from sim.model.metrics import Level
 from sim.model.partitions import ChildPartition, ParentPartition
-from sim.model.records import RunData, StreamData
+from sim.model.records import (
+    CpuRecord,
+    ResourceRecord,
+    RunData,
+    SchedRecord,
+    StreamData,
+    TraceRecord,
+)
 from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
 from sim.model.workloads import Stream
@@ -56,7 +63,7 @@ class Host:
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
-        self.trace: list[tuple[float, str, str, str, float]] = []
+        self.trace: list[TraceRecord] = []
         self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
 
         self.plan = plan(scn)
@@ -171,7 +178,8 @@ class Host:
             now = env.now
             for i, (name, kind, quantity, level, scale) in enumerate(levels):
                 area = level.area()
-                self.trace.append((now, name, kind, quantity, (area - last[i]) / interval * scale))
+                value = (area - last[i]) / interval * scale
+                self.trace.append(TraceRecord(now, name, kind, quantity, value))
                 last[i] = area
             if now + interval <= end + 1e-9:
                 env.timeout(interval).callbacks.append(sample)
@@ -194,10 +202,7 @@ class Host:
         self.hv.flush(closing=True)
         streams = []
         for s in self.streams:
-            in_flight = [
-                (r.id, r.op, r.size, r.vcpu.index, r.t_submit, float("nan"), *r.c)
-                for r in s.live.values()
-            ]
+            in_flight = [r.record(float("nan")) for r in s.live.values()]
             issued = s.issued
             if len(s.done) + len(s.failed) + len(in_flight) != issued:
                 raise ConservationError(
@@ -230,13 +235,13 @@ class Host:
                 )
             )
         cpu = [
-            (v.partition, v.name, cat, us)
+            CpuRecord(v.partition, v.name, cat, us)
             for v in self.hv.vcpus
             for cat, us in sorted(v.busy_us.items())
             if us > 0
         ]
         sched = [
-            (
+            SchedRecord(
                 v.partition,
                 v.name,
                 v.wakeups,
@@ -248,15 +253,17 @@ class Host:
             )
             for v in self.hv.vcpus
         ]
-        resources: list[tuple[str, str, float, float, float]] = []
+        resources: list[ResourceRecord] = []
         for d in self.devices.values():
             q = d.servers.queue_level
-            resources.append((d.name, d.kind, d.utilization(), q.mean(), q.max))
+            resources.append(ResourceRecord(d.name, d.kind, d.utilization(), q.mean(), q.max))
         for ch in self.channels:
             for ring in (ch.outbound, ch.inbound):
                 lvl = ring.level
                 resources.append(
-                    (ring.name, "ring", lvl.mean() / ring.capacity, lvl.mean(), lvl.max)
+                    ResourceRecord(
+                        ring.name, "ring", lvl.mean() / ring.capacity, lvl.mean(), lvl.max
+                    )
                 )
         return RunData(
             replication=replication,

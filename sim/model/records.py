@@ -1,10 +1,54 @@
-"""What one replication produces: plain records, no pandas (:mod:`sim.results.tables` makes
-the tables)."""
+"""What one replication produces: plain, typed records, no pandas (:mod:`sim.results.tables`
+makes the tables; their columns are these records' fields)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
+
+from sim.model.request import Record
+
+
+class CpuRecord(NamedTuple):
+    """Busy time of one vCPU in one category over the measurement window."""
+
+    partition: str
+    vcpu: str
+    category: str
+    busy_us: float
+
+
+class SchedRecord(NamedTuple):
+    """What the scheduler did for one vCPU over the measurement window."""
+
+    partition: str
+    vcpu: str
+    wakeups: int
+    wake_total_us: float
+    max_wakeup_us: float
+    dispatches: int
+    preemptions: int
+    boosts: int
+
+
+class ResourceRecord(NamedTuple):
+    """Utilisation and occupancy of one device or VMBus ring over the window."""
+
+    resource: str
+    kind: str
+    utilization: float
+    mean_level: float
+    max_level: float
+
+
+class TraceRecord(NamedTuple):
+    """The mean occupancy of one resource over one trace interval ending at ``time_us``."""
+
+    time_us: float
+    resource: str
+    kind: str
+    quantity: str
+    value: float
 
 
 @dataclass
@@ -17,10 +61,10 @@ class StreamData:
     io_path: str
     device: str
     ops: tuple[str, ...]
-    done: list[tuple[Any, ...]]
-    in_flight: list[tuple[Any, ...]]
+    done: list[Record]
+    in_flight: list[Record]
     offered_rps: float | None
-    failed: list[tuple[Any, ...]] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)  # id → why it failed
     attempts: dict[int, int] = field(default_factory=dict)  # id → attempts, where > 1
     paths: dict[int, str] = field(default_factory=dict)  # id → path, where not io_path
@@ -37,10 +81,10 @@ class RunData:
     duration_us: float
     cores: int
     streams: list[StreamData]
-    cpu: list[tuple[str, str, str, float]]
+    cpu: list[CpuRecord]
     counters: dict[str, int]
-    resources: list[tuple[str, str, float, float, float]]
-    sched: list[tuple[str, str, int, float, float, int, int, int]] = field(default_factory=list)
+    resources: list[ResourceRecord]
+    sched: list[SchedRecord] = field(default_factory=list)
     lp_busy_us: list[float] = field(default_factory=list)
-    trace: list[tuple[float, str, str, str, float]] = field(default_factory=list)
+    trace: list[TraceRecord] = field(default_factory=list)
     wall_s: float = 0.0

@@ -81,6 +81,10 @@ class Request:
         self.attempt = 1
         self.dead = False  # given up: its walk stops at the next check (AbortError)
 
+    def record(self, t_end: float) -> Record:
+        """The request's :data:`Record`, ended (completed or failed) at ``t_end``."""
+        return (self.id, self.op, self.size, self.vcpu.index, self.t_submit, t_end, *self.c)
+
     def again(self, now: float, vf: int | None) -> Request:
         """The next attempt of this request, sent ``now`` through function ``vf``."""
         nxt = Request(
@@ -93,4 +97,12 @@ class Request:
 
 
 Record = tuple[Any, ...]
-"""(id, op index, size, vcpu index, t_submit, t_complete, *components)."""
+"""What a request leaves behind: its :data:`REQUEST_FIELDS`, in order (a plain tuple, one
+per request, for speed)."""
+
+REQUEST_FIELDS: tuple[str, ...] = (
+    "id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS,
+)  # fmt: skip
+"""The fields of a request :data:`Record`: its id in its stream, the index of its op in the
+stream's ops, its size, the index of its vCPU, when it was submitted and when it ended
+(NaN while in flight), and its latency components."""

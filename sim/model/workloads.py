@@ -228,9 +228,7 @@ class Stream:
     def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
         yield from self.path.walk(req)
         del self.live[req.id]
-        self.done.append(
-            (req.id, req.op, req.size, req.vcpu.index, req.t_submit, self.env.now, *req.c)
-        )
+        self.done.append(req.record(self.env.now))
 
     def _open_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -300,9 +298,7 @@ class Stream:
         if req.dead:
             return
         del self.live[req.id]
-        self.done.append(
-            (req.id, req.op, req.size, req.vcpu.index, req.t_submit, self.env.now, *req.c)
-        )
+        self.done.append(req.record(self.env.now))
         self._ended_with(req)
 
     def _ended_with(self, req: Request) -> None:
@@ -328,9 +324,7 @@ class Stream:
             return
         del self.live[req.id]
         why = "retries exhausted" if retry and self.retries else reason
-        self.failed.append(
-            (req.id, req.op, req.size, req.vcpu.index, req.t_submit, self.env.now, *req.c)
-        )
+        self.failed.append(req.record(self.env.now))
         self.failures[req.id] = why
         self.env.counters["requests.failed"] += 1
         self._ended_with(req)

@@ -46,8 +46,8 @@ import pandas as pd
 from sim.analysis.analytic import Estimate, beside, estimate
 from sim.analysis.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
 from sim.model.metrics import COMPONENTS
-from sim.model.records import RunData
-from sim.model.request import ConservationError
+from sim.model.records import CpuRecord, ResourceRecord, RunData, SchedRecord, TraceRecord
+from sim.model.request import REQUEST_FIELDS, ConservationError
 from sim.results.diagnose import warnings
 from sim.results.faults import fault_frame, fault_notes, with_fault_columns
 from sim.results.result import Result
@@ -125,7 +125,7 @@ def occupancy_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     """Tidy trace of ring and device-queue occupancy: one row per replication, interval
     end (``time_us``), resource and quantity (``bytes``: bytes in a ring;
     ``queue``: requests waiting for a device; ``busy``: share of its servers busy)."""
-    cols = ["time_us", "resource", "kind", "quantity", "value"]
+    cols = list(TraceRecord._fields)
     frames = [
         pd.DataFrame(r.trace, columns=cols).assign(replication=r.replication)
         for r in runs
@@ -175,7 +175,7 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     and ``io_path`` is the path its last attempt took. Raises
     :class:`~sim.model.workloads.ConservationError` unless every stream's requests are exactly
     its ids 0..issued-1, each once."""
-    cols = ["id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS]
+    cols = list(REQUEST_FIELDS)
     parts = []
     for run_ in runs:
         for s in run_.streams:
@@ -315,7 +315,7 @@ def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     plus the host's idle time; ``utilization`` is busy / window for a vCPU row and
     busy / (LPs × window) for the idle row."""
     if not runs:
-        return pd.DataFrame(columns=["partition", "vcpu", "category", "busy_us", "utilization"])
+        return pd.DataFrame(columns=[*CpuRecord._fields, "utilization"])
     window = runs[0].duration_us - runs[0].warmup_us
     rows = []
     for run_ in runs:
@@ -325,7 +325,7 @@ def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
             busy += us
         idle = max(run_.cores * window - busy, 0.0)
         rows.append((run_.replication, "host", "all", "idle", idle))
-    df = pd.DataFrame(rows, columns=["replication", "partition", "vcpu", "category", "busy_us"])
+    df = pd.DataFrame(rows, columns=["replication", *CpuRecord._fields])
     n = len(runs)
     out = (
         df.groupby(["partition", "vcpu", "category"], sort=False)["busy_us"].sum() / n
@@ -340,8 +340,7 @@ def cpu_frame(runs: Sequence[RunData]) -> pd.DataFrame:
 def sched_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     """Per vCPU: wake-ups and their delay, dispatches, preemptions, boosts (mean over
     replications; the maximum wake-up delay is the largest of all)."""
-    cols = ["partition", "vcpu", "wakeups", "wake_total_us", "max_wakeup_us", "dispatches",
-            "preemptions", "boosts"]  # fmt: skip
+    cols = list(SchedRecord._fields)
     df = pd.DataFrame([row for r in runs for row in r.sched], columns=cols)
     n = max(len(runs), 1)
     g = df.groupby(["partition", "vcpu"], sort=False)
@@ -364,7 +363,7 @@ def _counters_frame(runs: Sequence[RunData]) -> pd.DataFrame:
 
 def _resources_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     rows = [(r.replication, *res) for r in runs for res in r.resources]
-    cols = ["replication", "resource", "kind", "utilization", "mean_level", "max_level"]
+    cols = ["replication", *ResourceRecord._fields]
     df = pd.DataFrame(rows, columns=cols)
     return (
         df.groupby(["resource", "kind"], sort=False)

@@ -1,0 +1,469 @@
+"""The queueing network of a scenario's paths (:mod:`sim.analysis.analytic` solves it):
+each request class's legs through the stations it visits, with the scenario's costs and
+visit counts, where its time goes in the latency components, and the IOTLB's miss ratio
+from its stack distance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.analysis.queueing import (
+    Moments,
+    Station,
+    bernoulli,
+    const,
+    dist_moments,
+    each_size,
+    of_size,
+    segmented,
+)
+from sim.model.metrics import (
+    COMPONENTS,
+    DEVICE_QUEUE,
+    DEVICE_SERVICE,
+    GUEST_CPU,
+    GUEST_QUEUE,
+    INTERRUPT,
+    IOMMU,
+    PARENT_CPU,
+    PARENT_QUEUE,
+    RING_WAIT,
+    SCHED_WAIT,
+)
+from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.plan import Placement
+from sim.scenario.schema import Scenario
+from sim.scenario.workload import Stream
+
+
+# ---------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Leg:
+    """One stage of a request class: a visit to a station (or a pure delay), and where
+    its time goes in the latency components."""
+
+    stage: str
+    station: Station | None
+    wait_to: int | None  # component its queueing wait is charged to
+    service: dict[int, float]  # component → mean µs
+    setup: bool = False  # the station's world-switch share is charged as sched_wait
+    approx: float = 0.0  # µs of the service that rests on an approximation (IOMMU walks)
+
+
+@dataclass
+class Klass:
+    """Requests of one stream issued on one vCPU of one child."""
+
+    child: str
+    path: str
+    stream: int
+    rate: float  # per µs
+    legs: list[Leg]
+    closed: Stream | None = None
+
+    def latency(self) -> tuple[float, np.ndarray, float]:
+        """Mean latency, its components, and the part resting on the approximations."""
+        comps = np.zeros(len(COMPONENTS))
+        approx = 0.0
+        for leg in self.legs:
+            for k, v in leg.service.items():
+                comps[k] += v
+            st = leg.station
+            if st is None:
+                continue
+            if leg.wait_to is not None:
+                comps[leg.wait_to] += st.wait
+                approx += st.wait
+            if leg.setup and st.setup:
+                share = st.p_idle * st.setup
+                comps[SCHED_WAIT] += share
+                approx += share
+        approx += sum(leg.approx for leg in self.legs)
+        return float(comps.sum()), comps, approx
+
+
+class Network:
+    """The stations and request classes of a scenario at given rates and signal
+    probabilities."""
+
+    def __init__(
+        self,
+        scn: Scenario,
+        placed: list[Placement],
+        rates: dict[tuple[str, int], float],
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+        sizes: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+        bound: bool = False,
+    ) -> None:
+        self.scn = scn
+        self.sizes = sizes
+        self.stations: dict[str, Station] = {}
+        self.classes: list[Klass] = []
+        self.channels: dict[str, tuple[float, str, list[tuple[float, str]]]] = {}
+        h = scn.host
+        self.irq = 0.0 if h.posted_interrupts else h.costs.interrupt_exit + h.costs.eoi_exit
+        self.dispatch = 0.0 if bound else h.costs.vcpu_dispatch
+        self.bound = bound
+        self.lp_work = 0.0
+        self.lp_bound = 0.0
+        self.seg = Moments(1.0, 0.0)  # segments per request of the stream being built
+        self._iommu = iotlb_miss(scn, placed, rates, sizes)
+        for p in placed:
+            if p.path == "none":
+                continue
+            for j, s in enumerate(p.spec.streams):
+                rate = rates.get((p.name, j), 0.0)
+                if rate > 0:
+                    self._stream(p, j, s, rate, signal_out, signal_in)
+
+    # -- stations ---------------------------------------------------------------------
+    def _vcpu(self, name: str, resource: str, native: bool = False) -> Station:
+        st = self.stations.get(name)
+        if st is None:
+            setup = 0.0 if native else self.dispatch
+            st = self.stations[name] = Station(name, resource, "vcpu", 1, setup)
+        return st
+
+    def _device(self, name: str) -> Station:
+        st = self.stations.get(name)
+        if st is None:
+            dev = self.scn.device(name)
+            if isinstance(dev, Nic):
+                st = Station(name, f"device {name}", "port", 1)
+            else:
+                st = Station(name, f"device {name}", "channels", dev.channels)
+            self.stations[name] = st
+        return st
+
+    def _visit(self, st: Station, rate: float, service: Moments, mandatory: float) -> None:
+        st.add(rate, service, mandatory)
+        if st.kind == "vcpu":
+            self.lp_work += rate * service.mean
+            self.lp_bound += rate * mandatory
+
+    # -- a stream's request classes ------------------------------------------------------
+    def _stream(
+        self,
+        p: Placement,
+        j: int,
+        s: Stream,
+        rate: float,
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+    ) -> None:
+        scn, spec = self.scn, p.spec
+        dev = scn.device(spec.device or "")
+        sizes, probs = self.sizes[(p.name, j)]
+        ops = {op: w / sum(s.op.values()) for op, w in s.op.items()}
+        native = p.path == "native"
+        vcpus = [s.vcpu] if s.vcpu is not None else list(range(spec.vcpus))
+        share = rate / len(vcpus)
+        g = spec.guest
+        # the device: its service and what precedes it, per request of this stream
+        miss = self._iommu.get(p.name, 0.0) if p.path == "direct" else 0.0
+        walk = scn.host.iommu.page_walk
+        pages = each_size(scn.host.iommu.pages)
+        translate = of_size(sizes, probs, lambda x: miss * walk * pages(x))
+        if isinstance(dev, Nic):
+            wire = of_size(sizes, probs, each_size(dev.wire_time))
+            delay = dist_moments(dev.latency)
+            dev_service, dev_delay = wire, delay.mean
+        else:
+            assert isinstance(dev, Nvme)
+            media_mean = sum(w * dev.media(op).mean for op, w in ops.items())
+            media_second = sum(
+                w * dev.media(op).variance + w * dev.media(op).mean ** 2 for op, w in ops.items()
+            )
+            media = Moments(media_mean, media_second - media_mean**2)
+            transfer_time = each_size(dev.transfer_time)
+            transfer = of_size(sizes, probs, lambda x: transfer_time(x) + miss * walk * pages(x))
+            dev_service, dev_delay = media + transfer, 0.0
+        # the sending stack's per-request costs are per segment on a NIC without TSO
+        if isinstance(dev, Nic) and not dev.tso:
+            seg = of_size(sizes, probs, each_size(dev.frames))
+        else:
+            seg = Moments(1.0, 0.0)
+        self.seg = seg
+        device = self._device(dev.name)
+        dev_mean_no_iommu = dev_service.mean - (0.0 if isinstance(dev, Nic) else translate.mean)
+        self._visit(device, rate, dev_service, dev_service.mean)
+        dev_leg = Leg(
+            "device",
+            device,
+            DEVICE_QUEUE,
+            {DEVICE_SERVICE: dev_mean_no_iommu + dev_delay, IOMMU: translate.mean},
+            approx=translate.mean,
+        )
+
+        for i in vcpus:
+            done = spec.irq_vcpu if spec.irq_vcpu is not None else i
+            v_sub = self._vcpu(f"{p.name}.vcpu[{i}]", f"vCPUs of {p.name}", native)
+            v_done = self._vcpu(f"{p.name}.vcpu[{done}]", f"vCPUs of {p.name}", native)
+            legs: list[Leg] = []
+            if p.path in ("direct", "native"):
+                io = scn.host.iommu
+                map_cost = io.map_cost if p.path == "direct" else 0.0
+                unmap = io.unmap_cost if p.path == "direct" else 0.0
+                irq = self.irq if p.path == "direct" else 0.0
+                sub = segmented(g.submit_cost, seg) + const(map_cost)
+                com = dist_moments(g.complete_cost) + const(irq + unmap)
+                self._visit(v_sub, share, sub, sub.mean)
+                self._visit(v_done, share, com, com.mean)
+                legs = [
+                    Leg(
+                        "child vCPU: driver",
+                        v_sub,
+                        GUEST_QUEUE,
+                        {GUEST_CPU: sub.mean - map_cost, IOMMU: map_cost},
+                        True,
+                    ),
+                    dev_leg,
+                    Leg(
+                        "interrupt + child vCPU: completion",
+                        v_done,
+                        GUEST_QUEUE,
+                        {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean, IOMMU: unmap},
+                        True,
+                    ),
+                ]
+            elif p.path == "hypervisor":
+                hio, kick = scn.host.hypervisor_io, scn.host.costs.doorbell_exit
+                stack = segmented(hio.request_cost, seg)
+                sub = dist_moments(g.submit_cost) + stack + const(kick)
+                com = (
+                    dist_moments(hio.completion_cost)
+                    + dist_moments(g.complete_cost)
+                    + const(self.irq)
+                )
+                self._visit(v_sub, share, sub, sub.mean)
+                self._visit(v_done, share, com, com.mean)
+                legs = [
+                    Leg(
+                        "child vCPU: PV driver, doorbell, hypervisor stack",
+                        v_sub,
+                        GUEST_QUEUE,
+                        {GUEST_CPU: g.submit_cost.mean + stack.mean, INTERRUPT: kick},
+                        True,
+                    ),
+                    dev_leg,
+                    Leg(
+                        "child vCPU: hypervisor completion, interrupt, driver",
+                        v_done,
+                        GUEST_QUEUE,
+                        {
+                            GUEST_CPU: hio.completion_cost.mean + g.complete_cost.mean,
+                            INTERRUPT: self.irq,
+                        },
+                        True,
+                    ),
+                ]
+            elif p.path == "routed":
+                legs = self._routed(
+                    p, i, done, v_sub, v_done, share, sizes, probs, dev_leg, signal_out, signal_in
+                )
+            elif p.path == "emulated":
+                legs = self._emulated(p, v_sub, v_done, share, sizes, probs, dev_leg)
+            self.classes.append(Klass(p.name, p.path, j, share, legs, s if s.closed else None))
+
+    def _routed(
+        self,
+        p: Placement,
+        i: int,
+        done: int,
+        v_sub: Station,
+        v_done: Station,
+        share: float,
+        sizes: np.ndarray,
+        probs: np.ndarray,
+        dev_leg: Leg,
+        signal_out: dict[str, float],
+        signal_in: dict[str, float],
+    ) -> list[Leg]:
+        scn, g = self.scn, p.spec.guest
+        par = scn.parent
+        n = len(p.parent_vcpus)
+        ch = f"{p.name}.channel[{i % n}]"
+        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[i % n]}]", "parent vCPUs")
+        po = 0.0 if self.bound else signal_out.get(ch, 1.0)
+        pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
+        hc, irq = scn.host.costs.hypercall, self.irq
+        vm = par.vmbus
+        transfer = of_size(sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, vm.pages(x))))
+        sub = dist_moments(g.submit_cost) + bernoulli(po, hc)
+        req = (
+            bernoulli(po, irq)
+            + segmented(par.vsp.request_cost, self.seg)
+            + transfer
+            + segmented(par.driver.request_cost, self.seg)
+        )
+        cpl = (
+            const(irq)
+            + dist_moments(par.driver.interrupt_cost)
+            + dist_moments(par.vsp.completion_cost)
+        )
+        cpl = cpl + bernoulli(pi, hc)
+        com = bernoulli(pi, irq) + dist_moments(g.complete_cost)
+        self._visit(v_sub, share, sub, g.submit_cost.mean)
+        self._visit(pv, share, req, req.mean - po * irq)
+        self._visit(pv, share, cpl, cpl.mean - pi * hc)
+        self._visit(v_done, share, com, g.complete_cost.mean)
+        # the entries of this channel that wait in its rings, for the signal probabilities
+        waiting = self.channels.setdefault(ch, (0.0, pv.name, []))
+        self.channels[ch] = (waiting[0] + share, pv.name, [*waiting[2], (share, v_done.name)])
+        vsp_req = req.mean - po * irq
+        return [
+            Leg(
+                "child vCPU: VSC, signal",
+                v_sub,
+                GUEST_QUEUE,
+                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: po * hc},
+                True,
+            ),
+            Leg(
+                "ring → parent vCPU: VSP, driver",
+                pv,
+                RING_WAIT,
+                {INTERRUPT: po * irq, PARENT_CPU: vsp_req},
+                True,
+            ),
+            dev_leg,
+            Leg(
+                "parent vCPU: completion, signal",
+                pv,
+                PARENT_QUEUE,
+                {
+                    INTERRUPT: irq + pi * hc,
+                    PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                },
+                True,
+            ),
+            Leg(
+                "ring → child vCPU: interrupt, VSC",
+                v_done,
+                RING_WAIT,
+                {INTERRUPT: pi * irq, GUEST_CPU: g.complete_cost.mean},
+                True,
+            ),
+        ]
+
+    def _emulated(
+        self,
+        p: Placement,
+        v_sub: Station,
+        v_done: Station,
+        share: float,
+        sizes: np.ndarray,
+        probs: np.ndarray,
+        dev_leg: Leg,
+    ) -> list[Leg]:
+        scn, spec, g = self.scn, p.spec, p.spec.guest
+        par, em = scn.parent, spec.emulated
+        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[0]}]", "parent vCPUs")
+        exits = em.exits_per_request * scn.host.costs.device_model_exit
+        hc, irq = scn.host.costs.hypercall, self.irq
+        copy = of_size(sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, 0)))
+        sub = dist_moments(g.submit_cost) + const(exits)
+        model = dist_moments(em.access_cost, em.exits_per_request)
+        model = model + segmented(par.vsp.request_cost, self.seg) + copy
+        req = model + segmented(par.driver.request_cost, self.seg)
+        cpl = (
+            const(irq + hc)
+            + dist_moments(par.driver.interrupt_cost)
+            + dist_moments(par.vsp.completion_cost)
+        )
+        com = const(irq) + dist_moments(g.complete_cost)
+        for st, m in ((v_sub, sub), (pv, req), (pv, cpl), (v_done, com)):
+            self._visit(st, share, m, m.mean)
+        return [
+            Leg(
+                "child vCPU: driver, register exits",
+                v_sub,
+                GUEST_QUEUE,
+                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: exits},
+                True,
+            ),
+            Leg(
+                "parent vCPU: device model, driver", pv, PARENT_QUEUE, {PARENT_CPU: req.mean}, True
+            ),
+            dev_leg,
+            Leg(
+                "parent vCPU: completion, interrupt injection",
+                pv,
+                PARENT_QUEUE,
+                {
+                    INTERRUPT: irq + hc,
+                    PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                },
+                True,
+            ),
+            Leg(
+                "interrupt + child vCPU: completion",
+                v_done,
+                GUEST_QUEUE,
+                {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean},
+                True,
+            ),
+        ]
+
+    def solve(self) -> None:
+        for st in self.stations.values():
+            st.solve()
+
+    def signals(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Probability that each channel's outbound (inbound) ring is empty when an entry
+        goes in: 1 − the entries waiting in it (Little), at least 0."""
+        out, inb = {}, {}
+        for ch, (lam, pv, done) in self.channels.items():
+            w = self.stations[pv].wait
+            out[ch] = max(0.0, 1.0 - lam * w) if math.isfinite(w) else 0.0
+            waiting = sum(rate * self.stations[v].wait for rate, v in done)
+            inb[ch] = max(0.0, 1.0 - waiting) if math.isfinite(waiting) else 0.0
+        return out, inb
+
+
+def iotlb_miss(
+    scn: Scenario,
+    placed: list[Placement],
+    rates: dict[tuple[str, int], float],
+    size_table: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+) -> dict[str, float]:
+    """Share of a direct child's page lookups that miss the IOTLB (module docstring)."""
+    io = scn.host.iommu
+    direct = [p for p in placed if p.path == "direct"]
+    lam: dict[str, float] = {}
+    pages: dict[str, float] = {}
+    for p in direct:
+        total, pg = 0.0, 0.0
+        for j in range(len(p.spec.streams)):
+            r = rates.get((p.name, j), 0.0)
+            sizes, probs = size_table[(p.name, j)]
+            total += r
+            pg += r * float(np.dot(probs, each_size(io.pages)(sizes)))
+        lam[p.name] = total
+        pages[p.name] = pg / total if total > 0 else 1.0
+    out = {}
+    for p in direct:
+        me = lam[p.name]
+        if me <= 0:
+            continue
+        if io.mode == "strict":
+            out[p.name] = 1.0
+            continue
+        cycle = io.dma_buffers / me  # µs between two uses of a buffer
+        distinct = io.dma_buffers * pages[p.name]
+        for o in direct:
+            if o.name != p.name:
+                distinct += min(io.dma_buffers * pages[o.name], lam[o.name] * cycle * pages[o.name])
+        if distinct > io.iotlb_entries:
+            out[p.name] = 1.0
+        elif io.mode == "deferred":  # the first pass after each flush
+            out[p.name] = min(1.0, io.dma_buffers / (me * io.deferred_flush_interval))
+        else:
+            out[p.name] = 0.0
+    return out
