@@ -618,6 +618,7 @@ class NicDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
+        self.wire_time = spec.wire_time  # µs on the wire for a payload (the spec's physics)
         self._software_segmentation = not spec.tso
         self._per_frame_receive = not spec.lro
         # full duplex: the receive direction's own wire, frames in arrival order
@@ -629,9 +630,6 @@ class NicDevice(Device):
     def receive_units(self, size: int) -> int:
         return self._spec.frames(size) if self._per_frame_receive else 1
 
-    def wire_time(self, size: int) -> float:
-        """µs on the wire for a request of ``size`` payload bytes."""
-        return self._spec.wire_time(size)
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
         return {
