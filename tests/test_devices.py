@@ -147,7 +147,7 @@ def test_max_iops_spaces_starts() -> None:
         _submit(env, dev, 0.0, f"c{k}", None, log)
     env.run()
     assert [(s, q) for _, s, q in log] == [(0.0, 0.0), (10.0, 10.0), (20.0, 20.0)]
-    assert env.counters["device.ssd.iops_limited"] == 2
+    assert env.counters["ssd.iops_limited"] == 2
 
 
 def test_queue_depth_holds_requests_on_the_host() -> None:
@@ -161,7 +161,7 @@ def test_queue_depth_holds_requests_on_the_host() -> None:
     assert dev.servers.functions[None].max_in_device == 2
     assert dev.servers.backlog.max == 1
     assert dev.servers.queue_level.max == 0
-    assert env.counters["device.ssd.queue_full"] == 1
+    assert env.counters["ssd.queue_full"] == 1
 
 
 # -- one function: fifo and round robin are the same device ------------------------------
@@ -341,7 +341,7 @@ def test_max_iops_caps_throughput() -> None:
     """max_iops 100k, below the channels' 400k/s: the drive completes 100k commands/s."""
     rates, one, hosts = _throughput({"devices[ssd].max_iops": "100k"})
     assert within(rates, 100e3, granularity=one)
-    assert all(h.env.counters["device.ssd.iops_limited"] > 0 for h in hosts)
+    assert all(h.env.counters["ssd.iops_limited"] > 0 for h in hosts)
     # requests wait in the drive with channels free: the limit, not the channels, binds
     assert all(h.devices["ssd"].utilization() < 0.3 for h in hosts)
 
@@ -355,6 +355,6 @@ def test_queue_depth_limits_commands_in_the_drive() -> None:
         assert dev.servers.functions[None].max_in_device == 4
         assert dev.servers.queue_level.max == 0
         assert dev.servers.backlog.max == 32 - 4
-        assert h.env.counters["device.ssd.queue_full"] > 0
-        assert dev.function_stats()[0][0] == "pf"
+        assert h.env.counters["ssd.queue_full"] > 0
+        assert dev.function_stats()[0][0] == "ssd.pf"
     assert within(rates, 4 / 20e-6, granularity=one)

@@ -81,8 +81,8 @@ class Reps:
     def function(self, fn: str) -> tuple[np.ndarray, np.ndarray]:
         """Completions and interrupts of the NIC's function ``fn`` per replication."""
         return (
-            self.counter(f"device.nic.{fn}.completions"),
-            self.counter(f"device.nic.{fn}.interrupts"),
+            self.counter(f"nic.{fn}.completions"),
+            self.counter(f"nic.{fn}.interrupts"),
         )
 
     def cpu(self, partition: str | None = None, category: str | None = None) -> np.ndarray:
@@ -116,7 +116,7 @@ def replicate(scn: Scenario, replications: int = REPS) -> Reps:
 
 
 def function_of(path: str) -> str:
-    return "vf0" if path == "direct" else "pf"
+    return "vf[0]" if path == "direct" else "pf"
 
 
 def within(values: np.ndarray, expected: float, granularity: float) -> bool:
@@ -186,8 +186,8 @@ def test_interrupt_at_frames_or_timer_whichever_first() -> None:
         ("b0", 20.5, 10.0, True),
         ("a3", 70.0, 10.0, True),
     ]
-    assert env.counters["device.ssd.pf.completions"] == 5
-    assert env.counters["device.ssd.pf.interrupts"] == 3
+    assert env.counters["ssd.pf.completions"] == 5
+    assert env.counters["ssd.pf.interrupts"] == 3
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ def test_zero_usecs_or_frames_leaves_the_other_rule(
         _complete(env, dev, float(k), f"r{k}", v, log)
     env.run()
     assert sorted(t for _, t, _, _ in log) == delivered
-    assert env.counters["device.ssd.pf.interrupts"] == interrupts
+    assert env.counters["ssd.pf.interrupts"] == interrupts
     assert sum(handler for *_, handler in log) == interrupts
 
 

@@ -35,9 +35,9 @@ def test_fixed_vfs_first_then_lowest_free_then_fallback_with_reason() -> None:
     )
     p = plan(scn)
     assert [(x.name, x.path, x.vf, x.function) for x in p.children] == [
-        ("a", "direct", 1, "vf1"),
-        ("b", "direct", 0, "vf0"),
-        ("c", "routed", None, "pf"),
+        ("a", "direct", 1, "nic0.vf[1]"),
+        ("b", "direct", 0, "nic0.vf[0]"),
+        ("c", "routed", None, "nic0.pf"),
     ]
     assert p["c"].fallback == "all 2 VFs of nic0 are taken"
     assert p["c"].requested_path == "direct"
@@ -137,3 +137,35 @@ def test_the_report_describes_the_plan() -> None:
     assert rows["a-1: I/O"] == "direct, VF 0 of nic0"
     assert "all 2 VFs of nic0 are taken" in rows["a-3: I/O"]
     assert rows["r: I/O"].endswith("over 2 VMBus channels served by parent vCPUs 1, 0")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("devices: [{name: nic0, type: nic}]\nchildren: [{name: nic0, cpu_load: {}}]",
+         "children[nic0].name: 'nic0' is also a device's name"),
+        ("children: [{name: parent, cpu_load: {}}]",
+         "children[parent].name: 'parent' is reserved for the parent partition"),
+        ("devices: [{name: vmbus, type: nic}]\nchildren: [{name: a, cpu_load: {}}]",
+         "devices[vmbus].name: 'vmbus' is reserved for VMBus channels"),
+    ],
+)  # fmt: skip
+def test_component_names_cannot_collide(text: str, message: str) -> None:
+    """Children, devices and the scheme's own scopes name components: no two alike."""
+    from sim.scenario import ScenarioError, loads
+
+    with pytest.raises(ScenarioError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        loads("name: x\n" + text)
+
+
+def test_component_names_follow_one_scheme() -> None:
+    """vCPUs, functions, channels, rings and counters are dotted paths of one tree."""
+    from sim.scenario import names
+
+    assert names.vcpu("web-1", 2) == "web-1.vcpu[2]"
+    assert names.function("nic0", None) == "nic0.pf"
+    assert names.metric(names.function("nic0", 3), "completions") == "nic0.vf[3].completions"
+    assert names.ring(names.channel("web", "nic0", 1), True) == "vmbus.web.nic0[1].out"
+    assert names.rng_key(names.child_scope("web"), "stream.0", "arrivals") == (
+        "child.web/stream.0/arrivals"
+    )

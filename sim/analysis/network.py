@@ -33,6 +33,7 @@ from sim.model.metrics import (
     RING_WAIT,
     SCHED_WAIT,
 )
+from sim.scenario import names
 from sim.scenario.hardware import Nic, Nvme
 from sim.scenario.plan import Placement
 from sim.scenario.schema import Scenario
@@ -203,8 +204,8 @@ class Network:
 
         for i in vcpus:
             done = spec.irq_vcpu if spec.irq_vcpu is not None else i
-            v_sub = self._vcpu(f"{p.name}.vcpu[{i}]", f"vCPUs of {p.name}", native)
-            v_done = self._vcpu(f"{p.name}.vcpu[{done}]", f"vCPUs of {p.name}", native)
+            v_sub = self._vcpu(names.vcpu(p.name, i), f"vCPUs of {p.name}", native)
+            v_done = self._vcpu(names.vcpu(p.name, done), f"vCPUs of {p.name}", native)
             legs: list[Leg] = []
             if p.path in ("direct", "native"):
                 io = scn.host.iommu
@@ -289,7 +290,7 @@ class Network:
         par = scn.parent
         n = len(p.parent_vcpus)
         ch = f"{p.name}.channel[{i % n}]"
-        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[i % n]}]", "parent vCPUs")
+        pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[i % n]), "parent vCPUs")
         po = 0.0 if self.bound else signal_out.get(ch, 1.0)
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq
@@ -364,7 +365,7 @@ class Network:
     ) -> list[Leg]:
         scn, spec, g = self.scn, p.spec, p.spec.guest
         par, em = scn.parent, spec.emulated
-        pv = self._vcpu(f"parent.vcpu[{p.parent_vcpus[0]}]", "parent vCPUs")
+        pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[0]), "parent vCPUs")
         exits = em.exits_per_request * scn.host.costs.device_model_exit
         hc, irq = scn.host.costs.hypercall, self.irq
         copy = of_size(sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, 0)))

@@ -54,6 +54,7 @@ from scipy import stats as _st
 
 from sim.model.host import simulate
 from sim.results.tables import tabulate
+from sim.scenario import names
 from sim.scenario.errors import ScenarioError
 from sim.scenario.hardware import Nvme
 from sim.scenario.reader import compose
@@ -194,7 +195,7 @@ def _measure(scn: Scenario, spec: dict[str, Any], metric: str, rep: int) -> tupl
     window = scn.run.duration - scn.run.warmup
     cpu = res.cpu[res.cpu["category"] != "idle"]
     if metric == "mean_wakeup_us":
-        vcpu = spec.get("vcpu", f"{name}.vcpu[0]")
+        vcpu = spec.get("vcpu", names.vcpu(name, 0))
         row = res.sched[res.sched["vcpu"] == vcpu]
         if row.empty:
             raise ScenarioError("validation", "vcpu", f"no vCPU named '{vcpu}'")
@@ -391,7 +392,7 @@ def _lit_value(scn: Scenario, side: dict[str, Any], rep: int) -> float:
         row = res.resources[res.resources["resource"] == child.device]
         return float(row["utilization"].iloc[0])
     if metric == "mean_wakeup_us":
-        row = res.sched[res.sched["vcpu"] == side.get("vcpu", f"{name}.vcpu[0]")]
+        row = res.sched[res.sched["vcpu"] == side.get("vcpu", names.vcpu(name, 0))]
         return float(row["mean_wakeup_us"].iloc[0])
     row = res.summary[res.summary["partition"] == name]
     if row.empty:

@@ -317,8 +317,8 @@ class NicDevice(Device):
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
         return {
-            "send": self._spec.latency.sampler(env.rng(f"{key}/service.send")),
-            "receive": self._spec.latency.sampler(env.rng(f"{key}/service.receive")),
+            "send": self._spec.latency.sampler(env.rng(key, "service.send")),
+            "receive": self._spec.latency.sampler(env.rng(key, "service.receive")),
         }
 
     def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
@@ -398,7 +398,7 @@ class NvmeDevice(Device):
         self._transfer_time = spec.transfer_time
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
-        return {op: self._spec.media(op).sampler(env.rng(f"{key}/service.{op}")) for op in self.ops}
+        return {op: self._spec.media(op).sampler(env.rng(key, f"service.{op}")) for op in self.ops}
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)

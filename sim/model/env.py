@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from sim.scenario import names
+
 if TYPE_CHECKING:
     from sim.scenario.schema import Scenario
 
@@ -45,8 +47,10 @@ class SimEnv(simpy.Environment):
         self.counters: Counter[str] = Counter()
         self._keys: set[str] = set()
 
-    def rng(self, key: str) -> np.random.Generator:
-        """A new generator for the stochastic source ``key`` (each key used once)."""
+    def rng(self, scope: str, *what: str) -> np.random.Generator:
+        """A new generator for the stochastic source ``what`` of ``scope``, keyed
+        :func:`sim.scenario.names.rng_key` (each key used once)."""
+        key = names.rng_key(scope, *what)
         if key in self._keys:
             raise ValueError(f"RNG stream '{key}' requested twice")
         self._keys.add(key)

@@ -79,6 +79,7 @@ from typing import Any
 import simpy
 
 from sim.model.env import SimEnv
+from sim.scenario import names
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host
 
@@ -198,7 +199,7 @@ class VCpu:
         self.domain = domain
         self.partition = domain.name
         self.index = index
-        self.name = f"{domain.name}.vcpu[{index}]"
+        self.name = names.vcpu(domain.name, index)
         self.dispatch_cost = dispatch_cost
         self.affinity = affinity
         self.state = BLOCKED

@@ -222,6 +222,7 @@ from sim.model.metrics import (
 from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.request import AbortError, Request
 from sim.model.vmbus import Channel, Ring
+from sim.scenario import names
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import HypervisorIo
 
@@ -612,10 +613,10 @@ class HypervisorPath:
         self.child = child
         self.device = device
         self.doorbell = doorbell
-        key = f"child.{child.name}/hypervisor_io"
-        self.request_cost: Sampler = stack.request_cost.sampler(env.rng(f"{key}/request_cost"))
+        key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
+        self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
         self.completion_cost: Sampler = stack.completion_cost.sampler(
-            env.rng(f"{key}/completion_cost")
+            env.rng(key, "completion_cost")
         )
 
     def walk(self, req: Request) -> Walk:
@@ -715,7 +716,7 @@ class EmulatedPath:
         self.exits = spec.exits_per_request
         self.exit_cost = self.exits * device_model_exit
         self.access_cost: Sampler = spec.access_cost.sampler(
-            env.rng(f"child.{child.name}/emulated/access_cost")
+            env.rng(names.child_scope(child.name), "emulated", "access_cost")
         )
         self.hypercall = hypercall
 

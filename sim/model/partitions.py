@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Background, Hypervisor
+from sim.scenario import names
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host as HostSpec
 from sim.scenario.hardware import Parent as ParentSpec
@@ -65,15 +66,15 @@ class ParentPartition:
             hv.vcpu(self.domain, i, dispatch, _affinity(pin, i, allowed)) for i in range(spec.vcpus)
         ]
         vsp, drv = spec.vsp, spec.driver
-        self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp/request_cost"))
+        self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp", "request_cost"))
         self.vsp_completion: Sampler = vsp.completion_cost.sampler(
-            env.rng("parent.vsp/completion_cost")
+            env.rng("parent.vsp", "completion_cost")
         )
         self.driver_request: Sampler = drv.request_cost.sampler(
-            env.rng("parent.driver/request_cost")
+            env.rng("parent.driver", "request_cost")
         )
         self.driver_interrupt: Sampler = drv.interrupt_cost.sampler(
-            env.rng("parent.driver/interrupt_cost")
+            env.rng("parent.driver", "interrupt_cost")
         )
         self._transfer_cost = vsp.transfer_cost
         self.transfer_factor = 1.0  # a VSP slowdown scales it (sim.model.faults)
@@ -107,14 +108,14 @@ class ChildPartition:
         load = spec.cpu_load
         if load is not None:
             for i in load.vcpus if load.vcpus is not None else range(spec.vcpus):
-                key = f"child.{name}/cpu_load.vcpu[{i}]"
-                busy = load.busy.sampler(env.rng(f"{key}/busy")) if load.busy else None
-                self.vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(f"{key}/idle")))
+                key = names.rng_key(names.child_scope(name), f"cpu_load.vcpu[{i}]")
+                busy = load.busy.sampler(env.rng(key, "busy")) if load.busy else None
+                self.vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(key, "idle")))
         self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
-            env.rng(f"child.{name}/guest/submit_cost")
+            env.rng(names.child_scope(name), "guest", "submit_cost")
         )
         self.complete_cost: Sampler = spec.guest.complete_cost.sampler(
-            env.rng(f"child.{name}/guest/complete_cost")
+            env.rng(names.child_scope(name), "guest", "complete_cost")
         )
         self.requested_path: str = spec.io_path
         self.io_path: str = spec.io_path

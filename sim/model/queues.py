@@ -18,6 +18,7 @@ from sim.model.env import SimEnv
 from sim.model.hypervisor import VCpu
 from sim.model.metrics import Level
 from sim.model.request import AbortError
+from sim.scenario import names
 
 UNLIMITED = sys.maxsize
 """Queue depth of a function that has no limit (the NIC's)."""
@@ -48,7 +49,7 @@ class Function:
 
     def __init__(self, vf: int | None, weight: int, depth: int, device: str = "device") -> None:
         self.vf = vf
-        self.name = "pf" if vf is None else f"vf{vf}"
+        self.name = names.function(device, vf)
         self.weight = weight
         self.depth = depth
         self.queue: deque[simpy.Event] = deque()
@@ -58,8 +59,8 @@ class Function:
         self.completed = 0
         self.waited = 0.0
         self.vectors: dict[VCpu, Vector] = {}
-        self.completions_key = f"device.{device}.{self.name}.completions"
-        self.interrupts_key = f"device.{device}.{self.name}.interrupts"
+        self.completions_key = names.metric(self.name, "completions")
+        self.interrupts_key = names.metric(self.name, "interrupts")
 
 
 class Interrupt:
@@ -150,8 +151,8 @@ class Servers:
         self._next_start = -math.inf  # no start before this time (start_gap)
         self._armed = False  # a timer is set for the end of the gap
         self._armed_for = 0.0
-        self._full_key = f"device.{name}.queue_full"
-        self._limited_key = f"device.{name}.iops_limited"
+        self._full_key = names.metric(name, "queue_full")
+        self._limited_key = names.metric(name, "iops_limited")
 
     def function(self, vf: int | None) -> Function:
         """The function ``vf`` (``None``: the PF), created on first use."""

@@ -50,6 +50,7 @@ import simpy
 
 from sim.model.env import SimEnv
 from sim.model.metrics import Level
+from sim.scenario import names
 from sim.scenario.hardware import Vmbus as VmbusSpec
 
 
@@ -120,7 +121,7 @@ class Channel:
     def __init__(self, env: SimEnv, name: str, index: int, spec: VmbusSpec) -> None:
         self.name = name
         self.index = index
-        self.outbound = Ring(env, f"{name}.out", spec.ring_size, "signals.to_parent")
-        self.inbound = Ring(env, f"{name}.in", spec.ring_size, "signals.to_child")
+        self.outbound = Ring(env, names.ring(name, True), spec.ring_size, "signals.to_parent")
+        self.inbound = Ring(env, names.ring(name, False), spec.ring_size, "signals.to_child")
         self.pages = spec.pages
         self.entry_bytes = spec.entry_bytes

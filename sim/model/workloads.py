@@ -80,7 +80,7 @@ from sim.model.hypervisor import VCpu
 from sim.model.iopaths import Path
 from sim.model.partitions import ChildPartition
 from sim.model.request import AbortError, Record, Request
-from sim.scenario import distributions
+from sim.scenario import distributions, names
 from sim.scenario.workload import Burst
 from sim.scenario.workload import Stream as StreamSpec
 
@@ -129,7 +129,7 @@ class Stream:
         self.spec = spec
         self.path = path
         self.device_name = device.name
-        key = f"child.{child.name}/stream.{index}"
+        key = names.rng_key(names.child_scope(child.name), f"stream.{index}")
         self.key = key
         self.ops = tuple(spec.op)
         weights = [spec.op[o] for o in self.ops]
@@ -137,12 +137,12 @@ class Stream:
         self._cum = list(itertools.accumulate(w / total for w in weights))
         self._op_u = (
             distributions.Distribution("time", "uniform", {"low": 0.0, "high": 1.0}).sampler(
-                env.rng(f"{key}/ops")
+                env.rng(key, "ops")
             )
             if len(self.ops) > 1
             else None
         )
-        self._sizes = spec.size.sampler(env.rng(f"{key}/sizes"))
+        self._sizes = spec.size.sampler(env.rng(key, "sizes"))
         service = device.samplers(env, key)
         self._service = [service[o] for o in self.ops]
         self._receive = [o == "receive" for o in self.ops]
@@ -171,7 +171,7 @@ class Stream:
         self._ended: dict[int, simpy.Event] = {}
         self._users = 0  # generation of the closed-loop users (a crash ends one)
         if spec.rate is not None and spec.arrival == "mmpp":
-            self._gap = mmpp_gaps(spec.burst or Burst(), spec.rate, env.rng(f"{key}/arrivals"))
+            self._gap = mmpp_gaps(spec.burst or Burst(), spec.rate, env.rng(key, "arrivals"))
         elif spec.rate is not None:
             mean_gap = 1e6 / spec.rate
             gap = (
@@ -179,9 +179,9 @@ class Stream:
                 if spec.arrival == "poisson"
                 else distributions.constant(mean_gap)
             )
-            self._gap = gap.sampler(env.rng(f"{key}/arrivals"))
+            self._gap = gap.sampler(env.rng(key, "arrivals"))
         else:
-            self._think = spec.think.sampler(env.rng(f"{key}/think"))
+            self._think = spec.think.sampler(env.rng(key, "think"))
 
     @property
     def issued(self) -> int:

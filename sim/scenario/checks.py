@@ -9,6 +9,7 @@ from typing import Any
 from sim.scenario import units
 from sim.scenario.budget import check_budget
 from sim.scenario.hardware import Nic, Nvme, Parent, Scheduler
+from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child
@@ -166,13 +167,21 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                     j,
                     "vcpu",
                 ), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
-    # names after count expansion (web ×3 → web-1 … web-3) must be unique too
+    # names after count expansion (web ×3 → web-1 … web-3) must be unique too, and apart
+    # from the devices' and the scheme's own scopes: they name components (sim.scenario.names)
     seen: set[str] = set()
     for i, c in enumerate(scn.children):
         for inst in [c.name] if c.count == 1 else [f"{c.name}-{k}" for k in range(1, c.count + 1)]:
             if inst in seen:
                 return ("children", i, "name"), f"child name '{inst}' used twice"
+            if inst in names:
+                return ("children", i, "name"), f"'{inst}' is also a device's name"
+            if inst in RESERVED:
+                return ("children", i, "name"), f"'{inst}' is reserved for {RESERVED[inst]}"
             seen.add(inst)
+    for i, d in enumerate(scn.devices):
+        if d.name in RESERVED:
+            return ("devices", i, "name"), f"'{d.name}' is reserved for {RESERVED[d.name]}"
     return _check_faults(scn) or check_budget(scn)
 
 

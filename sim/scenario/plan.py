@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sim.scenario import names
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child
 
@@ -32,11 +33,6 @@ def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
     ``(vcpus - 1) // vcpus_per_channel`` sub-channels (Linux storvsc), at most
     ``max_channels`` in all."""
     return max(1, min(max_channels, 1 + (vcpus - 1) // vcpus_per_channel))
-
-
-def channel_name(base: str, index: int) -> str:
-    """The primary keeps ``base``; sub-channel ``index`` is ``base[index]``."""
-    return base if index == 0 else f"{base}[{index}]"
 
 
 @dataclass(frozen=True)
@@ -80,11 +76,12 @@ class Placement:
 
     @property
     def function(self) -> str:
-        """The device function it uses: ``vfN`` for a VF, ``pf`` otherwise (the parent's,
-        the hypervisor's or bare metal's driver), ``""`` without a device."""
+        """The device function it uses (:func:`sim.scenario.names.function`): a VF, or the
+        PF (the parent's, the hypervisor's or bare metal's driver); ``""`` without a
+        device."""
         if self.spec.device is None:
             return ""
-        return "pf" if self.vf is None else f"vf{self.vf}"
+        return names.function(self.spec.device, self.vf)
 
     @property
     def parent_vcpus(self) -> list[int]:
@@ -136,8 +133,8 @@ def plan(scn: Scenario) -> Plan:
     def open_channels(name: str, spec: Child) -> tuple[PlannedChannel, ...]:
         vm = scn.parent.vmbus
         n = channel_count(spec.vcpus, vm.vcpus_per_channel, vm.max_channels)
-        base = f"vmbus.{name}.{spec.device}"
-        return tuple(PlannedChannel(channel_name(base, k), k, next_vcpu()) for k in range(n))
+        dev = str(spec.device)
+        return tuple(PlannedChannel(names.channel(name, dev, k), k, next_vcpu()) for k in range(n))
 
     placed: list[Placement] = []
     for name, spec in instances:
