@@ -12,6 +12,7 @@ Public API (docs/design.md §1)::
     frame = sim.sweep("scenarios/sweeps/load.yaml", workers=2)   # tidy frame of a study
     frame = sim.load_study("results/load")          # a finished study, back
     table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
+    est = sim.analytic(scn)                 # queueing-network estimate: .children, .stations
 
 The package is layered along the flow *scenario → model → analysis → results →
 experiment → report* (docs/design.md §2): :mod:`sim.scenario`, :mod:`sim.model`,
@@ -35,6 +36,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "__version__",
+    "analytic",
     "capacity",
     "compare",
     "load",
@@ -120,6 +122,16 @@ def capacity(scenario: Any, slo: str, **kwargs: Any) -> Any:
     from sim.experiment.capacity import search
 
     return search(_scenario(scenario), slo, **kwargs).table
+
+
+def analytic(scenario: Any) -> Any:
+    """The analytic estimate of a scenario (:func:`sim.analysis.analytic.estimate`): each
+    path as an open queueing network of the scenario's own costs, giving every child's
+    mean latency in the simulation's components (``.children``), every station's
+    utilisation (``.stations``) and the stages of every path (``.stages``), at once."""
+    from sim.analysis.analytic import estimate
+
+    return estimate(_scenario(scenario))
 
 
 def validate(cases: Any = None, replications: int | None = None) -> Any:
