@@ -2,7 +2,7 @@
 
 What it models
     Each child's requests are a class of customers in an open network whose stations are
-    the places the simulation queues (DESIGN §3.2, :mod:`sim.model.iopaths`):
+    the places the simulation queues (docs/design.md §3.2, :mod:`sim.model.iopaths`):
 
     * **vCPUs**, each an M/G/1 station with *setup*: the child's vCPUs (submission on the
       issuing vCPU, completion on the completing one: two visits per request) and the

@@ -6,7 +6,7 @@ counters. Components reach these through the environment they were given, never 
 module globals, so several simulations can live in one process (a notebook, a test)
 without touching each other.
 
-Randomness (DESIGN §3.6): every stochastic source draws from its own
+Randomness (docs/design.md §3.6): every stochastic source draws from its own
 ``numpy.random.Generator``, spawned from the root ``SeedSequence`` by a stable key such as
 ``child.web-1/stream.0/arrivals``. The key is hashed with SHA-256 (not Python's salted
 ``hash``), so the same key gives the same stream in every process. Adding a component or

@@ -1,4 +1,4 @@
-"""Fault injection: what breaks, when, and what the guests do about it (DESIGN §3.5).
+"""Fault injection: what breaks, when, and what the guests do about it (docs/design.md §3.5).
 
 A scenario's ``faults:`` list schedules faults, each ``{kind, at, duration, target,
 factor}`` (:class:`~sim.scenario.Fault`); :class:`Injector` starts and ends each one at

@@ -62,7 +62,7 @@ Faults (:mod:`sim.model.faults`)
     vCPU and run queue move to LPs their affinity allows (a vCPU pinned to it alone
     waits on it), and its offline time is idle time in the accounts.
 
-Speed (DESIGN §8)
+Speed (docs/design.md §8)
     No polling: the scheduler costs events only when something changes (a slice ending, a
     tick or accounting period under ``credit``, a cap running out, a background burst
     ending). Owning an uncontended running vCPU costs no event; a request that must wait

@@ -1,4 +1,4 @@
-"""The I/O paths: what a request does, step by step (DESIGN §3.2).
+"""The I/O paths: what a request does, step by step (docs/design.md §3.2).
 
 Each path's :meth:`walk` is one generator that a request runs from submission to
 completion; steps are inlined (``yield from``) rather than spawned, and costs that meet no

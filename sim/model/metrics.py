@@ -6,7 +6,7 @@ them with plain arithmetic on the hot path; nothing here allocates per event bey
 tuple per finished request. Records stay in Python lists and become NumPy arrays once, at
 the end of a run (:mod:`sim.results.tables` turns them into DataFrames).
 
-Latency components (DESIGN §3.2) are the places a request's time goes; they add up to its
+Latency components (docs/design.md §3.2) are the places a request's time goes; they add up to its
 latency exactly:
 
 ``guest_cpu``       CPU on the child's vCPU (guest driver / VSC).

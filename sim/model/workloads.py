@@ -1,7 +1,7 @@
 """Workload streams and the requests they issue.
 
 What it models
-    Each child runs one or more streams (DESIGN §3.4):
+    Each child runs one or more streams (docs/design.md §3.4):
 
     * **open loop**: arrivals at ``rate`` per second, ``poisson`` (exponential gaps),
       ``deterministic``, or ``mmpp`` (bursts: a two-state Markov-modulated Poisson process
