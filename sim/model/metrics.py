@@ -1,13 +1,14 @@
-"""Measurement primitives: request records, time-weighted levels, CPU accounting.
+"""Measurement primitives: latency components, CPU categories, time-weighted levels.
 
-Tallies (one value per request) and levels (queue depth, ring occupancy, busy servers,
-weighted by the time they hold) are different kinds of monitor. The model rooms update
-them with plain arithmetic on the hot path; nothing here allocates per event beyond one
-tuple per finished request. Records stay in Python lists and become NumPy arrays once, at
-the end of a run (:mod:`sim.results.tables` turns them into DataFrames).
+Tallies (one value per request: :mod:`sim.model.request` records them) and levels (queue
+depth, ring occupancy, busy servers, weighted by the time they hold) are different kinds
+of monitor. The model rooms update them with plain arithmetic on the hot path; nothing
+here allocates per event beyond one tuple per finished request. Records stay in Python
+lists and become NumPy arrays once, at the end of a run (:mod:`sim.results.tables` turns
+them into DataFrames).
 
-Latency components (docs/design.md §3.2) are the places a request's time goes; they add up to its
-latency exactly:
+Latency components (docs/design.md §3.2) are the places a request's time goes; they add up
+to its latency exactly:
 
 ``guest_cpu``       CPU on the child's vCPU (guest driver / VSC).
 ``sched_wait``      waiting for a vCPU to be given a logical processor, and the world
