@@ -1,16 +1,19 @@
 """The work budget counts what a run costs, not only its requests (MMPP state switches,
-slow sampler draws)."""
+slow sampler draws), and ``hvsim sweep`` takes only sensible workers and schedulers."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim.scenario import Scenario, load, loads, work_estimate
 from sim.scenario.budget import budget_problem
@@ -208,3 +211,107 @@ def test_readme_examples_and_usual_mmpp_and_scipy_are_not_refused() -> None:
     assert parts["requests' worth of sampler draws"] == 0
     assert parts["MMPP state switches"] == pytest.approx(2 * 60e6 / 10e3)
     assert budget_problem(scn) is None
+
+
+# ---------------------------------------------------------------------------------------
+# hvsim sweep: workers and the scheduler
+# ---------------------------------------------------------------------------------------
+def sweep_dir(tmp_path: Path) -> Path:
+    """A 2-point sweep beside a copy of the baseline scenario."""
+    shutil.copy(REPO / "scenarios" / "baseline.yaml", tmp_path / "baseline.yaml")
+    sweep = {
+        "study": "two",
+        "scenario": "baseline.yaml",
+        "set": {"run.duration": "20ms", "run.warmup": "2ms", "run.replications": 1},
+        "grid": {"host.cores": [8, 16]},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep), encoding="utf-8")
+    return tmp_path
+
+
+def test_ten_thousand_workers_are_capped(tmp_path: Path) -> None:
+    """--workers 10000 on 2 points: at most 2 processes, and the run says so."""
+    d = sweep_dir(tmp_path)
+    argv = ["sweep", "sweep.yaml", "--out", "out", "--executor", "processes", "--workers", "10000"]
+    code, out, err, _ = hvsim(*argv, cwd=d, timeout=180)
+    assert code == 0, err[-2000:]
+    first = out.splitlines()[0]
+    assert "(2 computed" in first
+    assert "on processes (2 of the 10000 workers asked) in " in first
+    info = json.loads((d / "out" / "study.json").read_text(encoding="utf-8"))
+    assert info["last_run"]["workers"] <= 2
+
+
+def test_workers_are_capped_by_points_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool (and a LocalCluster) gets min(workers, points, cores)."""
+    from sim.experiment import study
+
+    monkeypatch.setattr(study, "_cores", lambda: 2)
+    assert study.pool_size(10_000, 2) == 2
+    assert study.pool_size(10_000, 50) == 2
+    assert study.pool_size(1, 50) == 1
+    monkeypatch.setattr(study, "_cores", lambda: 64)
+    assert study.pool_size(10_000, 5) == 5
+    assert study.pool_size(3, 5) == 3
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["notaurl", "", "tcp://", "tcp://host", "tcp://host:0", "tcp://host:99999", "http://h:1",
+     "tcp://host:8786/x", "tcp://ho st:1"],
+)  # fmt: skip
+def test_scheduler_that_is_not_an_address_is_rejected(tmp_path: Path, address: str) -> None:
+    """--scheduler notaurl: status 2 and one line, before anything runs or is written."""
+    d = sweep_dir(tmp_path)
+    code, _, err, took = hvsim(
+        "sweep", "sweep.yaml", "--out", "out", "--scheduler", address, cwd=d, timeout=60
+    )
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith("error: --scheduler: ")
+    assert took < 20
+    assert not (d / "out").exists()
+
+
+def test_scheduler_addresses_dask_takes_are_accepted() -> None:
+    """The forms Dask connects to pass the check (nothing is contacted)."""
+    from sim.experiment.study import check_scheduler
+
+    for ok in ("tcp://127.0.0.1:8786", "tcp://node-3.example.org:8786", "tls://h:8786",
+               "tcp://[::1]:8786", "127.0.0.1:8786", "ws://h:80", "wss://h:443"):  # fmt: skip
+        assert check_scheduler(ok) == ok
+
+
+def test_unreachable_scheduler_is_one_line_within_seconds(tmp_path: Path) -> None:
+    """Nothing listens at tcp://127.0.0.1:1: status 1, one line, in bounded time (it took a
+    47-line traceback, or one after 30 s), and no study written."""
+    d = sweep_dir(tmp_path)
+    code, _, err, took = hvsim(
+        "sweep", "sweep.yaml", "--out", "out", "--scheduler", "tcp://127.0.0.1:1", cwd=d,
+        timeout=90,
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 1
+    assert "tcp://127.0.0.1:1" in line
+    assert took < 30
+    assert not (d / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "starts"),
+    [
+        (["--workers", "-3"], "error: --workers: "),
+        (["--workers", "0"], "error: --workers: "),
+        (["--workers", "many"], "error: argument --workers: "),
+        (["--executor", "threads"], "error: argument --executor: "),
+        (["--executor", "serial", "--scheduler", "tcp://h:8786"], "error: --scheduler: "),
+    ],
+)
+def test_bad_sweep_options_are_one_line(tmp_path: Path, extra: list[str], starts: str) -> None:
+    """Bad workers, executors, or a scheduler with a local executor: status 2, one line."""
+    d = sweep_dir(tmp_path)
+    code, _, err, _ = hvsim("sweep", "sweep.yaml", "--out", "out", *extra, cwd=d, timeout=60)
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith(starts), line
+    assert not (d / "out").exists()
