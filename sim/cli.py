@@ -52,7 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="a grid of scenarios → results/<study>/ (resumable)")
     w.add_argument("sweep", help="sweep file, or a scenario with a sweep: section")
-    w.add_argument("--workers", type=int, default=1, help="parallel workers (default 1)")
+    w.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel workers (default 1; at most one per point to compute and per core)",
+    )
     w.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     w.add_argument(
         "--executor",
@@ -347,10 +352,26 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from sim.experiment.study import load_study, load_sweep, run_sweep
+    from sim.experiment.study import (
+        ExecutorError,
+        check_scheduler,
+        load_study,
+        load_sweep,
+        run_sweep,
+    )
 
     if args.workers < 1:
         raise InputError(f"--workers: must be at least 1 (got {args.workers})")
+    if args.scheduler is not None:
+        try:
+            check_scheduler(args.scheduler)
+        except ValueError as exc:
+            raise InputError(f"--scheduler: {exc}") from None
+        if args.executor not in ("auto", "dask"):
+            raise InputError(
+                f"--scheduler: sends the points to a Dask cluster; it goes with --executor "
+                f"dask or auto, not {args.executor}"
+            )
     sweep = load_sweep(args.sweep)
     try:
         report = run_sweep(
@@ -359,13 +380,20 @@ def _sweep(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except FileExistsError as exc:
         raise InputError(f"--out: {exc}") from None
+    except ExecutorError as exc:
+        print(f"error: {'--scheduler: ' if args.scheduler else ''}{exc}", file=sys.stderr)
+        return EXIT_FAIL
     if args.quiet:
         print(report.out)
     else:
+        used = report.workers
+        fewer = (
+            "" if used in (None, args.workers) else f" ({used} of the {args.workers} workers asked)"
+        )
         print(
             f"{sweep.study}: {len(sweep.points)} points ({len(report.computed)} computed, "
             f"{len(report.skipped)} already done, {len(report.failed)} failed) on "
-            f"{report.executor} in {report.wall_s:.1f} s"
+            f"{report.executor}{fewer} in {report.wall_s:.1f} s"
         )
         print(format_study(load_study(report.out), list(sweep.grid)))
         print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")

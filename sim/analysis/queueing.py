@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.scenario.distributions import Distribution
+from sim.scenario.distributions import QUANTILE_POINTS, Distribution
 
-SIZE_POINTS = 2048
+SIZE_POINTS = QUANTILE_POINTS
 """Equal-probability points a continuous size distribution is integrated over."""
 
 

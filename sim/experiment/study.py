@@ -27,8 +27,12 @@ of a study share the root seed, so they see the same random numbers where they c
 Executors: ``serial``; ``processes`` (a local process pool); ``dask`` (a Dask distributed
 ``LocalCluster`` of N worker processes, or the scheduler at ``scheduler=ADDRESS``);
 ``auto`` is serial for one worker, Dask when it is installed, processes otherwise. A
-point's result depends only on its resolved scenario and seed, so every executor gives
-the same numbers. Only this process writes: workers return their tables.
+local pool or cluster has at most as many processes as there are points to compute and
+cores (:func:`pool_size`). A scheduler's address is checked before anything runs
+(:func:`check_scheduler`), and one that does not answer within :data:`CONNECT_TIMEOUT`
+stops the sweep before anything is written (:class:`ExecutorError`). A point's result
+depends only on its resolved scenario and seed, so every executor gives the same
+numbers. Only this process writes: workers return their tables.
 
 Study directory ``results/<study>/``::
 
@@ -52,6 +56,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -65,6 +70,7 @@ import pandas as pd
 import yaml
 
 from sim.results.store import hvsim_version
+from sim.scenario import units
 from sim.scenario.errors import ScenarioError
 from sim.scenario.reader import compose
 from sim.scenario.schema import Scenario
@@ -337,47 +343,112 @@ def _processes(points: Sequence[Point], workers: int) -> Iterator[Outcome]:
                 yield p, None, exc
 
 
-def _dask(points: Sequence[Point], workers: int, scheduler: str | None) -> Iterator[Outcome]:
+class ExecutorError(RuntimeError):
+    """The executor could not start (a scheduler that does not answer, Dask missing); the
+    message is one line."""
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a Dask scheduler to answer."""
+
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+"""Schemes of the Dask scheduler addresses taken (without one: tcp, as Dask does)."""
+
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+    r":(?P<port>[0-9]{1,5})"
+)
+
+
+def check_scheduler(address: str) -> str:
+    """``address`` if it has the form of a Dask scheduler's (``tcp://HOST:PORT``, or
+    another of :data:`SCHEMES`), else ``ValueError``. Nothing is contacted."""
+    m = _ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if m is None or not 1 <= int(m["port"]) <= 65535 or (m["scheme"] or "tcp") not in SCHEMES:
+        raise ValueError(
+            f"{units.show(address)} is not a Dask scheduler address: give SCHEME://HOST:PORT "
+            f"(e.g. tcp://10.0.0.5:8786; SCHEME one of {', '.join(SCHEMES)})"
+        )
+    return address
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pool_size(workers: int, points: int) -> int:
+    """Processes a local pool or ``LocalCluster`` gets for ``points`` points: no more than
+    the ``workers`` asked, the points, or the cores this process may run on."""
+    return max(1, min(workers, points, _cores()))
+
+
+def _dask_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+    """A Dask client (and the ``LocalCluster`` it started, without ``scheduler``)."""
     import logging
 
-    from dask.distributed import Client, LocalCluster
-    from dask.distributed import as_completed as dask_completed
-
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ExecutorError(
+            "the dask executor needs Dask: pip install 'dask[distributed]'"
+        ) from None
     # the cluster's own chatter (worker start-up, nanny shutdown) is not the user's concern
     for name in ("distributed", "distributed.nanny", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    cluster = None
     if scheduler:
-        client = Client(scheduler)
-    else:
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT), None
+        except OSError:  # refused or unreachable: Dask retries until the timeout
+            raise ExecutorError(
+                f"no Dask scheduler answered at {scheduler} within "
+                f"{CONNECT_TIMEOUT:g} s (is it running, and reachable from here?)"
+            ) from None
+        except Exception as exc:  # e.g. a scheme whose transport is not installed
+            raise ExecutorError(f"cannot connect to {scheduler}: {_first_line(exc)}") from None
+    try:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
-        client = Client(cluster)
-    try:
-        futures = {
-            client.submit(
-                run_point, p.scenario.to_dict(), p.seed, p.replications, key=f"point-{p.key}",
-                pure=False,
-            ): p
-            for p in points
-        }  # fmt: skip
-        for fut in dask_completed(futures):
-            p = futures[fut]
-            try:
-                yield p, fut.result(), None
-            except Exception as exc:
-                yield p, None, exc
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    except Exception as exc:
+        raise ExecutorError(f"could not start a Dask LocalCluster: {_first_line(exc)}") from None
+    return Client(cluster), cluster
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _dask(points: Sequence[Point], client: Any) -> Iterator[Outcome]:
+    from dask.distributed import as_completed as dask_completed
+
+    futures = {
+        client.submit(
+            run_point, p.scenario.to_dict(), p.seed, p.replications, key=f"point-{p.key}",
+            pure=False,
+        ): p
+        for p in points
+    }  # fmt: skip
+    for fut in dask_completed(futures):
+        p = futures[fut]
+        try:
+            yield p, fut.result(), None
+        except Exception as exc:
+            yield p, None, exc
 
 
 def _choose(executor: str, workers: int, scheduler: str | None) -> str:
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}")
-    if scheduler:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of at least 1 (got {workers!r})")
+    if scheduler is not None:
+        check_scheduler(scheduler)
+        if executor not in ("auto", "dask"):
+            raise ValueError(f"a scheduler goes with the dask executor, not {executor}")
         return "dask"
     if executor != "auto":
         return executor
@@ -403,6 +474,8 @@ class SweepReport:
     failed: list[str]
     executor: str
     wall_s: float
+    workers: int | None = None
+    """Processes that computed the points (None: none, or a scheduler's own workers)."""
 
 
 def run_sweep(
@@ -422,12 +495,19 @@ def run_sweep(
     if out.exists() and any(out.iterdir()) and not (out / "study.json").exists():
         raise FileExistsError(f"{out} exists and is not an hvsim study directory")
     kind = _choose(executor, workers, scheduler)
+    todo = [p for p in sweep.points if not is_done(out, p)]
+    skipped = [p.key for p in sweep.points if p not in todo]
+    used = None  # processes computing the points here (none with a scheduler's own workers)
+    if todo and not (kind == "dask" and scheduler):
+        used = 1 if kind == "serial" else pool_size(workers, len(todo))
+    # a scheduler that does not answer stops the sweep before anything is written
+    client, cluster = (
+        _dask_client(used or 1, scheduler) if kind == "dask" and todo else (None, None)
+    )
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.rglob(".*.tmp-*"):  # left by a run that was killed while writing
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    todo = [p for p in sweep.points if not is_done(out, p)]
-    skipped = [p.key for p in sweep.points if p not in todo]
     _write_study(out, sweep, kind, workers, scheduler, None, command)
     from tqdm import tqdm
 
@@ -446,9 +526,9 @@ def run_sweep(
     elif kind == "serial":
         outcomes = _serial(todo)
     elif kind == "processes":
-        outcomes = _processes(todo, max(workers, 1))
+        outcomes = _processes(todo, used or 1)
     else:
-        outcomes = _dask(todo, max(workers, 1), scheduler)
+        outcomes = _dask(todo, client)
     try:
         for point, payload, error in outcomes:
             if payload is not None:
@@ -462,7 +542,11 @@ def run_sweep(
             bar.update(1)
     finally:
         bar.close()
-    report = SweepReport(out, computed, skipped, failed, kind, time.perf_counter() - t0)
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    report = SweepReport(out, computed, skipped, failed, kind, time.perf_counter() - t0, used)
     _write_study(out, sweep, kind, workers, scheduler, report, command)
     return report
 
@@ -495,6 +579,7 @@ def _write_study(
             "skipped": report.skipped,
             "failed": report.failed,
             "wall_s": round(report.wall_s, 3),
+            "workers": report.workers,
         }
     _write_text(out / "study.json", json.dumps(info, indent=2, default=str))
 

@@ -19,11 +19,24 @@ what makes random costs affordable on the simulation's hot path. Block drawing c
 generator in the same order on every run, so results stay reproducible.
 
 Sizes are rounded to whole bytes (at least 1); times are non-negative floats.
+
+What a draw costs: the built-in distributions draw through NumPy, some tens of
+nanoseconds a value; a scipy one may take far longer (``studentized_range`` integrates
+numerically: some 50 ms a value). :func:`draw_seconds` and :func:`quantile_seconds` time
+a distribution's draws and quantiles once per process on a small sample (1, 8, 64, 512
+values while that stays within :data:`MEASURE_SECONDS`; one call waited for at most
+:data:`MEASURE_CAP`), with a generator of their own: the work budget
+(:mod:`sim.scenario.budget`) counts them, and nothing a run computes depends on them.
+A scipy distribution's mean and variance are computed once per parameters, too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,6 +49,10 @@ Kind = Literal["time", "size"]
 
 BLOCK = 1024
 """Values drawn per vectorised call of a sampler."""
+
+QUANTILE_POINTS = 2048
+"""Equal-probability points at which a continuous size distribution's quantile function
+is read when it is integrated over (the analytic estimate, :mod:`sim.analysis.queueing`)."""
 
 _KINDS = ("constant", "exponential", "gamma", "lognormal", "uniform", "empirical", "scipy")
 
@@ -79,7 +96,7 @@ class Distribution:
             case "empirical":
                 return float(np.dot(p["values"], p["probs"]))
             case _:
-                return float(_frozen_scipy(p).mean()) * p["scale"]
+                return _scipy_moments(p["scipy_name"], _items(p["scipy_params"]))[0] * p["scale"]
 
     @property
     def variance(self) -> float:
@@ -102,7 +119,8 @@ class Distribution:
                 m = float(np.dot(v, q))
                 return float(np.dot((v - m) ** 2, q))
             case _:
-                return float(_frozen_scipy(p).var()) * p["scale"] ** 2
+                var = _scipy_moments(p["scipy_name"], _items(p["scipy_params"]))[1]
+                return var * p["scale"] ** 2
 
     @property
     def largest(self) -> float:
@@ -233,6 +251,88 @@ def _frozen_scipy(p: Mapping[str, Any]) -> Any:
     import scipy.stats
 
     return getattr(scipy.stats, p["scipy_name"])(**p["scipy_params"])
+
+
+def _items(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _scipy_moments(name: str, items: tuple[tuple[str, Any], ...]) -> tuple[float, float]:
+    """(mean, variance) of scipy.stats.NAME(**items), unscaled: some integrate numerically
+    (seconds for ``studentized_range``), so once per parameters."""
+    frozen = _frozen_scipy({"scipy_name": name, "scipy_params": dict(items)})
+    return float(frozen.mean()), float(frozen.var())
+
+
+# -- what a draw costs ---------------------------------------------------------------------
+MEASURE_SECONDS = 0.05
+"""Wall time a measurement of one distribution's draws (or quantiles) aims to take: it
+stops growing its sample (1, 8, 64, 512 values) before the next would go past this."""
+
+MEASURE_CAP = 2.0
+"""Longest a measurement waits for one call: a call not done by then is taken to cost
+this (a lower bound), and left to finish on its own."""
+
+_COSTS: dict[tuple[Any, ...], float] = {}
+
+
+def draw_seconds(dist: Distribution) -> float:
+    """Wall seconds one value of ``dist`` takes to draw, about: 0 for the built-in
+    distributions (vectorised NumPy, within what a simulated request costs), measured once
+    per process for a scipy one (module docstring)."""
+    if dist.name != "scipy":
+        return 0.0
+    return _cost(dist, "draw", lambda rng, n: dist.draw(rng, n))
+
+
+def quantile_seconds(dist: Distribution) -> float:
+    """Wall seconds one quantile of ``dist`` takes (the analytic estimate integrates a
+    scipy size distribution over its quantiles), like :func:`draw_seconds`."""
+    if dist.name != "scipy":
+        return 0.0
+    frozen = _frozen_scipy(dist.params)
+    return _cost(dist, "ppf", lambda rng, n: frozen.ppf((np.arange(n) + 0.5) / n))
+
+
+def _cost(dist: Distribution, what: str, call: Callable[[Any, int], object]) -> float:
+    p = dist.params
+    key = (what, dist.kind, p["scipy_name"], _items(p["scipy_params"]))
+    if key not in _COSTS:
+        _COSTS[key] = _measure(call)
+    return _COSTS[key]
+
+
+def _measure(call: Callable[[Any, int], object]) -> float:
+    """Seconds per value of ``call(rng, n)``, from its largest sample (module docstring)."""
+    rng = np.random.default_rng(0)  # its own: a simulation's generators are not touched
+    per = _timed(lambda: call(rng, 1), MEASURE_CAP)
+    if per >= MEASURE_CAP:
+        return per
+    again = _timed(lambda: call(rng, 1), MEASURE_CAP)  # the first call may pay for set-up
+    spent, per, n = per + again, min(per, again), 8
+    while n <= BLOCK and spent + per * n <= MEASURE_SECONDS:
+        took = _timed(lambda n=n: call(rng, n), MEASURE_CAP)  # type: ignore[misc]
+        spent += took
+        per = took / n
+        n *= 8
+    return per
+
+
+def _timed(work: Callable[[], object], cap: float) -> float:
+    """Seconds ``work()`` took, or ``cap`` if it is not done within ``cap`` seconds."""
+    done = threading.Event()
+    took = [cap]
+
+    def target() -> None:
+        t0 = time.perf_counter()
+        with contextlib.suppress(Exception):  # a run will say what is wrong with it
+            work()
+        took[0] = time.perf_counter() - t0
+        done.set()
+
+    threading.Thread(target=target, name="hvsim-draw-cost", daemon=True).start()
+    return took[0] if done.wait(cap) else cap
 
 
 def _number(name: str, value: Any) -> float:
@@ -368,7 +468,7 @@ def _parse_scipy(spec: Mapping[str, Any], conv: Callable[[Any], float]) -> dict[
     scale = conv(spec["scale"]) if "scale" in spec else 1.0
     try:
         frozen = obj(**clean)
-        mean, var = float(frozen.mean()), float(frozen.var())
+        mean, var = _scipy_moments(sname, _items(clean))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"scipy.stats.{sname}: {exc}") from None
     if math.isnan(mean) or math.isnan(var):
