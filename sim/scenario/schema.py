@@ -72,8 +72,10 @@ class Run(Model):
         "replications, is refused before it starts. Estimated: duration x rate for "
         "open-loop streams; for closed-loop ones outstanding / (think time + the guest's "
         "costs + the device's time), at most what the child's vCPUs and the device carry; "
-        "CPU-load bursts, scheduler events (time slices, ticks, accounting periods) and "
-        "each vCPU and stream set up count as one request each. Default 1e7: a run holds "
+        "CPU-load bursts, scheduler events (time slices, ticks, accounting periods), MMPP "
+        "state switches, occupancy samples and each vCPU and stream set up count as one "
+        "request each, and the draws of a grossly slow sampler (measured once) as the "
+        "requests that could be simulated in their time. Default 1e7: a run holds "
         "about 1.3 KB per request until it is written (13 GB), and simulates ~30k "
         "requests/s (5-6 minutes). hvsim run --budget sets it.",
     )
