@@ -66,7 +66,7 @@ import yaml
 
 from sim.results.store import hvsim_version
 from sim.scenario.errors import ScenarioError
-from sim.scenario.reader import compose
+from sim.scenario.reader import compose, read_text
 from sim.scenario.schema import Scenario
 from sim.scenario.source import apply_override, from_dict, load
 
@@ -111,13 +111,7 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read a sweep file (or a scenario with a ``sweep:`` section) and check every point."""
     file = str(path)
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(file, "", "no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError):
-        raise ScenarioError(file, "", "not a sweep file") from None
-    data, _ = compose(text, file)
+    data, _ = compose(read_text(p, what="sweep", file=file), file)
     if not isinstance(data, dict):
         raise ScenarioError(file, "", "a sweep must be a mapping (key: value) at the top", 1)
     if "sweep" in data:  # a scenario with a sweep section
