@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="study directory (default: results/<study>)")
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
+    w.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let the sweep file's 'scenario' lie outside the sweep file's folder tree",
+    )
 
     k = sub.add_parser(
         "capacity",
@@ -351,7 +356,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise InputError(f"--workers: must be at least 1 (got {args.workers})")
-    sweep = load_sweep(args.sweep)
+    sweep = load_sweep(args.sweep, allow_outside=args.allow_outside)
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -1,6 +1,7 @@
 """Hostile inputs: files that are not files (devices, pipes, directories, link loops,
-/proc), files too large or not text. Each is refused with one line and exit status 2,
-quickly, or works as it should."""
+/proc), files too large or not text, paths that lead out of a sweep's folder, study names
+too long. Each is refused with one line and exit status 2, quickly, or works as it
+should."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import yaml
 
 import sim
 from sim.cli import main
+from sim.experiment.study import load_sweep
 from sim.scenario import ScenarioError, reader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,3 +261,107 @@ def test_read_text_reads_at_most_the_limit(tmp_path: Path) -> None:
     exact = tmp_path / "exact.yaml"
     exact.write_text("x" * 100, encoding="utf-8")
     assert reader.read_text(exact, limit=100) == "x" * 100
+
+
+# ---------------------------------------------------------------------------------------
+# 2. A sweep file's paths and study name
+# ---------------------------------------------------------------------------------------
+def test_sweep_naming_a_system_file_does_not_read_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scenario: /etc/passwd is refused before it is read: nothing of it in the error."""
+    file = sweep_file(tmp_path, "/etc/passwd")
+    line = one_line(capsys, ["sweep", str(file), "--out", str(tmp_path / "out")])
+    assert "root:" not in line
+    assert line.startswith(f"error: {file}: scenario: '/etc/passwd' is outside the folder")
+    assert "--allow-outside" in line
+
+
+def test_sweep_path_climbing_out_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = sweep_file(tmp_path / "a" / "b", "../../../../etc/hostname")
+    line = one_line(capsys, ["sweep", str(file), "--out", str(tmp_path / "out")])
+    assert "scenario: '../../../../etc/hostname' is outside the folder" in line
+    assert "--allow-outside" in line
+
+
+def test_sweep_path_through_a_link_out_is_refused(tmp_path: Path) -> None:
+    """A symbolic link inside the folder to a file outside it is outside too."""
+    outside = tiny_scenario(tmp_path, "outside.yaml")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "link.yaml").symlink_to(outside)
+    file = sweep_file(tmp_path / "in", "link.yaml")
+    with pytest.raises(ScenarioError, match=r"'link\.yaml' is outside the folder"):
+        load_sweep(file)
+    assert load_sweep(file, allow_outside=True).points
+
+
+def test_allow_outside_lets_a_parent_scenario_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scenario: ../scenario.yaml is refused, and read with --allow-outside."""
+    tiny_scenario(tmp_path)
+    file = sweep_file(tmp_path / "sweeps", "../scenario.yaml")
+    out = tmp_path / "out"
+    line = one_line(capsys, ["sweep", str(file), "--out", str(out), "--quiet"])
+    assert "--allow-outside" in line
+    assert not out.exists()
+    code = main(["sweep", str(file), "--out", str(out), "--quiet", "--allow-outside"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "study.json").is_file()
+    assert load_sweep(file, allow_outside=True).points
+    frame = sim.sweep(str(file), out=out, allow_outside=True)
+    assert len(frame)
+
+
+def test_sweep_scenario_beside_or_below_is_read(tmp_path: Path) -> None:
+    tiny_scenario(tmp_path / "scenarios")
+    assert load_sweep(sweep_file(tmp_path, "scenarios/scenario.yaml")).points
+    assert load_sweep(sweep_file(tmp_path / "scenarios", "./scenario.yaml", "s2.yaml")).points
+
+
+def test_sweep_scenario_that_is_a_device_is_refused(tmp_path: Path) -> None:
+    """A sweep's scenario goes through the same reader (a link to /dev/zero inside)."""
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    file = sweep_file(tmp_path, "zero.yaml")
+    with pytest.raises(ScenarioError, match="outside the folder"):
+        load_sweep(file)
+    proc = hvsim("sweep", str(file), "--allow-outside", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == f"error: {tmp_path / 'zero.yaml'}: " + (
+        "not a regular file (a character device); a scenario file is a regular file or a pipe\n"
+    )
+
+
+def test_shipped_sweep_is_inside_its_folder() -> None:
+    """The repository's own sweep names a scenario beside it."""
+    sweep = load_sweep(ROOT / "scenarios" / "load-sweep.yaml")
+    assert sweep.study == "load"
+    assert sweep.base.name == "baseline"
+
+
+def test_study_name_of_300_characters_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny_scenario(tmp_path)
+    file = sweep_file(tmp_path, "scenario.yaml", study="s" * 300)
+    line = one_line(capsys, ["sweep", str(file), "--out", str(tmp_path / "out")])
+    assert line.startswith(f"error: {file}: study: a study is named by 1-64 letters")
+    assert len(line) < 300
+
+
+def test_default_study_name_follows_the_rule(tmp_path: Path) -> None:
+    """A study named after its file (or its scenario) is cut to a valid name."""
+    tiny_scenario(tmp_path)
+    file = sweep_file(tmp_path, "scenario.yaml", name="my sweep (v2).yaml")
+    data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    del data["study"]
+    file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert load_sweep(file).study == "my-sweep--v2-"
+    scn = yaml.safe_load((tmp_path / "scenario.yaml").read_text(encoding="utf-8"))
+    scn["name"] = "n" * 64
+    scn["sweep"] = {"grid": {"host.cores": [8]}}
+    with_section = tmp_path / "with-section.yaml"
+    with_section.write_text(yaml.safe_dump(scn), encoding="utf-8")
+    assert load_sweep(with_section).study == "n" * 58 + "-sweep"

@@ -14,7 +14,9 @@ case) is read. It guarantees, whatever the path names, an answer within
 * a file that cannot be read (``/proc/self/mem``, no permission, a read that would block)
   and text that is not UTF-8 are refused;
 
-each refusal a :class:`ScenarioError` of one line naming the file.
+each refusal a :class:`ScenarioError` of one line naming the file. :func:`resolve_inside`
+resolves a path written in a file relative to that file, and refuses one that leads out
+of the file's folder tree (unless allowed).
 
 Then YAML: plain data only (no object construction, no custom tags, no duplicate keys,
 bounded depth and aliases), with the line of every value, and locations shown as messages
@@ -164,6 +166,32 @@ def _read_pipe(fd: int, limit: int, fail: Callable[[str], ScenarioError]) -> byt
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def resolve_inside(
+    raw: str, folder: Path, file: str, field: str, allow_outside: bool = False
+) -> Path:
+    """The path ``raw``, written at ``field`` of ``file`` (whose folder is ``folder``),
+    relative to ``folder`` (an absolute path as it is). Unless ``allow_outside``, it must
+    stay in that folder's tree once ``..`` and symbolic links are resolved; else a
+    :class:`ScenarioError` naming the field and ``--allow-outside``. Nothing is read: the
+    contents of a refused file never reach a message."""
+    try:
+        target = folder / raw
+        if allow_outside:
+            return target
+        root = os.path.realpath(folder)
+        real = os.path.realpath(target)  # a loop stays unresolved: read_text reports it
+    except ValueError:  # a NUL character
+        raise ScenarioError(file, field, "not a file name (it holds a NUL character)") from None
+    if os.path.commonpath([root, real]) != root:
+        raise ScenarioError(
+            file,
+            field,
+            f"{quote(raw)} is outside the folder of this file ({folder}); a path in a file "
+            "stays in that folder's tree unless you pass --allow-outside",
+        )
+    return target
 
 
 class Loader(yaml.SafeLoader):
