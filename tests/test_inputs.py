@@ -1,10 +1,11 @@
 """Hostile inputs: files that are not files (devices, pipes, directories, link loops,
 /proc), files too large or not text, paths that lead out of a sweep's folder, study names
-too long. Each is refused with one line and exit status 2, quickly, or works as it
-should."""
+too long, values beyond physics. Each is refused with one line and exit status 2,
+quickly, or works as it should."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -365,3 +366,81 @@ def test_default_study_name_follows_the_rule(tmp_path: Path) -> None:
     with_section = tmp_path / "with-section.yaml"
     with_section.write_text(yaml.safe_dump(scn), encoding="utf-8")
     assert load_sweep(with_section).study == "n" * 58 + "-sweep"
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Values beyond physics
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("devices[nic0].mtu", "1e308", "must be at most 65535B: 68 B is the smallest IPv4 MTU"),
+        ("devices[nic0].mtu", "67B", "must be at least 68B: 68 B is the smallest IPv4 MTU"),
+        ("children[web-routed].streams[0].size", "0B", "must be at least 1 B: a request moves"),
+        ("children[web-routed].streams[0].rate", "1e30", "must be at most 1G/s: no device"),
+        ("devices[nic0].line_rate", "2Tbps", "must be at most 1.6Tbps: 1.6 Tb/s is the fastest"),
+        ("host.clock", "20GHz", "must be at most 10GHz: server processors"),
+        ("host.clock", "1MHz", "must be at least 0.1GHz: server processors"),
+        ("parent.vsp.request_cost", "2s", "must be at most 1s: a CPU cost"),
+        ("devices[nvme0].bandwidth", "2TB/s", "must be at most 1TB/s: above any PCIe link"),
+        ("devices[nic0].frame_overhead", "1e300B", "must be at most 1KiB: the headers"),
+        ("host.scheduler.minroot", 5000, "less than or equal to 1023"),
+    ],
+)
+def test_value_beyond_physics_is_refused_with_its_reason(field: str, value: Any, says: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        sim.load(BASELINE, {field: value})
+    assert info.value.path == field
+    assert says in info.value.message
+    assert "\n" not in str(info.value)
+
+
+def test_bounds_in_a_file_name_the_file_and_line(tmp_path: Path) -> None:
+    text = BASELINE.read_text(encoding="utf-8").replace("mtu: 1500B", "mtu: 1e308")
+    assert "mtu: 1e308" in text
+    path = tmp_path / "big-mtu.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        sim.load(path)
+    assert str(info.value).startswith(f"{path}:")
+    assert "devices[nic0].mtu: must be at most 65535B" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [{"dist": "empirical", "values": ["0B", "4KiB"]}, {"dist": "empirical", "values": ["0B"]}],
+)
+def test_a_size_distribution_that_gives_0_bytes_is_refused(size: Any) -> None:
+    with pytest.raises(ScenarioError, match="must be at least 1 B"):
+        sim.load(BASELINE, {"children[web-routed].streams[0].size": size})
+
+
+def test_a_continuous_size_distribution_may_start_at_0() -> None:
+    """Its draws are rounded to whole bytes, at least 1 B (documented on the field)."""
+    size = {"dist": "uniform", "low": "0B", "high": "4KiB"}
+    scn = sim.load(BASELINE, {"children[web-routed].streams[0].size": size})
+    assert scn.children[0].streams[0].size.mean == 2048
+
+
+def test_every_bound_is_in_the_schema() -> None:
+    """hvsim schema shows each bound and its reason beside the field."""
+    text = json.dumps(sim.scenario.json_schema())
+    fragments = [
+        "68B to 65535B: 68 B is the smallest IPv4 MTU",
+        "at most 1G/s: no device",
+        "1bps to 1.6Tbps",
+        "0.1GHz to 10GHz",
+        "1 B to 64 MiB",
+        "at most 1s: a CPU",
+    ]
+    for fragment in fragments:
+        assert fragment in text, fragment
+
+
+def test_shipped_scenarios_and_presets_are_within_bounds() -> None:
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        if not path.stem.endswith("-sweep"):
+            sim.load(path)
+    for name in sim.scenario.presets.names():  # every preset value checked against the schema
+        child = {"name": "c", "cpu_load": {}}
+        sim.scenario.from_dict({"name": "p", "preset": name, "children": [child]})
