@@ -1,7 +1,7 @@
 """Hostile inputs: files that are not files (devices, pipes, directories, link loops,
-/proc), files too large or not text, paths that lead out of a sweep's folder, study names
-too long, values beyond physics. Each is refused with one line and exit status 2,
-quickly, or works as it should."""
+/proc), files too large or not text, paths that lead out of a sweep's folder, values
+beyond physics, names too long, bad numbers on the command line, a closed stdout. Each
+is refused with one line and exit status 2, quickly, or works as it should."""
 
 from __future__ import annotations
 
@@ -444,3 +444,53 @@ def test_shipped_scenarios_and_presets_are_within_bounds() -> None:
     for name in sim.scenario.presets.names():  # every preset value checked against the schema
         child = {"name": "c", "cpu_load": {}}
         sim.scenario.from_dict({"name": "p", "preset": name, "children": [child]})
+
+
+# ---------------------------------------------------------------------------------------
+# 4. The command line
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", [["schema"], ["sweep", "--help"]], ids=["schema", "help"])
+def test_closed_stdout_ends_quietly(command: list[str], tmp_path: Path) -> None:
+    """hvsim schema | head -1: no BrokenPipeError traceback; status 141 under pipefail."""
+    err = tmp_path / "stderr"
+    cmd = " ".join([f'"{sys.executable}"', "-m", "sim.cli", *command])
+    script = f'set -o pipefail; {cmd} 2>"{err}" | head -c 1'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV,
+                          timeout=60)  # fmt: skip
+    assert err.read_text() == ""
+    assert len(proc.stdout) == 1
+    assert proc.returncode in (0, 141)  # 0: everything fitted in the pipe before head left
+    if command == ["schema"]:  # 94 KB: more than a pipe holds
+        assert proc.returncode == 141
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sweep", "SWEEP", "--workers", "0"], "--workers: must be between 1 and 1024 (got 0)"),
+        (["sweep", "SWEEP", "--workers", "100000"], "--workers: must be between 1 and 1024"),
+        (["validate", str(CASE), "--replications", "-1"], "--replications: must be between 1"),
+        (["run", "SCN", "--replications", "-1"], "--replications: must be between 1 and 1000"),
+        (["run", "SCN", "--seed", "-1"], "--seed: must be between 0 and"),
+        (["run", "SCN", "--budget", "nan"], "--budget: must be a positive number"),
+        (["capacity", "SCN", "--slo", "p99<=1ms", "--resolution", "5"], "--resolution: must be"),
+        (["capacity", "SCN", "--slo", "p99<=1ms", "--resolution", "nan"], "--resolution: "),
+        (["capacity", "SCN", "--slo", "p99<=1ms", "--max-points", "0"], "--max-points: must be"),
+        (["capacity", "SCN", "--slo", "p99<=1ms", "--max-points", "10000000"], "--max-points"),
+        (["run", "SCN", "--replications", "x"], "--replications: invalid int value: 'x'"),
+    ],
+)
+def test_bad_numbers_on_the_command_line_are_refused(
+    args: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {"SCN": str(BASELINE), "SWEEP": str(ROOT / "scenarios" / "load-sweep.yaml")}
+    args = [files.get(a, a) for a in args]
+    out = [] if args[0] == "validate" else ["--out", str(tmp_path / "out")]
+    if says.endswith("invalid int value: 'x'"):  # argparse: not a number at all
+        with pytest.raises(SystemExit, match=r"^2$"):
+            main([*args, *out])
+        line = capsys.readouterr().err.strip()
+    else:
+        line = one_line(capsys, [*args, *out])
+    assert says in line, line
+    assert not (tmp_path / "out").exists()
