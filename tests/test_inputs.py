@@ -1,10 +1,11 @@
 """Hostile inputs: files that are not files (devices, pipes, directories, link loops,
-/proc), files too large or not text, paths that lead out of a sweep's folder, values
-beyond physics, names too long, bad numbers on the command line, a closed stdout. Each
-is refused with one line and exit status 2, quickly, or works as it should."""
+/proc), files too large, paths that lead out of a sweep's folder, values beyond physics,
+names too long, a closed stdout and labels that matplotlib would read as math. Each is
+refused with one line and exit status 2, quickly, or works as it should."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import pandas as pd
 import pytest
 import yaml
 
@@ -494,3 +497,72 @@ def test_bad_numbers_on_the_command_line_are_refused(
         line = one_line(capsys, [*args, *out])
     assert says in line, line
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Labels in figures
+# ---------------------------------------------------------------------------------------
+MATH = ["$\\alpha$", "$\\frac$", "cost $5"]  # math, broken math, one dollar
+
+
+def _svg(fig: Any) -> str:
+    """The figure drawn as SVG with its texts as text (broken math raised here)."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")
+    return buf.getvalue().decode()
+
+
+def test_names_with_dollars_render_literally() -> None:
+    """Every figure of the report on frames whose names hold $...$ draws, as written."""
+    from sim.report import plots
+
+    rows = []
+    for i, name in enumerate(MATH):
+        for k in range(50):
+            rows.append({"partition": name, "io_path": "routed", "in_window": True,
+                         "latency_us": 10.0 + k + i, "state": "completed",
+                         "requested_path": "routed", "t_submit_us": 100.0 * k})  # fmt: skip
+    requests = pd.DataFrame(rows)
+    summary = pd.DataFrame([{"partition": n, "io_path": "routed", **{f"{c}_us": 1.0 for c in
+                            plots.COMPONENTS}} for n in MATH])  # fmt: skip
+    cpu = pd.DataFrame([{"partition": n, "category": "guest", "busy_us": 5.0} for n in MATH])
+    trace = pd.DataFrame([{"quantity": "queue", "resource": n, "time_us": 0.0, "value": 1.0}
+                          for n in MATH])  # fmt: skip
+    faults = pd.DataFrame([{"fault": 0, "kind": "child_crash", "target": MATH[1],
+                            "at_us": 1000.0, "duration_us": 500.0}])  # fmt: skip
+    figures = [
+        plots.latency_cdf(requests),
+        plots.latency_breakdown(summary),
+        plots.cpu_breakdown(cpu),
+        plots.occupancy(trace),
+        plots.latency_over_time(requests, faults),
+    ]
+    for fig in figures:
+        svg = _svg(fig)
+        assert any(name in svg for name in MATH)  # as written, not as math
+
+
+def test_sweep_grid_over_a_text_with_dollars_renders() -> None:
+    """metric_vs_load on a grid over description = $...$ values and a $ in the grid key."""
+    from sim.report import plots
+
+    key = "description"
+    frame = pd.DataFrame([{"point_index": i, key: v, "partition": "web", "io_path": "routed",
+                           "replication": r, "p99_us": 10.0 + i + r}
+                          for i, v in enumerate(MATH) for r in range(2)])  # fmt: skip
+    fig = plots.metric_vs_load(frame, key, "p99_us", xlabel="$x$ axis")
+    svg = _svg(fig)
+    for text in [*MATH, "$x$ axis"]:
+        assert f">{text}<" in svg, text
+
+
+def test_literal_keeps_text_as_written() -> None:
+    from matplotlib.figure import Figure
+
+    from sim.report.plots import literal
+
+    for text in [*MATH, "\\$", "$$", "a $b$ c $d$", "plain"]:
+        fig = Figure()
+        fig.add_subplot().set_title(literal(text))
+        assert f">{text}<" in _svg(fig), text
