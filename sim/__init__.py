@@ -9,7 +9,7 @@ Public API (docs/design.md §1)::
     table = sim.validate()                  # model against queueing theory
 
     sim.compare(scn, paths=["routed", "direct"])   # paired comparison table
-    frame = sim.sweep("scenarios/sweeps/load.yaml", workers=2)   # tidy frame of a study
+    frame = sim.sweep("scenarios/load-sweep.yaml", workers=2)   # tidy frame of a study
     frame = sim.load_study("results/load")          # a finished study, back
     table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
     est = sim.analytic(scn)                 # queueing-network estimate: .children, .stations
@@ -97,13 +97,15 @@ def sweep(
     scheduler: str | None = None,
     out: Any = None,
     executor: str = "auto",
+    allow_outside: bool = False,
 ) -> Any:
     """Run a sweep (a sweep file path or a sweep mapping) and return its tidy frame: one
     row per point × replication × child, with the grid values as columns. Finished points
-    already in the study directory are not computed again."""
+    already in the study directory are not computed again. A sweep file's ``scenario``
+    must be inside the sweep file's folder tree unless ``allow_outside``."""
     from sim.experiment.study import load_study, load_sweep, make_sweep, run_sweep
 
-    sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec)
+    sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec, allow_outside)
     report = run_sweep(sw, out, workers=workers, scheduler=scheduler, executor=executor)
     return load_study(report.out)
 

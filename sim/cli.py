@@ -2,7 +2,9 @@
 
 Exit status: 0 success, 2 invalid input (one line on stderr: ``error: FILE[:LINE]:
 field.path: what is wrong``; nothing written), 1 anything else (a validation case that
-fails, an unexpected error). The CLI is the only place that prints. ``hvsim presets``
+fails, an unexpected error), 141 when the reader of the output went away (``hvsim schema
+| head -1``: the rest of the output is dropped quietly, as by a command killed by
+SIGPIPE). The CLI is the only place that prints. ``hvsim presets``
 lists the platform presets (:mod:`sim.scenario.presets`); ``hvsim presets NAME`` shows one, every
 value with its source.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,9 @@ from sim.results.store import hvsim_version
 from sim.scenario import units
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+EXIT_PIPE = 141
+"""The reader of stdout went away (``hvsim schema | head -1``): hvsim stops quietly with
+the status of a command killed by SIGPIPE (128 + 13), as a shell reports it."""
 
 _PLANNED: dict[str, str] = {}  # commands of the design not built yet: name → what it does
 
@@ -68,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="study directory (default: results/<study>)")
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
+    w.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let the sweep file's 'scenario' lie outside the sweep file's folder tree",
+    )
 
     k = sub.add_parser(
         "capacity",
@@ -181,6 +192,28 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hvsim``; returns the exit status."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_PIPE
+
+
+def _drop_stdout() -> None:
+    """Send what is left of stdout to /dev/null: the reader (``| head``) is gone, and the
+    interpreter's last flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     from sim.scenario.errors import ScenarioError
 
@@ -243,6 +276,17 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
     ):
         raise InputError(f"--out: {out} exists and is not an hvsim result directory")
     return scn, out
+
+
+MAX_CAPACITY_POINTS = 1000
+"""Most points a capacity search may simulate per path (a search brackets the answer in
+tens)."""
+
+
+def _within(option: str, value: float | None, low: float, high: float) -> None:
+    """An option's number in [low, high] (None: not given), else one line naming it."""
+    if value is not None and not low <= value <= high:  # NaN fails too
+        raise InputError(f"{option}: must be between {low:g} and {high:g} (got {value:g})")
 
 
 def _presets(name: str | None) -> str:
@@ -360,7 +404,7 @@ def _sweep(args: argparse.Namespace) -> int:
         run_sweep,
     )
 
-    if args.workers < 1:
+    if args.workers < 1:  # more than there are points and cores are capped (study.pool_size)
         raise InputError(f"--workers: must be at least 1 (got {args.workers})")
     if args.scheduler is not None:
         try:
@@ -372,7 +416,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"--scheduler: sends the points to a Dask cluster; it goes with --executor "
                 f"dask or auto, not {args.executor}"
             )
-    sweep = load_sweep(args.sweep)
+    sweep = load_sweep(args.sweep, allow_outside=args.allow_outside)
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
@@ -413,6 +457,9 @@ def _capacity(args: argparse.Namespace) -> int:
         clauses = parse_slo(args.slo)
     except SloError as exc:
         raise InputError(f"--slo: {exc}") from None
+    if not 0 < args.resolution < 1:  # NaN too
+        raise InputError(f"--resolution: must be above 0 and below 1 (got {args.resolution:g})")
+    _within("--max-points", args.max_points, 2, MAX_CAPACITY_POINTS)
     scn, out = _load(args, "-capacity")
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     children = [c.strip() for c in args.child.split(",") if c.strip()] if args.child else None
@@ -561,6 +608,7 @@ def format_study(frame: Any, params: list[str]) -> str:
 def _validate(args: argparse.Namespace) -> int:
     from sim.experiment.validate import format_table, passed, validate
 
+    _within("--replications", args.replications, 1, 1000)
     table = validate(args.cases or None, replications=args.replications, suite=args.suite)
     print(format_table(table))
     return EXIT_OK if passed(table) else EXIT_FAIL

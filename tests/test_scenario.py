@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sim import cli
+from sim.experiment.study import load_sweep
 from sim.experiment.validate import load_case
 from sim.scenario import (
     ScenarioError,
@@ -835,7 +836,8 @@ def test_count_expands_instances() -> None:
 # ---------------------------------------------------------------------------------------
 # Shipped scenarios
 # ---------------------------------------------------------------------------------------
-SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))
+SWEEP_FILES = sorted((ROOT / "scenarios").glob("*-sweep.yaml"))  # sweeps beside their scenarios
+SCENARIO_FILES = sorted(set((ROOT / "scenarios").glob("*.yaml")) - set(SWEEP_FILES))
 CASE_FILES = sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
 
 
@@ -844,6 +846,12 @@ def test_shipped_scenario_loads(path: Path) -> None:
     """Every scenarios/*.yaml file loads and survives a to_dict round trip."""
     scn = load(path)
     assert from_dict(scn.to_dict()).to_dict() == scn.to_dict()
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=[p.name for p in SWEEP_FILES])
+def test_shipped_sweep_loads(path: Path) -> None:
+    """Every scenarios/*-sweep.yaml file is a valid sweep whose scenario is beside it."""
+    assert load_sweep(path).points
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=[p.name for p in CASE_FILES])
@@ -858,6 +866,7 @@ def test_validation_case_scenario_loads(path: Path) -> None:
 def test_there_are_scenarios_to_check() -> None:
     """The shipped-scenario tests are not vacuous: the globs find files."""
     assert SCENARIO_FILES
+    assert SWEEP_FILES
     assert CASE_FILES
 
 

@@ -3,7 +3,7 @@
 A sweep file::
 
     study: load                          # results/<study>/ (default: the file's name)
-    scenario: ../baseline.yaml           # relative to this file, or an inline mapping
+    scenario: baseline.yaml              # relative to this file, or an inline mapping
     set: {run.duration: 500ms}           # overrides for every point (optional)
     grid:                                # every combination of these values is a point
       children[web-routed].streams[0].rate: [10k, 20k, 40k]
@@ -11,6 +11,12 @@ A sweep file::
       "parent.vcpus, host.scheduler.minroot": [2, 4]     # several paths, one value
     replications: 3                      # optional: the scenario's run.replications
     seed: 7                              # optional: the scenario's run.seed
+
+The ``scenario`` path must stay inside the sweep file's folder tree (after ``..`` and
+symbolic links are resolved), an absolute path too, unless the sweep is loaded with
+``allow_outside`` (``hvsim sweep --allow-outside``): a sweep file from elsewhere cannot
+make hvsim read (and quote in its errors) a file it was not given. The study is named as
+a scenario is (1-64 letters, digits, ``_ . -``).
 
 A scenario file may carry the same keys (but ``scenario``) in a ``sweep:`` section instead:
 it is then the base scenario, and ``hvsim run`` ignores the section. ``run.seed`` and
@@ -72,7 +78,8 @@ import yaml
 from sim.results.store import hvsim_version
 from sim.scenario import units
 from sim.scenario.errors import ScenarioError
-from sim.scenario.reader import compose
+from sim.scenario.fields import NAME_RE
+from sim.scenario.reader import compose, read_text, resolve_inside
 from sim.scenario.schema import Scenario
 from sim.scenario.source import apply_override, from_dict, load
 
@@ -113,17 +120,13 @@ class Sweep:
 # ---------------------------------------------------------------------------------------
 # Reading and checking
 # ---------------------------------------------------------------------------------------
-def load_sweep(path: str | Path) -> Sweep:
-    """Read a sweep file (or a scenario with a ``sweep:`` section) and check every point."""
+def load_sweep(path: str | Path, allow_outside: bool = False) -> Sweep:
+    """Read a sweep file (or a scenario with a ``sweep:`` section) and check every point.
+    The ``scenario`` it names is read relative to the sweep file and must be inside the
+    sweep file's folder tree unless ``allow_outside`` (``hvsim sweep --allow-outside``)."""
     file = str(path)
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(file, "", "no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError):
-        raise ScenarioError(file, "", "not a sweep file") from None
-    data, _ = compose(text, file)
+    data, _ = compose(read_text(p, what="sweep", file=file), file)
     if not isinstance(data, dict):
         raise ScenarioError(file, "", "a sweep must be a mapping (key: value) at the top", 1)
     if "sweep" in data:  # a scenario with a sweep section
@@ -132,15 +135,21 @@ def load_sweep(path: str | Path) -> Sweep:
             raise ScenarioError(file, "sweep", "must be a mapping")
         if "scenario" in spec:
             raise ScenarioError(file, "sweep.scenario", "the file itself is the scenario")
-        data.setdefault("name", p.stem)
+        data.setdefault("name", _name_of(p.stem))
         spec = {**spec, "scenario": data}
-        spec.setdefault("study", f"{data['name']}-sweep")
+        if isinstance(data["name"], str):
+            spec.setdefault("study", f"{data['name'][:58]}-sweep")
         where = "sweep."
     else:
         spec = data
         where = ""
-    spec.setdefault("study", p.stem)
-    return make_sweep(spec, file, p.parent, where)
+    spec.setdefault("study", _name_of(p.stem))
+    return make_sweep(spec, file, p.parent, where, allow_outside=allow_outside)
+
+
+def _name_of(stem: str) -> str:
+    """A file's stem as a name (1-64 letters, digits, '_', '.', '-'), for a default."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", stem).lstrip("_.-")[:64] or "sweep"
 
 
 MAX_POINTS = 10_000
@@ -148,19 +157,32 @@ MAX_POINTS = 10_000
 
 
 def make_sweep(
-    spec: Mapping[str, Any], file: str = "<sweep>", base_dir: Path | None = None, where: str = ""
+    spec: Mapping[str, Any],
+    file: str = "<sweep>",
+    base_dir: Path | None = None,
+    where: str = "",
+    allow_outside: bool = False,
 ) -> Sweep:
-    """Check a sweep given as data (``scenario`` may be a path or a mapping)."""
+    """Check a sweep given as data (``scenario`` may be a path or a mapping). With
+    ``base_dir`` (the folder of the sweep file ``file``), a ``scenario`` path is read
+    relative to it and must stay in its tree unless ``allow_outside``; without, the
+    sweep is the caller's own data and its path is read as given."""
     unknown = sorted(set(spec) - _SWEEP_KEYS)
     if unknown:
         raise ScenarioError(file, f"{where}{unknown[0]}", f"unknown key (allowed: "
                             f"{', '.join(sorted(_SWEEP_KEYS))})")  # fmt: skip
     study = spec.get("study")
-    if not isinstance(study, str) or not study.strip() or "/" in study or study.startswith("."):
-        raise ScenarioError(file, f"{where}study", "must be a name (no '/')")
+    if not isinstance(study, str) or not NAME_RE.fullmatch(study):
+        shown = f" (got {units.show(study)})" if isinstance(study, str) else ""
+        raise ScenarioError(file, f"{where}study", "a study is named by 1-64 letters, digits, "
+                            f"'_', '.' or '-', starting with a letter or digit{shown}")  # fmt: skip
     raw = spec.get("scenario")
     if isinstance(raw, str):
-        base = load((base_dir or Path(".")) / raw)
+        if base_dir is None:
+            base = load(raw)
+        else:
+            path = resolve_inside(raw, base_dir, file, f"{where}scenario", allow_outside)
+            base = load(path)
     elif isinstance(raw, dict):
         base = from_dict(dict(raw), source=file)
     else:

@@ -57,7 +57,7 @@ from sim.results.tables import tabulate
 from sim.scenario import names
 from sim.scenario.errors import ScenarioError
 from sim.scenario.hardware import Nvme
-from sim.scenario.reader import compose
+from sim.scenario.reader import compose, read_text
 from sim.scenario.schema import Scenario
 from sim.scenario.source import from_dict, replace
 
@@ -291,11 +291,7 @@ def run_case(spec: dict[str, Any], file: str, replications: int | None = None) -
 
 def load_case(file: str) -> dict[str, Any]:
     """Read a case file safely."""
-    try:
-        text = Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(file, "", "no such file") from None
-    spec, _ = compose(text, file)
+    spec, _ = compose(read_text(file, what="validation case"), file)
     if not isinstance(spec, dict):
         raise ScenarioError(file, "", "a validation case must be a mapping")
     if not isinstance(spec.get("scenario"), dict) and not spec.get("known_gap"):

@@ -17,6 +17,11 @@ notebook, a script and the report, and two figures never share an axis by accide
 
 A CDF is drawn through at most ``CDF_POINTS`` quantiles per line: the shape is the same
 and a figure of a million requests stays small (the report embeds it).
+
+Every string from the user's data (partition, device and resource names, grid values and
+keys, fault targets, SLO text) reaches a label, title, legend or tick through
+:func:`literal`, so that it shows as written: matplotlib would read text between two ``$``
+as math (``$\\alpha$`` drawn as α; ``$\\frac$`` breaks the figure).
 """
 
 from __future__ import annotations
@@ -56,6 +61,12 @@ COMPONENT_COLORS = {
 CDF_POINTS = 2000
 
 
+def literal(text: object) -> str:
+    """``text`` as a label shows it, character for character: every ``$`` escaped, so that
+    matplotlib does not read what lies between two of them as math."""
+    return str(text).replace("$", r"\$")
+
+
 def _color(path: str, i: int = 0) -> str:
     return PATH_COLORS.get(path, OKABE_ITO[i % len(OKABE_ITO)])
 
@@ -86,7 +97,7 @@ def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None)
             idx = np.union1d(idx, [x.size - 1])
             x, y = x[idx], y[idx]
         ax.plot(x, y, color=_color(str(path), i), linestyle=styles[names.index(part) % 4],
-                label=f"{part} ({path})")  # fmt: skip
+                label=literal(f"{part} ({path})"))  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("latency (µs, log scale)")
     ax.set_ylabel("fraction of requests ≤ latency")
@@ -101,7 +112,7 @@ def latency_breakdown(summary: pd.DataFrame) -> Figure:
     """Mean latency split into its components, one stacked bar per child and path."""
     fig = _figure(7.5, 4.0)
     ax = fig.add_subplot()
-    labels = [f"{r.partition}\n({r.io_path})" for r in summary.itertuples()]
+    labels = [literal(f"{r.partition}\n({r.io_path})") for r in summary.itertuples()]
     bottom = np.zeros(len(summary))
     for comp in COMPONENTS:
         values = summary[f"{comp}_us"].fillna(0.0).to_numpy()
@@ -126,10 +137,11 @@ def cpu_breakdown(cpu: pd.DataFrame, include_idle: bool = True) -> Figure:
                              aggfunc="sum", fill_value=0.0, sort=False) / 1e3  # fmt: skip
     order = [c for c in (*CATEGORIES, "idle") if c in table.columns]
     bottom = np.zeros(len(table))
+    names = [literal(p) for p in table.index]
     for i, cat in enumerate(order):
         values = table[cat].to_numpy()
         color = "#BBBBBB" if cat == "idle" else OKABE_ITO[i % len(OKABE_ITO)]
-        ax.bar(table.index.astype(str), values, bottom=bottom, color=color, label=cat)
+        ax.bar(names, values, bottom=bottom, color=color, label=literal(cat))
         bottom += values
     ax.set_ylabel("CPU time in the window (ms)")
     ax.set_title("CPU time by partition and category")
@@ -164,23 +176,24 @@ def metric_vs_load(
             m, lo, hi = t_interval(h[metric].to_numpy())
             rows.append((h[load].iloc[0], m, lo, hi))
         pts = pd.DataFrame(rows, columns=["x", "m", "lo", "hi"])
-        xs = np.arange(len(pts)) if pts["x"].dtype == object else pts["x"].to_numpy()
+        text = not pd.api.types.is_numeric_dtype(pts["x"])  # object or str: one tick each
+        xs = np.arange(len(pts)) if text else pts["x"].to_numpy()
         color = _color(str(path), i)
-        ax.plot(xs, pts["m"], marker="o", color=color, label=f"{part} ({path})",
+        ax.plot(xs, pts["m"], marker="o", color=color, label=literal(f"{part} ({path})"),
                 linestyle=styles[names.index(part) % len(styles)])  # fmt: skip
         ax.fill_between(xs, pts["lo"], pts["hi"], color=color, alpha=0.2, linewidth=0)
-        if pts["x"].dtype == object:
-            ax.set_xticks(xs, [str(v) for v in pts["x"]])
+        if text:
+            ax.set_xticks(xs, [literal(v) for v in pts["x"]])
     if slo is not None:
         ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"SLO {slo:g}")
     unit = {"_rps": "requests/s", "_bps": "bit/s"}.get(metric[-4:], "µs")
     name = metric.removesuffix("_us").removesuffix("_rps").removesuffix("_bps")
-    ax.set_xlabel(xlabel or f"{load.split('.')[-1]} (as swept)")
+    ax.set_xlabel(literal(xlabel or f"{load.split('.')[-1]} (as swept)"))
     ax.set_ylabel(f"{name} ({unit})")
     if metric.endswith("_us"):
         ax.set_yscale("log")
         ax.set_ylabel(f"{name} ({unit}, log scale)")
-    ax.set_title(f"{name} against {load.split('.')[-1]}")
+    ax.set_title(literal(f"{name} against {load.split('.')[-1]}"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return fig
@@ -203,7 +216,7 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
             for i, (name, g) in enumerate(mean.loc[quantity].groupby(level=0, sort=False)):
                 t = g.index.get_level_values(1).to_numpy() / 1e3
                 ax.plot(t, g.to_numpy() * scale, color=OKABE_ITO[i % len(OKABE_ITO)],
-                        label=str(name), linewidth=1.2)  # fmt: skip
+                        label=literal(name), linewidth=1.2)  # fmt: skip
             ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for ax in (rings, queues):
         if warmup_us:
@@ -253,7 +266,7 @@ def latency_over_time(
         stats = pd.DataFrame({"mean": lat.mean(), "p99": lat.quantile(0.99)}).reindex(range(bins))
         x = (edges + width / 2) / 1e3
         style = {"color": _color(path, len(seen) - 1), "linestyle": styles[k % len(styles)],
-                 "linewidth": 1.2, "label": f"{part} ({path})"}  # fmt: skip
+                 "linewidth": 1.2, "label": literal(f"{part} ({path})")}  # fmt: skip
         mean_ax.plot(x, stats["mean"].to_numpy(), **style)
         p99_ax.plot(x, stats["p99"].to_numpy(), **style)
     shown: set[str] = set()
@@ -263,7 +276,7 @@ def latency_over_time(
             dur = float(f["duration_us"])
             stop = (float(f["at_us"]) + dur) / 1e3 if np.isfinite(dur) else end / 1e3
             kind = str(f["kind"])
-            label = f"{kind} ({f['target']})"
+            label = literal(f"{kind} ({f['target']})")
             for ax in (mean_ax, p99_ax):
                 ax.axvspan(start, stop, color=FAULT_COLORS.get(kind, "#BBBBBB"), alpha=0.25,
                            linewidth=0, label=label if ax is mean_ax and label not in shown
@@ -305,5 +318,6 @@ def capacity_figure(cap: Capacity, metric: str | None = None) -> Figure:
                 linestyle=":",
                 linewidth=1,
             )
-    ax.set_title(f"{clause.text}: {clause.metric.removesuffix('_us')} against {cap.axis}")
+    metric_name = clause.metric.removesuffix("_us")
+    ax.set_title(literal(f"{clause.text}: {metric_name} against {cap.axis}"))
     return fig

@@ -8,7 +8,7 @@ from typing import Any
 
 from sim.scenario import units
 from sim.scenario.budget import check_budget
-from sim.scenario.hardware import Nic, Nvme, Parent, Scheduler
+from sim.scenario.hardware import Parent, Scheduler
 from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
@@ -76,8 +76,6 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         return ("run", "trace_interval"), (
             f"{scn.run.duration / interval:.3g} samples per replication; at most 100000"
         )
-    if scn.host.clock <= 0:
-        return ("host", "clock"), "clock must be positive"
     problem = _check_size(scn)
     if problem:
         return problem
@@ -86,9 +84,6 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         if d.name in names:
             return ("devices", i, "name"), f"device name '{d.name}' used twice"
         names[d.name] = i
-        problem = _check_device(i, d)
-        if problem:
-            return problem
     problem = _check_placement(scn)
     if problem:
         return problem
@@ -227,7 +222,6 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
 MAX_CHILD_PARTITIONS = 4096
 MAX_VCPUS = 65536
 MAX_STREAMS = 16384  # each holds its samplers: ~32 KB
-MIN_MTU = 68  # the smallest IPv4 MTU (RFC 791), Linux ETH_MIN_MTU
 
 
 def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
@@ -251,16 +245,4 @@ def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
             return ("children", i, "streams"), (
                 f"{streams} streams in all (count included); at most {MAX_STREAMS}"
             )
-    return None
-
-
-def _check_device(i: int, d: Nic | Nvme) -> tuple[tuple[Any, ...], str] | None:
-    """Rates a device model divides by, and the frame size it cuts requests into."""
-    if isinstance(d, Nic):
-        if d.line_rate < 1:
-            return ("devices", i, "line_rate"), "must be at least 1bps"
-        if d.mtu < MIN_MTU:
-            return ("devices", i, "mtu"), f"must be at least {MIN_MTU}B, the smallest IPv4 MTU"
-    elif d.bandwidth < 1:
-        return ("devices", i, "bandwidth"), "must be at least 1bps"
     return None

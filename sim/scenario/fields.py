@@ -1,16 +1,23 @@
-"""Field types of the scenario schema: values with units, distributions, names, and the
-base model every section derives from.
+"""Field types of the scenario schema: values with units, distributions, names, their
+physical bounds, and the base model every section derives from.
 
 Internal units after loading: time µs (float), size bytes (int), bit rates bit/s, rates
 per second. Costs given in cycles are converted with ``host.clock`` (passed to the
 validators as context).
+
+Bounds: every quantity has physical limits, each written once as a :class:`Bound` (the
+limits as a scenario writes them and the reason) beside the field or type it limits. A
+value beyond one is refused with the reason, and ``hvsim schema`` shows it under
+``bounds``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,10 +25,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
 )
+from pydantic_core import core_schema
 
 from sim.scenario import distributions, units
 from sim.scenario.distributions import Distribution
@@ -80,6 +90,59 @@ def _dist(kind: distributions.Kind) -> Any:
     return check
 
 
+@dataclass(frozen=True)
+class Bound:
+    """Physical limits of a quantity, as a scenario writes them (``"68B"``, ``"1.6Tbps"``;
+    None: no limit on that side) and why. As metadata of a field type
+    (``Annotated[Size, Bound(...)]``) it refuses a value outside them with ``why``, and
+    adds them to the JSON Schema under ``bounds``. A distribution is held by its mean,
+    its largest value when it has one, and its smallest when it is constant or empirical
+    (a continuous distribution may draw below its lower limit: sizes are rounded up to
+    1 B, times are non-negative)."""
+
+    parse: Callable[[Any], float]
+    low: str | None
+    high: str | None
+    why: str
+
+    @functools.cached_property
+    def limits(self) -> tuple[float | None, float | None]:
+        """(low, high) in internal units."""
+        low = None if self.low is None else self.parse(self.low)
+        return low, None if self.high is None else self.parse(self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{self.low} to {self.high}: {self.why}"
+        limit = f"at least {self.low}" if self.high is None else f"at most {self.high}"
+        return f"{limit}: {self.why}"
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, Distribution):
+            top = value.largest if math.isfinite(value.largest) else value.mean
+            bottom = value.mean
+            if value.name == "empirical":
+                bottom = float(min(value.params["values"]))
+            what = "" if value.is_constant else "a value or the mean "
+        else:
+            top = bottom = float(value)
+            what = ""
+        low, high = self.limits
+        if high is not None and top > high:
+            raise ValueError(f"{what}must be at most {self.high}: {self.why}")
+        if low is not None and bottom < low:
+            raise ValueError(f"{what}must be at least {self.low}: {self.why}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        return {**handler(schema), "bounds": str(self)}
+
+
 def _quantity_schema(example: str) -> Any:
     return WithJsonSchema({"type": ["string", "number"], "description": f"e.g. '{example}'"})
 
@@ -113,7 +176,15 @@ Rate = Annotated[
     BeforeValidator(_unit(units.parse_rate)),
     _ser(units.exact_rate),
     _quantity_schema("20k/s"),
+    Bound(
+        units.parse_rate,
+        None,
+        "1G/s",
+        "no device or I/O stack completes more than ~1e9 requests/s (the fastest NICs "
+        "handle a few hundred million packets/s)",
+    ),
 ]
+"""Requests per second (a stream's rate, a drive's command rate)."""
 TimeDist = Annotated[
     Distribution,
     BeforeValidator(_dist("time")),
@@ -126,11 +197,26 @@ SizeDist = Annotated[
     PlainSerializer(lambda v: v if isinstance(v, str | dict) else v.to_spec()),
     WithJsonSchema(distributions.json_schema("size")),
 ]
+COST = Bound(
+    units.parse_time,
+    None,
+    "1s",
+    "a CPU cost or device latency of one step of one request; 1 s is 2.5e9 cycles at the "
+    "default clock, and exits, drivers and stacks take microseconds",
+)
+Cost = Annotated[Time, COST]
+"""A CPU cost (or a device's latency) per request, per page or per exit."""
+CostDist = Annotated[TimeDist, COST]
+"""A CPU cost per request as a time or a distribution of times."""
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
-MAX_REQUEST_BYTES = 64 * 2**20
-"""Largest request a stream may issue: one I/O (Linux splits larger ones at the block
-layer's max_sectors_kb, a few MiB; a TSO send is at most 64 KiB)."""
+REQUEST_SIZE = Bound(
+    units.parse_size,
+    "1 B",
+    "64 MiB",
+    "a request moves at least one byte; one I/O is at most 64 MiB (Linux splits larger "
+    "ones at the block layer's max_sectors_kb, a few MiB; a TSO send is at most 64 KiB)",
+)
 DEFAULT_REQUEST_BUDGET = 10_000_000
 """Default ``run.request_budget``: a run holds about 1.3 KB per request until it is written
 (records, then the requests table), so 1e7 requests take about 13 GB, and 5-6 minutes at

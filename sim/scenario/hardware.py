@@ -14,12 +14,16 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
+from sim.scenario import units
 from sim.scenario.fields import (
     CAP_HELP,
     PIN_HELP,
     WEIGHT_HELP,
     Bitrate,
+    Bound,
     Cap,
+    Cost,
+    CostDist,
     Frequency,
     Model,
     Name,
@@ -32,6 +36,22 @@ from sim.scenario.fields import (
     not_yet,
 )
 
+MEMORY_RATE = Bound(
+    units.parse_bitrate,
+    "1bps",
+    "1TB/s",
+    "above any PCIe link a drive attaches by (PCIe 7.0 x16: 256 GB/s each way) and any "
+    "server's memory bandwidth; a model divides by it",
+)
+"""Limits of the rates data moves at inside the host (a drive's transfer, a memory copy)."""
+RING_ENTRY = Bound(
+    units.parse_size,
+    None,
+    "64KiB",
+    "a VMBus ring entry's header and page entries are tens of bytes (Linux "
+    "vmbus_channel_packet_page_buffer)",
+)
+
 
 # ---------------------------------------------------------------------------------------
 # Host
@@ -39,33 +59,33 @@ from sim.scenario.fields import (
 class Costs(Model):
     """CPU costs of hypervisor transitions, charged on the LP of the vCPU that pays them."""
 
-    hypercall: Time = field(
+    hypercall: Cost = field(
         "2600cycles",
         description="Signalling hypercall (guest → parent or parent → guest notification), "
         "an exit handled in the hypervisor. Dall et al., ATC 2017, Table 2 (quoted).",
     )
-    interrupt_exit: Time = field(
+    interrupt_exit: Cost = field(
         "2600cycles",
         description="External-interrupt exit and injection when interrupts are not posted. "
         "Dall et al., ATC 2017, Table 2 (quoted).",
     )
-    eoi_exit: Time = field(
+    eoi_exit: Cost = field(
         "1550cycles",
         description="EOI exit when interrupts are not posted. Dall et al., ISCA 2016, "
         "Table II (quoted).",
     )
-    vcpu_dispatch: Time = field(
+    vcpu_dispatch: Cost = field(
         "1600cycles",
         description="World switch when a blocked vCPU is dispatched onto an LP: one VM "
         "exit/entry round trip. SplitX, Landau et al., WIOV 2011 (read: 1,300-2,000 cycles).",
     )
-    doorbell_exit: Time = field(
+    doorbell_exit: Cost = field(
         "2600cycles",
         description="io_path hypervisor: the paravirtual driver's doorbell write (one per "
         "request), an exit handled in the hypervisor's own I/O stack. Dall et al., ATC "
         "2017, Table 2 (quoted: ≈2,600 cycles for an exit handled in the hypervisor).",
     )
-    device_model_exit: Time = field(
+    device_model_exit: Cost = field(
         "6700cycles",
         description="io_path emulated: one access of the guest driver to an emulated "
         "device register, an exit to a user-space device model and back, charged on the "
@@ -118,6 +138,7 @@ class Scheduler(Model):
     minroot: int = field(
         0,
         ge=0,
+        le=1023,
         description="Reserve LPs 0..N-1 for the parent alone (Hyper-V minroot); 0 = off.",
     )
 
@@ -160,14 +181,14 @@ class Iommu(Model):
         "ceil(size / page_size) pages. Assumed: 256, a typical descriptor ring (the Xen "
         "netif ring has 256 slots, derived).",
     )
-    page_walk: Time = field(
+    page_walk: Cost = field(
         "0.3us", description="IOTLB miss penalty (4-level page walk). Assumed: 0.2-0.5 us."
     )
-    strict_map_cost: Time = field(
+    strict_map_cost: Cost = field(
         "1us",
         description="Guest CPU per request to map its buffer (strict and deferred). Assumed.",
     )
-    strict_unmap_cost: Time = field(
+    strict_unmap_cost: Cost = field(
         "2us",
         description="Guest CPU per request to unmap and invalidate (strict). Assumed.",
     )
@@ -178,7 +199,7 @@ class Iommu(Model):
         "batch. Linux drivers/iommu/dma-iommu.c IOVA_DEFAULT_FQ_TIMEOUT (read); "
         "reference/parameters.md (quoted).",
     )
-    deferred_flush_cost: Time = field(
+    deferred_flush_cost: Cost = field(
         "2us",
         description="deferred: guest CPU per batch flush (one domain-wide IOTLB "
         "invalidation, as the invalidation in strict_unmap_cost), charged once per batch on "
@@ -207,13 +228,13 @@ class HypervisorIo(Model):
     backend for the paravirtual device and the physical driver, both in the hypervisor,
     run on the LP of the child's vCPU and charged to it as ``hypervisor`` time."""
 
-    request_cost: TimeDist = field(
+    request_cost: CostDist = field(
         "3us",
         description="Hypervisor CPU per request: backend (reads the shared ring, maps the "
         "guest's buffers in place: no copy, no partition crossing) and physical driver. "
         "Assumed: the parent's driver.request_cost plus 1.5 us.",
     )
-    completion_cost: TimeDist = field(
+    completion_cost: CostDist = field(
         "2.5us",
         description="Hypervisor CPU per completion: the device's interrupt, the driver's "
         "handler and the backend's completion into the shared ring. Assumed: the parent's "
@@ -225,7 +246,15 @@ class Host(Model):
     """The physical machine and its hypervisor."""
 
     cores: int = field(16, ge=1, le=1024, description="Logical processors (LPs).")
-    clock: Frequency = field("2.5GHz", description="Converts cycle costs to time.")
+    clock: Annotated[
+        Frequency,
+        Bound(
+            units.parse_frequency,
+            "0.1GHz",
+            "10GHz",
+            "server processors run at 1-5 GHz; cycle costs are converted with it",
+        ),
+    ] = field("2.5GHz", description="Converts cycle costs to time.")
     posted_interrupts: bool = field(
         True,
         description="APICv/AVIC posted interrupts: delivery into a vCPU without exits. "
@@ -244,15 +273,14 @@ class Host(Model):
 class Vsp(Model):
     """The parent's virtualization service provider (storvsp / netvsp, blkback / netback)."""
 
-    request_cost: TimeDist = field("4us", description="VSP CPU per request. Assumed.")
-    completion_cost: TimeDist = field("2us", description="VSP CPU per completion. Assumed.")
-    copy_bandwidth: Bitrate = field(
+    request_cost: CostDist = field("4us", description="VSP CPU per request. Assumed.")
+    completion_cost: CostDist = field("2us", description="VSP CPU per completion. Assumed.")
+    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] = field(
         "80Gbps",
-        ge=1,
         description="memcpy rate for payloads copied through the send/receive buffers. "
         "Assumed (10 GB/s).",
     )
-    page_cost: Time = field(
+    page_cost: Cost = field(
         "0.1us",
         description="VSP CPU per page of a page-list transfer (Cherkasova & Gardner, ATC "
         "2005: parent CPU charged per page exchanged; value assumed).",
@@ -267,8 +295,8 @@ class Vsp(Model):
 class Driver(Model):
     """The parent's physical device driver."""
 
-    request_cost: TimeDist = field("1.5us", description="Driver CPU per request. Assumed.")
-    interrupt_cost: TimeDist = field(
+    request_cost: CostDist = field("1.5us", description="Driver CPU per request. Assumed.")
+    interrupt_cost: CostDist = field(
         "1.5us", description="Driver ISR/DPC CPU per completion. Assumed."
     )
 
@@ -282,20 +310,37 @@ class Vmbus(Model):
     """VMBus channels between each routed child and the parent: per device, a primary
     channel and sub-channels, each with its own rings and parent vCPU."""
 
-    ring_size: Size = field(
+    ring_size: Annotated[
+        Size,
+        Bound(
+            units.parse_size,
+            None,
+            "1GiB",
+            "a ring is guest memory shared with the parent; Linux's Hyper-V drivers "
+            "allocate hundreds of KiB (hv_netvsc 512 KiB)",
+        ),
+    ] = field(
         "512KiB",
         gt=0,
         description="Ring buffer per direction. Linux hv_netvsc: 128 × 4 KiB pages (read).",
     )
-    descriptor_size: Size = field(
+    descriptor_size: Annotated[Size, RING_ENTRY] = field(
         "64B", description="Ring bytes per request descriptor (header + message). Assumed."
     )
-    page_entry_size: Size = field(
+    page_entry_size: Annotated[Size, RING_ENTRY] = field(
         "16B",
         description="Ring bytes per page in a page list (length, offset, PFN). Linux "
         "vmbus_channel_packet_page_buffer (derived).",
     )
-    copy_threshold: Size = field(
+    copy_threshold: Annotated[
+        Size,
+        Bound(
+            units.parse_size,
+            None,
+            "64 MiB",
+            "a request is at most 64 MiB: a larger threshold copies every payload",
+        ),
+    ] = field(
         "6144B",
         description="Payloads up to this size are copied through the send buffer; larger "
         "ones are described by page lists. Linux hyperv_net.h send section (read).",
@@ -403,14 +448,40 @@ class Nic(Model):
 
     name: Name
     type: Literal["nic"]
-    line_rate: Bitrate = field("25Gbps")
-    mtu: Size = field("1500B", description="Payload bytes per frame (segmentation).")
-    frame_overhead: Size = field(
+    line_rate: Annotated[
+        Bitrate,
+        Bound(
+            units.parse_bitrate,
+            "1bps",
+            "1.6Tbps",
+            "1.6 Tb/s is the fastest Ethernet IEEE 802.3 defines (802.3dj)",
+        ),
+    ] = field("25Gbps")
+    mtu: Annotated[
+        Size,
+        Bound(
+            units.parse_size,
+            "68B",
+            "65535B",
+            "68 B is the smallest IPv4 MTU (RFC 791, Linux ETH_MIN_MTU), 65,535 B the "
+            "largest IPv4 datagram (its total length is 16 bits)",
+        ),
+    ] = field("1500B", description="Payload bytes per frame (segmentation).")
+    frame_overhead: Annotated[
+        Size,
+        Bound(
+            units.parse_size,
+            None,
+            "1KiB",
+            "the headers of every encapsulation in use (VLAN tags, IPv6, TCP options, "
+            "VXLAN, IPsec) add up to a few hundred bytes",
+        ),
+    ] = field(
         "78B",
         description="Wire bytes per frame beyond payload: preamble+SFD 8, Ethernet header "
         "14, FCS 4, inter-frame gap 12 (IEEE 802.3), IPv4 20 + TCP 20 headers (derived).",
     )
-    latency: TimeDist = field(
+    latency: CostDist = field(
         "2us", description="Descriptor fetch, DMA and pipeline per request. Assumed."
     )
     vfs: int = field(8, ge=0, le=4096, description="SR-IOV virtual functions.")
@@ -475,7 +546,7 @@ class Nvme(Model):
         {"dist": "gamma", "mean": "20us", "cv": 0.5},
         description="Service time of a write (to the drive's cache), before transfer. Assumed.",
     )
-    bandwidth: Bitrate = field(
+    bandwidth: Annotated[Bitrate, MEMORY_RATE] = field(
         "3.2GB/s", description="Total transfer rate; each channel moves bandwidth/channels."
     )
     vfs: int = field(16, ge=0, le=4096, description="SR-IOV virtual functions.")

@@ -1,18 +1,45 @@
-"""Reading scenario-like files safely: plain YAML only (no object construction, no custom
-tags, no duplicate keys, bounded depth and aliases), with the line of every value, and
-locations shown as messages show them (``children[web].streams[0].rate``)."""
+"""Reading input files safely.
+
+:func:`read_text` is the one way every input file (scenario, preset, sweep, validation
+case) is read. It guarantees, whatever the path names, an answer within
+:data:`PIPE_WAIT_S` or so and never more than ``limit + 1`` bytes in memory:
+
+* only a regular file or a pipe (a FIFO, process substitution ``<(...)``) is read; a
+  directory, a device (``/dev/zero``, a terminal), a socket, a symbolic-link loop is refused
+  before anything is read;
+* a pipe is opened without waiting for its writer and read with a bounded wait: no data
+  within :data:`PIPE_WAIT_S` is an error, not a hang;
+* at most ``limit + 1`` bytes are read, whatever the file's size says (``/proc`` files say
+  0); a longer file is refused;
+* a file that cannot be read (``/proc/self/mem``, no permission, a read that would block)
+  and text that is not UTF-8 are refused;
+
+each refusal a :class:`ScenarioError` of one line naming the file. :func:`resolve_inside`
+resolves a path written in a file relative to that file, and refuses one that leads out
+of the file's folder tree (unless allowed).
+
+Then YAML: plain data only (no object construction, no custom tags, no duplicate keys,
+bounded depth and aliases), with the line of every value, and locations shown as messages
+show them (``children[web].streams[0].rate``)."""
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 import re
-from collections.abc import Mapping
+import select
+import stat
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sim.scenario import units
 from sim.scenario.errors import ScenarioError
-from sim.scenario.fields import NAME_RE
+from sim.scenario.fields import MAX_FILE_BYTES, NAME_RE
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists a scenario file may have (scenarios need ~8)."""
@@ -22,6 +49,149 @@ stand for billions of values, which anything that walks the data would go throug
 MAX_INT_BITS = 14_000
 """Largest integer a scenario file may write (about 4,200 digits: below Python's limit on
 converting integers to text, so every value can be shown in a message)."""
+
+
+PIPE_WAIT_S = 10.0
+"""Longest a pipe is read: a writer that has sent nothing (or not closed its end) by then
+never will, as far as hvsim is concerned."""
+
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_REASONS = {
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "no such file (a part of the path is not a folder)",
+    errno.ELOOP: "a loop of symbolic links",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def read_text(
+    path: str | Path, limit: int = MAX_FILE_BYTES, what: str = "scenario", file: str | None = None
+) -> str:
+    """The text of the file at ``path`` (see the module docstring for what is refused);
+    ``what`` names the kind of file in messages, ``file`` the file (default: ``path``)."""
+    file = str(path) if file is None else file
+
+    def fail(message: str) -> ScenarioError:
+        return ScenarioError(file, "", message)
+
+    def refused(exc: OSError) -> ScenarioError:
+        if exc.errno == errno.EISDIR:
+            return fail(f"is a directory, not a {what} file")
+        return fail(_REASONS.get(exc.errno or 0) or exc.strerror or "cannot be read")
+
+    try:
+        info = os.stat(path)  # follows links; opens nothing
+    except OSError as exc:
+        raise refused(exc) from None
+    except ValueError:  # a NUL character
+        raise fail("not a file name (it holds a NUL character)") from None
+    kind = _kind(info.st_mode, what)
+    if kind:
+        raise fail(kind)
+    try:  # O_NONBLOCK: a FIFO opens at once, writer or not; nothing else waits either
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise refused(exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        kind = _kind(mode, what)  # replaced since the stat above
+        if kind:
+            raise fail(kind)
+        data = _read_pipe(fd, limit, fail) if stat.S_ISFIFO(mode) else _read_file(fd, limit, fail)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
+        raise fail(f"larger than {size}, the most a {what} file may be")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"not a UTF-8 text file (byte {exc.start:,} is not UTF-8)") from None
+
+
+def _kind(mode: int, what: str) -> str:
+    """Why a file of this mode is not read ('' if it is a regular file or a pipe)."""
+    if stat.S_ISDIR(mode):
+        return f"is a directory, not a {what} file"
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
+        return ""
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"not a regular file ({kind}); a {what} file is a regular file or a pipe"
+
+
+def _read_file(fd: int, limit: int, fail: Callable[[str], ScenarioError]) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        try:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        except BlockingIOError:  # /proc/kmsg and the like: would wait for data
+            raise fail("cannot be read without waiting (not a regular file's contents)") from None
+        except OSError as exc:  # /proc/self/mem: EIO
+            raise fail(f"cannot be read: {exc.strerror or exc}") from None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_pipe(fd: int, limit: int, fail: Callable[[str], ScenarioError]) -> bytes:
+    """A pipe to its end, at most ``limit + 1`` bytes, within :data:`PIPE_WAIT_S`."""
+    deadline = time.monotonic() + PIPE_WAIT_S
+    poller = select.poll()  # not select(): any fd number, however many files are open
+    poller.register(fd, select.POLLIN)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(math.ceil(left * 1000)):
+            if size == 0:
+                raise fail(f"no data from pipe in {PIPE_WAIT_S:g} s (is anything writing to it?)")
+            raise fail(f"pipe not closed by its writer within {PIPE_WAIT_S:g} s")
+        try:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+        except BlockingIOError:  # woken without data: wait again
+            continue
+        except OSError as exc:
+            raise fail(f"cannot be read: {exc.strerror or exc}") from None
+        if not chunk:  # every writer closed its end
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def resolve_inside(
+    raw: str, folder: Path, file: str, field: str, allow_outside: bool = False
+) -> Path:
+    """The path ``raw``, written at ``field`` of ``file`` (whose folder is ``folder``),
+    relative to ``folder`` (an absolute path as it is). Unless ``allow_outside``, it must
+    stay in that folder's tree once ``..`` and symbolic links are resolved; else a
+    :class:`ScenarioError` naming the field and ``--allow-outside``. Nothing is read: the
+    contents of a refused file never reach a message."""
+    try:
+        target = folder / raw
+        if allow_outside:
+            return target
+        root = os.path.realpath(folder)
+        real = os.path.realpath(target)  # a loop stays unresolved: read_text reports it
+    except ValueError:  # a NUL character
+        raise ScenarioError(file, field, "not a file name (it holds a NUL character)") from None
+    if os.path.commonpath([root, real]) != root:
+        raise ScenarioError(
+            file,
+            field,
+            f"{quote(raw)} is outside the folder of this file ({folder}); a path in a file "
+            "stays in that folder's tree unless you pass --allow-outside",
+        )
+    return target
 
 
 class Loader(yaml.SafeLoader):

@@ -122,6 +122,7 @@ class Fault(Model):
     factor: float | None = field(
         None,
         gt=0.0,
+        le=1e6,
         allow_inf_nan=False,
         description="vsp_slowdown: what the VSP's and the parent driver's costs are "
         "multiplied by for the duration.",

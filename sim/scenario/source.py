@@ -24,28 +24,16 @@ from pydantic import BaseModel
 from sim.scenario import presets, units
 from sim.scenario.checks import cross_check
 from sim.scenario.errors import ScenarioError
-from sim.scenario.fields import DEFAULT_CLOCK_GHZ, MAX_FILE_BYTES, NAME_RE
-from sim.scenario.reader import Loader, compose, fmt_path, key_shown, line_of, quote
+from sim.scenario.fields import DEFAULT_CLOCK_GHZ, NAME_RE
+from sim.scenario.reader import Loader, compose, fmt_path, key_shown, line_of, quote, read_text
 from sim.scenario.schema import Scenario
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Read, check and resolve a scenario file; :class:`ScenarioError` if anything is wrong."""
     p = Path(path)
-    file = str(path)
-    try:
-        if p.is_dir():
-            raise ScenarioError(file, "", "is a directory, not a scenario file")
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError(file, "", f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(file, "", "no such file") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(file, "", "not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ScenarioError(file, "", exc.strerror or "cannot read file") from None
-    return loads(text, file=file, overrides=overrides, default_name=p.stem)
+    text = read_text(p, what="scenario", file=str(path))
+    return loads(text, file=str(path), overrides=overrides, default_name=p.stem)
 
 
 def loads(

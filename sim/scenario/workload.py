@@ -12,13 +12,13 @@ import pydantic
 from pydantic import BeforeValidator, Field
 
 from sim.scenario import units
-from sim.scenario.distributions import Distribution
 from sim.scenario.fields import (
     CAP_HELP,
-    MAX_REQUEST_BYTES,
     PIN_HELP,
+    REQUEST_SIZE,
     WEIGHT_HELP,
     Cap,
+    CostDist,
     Model,
     Name,
     Rate,
@@ -87,7 +87,12 @@ class Stream(Model):
         "{read: 0.7, write: 0.3}.",
         json_schema_extra={"type": ["string", "object"]},
     )
-    size: SizeDist = field("4KiB", description="Request size: a size or a distribution.")
+    size: Annotated[SizeDist, REQUEST_SIZE] = field(
+        "4KiB",
+        description="Request size: a size or a distribution. A continuous distribution "
+        "(exponential, gamma, lognormal, uniform, scipy) may draw below 1 B: its draws are "
+        "rounded to whole bytes, at least 1 B.",
+    )
     arrival: Literal["poisson", "deterministic", "mmpp"] = field(
         "poisson",
         description="Open-loop arrival process (with rate): poisson, deterministic, or "
@@ -110,19 +115,6 @@ class Stream(Model):
         description="Issuing vCPU; default: round robin over the child's vCPUs.",
     )
 
-    @pydantic.field_validator("size")
-    @classmethod
-    def _size_bounded(cls, size: Distribution) -> Distribution:
-        # a request's DMA is looked up page by page, its segments cut one by one
-        largest, limit = size.largest, MAX_REQUEST_BYTES
-        if math.isfinite(largest) and largest > limit:
-            got = f"up to {units.format_size(largest)}"
-        elif size.mean > limit:
-            got = f"a mean of {units.format_size(size.mean)}"
-        else:
-            return size
-        raise ValueError(f"a request is at most {units.format_size(limit)} (got {got})")
-
     @pydantic.model_validator(mode="after")
     def _one_loop(self) -> Stream:
         if (self.rate is None) == (self.outstanding is None):
@@ -141,8 +133,8 @@ class Stream(Model):
 class Guest(Model):
     """The child's own I/O driver costs (VSC on the routed path, VF driver on direct)."""
 
-    submit_cost: TimeDist = field("2us", description="Guest driver CPU per request. Assumed.")
-    complete_cost: TimeDist = field(
+    submit_cost: CostDist = field("2us", description="Guest driver CPU per request. Assumed.")
+    complete_cost: CostDist = field(
         "2us",
         description="Guest CPU per completion (interrupt handler), and per received "
         "message (per frame without LRO). Assumed.",
@@ -178,7 +170,7 @@ class Emulated(Model):
         "(interrupt-cause read, unmask) included. Assumed: an e1000 transmit takes a tail "
         "write, an interrupt-cause read and an unmask; an IDE DMA command several more.",
     )
-    access_cost: TimeDist = field(
+    access_cost: CostDist = field(
         "1us",
         description="Device-model CPU per register access, on the parent vCPU serving "
         "the child (decode, emulated device state). Assumed.",

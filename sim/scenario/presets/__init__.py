@@ -65,9 +65,9 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 
 from sim.scenario.errors import ScenarioError
-from sim.scenario.fields import DEFAULT_CLOCK_GHZ, MAX_FILE_BYTES
+from sim.scenario.fields import DEFAULT_CLOCK_GHZ
 from sim.scenario.hardware import Host, Nic, Nvme, Parent
-from sim.scenario.reader import compose
+from sim.scenario.reader import compose, read_text
 from sim.scenario.schema import Scenario
 
 DIRECTORY = Path(__file__).resolve().parent
@@ -261,8 +261,12 @@ def load(name: str, file: str = "<preset>", line: int | None = None) -> Preset:
             file, "preset", f"no preset named {shown}{hint} (presets: {', '.join(known)})", line
         )
     path = DIRECTORY / f"{name}.yaml"
-    stat = path.stat()
-    return _read(path, stat.st_mtime_ns, stat.st_size)
+    try:
+        info = path.stat()
+    except OSError:  # a dangling link, say: read_text says why
+        read_text(path, what="preset", file=_display(path))
+        raise
+    return _read(path, info.st_mtime_ns, info.st_size)
 
 
 def _display(path: Path) -> str:
@@ -285,12 +289,7 @@ def _line(lines: Mapping[Loc, int], loc: Loc) -> int | None:
 def _read(path: Path, mtime_ns: int, size: int) -> Preset:
     """Read and check a preset file (cached while the file is unchanged)."""
     file = _display(path)
-    if size > MAX_FILE_BYTES:
-        raise ScenarioError(file, "", f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(file, "", "not a UTF-8 text file") from None
+    text = read_text(path, what="preset", file=file)
     if not text.strip():
         raise ScenarioError(file, "", "file is empty")
     data, lines = compose(text, file)
