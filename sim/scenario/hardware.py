@@ -454,7 +454,7 @@ class Nic(Model):
             units.parse_bitrate,
             "1bps",
             "1.6Tbps",
-            "1.6 Tb/s is the fastest Ethernet IEEE 802.3 defines (802.3dj)",
+            "1.6 Tb/s is the fastest Ethernet rate IEEE 802.3 specifies (the P802.3dj project)",
         ),
     ] = field("25Gbps")
     mtu: Annotated[
