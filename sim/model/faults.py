@@ -214,13 +214,14 @@ class Injector:
             parent.vsp_completion,
             parent.driver_request,
             parent.driver_interrupt,
-            parent.transfer_factor,
+            parent.transfer_cost,
         )
         parent.vsp_request = _scaled(saved[0], factor)
         parent.vsp_completion = _scaled(saved[1], factor)
         parent.driver_request = _scaled(saved[2], factor)
         parent.driver_interrupt = _scaled(saved[3], factor)
-        parent.transfer_factor = saved[4] * factor
+        transfer = saved[4]
+        parent.transfer_cost = lambda size, pages: transfer(size, pages) * factor
 
         def restore() -> None:
             (
@@ -228,7 +229,7 @@ class Injector:
                 parent.vsp_completion,
                 parent.driver_request,
                 parent.driver_interrupt,
-                parent.transfer_factor,
+                parent.transfer_cost,
             ) = saved
 
         return restore

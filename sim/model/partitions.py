@@ -32,7 +32,7 @@ What it models
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Background, Hypervisor
@@ -76,16 +76,12 @@ class ParentPartition:
         self.driver_interrupt: Sampler = drv.interrupt_cost.sampler(
             env.rng("parent.driver", "interrupt_cost")
         )
-        self._transfer_cost = vsp.transfer_cost
-        self.transfer_factor = 1.0  # a VSP slowdown scales it (sim.model.faults)
+        # VSP CPU to move a payload: copy it, or walk its page list (the spec's physics;
+        # a VSP slowdown scales it for a while, sim.model.faults)
+        self.transfer_cost: Callable[[int, int], float] = vsp.transfer_cost
         # changes when the parent crashes and when it restarts (sim.model.faults): a request
         # that entered the parent under another epoch was lost with its state
         self.epoch = 0
-
-    def transfer_cost(self, size: int, pages: int) -> float:
-        """VSP CPU to move a payload: copy it, or walk its page list
-        (:meth:`sim.scenario.hardware.Vsp.transfer_cost`)."""
-        return self._transfer_cost(size, pages) * self.transfer_factor
 
 
 class ChildPartition:
