@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import sim
+import sim.experiment.compare
 from sim.cli import main
 from sim.report import html as report
 from sim.report.provenance import describe, provenance
@@ -34,7 +35,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def compare_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scn = sim.load(BASE, SHORT)
     out = tmp_path_factory.mktemp("report") / "cmp"
-    sim.experiment.compare(scn, ("routed", "direct"), replications=2).save(out)
+    sim.experiment.compare.compare(scn, ("routed", "direct"), replications=2).save(out)
     return out
 
 
