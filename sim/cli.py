@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
+    _force(w)
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
 
@@ -391,9 +392,9 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
-            executor=args.executor, command=_command(),
+            executor=args.executor, command=_command(), force=args.force,
         )  # fmt: skip
-    except FileExistsError as exc:
+    except OutError as exc:
         raise InputError(f"--out: {exc}") from None
     if args.quiet:
         print(report.out)
@@ -403,6 +404,12 @@ def _sweep(args: argparse.Namespace) -> int:
             f"{len(report.skipped)} already done, {len(report.failed)} failed) on "
             f"{report.executor} in {report.wall_s:.1f} s"
         )
+        if report.damaged:
+            n = len(report.damaged)
+            print(
+                f"recomputed {n} damaged point{'s' if n != 1 else ''} (stored files that did "
+                "not match their hashes)"
+            )
         print(format_study(load_study(report.out), list(sweep.grid)))
         print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")
         for key in report.failed:

@@ -1,5 +1,6 @@
 """The result store (sim.results.store): hvsim never loses a user's files, checks --out
-before simulating, and writes whole directories or nothing."""
+before simulating, writes whole directories or nothing, and trusts a sweep's points
+only when their files verify."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import yaml
 
 import sim
 from sim.cli import main
+from sim.experiment.study import load_study, load_sweep, verify_point
 from sim.results import store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,6 +254,7 @@ def _sweep_file(tmp_path: Path, duration: str, cores: str = "[8, 16]", reps: int
         ("run", "file.txt"),
         ("compare", "file.txt/sub"),
         ("capacity", "file.txt/sub"),
+        ("sweep", "/proc/hvsim-x"),
     ],
 )
 def test_bad_out_is_refused_before_simulating(tmp_path: Path, command: str, bad: str) -> None:
@@ -337,6 +340,26 @@ def test_stale_temporaries_of_dead_processes_are_removed_of_live_ones_kept(
         live.wait(timeout=30)
 
 
+def test_sweep_removes_only_dead_temporaries(tmp_path: Path) -> None:
+    """A resumed sweep removes the temporaries of a killed writer, not a live one's."""
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        sweep = load_sweep(_sweep_file(tmp_path, "20ms"))
+        out = tmp_path / "study"
+        assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "--quiet"]) == 0
+        key = sweep.points[0].key
+        dead = out / "requests" / f".{key}.parquet.tmp-{dead_pid()}"
+        alive = out / "requests" / f".{key}.parquet.tmp-{live.pid}"
+        dead.write_bytes(b"PAR1 half")
+        alive.write_bytes(b"PAR1 half")
+        assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "--quiet"]) == 0
+        assert not dead.exists()
+        assert alive.exists()
+    finally:
+        live.kill()
+        live.wait(timeout=30)
+
+
 # ---------------------------------------------------------------------------------------
 # 7. A write that fails
 # ---------------------------------------------------------------------------------------
@@ -391,6 +414,62 @@ def test_report_write_that_fails_is_one_line(
         f"error: cannot write {out}: No space left on device"
     )
     assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Sweep points verified
+# ---------------------------------------------------------------------------------------
+def _flip(f: Path) -> None:
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+
+
+def test_damaged_sweep_points_are_recomputed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Flipped bytes in one point's requests and another point's summary copied over a
+    third's: neither point is done nor read; the sweep recomputes both, says so, and
+    the study then reads back exactly as a clean one."""
+    file = _sweep_file(tmp_path, "20ms", "[8, 12, 16]", reps=2)
+    keys = [p.key for p in load_sweep(file).points]
+    clean, damaged = tmp_path / "clean", tmp_path / "damaged"
+    for out in (clean, damaged):
+        assert main(["sweep", str(file), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    _flip(damaged / "requests" / f"{keys[0]}.parquet")
+    shutil.copyfile(damaged / "summary" / f"{keys[1]}.parquet",
+                    damaged / "summary" / f"{keys[2]}.parquet")  # fmt: skip
+    assert verify_point(damaged, keys[0]).startswith("requests/")
+    assert verify_point(damaged, keys[1]) == ""
+    assert verify_point(damaged, keys[2]).startswith("summary/")
+    assert set(load_study(damaged)["point"]) == {keys[1]}  # only verified points
+
+    assert main(["sweep", str(file), "--out", str(damaged)]) == 0
+    stdout = capsys.readouterr().out
+    assert "(2 computed, 1 already done, 0 failed)" in stdout
+    assert "recomputed 2 damaged points" in stdout
+    last = json.loads((damaged / "study.json").read_text())["last_run"]
+    assert sorted(last["damaged"]) == sorted([keys[0], keys[2]])
+    pd.testing.assert_frame_equal(load_study(damaged), load_study(clean))
+    assert all(verify_point(damaged, k) == "" for k in keys)
+
+
+def test_point_files_copied_with_their_record_are_not_another_point(tmp_path: Path) -> None:
+    """Every file names its point: one point's four files copied under another point's
+    names (hashes and all) do not pass for it."""
+    file = _sweep_file(tmp_path, "20ms")
+    a, b = (p.key for p in load_sweep(file).points)
+    out = tmp_path / "study"
+    assert main(["sweep", str(file), "--out", str(out), "--quiet"]) == 0
+    for sub, ext in (("summary", "parquet"), ("requests", "parquet"), ("points", "yaml")):
+        shutil.copyfile(out / sub / f"{a}.{ext}", out / sub / f"{b}.{ext}")
+    info = json.loads((out / "points" / f"{a}.json").read_text())
+    info["key"] = b
+    info["files"] = {k.replace(a, b): v for k, v in info["files"].items()}
+    (out / "points" / f"{b}.json").write_text(json.dumps(info))
+    assert verify_point(out, b) == f"summary/{b}.parquet is another point's"
+    assert verify_point(out, a) == ""
 
 
 # ---------------------------------------------------------------------------------------
