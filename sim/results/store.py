@@ -648,7 +648,7 @@ def _update(
     if not force:
         _refuse_foreign(label, kind, manifest, found)
     owned = set(found.owned)
-    clash = []
+    clash = [MANIFEST] if manifest is None and os.path.lexists(target / MANIFEST) else []
     for rel in files:
         part = target
         for p in PurePosixPath(rel).parts[:-1]:
