@@ -2,9 +2,12 @@
 
 Exit status: 0 success, 2 invalid input (one line on stderr: ``error: FILE[:LINE]:
 field.path: what is wrong``; nothing written), 1 anything else (a validation case that
-fails, an unexpected error), 141 when the reader of the output went away (``hvsim schema
-| head -1``: the rest of the output is dropped quietly, as by a command killed by
-SIGPIPE). The CLI is the only place that prints. ``hvsim presets``
+fails, a write that failed: ``error: cannot write DIR: reason``, an unexpected error), 141
+when the reader of the output went away (``hvsim schema | head -1``: the rest of the output
+is dropped quietly, as by a command killed by SIGPIPE). The CLI is the only place that
+prints. Every result directory is written by the result store (:mod:`sim.results.store`):
+``--out`` is checked before anything is simulated, and a directory holding files hvsim did
+not write is refused unless ``--force``. ``hvsim presets``
 lists the platform presets (:mod:`sim.scenario.presets`); ``hvsim presets NAME`` shows one, every
 value with its source.
 """
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sim.results.store import hvsim_version
+from sim.results.store import OutError, WriteError, hvsim_version
 from sim.scenario import units
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
@@ -72,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
+    _force(w)
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
     w.add_argument(
@@ -120,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-points", type=int, default=16, help="most points simulated per path (default 16)"
     )
     k.add_argument("--out", help="result directory (default: results/<name>-capacity)")
+    _force(k)
     k.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
     k.add_argument(
         "--replications",
@@ -142,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a field, e.g. --set run.duration=200ms (repeatable)",
     )
     k.add_argument("--quiet", action="store_true", help="print only the result directory")
+    k.add_argument("--report", action="store_true", help="also write DIR/report.html")
 
     v = sub.add_parser("validate", help="model against queueing theory and published figures")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
@@ -154,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
         "figures; all (default)",
     )
 
-    rp = sub.add_parser("report", help="write DIR/report.html for a run, comparison or sweep")
-    rp.add_argument("directory", help="a result, comparison or study directory")
+    rp = sub.add_parser(
+        "report", help="write DIR/report.html for a run, comparison, sweep or capacity search"
+    )
+    rp.add_argument("directory", help="a result, comparison, study or capacity directory")
     rp.add_argument("--out", help="report file (default: DIR/report.html)")
 
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -167,8 +175,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files hvsim did not write (they are kept)",
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="result directory (default: under results/)")
+    _force(p)
     p.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
     p.add_argument("--replications", type=int, help="replications (default: run.replications)")
     p.add_argument(
@@ -245,16 +262,20 @@ def _main(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return EXIT_INPUT
-    except (ScenarioError, InputError, _report_error()) as exc:
+    except (ScenarioError, InputError, OutError, _report_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
 
 
 def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
-    """The scenario with its overrides, and the result directory (checked, not created)."""
+    """The scenario with its overrides, and the result directory (checked by
+    :func:`_check_out` before anything is simulated)."""
     from sim.scenario.source import load, parse_assignment
 
     if args.replications is not None and not 1 <= args.replications <= 1000:
@@ -271,10 +292,6 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
         overrides["run.request_budget"] = args.budget
     scn = load(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{scn.name}{suffix}"
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())
-    ):
-        raise InputError(f"--out: {out} exists and is not an hvsim result directory")
     return scn, out
 
 
@@ -287,6 +304,25 @@ def _within(option: str, value: float | None, low: float, high: float) -> None:
     """An option's number in [low, high] (None: not given), else one line naming it."""
     if value is not None and not low <= value <= high:  # NaN fails too
         raise InputError(f"{option}: must be between {low:g} and {high:g} (got {value:g})")
+
+
+def _check_out(out: Path, kind: str, force: bool) -> None:
+    """``--out`` usable for a result of ``kind`` (:func:`sim.results.store.check_out`)."""
+    from sim.results.store import check_out
+
+    try:
+        check_out(out, kind, force)
+    except OutError as exc:
+        raise InputError(f"--out: {exc}") from None
+
+
+def _written(out: Path) -> str:
+    """The files hvsim wrote at the top of ``out``, from its manifest."""
+    from sim.results.store import MANIFEST, read_manifest
+
+    manifest = read_manifest(out)
+    names = {f.split("/")[0] for f in manifest.files} if manifest else set()
+    return ", ".join(sorted({*names, MANIFEST}))
 
 
 def _presets(name: str | None) -> str:
@@ -355,15 +391,15 @@ def _run(args: argparse.Namespace) -> int:
     from sim.experiment.run import run
 
     scn, out = _load(args)
+    _check_out(out, "run", args.force)
     result = run(scn, replications=args.replications, seed=args.seed)
     result.meta["command"] = _command()
-    result.save(out)
+    result.save(out, force=args.force)
     if args.quiet:
         print(out)
     else:
         print(format_summary(result.summary, scn.name, result.meta))
-        written = ", ".join(sorted(p.name for p in Path(out).iterdir()))
-        print(f"\nresults: {out}/ ({written})")
+        print(f"\nresults: {out}/ ({_written(out)})")
     if args.report:
         print(_report(out))
     return EXIT_OK
@@ -379,17 +415,18 @@ def _compare(args: argparse.Namespace) -> int:
     over = budget_problem(scn, runs=len(paths), what=f"comparison of {len(paths)} paths")
     if over:
         raise InputError(f"{args.scenario}: run.duration: {over}")
+    _check_out(out, "compare", args.force)
     try:
         comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command()
-    comparison.save(out)
+    comparison.save(out, force=args.force)
     if args.quiet:
         print(out)
     else:
         print(format_comparison(comparison.table, comparison.paths, comparison.meta))
-        print(f"\nresults: {out}/ (comparison.csv, meta.json, and a full result per path)")
+        print(f"\nresults: {out}/ ({_written(out)}: a full result per path)")
     if args.report:
         print(_report(out))
     return EXIT_OK
@@ -420,9 +457,9 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
-            executor=args.executor, command=_command(),
+            executor=args.executor, command=_command(), force=args.force,
         )  # fmt: skip
-    except FileExistsError as exc:
+    except OutError as exc:
         raise InputError(f"--out: {exc}") from None
     except ExecutorError as exc:
         print(f"error: {'--scheduler: ' if args.scheduler else ''}{exc}", file=sys.stderr)
@@ -439,6 +476,12 @@ def _sweep(args: argparse.Namespace) -> int:
             f"{len(report.skipped)} already done, {len(report.failed)} failed) on "
             f"{report.executor}{fewer} in {report.wall_s:.1f} s"
         )
+        if report.damaged:
+            n = len(report.damaged)
+            print(
+                f"recomputed {n} damaged point{'s' if n != 1 else ''} (stored files that did "
+                "not match their hashes)"
+            )
         print(format_study(load_study(report.out), list(sweep.grid)))
         print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")
         for key in report.failed:
@@ -475,22 +518,22 @@ def _capacity(args: argparse.Namespace) -> int:
         prepare(scn, clauses, **options)
     except ValueError as exc:
         raise InputError(f"capacity: {exc}") from None
+    _check_out(out, "capacity", args.force)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
     cap.meta["command"] = _command()
-    cap.save(out, files={f"capacity-{m}.png": _png(capacity_figure(cap, m)) for m in cap.metrics})
+    figures = {f"capacity-{m}.png": _png(capacity_figure(cap, m)) for m in cap.metrics}
+    cap.save(out, files=figures, force=args.force)
     if args.quiet:
         print(out)
     else:
         print(format_capacity(cap))
-        metrics = ", ".join(f"capacity-{m}.png" for m in cap.metrics)
-        print(
-            f"\nresults: {out}/ (capacity.csv, points.csv, replications.csv, {metrics}, "
-            "meta.json, scenario.resolved.yaml)"
-        )
+        print(f"\nresults: {out}/ ({_written(out)})")
+    if args.report:
+        print(_report(out))
     return EXIT_OK
 
 

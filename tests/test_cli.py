@@ -110,17 +110,24 @@ def test_same_seed_same_files(tmp_path: Path) -> None:
 
 
 def test_rerun_replaces_result_and_refuses_foreign_directory(tmp_path: Path) -> None:
-    """A second run replaces the result directory; a non-result directory is not touched."""
+    """A second run replaces the result directory (its manifest lists only hvsim's files);
+    a directory of the user's is refused before anything runs and not touched."""
     out = tmp_path / "r"
-    for _ in range(2):
-        assert main(["run", "scenarios/baseline.yaml", "--out", str(out), "--quiet", *SHORT]) == 0
+    for seed in ("1", "2"):
+        args = ["run", "scenarios/baseline.yaml", "--out", str(out), "--quiet", "--seed", seed]
+        assert main([*args, *SHORT]) == 0
+    assert json.loads((out / "meta.json").read_text())["seed"] == 2
+    listed = set(json.loads((out / "manifest.json").read_text())["files"])
+    assert {p.name for p in out.iterdir()} == listed | {"manifest.json"}
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     proc = hvsim("run", "scenarios/baseline.yaml", "--out", str(foreign), *SHORT)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
-    assert "not an hvsim result directory" in proc.stderr
+    assert f"--out: {foreign} holds entries hvsim did not write (notes.txt" in proc.stderr
+    assert "--force" in proc.stderr
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 

@@ -81,7 +81,9 @@ Output (:meth:`Capacity.save`)
     child: its metrics with their intervals, whether it met), ``replications.csv`` (the
     samples behind them), ``capacity-METRIC.png`` (the SLO's metric against the load per
     path and child, with the SLO line and each path's capacity), ``meta.json``,
-    ``scenario.resolved.yaml``.
+    ``scenario.resolved.yaml``, written through the result store
+    (:mod:`sim.results.store`: its manifest, a user's files never replaced); read back by
+    :func:`load_capacity`.
 
 The module is callable: ``sim.experiment.capacity(scenario, "p99<=500us")`` is :func:`table` (the
 capacity frame); :func:`search` returns the whole :class:`Capacity`.
@@ -105,7 +107,7 @@ from sim.experiment.compare import on_path
 from sim.experiment.run import run
 from sim.experiment.slo import Clause, parse_slo
 from sim.results.result import Result
-from sim.results.store import atomic_directory
+from sim.results.store import stamp, write_result
 from sim.scenario.errors import ScenarioError
 from sim.scenario.schema import Scenario
 from sim.scenario.source import replace
@@ -160,11 +162,15 @@ class Capacity:
         """The SLO's metrics, each once, in the order of its clauses."""
         return list(dict.fromkeys(c.metric for c in self.slo))
 
-    def save(self, out: str | Path, files: Mapping[str, bytes] | None = None) -> Path:
-        """Write the search's directory atomically (module docstring), with ``files``
-        (name → content: the figures :func:`sim.report.plots.capacity_figure` draws)
-        beside the tables; returns its path."""
-        with atomic_directory(out) as tmp:
+    def save(
+        self, out: str | Path, files: Mapping[str, bytes] | None = None, force: bool = False
+    ) -> Path:
+        """Write the search's directory through the result store (module docstring), with
+        ``files`` (name → content: the figures :func:`sim.report.plots.capacity_figure`
+        draws) beside the tables; ``force`` writes beside files hvsim did not write.
+        Returns its path."""
+
+        def write(tmp: Path) -> None:
             self.table.to_csv(tmp / "capacity.csv", index=False)
             self.points.to_csv(tmp / "points.csv", index=False)
             self.replications.to_csv(tmp / "replications.csv", index=False)
@@ -173,8 +179,40 @@ class Capacity:
             with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
                 yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
             with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(self.meta, f, indent=2, default=str)
+                json.dump(stamp(self.meta, "capacity"), f, indent=2, default=str)
+
+        write_result(out, "capacity", write, force=force)
         return Path(out)
+
+
+def load_capacity(where: str | Path) -> Capacity:
+    """Read back a directory written by :meth:`Capacity.save`."""
+    from sim.scenario.source import load
+
+    where = Path(where)
+    meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
+
+    def frame(name: str) -> pd.DataFrame:
+        try:
+            return pd.read_csv(where / name)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+
+    table = frame("capacity.csv")
+    for col in ("note", "binding_clause", "binding_child", "binding_resource",
+                "binding_detail", "analytic_bottleneck"):  # fmt: skip
+        if col in table.columns:  # empty text reads back as NaN
+            table[col] = table[col].astype(object).where(table[col].notna(), "")
+    return Capacity(
+        scenario=load(where / "scenario.resolved.yaml"),
+        slo=parse_slo(" and ".join(meta["slo"])),
+        vary=str(meta["vary"]),
+        paths=list(meta["paths"]),
+        table=table,
+        points=frame("points.csv"),
+        replications=frame("replications.csv"),
+        meta=meta,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -654,6 +692,9 @@ def _assemble(
         "children": entries,
         "replications": reps,
         "seed": root,
+        "replication_seeds": [  # the same at every point and on every path
+            {"replication": r, "root_seed": root, "spawn_key_prefix": [r]} for r in range(reps)
+        ],
         "resolution": resolution,
         "max_points": max_points,
         "duration_us": scenario.run.duration,

@@ -51,6 +51,7 @@ def compare(
         "base": paths[0],
         "seed": first.meta["seed"],
         "replications": first.meta["replications"],
+        "replication_seeds": first.meta.get("replication_seeds", []),
         "wall_s": round(time.perf_counter() - t0, 3),
         "versions": first.meta["versions"],
         "common_random_numbers": True,

@@ -42,17 +42,27 @@ numbers. Only this process writes: workers return their tables.
 
 Study directory ``results/<study>/``::
 
+    manifest.json              the result store's manifest (kind sweep; the study's files)
     study.json                 the sweep, its points, versions, timings of the last run
     summary/<key>.parquet      per point × replication × child: the summary metrics and
                                the point's grid values (a Parquet dataset: read the folder)
     requests/<key>.parquet     every request of the point
     points/<key>.yaml          the resolved scenario of the point
-    points/<key>.json          the point's overrides, seed, replications, timing (written
-                               last: a point is complete when this file and its tables are)
+    points/<key>.json          the point's overrides, seed, replications, timing and the
+                               SHA-256 and size of its three other files (written last: a
+                               point is complete when this file and its files agree)
     failed/<key>.json          a point that raised: its error and traceback; the sweep went
                                on, and the next run tries the point again
 
-Every file is written to a temporary name and renamed.
+The directory is opened through the result store (:mod:`sim.results.store`): a directory
+holding anything hvsim did not write is refused (``force`` writes beside it), and every
+file is written to a temporary name and renamed. A point is verified before it counts as
+done and before :func:`load_study` reads it: its files must match the hashes in its
+``points/<key>.json``, and each names its point inside (the ``point`` column of its
+summary, the ``hvsim.point`` key-value metadata of its requests, the first line of its
+scenario). A point whose files do not (flipped bytes, a file copied over from another
+point, a truncated file) is computed again, and the sweep says how many
+(:attr:`SweepReport.damaged`, ``study.json``).
 """
 
 from __future__ import annotations
@@ -66,7 +76,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +85,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.results.store import hvsim_version
+from sim.results.store import (
+    file_entry,
+    hvsim_version,
+    matches,
+    open_directory,
+    record,
+    versions,
+    write_file,
+)
 from sim.scenario import units
 from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import NAME_RE
@@ -260,57 +278,79 @@ def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[st
 # ---------------------------------------------------------------------------------------
 # The study directory
 # ---------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+_KEY = re.compile(r"[0-9a-f]{16}")
+POINT_META = b"hvsim.point"
+"""The key-value metadata of a point's requests Parquet that names its point."""
+POINT_FILES = ("summary/{key}.parquet", "requests/{key}.parquet", "points/{key}.yaml")
+"""A point's files besides ``points/<key>.json``, which lists their hashes."""
+
+
+def verify_point(out: str | Path, key: str) -> str:
+    """Whether the point ``key`` is done in ``out``: ``""`` if its files are complete,
+    match their hashes and are its own; ``"missing"`` if it never finished; otherwise
+    what is wrong with them (the point is damaged)."""
+    out = Path(out)
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        return "not a point key"
+    meta = out / "points" / f"{key}.json"
+    if not meta.is_file():
+        return "missing"
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"points/{key}.json is unreadable"
+    if not isinstance(info, dict) or info.get("status") != "ok" or info.get("key") != key:
+        return f"points/{key}.json is not this point's"
+    files = info.get("files")
+    if not isinstance(files, dict):
+        return f"points/{key}.json lists no hashes"
+    for pattern in POINT_FILES:
+        rel = pattern.format(key=key)
+        entry = files.get(rel)
+        if not isinstance(entry, dict) or not matches(out / rel, entry):
+            return f"{rel} does not match its hash"
+    try:
+        import pyarrow.parquet as pq
 
-
-def _write_text(path: Path, text: str) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    _atomic_write(path, write)
+        points = pd.read_parquet(out / "summary" / f"{key}.parquet", columns=["point"])["point"]
+        if not len(points) or not (points == key).all():
+            return f"summary/{key}.parquet is another point's"
+        schema = pq.read_schema(out / "requests" / f"{key}.parquet")
+        if (schema.metadata or {}).get(POINT_META) != key.encode():
+            return f"requests/{key}.parquet is another point's"
+        with open(out / "points" / f"{key}.yaml", encoding="utf-8") as f:
+            if f.readline().strip() != f"# hvsim point {key}":
+                return f"points/{key}.yaml is another point's"
+    except Exception:  # a file that matches its hash but does not read: not ours either
+        return "unreadable"
+    return ""
 
 
 def is_done(out: Path, point: Point) -> bool:
-    """Whether the point's results are in ``out``, complete and readable."""
-    meta = out / "points" / f"{point.key}.json"
-    summary = out / "summary" / f"{point.key}.parquet"
-    requests = out / "requests" / f"{point.key}.parquet"
-    if not (meta.is_file() and summary.is_file() and requests.is_file()):
-        return False
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        frame = pd.read_parquet(summary)
-        import pyarrow.parquet as pq
-
-        rows = pq.ParquetFile(requests).metadata.num_rows
-    except Exception:  # a torn or corrupt file: compute the point again
-        return False
-    return bool(info.get("status") == "ok" and len(frame) and rows == info.get("requests"))
+    """Whether the point's results are in ``out``, complete, verified and its own."""
+    return verify_point(out, point.key) == ""
 
 
 def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     frame: pd.DataFrame = payload["replications"].copy()
     frame.insert(0, "point", point.key)
     frame.insert(1, "point_index", point.index)
     for i, (k, v) in enumerate(point.values.items()):
         frame.insert(2 + i, k, v if isinstance(v, int | float) else str(v))
-    blob: bytes = payload["requests_parquet"]
-
-    def write_requests(tmp: Path) -> None:
-        tmp.write_bytes(blob)
-
-    _atomic_write(out / "requests" / f"{point.key}.parquet", write_requests)
-    _atomic_write(out / "summary" / f"{point.key}.parquet",
-                  lambda t: frame.to_parquet(t, index=False))  # fmt: skip
-    _write_text(out / "points" / f"{point.key}.yaml",
-                yaml.safe_dump(point.scenario.to_dict(), sort_keys=False))  # fmt: skip
+    table = pq.read_table(pa.BufferReader(payload["requests_parquet"]))
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), POINT_META: point.key.encode()}
+    )
+    rels = [p.format(key=point.key) for p in POINT_FILES]
+    summary, requests, scenario = (out / r for r in rels)
+    write_file(requests, lambda t: pq.write_table(table, t), clean=False, directory=out)
+    write_file(summary, lambda t: frame.to_parquet(t, index=False), clean=False, directory=out)
+    text = f"# hvsim point {point.key}\n"
+    text += yaml.safe_dump(point.scenario.to_dict(), sort_keys=False)
+    write_file(scenario, text.encode("utf-8"), clean=False, directory=out)
     meta = {
         "status": "ok",
         "key": point.key,
@@ -322,8 +362,11 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
         "wall_s": round(payload["wall_s"], 3),
         "versions": payload["versions"],
         "warnings": payload["warnings"],
+        "files": {r: file_entry(out / r) for r in rels},
     }
-    _write_text(out / "points" / f"{point.key}.json", json.dumps(meta, indent=2, default=str))
+    text = json.dumps(meta, indent=2, default=str)
+    write_file(out / "points" / f"{point.key}.json", text.encode("utf-8"), clean=False,
+               directory=out)  # fmt: skip
     (out / "failed" / f"{point.key}.json").unlink(missing_ok=True)
 
 
@@ -335,7 +378,9 @@ def _store_failure(out: Path, point: Point, error: BaseException) -> None:
         "error": f"{type(error).__name__}: {error}",
         "traceback": "".join(traceback.format_exception(error)),
     }
-    _write_text(out / "failed" / f"{point.key}.json", json.dumps(info, indent=2, default=str))
+    text = json.dumps(info, indent=2, default=str)
+    write_file(out / "failed" / f"{point.key}.json", text.encode("utf-8"), clean=False,
+               directory=out)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,7 +533,8 @@ def _choose(executor: str, workers: int, scheduler: str | None) -> str:
 # ---------------------------------------------------------------------------------------
 @dataclass
 class SweepReport:
-    """What one invocation of a sweep did."""
+    """What one invocation of a sweep did (``damaged``: points whose stored files did
+    not verify, computed again; they are among ``computed`` or ``failed``)."""
 
     out: Path
     computed: list[str]
@@ -498,6 +544,7 @@ class SweepReport:
     wall_s: float
     workers: int | None = None
     """Processes that computed the points (None: none, or a scheduler's own workers)."""
+    damaged: list[str] = field(default_factory=list)
 
 
 def run_sweep(
@@ -508,17 +555,18 @@ def run_sweep(
     executor: str = "auto",
     progress: bool | None = None,
     command: str | None = None,
+    force: bool = False,
 ) -> SweepReport:
     """Run every point of ``sweep`` not already in ``out`` (default ``results/<study>``);
-    ``command`` (the command line that asked for it) is recorded in ``study.json``."""
+    ``command`` (the command line that asked for it) is recorded in ``study.json``.
+    ``out`` is opened through the result store: :class:`sim.results.store.OutError` if
+    it cannot be used or holds files hvsim did not write (``force`` writes beside them)."""
     out = Path(out) if out is not None else Path("results") / sweep.study
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (out / "study.json").exists():
-        raise FileExistsError(f"{out} exists and is not an hvsim study directory")
     kind = _choose(executor, workers, scheduler)
-    todo = [p for p in sweep.points if not is_done(out, p)]
-    skipped = [p.key for p in sweep.points if p not in todo]
+    states = {p.key: verify_point(out, p.key) for p in sweep.points}
+    todo = [p for p in sweep.points if states[p.key]]
+    skipped = [p.key for p in sweep.points if not states[p.key]]
+    damaged = [p.key for p in todo if states[p.key] != "missing"]
     used = None  # processes computing the points here (none with a scheduler's own workers)
     if todo and not (kind == "dask" and scheduler):
         used = 1 if kind == "serial" else pool_size(workers, len(todo))
@@ -526,11 +574,20 @@ def run_sweep(
     client, cluster = (
         _dask_client(used or 1, scheduler) if kind == "dask" and todo else (None, None)
     )
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.rglob(".*.tmp-*"):  # left by a run that was killed while writing
-        stale.unlink(missing_ok=True)
+
+    def close() -> None:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+    try:
+        where = open_directory(out, "sweep", force)
+    except BaseException:
+        close()
+        raise
     t0 = time.perf_counter()
-    _write_study(out, sweep, kind, workers, scheduler, None, command)
+    _write_study(where, sweep, kind, workers, scheduler, None, command)
     from tqdm import tqdm
 
     bar = tqdm(
@@ -554,22 +611,21 @@ def run_sweep(
     try:
         for point, payload, error in outcomes:
             if payload is not None:
-                _store(out, point, payload)
+                _store(where, point, payload)
                 computed.append(point.key)
             else:
                 assert error is not None
-                _store_failure(out, point, error)
+                _store_failure(where, point, error)
                 failed.append(point.key)
             bar.set_postfix(failed=len(failed))
             bar.update(1)
     finally:
         bar.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-    report = SweepReport(out, computed, skipped, failed, kind, time.perf_counter() - t0, used)
-    _write_study(out, sweep, kind, workers, scheduler, report, command)
+        close()
+    report = SweepReport(
+        out, computed, skipped, failed, kind, time.perf_counter() - t0, used, damaged
+    )
+    _write_study(where, sweep, kind, workers, scheduler, report, command)
     return report
 
 
@@ -585,14 +641,18 @@ def _write_study(
     import platform
 
     info: dict[str, Any] = {
+        "kind": "sweep",
         "study": sweep.study,
         "sweep": sweep.spec,
         "points": [{"key": p.key, "index": p.index, "values": p.values} for p in sweep.points],
+        "seed": sweep.spec.get("seed"),
+        "replications": sweep.spec.get("replications"),
         "executor": kind,
         "workers": workers,
         "scheduler": scheduler,
         "hvsim": hvsim_version(),
         "python": platform.python_version(),
+        "versions": versions(),
         "command": command,
     }
     if report is not None:
@@ -600,15 +660,19 @@ def _write_study(
             "computed": report.computed,
             "skipped": report.skipped,
             "failed": report.failed,
+            "damaged": report.damaged,
             "wall_s": round(report.wall_s, 3),
             "workers": report.workers,
         }
-    _write_text(out / "study.json", json.dumps(info, indent=2, default=str))
+    text = json.dumps(info, indent=2, default=str)
+    write_file(out / "study.json", text.encode("utf-8"), directory=out)
+    record(out, ["study.json"])
 
 
 def load_study(out: str | Path) -> pd.DataFrame:
     """The tidy frame of a study: one row per point × replication × child, in point order,
-    with the point's grid values as columns (only finished points)."""
+    with the point's grid values as columns (only finished points whose files verify:
+    :func:`verify_point`)."""
     out = Path(out)
     info_file = out / "study.json"
     if not info_file.is_file():
@@ -616,11 +680,12 @@ def load_study(out: str | Path) -> pd.DataFrame:
     info = json.loads(info_file.read_text(encoding="utf-8"))
     frames = []
     for entry in info["points"]:
-        f = out / "summary" / f"{entry['key']}.parquet"
-        if (out / "points" / f"{entry['key']}.json").is_file() and f.is_file():
-            frame = pd.read_parquet(f)
-            frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
-            frames.append(frame)
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or verify_point(out, key):
+            continue
+        frame = pd.read_parquet(out / "summary" / f"{key}.parquet")
+        frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
+        frames.append(frame)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

@@ -1,4 +1,5 @@
-"""``hvsim report DIR``: one self-contained ``report.html`` for a run, a comparison or a sweep.
+"""``hvsim report DIR``: one self-contained ``report.html`` for a run, a comparison, a sweep
+or a capacity search.
 
 The page is meant to be forwarded as is, to readers who never open a terminal: it opens
 from a file, needs no network (figures are embedded SVG, the style is inline) and reads
@@ -13,10 +14,14 @@ top to bottom:
 6. where every number came from (:func:`sim.report.provenance.provenance`);
 7. how to reproduce it: command, seed, replications, versions.
 
-Which kind of directory it is follows from its files: ``comparison.csv`` (a comparison),
-``study.json`` (a sweep), ``summary.csv`` (a run). Every name that comes from a scenario
-file is escaped (the template autoescapes). The file is written to a temporary name and
-renamed, so a failed report leaves the previous one (or none).
+Which kind of directory it is, its manifest says (:mod:`sim.results.store`); without one,
+its files: ``comparison.csv`` (a comparison), ``study.json`` (a sweep), ``capacity.csv``
+(a capacity search), ``summary.csv`` (a run). The report reads only files inside the
+directory: a link out of it, or a comparison whose ``meta.json`` names a path outside it,
+is refused. Every name that comes from a scenario file is escaped (the template
+autoescapes). The file is written through the result store (a temporary name, renamed;
+listed in the directory's manifest), so a failed report leaves the previous one (or none),
+and a file hvsim did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -43,7 +48,14 @@ from sim.experiment.study import load_study
 from sim.report import plots
 from sim.report.provenance import describe, provenance
 from sim.results.result import Comparison, Result, load_comparison, load_result
-from sim.results.store import hvsim_version
+from sim.results.store import (
+    MANIFEST,
+    add_file,
+    hvsim_version,
+    inside,
+    read_manifest,
+    write_file,
+)
 from sim.scenario import units
 from sim.scenario.schema import Scenario
 
@@ -594,29 +606,168 @@ def _hold_others(frame: pd.DataFrame, keys: Sequence[str], k: str) -> pd.DataFra
     return sub
 
 
+_CAPACITY_COLUMNS = ["I/O path", "capacity", "bracket", "offered at capacity",
+                     "at capacity (binding clause)", "binding resource",
+                     "analytic saturation"]  # fmt: skip
+
+
+def _capacity_rows(cap: Any) -> list[list[Any]]:
+    """Per path: the capacity, its bracket, the offered load there, the binding clause's
+    value with its interval and child, the binding resource, the analytic saturation."""
+
+    def x(v: float) -> str:
+        if not math.isfinite(v):
+            return "—"
+        return f"{v:.3g}×" if cap.vary == "load" else f"{int(v)}"
+
+    rows: list[list[Any]] = []
+    for _, r in cap.table.iterrows():
+        sat = Num(x(float(r["analytic_saturation"])), str(r["analytic_bottleneck"]))
+        if not math.isfinite(float(r["capacity"])):
+            note = str(r.get("note") or "no load simulated met the SLO")
+            rows.append([str(r["path"]), "—", f"below {x(float(r['capacity_high']))}", "—",
+                         note, "—", sat])  # fmt: skip
+            continue
+        clause = next(c for c in cap.slo if c.text == r["binding_clause"])
+        half = (float(r["ci_high"]) - float(r["ci_low"])) / 2
+        rows.append([
+            str(r["path"]),
+            x(float(r["capacity"])),
+            f"{x(float(r['capacity']))} – {x(float(r['capacity_high']))}",
+            _rate(float(r["offered_rps"])),
+            Num(f"{clause.text}: {clause.show(float(r['value']))}",
+                f"± {clause.show(half)} ({r['binding_child']})"),
+            Num(str(r["binding_resource"]), str(r["binding_detail"])),
+            sat,
+        ])  # fmt: skip
+    return rows
+
+
+def _capacity_page(directory: Path) -> Page:
+    from sim.experiment.capacity import load_capacity
+
+    cap = load_capacity(directory)
+    m = cap.meta
+    scn = cap.scenario
+    children = ", ".join(m.get("children", []))
+    slo = " and ".join(m["slo"])
+    if cap.vary == "load":
+        what = "the largest factor on every open-loop stream's rate"
+    else:
+        what = f"the largest number of {children} children"
+    paths = ", ".join(cap.paths)
+    question = (
+        f"On this host, what is {what} at which every child the SLO is about ({children}) "
+        f"still meets {slo}, with 95 % confidence, on each I/O path ({paths})?"
+    )
+    headline = Table(
+        _CAPACITY_COLUMNS,
+        _capacity_rows(cap),
+        "The capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
+        "bracket ends at the smallest that did not (or at the analytic saturation, which is "
+        "never simulated): the true capacity lies between them. At capacity: the binding "
+        "clause's value with the half-width of its 95 % interval and the child it binds on; "
+        "the binding resource is the busiest resource the SLO's children use there, with "
+        "its utilisation; the analytic saturation is the load at which the first station "
+        f"saturates, and which. {m.get('points', '?')} points, {m.get('replications')} "
+        "replications each, the same seed at every point (common random numbers).",
+    )
+    figures = []
+    if len(cap.replications):
+        for metric in cap.metrics:
+            clause = next(c for c in cap.slo if c.metric == metric)
+            figures.append(
+                Shown(
+                    f"{clause.text}: {metric.removesuffix('_us')} against the {cap.axis}",
+                    f"The SLO's metric at every {cap.axis} simulated, one line per path and "
+                    "child with its 95 % band; the horizontal line is the SLO, each dotted "
+                    "vertical line a path's capacity.",
+                    _svg(plots.capacity_figure(cap, metric)),
+                )
+            )
+    warnings = [f"{r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r.get("note")]
+    return Page(
+        title=f"{scn.name}: capacity under {slo}",
+        kind="capacity",
+        question=question,
+        scenario=scn,
+        headline=headline,
+        figures=figures,
+        warnings=warnings,
+        resources=Table([], []),
+        reproduce=_reproduce(m, directory, scn),
+    )
+
+
+def _confine(d: Path) -> None:
+    """Refuse a directory that would make the report read outside it: a link that leads
+    out, or a comparison naming a path outside it."""
+    said = "hvsim report reads only files inside it"
+    root = d.resolve()
+    for here, dirnames, filenames in os.walk(d):
+        for name in (*dirnames, *filenames):
+            p = Path(here) / name
+            if p.is_symlink():
+                t = p.resolve()
+                if t != root and root not in t.parents:
+                    raise ReportError(
+                        f"{d}: {p.relative_to(d)} links to {t}, outside the directory; {said}"
+                    )
+    meta = d / "meta.json"
+    if (d / "comparison.csv").is_file() and meta.is_file():
+        try:
+            paths = json.loads(meta.read_text(encoding="utf-8")).get("paths")
+        except (OSError, ValueError, AttributeError):
+            return  # unreadable: page() says so
+        for p in paths if isinstance(paths, list) else []:
+            if not isinstance(p, str) or "/" in p or not inside(d, p):
+                raise ReportError(
+                    f"{d}: meta.json names the path {p!r}, not a directory inside it; {said}"
+                )
+
+
 # ---------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------
+_KINDS = {"run": "run", "compare": "comparison", "sweep": "sweep", "capacity": "capacity"}
+
+
 def kind(directory: str | Path) -> str:
-    """``comparison``, ``sweep`` or ``run``, from the files in ``directory``."""
+    """``run``, ``comparison``, ``sweep`` or ``capacity``: what the manifest of
+    ``directory`` says, or else what its files show."""
     d = Path(directory)
     if not d.is_dir():
         raise ReportError(f"{d}: no such directory")
+    manifest = read_manifest(d)
+    if manifest is not None:
+        return _KINDS[manifest.kind]
     if (d / "comparison.csv").is_file():
         return "comparison"
     if (d / "study.json").is_file():
         return "sweep"
+    if (d / "capacity.csv").is_file() and (d / "meta.json").is_file():
+        return "capacity"
     if (d / "summary.csv").is_file() and (d / "meta.json").is_file():
         return "run"
-    raise ReportError(f"{d}: not an hvsim result (no summary.csv, comparison.csv or study.json)")
+    raise ReportError(
+        f"{d}: not an hvsim result (no {MANIFEST}, summary.csv, comparison.csv, "
+        "capacity.csv or study.json)"
+    )
 
 
 def page(directory: str | Path) -> Page:
     """What the report of ``directory`` shows, before rendering."""
     d = Path(directory)
-    builders = {"run": _run_page, "comparison": _compare_page, "sweep": _sweep_page}
+    builders = {
+        "run": _run_page,
+        "comparison": _compare_page,
+        "sweep": _sweep_page,
+        "capacity": _capacity_page,
+    }
     try:
-        return builders[kind(d)](d)
+        what = kind(d)
+        _confine(d)
+        return builders[what](d)
     except ReportError:
         raise
     except (FileNotFoundError, KeyError, ValueError, OSError) as exc:
@@ -642,15 +793,26 @@ def render(directory: str | Path) -> str:
     )
 
 
-def build(directory: str | Path, out: str | Path | None = None) -> Path:
-    """Write the report of ``directory`` to ``out`` (default ``DIR/report.html``)
-    atomically; returns its path."""
-    text = render(directory)
-    target = Path(out) if out is not None else Path(directory) / "report.html"
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` is a report hvsim wrote (its generator tag says so)."""
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with open(path, "rb") as f:
+            return b'<meta name="generator" content="hvsim' in f.read(1024)
+    except OSError:
+        return False
+
+
+def build(directory: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of ``directory`` to ``out`` (default ``DIR/report.html``, listed
+    in the directory's manifest) atomically; returns its path. An existing file is
+    replaced only if hvsim wrote it."""
+    text = render(directory).encode("utf-8")
+    d = Path(directory)
+    target = Path(out) if out is not None else d / "report.html"
+    if target.parent.resolve() == d.resolve():
+        add_file(d, target.name, text, replaceable=_is_report)
+        return target
+    if os.path.lexists(target) and (target.is_symlink() or not _is_report(target)):
+        raise ReportError(f"{target} exists and is not a report hvsim wrote; not replacing it")
+    write_file(target, text)
     return target

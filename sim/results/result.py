@@ -2,8 +2,10 @@
 
 :class:`Result` holds the frames of one run (:mod:`sim.results.tables` says what each
 holds); :class:`Comparison` the same scenario run on several paths, paired. Both write
-their directory through the one result store (:mod:`sim.results.store`) and are read
-back by :func:`load_result` and :func:`load_comparison`.
+their directory through the one result store (:mod:`sim.results.store`: a manifest of
+every file, a user's files never replaced or removed, nothing half-written) and are read
+back by :func:`load_result` and :func:`load_comparison`, which read only files inside the
+directory.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.results.store import atomic_directory
+from sim.results.store import inside, stamp, write_result
 from sim.scenario.schema import Scenario
 from sim.scenario.source import load
 
@@ -37,10 +39,10 @@ class Result:
     faults: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, out: str | Path) -> Path:
-        """Write the result directory atomically; returns its path."""
-        with atomic_directory(out) as tmp:
-            self.write(tmp)
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write the result directory through the store (:mod:`sim.results.store`);
+        ``force`` writes beside files hvsim did not write. Returns its path."""
+        write_result(out, "run", self.write, force=force)
         return Path(out)
 
     def write(self, where: Path) -> None:
@@ -58,7 +60,7 @@ class Result:
         with open(where / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
         with open(where / "meta.json", "w", encoding="utf-8") as f:
-            json.dump(self.meta, f, indent=2)
+            json.dump(stamp(self.meta, "run"), f, indent=2)
 
 
 RESULT_TABLES = (
@@ -98,7 +100,15 @@ def load_comparison(where: str | Path) -> Comparison:
     if not (where / "comparison.csv").is_file():
         raise FileNotFoundError(f"{where} is not an hvsim comparison (no comparison.csv)")
     meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
-    results = {p: load_result(where / p) for p in meta["paths"]}
+    paths = meta.get("paths")
+    if not isinstance(paths, list) or not paths:
+        raise ValueError(f"{where}/meta.json: no list of paths")
+    for p in paths:
+        if not isinstance(p, str) or "/" in p or not inside(where, p):
+            raise ValueError(
+                f"{where}/meta.json names {p!r}, which is not a directory inside {where}"
+            )
+    results = {p: load_result(where / p) for p in paths}
     first = results[meta["paths"][0]]
     return Comparison(
         first.scenario, list(meta["paths"]), results, pd.read_csv(where / "comparison.csv"), meta
@@ -115,13 +125,19 @@ class Comparison:
     table: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``comparison.csv``, ``meta.json`` and one full result per path, atomically."""
-        with atomic_directory(out) as tmp:
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write ``comparison.csv``, ``meta.json``, the scenario and one full result per
+        path, through the store (:mod:`sim.results.store`); returns its path."""
+
+        def write(tmp: Path) -> None:
             self.table.to_csv(tmp / "comparison.csv", index=False)
             for path, res in self.results.items():
                 (tmp / path).mkdir()
                 res.write(tmp / path)
+            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
             with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(self.meta, f, indent=2)
+                json.dump(stamp(self.meta, "compare"), f, indent=2)
+
+        write_result(out, "compare", write, force=force)
         return Path(out)
