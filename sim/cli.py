@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,7 +232,9 @@ def _drop_stdout() -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # recorded with every result, to reproduce it
     from sim.scenario.errors import ScenarioError
 
     try:
@@ -383,8 +386,9 @@ def _report(directory: str | Path, out: str | None = None) -> str:
     return f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)"
 
 
-def _command() -> str:
-    return " ".join(["hvsim", *sys.argv[1:]])
+def _command(args: argparse.Namespace) -> str:
+    """The command line that asked for a result, quoted as a shell would need it."""
+    return shlex.join(["hvsim", *args.argv])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -393,7 +397,7 @@ def _run(args: argparse.Namespace) -> int:
     scn, out = _load(args)
     _check_out(out, "run", args.force)
     result = run(scn, replications=args.replications, seed=args.seed)
-    result.meta["command"] = _command()
+    result.meta["command"] = _command(args)
     result.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -420,7 +424,7 @@ def _compare(args: argparse.Namespace) -> int:
         comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
-    comparison.meta["command"] = _command()
+    comparison.meta["command"] = _command(args)
     comparison.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -457,7 +461,7 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
-            executor=args.executor, command=_command(), force=args.force,
+            executor=args.executor, command=_command(args), force=args.force,
         )  # fmt: skip
     except OutError as exc:
         raise InputError(f"--out: {exc}") from None
@@ -524,7 +528,7 @@ def _capacity(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
-    cap.meta["command"] = _command()
+    cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": _png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
     if args.quiet:
