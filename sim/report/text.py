@@ -1,0 +1,249 @@
+"""Results as plain-text tables, for the terminal: a run's summary, a comparison of paths,
+a study, a capacity search, a preset; and figures as PNG bytes for files that hold them.
+The command (:mod:`sim.cli`) prints them; the HTML report (:mod:`sim.report.html`) is the
+richer view of the same results."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from sim.scenario import units
+
+
+def format_preset(preset: Any) -> str:
+    """A preset as text: what it is, its devices, every value with its source and note."""
+    import textwrap
+
+    calibrated = ", ".join(preset.calibrated_on) or "nothing yet (no validation figure fitted)"
+    devices = ", ".join(f"{d.name} ({d.type})" for d in preset.devices) or "none"
+    head = ["parameter", "value", "source", "note"]
+    rows = [list(r) for r in preset.rows()]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    lines = [
+        f"{preset.name}: {preset.description}",
+        f"file: {preset.file}",
+        f"calibrated on: {calibrated}",
+        f"devices: {devices}",
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    if preset.notes:
+        notes = f"notes: {preset.notes}"
+        lines += ["", *textwrap.wrap(notes, 92, subsequent_indent="  ", break_on_hyphens=False)]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes."""
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def format_capacity(cap: Any) -> str:
+    """The result as a plain-text table."""
+    vary = cap.vary
+    m = cap.meta
+    head = (
+        f"{m['scenario']}: SLO {' and '.join(m['slo'])}, "
+        + (
+            "load factor on every open-loop rate"
+            if vary == "load"
+            else f"number of {', '.join(m['children'])} children"
+        )
+        + f"; {m['replications']} replications per point, seed {m['seed']}, "
+        f"{m['points']} points in {m['wall_s']:.1f} s"
+    )
+    cols = [
+        "path",
+        "capacity",
+        "bracket",
+        "offered",
+        "at capacity (binding clause)",
+        "binding resource",
+        "analytic saturation",
+    ]
+    rows = []
+    for _, r in cap.table.iterrows():
+        cap_x = r["capacity"]
+
+        def fmt(x: float) -> str:
+            if not math.isfinite(x):
+                return "—"
+            return f"{x:.3g}×" if vary == "load" else f"{int(x)}"
+
+        if math.isfinite(cap_x):
+            clause = next(c for c in cap.slo if c.text == r["binding_clause"])
+            half = (r["ci_high"] - r["ci_low"]) / 2
+            at = (
+                f"{clause.metric.removesuffix('_us')} {clause.show(r['value'])} "
+                f"±{clause.show(half).replace(' ', '')} ({r['binding_child']})"
+            )
+            rows.append(
+                [
+                    r["path"],
+                    fmt(cap_x),
+                    f"{fmt(cap_x)} – {fmt(r['capacity_high'])}",
+                    units.format_rate(r["offered_rps"]),
+                    at,
+                    f"{r['binding_resource']} ({r['binding_detail']})",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    r["path"],
+                    "—",
+                    f"below {fmt(r['capacity_high'])}",
+                    "—",
+                    r["note"],
+                    "—",
+                    f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
+                ]
+            )
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
+    if notes:
+        lines += ["", "notes:", *notes]
+    lines.append(
+        "\nThe capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
+        "bracket ends at the smallest that did not\n(or at the analytic saturation). "
+        "± is the half-width of the 95 % interval at the capacity."
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_study(frame: Any, params: list[str]) -> str:
+    """Per point and child: mean and p99 over replications."""
+    if frame.empty:
+        return "(no finished points)"
+    cols = [*params, "partition", "io_path"]
+    agg = frame.groupby(cols, sort=False)[["throughput_rps", "mean_us", "p99_us"]].mean()
+    lines = []
+    head = [*(p.split(".")[-1] for p in params), "child", "path", "throughput", "mean", "p99"]
+    rows = [
+        [
+            *(str(v) for v in key),
+            units.format_rate(r.throughput_rps),
+            units.format_time(r.mean_us),
+            units.format_time(r.p99_us),
+        ]
+        for key, r in agg.iterrows()
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def ci_cell(row: Any, col: str, fmt: Any) -> str:
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    text = fmt(row[col])
+    if lo is not None and hi is not None and lo == lo and hi == hi:
+        text += f" ±{fmt((hi - lo) / 2).replace(' ', '')}"
+    return text
+
+
+def analytic_cell(row: Any) -> str:
+    """The analytic mean beside the simulated one (sim.analysis.analytic); '~' where the estimate
+    is beyond its approximation (a station more than 60 % busy, LP contention, ...)."""
+    value = row["analytic_mean_us"]
+    if value != value or value == float("inf"):
+        return "—"
+    return ("" if bool(row["analytic_holds"]) else "~") + units.format_time(value)
+
+
+def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
+    """The summary as a plain-text table (one line per child and path)."""
+    from sim.model.metrics import COMPONENTS
+
+    reps = meta.get("replications", 1)
+    head = (
+        f"{name}: {reps} replication{'s' if reps != 1 else ''}, seed {meta.get('seed')}, "
+        f"{meta.get('requests_simulated', 0):,} requests simulated in {meta.get('wall_s', 0):.1f} s"
+    )
+    analytic = "analytic_mean_us" in summary.columns
+    cols = ["child", "path", "throughput", "mean", *(["analytic"] if analytic else []), "p99",
+            "largest components (mean)"]  # fmt: skip
+    rows = []
+    for _, r in summary.iterrows():
+        path = r["io_path"] + (f" (fallback from {r['requested_path']})" if r["fallback"] else "")
+        comps = sorted(((r[f"{c}_us"], c) for c in COMPONENTS), reverse=True)[:3]
+        rows.append(
+            [
+                r["partition"],
+                path,
+                ci_cell(r, "throughput_rps", units.format_rate),
+                ci_cell(r, "mean_us", units.format_time),
+                *([analytic_cell(r)] if analytic else []),
+                ci_cell(r, "p99_us", units.format_time),
+                ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    if reps > 1:
+        lines.append(
+            f"\n± is the half-width of the 95 % confidence interval over {reps} replications."
+        )
+    if analytic:
+        lines.append(
+            "analytic: the queueing-network estimate of the mean (sim.analysis.analytic); "
+            "~ where it is beyond its approximation."
+        )
+    if "warnings" in summary.columns:
+        notes = [(r["partition"], r["warnings"]) for _, r in summary.iterrows() if r["warnings"]]
+        if notes:
+            lines.append("\nwarnings:")
+            lines += [f"  {part}: {text}" for part, text in notes]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_comparison(table: Any, paths: list[str], meta: dict[str, Any]) -> str:
+    """The comparison as text: per child, mean and p99 on every path, and each path's
+    paired ratio to the base with its 95 % interval."""
+    base = paths[0]
+    head = (
+        f"{meta.get('scenario')}: paths {', '.join(paths)} (base {base}), "
+        f"{meta.get('replications')} paired replications, seed {meta.get('seed')}, "
+        f"{meta.get('wall_s', 0):.1f} s"
+    )
+    cols = ["child", "metric", *paths, *(f"{p}/{base}" for p in paths[1:])]
+    rows = []
+    for (child, metric), g in table[table["metric"].isin(["mean_us", "p99_us"])].groupby(
+        ["partition", "metric"], sort=False
+    ):
+        by = g.set_index("path")
+        row = [child, metric.removesuffix("_us")]
+        row += [units.format_time(by.loc[p, "value"]) for p in paths]
+        for p in paths[1:]:
+            r = by.loc[p]
+            lo, hi = r[f"ratio_ci_low_to_{base}"], r[f"ratio_ci_high_to_{base}"]
+            ci = f" [{lo:.2f}, {hi:.2f}]" if lo == lo and hi == hi else ""
+            row.append(f"{r[f'ratio_to_{base}']:.2f}{ci}")
+        rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
+    lines = [head, ""]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(
+        f"\nratios are paired (common random numbers): per-replication {paths[1]}/{base}, "
+        "with their 95 % interval."
+    )
+    return "\n".join(line.rstrip() for line in lines)
