@@ -196,8 +196,7 @@ class Iommu(Model):
         "10ms",
         gt=0,
         description="deferred: queued unmaps are flushed this long after the first of a "
-        "batch. Linux drivers/iommu/dma-iommu.c IOVA_DEFAULT_FQ_TIMEOUT (read); "
-        "reference/parameters.md (quoted).",
+        "batch. Linux drivers/iommu/dma-iommu.c IOVA_DEFAULT_FQ_TIMEOUT (read).",
     )
     deferred_flush_cost: Cost = field(
         "2us",

@@ -21,7 +21,8 @@ File format (``sim/scenario/presets/NAME.yaml``)::
 
 ``set`` reaches ``host.*``, ``parent.*`` and ``devices[NAME].*`` (a device the preset
 declares, by name), one field per entry, never ``children`` or ``run``. Every entry has a
-``source``: a reference as ``reference/parameters.md`` writes it, or ``assumed`` (alone,
+``source``: a reference (authors, venue and year, a document, or the code read, as the
+schema's field descriptions cite them), or ``assumed`` (alone,
 or after the reference of a method: "...; value assumed"); an optional ``note`` says what
 the value stands for or what it approximates.
 
