@@ -890,13 +890,14 @@ def test_credit_knobs_need_the_credit_scheduler() -> None:
     assert from_dict(fair.to_dict()).to_dict() == fair.to_dict()
 
 
-def test_the_readme_scenario_examples_load() -> None:
-    """Every whole scenario shown in the README (a block that starts with its name) loads
-    as it is written there."""
+@pytest.mark.parametrize(("doc", "least"), [("README.md", 2), ("docs/design.md", 1)])
+def test_the_documented_scenario_examples_load(doc: str, least: int) -> None:
+    """Every whole scenario shown in the README and the design document (a block that
+    starts with its name) loads as it is written there."""
     import re
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / doc).read_text(encoding="utf-8")
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("name:")]
-    assert len(blocks) >= 2
+    assert len(blocks) >= least
     for block in blocks:
-        assert loads(block, "README.md").children
+        assert loads(block, doc).children
