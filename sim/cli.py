@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     ps = sub.add_parser("presets", help="list the presets, or show one with its sources")
     ps.add_argument("name", nargs="?", help="the preset to show: every value and its source")
+    ps.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("A", "B"),
+        help="show how preset B differs from A, value by value with sources",
+    )
     for name, what in _PLANNED.items():
         sp = sub.add_parser(name, help=f"({what}: not in this version)")
         sp.add_argument("args", nargs="*")
@@ -256,7 +262,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(json.dumps(json_schema(), indent=2))
             return EXIT_OK
         if args.command == "presets":
-            print(_presets(args.name))
+            print(_presets(args.name, args.diff))
             return EXIT_OK
         print(
             f"error: 'hvsim {args.command}' ({_PLANNED[args.command]}) is not available "
@@ -327,12 +333,22 @@ def _written(out: Path) -> str:
     return ", ".join(sorted({*names, MANIFEST}))
 
 
-def _presets(name: str | None) -> str:
-    """``hvsim presets``: one line per preset; ``hvsim presets NAME``: that preset."""
-    from sim.report.text import format_preset
+def _presets(name: str | None, pair: list[str] | None = None) -> str:
+    """``hvsim presets``: one line per preset; ``hvsim presets NAME``: that preset;
+    ``hvsim presets --diff A B``: how B differs from A."""
+    from sim.report.text import format_preset, format_preset_diff
     from sim.scenario import presets
     from sim.scenario.errors import ScenarioError
 
+    if pair is not None:
+        if name is not None:
+            raise InputError("presets: give a NAME or --diff A B, not both")
+        try:
+            return format_preset_diff(*(presets.load(n, file="<cli>") for n in pair))
+        except ScenarioError as exc:
+            if exc.file == "<cli>":
+                raise InputError(f"presets: {exc.message}") from None
+            raise
     if name is None:
         found = [presets.load(n) for n in presets.names()]
         width = max((len(p.name) for p in found), default=0)

@@ -324,3 +324,32 @@ def test_cli_lists_and_shows_presets(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert "did you mean 'xen-3'" in err
     assert "hyperv-2019" in err
+
+
+def test_presets_diff_shows_each_differing_value_with_both_sources(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """hvsim presets --diff A B lists every field either sets that differs, with values and
+    sources of both sides; a field one side leaves shows the schema default."""
+    a, b = presets.load("xen-3"), presets.load("hyperv-2019")
+    devices, rows = presets.diff(a, b)
+    assert devices == []
+    by_path = {r.path: r for r in rows}
+    ring = by_path["parent.vmbus.ring_size"]
+    assert (ring.a_value, ring.b_value) == ("4KiB", "512KiB")
+    assert ring.a_source == "Xen ring macros (derived)"
+    iommu = by_path["host.iommu.mode"]  # only hyperv-2019 sets it
+    assert (iommu.a_value, iommu.a_source) == ("static", presets.DEFAULT_SOURCE)
+    assert "devices[nic0].line_rate" in by_path
+    same = presets.diff(a, a)
+    assert same == ([], [])
+    assert main(["presets", "--diff", "xen-3", "hyperv-2019"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(rows)} values differ" in out
+    line = next(x for x in out.splitlines() if x.startswith("parent.vmbus.ring_size "))
+    assert "4KiB" in line
+    assert "512KiB" in line
+    assert "hv_netvsc" in line
+    assert main(["presets", "--diff", "xen-3", "xen4"]) == 2
+    assert "no preset named 'xen4'" in capsys.readouterr().err
+    assert main(["presets", "xen-3", "--diff", "xen-3", "esx-3"]) == 2

@@ -37,6 +37,28 @@ def format_preset(preset: Any) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def format_preset_diff(a: Any, b: Any) -> str:
+    """How preset ``b`` differs from ``a``, value by value with each side's source."""
+    from sim.scenario.presets import diff
+
+    devices, rows = diff(a, b)
+    lines = [f"{a.name} → {b.name}: {len(rows)} values differ", ""]
+    if devices:
+        lines.append("devices: " + ", ".join(f"{n} {ta} → {tb}" for n, ta, tb in devices))
+        lines.append("")
+    if not rows:
+        lines.append("the two presets set the same values from the same sources")
+        return "\n".join(lines)
+    head = ["parameter", a.name, "source", b.name, "source"]
+    table = [[r.path, r.a_value, r.a_source, r.b_value, r.b_source] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in table]
+    lines += ["", "schema default: the preset leaves the field; hvsim schema cites its source."]
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def png(fig: Any) -> bytes:
     """A matplotlib figure as PNG bytes."""
 

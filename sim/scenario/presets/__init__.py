@@ -220,6 +220,100 @@ class Preset:
         return [(e.path, value_text(e.value), e.source, e.note) for e in self.entries]
 
 
+@dataclass(frozen=True)
+class DiffRow:
+    """One field two presets set differently (:func:`diff`): each side's value and source;
+    a side that does not set the field shows the schema's default, source ``schema
+    default`` (the field's description in ``hvsim schema`` cites its source)."""
+
+    path: str
+    a_value: str
+    a_source: str
+    b_value: str
+    b_source: str
+
+
+DEFAULT_SOURCE = "schema default"
+
+
+def diff(a: Preset, b: Preset) -> tuple[list[tuple[str, str, str]], list[DiffRow]]:
+    """How platform ``b`` differs from ``a``: ``(devices, rows)``. ``devices`` holds
+    ``(device, type in a or '-', type in b or '-')`` for each device the two do not have
+    alike; ``rows`` every field path either sets (in ``a``'s order, then ``b``'s) whose
+    value or source differs, values compared as written after unit conversion."""
+    types_a = {d.name: d.type for d in a.devices}
+    types_b = {d.name: d.type for d in b.devices}
+    devices = [
+        (n, types_a.get(n, "-"), types_b.get(n, "-"))
+        for n in [*types_a, *(n for n in types_b if n not in types_a)]
+        if types_a.get(n) != types_b.get(n)
+    ]
+    by_a = {e.path: e for e in a.entries}
+    by_b = {e.path: e for e in b.entries}
+    rows: list[DiffRow] = []
+    for path in [*by_a, *(p for p in by_b if p not in by_a)]:
+        sides = []
+        for entry, preset in ((by_a.get(path), a), (by_b.get(path), b)):
+            if entry is not None:
+                sides.append((entry.value, entry.source))
+            else:
+                sides.append((_default(preset, path), DEFAULT_SOURCE))
+        (va, sa), (vb, sb) = sides
+        if _normal(a, path, va) == _normal(b, path, vb) and sa == sb:
+            continue
+        rows.append(DiffRow(path, _shown(va), sa, _shown(vb), sb))
+    return devices, rows
+
+
+_ABSENT = object()
+
+
+def _field_of(preset: Preset, path: str) -> tuple[type[BaseModel], str] | None:
+    """The model and field name a preset path ends at; None when ``preset`` has no such
+    device (or of another type)."""
+    m = _PATH.match(path)
+    if m is None:  # pragma: no cover - entries are checked when read
+        return None
+    root, device, rest = m.group(1), m.group(2), m.group(3)
+    keys = rest[1:].split(".")
+    if device is not None:
+        kind = next((d.type for d in preset.devices if d.name == device), None)
+        if kind is None:
+            return None
+        model: type[BaseModel] = _DEVICE_TYPES[kind]
+    else:
+        model = _ROOTS[root]
+    for k in keys[:-1]:
+        model = model.model_fields[k].annotation  # type: ignore[assignment]
+    return model, keys[-1]
+
+
+def _default(preset: Preset, path: str) -> Any:
+    found = _field_of(preset, path)
+    if found is None:
+        return _ABSENT
+    model, name = found
+    return model.model_fields[name].default
+
+
+def _normal(preset: Preset, path: str, value: Any) -> Any:
+    """``value`` as the schema stores it (units converted), for comparison."""
+    found = _field_of(preset, path)
+    if found is None or value is _ABSENT:
+        return ("absent",)
+    adapter = _adapter(*found)
+    try:
+        return adapter.dump_python(
+            adapter.validate_python(value, context={"clock_ghz": DEFAULT_CLOCK_GHZ}), mode="json"
+        )
+    except (ValueError, pydantic.ValidationError):  # pragma: no cover - checked when read
+        return ("raw", value_text(value))
+
+
+def _shown(value: Any) -> str:
+    return "(no such device)" if value is _ABSENT else value_text(value)
+
+
 def value_text(value: Any) -> str:
     """A value as a scenario file would write it (``true``, ``25Gbps``, ``{dist: …}``)."""
     if isinstance(value, str):
