@@ -70,10 +70,13 @@ def test_every_preset_runs_the_baseline_workload_and_round_trips(name: str, tmp_
     s = res.summary.set_index("partition")
     assert list(s.index) == ["web-routed", "web-direct", "db-routed", "db-direct"]
     assert (s["requests"] > 0).all()
+    stack = scn.host.io_stack
     for child, device in (("web-direct", "nic0"), ("db-direct", "nvme0")):
         no_vfs = scn.device(device).vfs == 0
-        assert s.loc[child, "io_path"] == ("routed" if no_vfs else "direct")
+        fallback = "hypervisor" if stack == "hypervisor" else "routed"
+        assert s.loc[child, "io_path"] == (fallback if no_vfs else "direct")
         assert bool(s.loc[child, "fallback"]) == no_vfs
+    assert (name == "esx-3") == (stack == "hypervisor")  # no data path in a parent
     assert (name == "hyperv-2019") == (scn.device("nic0").vfs > 0)
     res.save(tmp_path / "out")
     resolved = tmp_path / "out" / "scenario.resolved.yaml"
@@ -288,8 +291,9 @@ def test_provenance_shows_the_preset_and_its_sources(
     assert policy["source"] == 'Windows Server docs, "Hyper-V scheduler types" (read)'
     assert not policy["assumed"]
     assert prov.loc["devices[nvme0].vfs", "set_by"] == "scenario"
-    assert prov.loc["host.costs.hypercall", "set_by"] == "default"
-    assert "Dall et al." in prov.loc["host.costs.hypercall", "source"]
+    assert prov.loc["host.costs.hypercall", "set_by"] == "preset hyperv-2008"
+    assert prov.loc["host.costs.device_model_exit", "set_by"] == "default"
+    assert "Dall et al." in prov.loc["host.costs.device_model_exit", "source"]
     text = dict(describe(sim.load(path)))
     assert text["preset hyperv-2008"].startswith("Hyper-V (Windows Server 2008)")
 

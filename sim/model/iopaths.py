@@ -427,12 +427,17 @@ class RoutedPath:
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
         cost = child.complete_cost()
-        yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
+        )
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
         c[INTERRUPT] += irq
         c[GUEST_CPU] += cost
+        if virt:
+            c[GUEST_CPU] += virt
 
     def _receive(self, req: Request) -> Walk:
         env, hv, child, parent, dev = self.env, self.hv, self.child, self.parent, self.device
@@ -481,12 +486,17 @@ class RoutedPath:
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
         cost = _per_segment(child.complete_cost, units)
-        yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
+        )
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
         c[INTERRUPT] += irq
         c[GUEST_CPU] += cost
+        if virt:
+            c[GUEST_CPU] += virt
 
 
 class AssignedPath:
@@ -543,7 +553,15 @@ class AssignedPath:
         irq = self._interrupt(irq_of, v)
         unmap = dma.unmap_cost if dma is not None else 0.0
         cost = child.complete_cost()
-        yield v.hold(("exit", irq), ("guest", cost + unmap), ("hypervisor", debt))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq),
+            ("guest", cost + unmap),
+            ("hypervisor", debt),
+            (child.virt_category, virt),
+        )
+        if virt:
+            c[GUEST_CPU] += virt
         if dma is not None:
             dma.unmap(first, pages, v)
         v.release()
@@ -582,7 +600,15 @@ class AssignedPath:
         irq = self._interrupt(irq_of, v)
         remap = (dma.unmap_cost + dma.map_cost) if dma is not None else 0.0
         cost = _per_segment(child.complete_cost, dev.receive_units(req.size))
-        yield v.hold(("exit", irq), ("guest", cost + remap), ("hypervisor", debt))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq),
+            ("guest", cost + remap),
+            ("hypervisor", debt),
+            (child.virt_category, virt),
+        )
+        if virt:
+            c[GUEST_CPU] += virt
         if dma is not None:
             dma.unmap(first, pages, v)
         v.release()
@@ -655,7 +681,12 @@ class HypervisorPath:
         stack = self.completion_cost()
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
         cost = child.complete_cost()
-        yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
+        )
+        if virt:
+            c[GUEST_CPU] += virt
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -680,7 +711,12 @@ class HypervisorPath:
         stack = _per_segment(self.completion_cost, units)
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
         cost = _per_segment(child.complete_cost, units)
-        yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
+        )
+        if virt:
+            c[GUEST_CPU] += virt
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -776,7 +812,12 @@ class EmulatedPath:
         debt = v.take_debt()
         irq = hv.interrupt(v)
         cost = child.complete_cost()
-        yield v.hold(("exit", irq), ("guest", cost), ("hypervisor", debt))
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq), ("guest", cost), ("hypervisor", debt), (child.virt_category, virt)
+        )
+        if virt:
+            c[GUEST_CPU] += virt
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sim.model.env import SimEnv
-from sim.model.hypervisor import Background, Hypervisor
+from sim.model.hypervisor import Background, Hypervisor, VCpu
 from sim.scenario import names
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host as HostSpec
@@ -113,6 +113,26 @@ class ChildPartition:
         self.complete_cost: Sampler = spec.guest.complete_cost.sampler(
             env.rng(names.child_scope(name), "guest", "complete_cost")
         )
+        # CPU and memory virtualization beyond native, per request (host.cpu_virtualization)
+        cpu = host.cpu_virtualization
+        g = spec.guest
+        bare = spec.io_path == "native"
+        self.virt_cost = 0.0 if bare else (
+            g.syscalls_per_request * cpu.syscall
+            + g.privileged_ops_per_request * cpu.privileged_op
+            + g.page_table_updates_per_request * cpu.page_table_update
+        )  # fmt: skip
+        self.virt_category = "exit" if cpu.mode == "hardware" else "hypervisor"
+        self._warmup = 0.0 if bare else cpu.translation_warmup
+        self._translated: set[int] = set()  # vCPUs whose translation cache is warm
         self.requested_path: str = spec.io_path
         self.io_path: str = spec.io_path
         self.vf: int | None = None
+
+    def virt_charge(self, vcpu: VCpu) -> float:
+        """CPU virtualization's cost of one request completing on ``vcpu``: the per-request
+        cost, plus the translation-cache warm-up on the vCPU's first request."""
+        if self._warmup and vcpu.index not in self._translated:
+            self._translated.add(vcpu.index)
+            return self.virt_cost + self._warmup
+        return self.virt_cost

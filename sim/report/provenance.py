@@ -232,7 +232,7 @@ def _placement(p: Placement) -> str:
     elif p.model_vcpu is not None:
         text += f", its device model on parent vCPU {p.model_vcpu}"
     if p.fallback:
-        text += f" (asked for direct: {p.fallback})"
+        text += f" (asked for {p.requested_path}: {p.fallback})"
     if p.standby:
         text += f"; routed over {len(p.standby)} standby channel(s) while its VF is revoked"
     return text
@@ -249,7 +249,7 @@ def deployment(scenario: Scenario) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"{len(rest)} more children",
-                f"as listed above by kind; {fallbacks} of them fell back to routed",
+                f"as listed above by kind; {fallbacks} of them fell back to another path",
             )
         )
     return rows

@@ -104,6 +104,12 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
             if c.io_path == "direct" or c.vf is not None:
                 return ("children", i, "device"), "io_path: direct needs a 'device'"
             continue
+        if c.io_path == "emulated" and scn.host.io_stack == "hypervisor":
+            return ("children", i, "io_path"), (
+                "io_path emulated runs its device model in a parent; with host.io_stack: "
+                "hypervisor the parent has no data path (a device model in the hypervisor "
+                "is not built)"
+            )
         if c.device not in names:
             known = ", ".join(names)
             return ("children", i, "device"), f"no device named '{c.device}' (devices: {known})"
@@ -210,6 +216,12 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), f"no child named '{target}' (children: {known})"
             if f.kind == "vf_revoke" and spec.device is None:
                 return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
+            if f.kind == "vf_revoke" and scn.host.io_stack == "hypervisor":
+                return (*loc, "kind"), (
+                    "a revoked VF falls back to a parent's routed path; with host.io_stack: "
+                    "hypervisor there is none (a fallback into the hypervisor's stack is "
+                    "not built)"
+                )
         for j, g in enumerate(scn.faults[:i]):
             if g.kind == f.kind and g.target == f.target and g.at < f.end and f.at < g.end:
                 return loc, f"overlaps faults[{j}], a {g.kind} of the same target"

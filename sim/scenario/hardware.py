@@ -94,6 +94,77 @@ class Costs(Model):
     )
 
 
+class CpuVirtualization(Model):
+    """How the hypervisor virtualizes the guest's CPU and memory, and what each guest
+    kernel operation that needs it costs beyond native (see :mod:`sim.model.partitions`).
+    Each virtualized child pays, per request, ``guest.syscalls_per_request`` × ``syscall``
+    + ``guest.privileged_ops_per_request`` × ``privileged_op`` +
+    ``guest.page_table_updates_per_request`` × ``page_table_update`` on its completing
+    vCPU, as ``exit`` time (mode hardware: the operations that exit) or ``hypervisor``
+    time (binary_translation: the translated code's callouts into the monitor;
+    paravirtual: hypercalls); a bare-metal child pays nothing. The defaults describe
+    hardware with nested paging (EPT/NPT) and APIC virtualization, where none of these
+    operations leaves the guest: every cost 0."""
+
+    mode: Literal["hardware", "binary_translation", "paravirtual"] = field(
+        "hardware",
+        description="hardware: VT-x/AMD-V, guest code runs directly and sensitive "
+        "operations exit. binary_translation: the monitor translates guest kernel code "
+        "(VMware's software VMM; Adams & Agesen, ASPLOS 2006): no exits, sensitive "
+        "operations become callouts, and each vCPU translates the kernel's I/O path once "
+        "(translation_warmup). paravirtual: a modified guest kernel calls the hypervisor "
+        "instead (Xen PV; Barham et al., SOSP 2003): page-table updates are hypercalls.",
+    )
+    paging: Literal["nested", "shadow", "direct"] = field(
+        "nested",
+        description="nested: EPT/NPT, guest page-table writes stay in the guest "
+        "(Bhargava et al., ASPLOS 2008). shadow: the monitor keeps shadow page tables and "
+        "traces the guest's page-table writes (page_table_update each); "
+        "binary_translation needs it. direct: paravirtual only, the guest's page tables "
+        "are the hardware's and each update is a hypercall the hypervisor validates "
+        "(page_table_update each).",
+    )
+    syscall: Cost = field(
+        "0cycles",
+        description="Extra CPU per guest system call. 0 under hardware virtualization "
+        "(system calls do not exit; Adams & Agesen, ASPLOS 2006); set for binary_translation.",
+    )
+    privileged_op: Cost = field(
+        "0cycles",
+        description="Extra CPU per privileged operation of the guest kernel's I/O path "
+        "(interrupt-priority (CR8/TPR) writes around the driver's critical section, control "
+        "register accesses): an exit round trip and its handling on hardware without TPR "
+        "shadowing or APIC virtualization, a translated callout under binary_translation. "
+        "0 by default: with APICv such accesses do not exit (assumed).",
+    )
+    page_table_update: Cost = field(
+        "0cycles",
+        description="Extra CPU per guest page-table write under shadow paging (a traced "
+        "write: a fault or exit and the shadow's update). Must be 0 with nested paging.",
+    )
+    translation_warmup: Cost = field(
+        "0cycles",
+        description="binary_translation: CPU one vCPU spends translating the guest "
+        "kernel's I/O path into the translation cache, paid once, with that vCPU's first "
+        "request. Must be 0 under hardware.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _costs_of_mode(self) -> CpuVirtualization:
+        if self.mode == "binary_translation" and self.paging != "shadow":
+            raise ValueError("binary_translation keeps shadow page tables: paging shadow")
+        if (self.mode == "paravirtual") != (self.paging == "direct"):
+            raise ValueError("paging direct goes with mode paravirtual, and only with it")
+        if self.paging == "nested" and self.page_table_update:
+            raise ValueError(
+                "page_table_update needs paging shadow (nested paging leaves the guest's "
+                "page-table writes in the guest)"
+            )
+        if self.mode == "hardware" and self.translation_warmup:
+            raise ValueError("translation_warmup is for mode binary_translation")
+        return self
+
+
 class Scheduler(Model):
     """vCPU → LP scheduling (see :mod:`sim.model.hypervisor`)."""
 
@@ -260,7 +331,17 @@ class Host(Model):
         "Without: an external-interrupt exit and an EOI exit per interrupt (ELI, "
         "Gordon et al., ASPLOS 2012).",
     )
+    io_stack: Literal["parent", "hypervisor"] = field(
+        "parent",
+        description="Where the platform's paravirtual I/O stack lives. parent: a parent "
+        "partition owns the devices and serves routed children (Hyper-V, Xen dom0, KVM's "
+        "host). hypervisor: the hypervisor's own drivers own them (VMware ESX's vmkernel; "
+        "its service console has no data-path role): children that do not choose a path "
+        "take io_path hypervisor, and routed children, and direct ones without a free VF, "
+        "fall back to it instead of a parent (the result says so).",
+    )
     costs: Costs = field({})
+    cpu_virtualization: CpuVirtualization = field({})
     scheduler: Scheduler = field({})
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})

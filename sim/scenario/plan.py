@@ -9,6 +9,10 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
   lowest free VF of their device in scenario order (``count`` expanded); a ``direct``
   child that finds none left **falls back** to ``routed`` (Hyper-V behaviour), and the
   plan says why.
+* **A hypervisor-owned I/O stack** (``host.io_stack: hypervisor``, VMware ESX): there is
+  no parent data path, so ``routed`` children, and ``direct`` ones without a free VF, run
+  on ``hypervisor`` instead (with the reason); children that name no path were given
+  ``hypervisor`` when the scenario was read.
 * **Channels**: a routed child opens a primary VMBus channel and
   ``(vCPUs - 1) // vcpus_per_channel`` sub-channels to its device, at most
   ``max_channels`` in all (:func:`channel_count`; Linux storvsc, hv_netvsc).
@@ -57,7 +61,9 @@ class Placement:
     ``native``, or ``none`` for a child without a device (CPU load only)."""
     vf: int | None = None
     fallback: str = ""
-    """Why a ``direct`` child runs routed ("" when it runs as asked)."""
+    """Why a child does not run on the path it asked for ("" when it does): a ``direct``
+    child without a free VF runs routed, or on the hypervisor path under
+    ``host.io_stack: hypervisor``, where a ``routed`` one does too."""
     channels: tuple[PlannedChannel, ...] = ()
     model_vcpu: int | None = None
     """The parent vCPU that serves an emulated child's device model."""
@@ -136,12 +142,15 @@ def plan(scn: Scenario) -> Plan:
         dev = str(spec.device)
         return tuple(PlannedChannel(names.channel(name, dev, k), k, next_vcpu()) for k in range(n))
 
+    in_hypervisor = scn.host.io_stack == "hypervisor"  # fallbacks stay in the hypervisor
     placed: list[Placement] = []
     for name, spec in instances:
         if spec.device is None:
             placed.append(Placement(name, spec, "none"))
             continue
         path, vf, why = spec.io_path, spec.vf, ""
+        if path == "routed" and in_hypervisor:
+            path, why = "hypervisor", "the parent has no data path (host.io_stack: hypervisor)"
         if path == "direct" and vf is None:
             free = [k for k in range(scn.device(spec.device).vfs) if k not in owned[spec.device]]
             if free:
@@ -149,7 +158,7 @@ def plan(scn: Scenario) -> Plan:
                 owned[spec.device][vf] = name
             else:
                 total = scn.device(spec.device).vfs
-                path = "routed"
+                path = "hypervisor" if in_hypervisor else "routed"
                 why = (
                     f"all {total} VFs of {spec.device} are taken"
                     if total

@@ -190,6 +190,23 @@ class Scenario(Model):
         "what a file gives here is not read.",
     )
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _platform_path_by_default(cls, data: Any) -> Any:
+        """Children that do not choose an io_path take the platform's own: hypervisor
+        where the hypervisor owns the devices (host.io_stack), else the field's default."""
+        if not isinstance(data, dict):
+            return data
+        host, children = data.get("host"), data.get("children")
+        stack = host.get("io_stack") if isinstance(host, dict) else None
+        if stack != "hypervisor" or not isinstance(children, list):
+            return data
+        filled = [
+            {**c, "io_path": "hypervisor"} if isinstance(c, dict) and "io_path" not in c else c
+            for c in children
+        ]
+        return {**data, "children": filled}
+
     def device(self, name: str) -> Nic | Nvme:
         """The device called ``name``."""
         for d in self.devices:

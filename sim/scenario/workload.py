@@ -139,6 +139,29 @@ class Guest(Model):
         description="Guest CPU per completion (interrupt handler), and per received "
         "message (per frame without LRO). Assumed.",
     )
+    syscalls_per_request: int = field(
+        1,
+        ge=0,
+        le=1000,
+        description="Guest system calls per request (the application's send/receive or "
+        "read/write), each costing host.cpu_virtualization.syscall. Assumed: one.",
+    )
+    privileged_ops_per_request: int = field(
+        2,
+        ge=0,
+        le=1000,
+        description="Privileged operations of the guest kernel per request, each costing "
+        "host.cpu_virtualization.privileged_op. Assumed: an interrupt-priority raise and "
+        "lower around the driver's ring update.",
+    )
+    page_table_updates_per_request: int = field(
+        1,
+        ge=0,
+        le=1000,
+        description="Guest page-table writes per request, each costing "
+        "host.cpu_virtualization.page_table_update (shadow paging). Assumed: one (the "
+        "request's buffer mapped or a page fault filled).",
+    )
 
 
 class CpuLoad(Model):
