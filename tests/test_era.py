@@ -10,6 +10,7 @@ import yaml
 
 import sim
 from sim.scenario import ScenarioError, from_dict
+from sim.scenario.plan import plan
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = {"duration": "40ms", "warmup": "5ms", "seed": 5, "replications": 1}
@@ -191,3 +192,24 @@ def test_a_hypervisor_io_stack_refuses_what_needs_a_parent() -> None:
             from_dict(data, source="test")
         assert err.value.path == where
         assert "io_stack: hypervisor" in err.value.message
+
+
+def test_kvm_virtio_routes_through_vhost_and_assigns_vfs_with_posted_interrupts() -> None:
+    """kvm-virtio: a routed child runs on one virtqueue pair per vCPU with the host
+    kernel's CPU per request; a direct child gets a VF and takes no interrupt exits."""
+    send = [{"op": "send", "size": "1KiB", "rate": "5k"}]
+    children = [
+        {"name": "pv", "vcpus": 2, "io_path": "routed", "device": "nic0", "streams": send},
+        {"name": "vf", "vcpus": 2, "io_path": "direct", "device": "nic0", "streams": send},
+    ]
+    scn = from_dict(
+        {"name": "k", "preset": "kvm-virtio", "children": children, "run": RUN}, source="t"
+    )
+    placed = {p.name: p for p in plan(scn).children}
+    assert len(placed["pv"].channels) == 2  # a queue pair per vCPU
+    assert placed["vf"].path == "direct"
+    res = sim.run(scn)
+    s = res.summary.set_index("partition")
+    assert s.loc["pv", "parent_cpu_us"] > 0
+    assert s.loc["vf", "parent_cpu_us"] == 0
+    assert s.loc["vf", "interrupt_us"] == 0

@@ -16,7 +16,7 @@ from sim.report.provenance import describe, provenance
 from sim.scenario import ScenarioError, from_dict, presets
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ["esx-3", "hyperv-2008", "hyperv-2019", "xen-3"]
+NAMES = ["esx-3", "hyperv-2008", "hyperv-2019", "kvm-virtio", "xen-3"]
 SHORT_RUN = {"duration": "50ms", "warmup": "10ms", "seed": 3, "replications": 1}
 WEB = {
     "name": "web",
@@ -41,7 +41,7 @@ def scenario_text(preset: str, extra: str = "") -> str:
 
 
 def test_the_presets_are_there() -> None:
-    """The package holds the four presets, each loading with a description and values."""
+    """The package holds the presets, each loading with a description and values."""
     assert presets.names() == NAMES
     for name in NAMES:
         p = presets.load(name)
@@ -77,7 +77,7 @@ def test_every_preset_runs_the_baseline_workload_and_round_trips(name: str, tmp_
         assert s.loc[child, "io_path"] == (fallback if no_vfs else "direct")
         assert bool(s.loc[child, "fallback"]) == no_vfs
     assert (name == "esx-3") == (stack == "hypervisor")  # no data path in a parent
-    assert (name == "hyperv-2019") == (scn.device("nic0").vfs > 0)
+    assert (name in ("hyperv-2019", "kvm-virtio")) == (scn.device("nic0").vfs > 0)
     res.save(tmp_path / "out")
     resolved = tmp_path / "out" / "scenario.resolved.yaml"
     raw = yaml.safe_load(resolved.read_text(encoding="utf-8"))
@@ -203,7 +203,7 @@ def test_unknown_preset_names_the_field_and_lists_the_presets(
     exc = info.value
     assert (exc.file, exc.line, exc.path) == (str(path), 2, "preset")
     assert "no preset named 'hyperv-2000'" in str(exc)
-    assert "presets: esx-3, hyperv-2008, hyperv-2019, xen-3" in str(exc)
+    assert "presets: esx-3, hyperv-2008, hyperv-2019, kvm-virtio, xen-3" in str(exc)
     with pytest.raises(ScenarioError, match=r"^--set: preset: no preset named 'nope'"):
         sim.load(write_scenario(scenario_text("xen-3"), "b.yaml"), {"preset": "nope"})
     with pytest.raises(ScenarioError, match=r"preset: .*no preset named 5"):
