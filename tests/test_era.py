@@ -130,8 +130,14 @@ def test_inconsistent_cpu_virtualization_is_refused(virt: dict[str, str], messag
 
 
 def baseline_children() -> list[dict[str, Any]]:
+    """The baseline's children, the database tier on esx-3's disk at 100 requests/s."""
     data = yaml.safe_load((REPO / "scenarios" / "baseline.yaml").read_text(encoding="utf-8"))
-    return list(data["children"])
+    return [
+        {**c, "device": "disk0", "streams": [{**c["streams"][0], "rate": "100"}]}
+        if c["device"] == "nvme0"
+        else c
+        for c in data["children"]
+    ]
 
 
 def test_esx3_children_never_touch_a_parent() -> None:
@@ -163,12 +169,12 @@ def test_a_vmkernel_device_fault_hits_every_child_on_the_device() -> None:
     children = [
         {
             "name": f"db{i}",
-            "device": "nvme0",
-            "streams": [{"op": "read", "size": "4KiB", "rate": "20k"}],
+            "device": "disk0",
+            "streams": [{"op": "read", "size": "4KiB", "outstanding": 4}],
         }
         for i in range(3)
     ]
-    faults = [{"kind": "device_reset", "target": "nvme0", "at": "20ms", "duration": "1ms"}]
+    faults = [{"kind": "device_reset", "target": "disk0", "at": "20ms", "duration": "1ms"}]
     data = {"name": "esx", "preset": "esx-3", "children": children, "faults": faults, "run": RUN}
     res = sim.run(from_dict(data, source="test"))
     hit = res.requests[res.requests["attempts"] > 1]["partition"].unique()
@@ -213,3 +219,29 @@ def test_kvm_virtio_routes_through_vhost_and_assigns_vfs_with_posted_interrupts(
     assert s.loc["pv", "parent_cpu_us"] > 0
     assert s.loc["vf", "parent_cpu_us"] == 0
     assert s.loc["vf", "interrupt_us"] == 0
+
+
+def test_a_single_queue_nic_interrupts_parent_vcpu_0_for_every_channel() -> None:
+    """Without VMQ every routed completion and received message is handled on parent vCPU
+    0; with multi-queue each channel's parent vCPU handles its own. Sends are the same."""
+    streams = [{"op": "send", "size": "1KiB", "rate": "4k"}, {"op": "receive", "rate": "4k"}]
+    busy = {}
+    for queues in ("multi", "single"):
+        data = {
+            "name": "q",
+            "host": {"cores": 8},
+            "parent": {"vcpus": 4, "vmbus": {"vcpus_per_channel": 1}},
+            "devices": [{"name": "nic0", "type": "nic", "queues": queues}],
+            "children": [
+                {"name": "r", "vcpus": 4, "io_path": "routed", "device": "nic0", "streams": streams}
+            ],
+            "run": RUN,
+        }
+        res = sim.run(from_dict(data, source="test"))
+        parent = res.cpu[res.cpu["partition"] == "parent"]
+        busy[queues] = parent.groupby("vcpu")["busy_us"].sum()
+    multi, single = busy["multi"], busy["single"]
+    assert multi.max() < 1.5 * multi.min()  # four channels, four parent vCPUs, evenly
+    others = single.drop("parent.vcpu[0]")
+    assert single["parent.vcpu[0]"] > 3 * others.max()
+    assert single.sum() == pytest.approx(multi.sum(), rel=0.05)

@@ -34,7 +34,7 @@ from sim.model.metrics import (
     SCHED_WAIT,
 )
 from sim.scenario import names
-from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.hardware import Disk, Nic, Nvme
 from sim.scenario.plan import Placement
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Stream
@@ -131,12 +131,24 @@ class Network:
             st = self.stations[name] = Station(name, resource, "vcpu", 1, setup)
         return st
 
+    def _virt(self, p: Placement) -> float:
+        """CPU virtualization's cost per request of ``p``'s child (0 on bare metal), paid
+        with its completion (sim.model.partitions)."""
+        if p.path == "native":
+            return 0.0
+        g = p.spec.guest
+        return self.scn.host.cpu_virtualization.per_request(
+            g.syscalls_per_request, g.privileged_ops_per_request, g.page_table_updates_per_request
+        )
+
     def _device(self, name: str) -> Station:
         st = self.stations.get(name)
         if st is None:
             dev = self.scn.device(name)
             if isinstance(dev, Nic):
                 st = Station(name, f"device {name}", "port", 1)
+            elif isinstance(dev, Disk):  # spindles as servers of one queue (no striping)
+                st = Station(name, f"device {name}", "spindles", dev.spindles)
             else:
                 st = Station(name, f"device {name}", "channels", dev.channels)
             self.stations[name] = st
@@ -175,6 +187,11 @@ class Network:
             wire = of_size(sizes, probs, each_size(dev.wire_time))
             delay = dist_moments(dev.latency)
             dev_service, dev_delay = wire, delay.mean
+        elif isinstance(dev, Disk):  # positioning in arrival order: no reordering
+            mean, var = dev.positioning_moments()
+            transfer_time = each_size(dev.transfer_time)
+            transfer = of_size(sizes, probs, lambda x: transfer_time(x) + miss * walk * pages(x))
+            dev_service, dev_delay = Moments(mean, var) + transfer, 0.0
         else:
             assert isinstance(dev, Nvme)
             media_mean = sum(w * dev.media(op).mean for op, w in ops.items())
@@ -207,13 +224,14 @@ class Network:
             v_sub = self._vcpu(names.vcpu(p.name, i), f"vCPUs of {p.name}", native)
             v_done = self._vcpu(names.vcpu(p.name, done), f"vCPUs of {p.name}", native)
             legs: list[Leg] = []
+            virt = self._virt(p)
             if p.path in ("direct", "native"):
                 io = scn.host.iommu
                 map_cost = io.map_cost if p.path == "direct" else 0.0
                 unmap = io.unmap_cost if p.path == "direct" else 0.0
                 irq = self.irq if p.path == "direct" else 0.0
                 sub = segmented(g.submit_cost, seg) + const(map_cost)
-                com = dist_moments(g.complete_cost) + const(irq + unmap)
+                com = dist_moments(g.complete_cost) + const(irq + unmap + virt)
                 self._visit(v_sub, share, sub, sub.mean)
                 self._visit(v_done, share, com, com.mean)
                 legs = [
@@ -229,7 +247,7 @@ class Network:
                         "interrupt + child vCPU: completion",
                         v_done,
                         GUEST_QUEUE,
-                        {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean, IOMMU: unmap},
+                        {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean + virt, IOMMU: unmap},
                         True,
                     ),
                 ]
@@ -240,7 +258,7 @@ class Network:
                 com = (
                     dist_moments(hio.completion_cost)
                     + dist_moments(g.complete_cost)
-                    + const(self.irq)
+                    + const(self.irq + virt)
                 )
                 self._visit(v_sub, share, sub, sub.mean)
                 self._visit(v_done, share, com, com.mean)
@@ -258,7 +276,7 @@ class Network:
                         v_done,
                         GUEST_QUEUE,
                         {
-                            GUEST_CPU: hio.completion_cost.mean + g.complete_cost.mean,
+                            GUEST_CPU: hio.completion_cost.mean + g.complete_cost.mean + virt,
                             INTERRUPT: self.irq,
                         },
                         True,
@@ -291,6 +309,9 @@ class Network:
         n = len(p.parent_vcpus)
         ch = f"{p.name}.channel[{i % n}]"
         pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[i % n]), "parent vCPUs")
+        dev = scn.device(p.spec.device or "")
+        single = isinstance(dev, Nic) and dev.queues == "single"  # every interrupt on vCPU 0
+        cpv = self._vcpu(names.vcpu("parent", 0), "parent vCPUs") if single else pv
         po = 0.0 if self.bound else signal_out.get(ch, 1.0)
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq
@@ -309,11 +330,12 @@ class Network:
             + dist_moments(par.vsp.completion_cost)
         )
         cpl = cpl + bernoulli(pi, hc)
-        com = bernoulli(pi, irq) + dist_moments(g.complete_cost)
+        virt = self._virt(p)
+        com = bernoulli(pi, irq) + dist_moments(g.complete_cost) + const(virt)
         self._visit(v_sub, share, sub, g.submit_cost.mean)
         self._visit(pv, share, req, req.mean - po * irq)
-        self._visit(pv, share, cpl, cpl.mean - pi * hc)
-        self._visit(v_done, share, com, g.complete_cost.mean)
+        self._visit(cpv, share, cpl, cpl.mean - pi * hc)
+        self._visit(v_done, share, com, g.complete_cost.mean + virt)
         # the entries of this channel that wait in its rings, for the signal probabilities
         waiting = self.channels.setdefault(ch, (0.0, pv.name, []))
         self.channels[ch] = (waiting[0] + share, pv.name, [*waiting[2], (share, v_done.name)])
@@ -336,7 +358,7 @@ class Network:
             dev_leg,
             Leg(
                 "parent vCPU: completion, signal",
-                pv,
+                cpv,
                 PARENT_QUEUE,
                 {
                     INTERRUPT: irq + pi * hc,
@@ -348,7 +370,7 @@ class Network:
                 "ring → child vCPU: interrupt, VSC",
                 v_done,
                 RING_WAIT,
-                {INTERRUPT: pi * irq, GUEST_CPU: g.complete_cost.mean},
+                {INTERRUPT: pi * irq, GUEST_CPU: g.complete_cost.mean + virt},
                 True,
             ),
         ]
@@ -378,7 +400,8 @@ class Network:
             + dist_moments(par.driver.interrupt_cost)
             + dist_moments(par.vsp.completion_cost)
         )
-        com = const(irq) + dist_moments(g.complete_cost)
+        virt = self._virt(p)
+        com = const(irq + virt) + dist_moments(g.complete_cost)
         for st, m in ((v_sub, sub), (pv, req), (pv, cpl), (v_done, com)):
             self._visit(st, share, m, m.mean)
         return [
@@ -407,7 +430,7 @@ class Network:
                 "interrupt + child vCPU: completion",
                 v_done,
                 GUEST_QUEUE,
-                {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean},
+                {INTERRUPT: irq, GUEST_CPU: g.complete_cost.mean + virt},
                 True,
             ),
         ]

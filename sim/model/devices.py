@@ -1,4 +1,4 @@
-"""I/O devices: a NIC port and an NVMe drive, shared by their PCIe functions.
+"""I/O devices: a NIC port, an NVMe drive and a rotating disk, shared by their PCIe functions.
 
 What it models
     **NIC** (send): a request of ``size`` bytes is cut into ``ceil(size / mtu)`` frames,
@@ -29,6 +29,17 @@ What it models
     any IOMMU translation misses of its DMA. The controller starts at most ``max_iops``
     commands per second across all its functions (command processing): two starts are at
     least ``1 / max_iops`` apart, whatever the channels allow; ``null`` lifts the limit.
+
+    **Disk** (read, write; Ruemmler & Wilkes, IEEE Computer 1994, method): a rotating
+    disk or a RAID-0 array of ``spindles``. A request's place ``u`` (uniform in [0, 1),
+    from its stream) fixes its position ``u × span`` and its spindle (the capacity is cut
+    into ``DISK_STRIPES`` units dealt round robin); its rotational wait is a uniform share
+    of a revolution (its stream's second generator). A spindle serves one command at a
+    time: seek from its head's position (``Disk.seek_time``), rotation, transfer at
+    ``transfer_rate``. It holds up to ``queue_depth`` commands, the rest wait on the host
+    in arrival order, and when it frees it starts the held command with the shortest seek
+    (``sstf``) or the oldest (``fifo``). Functions and arbitration do not apply (a disk
+    has the PF alone); the device's levels count spindles as servers.
 
 Functions, queues and arbitration (SR-IOV)
     A device has a **physical function** (PF) and ``vfs`` **virtual functions**. The PF
@@ -153,10 +164,13 @@ Randomness
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Callable, Generator
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sim.model.env import SimEnv
@@ -164,8 +178,9 @@ from sim.model.hypervisor import VCpu
 from sim.model.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU
 from sim.model.queues import Function, Interrupt, Servers, Vector
 from sim.model.request import AbortError, Request
-from sim.scenario.distributions import Sampler
-from sim.scenario.hardware import Nic, Nvme
+from sim.scenario import names
+from sim.scenario.distributions import BLOCK
+from sim.scenario.hardware import DISK_STRIPES, Disk, Nic, Nvme
 
 
 class Device(ABC):
@@ -173,8 +188,11 @@ class Device(ABC):
 
     kind = ""
     ops: tuple[str, ...] = ()
+    single_queue = False
+    """One queue for the PF's routed traffic: its interrupts go to parent vCPU 0 (NIC
+    ``queues: single``)."""
 
-    def __init__(self, env: SimEnv, spec: Nic | Nvme, servers: Servers) -> None:
+    def __init__(self, env: SimEnv, spec: Nic | Nvme | Disk, servers: Servers) -> None:
         self.env = env
         self.spec = spec
         self.name = spec.name
@@ -189,8 +207,8 @@ class Device(ABC):
         self._frames = mod.frames
 
     @abstractmethod
-    def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
-        """Service-time samplers for one stream, by op."""
+    def samplers(self, env: SimEnv, key: str) -> dict[str, Callable[[], float]]:
+        """Service-time samplers for one stream, by op (a disk's: :class:`DiskDraw`)."""
 
     @abstractmethod
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
@@ -303,6 +321,7 @@ class NicDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
+        self.single_queue = spec.queues == "single"
         self.wire_time = spec.wire_time  # µs on the wire for a payload (the spec's physics)
         self._software_segmentation = not spec.tso
         self._per_frame_receive = not spec.lro
@@ -315,7 +334,7 @@ class NicDevice(Device):
     def receive_units(self, size: int) -> int:
         return self._spec.frames(size) if self._per_frame_receive else 1
 
-    def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
+    def samplers(self, env: SimEnv, key: str) -> dict[str, Callable[[], float]]:
         return {
             "send": self._spec.latency.sampler(env.rng(key, "service.send")),
             "receive": self._spec.latency.sampler(env.rng(key, "service.receive")),
@@ -397,7 +416,7 @@ class NvmeDevice(Device):
         self._spec = spec
         self._transfer_time = spec.transfer_time
 
-    def samplers(self, env: SimEnv, key: str) -> dict[str, Sampler]:
+    def samplers(self, env: SimEnv, key: str) -> dict[str, Callable[[], float]]:
         return {op: self._spec.media(op).sampler(env.rng(key, f"service.{op}")) for op in self.ops}
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
@@ -420,8 +439,186 @@ class NvmeDevice(Device):
         c[DEVICE_SERVICE] += service
 
 
-def build(env: SimEnv, spec: Nic | Nvme) -> Device:
+class DiskDraw:
+    """One stream's draws for one op on a disk: the request's place (``draw()``, uniform
+    in [0, 1)) and its rotational wait (:meth:`rotation`, a uniform share of a revolution),
+    each from its own generator."""
+
+    __slots__ = ("_block", "_i", "_rng", "_rot", "_rot_block", "_rot_i")
+
+    def __init__(self, place: np.random.Generator, rotation: np.random.Generator) -> None:
+        self._rng, self._rot = place, rotation
+        self._block: list[float] = []
+        self._rot_block: list[float] = []
+        self._i = self._rot_i = 0
+
+    def __call__(self) -> float:
+        if self._i >= len(self._block):
+            self._block, self._i = self._rng.random(BLOCK).tolist(), 0
+        self._i += 1
+        return self._block[self._i - 1]
+
+    def rotation(self) -> float:
+        if self._rot_i >= len(self._rot_block):
+            self._rot_block, self._rot_i = self._rot.random(BLOCK).tolist(), 0
+        self._rot_i += 1
+        return self._rot_block[self._rot_i - 1]
+
+
+class _Spindle:
+    """One drive of a disk: where its head is, whether it serves a command, the commands
+    it holds waiting (position, arrival number, event), and those waiting on the host."""
+
+    __slots__ = ("backlog", "busy", "head", "held", "waiting")
+
+    def __init__(self) -> None:
+        self.head = 0.0
+        self.busy = False
+        self.held = 0  # commands in the drive: waiting or in service
+        self.waiting: list[tuple[float, int, simpy.Event]] = []
+        self.backlog: deque[simpy.Event] = deque()
+
+
+class DiskDevice(Device):
+    """A rotating disk or a RAID-0 array of them (module docstring)."""
+
+    kind = "disk"
+    ops = ("read", "write")
+
+    def __init__(self, env: SimEnv, spec: Disk) -> None:
+        # the servers keep the functions, their counts and the levels; the spindles serve
+        servers = Servers(env, spec.spindles, name=spec.name, arbitration="fifo")
+        super().__init__(env, spec, servers)
+        self._spec = spec
+        self.spindles = [_Spindle() for _ in range(spec.spindles)]
+        self._sstf = spec.scheduling == "sstf"
+        self._depth = spec.queue_depth
+        self._revolution = spec.revolution
+        self._seek = spec.seek_time
+        self._transfer = spec.transfer_time
+        self._seq = 0
+        self._closed_until = -math.inf  # a reset: nothing starts before
+        self._full_key = names.metric(spec.name, "queue_full")
+
+    def samplers(self, env: SimEnv, key: str) -> dict[str, Callable[[], float]]:
+        return {
+            op: DiskDraw(env.rng(key, f"service.{op}"), env.rng(key, f"service.{op}.rotation"))
+            for op in self.ops
+        }
+
+    def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+        if req.dead:  # given up on its way here (sim.model.faults)
+            raise AbortError
+        env, spec, servers = self.env, self._spec, self.servers
+        draw = req.service
+        assert isinstance(draw, DiskDraw)
+        place = draw()
+        rotation = draw.rotation() * self._revolution
+        position = place * spec.span
+        sp = self.spindles[int(place * DISK_STRIPES) % len(self.spindles)]
+        fn = servers.function(req.vf)
+        req.at = self
+        t0 = env.now
+        if sp.held >= self._depth:  # on the host until the drive takes it
+            ev = simpy.Event(env)
+            sp.backlog.append(ev)
+            servers.backlog.add(1)
+            env.counters[self._full_key] += 1
+            yield ev
+        else:
+            sp.held += 1
+        fn.in_device += 1
+        fn.max_in_device = max(fn.max_in_device, fn.in_device)
+        if sp.busy or env.now < self._closed_until:
+            ev = simpy.Event(env)
+            self._seq += 1
+            sp.waiting.append((position, self._seq, ev))
+            servers.queue_level.add(1)
+            try:
+                yield ev
+            except AbortError:
+                fn.in_device -= 1
+                raise
+        else:
+            sp.busy = True
+            servers.busy.add(1)
+        queued = env.now - t0
+        seek = self._seek(abs(position - sp.head))
+        service = seek + rotation + self._transfer(req.size)
+        yield env.timeout(service + translate)
+        sp.head = position
+        fn.in_device -= 1
+        fn.completed += 1
+        fn.waited += queued
+        self._next(sp)
+        req.at = None
+        if req.dead:  # a reset while it was served
+            raise AbortError
+        self._completed(fn)
+        c = req.c
+        c[IOMMU] += translate
+        c[DEVICE_QUEUE] += queued
+        c[DEVICE_SERVICE] += service
+
+    def _next(self, sp: _Spindle) -> None:
+        """The spindle finished a command: the host hands it one more, and it starts the
+        command its scheduling picks, or goes idle."""
+        servers = self.servers
+        sp.held -= 1
+        if sp.backlog:
+            servers.backlog.add(-1)
+            sp.held += 1
+            sp.backlog.popleft().succeed()
+        if sp.waiting and self.env.now >= self._closed_until:
+            self._start(sp)
+        else:
+            sp.busy = False
+            servers.busy.add(-1)
+
+    def _start(self, sp: _Spindle) -> None:
+        """Start the waiting command the scheduling picks (the spindle is taken)."""
+        waiting = sp.waiting
+        if self._sstf:
+            head = sp.head
+            i = min(range(len(waiting)), key=lambda k: (abs(waiting[k][0] - head), waiting[k][1]))
+        else:
+            i = min(range(len(waiting)), key=lambda k: waiting[k][1])
+        _pos, _seq, ev = waiting.pop(i)
+        self.servers.queue_level.add(-1)
+        ev.succeed()
+
+    def halt(self, until: float) -> None:
+        """A reset: every command waiting in a spindle or on the host fails; commands in
+        service run out and are dropped; nothing starts before ``until``."""
+        servers = self.servers
+        dropped: list[simpy.Event] = []
+        for sp in self.spindles:
+            dropped += [ev for _p, _s, ev in sp.waiting]
+            sp.held -= len(sp.waiting)
+            servers.queue_level.add(-len(sp.waiting))
+            sp.waiting.clear()
+            servers.backlog.add(-len(sp.backlog))
+            dropped += sp.backlog
+            sp.backlog.clear()
+        self._closed_until = max(self._closed_until, until)
+        for ev in dropped:
+            ev.fail(AbortError())
+        self.env.timeout(until - self.env.now).callbacks.append(lambda _ev: self._reopen())
+
+    def _reopen(self) -> None:
+        if self.env.now < self._closed_until:
+            return
+        for sp in self.spindles:
+            if not sp.busy and sp.waiting:
+                sp.busy = True
+                self.servers.busy.add(1)
+                self._start(sp)
+
+
+def build(env: SimEnv, spec: Nic | Nvme | Disk) -> Device:
     """The device model for a device spec."""
     if isinstance(spec, Nic):
         return NicDevice(env, spec)
+    if isinstance(spec, Disk):
+        return DiskDevice(env, spec)
     return NvmeDevice(env, spec)

@@ -36,7 +36,9 @@ added to exactly one component (:mod:`sim.model.metrics`).
     not the guest vCPU the channel's interrupt targets; with one channel per vCPU the two
     are the same. The device's completion interrupt reaches the parent vCPU of the
     request's channel directly, as with a multi-queue device whose queues the parent's
-    driver has spread like the channels (assumed).
+    driver has spread like the channels (assumed). A NIC with ``queues: single`` (no VMQ)
+    interrupts parent vCPU 0 instead, for every channel: steps 4 (and a received
+    message's processing) run there.
 
 **direct** (SR-IOV VF, DDA)
     1. Guest driver cost on the child vCPU (plus the map cost in ``strict`` and
@@ -357,6 +359,8 @@ class RoutedPath:
         self.channels = list(channels)
         self.parent_vcpus = list(parent_vcpus)
         self.hypercall = hypercall
+        # a single-queue NIC interrupts parent vCPU 0 for every channel (no VMQ)
+        self.irq_vcpu: VCpu | None = parent.vcpus[0] if device.single_queue else None
         n = len(self.channels)
         # by issuing child vCPU: its channel and the parent vCPU that serves it
         self._lanes = [
@@ -412,6 +416,7 @@ class RoutedPath:
         yield from dev.serve(req, 0.0)
 
         # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
+        pv = self.irq_vcpu or pv
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of)
         inbound = ch.inbound
@@ -446,6 +451,7 @@ class RoutedPath:
         #    the parent's hands from here
         yield from _arrive(env, dev, req)
         ch, pv = self._lanes[req.vcpu.index]  # the channel of the vCPU it is steered to
+        pv = self.irq_vcpu or pv  # a single-queue NIC: parent vCPU 0 takes every message
         req.epoch = parent.epoch
         yield from dev.deliver(req, 0.0)
 

@@ -117,11 +117,15 @@ class ChildPartition:
         cpu = host.cpu_virtualization
         g = spec.guest
         bare = spec.io_path == "native"
-        self.virt_cost = 0.0 if bare else (
-            g.syscalls_per_request * cpu.syscall
-            + g.privileged_ops_per_request * cpu.privileged_op
-            + g.page_table_updates_per_request * cpu.page_table_update
-        )  # fmt: skip
+        self.virt_cost = (
+            0.0
+            if bare
+            else cpu.per_request(
+                g.syscalls_per_request,
+                g.privileged_ops_per_request,
+                g.page_table_updates_per_request,
+            )
+        )
         self.virt_category = "exit" if cpu.mode == "hardware" else "hypervisor"
         self._warmup = 0.0 if bare else cpu.translation_warmup
         self._translated: set[int] = set()  # vCPUs whose translation cache is warm

@@ -194,6 +194,11 @@ def describe(
     for d in scenario.devices:
         if d.type == "nic":
             text = f"NIC, {units.format_bitrate(d.line_rate)}, MTU {units.exact_size(d.mtu)}"
+        elif d.type == "disk":
+            text = (
+                f"disk, {d.spindles} spindle{'s' if d.spindles > 1 else ''} (RAID-0) at "
+                f"{d.rpm:g} rpm, {d.scheduling}, queue depth {d.queue_depth}"
+            )
         else:
             text = f"NVMe drive, {d.channels} channels, {units.format_bitrate(d.bandwidth)}"
         rows.append((d.name, f"{text}, {d.vfs} VFs"))

@@ -14,7 +14,7 @@ error is a :class:`ScenarioError` of one line.
 from sim.scenario.budget import budget_problem, work_estimate
 from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import DEFAULT_CLOCK_GHZ, DEFAULT_REQUEST_BUDGET, MAX_FILE_BYTES
-from sim.scenario.hardware import Host, Iommu, Nic, Nvme, Parent
+from sim.scenario.hardware import Disk, Host, Iommu, Nic, Nvme, Parent
 from sim.scenario.reader import MAX_ALIASED, compose
 from sim.scenario.schema import PARENT_FAULTS, Fault, Run, Scenario, json_schema
 from sim.scenario.source import apply_override, from_dict, load, loads, parse_assignment, replace
@@ -29,6 +29,7 @@ __all__ = [
     "PARENT_FAULTS",
     "Burst",
     "Child",
+    "Disk",
     "Fault",
     "Host",
     "Iommu",

@@ -35,7 +35,7 @@ from sim.scenario.distributions import (
     quantile_seconds,
 )
 from sim.scenario.fields import LONGEST, MAX_TIME_US
-from sim.scenario.hardware import Nic, Nvme
+from sim.scenario.hardware import Disk, Nic, Nvme
 from sim.scenario.plan import plan
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child, Stream
@@ -57,12 +57,15 @@ SAMPLERS = "requests' worth of sampler draws"
 """The budget's name for the time of slow sampler draws."""
 
 
-def _device_time(s: Stream, d: Nic | Nvme, size: float) -> tuple[float, float]:
+def _device_time(s: Stream, d: Nic | Nvme | Disk, size: float) -> tuple[float, float]:
     """(µs one request of ``s`` of ``size`` bytes spends in ``d`` unqueued, requests/s
     ``d`` carries at most), for the stream's op mix."""
     if isinstance(d, Nic):
         wire = d.wire_time(size)
         return d.latency.mean + wire, 1e6 / wire if wire > 0 else math.inf
+    if isinstance(d, Disk):
+        service = d.positioning_moments()[0] + d.transfer_time(size)
+        return service, d.spindles * 1e6 / service
     top = max(s.op.values())
     share = {op: w / top for op, w in s.op.items()}  # weights of 1e308 would add up to inf
     media = sum(w * d.media(op).mean for op, w in share.items())
@@ -139,7 +142,7 @@ def _estimate(
     requests = bursts = switches = 0.0
     closed: dict[str, float] = {}
     carried: dict[str, float] = {}
-    issued: list[tuple[Child, Stream, Nic | Nvme, float]] = []  # a stream's requests/s
+    issued: list[tuple[Child, Stream, Nic | Nvme | Disk, float]] = []  # a stream's requests/s
     vcpus, streams = scn.parent.vcpus, 0
     for i, c in enumerate(scn.children):
         vcpus += c.count * c.vcpus
@@ -222,7 +225,7 @@ def _estimate(
 
 def _sampler_draws(
     scn: Scenario,
-    issued: list[tuple[Child, Stream, Nic | Nvme, float]],
+    issued: list[tuple[Child, Stream, Nic | Nvme | Disk, float]],
     closed: Mapping[str, float],
     carried: Mapping[str, float],
 ) -> _Draws:
@@ -243,6 +246,8 @@ def _sampler_draws(
             draws.add(s.think, c.count, n)
         top = max(s.op.values())
         total = sum(w / top for w in s.op.values())
+        if isinstance(dev, Disk):
+            continue  # uniform draws in blocks: cheap
         for op, w in s.op.items():
             service = (
                 dev.latency if isinstance(dev, Nic) else dev.read if op == "read" else dev.write

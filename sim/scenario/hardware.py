@@ -1,6 +1,6 @@
 """The hardware and the platform of a scenario: host (LPs, clock, exit costs, scheduler,
-IOMMU, the hypervisor's own I/O stack), the parent partition (VSP, driver, VMBus) and the
-devices (NIC, NVMe).
+IOMMU, CPU virtualization, the hypervisor's own I/O stack), the parent partition (VSP,
+driver, VMBus) and the devices (NIC, NVMe, rotating disk).
 
 Defaults come from published figures where one exists (the source is in each field's
 description); the others are marked *assumed* and are meant to be swept, not trusted.
@@ -148,6 +148,15 @@ class CpuVirtualization(Model):
         "kernel's I/O path into the translation cache, paid once, with that vCPU's first "
         "request. Must be 0 under hardware.",
     )
+
+    def per_request(self, syscalls: int, privileged_ops: int, page_table_updates: int) -> float:
+        """CPU a virtualized child's request costs beyond native, for its guest's counts
+        of operations per request."""
+        return (
+            syscalls * self.syscall
+            + privileged_ops * self.privileged_op
+            + page_table_updates * self.page_table_update
+        )
 
     @pydantic.model_validator(mode="after")
     def _costs_of_mode(self) -> CpuVirtualization:
@@ -582,6 +591,15 @@ class Nic(Model):
         "Linux enables GRO by default and current server NICs offer LRO.",
     )
     interrupt_moderation: InterruptModeration = field({}, description=_MODERATION)
+    queues: Literal["multi", "single"] = field(
+        "multi",
+        description="The physical function's queues. multi (VMQ, multi-queue): a queue "
+        "per routed channel, whose completions and received messages interrupt the parent "
+        "vCPU serving that channel (Santos et al., ATC 2008, multi-queue NICs). single: one "
+        "queue, so every completion and received message of routed traffic interrupts "
+        "parent vCPU 0, which runs the driver and VSP work for every channel (Hyper-V "
+        "without VMQ: the root's processor 0; assumed). Routed traffic only.",
+    )
     arbitration: Literal["round_robin", "fifo"] = field(
         "round_robin",
         description="How the free port picks among the functions' queues: round_robin "
@@ -675,4 +693,113 @@ class Nvme(Model):
         return size * (8e6 * self.channels / self.bandwidth)
 
 
-Device = Annotated[Nic | Nvme, Field(discriminator="type")]
+DISK_STRIPES = 2**20
+"""Stripe units a disk array's capacity is cut into (round robin over its spindles): a unit
+is a millionth of the capacity, 64-512 KiB for the 70-500 GB drives of 2006-2010, the
+order of the stripe units RAID controllers use (assumed)."""
+
+
+class Disk(Model):
+    """A rotating disk, or a RAID-0 array of ``spindles`` identical ones: each spindle
+    serves one command at a time (seek, rotation, transfer) and reorders the commands in
+    its queue (see :mod:`sim.model.devices`). Ruemmler & Wilkes, "An Introduction to Disk
+    Drive Modeling", IEEE Computer 1994 (method)."""
+
+    name: Name
+    type: Literal["disk"]
+    spindles: int = field(
+        1,
+        ge=1,
+        le=256,
+        description="Drives striped together (RAID-0): a request goes to the spindle of "
+        "its stripe unit; mirrored or parity writes are not modelled.",
+    )
+    rpm: float = field(
+        15000.0,
+        ge=3600,
+        le=20000,
+        allow_inf_nan=False,
+        description="Rotation speed: a command waits a uniform share of one revolution "
+        "(60 s / rpm) for its sector. Assumed: a 15,000 rpm SAS drive.",
+    )
+    track_to_track: Time = field(
+        "0.2ms",
+        ge=0,
+        description="Seek time of the shortest non-zero seek. Assumed: 15,000 rpm drives "
+        "of 2006-2010 quote 0.2-0.5 ms.",
+    )
+    full_stroke: Time = field(
+        "7ms",
+        gt=0,
+        description="Seek time across the whole disk. A seek over a fraction d of the disk "
+        "takes track_to_track + (full_stroke - track_to_track) * sqrt(d): the square-root "
+        "curve of short seeks (Ruemmler & Wilkes 1994, method) used over the whole range. "
+        "Assumed: with 0.2 ms gives a 3.8 ms mean random seek, the order 15,000 rpm "
+        "drives quote.",
+    )
+    transfer_rate: Annotated[Bitrate, MEMORY_RATE] = field(
+        "120MB/s", description="Media transfer rate. Assumed: a 15,000 rpm drive of 2008."
+    )
+    queue_depth: int = field(
+        32,
+        ge=1,
+        le=256,
+        description="Commands each spindle holds and may reorder (SCSI tagged or SATA "
+        "native command queueing); the rest wait on the host in arrival order. Assumed: "
+        "32, SATA NCQ's limit.",
+    )
+    scheduling: Literal["sstf", "fifo"] = field(
+        "sstf",
+        description="How a spindle picks its next command among those it holds: sstf "
+        "(shortest seek first, ties in arrival order; the drive's reordering) or fifo "
+        "(arrival order, no reordering).",
+    )
+    span: float = field(
+        1.0,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of the capacity the I/O falls in (a data set's extent): each "
+        "request's position is uniform in it, drawn from the issuing stream.",
+    )
+    vfs: int = field(0, ge=0, le=0, description="A disk has no SR-IOV virtual functions.")
+    interrupt_moderation: InterruptModeration = field({}, description=_MODERATION)
+
+    @pydantic.model_validator(mode="after")
+    def _curve(self) -> Disk:
+        if self.full_stroke < self.track_to_track:
+            raise ValueError("full_stroke must be at least track_to_track")
+        return self
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return ("read", "write")
+
+    @property
+    def revolution(self) -> float:
+        """µs per revolution."""
+        return 60e6 / self.rpm
+
+    def seek_time(self, distance: float) -> float:
+        """µs to seek over ``distance`` (a fraction of the disk, 0..1)."""
+        if distance <= 0:
+            return 0.0
+        return self.track_to_track + (self.full_stroke - self.track_to_track) * math.sqrt(distance)
+
+    def transfer_time(self, size: float) -> float:
+        """µs to transfer ``size`` bytes to or from the media."""
+        return size * (8e6 / self.transfer_rate)
+
+    def positioning_moments(self) -> tuple[float, float]:
+        """Mean and variance (µs, µs²) of seek + rotation of a command in arrival order
+        (fifo), positions independent and uniform over ``span``: with d = span * |X - Y|,
+        E[sqrt(|X - Y|)] = 8/15 and E[|X - Y|] = 1/3; rotation uniform over a revolution."""
+        a, b = self.track_to_track, self.full_stroke - self.track_to_track
+        r = math.sqrt(self.span)
+        mean_seek = a + b * r * 8 / 15
+        second_seek = a * a + 2 * a * b * r * 8 / 15 + b * b * self.span / 3
+        rev = self.revolution
+        return mean_seek + rev / 2, second_seek - mean_seek**2 + rev * rev / 12
+
+
+Device = Annotated[Nic | Nvme | Disk, Field(discriminator="type")]

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator
 
 from sim.scenario import units
 from sim.scenario.fields import DEFAULT_REQUEST_BUDGET, Model, Name, Time, field
-from sim.scenario.hardware import Device, Host, Nic, Nvme, Parent
+from sim.scenario.hardware import Device, Disk, Host, Nic, Nvme, Parent
 from sim.scenario.workload import Child
 
 
@@ -207,7 +207,7 @@ class Scenario(Model):
         ]
         return {**data, "children": filled}
 
-    def device(self, name: str) -> Nic | Nvme:
+    def device(self, name: str) -> Nic | Nvme | Disk:
         """The device called ``name``."""
         for d in self.devices:
             if d.name == name:

@@ -12,7 +12,7 @@ File format (``sim/scenario/presets/NAME.yaml``)::
     calibrated_on: []              # validation figures its free parameters were fitted to
     notes: >                       # optional: what is approximated, in words
       ...
-    devices:                       # the host's devices, name: type (nic | nvme)
+    devices:                       # the host's devices, name: type (nic | nvme | disk)
       nic0: nic
       nvme0: nvme
     set:                           # field path, as --set writes it: value and source
@@ -67,7 +67,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import DEFAULT_CLOCK_GHZ
-from sim.scenario.hardware import Host, Nic, Nvme, Parent
+from sim.scenario.hardware import Disk, Host, Nic, Nvme, Parent
 from sim.scenario.reader import compose, read_text
 from sim.scenario.schema import Scenario
 
@@ -79,7 +79,7 @@ _TOP = ("name", "description", "calibrated_on", "notes", "devices", "set")
 _REQUIRED = ("name", "description", "calibrated_on", "set")
 _ENTRY = ("value", "source", "note")
 _ROOTS: dict[str, type[BaseModel]] = {"host": Host, "parent": Parent}
-_DEVICE_TYPES: dict[str, type[BaseModel]] = {"nic": Nic, "nvme": Nvme}
+_DEVICE_TYPES: dict[str, type[BaseModel]] = {"nic": Nic, "nvme": Nvme, "disk": Disk}
 _PATH = re.compile(r"^(?:(host|parent)|devices\[([^\]\s]+)\])((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
