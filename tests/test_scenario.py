@@ -382,11 +382,11 @@ BAD: list[tuple[str, str, str, int | None, str]] = [
         "YAML tag '!foo' is not allowed",
     ),
     (
-        "not-modelled-policy-core",
-        mutate(("  cores: 4\n", "  cores: 4\n  scheduler: {policy: core}\n")),
-        "host.scheduler.policy",
-        4,
-        "'core' is not modelled in this version",
+        "smt-threads-not-dividing-the-lps",
+        mutate(("  cores: 4\n", "  cores: 4\n  threads_per_core: 3\n")),
+        "host",
+        2,
+        "cores (4 LPs) must be a multiple of threads_per_core (3)",
     ),
     (
         "unknown-io-path",

@@ -33,6 +33,12 @@ Scheduler (Xen credit, sched/credit.c; Hyper-V classic)
                 or not.
     ``fair``    No credit and no priorities: round robin with ``time_slice``.
     ``pinned``  As ``fair``, on a fixed vCPU → LP map (``pin`` of every partition).
+    ``core``    As ``credit``, and the SMT siblings of a core (``host.threads_per_core``
+                LPs in a row) run vCPUs of one partition at a time (Hyper-V's core
+                scheduler): an LP takes a vCPU of the best priority waiting for it that
+                its siblings allow, or none and idles while a better vCPU of another
+                partition waits for the core; that vCPU's arrival ends the siblings'
+                slices, and an LP that frees its core lets idle siblings pick again.
 
     Under every policy a vCPU runs at most ``time_slice`` while another vCPU of equal or
     higher priority waits for its LP; an LP that goes idle, or whose queue holds only
@@ -51,8 +57,9 @@ Accounting
 Simplified
     Work items are not preempted midway: a preemption takes effect at the end of the item
     in progress (items are µs long, slices ms long); background load is preempted at once.
-    Credits are burned exactly (µs run), not sampled at ticks. There is no SMT/core
-    scheduling and no NUMA. Priorities of queued vCPUs change only at accounting.
+    Credits are burned exactly (µs run), not sampled at ticks. SMT siblings do not slow
+    each other down (an LP runs at full speed whatever its sibling does); no NUMA.
+    Priorities of queued vCPUs change only at accounting.
 
 Faults (:mod:`sim.model.faults`)
     :meth:`Hypervisor.suspend` parks a whole partition (a crashed or hung parent, a
@@ -322,7 +329,9 @@ class Hypervisor:
         self.env = env
         sch = host.scheduler
         self.policy = sch.policy
-        self.credit = sch.policy == "credit"
+        self.credit = sch.policy in ("credit", "core")
+        # core scheduling: the SMT siblings of a core run vCPUs of one partition at a time
+        self.core = sch.policy == "core"
         self.boost = self.credit and sch.boost
         self.time_slice = sch.time_slice
         self.ratelimit = sch.ratelimit if self.credit else 0.0
@@ -330,6 +339,11 @@ class Hypervisor:
         self.period = sch.accounting_period
         self.load_balance = sch.load_balance and sch.policy != "pinned"
         self.lps = [LogicalProcessor(i) for i in range(host.cores)]
+        t = host.threads_per_core  # LPs 2k and 2k+1 share core k with two threads
+        self.siblings = [
+            tuple(o for o in self.lps[i - i % t : i - i % t + t] if o.index != i)
+            for i in range(host.cores)
+        ]
         self.idle: list[LogicalProcessor] = list(reversed(self.lps))
         self.domains: list[Domain] = []
         self.vcpus: list[VCpu] = []
@@ -405,6 +419,8 @@ class Hypervisor:
             return False
         v.wakeups += 1  # a wake-up without delay
         self._dispatch(v, lp)
+        if self.core:
+            self._kick_siblings(lp)
         return True
 
     def wake_queued(self, v: VCpu) -> None:
@@ -418,14 +434,44 @@ class Hypervisor:
         self._enqueue(v)
         self._tickle(v)
 
-    def _allowed(self, v: VCpu, lp: LogicalProcessor) -> bool:
+    def _affine(self, v: VCpu, lp: LogicalProcessor) -> bool:
         return v.affinity is None or lp.index in v.affinity
+
+    def _allowed(self, v: VCpu, lp: LogicalProcessor) -> bool:
+        """Whether ``v`` may run on ``lp`` now: its affinity, and under core scheduling
+        no sibling of ``lp`` runs a vCPU of another partition."""
+        if v.affinity is not None and lp.index not in v.affinity:
+            return False
+        return not self.core or self._core_free(v, lp)
+
+    def _core_free(self, v: VCpu, lp: LogicalProcessor) -> bool:
+        for s in self.siblings[lp.index]:
+            cur = s.current
+            if cur is not None and cur.domain is not v.domain:
+                return False
+        return True
+
+    def _kick_siblings(self, lp: LogicalProcessor) -> None:
+        """Core scheduling: ``lp`` changed partition or went idle; an idle sibling may
+        now run a waiting vCPU it had to refuse."""
+        if not (self.queued[0] or self.queued[1] or self.queued[2]):
+            return
+        for s in self.siblings[lp.index]:
+            if s.idle and not s.offline:
+                v = self._pick(s)
+                if v is not None:
+                    s.idle = False
+                    self.idle.remove(s)
+                    self._dispatch(v, s)
+                    self._start(v)
 
     def _idle_lp(self, v: VCpu) -> LogicalProcessor | None:
         """Take an idle LP for ``v`` off the idle list: its last one if possible."""
         idle = self.idle
         if not idle:
             return None
+        if self.core:
+            return self._idle_core_lp(v)
         last = self.lps[v.last_lp]
         affinity = v.affinity
         if last.idle and (affinity is None or last.index in affinity):
@@ -447,12 +493,26 @@ class Hypervisor:
         lp.idle = False
         return lp
 
+    def _idle_core_lp(self, v: VCpu) -> LogicalProcessor | None:
+        """Core scheduling: an idle LP ``v`` may run on now, its last one if possible."""
+        idle = self.idle
+        last = self.lps[v.last_lp]
+        if last.idle and self._allowed(v, last):
+            lp: LogicalProcessor | None = last
+        else:
+            lp = next((o for o in reversed(idle) if self._allowed(v, o)), None)
+        if lp is None:
+            return None
+        idle.remove(lp)
+        lp.idle = False
+        return lp
+
     def _enqueue(self, v: VCpu, keep_since: bool = False) -> None:
         v.state = RUNNABLE
         if not keep_since:
             v._runnable_since = self.env.now
         home = self.lps[v.last_lp]
-        if not self._allowed(v, home):
+        if not self._affine(v, home):
             assert v.affinity is not None
             home = self.lps[min(v.affinity)]
         if home.offline:
@@ -461,6 +521,10 @@ class Hypervisor:
         self.queued[v.pri] += 1
         if home.current is not None and not home.timed:
             self._arm_slice(home)
+        if self.core:  # siblings that keep it off the core end their slices too
+            for s in self.siblings[home.index]:
+                if s.current is not None and not s.timed:
+                    self._arm_slice(s)
 
     def _tickle(self, v: VCpu) -> None:
         """Find an LP where ``v`` should preempt the running vCPU, and ask it to."""
@@ -500,13 +564,16 @@ class Hypervisor:
             self._request_preempt(lp, limited=False)
 
     # -- choosing the next vCPU ------------------------------------------------------------
-    def _best_pri(self, lp: LogicalProcessor) -> int:
-        """Priority of the best vCPU waiting for ``lp`` (3 if none)."""
+    def _best_pri(self, lp: LogicalProcessor, core: bool = True) -> int:
+        """Priority of the best vCPU waiting for ``lp`` (3 if none); with ``core`` False,
+        counting those core scheduling keeps off it only while a sibling runs another
+        partition."""
         queued = self.queued
+        allowed = self._allowed if core else self._affine
         if not (queued[0] or queued[1] or queued[2]):
             return 3
         for p in range(3):
-            if lp.runq[p]:
+            if lp.runq[p] and (not self.core or any(allowed(v, lp) for v in lp.runq[p])):
                 best = p
                 break
         else:
@@ -516,7 +583,7 @@ class Hypervisor:
                 if other is lp:
                     continue
                 for p in range(best):
-                    if any(self._allowed(v, lp) for v in other.runq[p]):
+                    if any(allowed(v, lp) for v in other.runq[p]):
                         best = p
                         break
         return best
@@ -526,6 +593,8 @@ class Hypervisor:
         queued = self.queued
         if not (queued[0] or queued[1] or queued[2]):
             return None
+        if self.core:
+            return self._pick_core(lp)
         best: VCpu | None = None
         src: deque[VCpu] | None = None
         best_pri = 3
@@ -555,6 +624,31 @@ class Hypervisor:
         self.queued[best_pri] -= 1
         if src is not lp.runq[best_pri]:
             self.env.counters["steals"] += 1
+        return best
+
+    def _pick_core(self, lp: LogicalProcessor) -> VCpu | None:
+        """Core scheduling: the best priority waiting for ``lp`` decides; ``lp`` takes a
+        vCPU of that priority its siblings allow (its own queue first), or none and idles
+        (a better vCPU of another partition waits for the core to be free)."""
+        best_pri = self._best_pri(lp, core=False)
+        if best_pri == 3:
+            return None
+        src: deque[VCpu] = lp.runq[best_pri]
+        best = next((v for v in src if self._allowed(v, lp)), None)
+        if best is None and self.load_balance:
+            for other in self.lps:
+                if other is lp:
+                    continue
+                q = other.runq[best_pri]
+                best = next((v for v in q if self._allowed(v, lp)), None)
+                if best is not None:
+                    src = q
+                    self.env.counters["steals"] += 1
+                    break
+        if best is None:
+            return None
+        src.remove(best)
+        self.queued[best_pri] -= 1
         return best
 
     # -- switching ------------------------------------------------------------------------
@@ -603,9 +697,11 @@ class Hypervisor:
         if v is None:
             lp.idle = True
             self.idle.append(lp)
-            return
-        self._dispatch(v, lp)
-        self._start(v)
+        else:
+            self._dispatch(v, lp)
+            self._start(v)
+        if self.core:
+            self._kick_siblings(lp)
 
     def _start(self, v: VCpu) -> None:
         """A vCPU just dispatched runs its oldest work item, else its background load."""
@@ -637,7 +733,7 @@ class Hypervisor:
         lp.gen += 1
         lp.timed = False
         q = self.queued
-        if (q[0] or q[1] or q[2]) and self._best_pri(lp) <= v.pri:
+        if (q[0] or q[1] or q[2]) and self._best_pri(lp, core=not self.core) <= v.pri:
             self._arm_slice(lp)
         if v.domain.allowance is not None:
             self._cap_timer(v.domain)
@@ -657,7 +753,9 @@ class Hypervisor:
         if lp.gen != gen or cur is None:
             return
         lp.timed = False
-        if self._best_pri(lp) <= cur.pri:
+        # core scheduling: a partition kept off by a sibling still ends this slice; the
+        # LP then runs what it may, or idles until its siblings leave the core
+        if self._best_pri(lp, core=not self.core) <= cur.pri:
             self._request_preempt(lp, limited=False)
 
     # -- background load ------------------------------------------------------------------
@@ -910,7 +1008,7 @@ class Hypervisor:
         """An online LP ``v`` may run on to queue it at instead of offline ``lp``: the
         lowest allowed one; ``lp`` itself if there is none (a pinned vCPU waits)."""
         for other in self.lps:
-            if not other.offline and self._allowed(v, other):
+            if not other.offline and self._affine(v, other):
                 return other
         return lp
 

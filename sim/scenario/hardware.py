@@ -33,7 +33,6 @@ from sim.scenario.fields import (
     TimeDist,
     Weight,
     field,
-    not_yet,
 )
 
 MEMORY_RATE = Bound(
@@ -177,13 +176,13 @@ class CpuVirtualization(Model):
 class Scheduler(Model):
     """vCPU → LP scheduling (see :mod:`sim.model.hypervisor`)."""
 
-    policy: Annotated[
-        Literal["credit", "fair", "pinned"],
-        not_yet(("credit", "fair", "pinned"), {"core": "SMT core scheduling"}),
-    ] = field(
+    policy: Literal["credit", "core", "fair", "pinned"] = field(
         "credit",
         description="credit: Xen credit / Hyper-V classic (weights, caps, priorities "
-        "BOOST > UNDER > OVER, BOOST on wake-up). fair: round robin, no priorities. "
+        "BOOST > UNDER > OVER, BOOST on wake-up). core: credit, and the SMT siblings of a "
+        "core (host.threads_per_core) run vCPUs of one partition at a time, an LP idling "
+        "rather than share its core (Hyper-V's core scheduler; Windows Server docs, "
+        '"Hyper-V scheduler types", read). fair: round robin, no priorities. '
         "pinned: round robin on a fixed vCPU → LP map (every partition gives 'pin').",
     )
     time_slice: Time = field(
@@ -325,6 +324,14 @@ class Host(Model):
     """The physical machine and its hypervisor."""
 
     cores: int = field(16, ge=1, le=1024, description="Logical processors (LPs).")
+    threads_per_core: int = field(
+        1,
+        ge=1,
+        le=8,
+        description="SMT threads per physical core: LPs i and j are siblings when "
+        "i // threads_per_core == j // threads_per_core (cores must be a multiple). "
+        "Matters to scheduler policy core. 1: no SMT.",
+    )
     clock: Annotated[
         Frequency,
         Bound(
@@ -351,9 +358,19 @@ class Host(Model):
     )
     costs: Costs = field({})
     cpu_virtualization: CpuVirtualization = field({})
+
     scheduler: Scheduler = field({})
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})
+
+    @pydantic.model_validator(mode="after")
+    def _whole_cores(self) -> Host:
+        if self.cores % self.threads_per_core:
+            raise ValueError(
+                f"cores ({self.cores} LPs) must be a multiple of threads_per_core "
+                f"({self.threads_per_core})"
+            )
+        return self
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""SMT siblings and the core scheduler: siblings run vCPUs of one partition at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import sim
+from sim.scenario import ScenarioError, from_dict
+
+
+def busy_children(policy: str, threads: int, extra_child: bool = False) -> Any:
+    """Two (or three) one-vCPU CPU-bound children on one 2-thread core (2 LPs)."""
+    children = [
+        {"name": f"c{i}", "vcpus": 1, "cpu_load": {}} for i in range(3 if extra_child else 2)
+    ]
+    if extra_child:  # a second vCPU of c0: may share the core with c0's first
+        children[0]["vcpus"] = 2
+    data = {
+        "name": "core",
+        "host": {"cores": 2, "threads_per_core": threads, "scheduler": {"policy": policy}},
+        "parent": {"vcpus": 1},
+        "children": children,
+        "run": {"duration": "600ms", "warmup": "60ms", "seed": 1, "replications": 1},
+    }
+    res = sim.run(from_dict(data, source="test"))
+    kids = res.cpu[~res.cpu["partition"].isin(["parent", "host"])]
+    return kids.groupby("partition")["utilization"].sum()
+
+
+def test_core_scheduling_idles_a_sibling_that_classic_shares() -> None:
+    """Classic: two partitions' CPU-bound vCPUs fill both threads of the core. Core: one
+    partition at a time, so the other thread idles: half the CPU, shared by turns."""
+    classic = busy_children("credit", 2)
+    core = busy_children("core", 2)
+    assert classic.sum() == pytest.approx(2.0, abs=0.02)
+    assert core.sum() == pytest.approx(1.0, abs=0.05)
+    assert core["c0"] == pytest.approx(0.5, abs=0.1)  # turns of a slice each
+    assert core["c1"] == pytest.approx(0.5, abs=0.1)
+    # without SMT every LP is a core of its own: core scheduling changes nothing
+    assert busy_children("core", 1).sum() == pytest.approx(2.0, abs=0.02)
+
+
+def test_siblings_may_run_two_vcpus_of_one_partition() -> None:
+    """The core's two threads may run two vCPUs of the same partition together, and the
+    partitions still take turns on the core."""
+    core = busy_children("core", 2, extra_child=True)
+    classic = busy_children("credit", 2, extra_child=True)
+    assert classic.sum() == pytest.approx(2.0, abs=0.02)
+    assert 1.0 < core.sum() < 2.0  # c0 fills the core on its turns, the others half
+    # equal weights: each partition has the core a third of the time, c0 with two threads
+    assert core["c0"] == pytest.approx(2 * core["c1"], rel=0.1)
+    assert core["c1"] == pytest.approx(core["c2"], rel=0.1)
+
+
+def test_threads_must_divide_the_lps() -> None:
+    """LPs that do not make whole cores are refused at host.cores."""
+    data = {
+        "name": "x",
+        "host": {"cores": 3, "threads_per_core": 2},
+        "children": [{"name": "c", "cpu_load": {}}],
+    }
+    with pytest.raises(ScenarioError, match="multiple of threads_per_core"):
+        from_dict(data, source="test")
