@@ -63,3 +63,53 @@ def test_threads_must_divide_the_lps() -> None:
     }
     with pytest.raises(ScenarioError, match="multiple of threads_per_core"):
         from_dict(data, source="test")
+
+
+def smt_run(slowdown: float, load: dict[str, Any]) -> Any:
+    data = {
+        "name": "smt",
+        "host": {"cores": 2, "threads_per_core": 2, "smt_slowdown": slowdown},
+        "parent": {"vcpus": 1},
+        "children": [{"name": f"c{i}", "vcpus": 1, "cpu_load": load} for i in range(2)],
+        "run": {"duration": "400ms", "warmup": "40ms", "seed": 2, "replications": 1},
+    }
+    return sim.run(from_dict(data, source="test")).cpu
+
+
+def test_a_busy_sibling_slows_cpu_bound_work() -> None:
+    """Two CPU-bound vCPUs on the two threads of a core each get 1/slowdown of a thread's
+    work done; the rest is 'smt' time; every LP µs is still accounted for."""
+    cpu = smt_run(2.0, {}).set_index(["partition", "category"])["utilization"]
+    for c in ("c0", "c1"):
+        assert cpu[(c, "guest")] == pytest.approx(0.5, abs=0.01)
+        assert cpu[(c, "smt")] == pytest.approx(0.5, abs=0.01)
+    assert smt_run(2.0, {}).groupby("category")["utilization"].sum().sum() == pytest.approx(2.0)
+    full = smt_run(1.0, {}).set_index(["partition", "category"])["utilization"]
+    assert full[("c0", "guest")] == pytest.approx(1.0, abs=0.01)
+
+
+def test_bursts_stretch_only_while_the_sibling_is_busy() -> None:
+    """Bursts of CPU work take longer while the sibling runs, so less work is done in the
+    same time than without slowdown, but more than with the sibling always busy."""
+    load = {
+        "busy": {"dist": "exponential", "mean": "2ms"},
+        "idle": {"dist": "exponential", "mean": "2ms"},
+    }
+    slow = smt_run(2.0, load)
+    full = smt_run(1.0, load)
+    guest = [r[r["category"] == "guest"]["utilization"].sum() for r in (slow, full)]
+    assert guest[0] < guest[1]
+    smt = slow[slow["category"] == "smt"]["utilization"].sum()
+    assert 0 < smt < guest[0]
+    assert slow["utilization"].sum() <= 2.0 + 1e-9
+
+
+def test_smt_slowdown_needs_siblings() -> None:
+    """A slowdown without SMT threads would be ignored: refused."""
+    data = {
+        "name": "x",
+        "host": {"cores": 2, "smt_slowdown": 1.5},
+        "children": [{"name": "c", "cpu_load": {}}],
+    }
+    with pytest.raises(ScenarioError, match="threads_per_core > 1"):
+        from_dict(data, source="test")

@@ -57,8 +57,9 @@ Accounting
 Simplified
     Work items are not preempted midway: a preemption takes effect at the end of the item
     in progress (items are µs long, slices ms long); background load is preempted at once.
-    Credits are burned exactly (µs run), not sampled at ticks. SMT siblings do not slow
-    each other down (an LP runs at full speed whatever its sibling does); no NUMA.
+    Credits are burned exactly (µs run), not sampled at ticks. A busy SMT sibling slows
+    background load (``host.smt_slowdown``, the lost time charged as ``smt``), not work
+    items, which run at full speed whatever the siblings do; no NUMA.
     Priorities of queued vCPUs change only at accounting.
 
 Faults (:mod:`sim.model.faults`)
@@ -340,6 +341,8 @@ class Hypervisor:
         self.load_balance = sch.load_balance and sch.policy != "pinned"
         self.lps = [LogicalProcessor(i) for i in range(host.cores)]
         t = host.threads_per_core  # LPs 2k and 2k+1 share core k with two threads
+        # CPU-bound work runs this many times slower while a sibling LP is busy (0: off)
+        self.smt_slow = host.smt_slowdown if t > 1 and host.smt_slowdown != 1.0 else 0.0
         self.siblings = [
             tuple(o for o in self.lps[i - i % t : i - i % t + t] if o.index != i)
             for i in range(host.cores)
@@ -667,7 +670,11 @@ class Hypervisor:
             v.period_used += used
             v.domain.used += used
         lp.busy_us += now - lp.since
+        if self.smt_slow:
+            self._siblings_account(lp)
         lp.current = None
+        if self.smt_slow:
+            self._siblings_rearm(lp)
         v.lp = None
         lp.gen += 1
         bg = v.bg
@@ -728,7 +735,11 @@ class Hypervisor:
         v.run_start = v.burn_mark = now
         v.debt += v.dispatch_cost
         v.dispatches += 1
+        if self.smt_slow:
+            self._siblings_account(lp)
         lp.current = v
+        if self.smt_slow:
+            self._siblings_rearm(lp)
         lp.since = now
         lp.gen += 1
         lp.timed = False
@@ -768,7 +779,33 @@ class Hypervisor:
         bg.gen += 1
         if math.isfinite(bg.remaining):
             gen = bg.gen
-            self._at(bg.remaining + v.debt, lambda: self._burst_end(v, gen))
+            left = bg.remaining + v.debt
+            if self.smt_slow:
+                left /= self._bg_rate(v)
+            self._at(left, lambda: self._burst_end(v, gen))
+
+    def _bg_rate(self, v: VCpu) -> float:
+        """Speed of ``v``'s background load: 1, or 1 / smt_slowdown while a sibling of
+        its LP runs a vCPU."""
+        lp = v.lp
+        if lp is not None and any(s.current is not None for s in self.siblings[lp.index]):
+            return 1.0 / self.smt_slow
+        return 1.0
+
+    def _siblings_account(self, lp: LogicalProcessor) -> None:
+        """``lp`` is about to change between busy and idle: account the background load
+        of its siblings at the speed it ran so far."""
+        for s in self.siblings[lp.index]:
+            w = s.current
+            if w is not None and w.bg_since is not None:
+                self._account_background(w)
+
+    def _siblings_rearm(self, lp: LogicalProcessor) -> None:
+        """``lp`` changed: the siblings' background bursts end at their new speed."""
+        for s in self.siblings[lp.index]:
+            w = s.current
+            if w is not None and w.bg_since is not None:
+                self.start_background(w)
 
     def stop_background(self, v: VCpu) -> None:
         """Account the background run since it started; it resumes later."""
@@ -784,12 +821,18 @@ class Hypervisor:
         assert v.bg_since is not None
         now = self.env.now
         elapsed = now - v.bg_since
-        debt = min(v.debt, elapsed)
+        work = elapsed
+        if self.smt_slow:  # a busy sibling: part of the time is lost to it
+            rate = self._bg_rate(v)
+            if rate != 1.0:
+                work = elapsed * rate
+                v.charge("smt", elapsed - work)
+        debt = min(v.debt, work)
         if debt:
             v.debt -= debt
             v.charge("hypervisor", debt)
-        v.charge("guest", elapsed - debt)
-        bg.remaining -= elapsed - debt
+        v.charge("guest", work - debt)
+        bg.remaining -= work - debt
         v.bg_since = now
 
     def _burst_end(self, v: VCpu, gen: int) -> None:

@@ -57,7 +57,7 @@ COMPONENTS: tuple[str, ...] = (
     RETRY,
 ) = range(len(COMPONENTS))
 
-CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor")
+CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor", "smt")
 
 
 class Level:

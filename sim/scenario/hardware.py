@@ -330,7 +330,17 @@ class Host(Model):
         le=8,
         description="SMT threads per physical core: LPs i and j are siblings when "
         "i // threads_per_core == j // threads_per_core (cores must be a multiple). "
-        "Matters to scheduler policy core. 1: no SMT.",
+        "Matters to scheduler policy core and smt_slowdown. 1: no SMT.",
+    )
+    smt_slowdown: float = field(
+        1.0,
+        ge=1,
+        le=4,
+        allow_inf_nan=False,
+        description="How many times slower a vCPU's CPU-bound work (cpu_load) runs while "
+        "a sibling LP of its core runs a vCPU; the lost time is charged as 'smt'. 1: "
+        "siblings do not slow each other. Work items of the I/O paths run at full speed "
+        "(not modelled). Needs threads_per_core > 1.",
     )
     clock: Annotated[
         Frequency,
@@ -365,6 +375,8 @@ class Host(Model):
 
     @pydantic.model_validator(mode="after")
     def _whole_cores(self) -> Host:
+        if self.smt_slowdown != 1.0 and self.threads_per_core == 1:
+            raise ValueError("smt_slowdown needs SMT siblings: threads_per_core > 1")
         if self.cores % self.threads_per_core:
             raise ValueError(
                 f"cores ({self.cores} LPs) must be a multiple of threads_per_core "
