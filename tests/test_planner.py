@@ -3,6 +3,8 @@ studies."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,46 @@ def test_throughput_matches_offered_below_saturation() -> None:
     assert s["completion_share"] == pytest.approx(1.0, abs=0.02)
     assert s["throughput_rps"] == pytest.approx(s["offered_rps"], rel=0.03)
     assert np.isfinite(s["mean_us"])
+
+
+def test_scenario_reference_is_up_to_date() -> None:
+    """docs/scenario-reference.md is what the generator writes from today's schema
+    (regenerate: make docs)."""
+    from sim.report.reference import render
+    from sim.scenario.schema import json_schema
+
+    committed = (Path(__file__).parent.parent / "docs" / "scenario-reference.md").read_text(
+        encoding="utf-8"
+    )
+    assert committed == render(), "docs/scenario-reference.md is stale: run make docs"
+    schema = json_schema()
+    for name, model in schema["$defs"].items():
+        assert f"## {name}\n" in committed
+        for field_name in model.get("properties", {}):
+            assert f"| `{field_name}` |" in committed, (name, field_name)
+
+
+def test_sweep_report_carries_a_saturated_points_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep with a saturated point: the study frame, the CLI table and the report all
+    carry its warning; the point below saturation has none."""
+    from sim.cli import main
+    from sim.experiment.study import load_study
+
+    (tmp_path / "base.yaml").write_text(OVERLOAD)
+    (tmp_path / "sweep.yaml").write_text(
+        "study: over\nscenario: base.yaml\ngrid:\n  children[web].streams[0].rate: [5k, 400k]\n"
+    )
+    out = tmp_path / "study"
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "--report"]) == 0
+    printed = capsys.readouterr().out
+    frame = load_study(out)
+    low, high = (frame[frame["point_index"] == i]["warnings"].iloc[0] for i in (0, 1))
+    assert "saturated" not in low
+    assert "saturated: throughput" in high
+    assert "warnings:" in printed
+    assert "saturated: throughput" in printed.split("warnings:")[1]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "saturated: throughput" in html
+    assert "Warnings: None" not in html
