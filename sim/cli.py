@@ -6,8 +6,9 @@ fails, a write that failed: ``error: cannot write DIR: reason``, an unexpected e
 when the reader of the output went away (``hvsim schema | head -1``: the rest of the output
 is dropped quietly, as by a command killed by SIGPIPE). The CLI is the only place that
 prints. Every result directory is written by the result store (:mod:`sim.results.store`):
-``--out`` is checked before anything is simulated, and a directory holding files hvsim did
-not write is refused unless ``--force``. ``hvsim presets``
+``--out`` is checked before anything is simulated: an existing result (run, comparison,
+capacity search) is not replaced, and a directory holding files hvsim did not write is not
+written into, unless ``--force`` (a sweep's directory is resumed, never replaced). ``hvsim presets``
 lists the platform presets (:mod:`sim.scenario.presets`); ``hvsim presets NAME`` shows one, every
 value with its source.
 """
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
-    _force(w)
+    _force(w, resumed=True)
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
     w.add_argument(
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         "--slo",
         required=True,
         help="e.g. 'p99<=500us', 'mean<=100us', 'p999<=2ms and throughput>=20Gbps' "
-        "(mean, p50, p90, p99, p999 <= a time; throughput >= a bit or request rate)",
+        "(mean or any percentile, e.g. p95, p99.9, p99.99, <= a time; throughput >= a "
+        "bit or request rate)",
     )
     k.add_argument(
         "--vary",
@@ -175,11 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _force(p: argparse.ArgumentParser) -> None:
+def _force(p: argparse.ArgumentParser, resumed: bool = False) -> None:
+    what = "" if resumed else "replace an existing result in --out, or "
     p.add_argument(
         "--force",
         action="store_true",
-        help="write into --out even if it holds files hvsim did not write (they are kept)",
+        help=f"{what}write beside files hvsim did not write in --out (they are kept)",
     )
 
 
@@ -316,6 +319,24 @@ def _check_out(out: Path, kind: str, force: bool) -> None:
         check_out(out, kind, force)
     except OutError as exc:
         raise InputError(f"--out: {exc}") from None
+    _refuse_replacing(out, force)
+
+
+def _refuse_replacing(out: Path, force: bool) -> None:
+    """The command line never replaces an existing result (run, comparison or capacity
+    search; its report with it) unless ``--force``: one line saying so. A sweep is not
+    checked here: the same study resumes into its directory."""
+    from sim.results.store import read_manifest
+
+    if force or not out.is_dir():
+        return
+    manifest = read_manifest(out)
+    if manifest is None or manifest.kind == "sweep":
+        return
+    raise InputError(
+        f"--out: {out} already holds an hvsim {manifest.kind} result; nothing was written "
+        "(--force replaces it, or choose another --out)"
+    )
 
 
 def _written(out: Path) -> str:

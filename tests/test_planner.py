@@ -104,3 +104,46 @@ def test_sweep_report_carries_a_saturated_points_warning(
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "saturated: throughput" in html
     assert "Warnings: None" not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical", "value"),
+    [("p95", "p95", 95.0), ("p99.9", "p999", 99.9), ("p999", "p999", 99.9),
+     ("p99.99", "p9999", 99.99), ("P99.5", "p995", 99.5), ("p5", "p5", 5.0)],
+)  # fmt: skip
+def test_percentile_names(name: str, canonical: str, value: float) -> None:
+    from sim.scenario.columns import parse_percentile
+
+    assert parse_percentile(name) == (canonical, value)
+
+
+@pytest.mark.parametrize("bad", ["p100", "p0", "p1.5", "q95", "p", "p99..9"])
+def test_bad_percentile_names(bad: str) -> None:
+    from sim.scenario.columns import parse_percentile
+
+    with pytest.raises(ValueError, match="percentile"):
+        parse_percentile(bad)
+
+
+def test_any_percentile_in_the_summary_and_in_slos() -> None:
+    from sim.experiment.capacity import _with_percentiles
+    from sim.experiment.slo import parse_slo
+
+    scn = loads(OVERLOAD, overrides={"children[web].streams[0].rate": "5k",
+                                     "run.percentiles": ["p95", "p99.99", "p99"]})  # fmt: skip
+    assert scn.run.percentiles == ["p95", "p9999"]
+    res = run(scn)
+    reps = res.replications
+    assert (reps["p90_us"] <= reps["p95_us"]).all()
+    assert (reps["p95_us"] <= reps["p99_us"]).all()
+    assert (reps["p999_us"] <= reps["p9999_us"]).all()
+    for rep, g in res.requests[res.requests["in_window"]].groupby("replication"):
+        row = reps[reps["replication"] == rep].iloc[0]
+        assert row["p95_us"] == pytest.approx(np.percentile(g["latency_us"], 95.0))
+    s = res.summary.iloc[0]
+    assert s["p95_us_ci_low"] <= s["p95_us"] <= s["p95_us_ci_high"]
+    clauses = parse_slo("p95<=100us and p99.99<=2ms and mean<=50us")
+    assert [c.metric for c in clauses] == ["p95_us", "p9999_us", "mean_us"]
+    plain = loads(OVERLOAD)
+    assert _with_percentiles(plain, clauses).run.percentiles == ["p95", "p9999"]
+    assert _with_percentiles(plain, parse_slo("p99<=1ms")) is plain

@@ -58,6 +58,7 @@ from sim.results.diagnose import warnings
 from sim.results.faults import fault_frame, fault_notes, with_fault_columns
 from sim.results.result import Result
 from sim.results.store import versions
+from sim.scenario.columns import is_percentile_column, percentiles
 from sim.scenario.schema import Scenario
 
 LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
@@ -267,6 +268,7 @@ def replication_frame(
     inw = requests[requests["in_window"]]
     cuts = warm.set_index(["replication", "partition"])
     end = scenario.run.duration
+    wanted = percentiles(scenario.run.percentiles)
     rows = []
     for _, key in requests[KEYS].drop_duplicates().iterrows():
         mine = (requests["partition"] == key["partition"]) & (requests["io_path"] == key["io_path"])
@@ -280,7 +282,7 @@ def replication_frame(
             m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
             m["requests"] = len(x)
             m.update(_rates(every[every["replication"] == r], cut, end, window_s))
-            m.update(latency_stats(x["latency_us"].to_numpy()))
+            m.update(latency_stats(x["latency_us"].to_numpy(), wanted))
             for comp in COMPONENTS:
                 m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
             if k in cuts.index:
@@ -324,7 +326,7 @@ def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
                 continue
             mean, lo, hi = t_interval(frame[col].to_numpy())
             row[col] = mean
-            if col in CI_METRICS and n_reps > 1:
+            if (col in CI_METRICS or is_percentile_column(col)) and n_reps > 1:
                 row[f"{col}_ci_low"] = lo
                 row[f"{col}_ci_high"] = hi
         rows.append(row)
