@@ -382,6 +382,36 @@ def _report(directory: str | Path, out: str | None = None) -> str:
     return f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)"
 
 
+def _terminal() -> bool:
+    """Whether both stdout and stderr are terminals: progress is shown only then."""
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _bar(total: float, desc: str, quiet: bool, unit: str = "ms") -> Any:
+    """A progress bar with the time left on stderr (tqdm, as ``sweep``), silent with
+    ``--quiet`` or off a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=quiet or not _terminal(),
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left",
+    )
+
+
+def _simulated(bar: Any) -> Any:
+    """A model progress callback (simulated µs done) that advances ``bar`` in ms."""
+    if bar.disable:
+        return None
+    return lambda us: bar.update(us / 1000.0)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that asked for a result, quoted as a shell would need it."""
     return shlex.join(["hvsim", *args.argv])
@@ -393,7 +423,10 @@ def _run(args: argparse.Namespace) -> int:
 
     scn, out = _load(args)
     _check_out(out, "run", args.force)
-    result = run(scn, replications=args.replications, seed=args.seed)
+    reps = scn.run.replications if args.replications is None else args.replications
+    with _bar(reps * scn.run.duration / 1000.0, f"{scn.name}: simulating", args.quiet) as bar:
+        result = run(scn, replications=args.replications, seed=args.seed,
+                     progress=_simulated(bar))  # fmt: skip
     result.meta["command"] = _command(args)
     result.save(out, force=args.force)
     if args.quiet:
@@ -418,8 +451,12 @@ def _compare(args: argparse.Namespace) -> int:
     if over:
         raise InputError(f"{args.scenario}: run.duration: {over}")
     _check_out(out, "compare", args.force)
+    reps = scn.run.replications if args.replications is None else args.replications
+    total = len(paths) * reps * scn.run.duration / 1000.0
     try:
-        comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
+        with _bar(total, f"{scn.name}: {len(paths)} paths", args.quiet) as bar:
+            comparison = compare(scn, paths, replications=args.replications, seed=args.seed,
+                                 progress=_simulated(bar))  # fmt: skip
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)
@@ -461,6 +498,7 @@ def _sweep(args: argparse.Namespace) -> int:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
             executor=args.executor, command=_command(args), force=args.force,
+            progress=not args.quiet and _terminal(),
         )  # fmt: skip
     except OutError as exc:
         raise InputError(f"--out: {exc}") from None
@@ -524,10 +562,15 @@ def _capacity(args: argparse.Namespace) -> int:
         raise InputError(f"capacity: {exc}") from None
     _check_out(out, "capacity", args.force)
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    n_paths = len(scn.children) if paths == ["as-is"] else len(paths)
+    with _bar(n_paths * args.max_points, f"{scn.name}: capacity", args.quiet, "point") as bar:
 
-    cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
+        def progress(line: str) -> None:
+            bar.write(line, file=sys.stderr)
+            bar.update(1)
+
+        cap = search(scn, clauses, seed=args.seed,
+                     progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
@@ -545,7 +588,14 @@ def _validate(args: argparse.Namespace) -> int:
     from sim.experiment.validate import format_table, passed, validate
 
     _within("--replications", args.replications, 1, 1000)
-    table = validate(args.cases or None, replications=args.replications, suite=args.suite)
+    with _bar(0, "validate", False, "case") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        table = validate(args.cases or None, replications=args.replications, suite=args.suite,
+                         progress=None if bar.disable else progress)  # fmt: skip
     print(format_table(table))
     return EXIT_OK if passed(table) else EXIT_FAIL
 

@@ -147,3 +147,62 @@ def test_any_percentile_in_the_summary_and_in_slos() -> None:
     plain = loads(OVERLOAD)
     assert _with_percentiles(plain, clauses).run.percentiles == ["p95", "p9999"]
     assert _with_percentiles(plain, parse_slo("p99<=1ms")) is plain
+
+
+def test_progress_leaves_results_unchanged() -> None:
+    """A run reporting progress (simulated in slices) gives the same frames as one that
+    does not, and reports replications × duration in all."""
+    import pandas as pd
+
+    scn = loads(OVERLOAD, overrides={"children[web].streams[0].rate": "20k"})
+    done: list[float] = []
+    quiet, shown = run(scn), run(scn, progress=done.append)
+    for name in ("requests", "summary", "cpu"):
+        pd.testing.assert_frame_equal(getattr(quiet, name), getattr(shown, name), check_exact=True)
+    assert sum(done) == pytest.approx(scn.run.replications * scn.run.duration)
+
+
+def _cli(args: list[str], terminal: bool) -> str:
+    """Run hvsim with stdout and stderr on a pseudo-terminal (or on pipes); what it wrote."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "100"}
+    cmd = [sys.executable, "-m", "sim.cli", *args]
+    if not terminal:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, check=True)
+        return proc.stdout + proc.stderr
+    main_fd, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))  # 40 × 100
+    proc = subprocess.Popen(cmd, stdout=side, stderr=side, env=env, cwd=repo)
+    os.close(side)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(main_fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(OVERLOAD.replace("rate: 400k", "rate: 20k"))
+    args = ["run", str(tmp_path / "s.yaml"), "--set", "run.duration=30ms"]
+    shown = _cli([*args, "--out", str(tmp_path / "a")], terminal=True)
+    assert "overload: simulating" in shown
+    assert "left" in shown
+    piped = _cli([*args, "--out", str(tmp_path / "b")], terminal=False)
+    assert "simulating" not in piped
+    quiet = _cli([*args, "--out", str(tmp_path / "c"), "--quiet"], terminal=True)
+    assert "simulating" not in quiet
