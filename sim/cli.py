@@ -6,8 +6,9 @@ fails, a write that failed: ``error: cannot write DIR: reason``, an unexpected e
 when the reader of the output went away (``hvsim schema | head -1``: the rest of the output
 is dropped quietly, as by a command killed by SIGPIPE). The CLI is the only place that
 prints. Every result directory is written by the result store (:mod:`sim.results.store`):
-``--out`` is checked before anything is simulated, and a directory holding files hvsim did
-not write is refused unless ``--force``. ``hvsim presets``
+``--out`` is checked before anything is simulated: an existing result (run, comparison,
+capacity search) is not replaced, and a directory holding files hvsim did not write is not
+written into, unless ``--force`` (a sweep's directory is resumed, never replaced). ``hvsim presets``
 lists the platform presets (:mod:`sim.scenario.presets`); ``hvsim presets NAME`` shows one, every
 value with its source.
 """
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
-    _force(w)
+    _force(w, resumed=True)
     w.add_argument("--quiet", action="store_true", help="print only the study directory")
     w.add_argument("--report", action="store_true", help="also write the study's report.html")
     w.add_argument(
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         "--slo",
         required=True,
         help="e.g. 'p99<=500us', 'mean<=100us', 'p999<=2ms and throughput>=20Gbps' "
-        "(mean, p50, p90, p99, p999 <= a time; throughput >= a bit or request rate)",
+        "(mean or any percentile, e.g. p95, p99.9, p99.99, <= a time; throughput >= a "
+        "bit or request rate)",
     )
     k.add_argument(
         "--vary",
@@ -181,11 +183,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _force(p: argparse.ArgumentParser) -> None:
+def _force(p: argparse.ArgumentParser, resumed: bool = False) -> None:
+    what = "" if resumed else "replace an existing result in --out, or "
     p.add_argument(
         "--force",
         action="store_true",
-        help="write into --out even if it holds files hvsim did not write (they are kept)",
+        help=f"{what}write beside files hvsim did not write in --out (they are kept)",
     )
 
 
@@ -322,6 +325,24 @@ def _check_out(out: Path, kind: str, force: bool) -> None:
         check_out(out, kind, force)
     except OutError as exc:
         raise InputError(f"--out: {exc}") from None
+    _refuse_replacing(out, force)
+
+
+def _refuse_replacing(out: Path, force: bool) -> None:
+    """The command line never replaces an existing result (run, comparison or capacity
+    search; its report with it) unless ``--force``: one line saying so. A sweep is not
+    checked here: the same study resumes into its directory."""
+    from sim.results.store import read_manifest
+
+    if force or not out.is_dir():
+        return
+    manifest = read_manifest(out)
+    if manifest is None or manifest.kind == "sweep":
+        return
+    raise InputError(
+        f"--out: {out} already holds an hvsim {manifest.kind} result; nothing was written "
+        "(--force replaces it, or choose another --out)"
+    )
 
 
 def _written(out: Path) -> str:
@@ -377,6 +398,36 @@ def _report(directory: str | Path, out: str | None = None) -> str:
     return f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)"
 
 
+def _terminal() -> bool:
+    """Whether both stdout and stderr are terminals: progress is shown only then."""
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _bar(total: float, desc: str, quiet: bool, unit: str = "ms") -> Any:
+    """A progress bar with the time left on stderr (tqdm, as ``sweep``), silent with
+    ``--quiet`` or off a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=quiet or not _terminal(),
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left",
+    )
+
+
+def _simulated(bar: Any) -> Any:
+    """A model progress callback (simulated µs done) that advances ``bar`` in ms."""
+    if bar.disable:
+        return None
+    return lambda us: bar.update(us / 1000.0)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that asked for a result, quoted as a shell would need it."""
     return shlex.join(["hvsim", *args.argv])
@@ -388,7 +439,10 @@ def _run(args: argparse.Namespace) -> int:
 
     scn, out = _load(args)
     _check_out(out, "run", args.force)
-    result = run(scn, replications=args.replications, seed=args.seed)
+    reps = scn.run.replications if args.replications is None else args.replications
+    with _bar(reps * scn.run.duration / 1000.0, f"{scn.name}: simulating", args.quiet) as bar:
+        result = run(scn, replications=args.replications, seed=args.seed,
+                     progress=_simulated(bar))  # fmt: skip
     result.meta["command"] = _command(args)
     result.save(out, force=args.force)
     if args.quiet:
@@ -413,8 +467,12 @@ def _compare(args: argparse.Namespace) -> int:
     if over:
         raise InputError(f"{args.scenario}: run.duration: {over}")
     _check_out(out, "compare", args.force)
+    reps = scn.run.replications if args.replications is None else args.replications
+    total = len(paths) * reps * scn.run.duration / 1000.0
     try:
-        comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
+        with _bar(total, f"{scn.name}: {len(paths)} paths", args.quiet) as bar:
+            comparison = compare(scn, paths, replications=args.replications, seed=args.seed,
+                                 progress=_simulated(bar))  # fmt: skip
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)
@@ -456,6 +514,7 @@ def _sweep(args: argparse.Namespace) -> int:
         report = run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler,
             executor=args.executor, command=_command(args), force=args.force,
+            progress=not args.quiet and _terminal(),
         )  # fmt: skip
     except OutError as exc:
         raise InputError(f"--out: {exc}") from None
@@ -519,10 +578,15 @@ def _capacity(args: argparse.Namespace) -> int:
         raise InputError(f"capacity: {exc}") from None
     _check_out(out, "capacity", args.force)
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    n_paths = len(scn.children) if paths == ["as-is"] else len(paths)
+    with _bar(n_paths * args.max_points, f"{scn.name}: capacity", args.quiet, "point") as bar:
 
-    cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
+        def progress(line: str) -> None:
+            bar.write(line, file=sys.stderr)
+            bar.update(1)
+
+        cap = search(scn, clauses, seed=args.seed,
+                     progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
@@ -540,7 +604,14 @@ def _validate(args: argparse.Namespace) -> int:
     from sim.experiment.validate import format_table, passed, validate
 
     _within("--replications", args.replications, 1, 1000)
-    table = validate(args.cases or None, replications=args.replications, suite=args.suite)
+    with _bar(0, "validate", False, "case") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        table = validate(args.cases or None, replications=args.replications, suite=args.suite,
+                         progress=None if bar.disable else progress)  # fmt: skip
     print(format_table(table))
     return EXIT_OK if passed(table) else EXIT_FAIL
 

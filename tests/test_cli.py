@@ -110,12 +110,15 @@ def test_same_seed_same_files(tmp_path: Path) -> None:
 
 
 def test_rerun_replaces_result_and_refuses_foreign_directory(tmp_path: Path) -> None:
-    """A second run replaces the result directory (its manifest lists only hvsim's files);
-    a directory of the user's is refused before anything runs and not touched."""
+    """A second run is refused without --force and replaces the result directory with it
+    (its manifest lists only hvsim's files); a directory of the user's is refused before
+    anything runs and not touched."""
     out = tmp_path / "r"
-    for seed in ("1", "2"):
+    for seed, force in (("1", []), ("2", ["--force"])):
         args = ["run", "scenarios/baseline.yaml", "--out", str(out), "--quiet", "--seed", seed]
-        assert main([*args, *SHORT]) == 0
+        assert main([*args, *SHORT, *force]) == 0
+        if not force:
+            assert main([*args, *SHORT, "--seed", "2"]) == 2
     assert json.loads((out / "meta.json").read_text())["seed"] == 2
     listed = set(json.loads((out / "manifest.json").read_text())["files"])
     assert {p.name for p in out.iterdir()} == listed | {"manifest.json"}

@@ -334,11 +334,16 @@ def test_rerun_into_result_with_notes_needs_force(earlier_result: Path, tmp_path
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine\n", f"lost: {forced}"
 
 
-def test_rerun_into_own_result_is_allowed(earlier_result: Path, tmp_path: Path) -> None:
-    """A result dir holding only hvsim's own files is replaced without --force."""
+def test_rerun_into_own_result_needs_force(earlier_result: Path, tmp_path: Path) -> None:
+    """A result dir holding only hvsim's own files is not replaced without --force (one
+    line, untouched); with --force it is."""
     out = tmp_path / "res"
     shutil.copytree(earlier_result, out)
-    res = hvsim("run", BASELINE, *TINY, "--out", out, "--seed", "3")
+    before = snapshot(out)
+    refused_res = hvsim("run", BASELINE, *TINY, "--out", out, "--seed", "3")
+    assert_untouched(out, before, refused_res)
+    refused(refused_res, "--force")
+    res = hvsim("run", BASELINE, *TINY, "--out", out, "--seed", "3", "--force")
     succeeded(res)
     assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["seed"] == 3
 

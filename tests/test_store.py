@@ -132,15 +132,23 @@ def test_force_writes_beside_foreign_files_and_keeps_them(
 def test_rerun_into_own_directory_replaces_it_and_removes_old_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Re-running into an hvsim result needs no --force; files of the old manifest the
-    new result does not write (a path no longer compared, its report) are removed."""
+    """Re-running into an hvsim result is refused in one line without --force (nothing
+    touched); with it, files of the old manifest the new result does not write (a path no
+    longer compared, its report) are removed."""
     out = tmp_path / "cmp"
     args = ["compare", BASELINE, "--out", str(out), "--quiet", *TINY]
     assert main([*args, "--paths", "routed,direct,native", "--report"]) == 0
     assert (out / "native" / "summary.csv").is_file()
     assert (out / "report.html").is_file()
     assert "report.html" in manifest_files(out)
-    assert main([*args, "--paths", "routed,direct"]) == 0
+    capsys.readouterr()
+    before = snapshot(out)
+    assert main([*args, "--paths", "routed,direct"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "already holds an hvsim compare result" in line
+    assert "--force" in line
+    assert snapshot(out) == before
+    assert main([*args, "--paths", "routed,direct", "--force"]) == 0
     capsys.readouterr()
     assert not (out / "native").exists()
     assert not (out / "report.html").exists()
@@ -148,7 +156,7 @@ def test_rerun_into_own_directory_replaces_it_and_removes_old_files(
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == manifest_files(out) | {"manifest.json"}
     # a run replaces the comparison (both are whole results): nothing of it is left
-    assert run(out) == 0
+    assert run(out, "--force") == 0
     assert not (out / "routed").exists()
     assert not (out / "comparison.csv").exists()
     assert json.loads((out / "manifest.json").read_text())["kind"] == "run"
@@ -183,7 +191,7 @@ def test_out_naming_the_working_directory_never_removes_it(
     assert run(prev) == 0
     inode = prev.stat().st_ino
     monkeypatch.chdir(prev)
-    assert run("../prev/.", "--seed", "9") == 0
+    assert run("../prev/.", "--seed", "9", "--force") == 0
     assert Path(os.getcwd()).stat().st_ino == inode
     assert prev.stat().st_ino == inode
     assert json.loads(Path("meta.json").read_text())["seed"] == 9
@@ -332,7 +340,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_of_live_ones_kept(
         live_inside = out / f".hvsim.tmp-{live.pid}"
         for d in (dead_inside, live_inside):
             d.mkdir()
-        assert run(out) == 0  # temporaries are not foreign entries
+        assert run(out, "--force") == 0  # temporaries are not foreign entries
         assert not dead_inside.exists()
         assert live_inside.is_dir()
     finally:
@@ -391,7 +399,7 @@ def test_rerun_that_fails_keeps_the_previous_result(
     assert run(out) == 0
     before = snapshot(out)
     _disk_full(monkeypatch)
-    assert run(out, "--seed", "5") == 1
+    assert run(out, "--seed", "5", "--force") == 1
     assert "No space left on device" in one_line(capsys.readouterr().err)
     assert snapshot(out) == before
     assert temporaries(tmp_path) == []

@@ -22,8 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _st
 
+from sim.scenario.columns import STANDARD_PERCENTILES
+
 CONFIDENCE = 0.95
-PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+PERCENTILES: dict[str, float] = dict(STANDARD_PERCENTILES)
+"""The percentiles every summary has (``run.percentiles`` adds others:
+:func:`sim.scenario.columns.percentiles`)."""
 
 
 def t_interval(
@@ -41,13 +45,17 @@ def t_interval(
     return m, m - half, m + half
 
 
-def latency_stats(latencies: np.ndarray) -> dict[str, float]:
-    """Mean and the standard percentiles of one replication's latencies (µs)."""
+def latency_stats(
+    latencies: np.ndarray, percentiles: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Mean and percentiles (default the standard ones; name → percentile, e.g. from
+    :func:`sim.scenario.columns.percentiles`) of one replication's latencies (µs)."""
+    which = PERCENTILES if percentiles is None else percentiles
     if latencies.size == 0:
-        return {"mean_us": math.nan, **{f"{k}_us": math.nan for k in PERCENTILES}}
-    qs = np.percentile(latencies, list(PERCENTILES.values()))
+        return {"mean_us": math.nan, **{f"{k}_us": math.nan for k in which}}
+    qs = np.percentile(latencies, list(which.values()))
     out = {"mean_us": float(latencies.mean())}
-    out.update({f"{k}_us": float(q) for k, q in zip(PERCENTILES, qs, strict=True)})
+    out.update({f"{k}_us": float(q) for k, q in zip(which, qs, strict=True)})
     return out
 
 

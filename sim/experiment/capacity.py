@@ -108,6 +108,7 @@ from sim.experiment.run import run
 from sim.experiment.slo import Clause, parse_slo
 from sim.results.result import Result
 from sim.results.store import stamp, write_result
+from sim.scenario.columns import STANDARD_PERCENTILES, is_percentile_column
 from sim.scenario.errors import ScenarioError
 from sim.scenario.schema import Scenario
 from sim.scenario.source import replace
@@ -563,6 +564,7 @@ def search(
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
+    scenario = _with_percentiles(scenario, clauses)
     root = scenario.run.seed if seed is None else seed
     t0 = time.perf_counter()
     rows, points, reps_frames = [], [], []
@@ -601,6 +603,16 @@ def search(
         reps_frames,
         time.perf_counter() - t0,
     )
+
+
+def _with_percentiles(scenario: Scenario, clauses: Sequence[Clause]) -> Scenario:
+    """``scenario`` computing every percentile the SLO names (``run.percentiles``)."""
+    have = {*STANDARD_PERCENTILES, *scenario.run.percentiles}
+    extra = [c.metric.removesuffix("_us") for c in clauses if is_percentile_column(c.metric)]
+    extra = [p for p in dict.fromkeys(extra) if p not in have]
+    if not extra:
+        return scenario
+    return replace(scenario, {"run.percentiles": [*scenario.run.percentiles, *extra]}, "--slo")
 
 
 def prepare(

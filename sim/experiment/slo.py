@@ -1,8 +1,9 @@
 """Service-level objectives: a small grammar, read and never evaluated.
 
-An SLO is clauses joined by ``and``: ``mean``, ``p50``, ``p90``, ``p99``, ``p999`` ``<=`` a
-time, and ``throughput >=`` a bit rate (``20Gbps``, ``3GB/s``) or a request rate
-(``20k/s``). A bad one is a :class:`SloError` whose text is one line.
+An SLO is clauses joined by ``and``: ``mean`` or any percentile (``p50``, ``p95``, ``p99``,
+``p99.9`` or ``p999``, ``p99.99``: :mod:`sim.scenario.columns`) ``<=`` a time, and
+``throughput >=`` a bit rate (``20Gbps``, ``3GB/s``) or a request rate (``20k/s``). A bad
+one is a :class:`SloError` whose text is one line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from sim.scenario import units
+from sim.scenario.columns import percentile_column
 
 LATENCY = {"mean": "mean_us", "p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p999_us"}
 """Latency metrics an SLO may bound, and their summary columns."""
@@ -63,7 +65,7 @@ class Clause:
         return units.format_rate(value)
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|=<|=>|<|>|==|=)\s*(.*?)\s*$")
+_CLAUSE = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*(<=|>=|=<|=>|<|>|==|=)\s*(.*?)\s*$")
 
 
 def parse_slo(text: str) -> list[Clause]:
@@ -81,7 +83,8 @@ def parse_slo(text: str) -> list[Clause]:
                 "e.g. p99<=500us, joined by 'and'"
             )
         name, op, raw = m.group(1).lower(), m.group(2), m.group(3)
-        if name in LATENCY:
+        metric = LATENCY.get(name) or _percentile(name)
+        if metric:
             if op != "<=":
                 raise SloError(f"'{part.strip()}': a latency target is an upper bound, use <=")
             try:
@@ -90,7 +93,7 @@ def parse_slo(text: str) -> list[Clause]:
                 raise SloError(f"'{part.strip()}': {exc}") from None
             if value <= 0:
                 raise SloError(f"'{part.strip()}': the target must be positive")
-            clauses.append(Clause(LATENCY[name], op, value, part.strip()))
+            clauses.append(Clause(metric, op, value, part.strip()))
         elif name == "throughput":
             if op != ">=":
                 raise SloError(f"'{part.strip()}': a throughput target is a lower bound, use >=")
@@ -99,9 +102,21 @@ def parse_slo(text: str) -> list[Clause]:
         else:
             raise SloError(
                 f"'{part.strip()}': unknown metric '{m.group(1)}' "
-                f"(use {', '.join(LATENCY)} or throughput)"
+                f"(use mean, a percentile such as p50, p95, p99, p99.9 or p99.99, or "
+                "throughput)"
             )
     return clauses
+
+
+def _percentile(name: str) -> str | None:
+    """The summary column of a percentile named in an SLO (``p95`` → ``p95_us``), or None
+    when ``name`` is not one."""
+    if not name.startswith("p") or not name[1:2].isdigit():
+        return None
+    try:
+        return percentile_column(name)
+    except ValueError as exc:
+        raise SloError(str(exc)) from None
 
 
 def _throughput(raw: str, clause: str) -> tuple[str, float]:

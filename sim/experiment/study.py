@@ -669,10 +669,22 @@ def _write_study(
     record(out, ["study.json"])
 
 
+def _point_warnings(out: Path, key: str) -> dict[str, str]:
+    """Per child, the warnings its point's run raised (saturation, warm-up, wide
+    intervals: :func:`sim.results.diagnose.warnings`), from ``points/<key>.json``, joined
+    by ``"; "`` as in a run's summary."""
+    info = json.loads((out / "points" / f"{key}.json").read_text(encoding="utf-8"))
+    notes: dict[str, list[str]] = {}
+    for line in info.get("warnings") or []:
+        part, _, text = str(line).partition(": ")
+        notes.setdefault(part, []).append(text)
+    return {part: "; ".join(texts) for part, texts in notes.items()}
+
+
 def load_study(out: str | Path) -> pd.DataFrame:
     """The tidy frame of a study: one row per point × replication × child, in point order,
-    with the point's grid values as columns (only finished points whose files verify:
-    :func:`verify_point`)."""
+    with the point's grid values as columns and ``warnings``, the warnings of the point's
+    run for that child (only finished points whose files verify: :func:`verify_point`)."""
     out = Path(out)
     info_file = out / "study.json"
     if not info_file.is_file():
@@ -685,6 +697,7 @@ def load_study(out: str | Path) -> pd.DataFrame:
             continue
         frame = pd.read_parquet(out / "summary" / f"{key}.parquet")
         frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
+        frame["warnings"] = frame["partition"].map(_point_warnings(out, key)).fillna("")
         frames.append(frame)
     if not frames:
         return pd.DataFrame()

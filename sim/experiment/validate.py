@@ -303,10 +303,12 @@ def validate(
     cases: Sequence[str] | None = None,
     replications: int | None = None,
     suite: str = "all",
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Run validation cases: the files given, or every case of ``suite`` (``theory``,
     ``literature`` or ``all``). A case with a ``measure`` (or under ``literature/``) is a
-    literature case. Every file is read and checked before anything runs."""
+    literature case. Every file is read and checked before anything runs; ``progress``
+    (if given) is called with (cases done, cases in all) after each."""
     if suite not in (*SUITES, "all"):
         raise ScenarioError("--suite", "", f"must be one of {', '.join([*SUITES, 'all'])}")
     if cases:
@@ -322,6 +324,8 @@ def validate(
         literature = "measure" in spec or Path(f).parent.name == "literature"
         run = run_literature_case if literature else run_case
         rows.append(run(spec, f, replications))
+        if progress is not None:
+            progress(len(rows), len(specs))
     table = pd.DataFrame(rows)
     table["known_gap"] = table["known_gap"].fillna("") if "known_gap" in table else ""
     return table

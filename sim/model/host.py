@@ -24,7 +24,7 @@ collection checks that completed, failed and in-flight requests add up to those 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sim.model import devices
 from sim.model.env import SimEnv
@@ -290,11 +290,33 @@ class Host:
         )
 
 
-def simulate(scenario: Scenario, replication: int = 0, seed: int | None = None) -> RunData:
-    """Run one replication of ``scenario`` and return its records."""
+PROGRESS_STEPS = 50
+"""With a progress callback, a replication runs in this many equal slices of simulated
+time, reporting after each (the results are the same: the slice ends are stop events of
+the highest priority, which move no other event)."""
+
+
+def simulate(
+    scenario: Scenario,
+    replication: int = 0,
+    seed: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> RunData:
+    """Run one replication of ``scenario`` and return its records; ``progress`` (if given)
+    is called with the simulated µs done since its last call."""
     env = SimEnv(scenario, scenario.run.seed if seed is None else seed, replication)
     host = Host(env)
     host.start()
     t0 = time.perf_counter()
-    env.run(until=scenario.run.duration)
+    end = scenario.run.duration
+    if progress is None:
+        env.run(until=end)
+    else:
+        done = 0.0
+        for k in range(1, PROGRESS_STEPS + 1):
+            until = end if k == PROGRESS_STEPS else end * k / PROGRESS_STEPS
+            if until > env.now:
+                env.run(until=until)
+            progress(until - done)
+            done = until
     return host.collect(replication, time.perf_counter() - t0)

@@ -157,8 +157,8 @@ def format_study(frame: Any, params: list[str]) -> str:
         [
             *(str(v) for v in key),
             units.format_rate(r.throughput_rps),
-            units.format_time(r.mean_us),
-            units.format_time(r.p99_us),
+            _time_or_dash(r.mean_us),
+            _time_or_dash(r.p99_us),
         ]
         for key, r in agg.iterrows()
     ]
@@ -166,7 +166,30 @@ def format_study(frame: Any, params: list[str]) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    notes = _study_warnings(frame, cols)
+    for i, key in enumerate(notes):
+        lines[2 + list(agg.index).index(key)] += f"  [{i + 1}]"
+    if notes:
+        lines.append("\nwarnings:")
+        lines += [f"  [{i + 1}] {text}" for i, text in enumerate(notes.values())]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _time_or_dash(us: float) -> str:
+    """A time, or ``—`` where there is none (no request in the latency sample)."""
+    return units.format_time(us) if us == us else "—"
+
+
+def _study_warnings(frame: Any, cols: list[str]) -> dict[Any, str]:
+    """Per row of the study table (point and child) with warnings: their text."""
+    if "warnings" not in frame.columns:
+        return {}
+    out = {}
+    for key, g in frame.groupby(cols, sort=False):
+        texts = sorted({str(w) for w in g["warnings"] if isinstance(w, str) and w})
+        if texts:
+            out[key] = "; ".join(texts)
+    return out
 
 
 def ci_cell(row: Any, col: str, fmt: Any) -> str:

@@ -30,9 +30,15 @@
                whenever a request failed or was retried) also has ``availability``,
                ``longest_stall_us``, ``failed`` and ``retried`` (:func:`with_fault_columns`).
 
-Throughput counts the requests in the window, divided by the window's length; requests
-still in flight at the end are left out of it (their number is in ``requests`` with
-``state == 'in_flight'``).
+Throughput (``throughput_rps``, ``throughput_bps``) is completions per second in the
+measurement window: every request completed after the warm-up and by the end, whenever it
+was submitted, so that under overload it reads what the server delivers, not what is left
+after the backlog. Beside it, ``offered_rps`` is the requests submitted in the window per
+second (whatever became of them) and ``completion_share`` = completions / submissions in the
+window (below 1 under overload, about 1 otherwise). Latency statistics keep their own
+sample: the requests *submitted* after the warm-up and completed by the end (``in_window``),
+so a request that waited out the warm-up does not bias them; ``requests`` counts that
+sample.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from sim.results.diagnose import warnings
 from sim.results.faults import fault_frame, fault_notes, with_fault_columns
 from sim.results.result import Result
 from sim.results.store import versions
+from sim.scenario.columns import is_percentile_column, percentiles
 from sim.scenario.schema import Scenario
 
 LATENCY_METRICS = ("mean_us", *(f"{k}_us" for k in PERCENTILES))
@@ -260,19 +267,22 @@ def replication_frame(
     components over the measurement window (the samples every interval is built from)."""
     inw = requests[requests["in_window"]]
     cuts = warm.set_index(["replication", "partition"])
+    end = scenario.run.duration
+    wanted = percentiles(scenario.run.percentiles)
     rows = []
     for _, key in requests[KEYS].drop_duplicates().iterrows():
+        mine = (requests["partition"] == key["partition"]) & (requests["io_path"] == key["io_path"])
+        every = requests[mine]
         sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
         for r in replications:
             x = sel[sel["replication"] == r]
             k = (r, key["partition"])
             cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
-            window_s = (scenario.run.duration - cut) / 1e6
+            window_s = (end - cut) / 1e6
             m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
             m["requests"] = len(x)
-            m["throughput_rps"] = len(x) / window_s
-            m["throughput_bps"] = float(x["size_bytes"].sum()) * 8.0 / window_s
-            m.update(latency_stats(x["latency_us"].to_numpy()))
+            m.update(_rates(every[every["replication"] == r], cut, end, window_s))
+            m.update(latency_stats(x["latency_us"].to_numpy(), wanted))
             for comp in COMPONENTS:
                 m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
             if k in cuts.index:
@@ -280,6 +290,22 @@ def replication_frame(
                 m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
             rows.append(m)
     return pd.DataFrame(rows)
+
+
+def _rates(reqs: pd.DataFrame, cut: float, end: float, window_s: float) -> dict[str, float]:
+    """Throughput as completions in the window ``[cut, end]`` (whenever submitted), the
+    offered rate (submissions in the window, whatever became of them) and their ratio."""
+    t_done = reqs["t_complete_us"].to_numpy()
+    t_sub = reqs["t_submit_us"].to_numpy()
+    done = (reqs["state"] == "completed").to_numpy() & (t_done >= cut) & (t_done <= end)
+    submitted = int(((t_sub >= cut) & (t_sub <= end)).sum())
+    completed = int(done.sum())
+    return {
+        "throughput_rps": completed / window_s,
+        "throughput_bps": float(reqs["size_bytes"].to_numpy()[done].sum()) * 8.0 / window_s,
+        "offered_rps": submitted / window_s,
+        "completion_share": completed / submitted if submitted else float("nan"),
+    }
 
 
 def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
@@ -300,7 +326,7 @@ def summary_frame(per_rep: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
                 continue
             mean, lo, hi = t_interval(frame[col].to_numpy())
             row[col] = mean
-            if col in CI_METRICS and n_reps > 1:
+            if (col in CI_METRICS or is_percentile_column(col)) and n_reps > 1:
                 row[f"{col}_ci_low"] = lo
                 row[f"{col}_ci_high"] = hi
         rows.append(row)

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import BeforeValidator
 
 from sim.scenario import units
+from sim.scenario.columns import STANDARD_PERCENTILES, parse_percentile
 from sim.scenario.fields import DEFAULT_REQUEST_BUDGET, Model, Name, Time, field
 from sim.scenario.hardware import Device, Disk, Host, Nic, Nvme, Parent
 from sim.scenario.workload import Child
@@ -58,6 +59,19 @@ class Run(Model):
     )
     seed: int = field(1, ge=0, le=2**63 - 1, description="Root seed (recorded).")
     replications: int = field(1, ge=1, le=1000)
+    percentiles: list[str] = field(
+        [],
+        description="Latency percentiles beside the standard p50, p90, p99 and p999 "
+        "(99.9), e.g. [p95, p99.99]; column p95_us, p9999_us (docs/outputs.md).",
+        max_length=32,
+    )
+
+    @pydantic.field_validator("percentiles")
+    @classmethod
+    def _percentiles(cls, value: list[str]) -> list[str]:
+        names = [parse_percentile(v)[0] for v in value]
+        return [n for n in dict.fromkeys(names) if n not in STANDARD_PERCENTILES]
+
     trace_interval: Time | None = field(
         None,
         ge=0,

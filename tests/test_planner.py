@@ -1,0 +1,208 @@
+"""What planners read: throughput under overload, percentiles, warnings carried into
+studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.experiment.run import run
+from sim.scenario import loads
+
+# a routed NIC child offered far more than a 1-vCPU parent can carry
+OVERLOAD = """
+name: overload
+host: {cores: 4}
+parent: {vcpus: 1}
+devices:
+  - {name: nic, type: nic, vfs: 2}
+children:
+  - name: web
+    vcpus: 2
+    io_path: routed
+    device: nic
+    streams:
+      - {op: send, size: 1500B, rate: 400k}
+run: {duration: 30ms, warmup: 5ms, seed: 3, replications: 2}
+"""
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_throughput_is_completions_in_the_window(seed: int) -> None:
+    scn = loads(OVERLOAD, overrides={"run.seed": seed})
+    res = run(scn)
+    req = res.requests
+    reps = res.replications
+    for _, row in reps.iterrows():
+        mine = req[(req["replication"] == row["replication"]) & (req["partition"] == "web")]
+        cut, end = float(row["warmup_us"]), scn.run.duration
+        t = mine["t_complete_us"]
+        done = mine[(mine["state"] == "completed") & (t >= cut) & (t <= end)]
+        window_s = (end - cut) / 1e6
+        assert row["throughput_rps"] == pytest.approx(len(done) / window_s, rel=1e-12)
+        bits = float(done["size_bytes"].sum()) * 8
+        assert row["throughput_bps"] == pytest.approx(bits / window_s, rel=1e-12)
+        sub = mine[(mine["t_submit_us"] >= cut) & (mine["t_submit_us"] <= end)]
+        assert row["offered_rps"] == pytest.approx(len(sub) / window_s, rel=1e-12)
+        # overloaded: far fewer completions than submissions, and more completions than
+        # the latency sample (requests submitted in the window and completed by the end)
+        assert row["completion_share"] < 0.9
+        assert len(done) > row["requests"]
+    s = res.summary.iloc[0]
+    assert s["throughput_rps"] == pytest.approx(reps["throughput_rps"].mean())
+    assert "saturated" in s["warnings"]
+
+
+def test_throughput_matches_offered_below_saturation() -> None:
+    scn = loads(OVERLOAD, overrides={"children[web].streams[0].rate": "5k"})
+    s = run(scn).summary.iloc[0]
+    assert s["completion_share"] == pytest.approx(1.0, abs=0.02)
+    assert s["throughput_rps"] == pytest.approx(s["offered_rps"], rel=0.03)
+    assert np.isfinite(s["mean_us"])
+
+
+def test_scenario_reference_is_up_to_date() -> None:
+    """docs/scenario-reference.md is what the generator writes from today's schema
+    (regenerate: make docs)."""
+    from sim.report.reference import render
+    from sim.scenario.schema import json_schema
+
+    committed = (Path(__file__).parent.parent / "docs" / "scenario-reference.md").read_text(
+        encoding="utf-8"
+    )
+    assert committed == render(), "docs/scenario-reference.md is stale: run make docs"
+    schema = json_schema()
+    for name, model in schema["$defs"].items():
+        assert f"## {name}\n" in committed
+        for field_name in model.get("properties", {}):
+            assert f"| `{field_name}` |" in committed, (name, field_name)
+
+
+def test_sweep_report_carries_a_saturated_points_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep with a saturated point: the study frame, the CLI table and the report all
+    carry its warning; the point below saturation has none."""
+    from sim.cli import main
+    from sim.experiment.study import load_study
+
+    (tmp_path / "base.yaml").write_text(OVERLOAD)
+    (tmp_path / "sweep.yaml").write_text(
+        "study: over\nscenario: base.yaml\ngrid:\n  children[web].streams[0].rate: [5k, 400k]\n"
+    )
+    out = tmp_path / "study"
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "--report"]) == 0
+    printed = capsys.readouterr().out
+    frame = load_study(out)
+    low, high = (frame[frame["point_index"] == i]["warnings"].iloc[0] for i in (0, 1))
+    assert "saturated" not in low
+    assert "saturated: throughput" in high
+    assert "warnings:" in printed
+    assert "saturated: throughput" in printed.split("warnings:")[1]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "saturated: throughput" in html
+    assert "Warnings: None" not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical", "value"),
+    [("p95", "p95", 95.0), ("p99.9", "p999", 99.9), ("p999", "p999", 99.9),
+     ("p99.99", "p9999", 99.99), ("P99.5", "p995", 99.5), ("p5", "p5", 5.0)],
+)  # fmt: skip
+def test_percentile_names(name: str, canonical: str, value: float) -> None:
+    from sim.scenario.columns import parse_percentile
+
+    assert parse_percentile(name) == (canonical, value)
+
+
+@pytest.mark.parametrize("bad", ["p100", "p0", "p1.5", "q95", "p", "p99..9"])
+def test_bad_percentile_names(bad: str) -> None:
+    from sim.scenario.columns import parse_percentile
+
+    with pytest.raises(ValueError, match="percentile"):
+        parse_percentile(bad)
+
+
+def test_any_percentile_in_the_summary_and_in_slos() -> None:
+    from sim.experiment.capacity import _with_percentiles
+    from sim.experiment.slo import parse_slo
+
+    scn = loads(OVERLOAD, overrides={"children[web].streams[0].rate": "5k",
+                                     "run.percentiles": ["p95", "p99.99", "p99"]})  # fmt: skip
+    assert scn.run.percentiles == ["p95", "p9999"]
+    res = run(scn)
+    reps = res.replications
+    assert (reps["p90_us"] <= reps["p95_us"]).all()
+    assert (reps["p95_us"] <= reps["p99_us"]).all()
+    assert (reps["p999_us"] <= reps["p9999_us"]).all()
+    for rep, g in res.requests[res.requests["in_window"]].groupby("replication"):
+        row = reps[reps["replication"] == rep].iloc[0]
+        assert row["p95_us"] == pytest.approx(np.percentile(g["latency_us"], 95.0))
+    s = res.summary.iloc[0]
+    assert s["p95_us_ci_low"] <= s["p95_us"] <= s["p95_us_ci_high"]
+    clauses = parse_slo("p95<=100us and p99.99<=2ms and mean<=50us")
+    assert [c.metric for c in clauses] == ["p95_us", "p9999_us", "mean_us"]
+    plain = loads(OVERLOAD)
+    assert _with_percentiles(plain, clauses).run.percentiles == ["p95", "p9999"]
+    assert _with_percentiles(plain, parse_slo("p99<=1ms")) is plain
+
+
+def test_progress_leaves_results_unchanged() -> None:
+    """A run reporting progress (simulated in slices) gives the same frames as one that
+    does not, and reports replications × duration in all."""
+    import pandas as pd
+
+    scn = loads(OVERLOAD, overrides={"children[web].streams[0].rate": "20k"})
+    done: list[float] = []
+    quiet, shown = run(scn), run(scn, progress=done.append)
+    for name in ("requests", "summary", "cpu"):
+        pd.testing.assert_frame_equal(getattr(quiet, name), getattr(shown, name), check_exact=True)
+    assert sum(done) == pytest.approx(scn.run.replications * scn.run.duration)
+
+
+def _cli(args: list[str], terminal: bool) -> str:
+    """Run hvsim with stdout and stderr on a pseudo-terminal (or on pipes); what it wrote."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "100"}
+    cmd = [sys.executable, "-m", "sim.cli", *args]
+    if not terminal:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, check=True)
+        return proc.stdout + proc.stderr
+    main_fd, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))  # 40 × 100
+    proc = subprocess.Popen(cmd, stdout=side, stderr=side, env=env, cwd=repo)
+    os.close(side)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(main_fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(OVERLOAD.replace("rate: 400k", "rate: 20k"))
+    args = ["run", str(tmp_path / "s.yaml"), "--set", "run.duration=30ms"]
+    shown = _cli([*args, "--out", str(tmp_path / "a")], terminal=True)
+    assert "overload: simulating" in shown
+    assert "left" in shown
+    piped = _cli([*args, "--out", str(tmp_path / "b")], terminal=False)
+    assert "simulating" not in piped
+    quiet = _cli([*args, "--out", str(tmp_path / "c"), "--quiet"], terminal=True)
+    assert "simulating" not in quiet
