@@ -258,12 +258,15 @@ def _sampler_draws(
         n = per_child.get(id(c), 0.0)
         draws.add(c.guest.submit_cost, c.count, n)
         draws.add(c.guest.complete_cost, c.count, n)
-        if c.io_path == "emulated":
+        path = c.io_path
+        if path == "routed" and scn.host.io_stack == "hypervisor":
+            path = "hypervisor"  # no parent data path: routed children fall back to it
+        if path == "emulated":
             draws.add(c.emulated.access_cost, c.count, n * c.emulated.exits_per_request)
-        if c.io_path == "hypervisor":
+        if path == "hypervisor":
             draws.add(scn.host.hypervisor_io.request_cost, c.count, n)
             draws.add(scn.host.hypervisor_io.completion_cost, c.count, n)
-        if c.io_path in ("routed", "direct", "emulated"):  # direct may fall back to routed
+        if path in ("routed", "direct", "emulated"):  # direct may fall back to routed
             through_parent += c.count * n
         load = c.cpu_load
         if load is not None and load.busy is not None:
