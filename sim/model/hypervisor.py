@@ -166,6 +166,8 @@ class VCpu:
         "dispatches",
         "domain",
         "env",
+        "halt_cost",
+        "halt_owed",
         "hv",
         "index",
         "item",
@@ -217,6 +219,8 @@ class VCpu:
         self.unscheduled = 0.0
         self._runnable_since = 0.0
         self.debt = 0.0
+        self.halt_cost = 0.0  # host.costs.halt_exit, owed each time the vCPU blocks
+        self.halt_owed = 0.0
         self.busy_us: dict[str, float] = {}
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.dispatches = 0
@@ -280,6 +284,9 @@ class VCpu:
         (end of warm-up, end of the run) gets exactly the part that falls inside it."""
         busy = self.busy_us
         total = 0.0
+        if self.halt_owed:  # the halt before this run (sim.model.periodic)
+            charges = (("halt", self.halt_owed), *charges)
+            self.halt_owed = 0.0
         for category, cost in charges:
             if cost:
                 busy[category] = busy.get(category, 0.0) + cost
@@ -592,6 +599,7 @@ class Hypervisor:
                     self.queued[v.pri] += 1
         else:
             v.state = BLOCKED
+            v.halt_owed += v.halt_cost
         if v.domain.allowance is not None:
             self._cap_timer(v.domain)
         self._run_next(lp)
@@ -670,7 +678,7 @@ class Hypervisor:
         bg.gen += 1
         if math.isfinite(bg.remaining):
             gen = bg.gen
-            self._at(bg.remaining + v.debt, lambda: self._burst_end(v, gen))
+            self._at(bg.remaining + v.debt + v.halt_owed, lambda: self._burst_end(v, gen))
 
     def stop_background(self, v: VCpu) -> None:
         """Account the background run since it started; it resumes later."""
@@ -690,6 +698,11 @@ class Hypervisor:
         if debt:
             v.debt -= debt
             v.charge("hypervisor", debt)
+        halt = min(v.halt_owed, elapsed - debt)
+        if halt:
+            v.halt_owed -= halt
+            v.charge("halt", halt)
+            debt += halt
         v.charge("guest", elapsed - debt)
         bg.remaining -= elapsed - debt
         v.bg_since = now

@@ -35,18 +35,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sim.model.env import SimEnv
-from sim.model.hypervisor import Background, Hypervisor
+from sim.model.hypervisor import Background, Hypervisor, VCpu
 from sim.scenario import names
 from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host as HostSpec
 from sim.scenario.hardware import Parent as ParentSpec
 from sim.scenario.workload import Child as ChildSpec
+from sim.scenario.workload import CpuLoad
 
 
 def _affinity(pin: list[int] | None, i: int, allowed: range | None) -> Sequence[int] | None:
     if pin is not None:
         return [pin[i]]
     return allowed
+
+
+def _background(env: SimEnv, vcpus: list[VCpu], load: CpuLoad | None, scope: str) -> None:
+    """Give the vCPUs ``load`` selects their background load (``cpu_load``)."""
+    if load is None:
+        return
+    for i in load.vcpus if load.vcpus is not None else range(len(vcpus)):
+        key = names.rng_key(scope, f"cpu_load.vcpu[{i}]")
+        busy = load.busy.sampler(env.rng(key, "busy")) if load.busy else None
+        vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(key, "idle")))
 
 
 class ParentPartition:
@@ -65,6 +76,9 @@ class ParentPartition:
         self.vcpus = [
             hv.vcpu(self.domain, i, dispatch, _affinity(pin, i, allowed)) for i in range(spec.vcpus)
         ]
+        for v in self.vcpus:
+            v.halt_cost = host.costs.halt_exit
+        _background(env, self.vcpus, spec.cpu_load, "parent")
         vsp, drv = spec.vsp, spec.driver
         self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp", "request_cost"))
         self.vsp_completion: Sampler = vsp.completion_cost.sampler(
@@ -101,12 +115,16 @@ class ChildPartition:
             hv.vcpu(self.domain, i, dispatch, _affinity(spec.pin, i, allowed))
             for i in range(spec.vcpus)
         ]
-        load = spec.cpu_load
-        if load is not None:
-            for i in load.vcpus if load.vcpus is not None else range(spec.vcpus):
-                key = names.rng_key(names.child_scope(name), f"cpu_load.vcpu[{i}]")
-                busy = load.busy.sampler(env.rng(key, "busy")) if load.busy else None
-                self.vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(key, "idle")))
+        if spec.io_path != "native":
+            for v in self.vcpus:
+                v.halt_cost = host.costs.halt_exit
+        _background(env, self.vcpus, spec.cpu_load, names.child_scope(name))
+        timer = spec.timer
+        self.timer_handler: Sampler | None = (
+            timer.handler_cost.sampler(env.rng(names.child_scope(name), "timer", "handler_cost"))
+            if timer.mode != "off"
+            else None
+        )
         self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
             env.rng(names.child_scope(name), "guest", "submit_cost")
         )
