@@ -5,8 +5,10 @@ What it models
     processors (LPs). A vCPU runs two kinds of work:
 
     * **work items** of the I/O paths (a FIFO of µs-long costs charged to ``guest``,
-      ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``); and
-    * **background load** (:class:`Background`, ``cpu_load`` in a scenario): CPU-bound
+      ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``), and of the per-vCPU and
+      per-VM work of :mod:`sim.model.periodic` (``timer``, ``timer_exit``,
+      ``housekeeping``; ``halt``, owed when a vCPU blocks, runs with its next work); and
+    * **background load** (:class:`Background`, ``cpu_load`` of a child or the parent): CPU-bound
       work charged to ``guest``, which runs whenever the vCPU has no work item, and which
       work items (interrupt handlers, drivers) take the vCPU from at once.
 

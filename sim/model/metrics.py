@@ -57,7 +57,19 @@ COMPONENTS: tuple[str, ...] = (
     RETRY,
 ) = range(len(COMPONENTS))
 
-CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor")
+CATEGORIES: tuple[str, ...] = (
+    "guest",
+    "vsc",
+    "vsp",
+    "driver",
+    "exit",
+    "hypervisor",
+    # per-VM and per-vCPU work (sim.model.periodic), present only where it is on
+    "timer",
+    "timer_exit",
+    "halt",
+    "housekeeping",
+)
 
 
 class Level:

@@ -18,6 +18,11 @@ What it models
     root vCPU that serves a channel is not documented; this spreads the load evenly when
     the channels carry alike.
 
+    The parent may carry work of its own (``parent.cpu_load``: its management stack, a
+    backup, a driver domain's applications), CPU-bound background load on its vCPUs that
+    the VSP and driver work items take the vCPU from at once (docs/design.md §3.1, "The
+    parent's own work").
+
     A **child** partition has its vCPUs and its guest driver's costs (the VSC on the
     routed path, the VF driver on the direct path, the native driver on bare metal), and
     optionally CPU-bound background load on some vCPUs (``cpu_load``).
