@@ -240,3 +240,18 @@ def test_budget_counts_ticks_and_rounds_and_analytic_says_it_leaves_them_out() -
     why = estimate(scn).children.set_index("partition")["why_not"]
     assert all("timer ticks" in str(w) for w in why)
     assert not math.isnan(parts["requests"])
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("children[vm].timer.hz", 0, r"children\[vm\]\.timer\.hz: must be greater than or equal"),
+        ("children[vm].timer.mode", "sometimes", r"timer\.mode: must be 'off', 'periodic'"),
+        ("host.housekeeping.interval", "0us", r"host\.housekeeping\.interval: must be greater"),
+        ("parent.cpu_load", {"busy": "0us"}, r"parent\.cpu_load: busy and idle are both 0"),
+    ],
+)
+def test_bad_settings_name_their_field(where: str, value: Any, message: str) -> None:
+    """A bad timer, housekeeping or parent load setting is one error naming its field."""
+    with pytest.raises(ScenarioError, match=message):
+        replace(loads(IDLE), {where: value})
