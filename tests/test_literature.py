@@ -18,9 +18,10 @@ def _id(f: str) -> str:
 
 
 def test_every_row_of_the_reference_table_has_a_case() -> None:
-    """Thirteen validation rows in the reference table: each is a case, reproduced or a
-    known gap with its reason; none is left out."""
-    assert len(CASES) == 13
+    """Thirteen validation rows in the reference table, and two cases of the per-VM costs
+    (Dong et al., HPCA 2010): each is a case, reproduced or a known gap with its reason;
+    none is left out."""
+    assert len(CASES) == 15
     for f in CASES:
         spec = load_case(f)
         assert spec["source"], f
@@ -76,3 +77,37 @@ def test_literature_case_errors_name_the_field(tmp_path: object) -> None:
         run_literature_case(bad, "x.yaml")
     with pytest.raises(ScenarioError, match=r"x\.yaml: colour: unknown key"):
         run_literature_case({**spec, "colour": "red"}, "x.yaml")
+    per = {**spec, "measure": {**spec["measure"], "difference_per": 0}}
+    with pytest.raises(ScenarioError, match=r"measure\.difference_per: needs a denominator"):
+        run_literature_case(per, "x.yaml")
+    odd = {**spec, "measure": {**spec["measure"], "per": 2}}
+    with pytest.raises(ScenarioError, match=r"measure\.per: unknown key"):
+        run_literature_case(odd, "x.yaml")
+
+
+def test_difference_per_is_the_increment_per_unit() -> None:
+    """difference_per: (numerator - denominator) / N; host CPU per added idle VM is its
+    ticks' cost: 2 vCPUs x 1000 Hz x (handler 1 us + re-arm exit + wake-up world switch)."""
+    spec = {
+        "case": "idle VMs",
+        "source": "derived",
+        "expected": {"min": 0.0, "max": 1.0},
+        "measure": {
+            "numerator": {"metric": "host_cpu", "set": {"children[vm].count": 6}},
+            "denominator": {"metric": "host_cpu"},
+            "difference_per": 3,
+        },
+        "scenario": {
+            "name": "idle",
+            "host": {"cores": 16},
+            "parent": {"vcpus": 1},
+            "children": [
+                {"name": "vm", "count": 3, "vcpus": 2, "timer": {"mode": "periodic", "hz": 1000}}
+            ],
+            "run": {"duration": "20ms", "warmup": "5ms", "seed": 1},
+        },
+    }
+    row = run_literature_case(spec, "x.yaml", replications=2)
+    assert row["metric"] == "host_cpu difference"
+    per_tick = 1.0 + (2600 + 1600) / 2500
+    assert row["simulated"] == pytest.approx(2 * 1000 * per_tick / 1e6, rel=0.02)

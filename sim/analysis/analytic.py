@@ -54,6 +54,11 @@ What it models
     ``host.cores``) and an NVMe drive's ``max_iops`` count there too.
 
 What it ignores, and when it should hold
+    Per-VM and per-vCPU work (:mod:`sim.model.periodic`): guest timer ticks, per-VM
+    housekeeping, halt exits and the parent's own ``cpu_load`` are not in the estimate;
+    a scenario with any of them is marked as one where it does not hold, and the capacity
+    bracket (work per request only) stays an upper bound.
+
     Scheduling: a vCPU waiting for an LP (overcommit, background ``cpu_load``, a pinned
     parent vCPU whose LP a floating child vCPU holds, BOOST and the rate limit) is not
     modelled; only the world switch is. The flows inside the network are not Poisson:
@@ -222,6 +227,14 @@ def _contention(scn: Scenario, net: Network) -> str:
     count: a parent vCPU that serves no channel never runs."""
     if any(c.cpu_load is not None for c in scn.children):
         return "background cpu_load competes for the LPs"
+    if scn.parent.cpu_load is not None:
+        return "the parent's cpu_load competes for its vCPUs and the LPs"
+    if any(c.timer.mode != "off" for c in scn.children):
+        return "guest timer ticks take the vCPUs (not in the estimate)"
+    if scn.host.housekeeping.cost.mean > 0:
+        return "per-VM housekeeping takes parent vCPUs (not in the estimate)"
+    if scn.host.costs.halt_exit > 0:
+        return "halt exits lengthen the wake-ups (not in the estimate)"
     working = [st.name for st in net.stations.values() if st.kind == "vcpu"]
     parent = sum(1 for n in working if n.startswith("parent."))
     children = len(working) - parent

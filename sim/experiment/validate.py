@@ -371,7 +371,9 @@ _LIT_KEYS = {
     "calibration", "note",
 }  # fmt: skip
 _SIDE_KEYS = {"metric", "partition", "set", "threshold_us", "vcpu"}
-LIT_METRICS = (*METRICS, "exit_cpu_share", "share_above", "throughput_bps")
+LIT_METRICS = (
+    *METRICS, "exit_cpu_share", "share_above", "throughput_bps", "host_cpu", "total_throughput_bps"
+)  # fmt: skip
 
 
 def _lit_value(scn: Scenario, side: dict[str, Any], rep: int) -> float:
@@ -381,6 +383,11 @@ def _lit_value(scn: Scenario, side: dict[str, Any], rep: int) -> float:
     name = side.get("partition", scn.children[0].name)
     metric = side.get("metric", "mean_us")
     window = scn.run.duration - scn.run.warmup
+    if metric == "host_cpu":  # LPs' worth of CPU every partition used, all categories
+        cpu = res.cpu[res.cpu["category"] != "idle"]
+        return float(cpu["busy_us"].sum()) / window
+    if metric == "total_throughput_bps":  # every child's
+        return float(res.summary["throughput_bps"].sum())
     if metric == "exit_cpu_share":  # LPs' worth of CPU the partition spent in exits
         cpu = res.cpu[(res.cpu["partition"] == name) & (res.cpu["category"] == "exit")]
         return float(cpu["busy_us"].sum()) / window
@@ -430,6 +437,9 @@ def run_literature_case(
         scenario: {...}
         known_gap: "..."      # optional: the model does not reproduce it yet, and why
 
+    With ``measure.difference_per: N`` the value is (numerator − denominator) / N instead
+    of their ratio: an increment per unit (host CPU per added VM, ...).
+
     Both sides run the case's scenario with their own overrides (``set``) and the same
     seed, replication by replication, so the ratio is paired (common random numbers).
     The estimate is the mean of the per-replication ratios with its Student-t interval
@@ -477,13 +487,24 @@ def run_literature_case(
     base = from_dict(spec.get("scenario"), source=file)
     num_scn = replace(base, num["set"], source=file) if num.get("set") else base
     den_scn = replace(base, den["set"], source=file) if den and den.get("set") else base
+    unknown = set(measure) - {"numerator", "denominator", "difference_per"}
+    if unknown:
+        raise ScenarioError(file, f"measure.{sorted(unknown)[0]}", "unknown key")
+    per = measure.get("difference_per")
+    if per is not None and (
+        den is None or isinstance(per, bool) or not isinstance(per, int | float) or per <= 0
+    ):
+        raise ScenarioError(
+            file, "measure.difference_per", "needs a denominator and a positive number"
+        )
     reps = int(replications or spec.get("replications", 5))
     values = []
     for r in range(reps):
         v = _lit_value(num_scn, num, r)
         if den is not None:
             d = _lit_value(den_scn, den, r)
-            v = v / d if d else math.nan
+            # an increment per unit (per added VM, ...), or a ratio
+            v = (v - d) / float(per) if per is not None else v / d if d else math.nan
         values.append(v)
     x = np.asarray(values, dtype=float)
     est = float(np.nanmean(x))
@@ -495,7 +516,8 @@ def run_literature_case(
         ok = est - half >= lo and est + half <= hi
     return {
         **row,
-        "metric": num.get("metric", "mean_us") + (" ratio" if den is not None else ""),
+        "metric": num.get("metric", "mean_us")
+        + ("" if den is None else " ratio" if per is None else " difference"),
         "simulated": est,
         "ci": 1.96 * se if reps > 1 else math.nan,
         "tolerance": half,

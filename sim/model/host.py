@@ -34,6 +34,7 @@ from sim.model.iommu import DmaDomain, Iommu
 from sim.model.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
 from sim.model.metrics import Level
 from sim.model.partitions import ChildPartition, ParentPartition
+from sim.model.periodic import Housekeeper, Ticker, phase, tick_exit_cost
 from sim.model.records import (
     CpuRecord,
     ResourceRecord,
@@ -112,6 +113,7 @@ class Host:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
 
+        self.periodic: list[Ticker | Housekeeper] = self._periodic()
         self.injector = Injector(self) if scn.faults else None
         for placed, child in zip(self.plan.children, self.children, strict=True):
             if placed.standby:  # opened after every other child's channels
@@ -142,6 +144,46 @@ class Host:
             scn.host.costs.hypercall,
         )
 
+    def _periodic(self) -> list[Ticker | Housekeeper]:
+        """Timer ticks of every child vCPU and per-VM housekeeping (sim.model.periodic)."""
+        env, h = self.env, self.env.scenario.host
+        out: list[Ticker | Housekeeper] = []
+        k = 0
+        irq_cost = self.hv.irq_cost
+        for child in self.children:
+            timer = child.spec.timer
+            if child.timer_handler is None:
+                continue
+            exit_cost = tick_exit_cost(child.io_path == "native", irq_cost, h.costs.timer_arm_exit)
+            for v in child.vcpus:
+                period = 1e6 / timer.hz
+                out.append(
+                    Ticker(
+                        env,
+                        v,
+                        timer.hz,
+                        timer.mode == "tickless",
+                        exit_cost,
+                        child.timer_handler,
+                        phase(k, period),
+                        not self.hv.posted and child.io_path != "native",
+                    )
+                )
+                k += 1
+        hk = h.housekeeping
+        if hk.cost.mean > 0:
+            cost = hk.cost.sampler(env.rng("parent.housekeeping", "cost"))
+            pv = self.parent.vcpus
+            for i, (placed, child) in enumerate(
+                zip(self.plan.children, self.children, strict=True)
+            ):
+                if child.io_path == "native":
+                    continue
+                chans = placed.channels
+                v = pv[chans[0].parent_vcpu] if chans else pv[i % len(pv)]
+                out.append(Housekeeper(env, v, hk.interval, cost, phase(i, hk.interval)))
+        return out
+
     def start(self) -> None:
         """Start the scheduler, every stream and background load, and the warm-up timer."""
         self.hv.start()
@@ -150,6 +192,8 @@ class Host:
         for v in self.hv.vcpus:
             if v.bg is not None:
                 self.hv.burst_start(v)
+        for p in self.periodic:
+            p.start()
         if self.injector is not None:
             self.injector.start()
         run = self.env.scenario.run

@@ -5,8 +5,10 @@ What it models
     processors (LPs). A vCPU runs two kinds of work:
 
     * **work items** of the I/O paths (a FIFO of µs-long costs charged to ``guest``,
-      ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``); and
-    * **background load** (:class:`Background`, ``cpu_load`` in a scenario): CPU-bound
+      ``vsc``, ``vsp``, ``driver``, ``exit``, ``hypervisor``), and of the per-vCPU and
+      per-VM work of :mod:`sim.model.periodic` (``timer``, ``timer_exit``,
+      ``housekeeping``; ``halt``, owed when a vCPU blocks, runs with its next work); and
+    * **background load** (:class:`Background`, ``cpu_load`` of a child or the parent): CPU-bound
       work charged to ``guest``, which runs whenever the vCPU has no work item, and which
       work items (interrupt handlers, drivers) take the vCPU from at once.
 
@@ -174,6 +176,8 @@ class VCpu:
         "dispatches",
         "domain",
         "env",
+        "halt_cost",
+        "halt_owed",
         "hv",
         "index",
         "item",
@@ -225,6 +229,8 @@ class VCpu:
         self.unscheduled = 0.0
         self._runnable_since = 0.0
         self.debt = 0.0
+        self.halt_cost = 0.0  # host.costs.halt_exit, owed each time the vCPU blocks
+        self.halt_owed = 0.0
         self.busy_us: dict[str, float] = {}
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.dispatches = 0
@@ -288,6 +294,9 @@ class VCpu:
         (end of warm-up, end of the run) gets exactly the part that falls inside it."""
         busy = self.busy_us
         total = 0.0
+        if self.halt_owed:  # the halt before this run (sim.model.periodic)
+            charges = (("halt", self.halt_owed), *charges)
+            self.halt_owed = 0.0
         for category, cost in charges:
             if cost:
                 busy[category] = busy.get(category, 0.0) + cost
@@ -693,6 +702,7 @@ class Hypervisor:
                     self.queued[v.pri] += 1
         else:
             v.state = BLOCKED
+            v.halt_owed += v.halt_cost
         if v.domain.allowance is not None:
             self._cap_timer(v.domain)
         self._run_next(lp)
@@ -779,7 +789,7 @@ class Hypervisor:
         bg.gen += 1
         if math.isfinite(bg.remaining):
             gen = bg.gen
-            left = bg.remaining + v.debt
+            left = bg.remaining + v.debt + v.halt_owed
             if self.smt_slow:
                 left /= self._bg_rate(v)
             self._at(left, lambda: self._burst_end(v, gen))
@@ -831,6 +841,11 @@ class Hypervisor:
         if debt:
             v.debt -= debt
             v.charge("hypervisor", debt)
+        halt = min(v.halt_owed, work - debt)
+        if halt:
+            v.halt_owed -= halt
+            v.charge("halt", halt)
+            debt += halt
         v.charge("guest", work - debt)
         bg.remaining -= work - debt
         v.bg_since = now

@@ -57,7 +57,20 @@ COMPONENTS: tuple[str, ...] = (
     RETRY,
 ) = range(len(COMPONENTS))
 
-CATEGORIES: tuple[str, ...] = ("guest", "vsc", "vsp", "driver", "exit", "hypervisor", "smt")
+CATEGORIES: tuple[str, ...] = (
+    "guest",
+    "vsc",
+    "vsp",
+    "driver",
+    "exit",
+    "hypervisor",
+    "smt",
+    # per-VM and per-vCPU work (sim.model.periodic), present only where it is on
+    "timer",
+    "timer_exit",
+    "halt",
+    "housekeeping",
+)
 
 
 class Level:

@@ -18,6 +18,11 @@ What it models
     root vCPU that serves a channel is not documented; this spreads the load evenly when
     the channels carry alike.
 
+    The parent may carry work of its own (``parent.cpu_load``: its management stack, a
+    backup, a driver domain's applications), CPU-bound background load on its vCPUs that
+    the VSP and driver work items take the vCPU from at once (docs/design.md §3.1, "The
+    parent's own work").
+
     A **child** partition has its vCPUs and its guest driver's costs (the VSC on the
     routed path, the VF driver on the direct path, the native driver on bare metal), and
     optionally CPU-bound background load on some vCPUs (``cpu_load``).
@@ -41,12 +46,23 @@ from sim.scenario.distributions import Sampler
 from sim.scenario.hardware import Host as HostSpec
 from sim.scenario.hardware import Parent as ParentSpec
 from sim.scenario.workload import Child as ChildSpec
+from sim.scenario.workload import CpuLoad
 
 
 def _affinity(pin: list[int] | None, i: int, allowed: range | None) -> Sequence[int] | None:
     if pin is not None:
         return [pin[i]]
     return allowed
+
+
+def _background(env: SimEnv, vcpus: list[VCpu], load: CpuLoad | None, scope: str) -> None:
+    """Give the vCPUs ``load`` selects their background load (``cpu_load``)."""
+    if load is None:
+        return
+    for i in load.vcpus if load.vcpus is not None else range(len(vcpus)):
+        key = names.rng_key(scope, f"cpu_load.vcpu[{i}]")
+        busy = load.busy.sampler(env.rng(key, "busy")) if load.busy else None
+        vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(key, "idle")))
 
 
 class ParentPartition:
@@ -65,6 +81,9 @@ class ParentPartition:
         self.vcpus = [
             hv.vcpu(self.domain, i, dispatch, _affinity(pin, i, allowed)) for i in range(spec.vcpus)
         ]
+        for v in self.vcpus:
+            v.halt_cost = host.costs.halt_exit
+        _background(env, self.vcpus, spec.cpu_load, "parent")
         vsp, drv = spec.vsp, spec.driver
         self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp", "request_cost"))
         self.vsp_completion: Sampler = vsp.completion_cost.sampler(
@@ -101,12 +120,16 @@ class ChildPartition:
             hv.vcpu(self.domain, i, dispatch, _affinity(spec.pin, i, allowed))
             for i in range(spec.vcpus)
         ]
-        load = spec.cpu_load
-        if load is not None:
-            for i in load.vcpus if load.vcpus is not None else range(spec.vcpus):
-                key = names.rng_key(names.child_scope(name), f"cpu_load.vcpu[{i}]")
-                busy = load.busy.sampler(env.rng(key, "busy")) if load.busy else None
-                self.vcpus[i].bg = Background(busy, load.idle.sampler(env.rng(key, "idle")))
+        if spec.io_path != "native":
+            for v in self.vcpus:
+                v.halt_cost = host.costs.halt_exit
+        _background(env, self.vcpus, spec.cpu_load, names.child_scope(name))
+        timer = spec.timer
+        self.timer_handler: Sampler | None = (
+            timer.handler_cost.sampler(env.rng(names.child_scope(name), "timer", "handler_cost"))
+            if timer.mode != "off"
+            else None
+        )
         self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
             env.rng(names.child_scope(name), "guest", "submit_cost")
         )

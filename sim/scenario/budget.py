@@ -126,7 +126,9 @@ def work_estimate(scn: Scenario) -> tuple[dict[str, float], tuple[tuple[Any, ...
     device carry. CPU-load bursts: duration / (busy + idle) per loaded vCPU. Scheduler
     events: time slices, credit ticks and accounting periods, and one per vCPU and per
     stream set up. MMPP state switches: 2 · duration / (length + between) per bursty
-    stream. Occupancy samples: one per trace interval. Slow sampler draws, in requests'
+    stream. Timer ticks: hz · duration per vCPU of a child with a timer (tickless: at
+    most). Housekeeping rounds: duration / interval per child instance. Occupancy samples:
+    one per trace interval. Slow sampler draws, in requests'
     worth (module docstring). ``problem`` names a loop that would not let simulated time
     advance."""
     parts, problem, _ = _estimate(scn)
@@ -204,6 +206,29 @@ def _estimate(
                 )
             loaded = len(set(load.vcpus)) if load.vcpus else c.vcpus
             bursts += c.count * loaded * duration / cycle
+    load = scn.parent.cpu_load
+    if load is not None and load.busy is not None:
+        cycle = load.busy.mean + load.idle.mean
+        if cycle <= 0:
+            return (
+                {},
+                (
+                    ("parent", "cpu_load"),
+                    "busy and idle are both 0: simulated time would not advance",
+                ),
+                "",
+            )
+        bursts += len(set(load.vcpus or range(scn.parent.vcpus))) * duration / cycle
+    # every tick and housekeeping round is a process, a timeout and a work item
+    ticks = sum(
+        c.count * c.vcpus * c.timer.hz * duration / 1e6
+        for c in scn.children
+        if c.timer.mode != "off"
+    )
+    rounds = 0.0
+    if host.housekeeping.cost.mean > 0:
+        vms = sum(c.count for c in scn.children if c.io_path != "native")
+        rounds = vms * duration / host.housekeeping.interval
     requests += sum(min(x, carried[d]) for d, x in closed.items()) * duration / 1e6
     sch = host.scheduler
     events = vcpus + streams + min(host.cores, vcpus) * duration / sch.time_slice
@@ -215,6 +240,8 @@ def _estimate(
     parts = {
         "requests": requests,
         "CPU-load bursts": bursts,
+        "timer ticks": ticks,
+        "housekeeping rounds": rounds,
         "scheduler events": events,
         "MMPP state switches": switches,
         "occupancy samples": samples,
@@ -274,6 +301,17 @@ def _sampler_draws(
             per_vcpu = seconds * 1e6 / (load.busy.mean + load.idle.mean)
             draws.add(load.busy, c.count * loaded, per_vcpu)
             draws.add(load.idle, c.count * loaded, per_vcpu)
+        if c.timer.mode != "off":
+            draws.add(c.timer.handler_cost, c.count * c.vcpus, seconds * c.timer.hz)
+    load = scn.parent.cpu_load
+    if load is not None and load.busy is not None:
+        loaded = len(set(load.vcpus)) if load.vcpus else scn.parent.vcpus
+        per_vcpu = seconds * 1e6 / (load.busy.mean + load.idle.mean)
+        draws.add(load.busy, loaded, per_vcpu)
+        draws.add(load.idle, loaded, per_vcpu)
+    hk = scn.host.housekeeping
+    if hk.cost.mean > 0:
+        draws.add(hk.cost, sum(c.count for c in scn.children), seconds * 1e6 / hk.interval)
     vsp, driver = scn.parent.vsp, scn.parent.driver
     for dist in (vsp.request_cost, vsp.completion_cost, driver.request_cost, driver.interrupt_cost):
         draws.add(dist, 1, through_parent)

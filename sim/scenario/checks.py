@@ -87,6 +87,13 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     problem = _check_placement(scn)
     if problem:
         return problem
+    load = scn.parent.cpu_load
+    for k, v in enumerate(load.vcpus or [] if load is not None else []):
+        if v >= scn.parent.vcpus:
+            return (
+                ("parent", "cpu_load", "vcpus", k),
+                f"vCPU {v} does not exist ({scn.parent.vcpus} vCPUs)",
+            )
     used_vfs: dict[tuple[str, int], str] = {}
     for i, c in enumerate(scn.children):
         if c.cpu_load is not None:
@@ -96,7 +103,7 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                         ("children", i, "cpu_load", "vcpus", k),
                         f"vCPU {v} does not exist ({c.vcpus} vCPUs)",
                     )
-        if not c.streams and c.cpu_load is None:
+        if not c.streams and c.cpu_load is None and c.timer.mode == "off":
             return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
         if c.device is None:
             if c.streams:

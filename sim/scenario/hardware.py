@@ -34,6 +34,7 @@ from sim.scenario.fields import (
     Weight,
     field,
 )
+from sim.scenario.workload import CpuLoad
 
 MEMORY_RATE = Bound(
     units.parse_bitrate,
@@ -90,6 +91,34 @@ class Costs(Model):
         "device register, an exit to a user-space device model and back, charged on the "
         "child's vCPU (the device model's own CPU is emulated.access_cost). Dall et al., "
         "ATC 2017, Table 2 (quoted).",
+    )
+    timer_arm_exit: Cost = field(
+        "2600cycles",
+        description="A guest re-arming its LAPIC timer (a write of the TSC-deadline MSR), "
+        "one per tick of a child with a timer (child.timer): an exit handled in the "
+        "hypervisor. Assumed: the cost Dall et al., ATC 2017, Table 2 give for an exit "
+        "handled in the hypervisor (quoted: hypercall ≈2,600 cycles).",
+    )
+    halt_exit: Cost = field(
+        "0cycles",
+        description="A vCPU going idle (HLT or the idle hypercall) beyond the world switch "
+        "of its next dispatch (vcpu_dispatch): the hypervisor's block path, charged as "
+        "'halt' each time a vCPU of a partition blocks. Default 0: not modelled apart, the "
+        "exit/entry round trip of vcpu_dispatch stands for it (results as before).",
+    )
+
+
+class Housekeeping(Model):
+    """Per-VM work of the virtualization stack that does not depend on I/O (the VM's
+    worker process in the parent: Hyper-V vmwp.exe, Xen's qemu-dm or xenstored watches,
+    KVM's QEMU main loop): every ``interval``, ``cost`` µs on the parent vCPU that serves
+    the child, charged as ``housekeeping`` (see :mod:`sim.model.periodic`)."""
+
+    interval: Time = field("10ms", gt=0.0, description="Time between two rounds per VM.")
+    cost: CostDist = field(
+        "0us",
+        description="Parent CPU per round per VM. Default 0: none modelled (results as "
+        "before). Assumed where set: no per-operation measurement published.",
     )
 
 
@@ -372,6 +401,7 @@ class Host(Model):
     scheduler: Scheduler = field({})
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})
+    housekeeping: Housekeeping = field({})
 
     @pydantic.model_validator(mode="after")
     def _whole_cores(self) -> Host:
@@ -505,6 +535,13 @@ class Parent(Model):
     vsp: Vsp = field({})
     driver: Driver = field({})
     vmbus: Vmbus = field({})
+    cpu_load: CpuLoad | None = field(
+        None,
+        description="The parent's own CPU-bound work (management stack, backup, a driver "
+        "domain's applications) on its vCPUs, competing with the VSPs and drivers: "
+        "constant (no busy), periodic (fixed busy and idle) or bursty (busy/idle drawn "
+        "from distributions).",
+    )
 
 
 # ---------------------------------------------------------------------------------------

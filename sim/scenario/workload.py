@@ -179,6 +179,37 @@ class CpuLoad(Model):
     )
 
 
+class GuestTimer(Model):
+    """The guest kernel's timer tick on each vCPU (see :mod:`sim.model.periodic`).
+
+    Each tick is a work item on the vCPU: the timer's delivery (an exit unless interrupts
+    are posted, and its EOI), the guest re-arming its LAPIC timer (an exit,
+    ``host.costs.timer_arm_exit``) and the guest's tick handler (``handler_cost``). A tick
+    that finds its vCPU blocked wakes it (a wake-up and a world switch) and leaves it to
+    halt again (``host.costs.halt_exit``)."""
+
+    mode: Literal["off", "periodic", "tickless"] = field(
+        "off",
+        description="off: no tick modelled (ticks are folded into the other costs, as "
+        "before). periodic: every vCPU ticks at hz, idle or not (Linux without NO_HZ, "
+        "Windows' HAL timer). tickless: a vCPU ticks at hz only while it has work; an idle "
+        "one takes none (Linux CONFIG_NO_HZ_IDLE, Documentation/timers/no_hz.rst, read).",
+    )
+    hz: int = field(
+        250,
+        ge=1,
+        le=10_000,
+        description="Ticks per second per vCPU. Linux CONFIG_HZ 100/250/1000 (2.6.0-2.6.13 "
+        "1000, later 250 by default); Windows 64-100 (VMware KB 1005802, 'Determining and "
+        "changing the rate of timer interrupts a guest operating system requests', read).",
+    )
+    handler_cost: CostDist = field(
+        "1us",
+        description="Guest CPU of one tick's handler (timekeeping, scheduler tick, "
+        "expired timers). Assumed: a few thousand cycles.",
+    )
+
+
 class Emulated(Model):
     """The emulated device of a child on io_path emulated (an e1000 NIC, an IDE
     controller): what its driver's register accesses cost (see :mod:`sim.model.iopaths`)."""
@@ -263,3 +294,4 @@ class Child(Model):
     io_policy: IoPolicy = field({})
     streams: list[Stream] = field([], description="I/O workload streams.")
     cpu_load: CpuLoad | None = field(None, description="CPU-bound background work.")
+    timer: GuestTimer = field({}, description="The guest's timer tick (default off).")
