@@ -104,6 +104,37 @@ def test_sweep_report_carries_a_saturated_points_warning(
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "saturated: throughput" in html
     assert "Warnings: None" not in html
+    # the report opens with its answer: the point that saturated, by name and value
+    answer = html.split('<div id="answer"', 1)[1].split("</div>", 1)[0]
+    assert "1 of 2 points are saturated (web at rate=400k)" in answer
+    assert "throughput 4.9" in answer
+
+
+def test_run_answer_gives_paired_differences_with_intervals() -> None:
+    """Two children with the same workload, routed and direct: the run's answer names the
+    slower, the paired difference of its mean and p99 with half-widths and percentages,
+    and matches the paired statistics."""
+    from sim.analysis.stats import paired
+    from sim.report.answer import run_answer
+
+    head = OVERLOAD.replace("rate: 400k", "rate: 10k").split("run:")[0]
+    twin = (
+        "  - {name: twin, vcpus: 2, io_path: direct, device: nic, "
+        "streams: [{op: send, size: 1500B, rate: 10k}]}\n"
+    )
+    scn = loads(head + twin + "run: {duration: 30ms, warmup: 5ms, seed: 3, replications: 3}\n")
+    res = run(scn)
+    sentences = run_answer(res.summary, res.replications, {"web": ["twin"], "twin": ["web"]})
+    reps = res.replications
+    a = reps[reps["partition"] == "twin"].sort_values("replication")["mean_us"].to_numpy()
+    b = reps[reps["partition"] == "web"].sort_values("replication")["mean_us"].to_numpy()
+    p = paired(a, b)
+    from sim.scenario import units
+
+    assert sentences[0].startswith("web (routed) takes " + units.format_time(p["diff"]))
+    assert f"{(p['ratio'] - 1) * 100:+.0f} %" in sentences[0]
+    assert "(±" in sentences[0]
+    assert sentences[-1].startswith("Every child completed")
 
 
 @pytest.mark.parametrize(

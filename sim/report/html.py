@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 
 from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
-from sim.report import plots
+from sim.report import answer, plots
 from sim.report.provenance import describe, provenance
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
@@ -93,6 +93,8 @@ class Page:
     reproduce: dict[str, Any]
     extra: list[tuple[str, Table]] = field(default_factory=list)
     analytic: Table | None = None
+    answer: list[str] = field(default_factory=list)
+    """Two or three plain sentences that answer the question (:mod:`sim.report.answer`)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +352,7 @@ def _run_page(directory: Path) -> Page:
         resources=Table(_RESOURCE_COLUMNS, _resources(res)),
         reproduce=_reproduce(res.meta, directory, scn),
         analytic=_analytic({"": res}),
+        answer=answer.run_answer(res.summary, res.replications, twins),
     )
 
 
@@ -506,6 +509,7 @@ def _compare_page(directory: Path) -> Page:
         resources=Table(["path", *_RESOURCE_COLUMNS], resources_rows),
         reproduce=_reproduce(cmp_.meta, directory, cmp_.scenario),
         analytic=_analytic(cmp_.results),
+        answer=answer.comparison_answer(cmp_.table, cmp_.paths, warnings),
     )
 
 
@@ -588,6 +592,7 @@ def _sweep_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table([], []),
         reproduce=reproduce,
+        answer=answer.sweep_answer(frame, keys, [_label(k) for k in keys]),
     )
 
 
@@ -696,6 +701,7 @@ def _capacity_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table([], []),
         reproduce=_reproduce(m, directory, scn),
+        answer=answer.capacity_answer(cap),
     )
 
 
