@@ -356,6 +356,27 @@ def _run_page(directory: Path) -> Page:
     )
 
 
+OCCUPANCY_SHOWN = 0.10
+"""The occupancy figure is shown when a VMBus ring was at least this share full at its
+peak, or a device had a request waiting on average: below that it would plot a few bytes
+in a ring of hundreds of KiB (the resources table still lists every ring and queue)."""
+
+
+def _occupancy_matters(resources: pd.DataFrame) -> bool:
+    """Whether a ring's peak fill reached :data:`OCCUPANCY_SHOWN` of its capacity or a
+    device queue held a request on average."""
+    if resources.empty:
+        return False
+    for _, r in resources.iterrows():
+        util, mean, peak = float(r["utilization"]), float(r["mean_level"]), float(r["max_level"])
+        if r["kind"] == "ring":
+            if mean > 0 and util > 0 and peak * util / mean >= OCCUPANCY_SHOWN:
+                return True
+        elif mean >= 1.0:
+            return True
+    return False
+
+
 def _result_figures(res: Result, label: str) -> list[Shown]:
     on = f" ({label})" if label else ""
     figs = [
@@ -380,7 +401,7 @@ def _result_figures(res: Result, label: str) -> list[Shown]:
             _svg(plots.cpu_breakdown(res.cpu, include_idle=False)),
         ),
     ]
-    if len(res.occupancy):
+    if len(res.occupancy) and _occupancy_matters(res.resources):
         figs.append(
             Shown(
                 f"Ring and device-queue occupancy over time{on}",
@@ -485,7 +506,11 @@ def _compare_page(directory: Path) -> Page:
     for p, res in cmp_.results.items():
         resources_rows += _resources(res, p)
         warnings += _warnings(res.summary, f" ({p})")
-        if len(res.occupancy) and (res.occupancy["kind"] == "ring").any():
+        if (
+            len(res.occupancy)
+            and (res.occupancy["kind"] == "ring").any()
+            and _occupancy_matters(res.resources)
+        ):
             figures.append(
                 Shown(
                     f"Ring and device-queue occupancy ({p})",
