@@ -4,6 +4,7 @@ studies."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,6 +105,37 @@ def test_sweep_report_carries_a_saturated_points_warning(
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "saturated: throughput" in html
     assert "Warnings: None" not in html
+    # the report opens with its answer: the point that saturated, by name and value
+    answer = html.split('<div id="answer"', 1)[1].split("</div>", 1)[0]
+    assert "1 of 2 points are saturated (web at rate=400k)" in answer
+    assert "throughput 4.9" in answer
+
+
+def test_run_answer_gives_paired_differences_with_intervals() -> None:
+    """Two children with the same workload, routed and direct: the run's answer names the
+    slower, the paired difference of its mean and p99 with half-widths and percentages,
+    and matches the paired statistics."""
+    from sim.analysis.stats import paired
+    from sim.report.answer import run_answer
+
+    head = OVERLOAD.replace("rate: 400k", "rate: 10k").split("run:")[0]
+    twin = (
+        "  - {name: twin, vcpus: 2, io_path: direct, device: nic, "
+        "streams: [{op: send, size: 1500B, rate: 10k}]}\n"
+    )
+    scn = loads(head + twin + "run: {duration: 30ms, warmup: 5ms, seed: 3, replications: 3}\n")
+    res = run(scn)
+    sentences = run_answer(res.summary, res.replications, {"web": ["twin"], "twin": ["web"]})
+    reps = res.replications
+    a = reps[reps["partition"] == "twin"].sort_values("replication")["mean_us"].to_numpy()
+    b = reps[reps["partition"] == "web"].sort_values("replication")["mean_us"].to_numpy()
+    p = paired(a, b)
+    from sim.scenario import units
+
+    assert sentences[0].startswith("web (routed) takes " + units.format_time(p["diff"]))
+    assert f"{(p['ratio'] - 1) * 100:+.0f} %" in sentences[0]
+    assert "(±" in sentences[0]
+    assert sentences[-1].startswith("Every child completed")
 
 
 @pytest.mark.parametrize(
@@ -206,3 +238,59 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert "simulating" not in piped
     quiet = _cli([*args, "--out", str(tmp_path / "c"), "--quiet"], terminal=True)
     assert "simulating" not in quiet
+
+
+def _overlaps(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of tick labels of one axis whose drawn boxes intersect."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    bad = []
+    for ax in fig.axes:
+        for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+            shown = [t for t in labels if t.get_visible() and t.get_text()]
+            boxes = [t.get_window_extent(renderer) for t in shown]
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    if boxes[i].overlaps(boxes[j]):
+                        bad.append((shown[i].get_text(), shown[j].get_text()))
+    return bad
+
+
+@pytest.mark.parametrize("children", [2, 12, 40])
+def test_bar_chart_labels_never_overlap(children: int) -> None:
+    import pandas as pd
+
+    from sim.model.metrics import CATEGORIES, COMPONENTS
+    from sim.report import plots
+
+    names = [f"a-rather-long-child-name-{i}" for i in range(children)]
+    summary = pd.DataFrame(
+        {"partition": names, "io_path": ["routed", "direct"] * (children // 2),
+         **{f"{c}_us": np.linspace(1, 5, children) for c in COMPONENTS}}
+    )  # fmt: skip
+    cpu = pd.DataFrame(
+        [(n, "vcpu[0]", cat, 100.0) for n in names for cat in CATEGORIES],
+        columns=["partition", "vcpu", "category", "busy_us"],
+    )
+    for fig in (plots.latency_breakdown(summary), plots.cpu_breakdown(cpu)):
+        assert _overlaps(fig) == []
+
+
+def test_a_category_keeps_its_colour_in_every_figure() -> None:
+    import pandas as pd
+    from matplotlib.colors import to_hex
+
+    from sim.report import plots
+    from sim.report.palette import CATEGORY_COLORS
+
+    def colours(categories: list[str]) -> dict[str, str]:
+        cpu = pd.DataFrame([("c", "vcpu[0]", k, 10.0) for k in categories],
+                           columns=["partition", "vcpu", "category", "busy_us"])  # fmt: skip
+        ax = plots.cpu_breakdown(cpu).axes[0]
+        return {c.get_label(): to_hex(c.patches[0].get_facecolor()) for c in ax.containers}
+
+    one, two = colours(["guest", "vsp", "exit"]), colours(["exit", "driver", "idle"])
+    assert one["exit"] == two["exit"] == CATEGORY_COLORS["exit"].lower()
+    assert len(set(CATEGORY_COLORS.values())) == len(CATEGORY_COLORS)

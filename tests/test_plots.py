@@ -42,16 +42,17 @@ def test_latency_cdf_has_one_line_per_child_and_path(result: sim.Result) -> None
 
 
 def test_latency_breakdown_bars_add_up_to_the_mean(result: sim.Result) -> None:
-    """The stacked components of each bar add up to that child's mean latency."""
+    """The stacked components of each (horizontal) bar add up to that child's mean
+    latency."""
     fig = latency_breakdown(result.summary)
     ax = fig.axes[0]
-    tops: dict[float, float] = {}
+    ends: dict[float, float] = {}
     for patch in ax.patches:
-        x = round(patch.get_x(), 6)
-        tops[x] = max(tops.get(x, 0.0), patch.get_y() + patch.get_height())
-    heights = [tops[x] for x in sorted(tops)]
-    np.testing.assert_allclose(heights, result.summary["mean_us"], rtol=1e-9)
-    assert "µs" in ax.get_ylabel()
+        y = round(patch.get_y(), 6)
+        ends[y] = max(ends.get(y, 0.0), patch.get_x() + patch.get_width())
+    lengths = [ends[y] for y in sorted(ends)]
+    np.testing.assert_allclose(lengths, result.summary["mean_us"], rtol=1e-9)
+    assert "µs" in ax.get_xlabel()
     assert {t.get_text() for t in ax.get_legend().get_texts()} <= set(COMPONENTS)
 
 
@@ -59,12 +60,12 @@ def test_cpu_breakdown_totals_match_the_cpu_table(result: sim.Result) -> None:
     """Each partition's bar is its CPU time in ms; idle is drawn for the host."""
     fig = cpu_breakdown(result.cpu)
     ax = fig.axes[0]
-    total_ms = sum(p.get_height() for p in ax.patches)
+    total_ms = sum(p.get_width() for p in ax.patches)
     assert total_ms == pytest.approx(result.cpu["busy_us"].sum() / 1e3)
     busy_only = cpu_breakdown(result.cpu, include_idle=False)
     labels = {t.get_text() for t in busy_only.axes[0].get_legend().get_texts()}
     assert "idle" not in labels
-    assert "ms" in ax.get_ylabel()
+    assert "ms" in ax.get_xlabel()
 
 
 def test_metric_vs_load_draws_means_and_ci_bands() -> None:

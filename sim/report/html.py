@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 
 from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
-from sim.report import plots
+from sim.report import answer, plots
 from sim.report.provenance import describe, provenance
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
@@ -93,6 +93,8 @@ class Page:
     reproduce: dict[str, Any]
     extra: list[tuple[str, Table]] = field(default_factory=list)
     analytic: Table | None = None
+    answer: list[str] = field(default_factory=list)
+    """Two or three plain sentences that answer the question (:mod:`sim.report.answer`)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,7 +352,29 @@ def _run_page(directory: Path) -> Page:
         resources=Table(_RESOURCE_COLUMNS, _resources(res)),
         reproduce=_reproduce(res.meta, directory, scn),
         analytic=_analytic({"": res}),
+        answer=answer.run_answer(res.summary, res.replications, twins),
     )
+
+
+OCCUPANCY_SHOWN = 0.10
+"""The occupancy figure is shown when a VMBus ring was at least this share full at its
+peak, or a device had a request waiting on average: below that it would plot a few bytes
+in a ring of hundreds of KiB (the resources table still lists every ring and queue)."""
+
+
+def _occupancy_matters(resources: pd.DataFrame) -> bool:
+    """Whether a ring's peak fill reached :data:`OCCUPANCY_SHOWN` of its capacity or a
+    device queue held a request on average."""
+    if resources.empty:
+        return False
+    for _, r in resources.iterrows():
+        util, mean, peak = float(r["utilization"]), float(r["mean_level"]), float(r["max_level"])
+        if r["kind"] == "ring":
+            if mean > 0 and util > 0 and peak * util / mean >= OCCUPANCY_SHOWN:
+                return True
+        elif mean >= 1.0:
+            return True
+    return False
 
 
 def _result_figures(res: Result, label: str) -> list[Shown]:
@@ -377,7 +401,7 @@ def _result_figures(res: Result, label: str) -> list[Shown]:
             _svg(plots.cpu_breakdown(res.cpu, include_idle=False)),
         ),
     ]
-    if len(res.occupancy):
+    if len(res.occupancy) and _occupancy_matters(res.resources):
         figs.append(
             Shown(
                 f"Ring and device-queue occupancy over time{on}",
@@ -482,7 +506,11 @@ def _compare_page(directory: Path) -> Page:
     for p, res in cmp_.results.items():
         resources_rows += _resources(res, p)
         warnings += _warnings(res.summary, f" ({p})")
-        if len(res.occupancy) and (res.occupancy["kind"] == "ring").any():
+        if (
+            len(res.occupancy)
+            and (res.occupancy["kind"] == "ring").any()
+            and _occupancy_matters(res.resources)
+        ):
             figures.append(
                 Shown(
                     f"Ring and device-queue occupancy ({p})",
@@ -506,6 +534,7 @@ def _compare_page(directory: Path) -> Page:
         resources=Table(["path", *_RESOURCE_COLUMNS], resources_rows),
         reproduce=_reproduce(cmp_.meta, directory, cmp_.scenario),
         analytic=_analytic(cmp_.results),
+        answer=answer.comparison_answer(cmp_.table, cmp_.paths, warnings),
     )
 
 
@@ -588,6 +617,7 @@ def _sweep_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table([], []),
         reproduce=reproduce,
+        answer=answer.sweep_answer(frame, keys, [_label(k) for k in keys]),
     )
 
 
@@ -696,6 +726,7 @@ def _capacity_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table([], []),
         reproduce=_reproduce(m, directory, scn),
+        answer=answer.capacity_answer(cap),
     )
 
 

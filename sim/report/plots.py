@@ -1,7 +1,10 @@
 """Plots of results: each a function that takes the tidy frames and returns a figure.
 
 One style for all of them: a colour-blind-safe palette (Okabe & Ito, 2008) with one fixed
-colour per I/O path, units on every axis, latency on a log axis where it spans decades.
+colour per I/O path, latency component, CPU category and fault kind in every figure
+(:mod:`sim.report.palette`), bar charts horizontal with one label per row and a height that
+grows with the rows (so labels cannot overlap at any number of children), units on every
+axis, latency on a log axis where it spans decades.
 They use matplotlib's object API only (no global pyplot state), so they work the same in a
 notebook, a script and the report, and two figures never share an axis by accident.
 
@@ -36,27 +39,14 @@ from matplotlib.figure import Figure
 from sim.analysis.stats import t_interval
 from sim.experiment.capacity import Capacity
 from sim.model.metrics import CATEGORIES, COMPONENTS
-
-# Okabe-Ito palette: distinguishable with the common colour-vision deficiencies
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-             "#000000")  # fmt: skip
-PATH_COLORS = {"routed": "#D55E00", "direct": "#0072B2", "native": "#009E73"}
-# one colour per latency component; the device's own time in greys, so that what the
-# virtualization layers add stands out
-COMPONENT_COLORS = {
-    "guest_cpu": "#0072B2",
-    "sched_wait": "#E69F00",
-    "guest_queue": "#56B4E9",
-    "ring_wait": "#D55E00",
-    "parent_cpu": "#CC79A7",
-    "parent_queue": "#F0E442",
-    "iommu": "#009E73",
-    "device_queue": "#888888",
-    "device_service": "#C8C8C8",
-    "interrupt": "#000000",
-    "retry": "#882255",
-}
-
+from sim.report.palette import (
+    CATEGORY_COLORS,
+    COMPONENT_COLORS,
+    FALLBACK,
+    FAULT_COLORS,
+    OKABE_ITO,
+    PATH_COLORS,
+)
 
 CDF_POINTS = 2000
 
@@ -108,45 +98,64 @@ def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None)
     return fig
 
 
+ROW_INCHES = 0.32
+"""Height of one bar of a horizontal bar chart: a label per row, never two on one line."""
+
+
+def _rows_figure(rows: int, width: float = 7.5) -> Figure:
+    """A figure for a horizontal bar chart of ``rows`` bars: its height grows with them,
+    so that labels (one per bar, on the y axis) cannot overlap however many there are."""
+    return _figure(width, max(2.6, 1.6 + ROW_INCHES * rows))
+
+
 def latency_breakdown(summary: pd.DataFrame) -> Figure:
-    """Mean latency split into its components, one stacked bar per child and path."""
-    fig = _figure(7.5, 4.0)
+    """Mean latency split into its components, one horizontal stacked bar per child and
+    path (first child at the top)."""
+    fig = _rows_figure(len(summary))
     ax = fig.add_subplot()
-    labels = [literal(f"{r.partition}\n({r.io_path})") for r in summary.itertuples()]
-    bottom = np.zeros(len(summary))
+    labels = [literal(f"{r.partition} ({r.io_path})") for r in summary.itertuples()]
+    ys = np.arange(len(summary))
+    left = np.zeros(len(summary))
     for comp in COMPONENTS:
         values = summary[f"{comp}_us"].fillna(0.0).to_numpy()
         if not values.any():
             continue
-        ax.bar(labels, values, bottom=bottom, color=COMPONENT_COLORS[comp], label=comp,
-               edgecolor="white", linewidth=0.5)  # fmt: skip
-        bottom += values
-    ax.set_ylabel("mean latency (µs)")
+        ax.barh(ys, values, left=left, color=COMPONENT_COLORS.get(comp, FALLBACK), label=comp,
+                edgecolor="white", linewidth=0.5)  # fmt: skip
+        left += values
+    ax.set_yticks(ys, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean latency (µs)")
     ax.set_title("Where the mean latency goes")
-    ax.legend(fontsize="small", ncols=2)
-    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True, axis="x", alpha=0.3)
     return fig
 
 
 def cpu_breakdown(cpu: pd.DataFrame, include_idle: bool = True) -> Figure:
-    """CPU time per partition and category over the measurement window (ms)."""
-    fig = _figure(7.5, 4.0)
-    ax = fig.add_subplot()
+    """CPU time per partition and category over the measurement window (ms), one
+    horizontal stacked bar per partition; each category has its colour in every figure
+    (:mod:`sim.report.palette`)."""
     busy = cpu if include_idle else cpu[cpu["category"] != "idle"]
     table = busy.pivot_table(index="partition", columns="category", values="busy_us",
                              aggfunc="sum", fill_value=0.0, sort=False) / 1e3  # fmt: skip
+    fig = _rows_figure(len(table))
+    ax = fig.add_subplot()
     order = [c for c in (*CATEGORIES, "idle") if c in table.columns]
-    bottom = np.zeros(len(table))
-    names = [literal(p) for p in table.index]
-    for i, cat in enumerate(order):
+    order += [c for c in table.columns if c not in order]
+    left = np.zeros(len(table))
+    ys = np.arange(len(table))
+    for cat in order:
         values = table[cat].to_numpy()
-        color = "#BBBBBB" if cat == "idle" else OKABE_ITO[i % len(OKABE_ITO)]
-        ax.bar(names, values, bottom=bottom, color=color, label=literal(cat))
-        bottom += values
-    ax.set_ylabel("CPU time in the window (ms)")
+        ax.barh(ys, values, left=left, color=CATEGORY_COLORS.get(str(cat), FALLBACK),
+                label=literal(cat))  # fmt: skip
+        left += values
+    ax.set_yticks(ys, [literal(p) for p in table.index])
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU time in the window (ms)")
     ax.set_title("CPU time by partition and category")
-    ax.legend(fontsize="small")
-    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True, axis="x", alpha=0.3)
     return fig
 
 
@@ -157,6 +166,7 @@ def metric_vs_load(
     partitions: Sequence[str] | None = None,
     slo: float | None = None,
     xlabel: str | None = None,
+    slo_label: str | None = None,
 ) -> Figure:
     """``metric`` against the swept parameter ``load`` (a grid column of a sweep's tidy
     frame, or the load of a capacity search), one line per child and path, with the 95 %
@@ -185,7 +195,8 @@ def metric_vs_load(
         if text:
             ax.set_xticks(xs, [literal(v) for v in pts["x"]])
     if slo is not None:
-        ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"SLO {slo:g}")
+        ax.axhline(slo, color="black", linestyle="--", linewidth=1,
+                   label=literal(slo_label or f"SLO {slo:g}"))  # fmt: skip
     unit = {"_rps": "requests/s", "_bps": "bit/s"}.get(metric[-4:], "µs")
     name = metric.removesuffix("_us").removesuffix("_rps").removesuffix("_bps")
     ax.set_xlabel(literal(xlabel or f"{load.split('.')[-1]} (as swept)"))
@@ -227,17 +238,6 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
     queues.set_ylabel("waiting for device\n(requests)")
     queues.set_xlabel("simulated time (ms)")
     return fig
-
-
-FAULT_COLORS = {
-    "parent_crash": "#D55E00",
-    "parent_hang": "#E69F00",
-    "vsp_slowdown": "#F0E442",
-    "vf_revoke": "#56B4E9",
-    "device_reset": "#CC79A7",
-    "lp_offline": "#999999",
-    "child_crash": "#000000",
-}
 
 
 def latency_over_time(
@@ -308,7 +308,8 @@ def capacity_figure(cap: Capacity, metric: str | None = None) -> Figure:
             .agg("max" if clause.upper else "min")
             .assign(partition="worst child")
         )
-    fig = metric_vs_load(frame, cap.axis, clause.metric, slo=clause.value, xlabel=cap.axis)
+    fig = metric_vs_load(frame, cap.axis, clause.metric, slo=clause.value, xlabel=cap.axis,
+                         slo_label=f"SLO {clause.text}")  # fmt: skip
     ax = fig.axes[0]
     for _, r in cap.table.iterrows():
         if math.isfinite(r["capacity"]):
