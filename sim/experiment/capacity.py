@@ -109,6 +109,7 @@ from sim.experiment.slo import Clause, parse_slo
 from sim.results.result import Result
 from sim.results.store import stamp, write_result
 from sim.scenario.errors import ScenarioError
+from sim.scenario.plan import plan
 from sim.scenario.schema import Scenario
 from sim.scenario.source import replace
 from sim.scenario.workload import IO_PATHS
@@ -329,13 +330,43 @@ def binding_resource(res: Result, entries: Sequence[str]) -> tuple[str, float, s
 # ---------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------
-def _analytic_limit(base: Scenario, vary: str, child: str, start: float) -> tuple[float, str]:
-    """The smallest load (factor, or count) at which a station saturates from mandatory
-    work, and that station's resource: the upper bracket."""
+def count_limits(base: Scenario, child: str) -> tuple[int, str, int, str]:
+    """How many instances of ``child`` the host can hold before a limit that is not a
+    load: ``(most, what, vf_at, vf_detail)``. ``most``: the licence or edition limit
+    (``host.max_children``, ``host.edition``) less the other children's instances (4096
+    without one), ``what`` its field; ``vf_at``: the smallest count at which a direct
+    child of the scenario falls back to routed for want of a VF (0 if none does up to
+    ``most``), ``vf_detail`` why."""
+    others = sum(c.count for c in base.children if c.name != child)
+    limit = base.host.child_limit
+    most = 4096 - others if limit is None else limit - others
+    what = base.host.child_limit_source if limit is not None else ""
+
+    def fallbacks(k: int) -> tuple[int, str]:
+        kids = [c.model_copy(update={"count": k}) if c.name == child else c for c in base.children]
+        p = plan(base.model_copy(update={"children": kids}))  # the plan only: not validated
+        why = next((q.fallback for q in p.children if q.fallback), "")
+        return p.fallbacks, why
+
+    if most < 1 or fallbacks(1)[0] or not fallbacks(most)[0]:
+        n, why = fallbacks(1) if most >= 1 else (0, "")
+        return most, what, (1 if n else 0), why
+    lo, hi = 1, most  # lo: no fallback; hi: one
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fallbacks(mid)[0] else (mid, hi)
+    return most, what, hi, fallbacks(hi)[1]
+
+
+def _analytic_limit(
+    base: Scenario, vary: str, child: str, start: float, most: int = 4096
+) -> tuple[float, str]:
+    """The smallest load (factor, or count up to ``most``) at which a station saturates
+    from mandatory work, and that station's resource: the upper bracket."""
     if vary == "load":
         est = estimate(base)
         return est.saturation_factor, est.resource
-    n = int(start)
+    n = min(int(start), most)
 
     def saturated(k: int) -> tuple[bool, str]:
         e = estimate(with_count(base, child, k))
@@ -346,9 +377,9 @@ def _analytic_limit(base: Scenario, vary: str, child: str, start: float) -> tupl
         return float(n), resource
     hi = n
     while True:  # doubling, then bisection: the count at which a station saturates
-        lo, hi = hi, min(hi * 2, 4096)
+        lo, hi = hi, min(hi * 2, most)
         sat, resource = saturated(hi)
-        if sat or hi == 4096:
+        if sat or hi == most:
             break
     if not sat:
         return math.inf, ""
@@ -418,7 +449,12 @@ def _search_path(
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
     )
-    limit, limit_resource = _analytic_limit(base, vary, child, start)
+    most, most_what, vf_at, vf_why = (
+        count_limits(base, child) if vary == "children" else (0, "", 0, "")
+    )
+    if vary == "children":
+        start = min(start, float(most))
+    limit, limit_resource = _analytic_limit(base, vary, child, start, max(most, 1))
     guess = _analytic_guess(base, vary, child, slo, entries, start, limit)
     points: dict[float, Point] = {}
     step = resolution if vary == "load" else 1.0
@@ -445,6 +481,20 @@ def _search_path(
     hi, hi_from = limit, "analytic saturation"  # the smallest known to fail
     if vary == "children" and math.isfinite(hi):
         hi = float(hi)
+    bound = ""  # a limit that is not a load: the licence, or the VFs
+    if vary == "children" and most_what and most + 1 <= hi:
+        hi, hi_from, bound = float(most + 1), most_what, "licence"
+    if vary == "children" and vf_at and vf_at <= hi:
+        hi, hi_from, bound = float(vf_at), f"VFs: {vf_why}", "VFs"
+    bound_hi = hi if bound else math.nan
+    if vary == "children" and hi <= 1:  # not even one child fits
+        row0: dict[str, Any] = {
+            "path": path, "vary": vary, "capacity": math.nan, "capacity_high": hi,
+            "high_from": hi_from, "resolution": 1, "points": 0, "wall_s": 0.0,
+            "binding_resource": bound, "fallbacks": 0,
+            "note": f"no child fits: {hi_from}",
+        }  # fmt: skip
+        return row0, []
     first = guess if math.isfinite(guess) and guess < hi else start
     if first >= hi:  # the scenario's own load is beyond saturation
         first = snap(hi / 2) if vary == "load" else max(1.0, snap(hi - 1))
@@ -461,8 +511,12 @@ def _search_path(
         else:
             hi, hi_from = x, "simulation"
         if math.isnan(lo):  # no point met yet: just below the guess, then halve down
-            below = snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
-            fresh = math.isfinite(guess) and 0 < below < x and below not in points
+            below = (
+                snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
+                if math.isfinite(guess)
+                else math.nan
+            )
+            fresh = math.isfinite(below) and 0 < below < x and below not in points
             nxt = below if fresh else snap(x / 2)
             if nxt < max(first * FLOOR, 1.0 if vary == "children" else 0.0) or nxt in points:
                 note = f"not met at any load simulated, down to {_show(vary, x)}"
@@ -522,6 +576,17 @@ def _search_path(
         row.update(binding_resource=resource, binding_utilization=util, binding_detail=detail)
         moved = rows[rows["io_path"] != path] if path != "as-is" else rows.iloc[0:0]
         row["fallbacks"] = len(moved)
+        if bound and hi == bound_hi and lo + 1 >= hi and not note:  # met up to the limit
+            if bound == "VFs":
+                n_back = plan(_at(base, vary, child, hi)).fallbacks  # within the limits
+                row.update(binding_resource="VFs", binding_detail=vf_why, fallbacks_beyond=n_back)
+                note = (
+                    f"VFs bind: {vf_why}; at {int(hi)} children {n_back} would fall back "
+                    "to routed (not counted)"
+                )
+            else:
+                row.update(binding_resource="licence", binding_detail=most_what)
+                note = f"the licence binds: {most_what}"
         if len(moved):
             note = (
                 f"{len(moved)} of {len(rows)} children fell back to "
