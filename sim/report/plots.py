@@ -237,6 +237,7 @@ FAULT_COLORS = {
     "device_reset": "#CC79A7",
     "lp_offline": "#999999",
     "child_crash": "#000000",
+    "hv_driver_crash": "#009E73",
 }
 
 

@@ -199,7 +199,7 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), (
                     f"LP {target} does not exist (LPs 0..{scn.host.cores - 1})"
                 )
-        elif f.kind == "device_reset":
+        elif f.kind in ("device_reset", "hv_driver_crash"):
             if target not in devices:
                 known = ", ".join(sorted(devices)) or "none"
                 return (*loc, "target"), f"no device named '{target}' (devices: {known})"
