@@ -199,3 +199,33 @@ def test_two_level_agrees_with_brute_force_on_a_short_horizon() -> None:
         assert abs(d.mean()) <= tol, (child, d, tol)
     # routed children lose more than direct ones (the parent's outages)
     assert two.loc["web-routed", "availability"] < two.loc["web-direct", "availability"] - 0.05
+
+
+# -- the command ---------------------------------------------------------------------------------
+def test_hvsim_availability_writes_its_directory_and_report(
+    tmp_path: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from sim.cli import main
+
+    scn = Path(str(tmp_path)) / "mixed.yaml"
+    scn.write_text(MIXED.replace("duration: 150ms", "duration: 60ms").replace("15ms", "6ms"))
+    out = Path(str(tmp_path)) / "out"
+    args = ["availability", str(scn), "--paths", "hypervisor", "--runs", "5",
+            "--replications", "1", "--slo", "p99<=1ms", "--out", str(out), "--report"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "blast radius, hypervisor" in printed
+    for name in ("availability.csv", "states.csv", "blast.csv", "meta.json", "report.html"):
+        assert (out / name).is_file(), name
+    table = av.load_availability(out).table
+    assert set(table["child"]) == {"r", "d", "d2", "e", "h1", "h2", "h3"}
+    assert (table["availability"] < 1).all()
+    assert (table["availability"] > 0.99).all()
+    assert "Blast radius: hypervisor" in (out / "report.html").read_text(encoding="utf-8")
+    bad = main(["availability", str(scn), "--slo", "mean<=1ms", "--out", str(out / "x")])
+    err = capsys.readouterr().err.strip()
+    assert bad == 2
+    assert err.startswith("error: --slo: availability judges states by a p99 bound")
+    assert not (out / "x").exists()

@@ -97,3 +97,28 @@ def test_direct_capacity_never_counts_fallbacks() -> None:
     assert row["fallbacks_beyond"] == 1
     assert "1 would fall back to routed" in row["note"]
     assert (cap.points["io_path"] == "direct").all()
+
+
+def test_capacity_under_a_degraded_state_names_the_failure_that_binds() -> None:
+    """Direct, with the SLO required while the child's VF is revoked (it runs routed the
+    whole run): the load is bound by the routed fallback, well below what the VF carries;
+    the answer names vf_revoke, and the point above it met the SLO without the failure."""
+    scn = _short()
+    cap = search(scn, "p99<=150us", paths=["direct"], under=["vf_revoke"], max_points=6,
+                 resolution=0.2)  # fmt: skip
+    row = cap.table.iloc[0]
+    assert row["binding_failure"] == "vf_revoke"
+    assert "under vf_revoke" in row["note"]
+    assert 1.0 <= row["capacity"] < 4.0  # the VF alone carries some 11x (docs/design.md)
+    above = cap.points[cap.points["load_factor"] == row["capacity_high"]]
+    assert above["reason"].str.contains("under vf_revoke").all()
+    assert above["meets"].all()  # each child met it in the normal run
+    assert cap.meta["under"] == ["vf_revoke"]
+
+
+def test_a_degraded_state_that_cannot_apply_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["capacity", "scenarios/capacity.yaml", "--slo", "p99<=1ms", "--paths",
+                 "routed", "--under", "vf_revoke", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == "error: capacity: --under vf_revoke: no child holds a VF here"

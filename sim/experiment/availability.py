@@ -32,13 +32,16 @@ the level-1 schedule scripted as faults).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
 from sim.analysis.availability import (
@@ -58,6 +61,7 @@ from sim.experiment.compare import on_path
 from sim.experiment.run import run
 from sim.experiment.slo import parse_slo
 from sim.results.faults import STALL_FACTOR, STALL_FLOOR_US, availability_frame
+from sim.results.store import stamp, write_result
 from sim.scenario.plan import plan
 from sim.scenario.reliability import YEAR_S
 from sim.scenario.schema import Scenario
@@ -301,6 +305,37 @@ class Availability:
     states: pd.DataFrame
     blast: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write ``availability.csv``, ``states.csv``, ``blast.csv``, ``meta.json`` and
+        ``scenario.resolved.yaml`` through the result store."""
+
+        def write(tmp: Path) -> None:
+            self.table.to_csv(tmp / "availability.csv", index=False)
+            self.states.to_csv(tmp / "states.csv", index=False)
+            self.blast.to_csv(tmp / "blast.csv", index=False)
+            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+                json.dump(stamp(self.meta, "availability"), f, indent=2, default=str)
+
+        write_result(out, "availability", write, force=force)
+        return Path(out)
+
+
+def load_availability(where: str | Path) -> Availability:
+    """Read back a directory written by :meth:`Availability.save`."""
+    from sim.scenario.source import load
+
+    d = Path(where)
+    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    return Availability(
+        load(d / "scenario.resolved.yaml"),
+        pd.read_csv(d / "availability.csv"),
+        pd.read_csv(d / "states.csv", keep_default_na=False, na_values=[""]),
+        pd.read_csv(d / "blast.csv", keep_default_na=False),
+        meta,
+    )
 
 
 def blast_table(scn: Scenario, states: StateRuns | None = None) -> pd.DataFrame:

@@ -138,6 +138,7 @@ class Point:
     rows: pd.DataFrame  # per child: the clauses' metrics with their intervals
     result: Result
     wall_s: float
+    failed_under: str = ""  # the degraded state in which it failed ("" if none did)
 
 
 @dataclass
@@ -255,6 +256,9 @@ def evaluate(
     clauses, ``reason`` the first failure, ``rows`` per child its metrics and intervals."""
     names = set(_instances(res.scenario, entries))
     summary = res.summary[res.summary["partition"].isin(names)]
+    if "requests" in summary.columns:  # a revoked VF's empty row beside its routed one
+        rows_of = summary.groupby("partition")["partition"].transform("size")
+        summary = summary[(summary["requests"] > 0) | (rows_of == 1)]
     if summary.empty:
         raise ValueError("none of the SLO's children has I/O results")
     meets, lower_ok, reasons, rows = True, True, [], []
@@ -443,8 +447,10 @@ def _search_path(
     resolution: float,
     max_points: int,
     progress: Callable[[str], None] | None,
+    under: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Point]]:
-    """One path's search (module docstring): its row of the table and its points."""
+    """One path's search (module docstring): its row of the table and its points;
+    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too."""
     t0 = time.perf_counter()
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
@@ -464,7 +470,18 @@ def _search_path(
         t = time.perf_counter()
         res = run(scn, replications=replications, seed=seed)
         meets, lower_ok, reason, rows = evaluate(res, slo, entries)
-        pt = Point(path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t)
+        failed_under = ""
+        for state in under if meets else ():  # the SLO must hold in each degraded state
+            faulted = degraded(scn, state)
+            dres = run(faulted, replications=replications, seed=seed)
+            ok, _, why, _ = evaluate(dres, slo, entries)
+            if not ok:
+                meets, failed_under = False, state
+                reason = f"under {state}: {why}"
+                break
+        pt = Point(
+            path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t, failed_under
+        )
         points[x] = pt
         if progress is not None:
             what = "meets" if meets else f"fails: {reason}"
@@ -592,6 +609,13 @@ def _search_path(
                 f"{len(moved)} of {len(rows)} children fell back to "
                 f"{moved['io_path'].iloc[0]} (no free VF)" + (f"; {note}" if note else "")
             )
+    if under:  # the failure that binds: the one the first point above the capacity failed in
+        above = points.get(hi)
+        row["binding_failure"] = above.failed_under if above is not None else ""
+        if row["binding_failure"]:
+            note = f"the SLO fails first under {row['binding_failure']}" + (
+                f"; {note}" if note else ""
+            )
     row.update(
         analytic_saturation=limit,
         analytic_bottleneck=limit_resource,
@@ -601,6 +625,33 @@ def _search_path(
         note=note,
     )
     return row, sorted(points.values(), key=lambda p: p.x)
+
+
+def degraded(scn: Scenario, state: str) -> Scenario:
+    """``scn`` in a degraded state for the whole run: ``state`` is a fault
+    kind with an optional target, ``KIND[:TARGET]`` (``parent_crash``, ``parent_hang``,
+    ``vf_revoke[:CHILD]`` (default: the first child holding a VF), ``device_reset:DEVICE``,
+    ``hv_driver_crash:DEVICE``, ``lp_offline:LP``, ``child_crash:CHILD``). ``ValueError``
+    with one line if it cannot apply."""
+    kind, _, target = state.partition(":")
+    fault: dict[str, Any] = {
+        "kind": kind,
+        "at": "0us",  # from the start: the whole run, warm-up included, is in the state
+        "duration": f"{scn.run.duration}us",
+    }
+    if kind == "vf_revoke" and not target:
+        holders = [q.name for q in plan(scn).children if q.vf is not None]
+        if not holders:
+            raise ValueError(f"--under {state}: no child holds a VF here")
+        target = holders[0]
+    if target:
+        fault["target"] = int(target) if kind == "lp_offline" and target.isdigit() else target
+    try:
+        return replace(
+            scn, {"faults": [*scn.to_dict()["faults"], fault]}, source=f"--under {state}"
+        )
+    except ScenarioError as exc:
+        raise ValueError(f"--under {state}: {exc.message}") from None
 
 
 def _show(vary: str, x: float) -> str:
@@ -618,13 +669,17 @@ def search(
     resolution: float = RESOLUTION,
     max_points: int = MAX_POINTS,
     progress: Callable[[str], None] | None = None,
+    under: Sequence[str] = (),
 ) -> Capacity:
     """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
     scenario's own paths, as given); ``children``: the child entries the SLO is about
     (default every child with I/O streams; with ``vary="children"`` exactly one, whose
     count varies). ``replications`` per point (at least 2: a point is judged on its
     interval; default the scenario's), ``resolution`` the relative resolution of a load
-    factor. ``ValueError`` (an :class:`SloError` for the SLO) for invalid arguments."""
+    factor; ``under``: degraded states (:func:`degraded`, e.g. ``vf_revoke``,
+    ``parent_crash``) in which every point must meet the SLO too, the one that binds
+    named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
+    invalid arguments."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -633,9 +688,12 @@ def search(
     rows, points, reps_frames = [], [], []
     for p in path_list:
         base = scenario if p == "as-is" else on_path(scenario, p)
+        for state in under:  # each state applies here (checked before anything runs)
+            degraded(base, state)
         row, pts = _search_path(
-            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress
-        )
+            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress,
+            under,
+        )  # fmt: skip
         rows.append(row)
         for k, pt in enumerate(pts):
             frame = pt.rows.assign(
@@ -651,7 +709,7 @@ def search(
             axis = "load factor" if vary == "load" else "children"
             # one line per child and searched path (a VF fallback stays on its path's line)
             reps_frames.append(rep.assign(**{axis: pt.x}, point_index=k, path=p, io_path=p))
-    return _assemble(
+    cap = _assemble(
         scenario,
         clauses,
         vary,
@@ -666,6 +724,8 @@ def search(
         reps_frames,
         time.perf_counter() - t0,
     )
+    cap.meta["under"] = list(under)
+    return cap
 
 
 def prepare(
