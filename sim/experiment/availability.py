@@ -12,10 +12,10 @@ The two-level method
     whether it was touched (down: out for at least half of ``D``; routed: its requests
     went routed), the transient (outage beyond ``D``: retries, timeouts, the ring
     draining) and the p99 of the requests submitted during the fault (requests lost or
-    failed count as over any bound). The states of LPs are measured on two
-    representatives, LP 0 (the parent's first under ``root: pinned``) and the last LP,
-    and applied to the parent's LPs and to the others; a child crash is not simulated
-    (it touches only its own child: tested in the model's faults).
+    failed count as over any bound). The states of LPs: each of the parent's LPs under
+    ``root: pinned`` (its vCPU waits for it) on its own, the last LP for all the others;
+    a child crash is not simulated (it touches only its own child: tested in the model's
+    faults).
 
     Level 1 (:mod:`sim.analysis.availability`): ``runs`` independent horizons of the
     failure/repair processes; per child, the union of the outages of the instances that
@@ -108,13 +108,14 @@ def _state_window(scn: Scenario, length_us: float | None = None) -> tuple[float,
 
 def _representatives(scn: Scenario, insts: Sequence[Instance]) -> dict[tuple[str, Any], str]:
     """(fault kind, target) to simulate → the key its measurement is stored under; LP
-    instances collapse to LP 0 and the last LP, child crashes are not simulated."""
+    instances: each of the parent's pinned LPs, and the last LP for the others; child
+    crashes are not simulated."""
     reps: dict[tuple[str, Any], str] = {}
     for inst in insts:
         if inst.kind == "child_crash":
             continue
         if inst.kind == "lp_offline":
-            lp = 0 if _parent_lp(scn, int(inst.target)) else scn.host.cores - 1
+            lp = int(inst.target) if _parent_lp(scn, int(inst.target)) else scn.host.cores - 1
             reps[(inst.kind, lp)] = f"lp_offline {lp}"
         else:
             target = "parent" if inst.kind in PARENT_KINDS else inst.target
@@ -130,7 +131,7 @@ def _parent_lp(scn: Scenario, lp: int) -> bool:
 
 def _state_key(scn: Scenario, inst: Instance) -> str:
     if inst.kind == "lp_offline":
-        lp = 0 if _parent_lp(scn, int(inst.target)) else scn.host.cores - 1
+        lp = int(inst.target) if _parent_lp(scn, int(inst.target)) else scn.host.cores - 1
         return f"lp_offline {lp}"
     target = "parent" if inst.kind in PARENT_KINDS else inst.target  # a driver's: the parent
     return f"{inst.kind} {target}"
@@ -341,7 +342,7 @@ def load_availability(where: str | Path) -> Availability:
 def blast_table(scn: Scenario, states: StateRuns | None = None) -> pd.DataFrame:
     """Failure × child: what it does ("down", "routed", ""): as level 2 measured it where
     it simulated that state (``states``), by the model's rules otherwise (a child crash;
-    without ``states``). LPs: the two representatives only."""
+    without ``states``). LPs: the parent's and the last one only."""
     p = plan(scn)
     measured = (
         states.frame.set_index(["state", "child"])["touched"]
@@ -350,8 +351,8 @@ def blast_table(scn: Scenario, states: StateRuns | None = None) -> pd.DataFrame:
     )
     rows = []
     for inst in instances(scn):
-        if inst.kind == "lp_offline" and inst.target not in (0, scn.host.cores - 1):
-            continue  # the others as these two
+        if inst.kind == "lp_offline" and _state_key(scn, inst) != f"lp_offline {inst.target}":
+            continue  # measured as the last LP
         row: dict[str, Any] = {"failure": inst.label}
         for c in p.children:
             key = (_state_key(scn, inst), c.name)
