@@ -13,6 +13,7 @@ Public API (docs/design.md §1)::
     frame = sim.load_study("results/load")          # a finished study, back
     table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
     est = sim.analytic(scn)                 # queueing-network estimate: .children, .stations
+    av = sim.availability(scn, slo="p99<=1ms")  # per design: .table, .blast, .states
 
 The package is layered along the flow *scenario → model → analysis → results →
 experiment → report* (docs/design.md §2): :mod:`sim.scenario`, :mod:`sim.model`,
@@ -37,6 +38,7 @@ __all__ = [
     "ScenarioError",
     "__version__",
     "analytic",
+    "availability",
     "capacity",
     "compare",
     "load",
@@ -67,6 +69,16 @@ def _scenario(scenario: Any) -> Scenario:
     from sim.scenario import Scenario
 
     return scenario if isinstance(scenario, Scenario) else load(scenario)
+
+
+def availability(scenario: Any, **kwargs: Any) -> Any:
+    """Availability, SLO-violation minutes a year and p99 per state per design, from the
+    scenario's failure and repair processes (the two-level estimate of
+    :func:`sim.experiment.availability.estimate`, whose keywords it takes: ``paths``,
+    ``slo``, ``years``, ``runs``, ``replications``, ``seed``)."""
+    from sim.experiment.availability import estimate
+
+    return estimate(_scenario(scenario), **kwargs)
 
 
 def run(scenario: Any, replications: int | None = None, seed: int | None = None) -> Result:

@@ -125,6 +125,15 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--max-points", type=int, default=16, help="most points simulated per path (default 16)"
     )
+    k.add_argument(
+        "--under",
+        action="append",
+        default=[],
+        metavar="KIND[:TARGET]",
+        help="a degraded state the SLO must hold in too, for the whole window (repeatable): "
+        "vf_revoke[:CHILD], parent_crash, parent_hang, device_reset:DEVICE, "
+        "hv_driver_crash:DEVICE, lp_offline:LP, child_crash:CHILD; the binding one is named",
+    )
     k.add_argument("--out", help="result directory (default: results/<name>-capacity)")
     _force(k)
     k.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
@@ -150,6 +159,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--quiet", action="store_true", help="print only the result directory")
     k.add_argument("--report", action="store_true", help="also write DIR/report.html")
+
+    a = sub.add_parser(
+        "availability",
+        help="availability and SLO-violation minutes a year per design, from failure and "
+        "repair processes → results/<name>-availability/",
+    )
+    a.add_argument("scenario", help="scenario file (YAML); its reliability section")
+    a.add_argument(
+        "--paths",
+        default="routed,direct,hypervisor,emulated",
+        help="comma-separated I/O paths, every I/O child switched to each (default all "
+        "four); as-is: the scenario's own paths",
+    )
+    a.add_argument("--slo", help="a p99 bound the states are judged by, e.g. 'p99<=1ms'")
+    a.add_argument("--years", type=float, default=1.0, help="level-1 horizon (default 1)")
+    a.add_argument("--runs", type=int, default=200, help="level-1 horizons (default 200)")
+    _common(a)
 
     v = sub.add_parser("validate", help="model against queueing theory and published figures")
     v.add_argument("cases", nargs="*", help="case files (default: scenarios/validation/*.yaml)")
@@ -256,6 +282,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _validate(args)
         if args.command == "capacity":
             return _capacity(args)
+        if args.command == "availability":
+            return _availability(args)
         if args.command == "report":
             print(_report(args.directory, args.out))
             return EXIT_OK
@@ -574,6 +602,12 @@ def _capacity(args: argparse.Namespace) -> int:
     }
     try:  # every argument checked before anything runs
         prepare(scn, clauses, **options)
+        from sim.experiment.capacity import degraded
+        from sim.experiment.compare import on_path
+
+        for state in args.under:
+            for p in paths:
+                degraded(scn if p == "as-is" else on_path(scn, p), state)
     except ValueError as exc:
         raise InputError(f"capacity: {exc}") from None
     _check_out(out, "capacity", args.force)
@@ -585,7 +619,7 @@ def _capacity(args: argparse.Namespace) -> int:
             bar.write(line, file=sys.stderr)
             bar.update(1)
 
-        cap = search(scn, clauses, seed=args.seed,
+        cap = search(scn, clauses, seed=args.seed, under=args.under,
                      progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
@@ -594,6 +628,52 @@ def _capacity(args: argparse.Namespace) -> int:
         print(out)
     else:
         print(format_capacity(cap))
+        print(f"\nresults: {out}/ ({_written(out)})")
+    if args.report:
+        print(_report(out))
+    return EXIT_OK
+
+
+def _availability(args: argparse.Namespace) -> int:
+    from sim.experiment.availability import estimate, p99_limit
+    from sim.experiment.slo import SloError
+    from sim.report.availability import format_availability
+
+    try:
+        p99_limit(args.slo)
+    except (SloError, ValueError) as exc:
+        raise InputError(f"--slo: {exc}") from None
+    if not (math.isfinite(args.years) and 0 < args.years <= 100):
+        raise InputError(f"--years: must be above 0 and at most 100 (got {args.years:g})")
+    _within("--runs", args.runs, 2, 100_000)
+    scn, out = _load(args, "-availability")
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    from sim.scenario.workload import IO_PATHS
+
+    bad = [p for p in paths if p not in IO_PATHS and p != "as-is"]
+    if bad or not paths:
+        raise InputError(f"--paths: unknown path '{bad[0] if bad else ''}'")
+    _check_out(out, "availability", args.force)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    av = estimate(
+        scn,
+        None if paths == ["as-is"] else paths,
+        args.slo,
+        args.years,
+        args.runs,
+        args.replications or scn.run.replications,
+        args.seed,
+        None if args.quiet else progress,
+    )
+    av.meta["command"] = _command(args)
+    av.save(out, force=args.force)
+    if args.quiet:
+        print(out)
+    else:
+        print(format_availability(av))
         print(f"\nresults: {out}/ ({_written(out)})")
     if args.report:
         print(_report(out))

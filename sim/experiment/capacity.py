@@ -110,6 +110,7 @@ from sim.results.result import Result
 from sim.results.store import stamp, write_result
 from sim.scenario.columns import STANDARD_PERCENTILES, is_percentile_column
 from sim.scenario.errors import ScenarioError
+from sim.scenario.plan import plan
 from sim.scenario.schema import Scenario
 from sim.scenario.source import replace
 from sim.scenario.workload import IO_PATHS
@@ -138,6 +139,7 @@ class Point:
     rows: pd.DataFrame  # per child: the clauses' metrics with their intervals
     result: Result
     wall_s: float
+    failed_under: str = ""  # the degraded state in which it failed ("" if none did)
 
 
 @dataclass
@@ -255,6 +257,9 @@ def evaluate(
     clauses, ``reason`` the first failure, ``rows`` per child its metrics and intervals."""
     names = set(_instances(res.scenario, entries))
     summary = res.summary[res.summary["partition"].isin(names)]
+    if "requests" in summary.columns:  # a revoked VF's empty row beside its routed one
+        rows_of = summary.groupby("partition")["partition"].transform("size")
+        summary = summary[(summary["requests"] > 0) | (rows_of == 1)]
     if summary.empty:
         raise ValueError("none of the SLO's children has I/O results")
     meets, lower_ok, reasons, rows = True, True, [], []
@@ -330,13 +335,43 @@ def binding_resource(res: Result, entries: Sequence[str]) -> tuple[str, float, s
 # ---------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------
-def _analytic_limit(base: Scenario, vary: str, child: str, start: float) -> tuple[float, str]:
-    """The smallest load (factor, or count) at which a station saturates from mandatory
-    work, and that station's resource: the upper bracket."""
+def count_limits(base: Scenario, child: str) -> tuple[int, str, int, str]:
+    """How many instances of ``child`` the host can hold before a limit that is not a
+    load: ``(most, what, vf_at, vf_detail)``. ``most``: the licence or edition limit
+    (``host.max_children``, ``host.edition``) less the other children's instances (4096
+    without one), ``what`` its field; ``vf_at``: the smallest count at which a direct
+    child of the scenario falls back to routed for want of a VF (0 if none does up to
+    ``most``), ``vf_detail`` why."""
+    others = sum(c.count for c in base.children if c.name != child)
+    limit = base.host.child_limit
+    most = 4096 - others if limit is None else limit - others
+    what = base.host.child_limit_source if limit is not None else ""
+
+    def fallbacks(k: int) -> tuple[int, str]:
+        kids = [c.model_copy(update={"count": k}) if c.name == child else c for c in base.children]
+        p = plan(base.model_copy(update={"children": kids}))  # the plan only: not validated
+        why = next((q.fallback for q in p.children if q.fallback), "")
+        return p.fallbacks, why
+
+    if most < 1 or fallbacks(1)[0] or not fallbacks(most)[0]:
+        n, why = fallbacks(1) if most >= 1 else (0, "")
+        return most, what, (1 if n else 0), why
+    lo, hi = 1, most  # lo: no fallback; hi: one
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fallbacks(mid)[0] else (mid, hi)
+    return most, what, hi, fallbacks(hi)[1]
+
+
+def _analytic_limit(
+    base: Scenario, vary: str, child: str, start: float, most: int = 4096
+) -> tuple[float, str]:
+    """The smallest load (factor, or count up to ``most``) at which a station saturates
+    from mandatory work, and that station's resource: the upper bracket."""
     if vary == "load":
         est = estimate(base)
         return est.saturation_factor, est.resource
-    n = int(start)
+    n = min(int(start), most)
 
     def saturated(k: int) -> tuple[bool, str]:
         e = estimate(with_count(base, child, k))
@@ -347,9 +382,9 @@ def _analytic_limit(base: Scenario, vary: str, child: str, start: float) -> tupl
         return float(n), resource
     hi = n
     while True:  # doubling, then bisection: the count at which a station saturates
-        lo, hi = hi, min(hi * 2, 4096)
+        lo, hi = hi, min(hi * 2, most)
         sat, resource = saturated(hi)
-        if sat or hi == 4096:
+        if sat or hi == most:
             break
     if not sat:
         return math.inf, ""
@@ -413,13 +448,20 @@ def _search_path(
     resolution: float,
     max_points: int,
     progress: Callable[[str], None] | None,
+    under: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Point]]:
-    """One path's search (module docstring): its row of the table and its points."""
+    """One path's search (module docstring): its row of the table and its points;
+    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too."""
     t0 = time.perf_counter()
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
     )
-    limit, limit_resource = _analytic_limit(base, vary, child, start)
+    most, most_what, vf_at, vf_why = (
+        count_limits(base, child) if vary == "children" else (0, "", 0, "")
+    )
+    if vary == "children":
+        start = min(start, float(most))
+    limit, limit_resource = _analytic_limit(base, vary, child, start, max(most, 1))
     guess = _analytic_guess(base, vary, child, slo, entries, start, limit)
     points: dict[float, Point] = {}
     step = resolution if vary == "load" else 1.0
@@ -429,7 +471,18 @@ def _search_path(
         t = time.perf_counter()
         res = run(scn, replications=replications, seed=seed)
         meets, lower_ok, reason, rows = evaluate(res, slo, entries)
-        pt = Point(path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t)
+        failed_under = ""
+        for state in under if meets else ():  # the SLO must hold in each degraded state
+            faulted = degraded(scn, state)
+            dres = run(faulted, replications=replications, seed=seed)
+            ok, _, why, _ = evaluate(dres, slo, entries)
+            if not ok:
+                meets, failed_under = False, state
+                reason = f"under {state}: {why}"
+                break
+        pt = Point(
+            path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t, failed_under
+        )
         points[x] = pt
         if progress is not None:
             what = "meets" if meets else f"fails: {reason}"
@@ -446,6 +499,20 @@ def _search_path(
     hi, hi_from = limit, "analytic saturation"  # the smallest known to fail
     if vary == "children" and math.isfinite(hi):
         hi = float(hi)
+    bound = ""  # a limit that is not a load: the licence, or the VFs
+    if vary == "children" and most_what and most + 1 <= hi:
+        hi, hi_from, bound = float(most + 1), most_what, "licence"
+    if vary == "children" and vf_at and vf_at <= hi:
+        hi, hi_from, bound = float(vf_at), f"VFs: {vf_why}", "VFs"
+    bound_hi = hi if bound else math.nan
+    if vary == "children" and hi <= 1:  # not even one child fits
+        row0: dict[str, Any] = {
+            "path": path, "vary": vary, "capacity": math.nan, "capacity_high": hi,
+            "high_from": hi_from, "resolution": 1, "points": 0, "wall_s": 0.0,
+            "binding_resource": bound, "fallbacks": 0,
+            "note": f"no child fits: {hi_from}",
+        }  # fmt: skip
+        return row0, []
     first = guess if math.isfinite(guess) and guess < hi else start
     if first >= hi:  # the scenario's own load is beyond saturation
         first = snap(hi / 2) if vary == "load" else max(1.0, snap(hi - 1))
@@ -462,8 +529,12 @@ def _search_path(
         else:
             hi, hi_from = x, "simulation"
         if math.isnan(lo):  # no point met yet: just below the guess, then halve down
-            below = snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
-            fresh = math.isfinite(guess) and 0 < below < x and below not in points
+            below = (
+                snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
+                if math.isfinite(guess)
+                else math.nan
+            )
+            fresh = math.isfinite(below) and 0 < below < x and below not in points
             nxt = below if fresh else snap(x / 2)
             if nxt < max(first * FLOOR, 1.0 if vary == "children" else 0.0) or nxt in points:
                 note = f"not met at any load simulated, down to {_show(vary, x)}"
@@ -523,10 +594,28 @@ def _search_path(
         row.update(binding_resource=resource, binding_utilization=util, binding_detail=detail)
         moved = rows[rows["io_path"] != path] if path != "as-is" else rows.iloc[0:0]
         row["fallbacks"] = len(moved)
+        if bound and hi == bound_hi and lo + 1 >= hi and not note:  # met up to the limit
+            if bound == "VFs":
+                n_back = plan(_at(base, vary, child, hi)).fallbacks  # within the limits
+                row.update(binding_resource="VFs", binding_detail=vf_why, fallbacks_beyond=n_back)
+                note = (
+                    f"VFs bind: {vf_why}; at {int(hi)} children {n_back} would fall back "
+                    "to routed (not counted)"
+                )
+            else:
+                row.update(binding_resource="licence", binding_detail=most_what)
+                note = f"the licence binds: {most_what}"
         if len(moved):
             note = (
                 f"{len(moved)} of {len(rows)} children fell back to "
                 f"{moved['io_path'].iloc[0]} (no free VF)" + (f"; {note}" if note else "")
+            )
+    if under:  # the failure that binds: the one the first point above the capacity failed in
+        above = points.get(hi)
+        row["binding_failure"] = above.failed_under if above is not None else ""
+        if row["binding_failure"]:
+            note = f"the SLO fails first under {row['binding_failure']}" + (
+                f"; {note}" if note else ""
             )
     row.update(
         analytic_saturation=limit,
@@ -537,6 +626,33 @@ def _search_path(
         note=note,
     )
     return row, sorted(points.values(), key=lambda p: p.x)
+
+
+def degraded(scn: Scenario, state: str) -> Scenario:
+    """``scn`` in a degraded state for the whole run: ``state`` is a fault
+    kind with an optional target, ``KIND[:TARGET]`` (``parent_crash``, ``parent_hang``,
+    ``vf_revoke[:CHILD]`` (default: the first child holding a VF), ``device_reset:DEVICE``,
+    ``hv_driver_crash:DEVICE``, ``lp_offline:LP``, ``child_crash:CHILD``). ``ValueError``
+    with one line if it cannot apply."""
+    kind, _, target = state.partition(":")
+    fault: dict[str, Any] = {
+        "kind": kind,
+        "at": "0us",  # from the start: the whole run, warm-up included, is in the state
+        "duration": f"{scn.run.duration}us",
+    }
+    if kind == "vf_revoke" and not target:
+        holders = [q.name for q in plan(scn).children if q.vf is not None]
+        if not holders:
+            raise ValueError(f"--under {state}: no child holds a VF here")
+        target = holders[0]
+    if target:
+        fault["target"] = int(target) if kind == "lp_offline" and target.isdigit() else target
+    try:
+        return replace(
+            scn, {"faults": [*scn.to_dict()["faults"], fault]}, source=f"--under {state}"
+        )
+    except ScenarioError as exc:
+        raise ValueError(f"--under {state}: {exc.message}") from None
 
 
 def _show(vary: str, x: float) -> str:
@@ -554,13 +670,17 @@ def search(
     resolution: float = RESOLUTION,
     max_points: int = MAX_POINTS,
     progress: Callable[[str], None] | None = None,
+    under: Sequence[str] = (),
 ) -> Capacity:
     """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
     scenario's own paths, as given); ``children``: the child entries the SLO is about
     (default every child with I/O streams; with ``vary="children"`` exactly one, whose
     count varies). ``replications`` per point (at least 2: a point is judged on its
     interval; default the scenario's), ``resolution`` the relative resolution of a load
-    factor. ``ValueError`` (an :class:`SloError` for the SLO) for invalid arguments."""
+    factor; ``under``: degraded states (:func:`degraded`, e.g. ``vf_revoke``,
+    ``parent_crash``) in which every point must meet the SLO too, the one that binds
+    named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
+    invalid arguments."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -570,9 +690,12 @@ def search(
     rows, points, reps_frames = [], [], []
     for p in path_list:
         base = scenario if p == "as-is" else on_path(scenario, p)
+        for state in under:  # each state applies here (checked before anything runs)
+            degraded(base, state)
         row, pts = _search_path(
-            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress
-        )
+            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress,
+            under,
+        )  # fmt: skip
         rows.append(row)
         for k, pt in enumerate(pts):
             frame = pt.rows.assign(
@@ -588,7 +711,7 @@ def search(
             axis = "load factor" if vary == "load" else "children"
             # one line per child and searched path (a VF fallback stays on its path's line)
             reps_frames.append(rep.assign(**{axis: pt.x}, point_index=k, path=p, io_path=p))
-    return _assemble(
+    cap = _assemble(
         scenario,
         clauses,
         vary,
@@ -603,6 +726,8 @@ def search(
         reps_frames,
         time.perf_counter() - t0,
     )
+    cap.meta["under"] = list(under)
+    return cap
 
 
 def _with_percentiles(scenario: Scenario, clauses: Sequence[Clause]) -> Scenario:

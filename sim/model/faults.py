@@ -61,6 +61,15 @@ its time. What each kind does:
     new request wait for it (``device_queue``). It hits routed (physical function) and
     direct (VF) requests alike.
 
+``hv_driver_crash`` (target: a device)
+    The hypervisor's own driver for the device (``io_path: hypervisor``, a vmkernel
+    driver) fails and restarts after ``duration``: every request of a child on the
+    hypervisor path to that device that is in flight fails ("driver crashed") and is
+    retried at once; the retries and every new request wait in the guest's ring
+    (``guest_queue``) until the restart. Children on other paths, or on the hypervisor
+    path to another device, are not touched (the device keeps serving what it holds: the
+    old attempts are discarded when they end).
+
 ``lp_offline`` (target: an LP index)
     The LP takes no work for ``duration``: the vCPU on it leaves at the end of its work
     item and runs elsewhere, as do those queued on it, where their affinity allows; a
@@ -123,6 +132,7 @@ class Target(Protocol):
     children: list[ChildPartition]
     streams: list[Stream]
     standby: dict[str, Path]  # child → its routed path while its VF is revoked
+    driver_down: dict[str, float]  # device → until when the hypervisor's driver is down
 
 
 class _Scaled(Sampler):
@@ -176,6 +186,7 @@ class Injector:
             "device_reset": self._device_reset,
             "lp_offline": self._lp_offline,
             "child_crash": self._child_crash,
+            "hv_driver_crash": self._hv_driver_crash,
         }[f.kind]
         end = begin(f)
         if f.duration is not None and end is not None:
@@ -260,6 +271,16 @@ class Injector:
                 if getattr(req, "at", None) is dev:
                     s.abort(req, "device reset")
         dev.halt(self.env.now + f.duration)  # it reopens by itself
+
+    def _hv_driver_crash(self, f: Fault) -> None:
+        name = str(f.target)
+        assert f.duration is not None
+        self.host.driver_down[name] = self.env.now + f.duration  # it restarts by itself
+        for s in self.host.streams:
+            if s.device_name != name or getattr(s.path, "name", "") != "hypervisor":
+                continue
+            for req in list(s.live.values()):
+                s.abort(req, "driver crashed")  # retried at once: it waits for the restart
 
     def _lp_offline(self, f: Fault) -> Callable[[], None]:
         hv, index = self.host.hv, int(f.target or 0)

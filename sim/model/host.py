@@ -66,6 +66,7 @@ class Host:
         self.streams: list[Stream] = []
         self.trace: list[TraceRecord] = []
         self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
+        self.driver_down: dict[str, float] = {}  # device → hypervisor driver down until
 
         self.plan = plan(scn)
         for placed in self.plan.children:
@@ -86,7 +87,13 @@ class Host:
                 shared = self._routed(child, dev, placed.channels)
             elif child.io_path == "hypervisor":
                 shared = HypervisorPath(
-                    env, self.hv, child, dev, h.costs.doorbell_exit, h.hypervisor_io
+                    env,
+                    self.hv,
+                    child,
+                    dev,
+                    h.costs.doorbell_exit,
+                    h.hypervisor_io,
+                    self.driver_down,
                 )
             elif child.io_path == "emulated":
                 # the device model is served by a parent vCPU, placed as a channel is

@@ -639,12 +639,15 @@ class HypervisorPath:
         device: Device,
         doorbell: float,
         stack: HypervisorIo,
+        driver_down: dict[str, float] | None = None,
     ) -> None:
         self.env = env
         self.hv = hv
         self.child = child
         self.device = device
         self.doorbell = doorbell
+        # device → until when the hypervisor's driver for it is down (hv_driver_crash)
+        self.driver_down = driver_down if driver_down is not None else {}
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
         self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
         self.completion_cost: Sampler = stack.completion_cost.sampler(
@@ -652,6 +655,11 @@ class HypervisorPath:
         )
 
     def walk(self, req: Request) -> Walk:
+        if self.driver_down:  # the driver restarts: what the guest posts waits in its ring
+            until = self.driver_down.get(self.device.name, 0.0)
+            if until > self.env.now:
+                req.c[GUEST_QUEUE] += until - self.env.now
+                yield self.env.timeout(until - self.env.now)
         if req.receive:
             yield from self._receive(req)
             return

@@ -760,7 +760,33 @@ def _confine(d: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------
-_KINDS = {"run": "run", "compare": "comparison", "sweep": "sweep", "capacity": "capacity"}
+_KINDS = {
+    "run": "run",
+    "compare": "comparison",
+    "sweep": "sweep",
+    "capacity": "capacity",
+    "availability": "availability",
+}
+
+
+def _availability_page(directory: Path) -> Page:
+    """An ``hvsim availability`` directory: its section is :mod:`sim.report.availability`."""
+    from sim.report.availability import section
+
+    sec = section(directory)
+    av = sec["availability"]
+    return Page(
+        title=sec["title"],
+        kind="availability",
+        question=sec["question"],
+        scenario=av.scenario,
+        headline=Table(sec["headline"][0], sec["headline"][1], sec["note"]),
+        figures=[],
+        warnings=[],
+        resources=Table([], []),
+        reproduce=_reproduce(av.meta, directory, av.scenario),
+        extra=[(title, Table(cols, rows)) for title, cols, rows in sec["extra"]],
+    )
 
 
 def kind(directory: str | Path) -> str:
@@ -794,6 +820,7 @@ def page(directory: str | Path) -> Page:
         "comparison": _compare_page,
         "sweep": _sweep_page,
         "capacity": _capacity_page,
+        "availability": _availability_page,
     }
     try:
         what = kind(d)

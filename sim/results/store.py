@@ -54,7 +54,7 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 FORMAT = "hvsim-manifest/1"
-KINDS = ("run", "compare", "sweep", "capacity")
+KINDS = ("run", "compare", "sweep", "capacity", "availability")
 FORBIDDEN = (Path("/proc"), Path("/sys"))
 """Where hvsim never writes: the kernel's files, not a place for results."""
 STAGING = "hvsim"
@@ -75,6 +75,10 @@ WRITES: dict[str, tuple[str, ...]] = {
         "scenario.resolved.yaml", "report.html", MANIFEST,
     ),
     "sweep": ("study.json", "summary", "requests", "points", "failed", "report.html", MANIFEST),
+    "availability": (
+        "availability.csv", "states.csv", "blast.csv", "meta.json", "scenario.resolved.yaml",
+        "report.html", MANIFEST,
+    ),
 }  # fmt: skip
 """The top-level names each kind writes (glob patterns): a foreign entry of such a name is
 never written beside, even with ``force``."""

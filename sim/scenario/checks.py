@@ -212,7 +212,7 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), (
                     f"LP {target} does not exist (LPs 0..{scn.host.cores - 1})"
                 )
-        elif f.kind == "device_reset":
+        elif f.kind in ("device_reset", "hv_driver_crash"):
             if target not in devices:
                 known = ", ".join(sorted(devices)) or "none"
                 return (*loc, "target"), f"no device named '{target}' (devices: {known})"
@@ -246,8 +246,14 @@ MAX_STREAMS = 16384  # each holds its samplers: ~32 KB
 def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     """How many partitions, vCPUs and streams the host holds (each is built and tracked)."""
     partitions, vcpus, streams = 0, scn.parent.vcpus, 0
+    limit = scn.host.child_limit
     for i, c in enumerate(scn.children):
         partitions += c.count
+        if limit is not None and partitions > limit:
+            return ("children", i, "count"), (
+                f"{partitions} child partitions in all (count included); "
+                f"{scn.host.child_limit_source} allows at most {limit}"
+            )
         vcpus += c.count * c.vcpus
         streams += c.count * len(c.streams)
         if partitions > MAX_CHILD_PARTITIONS:

@@ -56,6 +56,15 @@ RING_ENTRY = Bound(
 # ---------------------------------------------------------------------------------------
 # Host
 # ---------------------------------------------------------------------------------------
+EDITIONS: dict[str, int | None] = {
+    "windows-server-2008-standard": 1,
+    "windows-server-2008-enterprise": 4,
+    "windows-server-2008-datacenter": None,
+}
+"""Named editions and the child partitions each licenses (None: no limit); Windows Server
+2008 virtual-instance rights (Microsoft licensing brief, January 2008, read)."""
+
+
 class Costs(Model):
     """CPU costs of hypervisor transitions, charged on the LP of the vCPU that pays them."""
 
@@ -402,6 +411,29 @@ class Host(Model):
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})
     housekeeping: Housekeeping = field({})
+    max_children: int | None = field(
+        None,
+        ge=1,
+        le=4096,
+        description="A licence or edition limit: at most this many child partitions "
+        "(count included) run on the host; the loader refuses more and capacity --vary "
+        "children never answers more. None: no limit beyond the edition's.",
+    )
+    edition: (
+        Literal[
+            "windows-server-2008-standard",
+            "windows-server-2008-enterprise",
+            "windows-server-2008-datacenter",
+        ]
+        | None
+    ) = field(
+        None,
+        description="A named edition whose child limit applies like max_children (the "
+        "smaller of the two binds): "
+        + "; ".join(f"{k}: {v if v else 'no limit'}" for k, v in EDITIONS.items())
+        + ". Windows Server 2008 virtual-instance rights: Standard 1, Enterprise 4, "
+        "Datacenter unlimited (Microsoft licensing brief, January 2008, read).",
+    )
 
     @pydantic.model_validator(mode="after")
     def _whole_cores(self) -> Host:
@@ -413,6 +445,23 @@ class Host(Model):
                 f"({self.threads_per_core})"
             )
         return self
+
+    @property
+    def child_limit(self) -> int | None:
+        """The most child partitions the host may run (max_children and the edition's
+        limit, the smaller), or None without a limit."""
+        limits = [n for n in (self.max_children, EDITIONS.get(self.edition or "")) if n]
+        return min(limits) if limits else None
+
+    @property
+    def child_limit_source(self) -> str:
+        """What sets :attr:`child_limit` (a field path), '' without one."""
+        limit = self.child_limit
+        if limit is None:
+            return ""
+        if self.max_children == limit:
+            return f"host.max_children = {limit}"
+        return f"host.edition {self.edition} ({limit} children)"
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sim.scenario import units
 from sim.scenario.columns import STANDARD_PERCENTILES, parse_percentile
 from sim.scenario.fields import DEFAULT_REQUEST_BUDGET, Model, Name, Time, field
 from sim.scenario.hardware import Device, Disk, Host, Nic, Nvme, Parent
+from sim.scenario.reliability import Reliability
 from sim.scenario.workload import Child
 
 
@@ -103,6 +104,7 @@ FaultKind = Literal[
     "device_reset",
     "lp_offline",
     "child_crash",
+    "hv_driver_crash",
 ]
 FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
 PARENT_FAULTS = ("parent_crash", "parent_hang", "vsp_slowdown")
@@ -118,7 +120,8 @@ class Fault(Model):
         "VSP and driver costs x factor. vf_revoke: a direct child's I/O falls back to "
         "routed (host servicing, live migration). device_reset: a device fails what it "
         "holds and accepts nothing. lp_offline: an LP takes no work. child_crash: a child "
-        "stops; its requests in flight fail.",
+        "stops; its requests in flight fail. hv_driver_crash: the hypervisor's own driver for a "
+        "device fails and restarts (io_path hypervisor: its requests are retried after).",
     )
     at: Time = field(ge=0.0, description="When it starts, from the start of the run.")
     duration: Time | None = field(
@@ -131,7 +134,7 @@ class Fault(Model):
         None,
         description="What it hits: 'parent' (parent_crash, parent_hang, vsp_slowdown; the "
         "default), a child (vf_revoke: a direct one; child_crash), a device "
-        "(device_reset), an LP index (lp_offline).",
+        "(device_reset, hv_driver_crash), an LP index (lp_offline).",
     )
     factor: float | None = field(
         None,
@@ -169,7 +172,7 @@ class Fault(Model):
             if not isinstance(target, int) or target < 0:
                 raise ValueError("the target of an lp_offline is an LP index (0, 1, ...)")
         elif not isinstance(target, str) or not target:
-            what = "a device" if kind == "device_reset" else "a child"
+            what = "a device" if kind in ("device_reset", "hv_driver_crash") else "a child"
             raise ValueError(f"a {kind} needs a 'target': {what}")
         return self
 
@@ -196,6 +199,11 @@ class Scenario(Model):
     run: Run = field({})
     faults: list[Fault] = field(
         [], description="Faults scheduled in the run (see sim.model.faults); none by default."
+    )
+    reliability: Reliability = field(
+        {},
+        description="Failure and repair processes per component over months, for hvsim "
+        "availability (sim.scenario.reliability); a run does not read them.",
     )
     sources: dict[str, str] = field(
         {},
