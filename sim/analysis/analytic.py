@@ -40,6 +40,10 @@ What it models
       takes the interrupt.
     * a NIC without ``tso``: the sending stack's per-request costs are paid once per
       segment, ``ceil(size / mtu)`` of them (:mod:`sim.model.iopaths`).
+    * a routed child's ``vnic.tso: false``: its VSC's submit and completion, the VSP's
+      request and completion and the driver's request per MTU packet, each packet copied
+      (or page-listed) on its own (:mod:`sim.model.iopaths`); ``vnic.lro`` concerns
+      receive streams only, which the estimate does not model.
 
     Open-loop streams arrive at their rates (Poisson). A closed-loop stream's throughput
     X solves X = N / (R(X) + Z) for its N users, think time Z and the network's response

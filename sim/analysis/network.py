@@ -316,26 +316,43 @@ class Network:
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq
         vm = par.vmbus
-        transfer = of_size(sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, vm.pages(x))))
-        sub = dist_moments(g.submit_cost) + bernoulli(po, hc)
+        dev = scn.device(p.spec.device) if p.spec.device is not None else None
+        vnic = p.spec.vnic
+        if vnic is not None and not vnic.tso and isinstance(dev, Nic):
+            # no virtual TSO: MTU packets, each through the VSC, the VSP and the driver
+            mtu = dev.mtu
+
+            def packets_transfer(x: float) -> float:
+                full, rest = divmod(int(x), mtu)
+                pieces = [mtu] * full + ([rest] if rest or not full else [])
+                return sum(par.vsp.transfer_cost(q, vm.pages(q)) for q in pieces)
+
+            vseg = of_size(sizes, probs, each_size(dev.frames))
+            seg = vseg  # max(port's segments, packets): the packets either way
+            transfer = of_size(sizes, probs, each_size(packets_transfer))
+        else:
+            vseg, seg = Moments(1.0, 0.0), self.seg
+            transfer = of_size(
+                sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, vm.pages(x)))
+            )
+        submit = segmented(g.submit_cost, vseg)
+        complete = segmented(g.complete_cost, vseg)
+        vsp_done = segmented(par.vsp.completion_cost, vseg)
+        sub = submit + bernoulli(po, hc)
         req = (
             bernoulli(po, irq)
-            + segmented(par.vsp.request_cost, self.seg)
+            + segmented(par.vsp.request_cost, seg)
             + transfer
-            + segmented(par.driver.request_cost, self.seg)
+            + segmented(par.driver.request_cost, seg)
         )
-        cpl = (
-            const(irq)
-            + dist_moments(par.driver.interrupt_cost)
-            + dist_moments(par.vsp.completion_cost)
-        )
+        cpl = const(irq) + dist_moments(par.driver.interrupt_cost) + vsp_done
         cpl = cpl + bernoulli(pi, hc)
         virt = self._virt(p)
-        com = bernoulli(pi, irq) + dist_moments(g.complete_cost) + const(virt)
-        self._visit(v_sub, share, sub, g.submit_cost.mean)
+        com = bernoulli(pi, irq) + complete + const(virt)
+        self._visit(v_sub, share, sub, submit.mean)
         self._visit(pv, share, req, req.mean - po * irq)
         self._visit(cpv, share, cpl, cpl.mean - pi * hc)
-        self._visit(v_done, share, com, g.complete_cost.mean + virt)
+        self._visit(v_done, share, com, complete.mean + virt)
         # the entries of this channel that wait in its rings, for the signal probabilities
         waiting = self.channels.setdefault(ch, (0.0, pv.name, []))
         self.channels[ch] = (waiting[0] + share, pv.name, [*waiting[2], (share, v_done.name)])
@@ -345,7 +362,7 @@ class Network:
                 "child vCPU: VSC, signal",
                 v_sub,
                 GUEST_QUEUE,
-                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: po * hc},
+                {GUEST_CPU: submit.mean, INTERRUPT: po * hc},
                 True,
             ),
             Leg(
@@ -362,7 +379,7 @@ class Network:
                 PARENT_QUEUE,
                 {
                     INTERRUPT: irq + pi * hc,
-                    PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                    PARENT_CPU: par.driver.interrupt_cost.mean + vsp_done.mean,
                 },
                 True,
             ),
@@ -370,7 +387,7 @@ class Network:
                 "ring → child vCPU: interrupt, VSC",
                 v_done,
                 RING_WAIT,
-                {INTERRUPT: pi * irq, GUEST_CPU: g.complete_cost.mean + virt},
+                {INTERRUPT: pi * irq, GUEST_CPU: complete.mean + virt},
                 True,
             ),
         ]

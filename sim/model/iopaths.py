@@ -154,6 +154,18 @@ Hypervisor and emulated children use the physical function and need no VF.
     per request. With TSO, or a request of at most one MTU, one segment: nothing
     changes.
 
+**The synthetic NIC's own offloads** (a routed child's ``vnic``, independent of the port)
+    ``vnic.tso: false``: the guest's stack cuts a send into ``ceil(size / mtu)`` MTU
+    packets. The VSC's ``submit_cost`` and ``complete_cost``, the VSP's ``request_cost``
+    and ``completion_cost`` and the physical driver's ``request_cost`` are paid per packet
+    (the parent receives MTU packets: the port's TSO does not help); each packet takes its
+    own entry in both rings and is copied (or page-listed above ``copy_threshold``) on its
+    own. The packets go in back to back as one put (one signal per busy period, as
+    before); the device serves one request. ``vnic.lro: false``: the VSP's
+    ``request_cost``, the inbound ring's descriptor and the guest's ``complete_cost`` per
+    MTU frame of a received message; the physical driver stays per unit the port
+    delivers. Both default on: nothing changes.
+
 **Receive** (a NIC stream's ``receive`` op, open loop: messages arriving from the wire)
     The message's frames come in on the port's receive wire (:meth:`Device.arrive`; the
     wait for it is the sender's, outside the latency), which starts at the last frame's
@@ -292,6 +304,13 @@ def _per_segment(cost: Sampler, segments: int) -> float:
     return sum(cost() for _ in range(segments))
 
 
+def _pieces(size: int, mtu: int) -> list[int]:
+    """The MTU-sized packets a stack without (virtual) segmentation offload cuts a payload
+    of ``size`` bytes into: full MTUs and the rest, at least one."""
+    full, rest = divmod(size, mtu)
+    return [mtu] * full + ([rest] if rest or not full else [])
+
+
 def _handles(irq: Interrupt | None) -> bool:
     """Whether this completion runs its interrupt's handler and pays the per-interrupt
     costs: always without moderation (``None``: an interrupt of its own); under
@@ -306,6 +325,7 @@ def _parent_completion(
     req: Request,
     inject: float,
     irq_of: Interrupt | None,
+    units: int = 1,
 ) -> Generator[simpy.Event, Any, None]:
     """The device's completion interrupt on parent vCPU ``pv`` (routed and emulated): the
     driver's ISR/DPC and the VSP's (or device model's) completion, plus ``inject`` µs of
@@ -325,7 +345,7 @@ def _parent_completion(
         drv = parent.driver_interrupt()
     else:
         irq, drv = inject, 0.0
-    vsp = parent.vsp_completion()
+    vsp = _per_segment(parent.vsp_completion, units)
     yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
     c[SCHED_WAIT] += sched + debt
     c[PARENT_QUEUE] += queued
@@ -366,6 +386,11 @@ class RoutedPath:
         self._lanes = [
             (self.channels[i % n], self.parent_vcpus[i % n]) for i in range(len(child.vcpus))
         ]
+        # the synthetic NIC's own offloads (checks: only on a NIC); 0: offered
+        vnic = child.spec.vnic
+        mtu = getattr(device.spec, "mtu", 0)
+        self._vtso_mtu = mtu if vnic is not None and not vnic.tso else 0
+        self._vlro_mtu = mtu if vnic is not None and not vnic.lro else 0
 
     def channel_of(self, vcpu: VCpu) -> Channel:
         """The channel a request issued on child ``vcpu`` travels on."""
@@ -380,16 +405,26 @@ class RoutedPath:
         # 1. VSC on the issuing vCPU, descriptor into the outbound ring of its channel
         v = req.vcpu
         ch, pv = self._lanes[v.index]
+        size = req.size
+        if self._vtso_mtu:  # no virtual TSO: one packet per MTU, each its own entry
+            pieces = _pieces(size, self._vtso_mtu)
+            vsegs = len(pieces)
+            page_list = [ch.pages(p) for p in pieces]
+            transfer = sum(map(parent.transfer_cost, pieces, page_list))
+            nbytes = min(sum(map(ch.entry_bytes, pieces)), ch.outbound.capacity)
+        else:
+            vsegs = 1
+            pages = ch.pages(size)
+            transfer = parent.transfer_cost(size, pages)
+            nbytes = ch.entry_bytes(size)
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = _per_segment(child.submit_cost, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
         out = ch.outbound
-        pages = ch.pages(req.size)
-        nbytes = ch.entry_bytes(req.size)
         req.epoch = parent.epoch
         signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
@@ -401,8 +436,10 @@ class RoutedPath:
             raise AbortError
         debt = pv.take_debt()
         irq = hv.interrupt(pv) if signalled else 0.0
-        segments = self.device.segments(req.size)
-        vsp = _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, pages)
+        # the VSP and the physical driver per packet: the guest's packets without virtual
+        # TSO, the port's segments without physical TSO (the VSP segments in software)
+        segments = max(self.device.segments(size), vsegs)
+        vsp = _per_segment(parent.vsp_request, segments) + transfer
         drv = _per_segment(parent.driver_request, segments)
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv), ("hypervisor", debt))
         pv.release()
@@ -418,7 +455,7 @@ class RoutedPath:
         # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
         pv = self.irq_vcpu or pv
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
-        yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of)
+        yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of, vsegs)
         inbound = ch.inbound
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
@@ -431,7 +468,7 @@ class RoutedPath:
         inbound.take(nbytes)
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
-        cost = child.complete_cost()
+        cost = _per_segment(child.complete_cost, vsegs)
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
@@ -468,8 +505,12 @@ class RoutedPath:
             isr = parent.driver_interrupt()
         else:
             irq, isr = 0.0, 0.0
-        units = dev.receive_units(req.size)
-        drv = isr + _per_segment(parent.driver_request, units)
+        # the physical driver per unit the port delivers; the VSP per packet it hands the
+        # guest: one per frame when either the port or the synthetic NIC does not coalesce
+        phys = dev.receive_units(req.size)
+        vunits = len(_pieces(req.size, self._vlro_mtu)) if self._vlro_mtu else 1
+        units = max(phys, vunits)
+        drv = isr + _per_segment(parent.driver_request, phys)
         vsp = _per_segment(parent.vsp_request, units) + parent.transfer_cost(req.size, 0)
         yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
@@ -477,9 +518,10 @@ class RoutedPath:
         c[INTERRUPT] += irq
         c[PARENT_CPU] += drv + vsp
 
-        # 3. a transfer-page descriptor into the channel's inbound ring, a signal if empty
+        # 3. a transfer-page descriptor (one per packet without virtual coalescing) into
+        #    the channel's inbound ring, a signal if empty
         inbound = ch.inbound
-        nbytes = ch.entry_bytes(0)
+        nbytes = min(vunits * ch.entry_bytes(0), inbound.capacity)
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
         )

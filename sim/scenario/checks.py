@@ -110,6 +110,8 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return ("children", i, "device"), "a child with streams needs a 'device'"
             if c.io_path == "direct" or c.vf is not None:
                 return ("children", i, "device"), "io_path: direct needs a 'device'"
+            if c.vnic is not None:
+                return ("children", i, "vnic"), "'vnic' needs a NIC 'device'"
             continue
         if c.io_path == "emulated" and scn.host.io_stack == "hypervisor":
             return ("children", i, "io_path"), (
@@ -148,6 +150,11 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 i,
                 "irq_vcpu",
             ), f"vCPU {c.irq_vcpu} does not exist ({c.vcpus} vCPUs)"
+        if c.vnic is not None and (c.io_path != "routed" or dev.type != "nic"):
+            return ("children", i, "vnic"), (
+                "'vnic' is the synthetic NIC of a routed child: it needs io_path: routed "
+                f"and a NIC device, not {c.io_path} on {dev.type} device '{dev.name}'"
+            )
         for j, s in enumerate(c.streams):
             for op in s.op:
                 if op not in dev.ops:

@@ -164,6 +164,28 @@ class Guest(Model):
     )
 
 
+class VirtualNic(Model):
+    """Offloads the routed child's synthetic NIC (netvsc; Xen netfront) offers its guest,
+    independent of the physical port's ``tso`` and ``lro`` (see :mod:`sim.model.iopaths`)."""
+
+    tso: bool = field(
+        True,
+        description="Virtual TSO/GSO: true (default, as before): the guest hands the "
+        "synthetic NIC whole requests; false: its stack cuts each send into ceil(size / "
+        "mtu) segments (the device's MTU), each a packet of its own through the guest "
+        "driver, the channel's rings and the VSP. Linux netvsc offers TSO to its guest "
+        "(NETIF_F_TSO, read); Xen netfront since Menon et al., USENIX ATC 2006.",
+    )
+    lro: bool = field(
+        True,
+        description="Virtual receive coalescing (RSC/GRO on the synthetic NIC): true "
+        "(default, as before): the VSP hands a received message to the guest as one "
+        "packet; false: one packet per MTU frame, each through the VSP, the inbound ring "
+        "and the guest's receive processing. Hyper-V vRSC, netvsc NDIS_OFFLOAD "
+        "rsc_ip4 (read).",
+    )
+
+
 class CpuLoad(Model):
     """CPU-bound work on a child's vCPUs, competing with I/O for the LPs.
 
@@ -290,6 +312,11 @@ class Child(Model):
         description="vCPU that takes completions; default: the issuing vCPU.",
     )
     guest: Guest = field({})
+    vnic: VirtualNic | None = field(
+        None,
+        description="Routed children on a NIC: the synthetic NIC's own offloads (tso, "
+        "lro); default: both on.",
+    )
     emulated: Emulated = field({})
     io_policy: IoPolicy = field({})
     streams: list[Stream] = field([], description="I/O workload streams.")
