@@ -156,17 +156,30 @@ class Iotlb:
 
 
 class Iommu:
-    """The host's IOMMU: one IOTLB, shared by the domains of all direct children."""
+    """The host's IOMMU: one IOTLB, shared by every translation domain, and one
+    invalidation queue, shared by every host kernel's strict unmaps."""
 
     def __init__(self, env: SimEnv, spec: IommuSpec) -> None:
         self.env = env
         self.spec = spec
         self.iotlb = Iotlb(spec.iotlb_entries)
         self.domains: list[DmaDomain] = []
+        # one invalidation at a time, as VT-d's queued invalidation waits for each
+        self.queue = simpy.Resource(env, capacity=1)
 
     def domain(self, name: str) -> DmaDomain:
-        """A new translation domain for the direct child ``name``."""
+        """A new translation domain for the direct child ``name`` (``host.iommu.mode``)."""
         d = DmaDomain(self, len(self.domains), name)
+        self.domains.append(d)
+        return d
+
+    def host_domain(self, name: str, mode: str, category: str) -> DmaDomain | None:
+        """A translation domain for a host kernel's own driver (a native child, the
+        parent's physical driver) in ``mode``, its CPU charged as ``category``; ``None``
+        when its IOMMU is off."""
+        if mode == "off":
+            return None
+        d = DmaDomain(self, len(self.domains), name, mode, category)
         self.domains.append(d)
         return d
 
@@ -182,11 +195,18 @@ class DmaDomain:
         "_first_buffer",
         "_flush_cost",
         "_interval",
+        "_invalidation",
         "_iotlb",
+        "_map_page",
         "_next",
         "_pages",
+        "_queue",
+        "_translates",
+        "_unmap_page",
         "_walk",
         "armed",
+        "category",
+        "host",
         "index",
         "map_cost",
         "mode",
@@ -195,29 +215,83 @@ class DmaDomain:
         "unmap_cost",
     )
 
-    def __init__(self, iommu: Iommu, index: int, name: str) -> None:
+    def __init__(
+        self, iommu: Iommu, index: int, name: str, mode: str | None = None, category: str = "guest"
+    ) -> None:
         spec = iommu.spec
         self._env = iommu.env
         self._counters = iommu.env.counters
         self._iotlb = iommu.iotlb
+        self._queue = iommu.queue
         self.index = index
         self.name = name
-        self.mode = spec.mode
+        # a direct child's domain (mode None: host.iommu.mode, per-request costs) or a
+        # host kernel's (per-page costs, invalidations on the shared queue)
+        self.host = mode is not None
+        self.mode = spec.mode if mode is None else mode
+        self.category = category
+        self._translates = self.mode != "passthrough"
         self._pages = spec.pages
         self._walk = spec.page_walk
         self._buffers = spec.dma_buffers
         self._first_buffer = index * spec.dma_buffers
         self._next = 0
-        self.map_cost = spec.map_cost
-        self.unmap_cost = spec.unmap_cost
+        mapped = self.mode in ("strict", "deferred")
+        if self.host:
+            # per mapping: the range's allocation (map) and its release (unmap); per page:
+            # the page-table updates
+            self.map_cost = spec.iova_alloc_cost if mapped else 0.0
+            self.unmap_cost = spec.iova_free_cost if mapped else 0.0
+            self._map_page = spec.map_page_cost if mapped else 0.0
+            self._unmap_page = spec.unmap_page_cost if mapped else 0.0
+            self._invalidation = spec.invalidation_cost if self.mode == "strict" else 0.0
+        else:
+            self.map_cost = spec.map_cost
+            self.unmap_cost = spec.unmap_cost
+            self._map_page = self._unmap_page = self._invalidation = 0.0
         self._interval = spec.deferred_flush_interval
         self._flush_cost = spec.deferred_flush_cost
         self.pending = 0  # deferred: unmaps queued since the last flush
         self.armed = False  # deferred: the flush timer is running
 
+    def map_time(self, size: int) -> float:
+        """CPU to map a buffer of ``size`` bytes before its DMA (strict, deferred)."""
+        return self.map_cost + self._map_page * self._pages(size)
+
+    def unmap_time(self, size: int) -> float:
+        """CPU to unmap a buffer of ``size`` bytes after its DMA, without the IOTLB
+        invalidation of a host domain (:meth:`invalidate`): strict; a host domain's
+        deferred unmap clears its page-table entries too (the IOTLB flush waits)."""
+        if not self.host and self.mode != "strict":
+            return 0.0
+        return self.unmap_cost + self._unmap_page * self._pages(size)
+
+    @property
+    def queued_invalidation(self) -> bool:
+        """Whether each unmap waits for an invalidation on the IOMMU's shared queue (a
+        host domain in strict mode)."""
+        return self._invalidation > 0.0
+
+    def invalidate(self, v: VCpu) -> Generator[simpy.Event, Any, float]:
+        """Called while holding ``v``: a strict host domain's IOTLB invalidation, submitted
+        to the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
+        wait for the queue and the invalidation are both CPU time of ``v``. Returns it."""
+        env = self._env
+        start = env.now
+        with self._queue.request() as slot:
+            yield slot
+            spin = env.now - start
+            yield v.hold((self.category, self._invalidation))
+        if spin:
+            v.charge(self.category, spin)
+        return spin + self._invalidation
+
     def access(self, size: int) -> tuple[int, int, float]:
         """DMA of ``size`` bytes into the next buffer of the ring: looks up its pages and
-        returns ``(first page key, pages, time spent in page walks)``."""
+        returns ``(first page key, pages, time spent in page walks)``; a passthrough
+        domain translates nothing."""
+        if not self._translates:
+            return 0, 0, 0.0
         b = self._next
         self._next = b + 1 if b + 1 < self._buffers else 0
         pages = self._pages(size)
@@ -233,6 +307,8 @@ class DmaDomain:
         deferred queues the unmap and arms the flush timer; static does nothing."""
         mode = self.mode
         if mode == "strict":
+            if not pages:
+                return
             self._iotlb.invalidate_range(first, pages)
             self._counters["iotlb_invalidations"] += 1
         elif mode == "deferred":
@@ -260,5 +336,5 @@ class DmaDomain:
         yield from v.acquire()
         debt = v.take_debt()
         self.flush()
-        yield v.hold(("guest", self._flush_cost), ("hypervisor", debt))
+        yield v.hold((self.category, self._flush_cost), ("hypervisor", debt))
         v.release()

@@ -204,7 +204,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim.model.devices import Device, Interrupt
+from sim.model.devices import Device, Interrupt, NicDevice
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Hypervisor, VCpu
 from sim.model.iommu import DmaDomain
@@ -290,6 +290,30 @@ def _per_segment(cost: Sampler, segments: int) -> float:
     return sum(cost() for _ in range(segments))
 
 
+def _stack(child: ChildPartition, dev: Device, size: int, packets: int) -> float:
+    """The guest protocol stack's CPU for a NIC message of ``size`` bytes handled as
+    ``packets`` packets: ``guest.packet_cost`` per packet and the copy between user and
+    kernel at ``guest.copy_bandwidth`` (0 when neither is set, or on a storage device)."""
+    if child.packet_cost is None or not isinstance(dev, NicDevice):
+        return 0.0
+    return _per_segment(child.packet_cost, packets) + child.copy_cost(size)
+
+
+def _unmap(
+    dma: DmaDomain, first: int, pages: int, v: VCpu, cost: float
+) -> Generator[simpy.Event, Any, float]:
+    """Called while holding ``v``: unmap a host domain's buffer after its DMA (``cost``
+    µs of page-table updates and the range's release, charged to the domain's
+    category), invalidate its IOTLB entries on the IOMMU's queue (strict) or queue the
+    unmap (deferred). Returns the CPU time spent, the request's ``iommu`` time."""
+    if cost:
+        yield v.hold((dma.category, cost))
+    if dma.queued_invalidation:
+        cost += yield from dma.invalidate(v)
+    dma.unmap(first, pages, v)
+    return cost
+
+
 def _handles(irq: Interrupt | None) -> bool:
     """Whether this completion runs its interrupt's handler and pays the per-interrupt
     costs: always without moderation (``None``: an interrupt of its own); under
@@ -346,6 +370,7 @@ class RoutedPath:
         channels: list[Channel],
         parent_vcpus: list[VCpu],
         hypercall: float,
+        dma: DmaDomain | None = None,
     ) -> None:
         if not channels or len(channels) != len(parent_vcpus):
             raise ValueError("a routed path needs one parent vCPU per channel, and a channel")
@@ -357,6 +382,7 @@ class RoutedPath:
         self.channels = list(channels)
         self.parent_vcpus = list(parent_vcpus)
         self.hypercall = hypercall
+        self.dma = dma  # the parent driver's translation domain (host.iommu.parent)
         n = len(self.channels)
         # by issuing child vCPU: its channel and the parent vCPU that serves it
         self._lanes = [
@@ -378,7 +404,7 @@ class RoutedPath:
         ch, pv = self._lanes[v.index]
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -400,20 +426,27 @@ class RoutedPath:
         segments = self.device.segments(req.size)
         vsp = _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, pages)
         drv = _per_segment(parent.driver_request, segments)
-        yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv), ("hypervisor", debt))
+        dma = self.dma
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
         c[INTERRUPT] += irq
         c[PARENT_CPU] += vsp + drv
+        c[IOMMU] += dmap
 
-        # 3. the device, through the physical function
+        # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        yield from dev.serve(req, 0.0)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
 
-        # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
+        # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, the
+        #    driver's unmap, inbound ring
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of)
+        if dma is not None:
+            c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         inbound = ch.inbound
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
@@ -442,10 +475,13 @@ class RoutedPath:
         yield from _arrive(env, dev, req)
         ch, pv = self._lanes[req.vcpu.index]  # the channel of the vCPU it is steered to
         req.epoch = parent.epoch
-        yield from dev.deliver(req, 0.0)
+        dma = self.dma
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.deliver(req, translate)
 
         # 2. the parent's vCPU of that channel: ISR/DPC (per interrupt), physical driver
-        #    and VSP per unit, the payload copied into the child's receive buffer
+        #    and VSP per unit, the payload copied (or its pages flipped) into the child's
+        #    receive buffer; the driver unmaps the buffer and maps a fresh one
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         sched, queued = yield from pv.acquire()
         if req.epoch != parent.epoch:  # the parent crashed since the NIC delivered it
@@ -459,12 +495,16 @@ class RoutedPath:
             irq, isr = 0.0, 0.0
         units = dev.receive_units(req.size)
         drv = isr + _per_segment(parent.driver_request, units)
-        vsp = _per_segment(parent.vsp_request, units) + parent.transfer_cost(req.size, 0)
-        yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
+        vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(req.size, units)
+        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
+        if dma is not None:
+            remap += yield from _unmap(dma, first, pages, pv, 0.0)
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[INTERRUPT] += irq
         c[PARENT_CPU] += drv + vsp
+        c[IOMMU] += remap
 
         # 3. a transfer-page descriptor into the channel's inbound ring, a signal if empty
         inbound = ch.inbound
@@ -480,7 +520,7 @@ class RoutedPath:
         inbound.take(nbytes)
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         yield v.hold(("exit", irq), ("vsc", cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -517,12 +557,14 @@ class AssignedPath:
             return
         child, dma = self.child, self.dma
         c = req.c
-        map_cost = dma.map_cost if dma is not None else 0.0
-        # 1. guest driver on the issuing vCPU; MMIO doorbell without exit
+        map_cost = dma.map_time(req.size) if dma is not None else 0.0
+        # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = _per_segment(child.submit_cost, self.device.segments(req.size))
+        segments = self.device.segments(req.size)
+        cost = _per_segment(child.submit_cost, segments)
+        cost += _stack(child, self.device, req.size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -541,11 +583,11 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        unmap = dma.unmap_cost if dma is not None else 0.0
+        unmap = dma.unmap_time(req.size) if dma is not None else 0.0
         cost = child.complete_cost()
         yield v.hold(("exit", irq), ("guest", cost + unmap), ("hypervisor", debt))
         if dma is not None:
-            dma.unmap(first, pages, v)
+            unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -580,11 +622,12 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        remap = (dma.unmap_cost + dma.map_cost) if dma is not None else 0.0
-        cost = _per_segment(child.complete_cost, dev.receive_units(req.size))
+        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        units = dev.receive_units(req.size)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         yield v.hold(("exit", irq), ("guest", cost + remap), ("hypervisor", debt))
         if dma is not None:
-            dma.unmap(first, pages, v)
+            remap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -630,7 +673,7 @@ class HypervisorPath:
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         kick = self.doorbell
         stack = _per_segment(self.request_cost, self.device.segments(req.size))
         env.counters["exits.doorbell"] += 1
@@ -679,7 +722,7 @@ class HypervisorPath:
         units = dev.receive_units(req.size)
         stack = _per_segment(self.completion_cost, units)
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         yield v.hold(("hypervisor", stack + debt), ("exit", irq), ("vsc", cost))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -705,6 +748,7 @@ class EmulatedPath:
         parent_vcpu: VCpu,
         device_model_exit: float,
         hypercall: float,
+        dma: DmaDomain | None = None,
     ) -> None:
         self.env = env
         self.hv = hv
@@ -712,6 +756,7 @@ class EmulatedPath:
         self.parent = parent
         self.device = device
         self.parent_vcpu = parent_vcpu
+        self.dma = dma  # the parent driver's translation domain (host.iommu.parent)
         spec = child.spec.emulated
         self.exits = spec.exits_per_request
         self.exit_cost = self.exits * device_model_exit
@@ -727,7 +772,7 @@ class EmulatedPath:
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         exits = self.exit_cost
         env.counters["exits.device_model"] += self.exits
         yield v.hold(("guest", cost), ("exit", exits), ("hypervisor", debt))
@@ -751,21 +796,27 @@ class EmulatedPath:
         segments = self.device.segments(req.size)
         model += _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, 0)
         drv = _per_segment(parent.driver_request, segments)
-        yield pv.hold(("vsp", model), ("driver", drv), ("hypervisor", debt))
+        dma = self.dma
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        yield pv.hold(("vsp", model), ("driver", drv + dmap), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[PARENT_CPU] += model + drv
+        c[IOMMU] += dmap
 
-        # 3. the device, through the physical function
+        # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        yield from dev.serve(req, 0.0)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
 
         # 4. completion on the parent; the device model raises the child's interrupt
         #    (a hypercall)
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         env.counters["exits.hypercall"] += 1
         yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
+        if dma is not None:
+            c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         pv.release()
         req.epoch = -1  # the child's interrupt is raised: no parent crash loses it now
 
