@@ -286,3 +286,34 @@ def test_unknown_modes_are_errors() -> None:
         loads(NATIVE, overrides={"host.iommu.native": "lazy"})
     with pytest.raises(ScenarioError, match=r"parent\.vsp\.receive"):
         loads(ROUTED, overrides={"parent.vsp.receive": "transfer"})
+
+
+# -- the analytic estimate -----------------------------------------------------------------
+def test_estimate_counts_host_mapping_and_stack_cpu_and_says_what_it_leaves_out() -> None:
+    """The estimate's iommu time of a native strict host and of a deferred parent is the
+    mapping CPU the simulation charges (the walks it leaves out, and says so); its guest
+    CPU includes the stack's per-packet and copy costs exactly."""
+    from sim.analysis.analytic import estimate
+
+    strict = loads(NATIVE, overrides={"host.iommu.native": "strict"})
+    est = estimate(strict).children.iloc[0]
+    walk = 0.3
+    assert est["iommu_us"] == pytest.approx(us(3986 + 588 + 438 + 408 + 2127), rel=1e-9)
+    assert float(summary(sim.run(strict))["iommu_us"]) == pytest.approx(
+        est["iommu_us"] + walk, rel=1e-9
+    )
+    assert not est["holds"]
+    assert "IOMMU domain (strict)" in est["why_not"]
+
+    parent = loads(ROUTED, overrides={"host.iommu.parent": "deferred"})
+    est = estimate(parent).children.iloc[0]
+    assert est["iommu_us"] == pytest.approx(us(3986 + 2 * 588 + 2 * 438 + 408), rel=1e-9)
+    assert "parent kernel's IOMMU domain" in est["why_not"]
+
+    stack = {"children[c].guest.packet_cost": "1us", "children[c].guest.copy_bandwidth": "16Gbps"}
+    for text in (NATIVE, ROUTED):
+        scn = loads(text, overrides=stack)
+        est = estimate(scn).children.iloc[0]
+        assert est["holds"]
+        sim_cpu = float(summary(sim.run(scn))["guest_cpu_us"])
+        assert est["guest_cpu_us"] == pytest.approx(sim_cpu, rel=1e-9)

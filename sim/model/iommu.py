@@ -197,12 +197,11 @@ class DmaDomain:
         "_interval",
         "_invalidation",
         "_iotlb",
-        "_map_page",
         "_next",
         "_pages",
         "_queue",
+        "_spec",
         "_translates",
-        "_unmap_page",
         "_walk",
         "armed",
         "category",
@@ -236,35 +235,33 @@ class DmaDomain:
         self._buffers = spec.dma_buffers
         self._first_buffer = index * spec.dma_buffers
         self._next = 0
-        mapped = self.mode in ("strict", "deferred")
-        if self.host:
-            # per mapping: the range's allocation (map) and its release (unmap); per page:
-            # the page-table updates
-            self.map_cost = spec.iova_alloc_cost if mapped else 0.0
-            self.unmap_cost = spec.iova_free_cost if mapped else 0.0
-            self._map_page = spec.map_page_cost if mapped else 0.0
-            self._unmap_page = spec.unmap_page_cost if mapped else 0.0
-            self._invalidation = spec.invalidation_cost if self.mode == "strict" else 0.0
+        self._spec = spec
+        if self.host:  # per mapping and per page: the spec's host_map_cost, host_unmap_cost
+            self.map_cost = self.unmap_cost = 0.0
+            self._invalidation = spec.host_invalidation(self.mode)
         else:
             self.map_cost = spec.map_cost
             self.unmap_cost = spec.unmap_cost
-            self._map_page = self._unmap_page = self._invalidation = 0.0
+            self._invalidation = 0.0
         self._interval = spec.deferred_flush_interval
         self._flush_cost = spec.deferred_flush_cost
         self.pending = 0  # deferred: unmaps queued since the last flush
         self.armed = False  # deferred: the flush timer is running
 
     def map_time(self, size: int) -> float:
-        """CPU to map a buffer of ``size`` bytes before its DMA (strict, deferred)."""
-        return self.map_cost + self._map_page * self._pages(size)
+        """CPU to map a buffer of ``size`` bytes before its DMA (strict, deferred): per
+        request in a direct child's domain, per mapping and page in a host kernel's."""
+        if self.host:
+            return self._spec.host_map_cost(self.mode, size)
+        return self.map_cost
 
     def unmap_time(self, size: int) -> float:
-        """CPU to unmap a buffer of ``size`` bytes after its DMA, without the IOTLB
-        invalidation of a host domain (:meth:`invalidate`): strict; a host domain's
-        deferred unmap clears its page-table entries too (the IOTLB flush waits)."""
-        if not self.host and self.mode != "strict":
-            return 0.0
-        return self.unmap_cost + self._unmap_page * self._pages(size)
+        """CPU to unmap a buffer of ``size`` bytes after its DMA, without a host domain's
+        IOTLB invalidation (:meth:`invalidate`): a direct child's strict unmap; a host
+        domain's strict or deferred one (deferred waits only for the IOTLB flush)."""
+        if self.host:
+            return self._spec.host_unmap_cost(self.mode, size)
+        return self.unmap_cost
 
     @property
     def queued_invalidation(self) -> bool:

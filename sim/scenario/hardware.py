@@ -260,6 +260,27 @@ class Iommu(Model):
         """IOMMU pages a DMA of ``size`` bytes touches (at least one)."""
         return int(-(-size // self.page_size)) or 1
 
+    def host_map_cost(self, mode: str, size: float) -> float:
+        """A host kernel's CPU (``native``, ``parent`` domains) to map a buffer of
+        ``size`` bytes in ``mode``: allocate its range and write a page-table entry per
+        page (strict, deferred)."""
+        if mode not in ("strict", "deferred"):
+            return 0.0
+        return self.iova_alloc_cost + self.map_page_cost * self.pages(size)
+
+    def host_unmap_cost(self, mode: str, size: float) -> float:
+        """A host kernel's CPU to unmap a buffer of ``size`` bytes in ``mode``, without
+        the invalidation (:meth:`host_invalidation`): clear its page-table entries and
+        release its range (strict, deferred: deferred waits only for the IOTLB flush)."""
+        if mode not in ("strict", "deferred"):
+            return 0.0
+        return self.iova_free_cost + self.unmap_page_cost * self.pages(size)
+
+    def host_invalidation(self, mode: str) -> float:
+        """A host kernel's CPU per unmap for its IOTLB invalidation (strict), not counting
+        the wait for the IOMMU's invalidation queue."""
+        return self.invalidation_cost if mode == "strict" else 0.0
+
     @property
     def map_cost(self) -> float:
         """Guest CPU to map one request's buffer before it: strict and deferred."""
