@@ -426,6 +426,11 @@ def run_literature_case(
         scenario: {...}
         known_gap: "..."      # optional: the model does not reproduce it yet, and why
 
+    A measure may also name a ``reference`` side: the value is then
+    (numerator − reference) / (denominator − reference), the share of the gap between
+    the reference and the denominator that the numerator closes (e.g. the share of the
+    throughput a strict IOMMU loses that deferred flushing recovers).
+
     Both sides run the case's scenario with their own overrides (``set``) and the same
     seed, replication by replication, so the ratio is paired (common random numbers).
     The estimate is the mean of the per-replication ratios with its Student-t interval
@@ -470,15 +475,24 @@ def run_literature_case(
     den = None
     if "denominator" in measure:
         den = _side(measure["denominator"], file, "measure.denominator")
+    ref = None
+    if "reference" in measure:
+        if den is None:
+            raise ScenarioError(file, "measure.reference", "needs a 'denominator'")
+        ref = _side(measure["reference"], file, "measure.reference")
     base = from_dict(spec.get("scenario"), source=file)
     num_scn = replace(base, num["set"], source=file) if num.get("set") else base
     den_scn = replace(base, den["set"], source=file) if den and den.get("set") else base
+    ref_scn = replace(base, ref["set"], source=file) if ref and ref.get("set") else base
     reps = int(replications or spec.get("replications", 5))
     values = []
     for r in range(reps):
         v = _lit_value(num_scn, num, r)
         if den is not None:
             d = _lit_value(den_scn, den, r)
+            if ref is not None:
+                z = _lit_value(ref_scn, ref, r)
+                v, d = v - z, d - z
             v = v / d if d else math.nan
         values.append(v)
     x = np.asarray(values, dtype=float)
@@ -491,7 +505,8 @@ def run_literature_case(
         ok = est - half >= lo and est + half <= hi
     return {
         **row,
-        "metric": num.get("metric", "mean_us") + (" ratio" if den is not None else ""),
+        "metric": num.get("metric", "mean_us")
+        + (" share of gap" if ref is not None else " ratio" if den is not None else ""),
         "simulated": est,
         "ci": 1.96 * se if reps > 1 else math.nan,
         "tolerance": half,
