@@ -284,6 +284,13 @@ def test_unknown_modes_are_errors() -> None:
     than copy/flip, is refused naming its field."""
     with pytest.raises(ScenarioError, match=r"host\.iommu\.native"):
         loads(NATIVE, overrides={"host.iommu.native": "lazy"})
+    with pytest.raises(ScenarioError, match=r"host\.iommu\.parent"):
+        loads(NATIVE, overrides={"host.iommu.parent": True})
+    # YAML reads an unquoted off as false: it is the mode off
+    assert (
+        loads(NATIVE.replace("{cores: 4}", "{cores: 4, iommu: {native: off}}")).host.iommu.native
+        == "off"
+    )
     with pytest.raises(ScenarioError, match=r"parent\.vsp\.receive"):
         loads(ROUTED, overrides={"parent.vsp.receive": "transfer"})
 

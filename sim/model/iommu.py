@@ -1,4 +1,5 @@
-"""DMA remapping for directly assigned device functions: the IOTLB and the mapping modes.
+"""DMA remapping: the IOTLB, the direct children's mapping modes and the host kernels' DMA
+API (docs/design.md §3.3, The IOMMU).
 
 What it models
     The host has one IOMMU (:class:`Iommu`) and one IOTLB (:class:`Iotlb`) of
@@ -51,6 +52,19 @@ Mapping modes (``host.iommu.mode``)
     of the request's ``iommu`` component; the flush is CPU time only, on no request's
     path (requests queued behind it on that vCPU see it as ``guest_queue``).
 
+Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``)
+    A native child's kernel and the parent's physical driver map their own DMA through the
+    same IOMMU when their mode is not ``off`` (:meth:`Iommu.host_domain`): a domain each
+    (the parent's shared by all its traffic) with the same ring of buffers and IOTLB.
+    ``passthrough`` translates nothing (an identity domain); ``static`` looks pages up
+    and costs no CPU; ``strict`` and ``deferred`` cost per request the spec's
+    ``host_map_cost`` (IOVA allocation + a page-table update per page) and
+    ``host_unmap_cost`` (an update per page + the range's release); ``strict`` then
+    invalidates on the IOMMU's one invalidation queue, spinning until done
+    (:meth:`DmaDomain.invalidate`: concurrent invalidations serialise across cores, the
+    wait is CPU time), ``deferred`` queues the unmap for the batch flush. The CPU is the
+    domain's ``category``: ``guest`` on a native host, ``driver`` on the parent.
+
 Counters
     ``iotlb_hits`` and ``iotlb_misses`` (page lookups: their sum is the pages looked up,
     hits / sum the hit ratio), ``iotlb_invalidations`` (strict: one page-range
@@ -61,8 +75,9 @@ Counters
 Simplified
     The lookup happens when the request reaches the device, all its pages at once;
     translations of descriptors, completion entries and interrupt remapping are not
-    modelled, nor paging-structure caches (every miss is a full walk) or ATS. Map and
-    unmap cost per request, not per page. In ``deferred`` mode a buffer keeps its
+    modelled, nor paging-structure caches (every miss is a full walk) or ATS. A direct
+    child's map and unmap cost per request, not per page (a host domain's per page). In
+    ``deferred`` mode a buffer keeps its
     I/O-virtual address (Linux's dma-iommu allocates a new IOVA per mapping and frees the
     old one only at the flush, so there a reuse before the flush would miss too), and
     the flush Linux also makes when a per-CPU flush queue (256 entries) fills is not

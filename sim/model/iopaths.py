@@ -105,7 +105,18 @@ added to exactly one component (:mod:`sim.model.metrics`).
     parent is part of ``device_model_exit``.
 
 **native**: the same workload on bare metal, the reference for the "virtualization tax":
-as direct, with no IOMMU, no exits and no world switch.
+as direct, with no exits and no world switch; its kernel's DMA goes through the IOMMU when
+``host.iommu.native`` is not ``off`` (:mod:`sim.model.iommu`: map on the issuing vCPU,
+unmap and, in ``strict`` mode, an invalidation on the IOMMU's queue on the completing one).
+On the routed and emulated paths the parent's physical driver maps the same way
+(``host.iommu.parent``): map with its request cost, unmap after its completion, on the
+parent vCPU (``driver`` CPU, ``iommu`` time).
+
+**The guest's protocol stack** (NIC streams, ``guest.packet_cost`` and
+``guest.copy_bandwidth``; off by default): per packet the stack handles, per segment sent
+on direct and native without TSO, one on the other paths whose virtual NICs take whole
+requests, per unit received; plus the user copy per byte. On the issuing vCPU for a send,
+the completing vCPU for a receive, with the driver's cost.
 
 A child that asks for ``direct`` and finds no free VF on its device falls back to
 ``routed`` (Hyper-V behaviour); :mod:`sim.model.host` decides, and the results say so.
@@ -171,9 +182,11 @@ Hypervisor and emulated children use the physical function and need no VF.
     * routed: DMA into the PF's queue; the parent vCPU serving the channel of the
       steered vCPU takes the interrupt (exits unless posted, the driver's ISR/DPC once
       per interrupt), runs the physical driver's ``request_cost`` and the VSP's
-      ``request_cost``, and copies the payload into the child's receive buffer at
-      ``copy_bandwidth`` (a receive has no page-list case: netvsc's host always copies
-      into the receive buffer); it puts a transfer-page descriptor into the channel's
+      ``request_cost``, and hands the payload over by ``parent.vsp.receive``: copies it
+      into the child's receive buffer at ``copy_bandwidth`` (``copy``, netvsc's host), or
+      flips its pages (``flip``, Xen's grant transfer: ``flip_page_cost`` per page of
+      every unit, whatever its bytes); with ``host.iommu.parent`` the driver unmaps the
+      buffer and maps a fresh one; it puts a transfer-page descriptor into the channel's
       inbound ring and signals the child if the ring was empty (a hypercall); the
       child's VSC takes it out and runs ``complete_cost``. Waiting behind the parent
       vCPU's other work is ``parent_queue``. A parent crash between the NIC's DMA and

@@ -12,7 +12,7 @@ import math
 from typing import Annotated, Literal
 
 import pydantic
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from sim.scenario import units
 from sim.scenario.fields import (
@@ -143,7 +143,14 @@ class Scheduler(Model):
     )
 
 
-HostDmaMode = Literal["off", "passthrough", "static", "strict", "deferred"]
+def _off(value: object) -> object:
+    """YAML reads an unquoted ``off`` as false: take it as the mode ``off``."""
+    return "off" if value is False else value
+
+
+HostDmaMode = Annotated[
+    Literal["off", "passthrough", "static", "strict", "deferred"], BeforeValidator(_off)
+]
 """How a host kernel (bare metal, the parent) maps the DMA of its own drivers."""
 
 
