@@ -324,3 +324,22 @@ def test_estimate_counts_host_mapping_and_stack_cpu_and_says_what_it_leaves_out(
         assert est["holds"]
         sim_cpu = float(summary(sim.run(scn))["guest_cpu_us"])
         assert est["guest_cpu_us"] == pytest.approx(sim_cpu, rel=1e-9)
+
+
+@pytest.mark.parametrize("path", ["native", "direct", "routed", "hypervisor", "emulated"])
+def test_stack_cost_on_every_path(path: str) -> None:
+    """Every path's guest pays its stack's per-packet cost (one packet with TSO) and the
+    user copy per byte on a send, on top of its driver's costs."""
+    over = {"children[c].io_path": path, "devices[nic].vfs": 2}
+    base = completed(run(NATIVE, **over))["guest_cpu"].mean()
+    stack = {"children[c].guest.packet_cost": "1.5us", "children[c].guest.copy_bandwidth": "16Gbps"}
+    more = completed(run(NATIVE, **over, **stack))["guest_cpu"].mean()
+    assert more - base == pytest.approx(1.5 + 1460 * 8e6 / 16e9, rel=1e-9)
+
+
+def test_parent_iommu_on_the_emulated_path() -> None:
+    """The device model's DMA goes through the parent's domain too: strict costs the
+    request its map, unmap, invalidation and walk."""
+    over = {"children[c].io_path": "emulated", "host.iommu.parent": "strict"}
+    req = completed(run(NATIVE, **over))
+    assert req["iommu"].max() == pytest.approx(us(3986 + 588 + 438 + 408 + 2127) + 0.3)
