@@ -179,8 +179,9 @@ class Iommu:
         self.spec = spec
         self.iotlb = Iotlb(spec.iotlb_entries)
         self.domains: list[DmaDomain] = []
-        # one invalidation at a time, as VT-d's queued invalidation waits for each
-        self.queue = simpy.Resource(env, capacity=1)
+        # one invalidation at a time, as VT-d's queued invalidation waits for each: the
+        # time the queue is free again (a FIFO single server, in closed form)
+        self.queue_free_at = 0.0
 
     def domain(self, name: str) -> DmaDomain:
         """A new translation domain for the direct child ``name`` (``host.iommu.mode``)."""
@@ -211,10 +212,10 @@ class DmaDomain:
         "_flush_cost",
         "_interval",
         "_invalidation",
+        "_iommu",
         "_iotlb",
         "_next",
         "_pages",
-        "_queue",
         "_spec",
         "_translates",
         "_walk",
@@ -236,7 +237,7 @@ class DmaDomain:
         self._env = iommu.env
         self._counters = iommu.env.counters
         self._iotlb = iommu.iotlb
-        self._queue = iommu.queue
+        self._iommu = iommu
         self.index = index
         self.name = name
         # a direct child's domain (mode None: host.iommu.mode, per-request costs) or a
@@ -287,16 +288,16 @@ class DmaDomain:
     def invalidate(self, v: VCpu) -> Generator[simpy.Event, Any, float]:
         """Called while holding ``v``: a strict host domain's IOTLB invalidation, submitted
         to the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
-        wait for the queue and the invalidation are both CPU time of ``v``. Returns it."""
-        env = self._env
-        start = env.now
-        with self._queue.request() as slot:
-            yield slot
-            spin = env.now - start
-            yield v.hold((self.category, self._invalidation))
-        if spin:
-            v.charge(self.category, spin)
-        return spin + self._invalidation
+        queue serves invalidations one at a time in the order they come, so this one
+        starts when those ahead of it are done; the wait and the invalidation are both CPU
+        time of ``v`` (one work item). Returns it."""
+        iommu = self._iommu
+        now = self._env.now
+        wait = max(0.0, iommu.queue_free_at - now)
+        iommu.queue_free_at = now + wait + self._invalidation
+        took = wait + self._invalidation
+        yield v.hold((self.category, took))
+        return took
 
     def access(self, size: int) -> tuple[int, int, float]:
         """DMA of ``size`` bytes into the next buffer of the ring: looks up its pages and
