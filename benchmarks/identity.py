@@ -105,7 +105,7 @@ def _variants(stem: str, path: Path, spec: Mapping[str, Any]) -> list[Case]:
     """The distinct runs of a literature case: one per distinct ``set`` of its sides."""
     measure = spec.get("measure") or {}
     sets: list[dict[str, Any]] = []
-    for side in ("numerator", "denominator"):
+    for side in ("numerator", "denominator", "reference"):
         if isinstance(measure.get(side), dict):
             overrides = dict(measure[side].get("set") or {})
             if overrides not in sets:

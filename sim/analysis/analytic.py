@@ -364,6 +364,14 @@ def estimate(scn: Scenario) -> Estimate:
             )
         if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
+        io = scn.host.iommu
+        mode = {"native": io.native, "routed": io.parent, "emulated": io.parent}.get(p.path)
+        if mode in ("static", "strict", "deferred"):
+            why.append(
+                f"the {'host' if p.path == 'native' else 'parent'} kernel's IOMMU domain "
+                f"({mode}): its IOTLB walks, strict invalidations waiting for the IOMMU's "
+                "queue and deferred flushes are left out (its map/unmap CPU is in)"
+            )
         if p.spec.device is not None and scn.device(p.spec.device).interrupt_moderation.frames != 1:
             why.append("interrupt moderation, which the estimate leaves out")
         offered = sum(s.rate for s in p.spec.streams if s.rate is not None)

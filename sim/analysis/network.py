@@ -114,6 +114,11 @@ class Network:
         self.lp_work = 0.0
         self.lp_bound = 0.0
         self.seg = Moments(1.0, 0.0)  # segments per request of the stream being built
+        # of the stream being built: the guest stack's CPU per request, the parent
+        # driver's map and unmap (with its strict invalidation)
+        self.stack = Moments(0.0, 0.0)
+        self.parent_map = Moments(0.0, 0.0)
+        self.parent_unmap = Moments(0.0, 0.0)
         self._iommu = iotlb_miss(scn, placed, rates, sizes)
         for p in placed:
             if p.path == "none":
@@ -208,6 +213,27 @@ class Network:
         else:
             seg = Moments(1.0, 0.0)
         self.seg = seg
+        # the guest stack on a NIC: per packet (per segment where the stack segments:
+        # direct, native, routed without virtual TSO; otherwise the virtual NICs take
+        # whole requests) and the user copy
+        if isinstance(dev, Nic) and (g.packet_cost.mean > 0.0 or g.copy_bandwidth):
+            vnic = p.spec.vnic
+            if p.path in ("direct", "native"):
+                packets = seg
+            elif p.path == "routed" and vnic is not None and not vnic.tso:
+                packets = of_size(sizes, probs, each_size(dev.frames))  # virtual TSO off
+            else:
+                packets = Moments(1.0, 0.0)
+            copy = of_size(sizes, probs, each_size(g.copy_cost))
+            self.stack = segmented(g.packet_cost, packets) + copy
+        else:
+            self.stack = Moments(0.0, 0.0)
+        # the parent driver's DMA mapping (host.iommu.parent): map before, unmap after
+        io, pmode = scn.host.iommu, scn.host.iommu.parent
+        self.parent_map = of_size(sizes, probs, each_size(lambda x: io.host_map_cost(pmode, x)))
+        self.parent_unmap = of_size(
+            sizes, probs, each_size(lambda x: io.host_unmap_cost(pmode, x))
+        ) + const(io.host_invalidation(pmode))
         device = self._device(dev.name)
         dev_mean_no_iommu = dev_service.mean - (0.0 if isinstance(dev, Nic) else translate.mean)
         self._visit(device, rate, dev_service, dev_service.mean)
@@ -219,6 +245,13 @@ class Network:
             approx=translate.mean,
         )
 
+        # a native host's DMA mapping (host.iommu.native), per request
+        nmode = io.native
+        native_map = of_size(sizes, probs, each_size(lambda x: io.host_map_cost(nmode, x))).mean
+        native_unmap = of_size(
+            sizes, probs, each_size(lambda x: io.host_unmap_cost(nmode, x))
+        ).mean + io.host_invalidation(nmode)
+
         for i in vcpus:
             done = spec.irq_vcpu if spec.irq_vcpu is not None else i
             v_sub = self._vcpu(names.vcpu(p.name, i), f"vCPUs of {p.name}", native)
@@ -227,10 +260,12 @@ class Network:
             virt = self._virt(p)
             if p.path in ("direct", "native"):
                 io = scn.host.iommu
-                map_cost = io.map_cost if p.path == "direct" else 0.0
-                unmap = io.unmap_cost if p.path == "direct" else 0.0
+                if p.path == "direct":
+                    map_cost, unmap = io.map_cost, io.unmap_cost
+                else:  # the host kernel's DMA API (host.iommu.native)
+                    map_cost, unmap = native_map, native_unmap
                 irq = self.irq if p.path == "direct" else 0.0
-                sub = segmented(g.submit_cost, seg) + const(map_cost)
+                sub = segmented(g.submit_cost, seg) + self.stack + const(map_cost)
                 com = dist_moments(g.complete_cost) + const(irq + unmap + virt)
                 self._visit(v_sub, share, sub, sub.mean)
                 self._visit(v_done, share, com, com.mean)
@@ -254,7 +289,7 @@ class Network:
             elif p.path == "hypervisor":
                 hio, kick = scn.host.hypervisor_io, scn.host.costs.doorbell_exit
                 stack = segmented(hio.request_cost, seg)
-                sub = dist_moments(g.submit_cost) + stack + const(kick)
+                sub = dist_moments(g.submit_cost) + stack + self.stack + const(kick)
                 com = (
                     dist_moments(hio.completion_cost)
                     + dist_moments(g.complete_cost)
@@ -267,7 +302,10 @@ class Network:
                         "child vCPU: PV driver, doorbell, hypervisor stack",
                         v_sub,
                         GUEST_QUEUE,
-                        {GUEST_CPU: g.submit_cost.mean + stack.mean, INTERRUPT: kick},
+                        {
+                            GUEST_CPU: g.submit_cost.mean + stack.mean + self.stack.mean,
+                            INTERRUPT: kick,
+                        },
                         True,
                     ),
                     dev_leg,
@@ -338,48 +376,51 @@ class Network:
         submit = segmented(g.submit_cost, vseg)
         complete = segmented(g.complete_cost, vseg)
         vsp_done = segmented(par.vsp.completion_cost, vseg)
-        sub = submit + bernoulli(po, hc)
+        sub = submit + self.stack + bernoulli(po, hc)
+        pmap, punmap = self.parent_map, self.parent_unmap
         req = (
             bernoulli(po, irq)
             + segmented(par.vsp.request_cost, seg)
             + transfer
             + segmented(par.driver.request_cost, seg)
+            + pmap
         )
-        cpl = const(irq) + dist_moments(par.driver.interrupt_cost) + vsp_done
+        cpl = const(irq) + dist_moments(par.driver.interrupt_cost) + vsp_done + punmap
         cpl = cpl + bernoulli(pi, hc)
         virt = self._virt(p)
         com = bernoulli(pi, irq) + complete + const(virt)
-        self._visit(v_sub, share, sub, submit.mean)
+        self._visit(v_sub, share, sub, submit.mean + self.stack.mean)
         self._visit(pv, share, req, req.mean - po * irq)
         self._visit(cpv, share, cpl, cpl.mean - pi * hc)
         self._visit(v_done, share, com, complete.mean + virt)
         # the entries of this channel that wait in its rings, for the signal probabilities
         waiting = self.channels.setdefault(ch, (0.0, pv.name, []))
         self.channels[ch] = (waiting[0] + share, pv.name, [*waiting[2], (share, v_done.name)])
-        vsp_req = req.mean - po * irq
+        vsp_req = req.mean - po * irq - pmap.mean
         return [
             Leg(
                 "child vCPU: VSC, signal",
                 v_sub,
                 GUEST_QUEUE,
-                {GUEST_CPU: submit.mean, INTERRUPT: po * hc},
+                {GUEST_CPU: submit.mean + self.stack.mean, INTERRUPT: po * hc},
                 True,
             ),
             Leg(
                 "ring → parent vCPU: VSP, driver",
                 pv,
                 RING_WAIT,
-                {INTERRUPT: po * irq, PARENT_CPU: vsp_req},
+                {INTERRUPT: po * irq, PARENT_CPU: vsp_req, IOMMU: pmap.mean},
                 True,
             ),
             dev_leg,
             Leg(
-                "parent vCPU: completion, signal",
+                "parent vCPU: completion, unmap, signal",
                 cpv,
                 PARENT_QUEUE,
                 {
                     INTERRUPT: irq + pi * hc,
                     PARENT_CPU: par.driver.interrupt_cost.mean + vsp_done.mean,
+                    IOMMU: punmap.mean,
                 },
                 True,
             ),
@@ -408,14 +449,16 @@ class Network:
         exits = em.exits_per_request * scn.host.costs.device_model_exit
         hc, irq = scn.host.costs.hypercall, self.irq
         copy = of_size(sizes, probs, each_size(lambda x: par.vsp.transfer_cost(x, 0)))
-        sub = dist_moments(g.submit_cost) + const(exits)
+        sub = dist_moments(g.submit_cost) + self.stack + const(exits)
         model = dist_moments(em.access_cost, em.exits_per_request)
         model = model + segmented(par.vsp.request_cost, self.seg) + copy
-        req = model + segmented(par.driver.request_cost, self.seg)
+        pmap, punmap = self.parent_map, self.parent_unmap
+        req = model + segmented(par.driver.request_cost, self.seg) + pmap
         cpl = (
             const(irq + hc)
             + dist_moments(par.driver.interrupt_cost)
             + dist_moments(par.vsp.completion_cost)
+            + punmap
         )
         virt = self._virt(p)
         com = const(irq + virt) + dist_moments(g.complete_cost)
@@ -426,20 +469,25 @@ class Network:
                 "child vCPU: driver, register exits",
                 v_sub,
                 GUEST_QUEUE,
-                {GUEST_CPU: g.submit_cost.mean, INTERRUPT: exits},
+                {GUEST_CPU: g.submit_cost.mean + self.stack.mean, INTERRUPT: exits},
                 True,
             ),
             Leg(
-                "parent vCPU: device model, driver", pv, PARENT_QUEUE, {PARENT_CPU: req.mean}, True
+                "parent vCPU: device model, driver",
+                pv,
+                PARENT_QUEUE,
+                {PARENT_CPU: req.mean - pmap.mean, IOMMU: pmap.mean},
+                True,
             ),
             dev_leg,
             Leg(
-                "parent vCPU: completion, interrupt injection",
+                "parent vCPU: completion, unmap, interrupt injection",
                 pv,
                 PARENT_QUEUE,
                 {
                     INTERRUPT: irq + hc,
                     PARENT_CPU: par.driver.interrupt_cost.mean + par.vsp.completion_cost.mean,
+                    IOMMU: punmap.mean,
                 },
                 True,
             ),

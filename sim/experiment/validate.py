@@ -439,6 +439,10 @@ def run_literature_case(
 
     With ``measure.difference_per: N`` the value is (numerator − denominator) / N instead
     of their ratio: an increment per unit (host CPU per added VM, ...).
+    A measure may also name a ``reference`` side: the value is then
+    (numerator − reference) / (denominator − reference), the share of the gap between
+    the reference and the denominator that the numerator closes (e.g. the share of the
+    throughput a strict IOMMU loses that deferred flushing recovers).
 
     Both sides run the case's scenario with their own overrides (``set``) and the same
     seed, replication by replication, so the ratio is paired (common random numbers).
@@ -484,25 +488,34 @@ def run_literature_case(
     den = None
     if "denominator" in measure:
         den = _side(measure["denominator"], file, "measure.denominator")
+    ref = None
+    if "reference" in measure:
+        if den is None:
+            raise ScenarioError(file, "measure.reference", "needs a 'denominator'")
+        ref = _side(measure["reference"], file, "measure.reference")
     base = from_dict(spec.get("scenario"), source=file)
     num_scn = replace(base, num["set"], source=file) if num.get("set") else base
     den_scn = replace(base, den["set"], source=file) if den and den.get("set") else base
-    unknown = set(measure) - {"numerator", "denominator", "difference_per"}
+    unknown = set(measure) - {"numerator", "denominator", "reference", "difference_per"}
     if unknown:
         raise ScenarioError(file, f"measure.{sorted(unknown)[0]}", "unknown key")
     per = measure.get("difference_per")
     if per is not None and (
-        den is None or isinstance(per, bool) or not isinstance(per, int | float) or per <= 0
+        den is None or ref is not None or isinstance(per, bool) or not isinstance(per, int | float) or per <= 0
     ):
         raise ScenarioError(
-            file, "measure.difference_per", "needs a denominator and a positive number"
+            file, "measure.difference_per", "needs a denominator, no reference, and a positive number"
         )
+    ref_scn = replace(base, ref["set"], source=file) if ref and ref.get("set") else base
     reps = int(replications or spec.get("replications", 5))
     values = []
     for r in range(reps):
         v = _lit_value(num_scn, num, r)
         if den is not None:
             d = _lit_value(den_scn, den, r)
+            if ref is not None:
+                z = _lit_value(ref_scn, ref, r)
+                v, d = v - z, d - z
             # an increment per unit (per added VM, ...), or a ratio
             v = (v - d) / float(per) if per is not None else v / d if d else math.nan
         values.append(v)
@@ -517,7 +530,15 @@ def run_literature_case(
     return {
         **row,
         "metric": num.get("metric", "mean_us")
-        + ("" if den is None else " ratio" if per is None else " difference"),
+        + (
+            ""
+            if den is None
+            else " share of gap"
+            if ref is not None
+            else " ratio"
+            if per is None
+            else " difference"
+        ),
         "simulated": est,
         "ci": 1.96 * se if reps > 1 else math.nan,
         "tolerance": half,

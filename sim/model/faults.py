@@ -226,6 +226,7 @@ class Injector:
             parent.driver_request,
             parent.driver_interrupt,
             parent.transfer_cost,
+            parent.flip_cost,
         )
         parent.vsp_request = _scaled(saved[0], factor)
         parent.vsp_completion = _scaled(saved[1], factor)
@@ -233,6 +234,8 @@ class Injector:
         parent.driver_interrupt = _scaled(saved[3], factor)
         transfer = saved[4]
         parent.transfer_cost = lambda size, pages: transfer(size, pages) * factor
+        flip = saved[5]
+        parent.flip_cost = lambda size, units: flip(size, units) * factor
 
         def restore() -> None:
             (
@@ -241,6 +244,7 @@ class Injector:
                 parent.driver_request,
                 parent.driver_interrupt,
                 parent.transfer_cost,
+                parent.flip_cost,
             ) = saved
 
         return restore

@@ -60,7 +60,9 @@ class Host:
         self.hv = Hypervisor(env, h)
         self.parent = ParentPartition(env, self.hv, scn.parent, h)
         self.devices = {d.name: devices.build(env, d) for d in scn.devices}
-        self.iommu = Iommu(env, h.iommu)  # one IOMMU, its IOTLB shared by direct children
+        self.iommu = Iommu(env, h.iommu)  # one IOMMU, its IOTLB shared by every domain
+        # the parent's physical drivers map their DMA in one domain (host.iommu.parent)
+        self.parent_dma = self.iommu.host_domain("parent", h.iommu.parent, "driver")
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
@@ -106,12 +108,15 @@ class Host:
                     self.parent.vcpus[placed.parent_vcpus[0]],
                     h.costs.device_model_exit,
                     h.costs.hypercall,
+                    self.parent_dma,
                 )
             # a direct child's streams share its translation domain (one ring of buffers)
-            dma: DmaDomain | None = (
-                self.iommu.domain(placed.name) if child.io_path == "direct" else None
-            )
             native = child.io_path == "native"
+            dma: DmaDomain | None = None
+            if child.io_path == "direct":
+                dma = self.iommu.domain(placed.name)
+            elif native:  # the host kernel's DMA API on bare metal (host.iommu.native)
+                dma = self.iommu.host_domain(placed.name, h.iommu.native, "guest")
             for j, sspec in enumerate(spec.streams):
                 path: Path
                 if shared is not None:
@@ -149,6 +154,7 @@ class Host:
             chans,
             [self.parent.vcpus[c.parent_vcpu] for c in planned],
             scn.host.costs.hypercall,
+            self.parent_dma,
         )
 
     def _periodic(self) -> list[Ticker | Housekeeper]:

@@ -1,4 +1,5 @@
-"""DMA remapping for directly assigned device functions: the IOTLB and the mapping modes.
+"""DMA remapping: the IOTLB, the direct children's mapping modes and the host kernels' DMA
+API (docs/design.md §3.3, The IOMMU).
 
 What it models
     The host has one IOMMU (:class:`Iommu`) and one IOTLB (:class:`Iotlb`) of
@@ -51,6 +52,19 @@ Mapping modes (``host.iommu.mode``)
     of the request's ``iommu`` component; the flush is CPU time only, on no request's
     path (requests queued behind it on that vCPU see it as ``guest_queue``).
 
+Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``)
+    A native child's kernel and the parent's physical driver map their own DMA through the
+    same IOMMU when their mode is not ``off`` (:meth:`Iommu.host_domain`): a domain each
+    (the parent's shared by all its traffic) with the same ring of buffers and IOTLB.
+    ``passthrough`` translates nothing (an identity domain); ``static`` looks pages up
+    and costs no CPU; ``strict`` and ``deferred`` cost per request the spec's
+    ``host_map_cost`` (IOVA allocation + a page-table update per page) and
+    ``host_unmap_cost`` (an update per page + the range's release); ``strict`` then
+    invalidates on the IOMMU's one invalidation queue, spinning until done
+    (:meth:`DmaDomain.invalidate`: concurrent invalidations serialise across cores, the
+    wait is CPU time), ``deferred`` queues the unmap for the batch flush. The CPU is the
+    domain's ``category``: ``guest`` on a native host, ``driver`` on the parent.
+
 Counters
     ``iotlb_hits`` and ``iotlb_misses`` (page lookups: their sum is the pages looked up,
     hits / sum the hit ratio), ``iotlb_invalidations`` (strict: one page-range
@@ -61,8 +75,9 @@ Counters
 Simplified
     The lookup happens when the request reaches the device, all its pages at once;
     translations of descriptors, completion entries and interrupt remapping are not
-    modelled, nor paging-structure caches (every miss is a full walk) or ATS. Map and
-    unmap cost per request, not per page. In ``deferred`` mode a buffer keeps its
+    modelled, nor paging-structure caches (every miss is a full walk) or ATS. A direct
+    child's map and unmap cost per request, not per page (a host domain's per page). In
+    ``deferred`` mode a buffer keeps its
     I/O-virtual address (Linux's dma-iommu allocates a new IOVA per mapping and frees the
     old one only at the flush, so there a reuse before the flush would miss too), and
     the flush Linux also makes when a per-CPU flush queue (256 entries) fills is not
@@ -156,17 +171,31 @@ class Iotlb:
 
 
 class Iommu:
-    """The host's IOMMU: one IOTLB, shared by the domains of all direct children."""
+    """The host's IOMMU: one IOTLB, shared by every translation domain, and one
+    invalidation queue, shared by every host kernel's strict unmaps."""
 
     def __init__(self, env: SimEnv, spec: IommuSpec) -> None:
         self.env = env
         self.spec = spec
         self.iotlb = Iotlb(spec.iotlb_entries)
         self.domains: list[DmaDomain] = []
+        # one invalidation at a time, as VT-d's queued invalidation waits for each: the
+        # time the queue is free again (a FIFO single server, in closed form)
+        self.queue_free_at = 0.0
 
     def domain(self, name: str) -> DmaDomain:
-        """A new translation domain for the direct child ``name``."""
+        """A new translation domain for the direct child ``name`` (``host.iommu.mode``)."""
         d = DmaDomain(self, len(self.domains), name)
+        self.domains.append(d)
+        return d
+
+    def host_domain(self, name: str, mode: str, category: str) -> DmaDomain | None:
+        """A translation domain for a host kernel's own driver (a native child, the
+        parent's physical driver) in ``mode``, its CPU charged as ``category``; ``None``
+        when its IOMMU is off."""
+        if mode == "off":
+            return None
+        d = DmaDomain(self, len(self.domains), name, mode, category)
         self.domains.append(d)
         return d
 
@@ -182,11 +211,17 @@ class DmaDomain:
         "_first_buffer",
         "_flush_cost",
         "_interval",
+        "_invalidation",
+        "_iommu",
         "_iotlb",
         "_next",
         "_pages",
+        "_spec",
+        "_translates",
         "_walk",
         "armed",
+        "category",
+        "host",
         "index",
         "map_cost",
         "mode",
@@ -195,29 +230,81 @@ class DmaDomain:
         "unmap_cost",
     )
 
-    def __init__(self, iommu: Iommu, index: int, name: str) -> None:
+    def __init__(
+        self, iommu: Iommu, index: int, name: str, mode: str | None = None, category: str = "guest"
+    ) -> None:
         spec = iommu.spec
         self._env = iommu.env
         self._counters = iommu.env.counters
         self._iotlb = iommu.iotlb
+        self._iommu = iommu
         self.index = index
         self.name = name
-        self.mode = spec.mode
+        # a direct child's domain (mode None: host.iommu.mode, per-request costs) or a
+        # host kernel's (per-page costs, invalidations on the shared queue)
+        self.host = mode is not None
+        self.mode = spec.mode if mode is None else mode
+        self.category = category
+        self._translates = self.mode != "passthrough"
         self._pages = spec.pages
         self._walk = spec.page_walk
         self._buffers = spec.dma_buffers
         self._first_buffer = index * spec.dma_buffers
         self._next = 0
-        self.map_cost = spec.map_cost
-        self.unmap_cost = spec.unmap_cost
+        self._spec = spec
+        if self.host:  # per mapping and per page: the spec's host_map_cost, host_unmap_cost
+            self.map_cost = self.unmap_cost = 0.0
+            self._invalidation = spec.host_invalidation(self.mode)
+        else:
+            self.map_cost = spec.map_cost
+            self.unmap_cost = spec.unmap_cost
+            self._invalidation = 0.0
         self._interval = spec.deferred_flush_interval
         self._flush_cost = spec.deferred_flush_cost
         self.pending = 0  # deferred: unmaps queued since the last flush
         self.armed = False  # deferred: the flush timer is running
 
+    def map_time(self, size: int) -> float:
+        """CPU to map a buffer of ``size`` bytes before its DMA (strict, deferred): per
+        request in a direct child's domain, per mapping and page in a host kernel's."""
+        if self.host:
+            return self._spec.host_map_cost(self.mode, size)
+        return self.map_cost
+
+    def unmap_time(self, size: int) -> float:
+        """CPU to unmap a buffer of ``size`` bytes after its DMA, without a host domain's
+        IOTLB invalidation (:meth:`invalidate`): a direct child's strict unmap; a host
+        domain's strict or deferred one (deferred waits only for the IOTLB flush)."""
+        if self.host:
+            return self._spec.host_unmap_cost(self.mode, size)
+        return self.unmap_cost
+
+    @property
+    def queued_invalidation(self) -> bool:
+        """Whether each unmap waits for an invalidation on the IOMMU's shared queue (a
+        host domain in strict mode)."""
+        return self._invalidation > 0.0
+
+    def invalidate(self, v: VCpu) -> Generator[simpy.Event, Any, float]:
+        """Called while holding ``v``: a strict host domain's IOTLB invalidation, submitted
+        to the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
+        queue serves invalidations one at a time in the order they come, so this one
+        starts when those ahead of it are done; the wait and the invalidation are both CPU
+        time of ``v`` (one work item). Returns it."""
+        iommu = self._iommu
+        now = self._env.now
+        wait = max(0.0, iommu.queue_free_at - now)
+        iommu.queue_free_at = now + wait + self._invalidation
+        took = wait + self._invalidation
+        yield v.hold((self.category, took))
+        return took
+
     def access(self, size: int) -> tuple[int, int, float]:
         """DMA of ``size`` bytes into the next buffer of the ring: looks up its pages and
-        returns ``(first page key, pages, time spent in page walks)``."""
+        returns ``(first page key, pages, time spent in page walks)``; a passthrough
+        domain translates nothing."""
+        if not self._translates:
+            return 0, 0, 0.0
         b = self._next
         self._next = b + 1 if b + 1 < self._buffers else 0
         pages = self._pages(size)
@@ -233,6 +320,8 @@ class DmaDomain:
         deferred queues the unmap and arms the flush timer; static does nothing."""
         mode = self.mode
         if mode == "strict":
+            if not pages:
+                return
             self._iotlb.invalidate_range(first, pages)
             self._counters["iotlb_invalidations"] += 1
         elif mode == "deferred":
@@ -260,5 +349,5 @@ class DmaDomain:
         yield from v.acquire()
         debt = v.take_debt()
         self.flush()
-        yield v.hold(("guest", self._flush_cost), ("hypervisor", debt))
+        yield v.hold((self.category, self._flush_cost), ("hypervisor", debt))
         v.release()

@@ -107,7 +107,18 @@ added to exactly one component (:mod:`sim.model.metrics`).
     parent is part of ``device_model_exit``.
 
 **native**: the same workload on bare metal, the reference for the "virtualization tax":
-as direct, with no IOMMU, no exits and no world switch.
+as direct, with no exits and no world switch; its kernel's DMA goes through the IOMMU when
+``host.iommu.native`` is not ``off`` (:mod:`sim.model.iommu`: map on the issuing vCPU,
+unmap and, in ``strict`` mode, an invalidation on the IOMMU's queue on the completing one).
+On the routed and emulated paths the parent's physical driver maps the same way
+(``host.iommu.parent``): map with its request cost, unmap after its completion, on the
+parent vCPU (``driver`` CPU, ``iommu`` time).
+
+**The guest's protocol stack** (NIC streams, ``guest.packet_cost`` and
+``guest.copy_bandwidth``; off by default): per packet the stack handles, per segment sent
+on direct and native without TSO, one on the other paths whose virtual NICs take whole
+requests, per unit received; plus the user copy per byte. On the issuing vCPU for a send,
+the completing vCPU for a receive, with the driver's cost.
 
 A child that asks for ``direct`` and finds no free VF on its device falls back to
 ``routed`` (Hyper-V behaviour); :mod:`sim.model.host` decides, and the results say so.
@@ -185,9 +196,11 @@ Hypervisor and emulated children use the physical function and need no VF.
     * routed: DMA into the PF's queue; the parent vCPU serving the channel of the
       steered vCPU takes the interrupt (exits unless posted, the driver's ISR/DPC once
       per interrupt), runs the physical driver's ``request_cost`` and the VSP's
-      ``request_cost``, and copies the payload into the child's receive buffer at
-      ``copy_bandwidth`` (a receive has no page-list case: netvsc's host always copies
-      into the receive buffer); it puts a transfer-page descriptor into the channel's
+      ``request_cost``, and hands the payload over by ``parent.vsp.receive``: copies it
+      into the child's receive buffer at ``copy_bandwidth`` (``copy``, netvsc's host), or
+      flips its pages (``flip``, Xen's grant transfer: ``flip_page_cost`` per page of
+      every unit, whatever its bytes); with ``host.iommu.parent`` the driver unmaps the
+      buffer and maps a fresh one; it puts a transfer-page descriptor into the channel's
       inbound ring and signals the child if the ring was empty (a hypercall); the
       child's VSC takes it out and runs ``complete_cost``. Waiting behind the parent
       vCPU's other work is ``parent_queue``. A parent crash between the NIC's DMA and
@@ -218,7 +231,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim.model.devices import Device, Interrupt
+from sim.model.devices import Device, Interrupt, NicDevice
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Hypervisor, VCpu
 from sim.model.iommu import DmaDomain
@@ -311,6 +324,30 @@ def _pieces(size: int, mtu: int) -> list[int]:
     return [mtu] * full + ([rest] if rest or not full else [])
 
 
+def _stack(child: ChildPartition, dev: Device, size: int, packets: int) -> float:
+    """The guest protocol stack's CPU for a NIC message of ``size`` bytes handled as
+    ``packets`` packets: ``guest.packet_cost`` per packet and the copy between user and
+    kernel at ``guest.copy_bandwidth`` (0 when neither is set, or on a storage device)."""
+    if child.packet_cost is None or not isinstance(dev, NicDevice):
+        return 0.0
+    return _per_segment(child.packet_cost, packets) + child.copy_cost(size)
+
+
+def _unmap(
+    dma: DmaDomain, first: int, pages: int, v: VCpu, cost: float
+) -> Generator[simpy.Event, Any, float]:
+    """Called while holding ``v``: unmap a host domain's buffer after its DMA (``cost``
+    µs of page-table updates and the range's release, charged to the domain's
+    category), invalidate its IOTLB entries on the IOMMU's queue (strict) or queue the
+    unmap (deferred). Returns the CPU time spent, the request's ``iommu`` time."""
+    if cost:
+        yield v.hold((dma.category, cost))
+    if dma.queued_invalidation:
+        cost += yield from dma.invalidate(v)
+    dma.unmap(first, pages, v)
+    return cost
+
+
 def _handles(irq: Interrupt | None) -> bool:
     """Whether this completion runs its interrupt's handler and pays the per-interrupt
     costs: always without moderation (``None``: an interrupt of its own); under
@@ -368,6 +405,7 @@ class RoutedPath:
         channels: list[Channel],
         parent_vcpus: list[VCpu],
         hypercall: float,
+        dma: DmaDomain | None = None,
     ) -> None:
         if not channels or len(channels) != len(parent_vcpus):
             raise ValueError("a routed path needs one parent vCPU per channel, and a channel")
@@ -381,6 +419,7 @@ class RoutedPath:
         self.hypercall = hypercall
         # a single-queue NIC interrupts parent vCPU 0 for every channel (no VMQ)
         self.irq_vcpu: VCpu | None = parent.vcpus[0] if device.single_queue else None
+        self.dma = dma  # the parent driver's translation domain (host.iommu.parent)
         n = len(self.channels)
         # by issuing child vCPU: its channel and the parent vCPU that serves it
         self._lanes = [
@@ -419,7 +458,7 @@ class RoutedPath:
             nbytes = ch.entry_bytes(size)
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = _per_segment(child.submit_cost, vsegs)
+        cost = _per_segment(child.submit_cost, vsegs) + _stack(child, self.device, size, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -441,21 +480,28 @@ class RoutedPath:
         segments = max(self.device.segments(size), vsegs)
         vsp = _per_segment(parent.vsp_request, segments) + transfer
         drv = _per_segment(parent.driver_request, segments)
-        yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv), ("hypervisor", debt))
+        dma = self.dma
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
         c[INTERRUPT] += irq
         c[PARENT_CPU] += vsp + drv
+        c[IOMMU] += dmap
 
-        # 3. the device, through the physical function
+        # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        yield from dev.serve(req, 0.0)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
 
-        # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, inbound ring
+        # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, the
+        #    driver's unmap, inbound ring
         pv = self.irq_vcpu or pv
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of, vsegs)
+        if dma is not None:
+            c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         inbound = ch.inbound
         signalled = yield from _into_ring(
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
@@ -490,10 +536,13 @@ class RoutedPath:
         ch, pv = self._lanes[req.vcpu.index]  # the channel of the vCPU it is steered to
         pv = self.irq_vcpu or pv  # a single-queue NIC: parent vCPU 0 takes every message
         req.epoch = parent.epoch
-        yield from dev.deliver(req, 0.0)
+        dma = self.dma
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.deliver(req, translate)
 
         # 2. the parent's vCPU of that channel: ISR/DPC (per interrupt), physical driver
-        #    and VSP per unit, the payload copied into the child's receive buffer
+        #    and VSP per unit, the payload copied (or its pages flipped) into the child's
+        #    receive buffer; the driver unmaps the buffer and maps a fresh one
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         sched, queued = yield from pv.acquire()
         if req.epoch != parent.epoch:  # the parent crashed since the NIC delivered it
@@ -506,17 +555,22 @@ class RoutedPath:
         else:
             irq, isr = 0.0, 0.0
         # the physical driver per unit the port delivers; the VSP per packet it hands the
-        # guest: one per frame when either the port or the synthetic NIC does not coalesce
+        # guest: one per frame when either the port or the synthetic NIC does not coalesce;
+        # a copy of the payload or a flip of the pages of the units the port delivered
         phys = dev.receive_units(req.size)
         vunits = len(_pieces(req.size, self._vlro_mtu)) if self._vlro_mtu else 1
         units = max(phys, vunits)
         drv = isr + _per_segment(parent.driver_request, phys)
-        vsp = _per_segment(parent.vsp_request, units) + parent.transfer_cost(req.size, 0)
-        yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
+        vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(req.size, phys)
+        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
+        if dma is not None:
+            remap += yield from _unmap(dma, first, pages, pv, 0.0)
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[INTERRUPT] += irq
         c[PARENT_CPU] += drv + vsp
+        c[IOMMU] += remap
 
         # 3. a transfer-page descriptor (one per packet without virtual coalescing) into
         #    the channel's inbound ring, a signal if empty
@@ -533,7 +587,7 @@ class RoutedPath:
         inbound.take(nbytes)
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
@@ -575,12 +629,14 @@ class AssignedPath:
             return
         child, dma = self.child, self.dma
         c = req.c
-        map_cost = dma.map_cost if dma is not None else 0.0
-        # 1. guest driver on the issuing vCPU; MMIO doorbell without exit
+        map_cost = dma.map_time(req.size) if dma is not None else 0.0
+        # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = _per_segment(child.submit_cost, self.device.segments(req.size))
+        segments = self.device.segments(req.size)
+        cost = _per_segment(child.submit_cost, segments)
+        cost += _stack(child, self.device, req.size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -599,7 +655,7 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        unmap = dma.unmap_cost if dma is not None else 0.0
+        unmap = dma.unmap_time(req.size) if dma is not None else 0.0
         cost = child.complete_cost()
         virt = child.virt_charge(v)
         yield v.hold(
@@ -611,7 +667,7 @@ class AssignedPath:
         if virt:
             c[GUEST_CPU] += virt
         if dma is not None:
-            dma.unmap(first, pages, v)
+            unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -646,8 +702,9 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        remap = (dma.unmap_cost + dma.map_cost) if dma is not None else 0.0
-        cost = _per_segment(child.complete_cost, dev.receive_units(req.size))
+        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        units = dev.receive_units(req.size)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq),
@@ -658,7 +715,7 @@ class AssignedPath:
         if virt:
             c[GUEST_CPU] += virt
         if dma is not None:
-            dma.unmap(first, pages, v)
+            remap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -712,7 +769,7 @@ class HypervisorPath:
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         kick = self.doorbell
         stack = _per_segment(self.request_cost, self.device.segments(req.size))
         env.counters["exits.doorbell"] += 1
@@ -766,7 +823,7 @@ class HypervisorPath:
         units = dev.receive_units(req.size)
         stack = _per_segment(self.completion_cost, units)
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         virt = child.virt_charge(v)
         yield v.hold(
             ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
@@ -797,6 +854,7 @@ class EmulatedPath:
         parent_vcpu: VCpu,
         device_model_exit: float,
         hypercall: float,
+        dma: DmaDomain | None = None,
     ) -> None:
         self.env = env
         self.hv = hv
@@ -804,6 +862,7 @@ class EmulatedPath:
         self.parent = parent
         self.device = device
         self.parent_vcpu = parent_vcpu
+        self.dma = dma  # the parent driver's translation domain (host.iommu.parent)
         spec = child.spec.emulated
         self.exits = spec.exits_per_request
         self.exit_cost = self.exits * device_model_exit
@@ -819,7 +878,7 @@ class EmulatedPath:
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        cost = child.submit_cost()
+        cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         exits = self.exit_cost
         env.counters["exits.device_model"] += self.exits
         yield v.hold(("guest", cost), ("exit", exits), ("hypervisor", debt))
@@ -843,21 +902,27 @@ class EmulatedPath:
         segments = self.device.segments(req.size)
         model += _per_segment(parent.vsp_request, segments) + parent.transfer_cost(req.size, 0)
         drv = _per_segment(parent.driver_request, segments)
-        yield pv.hold(("vsp", model), ("driver", drv), ("hypervisor", debt))
+        dma = self.dma
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        yield pv.hold(("vsp", model), ("driver", drv + dmap), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[PARENT_CPU] += model + drv
+        c[IOMMU] += dmap
 
-        # 3. the device, through the physical function
+        # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        yield from dev.serve(req, 0.0)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
 
         # 4. completion on the parent; the device model raises the child's interrupt
         #    (a hypercall)
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         env.counters["exits.hypercall"] += 1
         yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
+        if dma is not None:
+            c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         pv.release()
         req.epoch = -1  # the child's interrupt is raised: no parent crash loses it now
 

@@ -98,9 +98,20 @@ class ParentPartition:
         # VSP CPU to move a payload: copy it, or walk its page list (the spec's physics;
         # a VSP slowdown scales it for a while, sim.model.faults)
         self.transfer_cost: Callable[[int, int], float] = vsp.transfer_cost
+        # VSP CPU to flip a received payload's pages to a child (parent.vsp.receive: flip)
+        self.flip_cost: Callable[[int, int], float] = vsp.receive_cost
+        self.flips = vsp.receive == "flip"
         # changes when the parent crashes and when it restarts (sim.model.faults): a request
         # that entered the parent under another epoch was lost with its state
         self.epoch = 0
+
+    def receive_cost(self, size: int, units: int) -> float:
+        """VSP CPU to hand a received payload of ``size`` bytes (``units`` frames, or one
+        coalesced unit) to a routed child: a copy into its receive buffer, or a page flip
+        per page of every unit (``parent.vsp.receive``)."""
+        if self.flips:
+            return self.flip_cost(size, units)
+        return self.transfer_cost(size, 0)
 
 
 class ChildPartition:
@@ -152,6 +163,14 @@ class ChildPartition:
         self.virt_category = "exit" if cpu.mode == "hardware" else "hypervisor"
         self._warmup = 0.0 if bare else cpu.translation_warmup
         self._translated: set[int] = set()  # vCPUs whose translation cache is warm
+        # the guest's protocol stack on NIC streams (0 and no copy: not modelled)
+        self.stack = g.packet_cost.mean > 0.0 or g.copy_bandwidth is not None
+        self.packet_cost: Sampler | None = (
+            g.packet_cost.sampler(env.rng(names.child_scope(name), "guest", "packet_cost"))
+            if self.stack
+            else None
+        )
+        self.copy_cost = g.copy_cost
         self.requested_path: str = spec.io_path
         self.io_path: str = spec.io_path
         self.vf: int | None = None

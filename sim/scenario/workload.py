@@ -17,6 +17,7 @@ from sim.scenario.fields import (
     PIN_HELP,
     REQUEST_SIZE,
     WEIGHT_HELP,
+    Bitrate,
     Cap,
     CostDist,
     Model,
@@ -28,6 +29,7 @@ from sim.scenario.fields import (
     Weight,
     field,
 )
+from sim.scenario.hardware import MEMORY_RATE
 from sim.scenario.reader import quote
 
 # ---------------------------------------------------------------------------------------
@@ -162,6 +164,26 @@ class Guest(Model):
         "host.cpu_virtualization.page_table_update (shadow paging). Assumed: one (the "
         "request's buffer mapped or a page fault filled).",
     )
+
+    packet_cost: CostDist = field(
+        "0us",
+        description="NIC streams: the protocol stack's CPU per packet it handles (TCP/IP "
+        "and socket layer, beside the driver's per-request costs): per segment sent "
+        "(one with TSO, and on the routed, hypervisor and emulated paths, whose virtual "
+        "NICs take whole requests) and per unit received (one with LRO). 0 (default): "
+        "not modelled. Era figures are in the docs (docs/design.md, stack costs).",
+    )
+    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
+        None,
+        description="NIC streams: rate at which the stack copies the payload between the "
+        "user's buffer and its own (copy from user on send, to user on receive), on the "
+        "issuing vCPU for sends and the completing one for receives. None (default): no "
+        "copy modelled.",
+    )
+
+    def copy_cost(self, size: float) -> float:
+        """CPU to copy ``size`` bytes between user and kernel (0 without a rate)."""
+        return size * (8e6 / self.copy_bandwidth) if self.copy_bandwidth else 0.0
 
 
 class VirtualNic(Model):
