@@ -354,7 +354,6 @@ class Network:
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq
         vm = par.vmbus
-        dev = scn.device(p.spec.device) if p.spec.device is not None else None
         vnic = p.spec.vnic
         if vnic is not None and not vnic.tso and isinstance(dev, Nic):
             # no virtual TSO: MTU packets, each through the VSC, the VSP and the driver

@@ -501,10 +501,16 @@ def run_literature_case(
         raise ScenarioError(file, f"measure.{sorted(unknown)[0]}", "unknown key")
     per = measure.get("difference_per")
     if per is not None and (
-        den is None or ref is not None or isinstance(per, bool) or not isinstance(per, int | float) or per <= 0
+        den is None
+        or ref is not None
+        or isinstance(per, bool)
+        or not isinstance(per, int | float)
+        or per <= 0
     ):
         raise ScenarioError(
-            file, "measure.difference_per", "needs a denominator, no reference, and a positive number"
+            file,
+            "measure.difference_per",
+            "needs a denominator, no reference, and a positive number",
         )
     ref_scn = replace(base, ref["set"], source=file) if ref and ref.get("set") else base
     reps = int(replications or spec.get("replications", 5))
