@@ -189,6 +189,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
     p.add_argument("--replications", type=int, help="replications (default: run.replications)")
     p.add_argument(
+        "--workers",
+        type=int,
+        help="processes the replications run in (default: the cores; results are the same "
+        "for any number)",
+    )
+    p.add_argument(
         "--budget",
         type=float,
         metavar="REQUESTS",
@@ -366,13 +372,25 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(["hvsim", *args.argv])
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """``--workers``, or the cores this process may use."""
+    from sim.experiment.run import cores
+
+    if args.workers is None:
+        return cores()
+    if args.workers < 1:
+        raise InputError(f"--workers: must be at least 1 (got {args.workers})")
+    return int(args.workers)
+
+
 def _run(args: argparse.Namespace) -> int:
     from sim.experiment.run import run
     from sim.report.text import format_summary
 
+    workers = _workers(args)
     scn, out = _load(args)
     _check_out(out, "run", args.force)
-    result = run(scn, replications=args.replications, seed=args.seed)
+    result = run(scn, replications=args.replications, seed=args.seed, workers=workers)
     result.meta["command"] = _command(args)
     result.save(out, force=args.force)
     if args.quiet:
@@ -390,6 +408,7 @@ def _compare(args: argparse.Namespace) -> int:
     from sim.report.text import format_comparison
 
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    workers = _workers(args)
     scn, out = _load(args, "-compare")
     from sim.scenario.budget import budget_problem
 
@@ -398,7 +417,9 @@ def _compare(args: argparse.Namespace) -> int:
         raise InputError(f"{args.scenario}: run.duration: {over}")
     _check_out(out, "compare", args.force)
     try:
-        comparison = compare(scn, paths, replications=args.replications, seed=args.seed)
+        comparison = compare(
+            scn, paths, replications=args.replications, seed=args.seed, workers=workers
+        )
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)

@@ -32,9 +32,11 @@ def compare(
     paths: Sequence[str] = ("routed", "direct"),
     replications: int | None = None,
     seed: int | None = None,
+    workers: int = 1,
 ) -> Comparison:
     """Run ``scenario`` once per I/O path with common random numbers; the first path is the
-    base of the paired differences and ratios."""
+    base of the paired differences and ratios. Each path's replications run in up to
+    ``workers`` processes (:func:`sim.experiment.run.replicate`)."""
     paths = list(paths)
     bad = [p for p in paths if p not in IO_PATHS]
     if bad:
@@ -42,7 +44,7 @@ def compare(
     if len(paths) < 2 or len(set(paths)) != len(paths):
         raise ValueError("compare needs at least two different paths")
     t0 = time.perf_counter()
-    results = {p: run(on_path(scenario, p), replications, seed) for p in paths}
+    results = {p: run(on_path(scenario, p), replications, seed, workers) for p in paths}
     table = comparison_frame(results, paths[0])
     first = results[paths[0]]
     meta = {
