@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD.PATH=VALUE",
         help="override a field, e.g. --set run.duration=200ms (repeatable)",
     )
+    k.add_argument(
+        "--workers",
+        type=int,
+        help="processes each point's replications run in (default: the cores; results are "
+        "the same for any number)",
+    )
     k.add_argument("--quiet", action="store_true", help="print only the result directory")
     k.add_argument("--report", action="store_true", help="also write DIR/report.html")
 
@@ -507,6 +513,7 @@ def _capacity(args: argparse.Namespace) -> int:
     if not 0 < args.resolution < 1:  # NaN too
         raise InputError(f"--resolution: must be above 0 and below 1 (got {args.resolution:g})")
     _within("--max-points", args.max_points, 2, MAX_CAPACITY_POINTS)
+    workers = _workers(args)
     scn, out = _load(args, "-capacity")
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     children = [c.strip() for c in args.child.split(",") if c.strip()] if args.child else None
@@ -527,7 +534,14 @@ def _capacity(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    cap = search(scn, clauses, seed=args.seed, progress=None if args.quiet else progress, **options)
+    cap = search(
+        scn,
+        clauses,
+        seed=args.seed,
+        progress=None if args.quiet else progress,
+        workers=workers,
+        **options,
+    )
     cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)

@@ -49,3 +49,22 @@ def test_cli_refuses_no_workers(capsys: pytest.CaptureFixture[str], tmp_path) ->
     assert code == 2
     assert err == ["error: --workers: must be at least 1 (got 0)"]
     assert not (tmp_path / "r").exists()
+
+
+def test_capacity_on_two_workers_is_the_serial_search() -> None:
+    """The M/M/1 capacity case (tests/test_capacity.py) at 3 points: same table and
+    points, whether each point's replications run serially or on two workers."""
+    from sim.experiment.capacity import search
+    from sim.experiment.validate import load_case
+    from sim.scenario import from_dict
+
+    data = load_case("scenarios/validation/mm1-mean.yaml")["scenario"]
+    data["children"][0]["streams"][0]["rate"] = "5k"
+    data["run"] = {"duration": "100ms", "warmup": "10ms", "seed": 3}
+    scn = from_dict(data)
+    kw = {"paths": ["native"], "replications": 3, "resolution": 0.2, "max_points": 3}
+    serial = search(scn, "mean<=100us", **kw)
+    pooled = search(scn, "mean<=100us", workers=2, **kw)
+    drop = ["wall_s"]
+    assert_frame_equal(serial.table.drop(columns=drop), pooled.table.drop(columns=drop))
+    assert_frame_equal(serial.points.drop(columns=drop), pooled.points.drop(columns=drop))

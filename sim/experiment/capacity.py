@@ -412,8 +412,10 @@ def _search_path(
     resolution: float,
     max_points: int,
     progress: Callable[[str], None] | None,
+    workers: int = 1,
 ) -> tuple[dict[str, Any], list[Point]]:
-    """One path's search (module docstring): its row of the table and its points."""
+    """One path's search (module docstring): its row of the table and its points; each
+    point's replications in up to ``workers`` processes."""
     t0 = time.perf_counter()
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
@@ -426,7 +428,7 @@ def _search_path(
     def probe(x: float) -> Point:
         scn = _at(base, vary, child, x)
         t = time.perf_counter()
-        res = run(scn, replications=replications, seed=seed)
+        res = run(scn, replications=replications, seed=seed, workers=workers)
         meets, lower_ok, reason, rows = evaluate(res, slo, entries)
         pt = Point(path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t)
         points[x] = pt
@@ -553,13 +555,16 @@ def search(
     resolution: float = RESOLUTION,
     max_points: int = MAX_POINTS,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> Capacity:
     """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
     scenario's own paths, as given); ``children``: the child entries the SLO is about
     (default every child with I/O streams; with ``vary="children"`` exactly one, whose
     count varies). ``replications`` per point (at least 2: a point is judged on its
     interval; default the scenario's), ``resolution`` the relative resolution of a load
-    factor. ``ValueError`` (an :class:`SloError` for the SLO) for invalid arguments."""
+    factor; every point's replications run in up to ``workers`` processes (the same
+    result for any number). ``ValueError`` (an :class:`SloError` for the SLO) for invalid
+    arguments."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -569,7 +574,18 @@ def search(
     for p in path_list:
         base = scenario if p == "as-is" else on_path(scenario, p)
         row, pts = _search_path(
-            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress
+            base,
+            p,
+            clauses,
+            vary,
+            child,
+            entries,
+            reps,
+            root,
+            resolution,
+            max_points,
+            progress,
+            workers,
         )
         rows.append(row)
         for k, pt in enumerate(pts):
