@@ -29,10 +29,11 @@ def cores() -> int:
 
 def replicate(scenario: Scenario, replications: int, root: int, workers: int = 1) -> list[RunData]:
     """The records of replications 0 … ``replications`` − 1, in that order, simulated in
-    up to ``workers`` processes (serially in this one for 1)."""
+    up to ``workers`` processes, at most one per replication and per core (serially in
+    this one for 1)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    workers = min(workers, replications)
+    workers = min(workers, replications, cores())
     if workers <= 1:
         return [simulate(scenario, r, root) for r in range(replications)]
     reps = range(replications)
