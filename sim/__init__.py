@@ -81,11 +81,14 @@ def availability(scenario: Any, **kwargs: Any) -> Any:
     return estimate(_scenario(scenario), **kwargs)
 
 
-def run(scenario: Any, replications: int | None = None, seed: int | None = None) -> Result:
-    """Run a scenario (a :class:`Scenario` or a path) and return its :class:`Result`."""
+def run(
+    scenario: Any, replications: int | None = None, seed: int | None = None, workers: int = 1
+) -> Result:
+    """Run a scenario (a :class:`Scenario` or a path) and return its :class:`Result`; its
+    replications in up to ``workers`` processes (the same result for any number)."""
     from sim.experiment.run import run as _run
 
-    return _run(_scenario(scenario), replications=replications, seed=seed)
+    return _run(_scenario(scenario), replications=replications, seed=seed, workers=workers)
 
 
 def compare(
@@ -93,6 +96,7 @@ def compare(
     paths: Any = ("routed", "direct"),
     replications: int | None = None,
     seed: int | None = None,
+    workers: int = 1,
 ) -> Any:
     """Run a scenario with every I/O child on each path, paired (common random numbers);
     returns the comparison table (a DataFrame: per child, metric and path, the value with
@@ -100,7 +104,9 @@ def compare(
     full results per path, use :func:`sim.experiment.compare.compare`."""
     from sim.experiment.compare import compare as _compare
 
-    return _compare(_scenario(scenario), paths, replications=replications, seed=seed).table
+    return _compare(
+        _scenario(scenario), paths, replications=replications, seed=seed, workers=workers
+    ).table
 
 
 def sweep(

@@ -157,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD.PATH=VALUE",
         help="override a field, e.g. --set run.duration=200ms (repeatable)",
     )
+    k.add_argument(
+        "--workers",
+        type=int,
+        help="processes each point's replications run in (default: the cores; results are "
+        "the same for any number)",
+    )
     k.add_argument("--quiet", action="store_true", help="print only the result directory")
     k.add_argument("--report", action="store_true", help="also write DIR/report.html")
 
@@ -223,6 +229,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     _force(p)
     p.add_argument("--seed", type=int, help="root seed (default: the scenario's run.seed)")
     p.add_argument("--replications", type=int, help="replications (default: run.replications)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes the replications run in (default: the cores; results are the same "
+        "for any number)",
+    )
     p.add_argument(
         "--budget",
         type=float,
@@ -461,16 +473,28 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(["hvsim", *args.argv])
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """``--workers``, or the cores this process may use."""
+    from sim.experiment.run import cores
+
+    if args.workers is None:
+        return cores()
+    if args.workers < 1:
+        raise InputError(f"--workers: must be at least 1 (got {args.workers})")
+    return int(args.workers)
+
+
 def _run(args: argparse.Namespace) -> int:
     from sim.experiment.run import run
     from sim.report.text import format_summary
 
+    workers = _workers(args)
     scn, out = _load(args)
     _check_out(out, "run", args.force)
     reps = scn.run.replications if args.replications is None else args.replications
     with _bar(reps * scn.run.duration / 1000.0, f"{scn.name}: simulating", args.quiet) as bar:
         result = run(scn, replications=args.replications, seed=args.seed,
-                     progress=_simulated(bar))  # fmt: skip
+                     progress=_simulated(bar), workers=workers)  # fmt: skip
     result.meta["command"] = _command(args)
     result.save(out, force=args.force)
     if args.quiet:
@@ -488,6 +512,7 @@ def _compare(args: argparse.Namespace) -> int:
     from sim.report.text import format_comparison
 
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    workers = _workers(args)
     scn, out = _load(args, "-compare")
     from sim.scenario.budget import budget_problem
 
@@ -500,7 +525,7 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         with _bar(total, f"{scn.name}: {len(paths)} paths", args.quiet) as bar:
             comparison = compare(scn, paths, replications=args.replications, seed=args.seed,
-                                 progress=_simulated(bar))  # fmt: skip
+                                 progress=_simulated(bar), workers=workers)  # fmt: skip
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)
@@ -589,6 +614,7 @@ def _capacity(args: argparse.Namespace) -> int:
     if not 0 < args.resolution < 1:  # NaN too
         raise InputError(f"--resolution: must be above 0 and below 1 (got {args.resolution:g})")
     _within("--max-points", args.max_points, 2, MAX_CAPACITY_POINTS)
+    workers = _workers(args)
     scn, out = _load(args, "-capacity")
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     children = [c.strip() for c in args.child.split(",") if c.strip()] if args.child else None
@@ -619,7 +645,7 @@ def _capacity(args: argparse.Namespace) -> int:
             bar.write(line, file=sys.stderr)
             bar.update(1)
 
-        cap = search(scn, clauses, seed=args.seed, under=args.under,
+        cap = search(scn, clauses, seed=args.seed, under=args.under, workers=workers,
                      progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}

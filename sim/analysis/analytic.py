@@ -45,9 +45,11 @@ What it models
       (or page-listed) on its own (:mod:`sim.model.iopaths`); ``vnic.lro`` concerns
       receive streams only, which the estimate does not model.
 
-    Open-loop streams arrive at their rates (Poisson). A closed-loop stream's throughput
-    X solves X = N / (R(X) + Z) for its N users, think time Z and the network's response
-    time R at X: the open-network approximation of a closed loop, rough for few users.
+    Open-loop streams arrive at their rates (Poisson). Closed-loop streams are solved by
+    Schweitzer–Bard approximate MVA (:mod:`sim.analysis.mva`, :func:`_closed_loops`)
+    with the open streams as the open classes of a mixed network; a closed stream's
+    waits are then the MVA's, its mean latency N/X − Z (Little), and an open stream's
+    wait at a station holding closed-loop customers the mixed network's.
 
     Per child: its mean latency split into the simulation's components, the utilisation
     of every station it visits, and the **saturation factor**: the factor by which every
@@ -89,7 +91,9 @@ What it ignores, and when it should hold
     explain.
 
 Sources
-    Pollaczek–Khinchine and Erlang C (Kleinrock, *Queueing Systems* vol. 1, 1975);
+    Schweitzer (1979) and Bard (1979) approximate MVA, mixed networks (Lazowska et al.,
+    *Quantitative System Performance*, 1984, ch. 7), Seidmann et al. (1987) for several
+    servers; Pollaczek–Khinchine and Erlang C (Kleinrock, *Queueing Systems* vol. 1, 1975);
     Allen–Cunneen (Allen, *Probability, Statistics and Queueing Theory*, 1990); M/G/1
     with exceptional first service (Welch 1964); Jackson networks for the tandem cases
     ``hvsim validate`` checks, which this estimate reproduces exactly.
@@ -105,6 +109,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.analysis import mva
 from sim.analysis.network import Klass, Network
 from sim.analysis.queueing import size_points
 from sim.model.metrics import (
@@ -162,12 +167,20 @@ def _rates(placed: list[Placement], closed: dict[Key, float]) -> dict[Key, float
     return rates
 
 
+Signals = tuple[dict[str, float], dict[str, float]]  # per channel: outbound, inbound
+Stretch = dict[Key | None, dict[str, float]]  # per closed stream (None: open), per station
+
+
 def _solve(
-    scn: Scenario, placed: list[Placement], rates: dict[Key, float], sizes: Sizes
+    scn: Scenario,
+    placed: list[Placement],
+    rates: dict[Key, float],
+    sizes: Sizes,
+    start: Signals = ({}, {}),
 ) -> Network:
-    """The network with the signal probabilities at their fixed point."""
-    out: dict[str, float] = {}
-    inb: dict[str, float] = {}
+    """The network with the signal probabilities at their fixed point, sought from
+    ``start`` (1 for a channel it does not name)."""
+    out, inb = start
     net = Network(scn, placed, rates, out, inb, sizes)
     for _ in range(100):
         net.solve()
@@ -185,17 +198,20 @@ def _solve(
     return net
 
 
-def _class_latency(net: Network, child: str, stream: int) -> float:
-    ks = [k for k in net.classes if k.child == child and k.stream == stream]
-    total = sum(k.rate for k in ks)
-    if total <= 0:
-        return sum(k.latency()[0] for k in ks) / max(len(ks), 1)
-    return sum(k.rate * k.latency()[0] for k in ks) / total
+def _closed_loops(
+    scn: Scenario, placed: list[Placement], sizes: Sizes
+) -> tuple[dict[Key, float], Signals, Stretch]:
+    """Throughput (per µs) of every closed-loop stream by Schweitzer–Bard MVA
+    (:func:`sim.analysis.mva.schweitzer`), the open-loop streams beside them.
 
-
-def _closed_loops(scn: Scenario, placed: list[Placement], sizes: Sizes) -> dict[Key, float]:
-    """Throughput (per µs) of every closed-loop stream: X = N / (R(X) + Z), by bisection
-    on each in turn (Gauss–Seidel) until they settle."""
+    The stations' demands depend on the throughputs through the world switches (a visit
+    pays P₀·d, P₀ the share of visits finding the vCPU idle), the signal probabilities and
+    the IOTLB: each round builds the network at the current throughputs and signal
+    probabilities, solves the MVA on its demands, and moves both on until the throughputs
+    settle; the signal probabilities reached are returned for :func:`_solve` to start
+    from, and the waits per µs of service the MVA implies (:func:`_mva`), which replace
+    the open network's where closed-loop customers queue: by Little's law a closed
+    loop's mean latency is then N/X − Z, consistent with its throughput."""
     loops = [
         ((p.name, j), float(s.outstanding or 0), s.think.mean)
         for p in placed
@@ -203,27 +219,95 @@ def _closed_loops(scn: Scenario, placed: list[Placement], sizes: Sizes) -> dict[
         for j, s in enumerate(p.spec.streams)
         if s.closed
     ]
-    x: dict[Key, float] = {key: 0.0 for key, _, _ in loops}
-
-    def excess(key: Key, v: float, users: float, think: float) -> float:
-        """X − N/(R(X) + Z): increasing in X, zero at the stream's throughput."""
-        net = _solve(scn, placed, _rates(placed, {**x, key: v}), sizes)
-        r = _class_latency(net, *key)
-        return v - users / (r + think) if math.isfinite(r) else math.inf
-
-    for _ in range(20 if loops else 0):
-        before = dict(x)
-        for key, users, think in loops:
-            lo, hi = 0.0, 1.0
-            while excess(key, hi, users, think) < 0 and hi < 1e9:
-                hi *= 2
-            while hi - lo > 1e-7 * hi:
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if excess(key, mid, users, think) < 0 else (lo, mid)
-            x[key] = lo
-        if all(abs(x[k] - before[k]) <= 1e-6 * max(x[k], 1e-12) for k in x):
+    if not loops:
+        return {}, ({}, {}), {}
+    keys = [key for key, _, _ in loops]
+    users = np.array([n for _, n, _ in loops])
+    think = np.array([z for _, _, z in loops])
+    x = np.full(len(loops), PROBE)  # a network needs a rate to hold a class's legs
+    out: dict[str, float] = {}
+    inb: dict[str, float] = {}
+    queues: np.ndarray | None = None
+    stretch: Stretch = {}
+    for sweep in range(MAX_ROUNDS):
+        probe = dict(zip(keys, np.maximum(x, PROBE).tolist(), strict=True))
+        net = Network(scn, placed, _rates(placed, probe), out, inb, sizes)
+        net.solve()
+        new_x, queues, stretch = _mva(net, keys, users, think, queues)
+        out, inb = net.signals()
+        if sweep >= DAMP_AFTER:  # a step (the IOTLB's) can make the plain iteration cycle
+            new_x = (x + new_x) / 2
+        change = np.max(np.abs(new_x - x) / np.maximum(new_x, 1e-12))
+        x = new_x
+        if change <= SETTLED:
             break
-    return x
+    return dict(zip(keys, x.tolist(), strict=True)), (out, inb), stretch
+
+
+PROBE = 1e-9
+"""Requests per µs at which a closed-loop class is put into the network to read its
+demands before its throughput is known (its load there is negligible)."""
+
+MAX_ROUNDS = 200
+DAMP_AFTER = 50  # rounds after which each moves half way (a step can make them cycle)
+SETTLED = 1e-6  # largest relative change of a throughput in a round that ends the search
+
+
+def _mva(
+    net: Network,
+    keys: list[Key],
+    users: np.ndarray,
+    think: np.ndarray,
+    start: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, Stretch]:
+    """The closed loops' throughputs on the demands of ``net``: per stream, the mean
+    service per request at every station (its vCPUs' shares averaged over them, a visit's
+    world-switch share P₀·d included), its pure delays plus think time, and the open
+    streams' utilisation of every station. Also the MVA customers per stream and station
+    (to start the next round from) and the waits it implies, per µs of service: per
+    closed stream at every station it visits, and for the open streams at every station
+    holding closed-loop customers (the mixed network's (1 + Q)/(1 − U) − 1, Seidmann's
+    split for several servers)."""
+    index = {key: c for c, key in enumerate(keys)}
+    stations = {name: k for k, name in enumerate(net.stations)}
+    demand = np.zeros((len(keys), len(stations)))
+    delay = think.astype(float).copy()
+    open_util = np.zeros(len(stations))
+    per_key: dict[Key, int] = {}
+    for kl in net.classes:
+        per_key[(kl.child, kl.stream)] = per_key.get((kl.child, kl.stream), 0) + 1
+    for kl in net.classes:
+        c = index.get((kl.child, kl.stream))
+        w = 1.0 / per_key[(kl.child, kl.stream)]
+        for leg in kl.legs:
+            st = leg.station
+            if st is None:
+                if c is not None:
+                    delay[c] += w * sum(leg.service.values())
+                continue
+            if c is None:
+                open_util[stations[st.name]] += kl.rate * leg.demand()
+            else:
+                demand[c, stations[st.name]] += w * leg.demand()
+                delay[c] += w * leg.delay
+    servers = np.array([float(st.servers) for st in net.stations.values()])
+    if start is not None and start.shape != demand.shape:
+        start = None  # a station appeared (a vCPU first given work): start afresh
+    x, resid, queues = mva.schweitzer(demand, users, delay, open_util, servers, start)
+    names = list(stations)
+    stretch: Stretch = {}
+    for c, key in enumerate(keys):
+        on = np.flatnonzero(demand[c] > 0)
+        stretch[key] = {names[k]: float(resid[c, k] / demand[c, k] - 1.0) for k in on}
+    held = queues.sum(axis=0)
+    per_server = open_util / servers
+    stretch[None] = {
+        names[k]: float(((1.0 + held[k]) / (1.0 - per_server[k]) - 1.0) / servers[k])
+        if per_server[k] < 1.0
+        else math.inf
+        for k in np.flatnonzero(held > 0)
+    }
+    return x, queues, stretch
 
 
 def _contention(scn: Scenario, net: Network) -> str:
@@ -258,9 +342,12 @@ def estimate(scn: Scenario) -> Estimate:
     """The analytic estimate of ``scn`` (module docstring)."""
     placed = list(plan(scn).children)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
-    closed = _closed_loops(scn, placed, sizes)
+    closed, signals, stretch = _closed_loops(scn, placed, sizes)
     rates = _rates(placed, closed)
-    net = _solve(scn, placed, rates, sizes)
+    net = _solve(scn, placed, rates, sizes, signals)
+    for kl in net.classes:
+        if stretch:
+            kl.stretch = stretch.get((kl.child, kl.stream), stretch[None])
     bound = Network(scn, placed, rates, {}, {}, sizes, bound=True)  # mandatory work only
     open_only = {k: (v if _is_open(placed, k) else 0.0) for k, v in rates.items()}
     bound_open = Network(scn, placed, open_only, {}, {}, sizes, bound=True)
@@ -431,7 +518,7 @@ def _stages(p: Placement, ks: list[Klass], total: float) -> list[dict[str, Any]]
                 if st.name not in row["stations"]:
                     row["stations"].append(st.name)
                 row["utilization"] += w * st.utilization
-                row["wait_us"] += w * (st.wait if leg.wait_to is not None else 0.0)
+                row["wait_us"] += w * k.wait(leg)
                 row["wait_us"] += w * (st.p_idle * st.setup if leg.setup else 0.0)
             row["service_us"] += w * sum(leg.service.values())
     for row in seen.values():

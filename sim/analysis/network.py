@@ -54,6 +54,16 @@ class Leg:
     service: dict[int, float]  # component → mean µs
     setup: bool = False  # the station's world-switch share is charged as sched_wait
     approx: float = 0.0  # µs of the service that rests on an approximation (IOMMU walks)
+    delay: float = 0.0  # µs of the service spent off the station (a pure delay)
+
+    def demand(self) -> float:
+        """Mean µs the visit holds its station: its service there and, when it pays
+        them, its share P₀·d of the world switches."""
+        st = self.station
+        if st is None:
+            return 0.0
+        at = sum(self.service.values()) - self.delay
+        return at + (st.p_idle * st.setup if self.setup else 0.0)
 
 
 @dataclass
@@ -66,6 +76,18 @@ class Klass:
     rate: float  # per µs
     legs: list[Leg]
     closed: Stream | None = None
+    # per station: its wait per µs of this class's service there, where a closed-loop
+    # solution (:func:`sim.analysis.mva.schweitzer`) replaces the open network's wait
+    stretch: dict[str, float] | None = None
+
+    def wait(self, leg: Leg) -> float:
+        """Mean queueing wait of one visit of ``leg`` (0 for a pure delay)."""
+        st = leg.station
+        if st is None or leg.wait_to is None:
+            return 0.0
+        if self.stretch is not None and st.name in self.stretch:
+            return self.stretch[st.name] * leg.demand()
+        return st.wait
 
     def latency(self) -> tuple[float, np.ndarray, float]:
         """Mean latency, its components, and the part resting on the approximations."""
@@ -78,8 +100,9 @@ class Klass:
             if st is None:
                 continue
             if leg.wait_to is not None:
-                comps[leg.wait_to] += st.wait
-                approx += st.wait
+                wait = self.wait(leg)
+                comps[leg.wait_to] += wait
+                approx += wait
             if leg.setup and st.setup:
                 share = st.p_idle * st.setup
                 comps[SCHED_WAIT] += share
@@ -243,6 +266,7 @@ class Network:
             DEVICE_QUEUE,
             {DEVICE_SERVICE: dev_mean_no_iommu + dev_delay, IOMMU: translate.mean},
             approx=translate.mean,
+            delay=dev_delay + (translate.mean if isinstance(dev, Nic) else 0.0),
         )
 
         # a native host's DMA mapping (host.iommu.native), per request
@@ -536,7 +560,10 @@ def iotlb_miss(
         lam[p.name] = total
         pages[p.name] = pg / total if total > 0 else 1.0
     out = {}
-    for p in direct:
+    page = np.array([pages[p.name] for p in direct])
+    rate = np.array([lam[p.name] for p in direct])
+    ring = io.dma_buffers * page
+    for i, p in enumerate(direct):
         me = lam[p.name]
         if me <= 0:
             continue
@@ -544,10 +571,10 @@ def iotlb_miss(
             out[p.name] = 1.0
             continue
         cycle = io.dma_buffers / me  # µs between two uses of a buffer
-        distinct = io.dma_buffers * pages[p.name]
-        for o in direct:
-            if o.name != p.name:
-                distinct += min(io.dma_buffers * pages[o.name], lam[o.name] * cycle * pages[o.name])
+        # its own ring, then what each other direct child touches meanwhile, added in order
+        others = np.minimum(ring, rate * cycle * page)
+        seq = np.concatenate([[ring[i]], others[:i], others[i + 1 :]])
+        distinct = float(np.cumsum(seq)[-1])
         if distinct > io.iotlb_entries:
             out[p.name] = 1.0
         elif io.mode == "deferred":  # the first pass after each flush

@@ -449,9 +449,11 @@ def _search_path(
     max_points: int,
     progress: Callable[[str], None] | None,
     under: Sequence[str] = (),
+    workers: int = 1,
 ) -> tuple[dict[str, Any], list[Point]]:
     """One path's search (module docstring): its row of the table and its points;
-    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too."""
+    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too; each
+    point's replications in up to ``workers`` processes."""
     t0 = time.perf_counter()
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
@@ -469,12 +471,12 @@ def _search_path(
     def probe(x: float) -> Point:
         scn = _at(base, vary, child, x)
         t = time.perf_counter()
-        res = run(scn, replications=replications, seed=seed)
+        res = run(scn, replications=replications, seed=seed, workers=workers)
         meets, lower_ok, reason, rows = evaluate(res, slo, entries)
         failed_under = ""
         for state in under if meets else ():  # the SLO must hold in each degraded state
             faulted = degraded(scn, state)
-            dres = run(faulted, replications=replications, seed=seed)
+            dres = run(faulted, replications=replications, seed=seed, workers=workers)
             ok, _, why, _ = evaluate(dres, slo, entries)
             if not ok:
                 meets, failed_under = False, state
@@ -671,6 +673,7 @@ def search(
     max_points: int = MAX_POINTS,
     progress: Callable[[str], None] | None = None,
     under: Sequence[str] = (),
+    workers: int = 1,
 ) -> Capacity:
     """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
     scenario's own paths, as given); ``children``: the child entries the SLO is about
@@ -680,7 +683,8 @@ def search(
     factor; ``under``: degraded states (:func:`degraded`, e.g. ``vf_revoke``,
     ``parent_crash``) in which every point must meet the SLO too, the one that binds
     named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
-    invalid arguments."""
+    invalid arguments. Every point's replications run in up to ``workers`` processes
+    (the same result for any number)."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -694,7 +698,7 @@ def search(
             degraded(base, state)
         row, pts = _search_path(
             base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress,
-            under,
+            under, workers,
         )  # fmt: skip
         rows.append(row)
         for k, pt in enumerate(pts):

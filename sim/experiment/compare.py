@@ -33,10 +33,12 @@ def compare(
     replications: int | None = None,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    workers: int = 1,
 ) -> Comparison:
     """Run ``scenario`` once per I/O path with common random numbers; the first path is the
     base of the paired differences and ratios. ``progress``: as for :func:`run`, over every
-    path."""
+    path; each path's replications run in up to ``workers`` processes
+    (:func:`sim.experiment.run.replicate`)."""
     paths = list(paths)
     bad = [p for p in paths if p not in IO_PATHS]
     if bad:
@@ -44,7 +46,7 @@ def compare(
     if len(paths) < 2 or len(set(paths)) != len(paths):
         raise ValueError("compare needs at least two different paths")
     t0 = time.perf_counter()
-    results = {p: run(on_path(scenario, p), replications, seed, progress) for p in paths}
+    results = {p: run(on_path(scenario, p), replications, seed, progress, workers) for p in paths}
     table = comparison_frame(results, paths[0])
     first = results[paths[0]]
     meta = {

@@ -1,0 +1,70 @@
+"""Replications in a process pool (sim.experiment.run.replicate): the same result as a
+serial run, for run, compare and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+import sim
+from sim.cli import main
+from sim.experiment.run import cores, replicate
+
+SHORT = {"run.duration": "15ms", "run.warmup": "3ms"}
+
+
+def test_run_on_two_workers_is_the_serial_run() -> None:
+    """Every frame of the result, exactly (the pool may finish replications in any
+    order; they are put together in replication order)."""
+    scn = sim.load("scenarios/baseline.yaml", SHORT)
+    serial = sim.run(scn, replications=3, seed=7)
+    pooled = sim.run(scn, replications=3, seed=7, workers=2)
+    for f in dataclasses.fields(serial):
+        a, b = getattr(serial, f.name), getattr(pooled, f.name)
+        if isinstance(a, pd.DataFrame):
+            assert_frame_equal(a, b, check_exact=True, obj=f.name)
+    assert len(serial.requests) > 1000
+
+
+def test_compare_on_two_workers_is_the_serial_compare() -> None:
+    scn = sim.load("scenarios/baseline.yaml", SHORT)
+    serial = sim.compare(scn, replications=2, seed=3)
+    pooled = sim.compare(scn, replications=2, seed=3, workers=2)
+    assert_frame_equal(serial, pooled, check_exact=True)
+
+
+def test_workers_are_checked() -> None:
+    scn = sim.load("scenarios/baseline.yaml", SHORT)
+    with pytest.raises(ValueError, match="workers"):
+        replicate(scn, 2, 1, workers=0)
+    assert cores() >= 1
+
+
+def test_cli_refuses_no_workers(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    code = main(["run", "scenarios/baseline.yaml", "--workers", "0", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["error: --workers: must be at least 1 (got 0)"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_capacity_on_two_workers_is_the_serial_search() -> None:
+    """The M/M/1 capacity case (tests/test_capacity.py) at 3 points: same table and
+    points, whether each point's replications run serially or on two workers."""
+    from sim.experiment.capacity import search
+    from sim.experiment.validate import load_case
+    from sim.scenario import from_dict
+
+    data = load_case("scenarios/validation/mm1-mean.yaml")["scenario"]
+    data["children"][0]["streams"][0]["rate"] = "5k"
+    data["run"] = {"duration": "100ms", "warmup": "10ms", "seed": 3}
+    scn = from_dict(data)
+    kw = {"paths": ["native"], "replications": 3, "resolution": 0.2, "max_points": 3}
+    serial = search(scn, "mean<=100us", **kw)
+    pooled = search(scn, "mean<=100us", workers=2, **kw)
+    drop = ["wall_s"]
+    assert_frame_equal(serial.table.drop(columns=drop), pooled.table.drop(columns=drop))
+    assert_frame_equal(serial.points.drop(columns=drop), pooled.points.drop(columns=drop))
