@@ -144,12 +144,16 @@ Key = tuple[str, int]  # (child instance, stream index)
 Sizes = dict[Key, tuple[np.ndarray, np.ndarray]]
 
 
-def _rates(placed: list[Placement], closed: dict[Key, float]) -> dict[Key, float]:
-    """Requests per µs of every stream: open loop its rate, closed loop its estimate."""
+def _rates(placed: list[Placement], closed: dict[Key, float], duration: float) -> dict[Key, float]:
+    """Requests per µs of every stream: open loop its mean rate over the run (a trace's,
+    a profile's), closed loop its estimate."""
     rates: dict[Key, float] = {}
     for p in placed:
         for j, s in enumerate(p.spec.streams):
-            rates[(p.name, j)] = s.rate / 1e6 if s.rate is not None else closed.get((p.name, j), 0)
+            offered = s.offered(duration)
+            rates[(p.name, j)] = (
+                offered / 1e6 if offered is not None else closed.get((p.name, j), 0)
+            )
     return rates
 
 
@@ -198,7 +202,7 @@ def _closed_loops(scn: Scenario, placed: list[Placement], sizes: Sizes) -> dict[
 
     def excess(key: Key, v: float, users: float, think: float) -> float:
         """X − N/(R(X) + Z): increasing in X, zero at the stream's throughput."""
-        net = _solve(scn, placed, _rates(placed, {**x, key: v}), sizes)
+        net = _solve(scn, placed, _rates(placed, {**x, key: v}, scn.run.duration), sizes)
         r = _class_latency(net, *key)
         return v - users / (r + think) if math.isfinite(r) else math.inf
 
@@ -242,7 +246,7 @@ def estimate(scn: Scenario) -> Estimate:
     placed = list(plan(scn).children)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
     closed = _closed_loops(scn, placed, sizes)
-    rates = _rates(placed, closed)
+    rates = _rates(placed, closed, scn.run.duration)
     net = _solve(scn, placed, rates, sizes)
     bound = Network(scn, placed, rates, {}, {}, sizes, bound=True)  # mandatory work only
     open_only = {k: (v if _is_open(placed, k) else 0.0) for k, v in rates.items()}

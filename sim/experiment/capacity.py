@@ -204,7 +204,7 @@ def load_capacity(where: str | Path) -> Capacity:
         if col in table.columns:  # empty text reads back as NaN
             table[col] = table[col].astype(object).where(table[col].notna(), "")
     return Capacity(
-        scenario=load(where / "scenario.resolved.yaml"),
+        scenario=load(where / "scenario.resolved.yaml", read_traces=False),
         slo=parse_slo(" and ".join(meta["slo"])),
         vary=str(meta["vary"]),
         paths=list(meta["paths"]),

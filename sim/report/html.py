@@ -528,7 +528,7 @@ def _sweep_page(directory: Path) -> Page:
     first = directory / "points" / f"{_key_of(info, points[0])}.yaml"
     from sim.scenario.source import load
 
-    scn = load(first)
+    scn = load(first, read_traces=False)
     columns = [*(_label(k) for k in keys), "child", "I/O path", "throughput",
                "mean latency", "p99 latency"]  # fmt: skip
     rows = []

@@ -1,0 +1,231 @@
+"""Trace replay and rate profiles (sim.scenario.traces, sim.model.workloads): what a trace
+holds is replayed exactly, bad traces are one line and exit 2, profiles shape any process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+import sim
+from sim.cli import main
+from sim.scenario import traces
+from sim.scenario.errors import ScenarioError
+
+HEAD = """name: t
+devices:
+  - {name: nvme0, type: nvme, read: 20us, write: 10us}
+children:
+  - name: db
+    device: nvme0
+    io_path: native
+    streams:
+"""
+
+
+def scenario(folder: Path, stream: str, run: str = "{duration: 100ms, warmup: 0s}") -> Path:
+    p = folder / "s.yaml"
+    p.write_text(HEAD + f"      - {stream}\nrun: {run}\n")
+    return p
+
+
+def write_trace(folder: Path, n: int = 500, seed: int = 3, name: str = "t.csv") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(100.0, n))  # µs
+    df = pd.DataFrame(
+        {
+            "timestamp[us]": np.round(t, 3),
+            "op": rng.choice(["read", "write"], n, p=[0.7, 0.3]),
+            "size[B]": rng.choice([512, 4096, 65536], n, p=[0.2, 0.7, 0.1]),
+        }
+    )
+    df.to_csv(folder / name, index=False)
+    return df
+
+
+def test_replay_reproduces_count_ops_and_sizes_exactly(tmp_path: Path) -> None:
+    df = write_trace(tmp_path)
+    scn = sim.load(scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}"))
+    req = sim.run(scn).requests
+    assert len(req) == len(df)
+    assert req["op"].value_counts().to_dict() == df["op"].value_counts().to_dict()
+    assert sorted(req["size_bytes"]) == sorted(df["size[B]"])
+    got = req.sort_values("t_submit_us")
+    assert np.allclose(got["t_submit_us"], df["timestamp[us]"] - df["timestamp[us]"].iloc[0])
+    assert list(got["op"]) == list(df["op"])
+    assert list(got["size_bytes"]) == list(df["size[B]"])
+
+
+def test_parquet_same_as_csv(tmp_path: Path) -> None:
+    df = write_trace(tmp_path)
+    df.to_parquet(tmp_path / "t.parquet", index=False)
+    a = traces.read_trace(tmp_path / "t.csv")
+    b = traces.read_trace(tmp_path / "t.parquet")
+    assert np.array_equal(a.t_us, b.t_us)
+    assert np.array_equal(a.size, b.size)
+    assert [a.ops[i] for i in a.op] == [b.ops[i] for i in b.op]
+
+
+def test_scale_loop_window_and_offsets(tmp_path: Path) -> None:
+    write_trace(tmp_path, n=200)  # ~20 ms of trace
+    data = traces.read_trace(tmp_path / "t.csv")
+    once = sim.load(scenario(tmp_path, "{arrival: trace, trace: {file: t.csv, scale: 2}}"))
+    t = sim.run(once).requests["t_submit_us"].sort_values().to_numpy()
+    assert np.allclose(t, (data.t_us - data.t_us[0]) / 2)
+    looped = sim.load(
+        scenario(
+            tmp_path,
+            "{arrival: trace, trace: {file: t.csv, loop: true, start: 5ms, end: 15ms}}",
+            "{duration: 100ms, warmup: 0s}",
+        )
+    )
+    inside = int(((data.t_us - data.t_us[0] >= 5e3) & (data.t_us - data.t_us[0] < 15e3)).sum())
+    assert len(sim.run(looped).requests) == 10 * inside
+    rnd = sim.load(
+        scenario(
+            tmp_path,
+            "{arrival: trace, trace: {file: t.csv, loop: true, offset: random}}",
+            "{duration: 50ms, warmup: 0s, replications: 2}",
+        )
+    )
+    r = sim.run(rnd).requests
+    first = r.groupby("replication")["t_submit_us"].min()
+    assert first.iloc[0] != first.iloc[1]
+    again = sim.run(rnd).requests  # same seed, same offsets
+    assert r["t_submit_us"].equals(again["t_submit_us"])
+
+
+def test_poisson_trace_replays_poisson_latency(tmp_path: Path) -> None:
+    """A trace of an hvsim Poisson stream's arrivals, replayed, gives its latencies back
+    (same arrivals, and the service draws are keyed by the stream, not its process)."""
+    p = scenario(tmp_path, "{op: read, rate: 20k}", "{duration: 50ms, warmup: 0s, replications: 5}")
+    base = sim.run(sim.load(p))
+    req = base.requests[base.requests["replication"] == 0].sort_values("t_submit_us")
+    pd.DataFrame({"timestamp[us]": req["t_submit_us"], "op": req["op"]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    first = float(req["t_submit_us"].iloc[0])
+    q = scenario(
+        tmp_path,
+        "{arrival: trace, trace: {file: p.csv}}",
+        f"{{duration: {50_000 - first}us, warmup: 0s}}",
+    )
+    rep = sim.run(sim.load(q))
+    assert len(rep.requests) == len(req)
+    # the replay is one more replication: within the Poisson stream's 95 % prediction
+    # interval, t(n-1) s sqrt(1 + 1/n), of the per-replication mean and p99
+    per_rep = base.requests.groupby("replication")["latency_us"]
+    for stat, got in (
+        (per_rep.mean(), rep.requests["latency_us"].mean()),
+        (per_rep.quantile(0.99), rep.requests["latency_us"].quantile(0.99)),
+    ):
+        n = len(stat)
+        half = scipy.stats.t.ppf(0.975, n - 1) * stat.std(ddof=1) * np.sqrt(1 + 1 / n)
+        assert abs(got - stat.mean()) <= half, (got, stat.tolist())
+    # and the very arrivals of replication 0 give its latencies (service draws are keyed
+    # by the stream, not its arrival process)
+    assert rep.requests["latency_us"].mean() == pytest.approx(req["latency_us"].mean(), rel=0.02)
+
+
+def test_budget_counts_trace_arrivals(tmp_path: Path) -> None:
+    write_trace(tmp_path, n=300)
+    p = scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}")
+    est, _ = sim.scenario.work_estimate(sim.load(p))
+    assert est["requests"] == 300
+    p = scenario(tmp_path, "{arrival: trace, trace: {file: t.csv, loop: true}}",
+                 "{duration: 10s, warmup: 0s, request_budget: 1000}")  # fmt: skip
+    with pytest.raises(ScenarioError, match=r"budget|request"):
+        sim.load(p)
+
+
+BAD = {
+    "missing column": ("time_s,op\n", "no 'timestamp' column"),
+    "backwards": ("timestamp[s],op\n0.1,read\n0.05,read\n", "line 3: timestamp earlier"),
+    "negative": ("timestamp[s],op\n-1,read\n", "line 2: negative timestamp"),
+    "unknown op": ("timestamp[s],op\n0,read\n1,trim\n", "'trim' is not an operation"),
+    "empty": ("timestamp[s],op\n", "no requests"),
+    "no unit": ("timestamp,op\n0,read\n", "unit of 'timestamp' is not given"),
+    "ragged": ("timestamp[s],op\n0,read,1\n", "line 2: 3 fields"),
+    "not a number": ("timestamp[s],op\nnoon,read\n", "line 2: timestamp 'noon' is not a number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_traces_one_line_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, expected = BAD[case]
+    (tmp_path / "t.csv").write_text(text)
+    p = scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}")
+    assert main(["run", str(p), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert expected in err, err
+    assert "children[db].streams[0]" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_binary_huge_and_outside_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 10)
+    p = scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}")
+    assert main(["run", str(p)]) == 2
+    assert "binary file" in capsys.readouterr().err
+    write_trace(tmp_path, n=50)
+    monkeypatch.setattr(traces, "MAX_TRACE_BYTES", 100)
+    assert main(["run", str(p)]) == 2
+    assert "larger than 100 bytes, the most a trace file may be" in capsys.readouterr().err
+    inner = tmp_path / "in"
+    inner.mkdir()
+    q = scenario(inner, "{arrival: trace, trace: {file: ../t.csv}}")
+    assert main(["run", str(q)]) == 2
+    assert "is outside the folder of this file" in capsys.readouterr().err
+    q = scenario(inner, "{arrival: trace, trace: {file: nothere.csv}}")
+    assert main(["run", str(q)]) == 2
+    assert "nothere.csv: no such file" in capsys.readouterr().err
+
+
+def test_ops_and_sizes_come_from_the_trace(tmp_path: Path) -> None:
+    write_trace(tmp_path, n=50)
+    p = scenario(tmp_path, "{arrival: trace, op: read, trace: {file: t.csv}}")
+    with pytest.raises(ScenarioError, match="leave 'op' out"):
+        sim.load(p)
+    p = scenario(tmp_path, "{arrival: trace, size: 4KiB, trace: {file: t.csv}}")
+    with pytest.raises(ScenarioError, match="leave 'size' out"):
+        sim.load(p)
+    p = scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}, rate: 1k}")
+    with pytest.raises(ScenarioError, match="no 'rate'"):
+        sim.load(p)
+    scn = sim.load(scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}"))
+    assert sim.load(scn, {"run.duration": "20ms"}).children[0].streams[0].trace is not None
+
+
+@pytest.mark.parametrize("process", ["poisson", "deterministic", "mmpp"])
+def test_profile_steps_any_process(tmp_path: Path, process: str) -> None:
+    """Counts per step follow rate x factor: 10k/s then 30k/s then 0 then 20k/s."""
+    prof = (
+        "{points: [{at: 0s, factor: 1}, {at: 20ms, factor: 3}, {at: 40ms, factor: 0}, "
+        "{at: 60ms, factor: 2}]}"
+    )
+    p = scenario(tmp_path, f"{{op: read, rate: 10k, arrival: {process}, profile: {prof}}}")
+    t = sim.run(sim.load(p)).requests["t_submit_us"].to_numpy()
+    counts = np.histogram(t, bins=[0, 20e3, 40e3, 60e3, 100e3])[0]
+    expect = np.array([200, 600, 0, 800])
+    tol = 5 * np.sqrt(expect) + 2 if process != "deterministic" else np.full(4, 2)
+    if process == "mmpp":  # bursty: counts vary more than Poisson ones
+        tol = tol * 3
+    assert (np.abs(counts - expect) <= tol).all(), counts
+
+
+def test_daily_profile_repeats(tmp_path: Path) -> None:
+    day = [1.0] * 12 + [4.0] * 12
+    p = scenario(tmp_path, f"{{op: read, rate: 10k, profile: {{daily: {day}, period: 20ms}}}}")
+    t = sim.run(sim.load(p)).requests["t_submit_us"].to_numpy()
+    night = ((t % 20e3) < 10e3).sum()
+    busy = ((t % 20e3) >= 10e3).sum()
+    assert abs(night - 500) < 5 * np.sqrt(500)
+    assert abs(busy - 2000) < 5 * np.sqrt(2000)
