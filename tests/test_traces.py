@@ -229,3 +229,120 @@ def test_daily_profile_repeats(tmp_path: Path) -> None:
     busy = ((t % 20e3) >= 10e3).sum()
     assert abs(night - 500) < 5 * np.sqrt(500)
     assert abs(busy - 2000) < 5 * np.sqrt(2000)
+
+
+# ---------------------------------------------------------------------------------------
+# Fitting (sim.analysis.fit) and converters (sim.scenario.traces)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_recovers_poisson_rate_mix_and_lognormal_sizes(seed: int) -> None:
+    """200k Poisson arrivals: the rate's standard error is 0.22 %, so 1 % is 4.5 of them;
+    sizes lognormal (mean 10 KB, cv 1): the fitted family is lognormal, kept by the KS
+    test at its level, with mean and cv within 3 % (their standard errors are ~0.5 %)."""
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    t = np.cumsum(rng.exponential(100.0, n))
+    sigma2 = np.log(2.0)
+    size = np.rint(rng.lognormal(np.log(10_000) - sigma2 / 2, np.sqrt(sigma2), n))
+    op = (rng.random(n) < 0.3).astype(np.int32)
+    f = sim.fit(traces.TraceData(t, ("read", "write"), op, size.astype(np.int64), ""))
+    assert f.rate == pytest.approx(10_000, rel=0.01)
+    assert f.ops["write"] == pytest.approx(0.3, abs=0.005)
+    assert f.arrival == "poisson"
+    assert f.size_family == "lognormal"
+    assert f.size_params["mean"] == pytest.approx(10_000, rel=0.03)
+    assert f.size_params["cv"] == pytest.approx(1.0, rel=0.03)
+    assert "kept at 0.01" in f.size_test
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_finds_mmpp_bursts(seed: int) -> None:
+    """Arrivals of hvsim's own MMPP (factor 10): Poisson is rejected and the burst ratio
+    comes back within 10 %."""
+    from sim.model.workloads import mmpp_gaps
+    from sim.scenario.workload import Burst
+
+    gap = mmpp_gaps(Burst(factor=10, length="10ms", between="90ms"), 10_000.0,
+                    np.random.default_rng(seed))  # fmt: skip
+    t = np.cumsum([gap() for _ in range(100_000)])
+    f = sim.fit(traces.TraceData(t, (), None, None, ""))
+    assert f.arrival == "mmpp"
+    assert f.burst is not None
+    assert f.burst["factor"] == pytest.approx(10, rel=0.1)
+    # the fitted section loads as a stream
+    scn = sim.scenario.from_dict(
+        {
+            "name": "f",
+            "devices": [{"name": "d", "type": "nvme"}],
+            "children": [{"name": "c", "device": "d", "streams": [{**f.stream(), "op": "read"}]}],
+        }
+    )
+    assert scn.children[0].streams[0].burst is not None
+
+
+def test_fit_command_prints_a_pastable_section_and_a_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_trace(tmp_path, n=2000)
+    png = tmp_path / "fit.png"
+    assert main(["fit", str(tmp_path / "t.csv"), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert png.stat().st_size > 10_000
+    import yaml
+
+    stream = yaml.safe_load(out)[0]
+    assert set(stream) == {"op", "size", "rate", "arrival"}
+    p = scenario(tmp_path, yaml.safe_dump(stream, default_flow_style=True).strip())
+    assert sim.load(p).children[0].streams[0].rate == pytest.approx(10_000, rel=0.1)
+    (tmp_path / "bad.csv").write_text("timestamp[s]\n1\n0\n")
+    assert main(["fit", str(tmp_path / "bad.csv")]) == 2
+    assert "line 3: timestamp earlier" in capsys.readouterr().err
+
+
+BLK = """  8,16   1        1    0.000100000   42  Q   R 100 + 8 [db]
+  8,16   0        1    0.000050000   42  Q  WS 200 + 16 [db]
+  8,16   1        2    0.000200000    0  C   R 100 + 8 [0]
+  8,16   0        2    0.000300000   42  Q   D 300 + 8 [db]
+  8,16   0        3    0.000400000   42  Q  FN 0 + 0 [db]
+  8,16   1        3    0.000500000   42  Q  RA 400 + 256 [db]
+CPU0 (sdb):
+ Reads Queued:           2,        1KiB
+"""
+
+
+def test_blkparse_converter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b.txt").write_text(BLK)
+    assert main(["convert", "blkparse", str(tmp_path / "b.txt"), str(tmp_path / "b.csv")]) == 0
+    got = pd.read_csv(tmp_path / "b.csv")
+    assert list(got["op"]) == ["write", "read", "read"]  # in time order; discard, flush out
+    assert list(got["size[B]"]) == [8192, 4096, 131072]
+    assert list(got["timestamp[us]"]) == [0.0, 50.0, 450.0]
+    assert main(["convert", "blkparse", str(tmp_path / "b.txt"), str(tmp_path / "b.csv")]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    (tmp_path / "x.txt").write_text("hello\n")
+    assert main(["convert", "blkparse", str(tmp_path / "x.txt"), str(tmp_path / "y.csv")]) == 2
+    assert "no 'Q' read or write event" in capsys.readouterr().err
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_typeperf_converter_synthesises_the_counters(tmp_path: Path) -> None:
+    disk = "\\\\H\\PhysicalDisk(0 C:)\\"
+    counters = [
+        "Disk Reads/sec",
+        "Disk Writes/sec",
+        "Avg. Disk Bytes/Read",
+        "Avg. Disk Bytes/Write",
+    ]
+    head = ",".join(['"(PDH-CSV 4.0)"', *(f'"{disk}{c}"' for c in counters)])
+    rows = [f'"01/01/2026 00:00:{s:02d}.000","1000","500","4096","65536"' for s in range(21)]
+    (tmp_path / "c.csv").write_text("\n".join([head, *rows]) + "\n")
+    data = traces.convert(tmp_path / "c.csv", "typeperf")
+    n = len(data)  # 20 s at 1500/s: Poisson, sd ~173
+    assert abs(n - 30_000) < 5 * np.sqrt(30_000)
+    mix = data.op_mix()
+    assert mix["read"] == pytest.approx(2 / 3, abs=0.02)
+    assert set(data.size.tolist()) == {4096, 65536}
+    assert data.span <= 20e6
+    (tmp_path / "d.csv").write_text(head + "\n" + rows[0] + "\n")
+    with pytest.raises(ScenarioError, match="two samples"):
+        traces.convert(tmp_path / "d.csv", "typeperf")

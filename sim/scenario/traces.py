@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -303,3 +304,187 @@ def read_trace(
         return parse(data, time_unit, size_unit)
     except TraceError as exc:
         raise ScenarioError(shown, "", str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------
+# Converters: formats a planner has, to a trace (``hvsim convert``)
+# ---------------------------------------------------------------------------------------
+_BLKPARSE = re.compile(
+    r"\s*\d+,\d+\s+\d+\s+\d+\s+(\d+\.\d+)\s+\d+\s+([A-Z]{1,2})\s+([A-Z]+)\s+\d+\s+\+\s+(\d+)"
+)
+
+
+def from_blkparse(text: str, action: str = "Q") -> TraceData:
+    """A trace from ``blkparse`` default text output (``blkparse -i DEV``): one request
+    per event of ``action`` (Q: queued by the file system, as the guest issues it; D:
+    issued to the driver), its op from the RWBS field (R: read, W: write; discards,
+    flushes without data and other events skipped), its size the sector count x 512 B
+    (blkparse(1): ``dev cpu seq time pid action RWBS sector + sectors [process]``). Lines
+    that are not events (the per-CPU summary blkparse prints at the end) are skipped."""
+    t: list[float] = []
+    ops: list[str] = []
+    sizes: list[float] = []
+    for line in text.splitlines():
+        m = _BLKPARSE.match(line)
+        if m is None or m[2] != action:
+            continue
+        rwbs, sectors = m[3], int(m[4])
+        if "D" in rwbs or sectors == 0:
+            continue
+        op = "read" if "R" in rwbs else "write" if "W" in rwbs else ""
+        if not op:
+            continue
+        t.append(float(m[1]) * 1e6)
+        ops.append(op)
+        sizes.append(sectors * 512.0)
+        if len(t) > MAX_TRACE_ROWS:
+            raise TraceError(f"more than {MAX_TRACE_ROWS:,} requests, the most a trace may hold")
+    if not t:
+        raise TraceError(f"no '{action}' read or write event (is this blkparse text output?)")
+    order = np.argsort(np.asarray(t), kind="stable")  # events of several CPUs interleave
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return _finish(
+        np.asarray(t)[order],
+        [ops[i] for i in order],
+        np.asarray(sizes)[order],
+        None,
+        digest,
+    )
+
+
+_TYPEPERF = {
+    "reads": re.compile(r"disk reads/sec$", re.I),
+    "writes": re.compile(r"disk writes/sec$", re.I),
+    "read_size": re.compile(r"avg\. disk bytes/read$", re.I),
+    "write_size": re.compile(r"avg\. disk bytes/write$", re.I),
+}
+
+
+def from_typeperf(text: str, seed: int = 1) -> TraceData:
+    """A trace synthesised from a Windows performance-counter CSV (``typeperf -f CSV``,
+    or a perfmon log relogged to CSV) with the ``PhysicalDisk`` (or ``LogicalDisk``)
+    counters ``Disk Reads/sec``, ``Disk Writes/sec``, ``Avg. Disk Bytes/Read`` and
+    ``Avg. Disk Bytes/Write`` of one disk: in each sample interval, reads and writes arrive
+    as Poisson processes at the interval's rates, each of the interval's mean size (the
+    counters give no more: the synthesised stream is only as bursty as the sampling shows).
+    The first column is the sample time (``MM/DD/YYYY HH:MM:SS.mmm``); the first sample
+    starts the trace. ``seed`` fixes the synthesised arrivals."""
+    import datetime
+
+    rows = list(csv.reader(text.splitlines()))
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if len(rows) < 3:
+        raise TraceError("a typeperf CSV has a header and two samples at least")
+    header = rows[0]
+    cols: dict[str, int] = {}
+    for name, pattern in _TYPEPERF.items():
+        found = [i for i, h in enumerate(header) if pattern.search(h.strip())]
+        if len(found) > 1:
+            raise TraceError(
+                f"counter '{pattern.pattern[:-1]}' appears for several disks: keep one"
+            )
+        if not found:
+            raise TraceError(f"no '{pattern.pattern[:-1]}' counter column")
+        cols[name] = found[0]
+    times: list[float] = []
+    values: list[list[float]] = []
+    for k, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise TraceError(f"line {k}: {len(row)} fields, the header has {len(header)}")
+        try:
+            when = datetime.datetime.strptime(row[0].strip(), "%m/%d/%Y %H:%M:%S.%f")
+        except ValueError:
+            raise TraceError(
+                f"line {k}: sample time {row[0][:40]!r} is not MM/DD/YYYY HH:MM:SS.mmm"
+            ) from None
+        vals = []
+        for name in ("reads", "writes", "read_size", "write_size"):
+            cell = row[cols[name]].strip()
+            try:
+                v = float(cell) if cell else 0.0  # typeperf leaves a counter it missed blank
+            except ValueError:
+                raise TraceError(f"line {k}: {name} {cell[:40]!r} is not a number") from None
+            if not (math.isfinite(v) and v >= 0):
+                raise TraceError(f"line {k}: {name} {cell[:40]!r} is not a non-negative number")
+            vals.append(v)
+        times.append(when.timestamp() * 1e6)
+        values.append(vals)
+    t0 = times[0]
+    rng = np.random.default_rng(seed)
+    out_t: list[np.ndarray] = []
+    out_op: list[np.ndarray] = []
+    out_size: list[np.ndarray] = []
+    total = 0
+    # a sample's rates are the averages over the interval that ends at it
+    for (a, b), (rd, wr, rs, ws) in zip(itertools.pairwise(times), values[1:], strict=True):
+        if b <= a:
+            raise TraceError("sample times do not increase")
+        for op, r, s in ((0, rd, rs), (1, wr, ws)):
+            k = int(rng.poisson(r * (b - a) / 1e6))
+            if k == 0:
+                continue
+            if s < 1:
+                raise TraceError(f"an interval with {r:g} {('reads', 'writes')[op]}/s has no size")
+            total += k
+            if total > MAX_TRACE_ROWS:
+                raise TraceError(
+                    f"more than {MAX_TRACE_ROWS:,} requests, the most a trace may hold"
+                )
+            out_t.append(np.sort(rng.uniform(a - t0, b - t0, k)))
+            out_op.append(np.full(k, op, dtype=np.int32))
+            out_size.append(np.full(k, float(s)))
+    if not out_t:
+        raise TraceError("the counters show no reads or writes")
+    t = np.concatenate(out_t)
+    order = np.argsort(t, kind="stable")
+    names = ["read", "write"]
+    op_all = np.concatenate(out_op)[order]
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return _finish(
+        t[order], [names[i] for i in op_all], np.concatenate(out_size)[order], None, digest
+    )
+
+
+def to_csv(data: TraceData) -> str:
+    """The trace as CSV text (``timestamp[us]``, and ``op``, ``size[B]`` when it has them),
+    timestamps from its first request."""
+    buf = io.StringIO()
+    cols = ["timestamp[us]"]
+    if data.op is not None:
+        cols.append("op")
+    if data.size is not None:
+        cols.append("size[B]")
+    buf.write(",".join(cols) + "\n")
+    t = data.t_us - data.t_us[0]
+    for i in range(len(data)):
+        row = [f"{t[i]:.3f}"]
+        if data.op is not None:
+            row.append(data.ops[data.op[i]])
+        if data.size is not None:
+            row.append(str(int(data.size[i])))
+        buf.write(",".join(row) + "\n")
+    return buf.getvalue()
+
+
+CONVERTERS = {"blkparse": "blkparse text output", "typeperf": "typeperf/perfmon disk counters CSV"}
+"""Formats ``hvsim convert`` reads."""
+
+
+def convert(path: str | Path, kind: str, seed: int = 1) -> TraceData:
+    """Read the file at ``path`` (bounded) in format ``kind`` (:data:`CONVERTERS`) as a
+    trace; :class:`ScenarioError` naming the file."""
+    text = read_bytes(path, MAX_TRACE_BYTES, what=kind, file=str(path))
+    try:
+        decoded = text.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            str(path), "", f"not a text file (byte {exc.start:,} is not UTF-8)"
+        ) from None
+    try:
+        if kind == "blkparse":
+            return from_blkparse(decoded)
+        if kind == "typeperf":
+            return from_typeperf(decoded, seed)
+    except TraceError as exc:
+        raise ScenarioError(str(path), "", str(exc)) from None
+    raise ScenarioError(str(path), "", f"unknown format '{kind}' (use {', '.join(CONVERTERS)})")
