@@ -346,3 +346,29 @@ def test_typeperf_converter_synthesises_the_counters(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text(head + "\n" + rows[0] + "\n")
     with pytest.raises(ScenarioError, match="two samples"):
         traces.convert(tmp_path / "d.csv", "typeperf")
+
+
+def test_report_shows_load_over_time_and_the_busiest_hour(tmp_path: Path) -> None:
+    """A daily curve peaking at hour 15: the per-hour arrivals follow the factors and the
+    busiest hour is the 15th; the run's report carries the figure and the sentence."""
+    from sim.report import html, overtime
+
+    day = [0.5] * 24
+    day[15] = 3.0
+    p = scenario(
+        tmp_path,
+        f"{{op: read, rate: 10k, profile: {{daily: {day}, period: 240ms}}}}",
+        "{duration: 240ms, warmup: 0s}",
+    )
+    res = sim.run(sim.load(p))
+    ot = overtime.over_time(res)
+    assert ot.hour_us == pytest.approx(10e3)
+    assert int(ot.busiest.name) == 15
+    expect = np.array(day) * 10_000
+    assert (np.abs(ot.table["rate"] - expect) <= 5 * np.sqrt(expect * 0.01) / 0.01).all()
+    assert (ot.table["util nvme0"].dropna() > 0).all()
+    res.save(tmp_path / "out")
+    text = html.render(tmp_path / "out")
+    assert "Load over simulated time" in text
+    assert "Busiest hour" in text
+    assert "from 150 ms" in text

@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 
 from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
-from sim.report import plots
+from sim.report import overtime, plots
 from sim.report.provenance import describe, provenance
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
@@ -339,6 +339,8 @@ def _run_page(directory: Path) -> Page:
     if scn.faults:
         question += " " + _faults_question(scn)
     figures = _result_figures(res, "")
+    if overtime.shaped(scn):
+        figures.append(_over_time_figure(res))
     return Page(
         title=f"{scn.name}: simulation report",
         kind="run",
@@ -350,6 +352,18 @@ def _run_page(directory: Path) -> Page:
         resources=Table(_RESOURCE_COLUMNS, _resources(res)),
         reproduce=_reproduce(res.meta, directory, scn),
         analytic=_analytic({"": res}),
+    )
+
+
+def _over_time_figure(res: Result) -> Shown:
+    """Load, latency and device utilisation over simulated time (sim.report.overtime)."""
+    ot = overtime.over_time(res)
+    return Shown(
+        "Load over simulated time",
+        "Arrivals per second, latency (median and p99, log scale) and each device's "
+        "utilisation per hour of the run, all replications pooled; the busiest hour is "
+        f"shaded. {ot.sentence()}",
+        _svg(overtime.figure(ot)),
     )
 
 

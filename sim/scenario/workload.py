@@ -409,8 +409,10 @@ class Stream(Model):
 
     def offered(self, duration: float) -> float | None:
         """Mean requests per second issued over a run of ``duration`` µs (open loop; None
-        for a closed-loop stream)."""
+        for a closed-loop stream, or a trace not read)."""
         if self.trace is not None:
+            if self.trace._data is None:  # not read (a result's scenario): unknown
+                return None
             return self.trace.arrivals(duration) * 1e6 / duration if duration > 0 else 0.0
         if self.rate is None:
             return None
