@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "→ results/<name>-capacity/",
     )
     k.add_argument("scenario", help="scenario file (YAML)")
+    _outside(k)
     k.add_argument(
         "--slo",
         required=True,
@@ -224,6 +225,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="print only the result directory")
     p.add_argument("--report", action="store_true", help="also write DIR/report.html")
+    _outside(p)
+
+
+def _outside(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let the trace files a scenario replays lie outside its folder tree",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,7 +325,7 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
         overrides["run.replications"] = args.replications
     if args.budget is not None:
         overrides["run.request_budget"] = args.budget
-    scn = load(args.scenario, overrides)
+    scn = load(args.scenario, overrides, allow_outside=getattr(args, "allow_outside", False))
     out = Path(args.out) if args.out else Path("results") / f"{scn.name}{suffix}"
     return scn, out
 
