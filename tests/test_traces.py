@@ -84,6 +84,7 @@ def test_scale_loop_window_and_offsets(tmp_path: Path) -> None:
     )
     inside = int(((data.t_us - data.t_us[0] >= 5e3) & (data.t_us - data.t_us[0] < 15e3)).sum())
     assert len(sim.run(looped).requests) == 10 * inside
+    assert sim.scenario.work_estimate(looped)[0]["requests"] == 10 * inside
     rnd = sim.load(
         scenario(
             tmp_path,
@@ -372,3 +373,13 @@ def test_report_shows_load_over_time_and_the_busiest_hour(tmp_path: Path) -> Non
     assert "Load over simulated time" in text
     assert "Busiest hour" in text
     assert "from 150 ms" in text
+
+
+def test_no_false_saturation_warning_under_a_profile(tmp_path: Path) -> None:
+    """Throughput is held against the load the profile offers in the window, not the
+    stream's base rate: at half the rate, no 'saturated: throughput' warning."""
+    prof = "{points: [{at: 0s, factor: 0.5}]}"
+    p = scenario(tmp_path, f"{{op: read, rate: 10k, profile: {prof}}}", "{duration: 150ms}")
+    res = sim.run(sim.load(p))
+    assert res.summary["throughput_rps"].iloc[0] == pytest.approx(5000, rel=0.15)
+    assert "saturated" not in str(res.summary["warnings"].iloc[0])

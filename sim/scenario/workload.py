@@ -222,11 +222,17 @@ class Trace(Model):
         return self._plan
 
     def arrivals(self, duration: float) -> float:
-        """Requests replayed in ``duration`` µs (at most; with a random offset, about)."""
+        """Requests replayed in the first ``duration`` µs (with a random offset, their
+        expected number)."""
         times, _, _, period = self.plan()
-        if not self.loop:
-            return float(len(times))
-        return len(times) * (duration / period + 1.0)
+        n = len(times)
+        if period <= 0:
+            return float(n)
+        if self.offset == "random":
+            return n * (duration / period if self.loop else min(duration / period, 1.0))
+        whole = math.floor(duration / period) if self.loop else 0
+        left = duration - whole * period
+        return float(n * whole + np.searchsorted(times, left, side="left"))
 
     @property
     def rate(self) -> float:
