@@ -383,3 +383,16 @@ def test_no_false_saturation_warning_under_a_profile(tmp_path: Path) -> None:
     res = sim.run(sim.load(p))
     assert res.summary["throughput_rps"].iloc[0] == pytest.approx(5000, rel=0.15)
     assert "saturated" not in str(res.summary["warnings"].iloc[0])
+
+
+def test_sweep_over_a_trace_scale(tmp_path: Path) -> None:
+    """A sweep's points read the trace from the folder of the scenario that names it."""
+    write_trace(tmp_path, n=300)
+    scenario(tmp_path, "{arrival: trace, trace: {file: t.csv, loop: true}}",
+             "{duration: 60ms, warmup: 0s}")  # fmt: skip
+    (tmp_path / "x-sweep.yaml").write_text(
+        "study: x\nscenario: s.yaml\ngrid:\n  children[db].streams[0].trace.scale: [1, 2]\n"
+    )
+    frame = sim.sweep(tmp_path / "x-sweep.yaml", out=tmp_path / "study")
+    got = frame.groupby("children[db].streams[0].trace.scale")["requests"].sum()
+    assert got.loc[2] == pytest.approx(2 * got.loc[1], rel=0.05)
