@@ -146,7 +146,10 @@ BAD = {
     "missing column": ("time_s,op\n", "no 'timestamp' column"),
     "backwards": ("timestamp[s],op\n0.1,read\n0.05,read\n", "line 3: timestamp earlier"),
     "negative": ("timestamp[s],op\n-1,read\n", "line 2: negative timestamp"),
-    "unknown op": ("timestamp[s],op\n0,read\n1,trim\n", "'trim' is not an operation"),
+    "unknown op": (
+        "timestamp[s],op\n0,read\n1,trim\n",
+        "'trim' (in trace 't.csv') is not an operation",
+    ),
     "empty": ("timestamp[s],op\n", "no requests"),
     "no unit": ("timestamp,op\n0,read\n", "unit of 'timestamp' is not given"),
     "ragged": ("timestamp[s],op\n0,read,1\n", "line 2: 3 fields"),

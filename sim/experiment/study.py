@@ -257,10 +257,11 @@ def make_sweep(
 # ---------------------------------------------------------------------------------------
 # Running one point (in any process)
 # ---------------------------------------------------------------------------------------
-def _where(p: Point) -> tuple[str | None, bool]:
-    """Where a point's trace files are read from: (folder, allow_outside)."""
+def _where(p: Point) -> dict[str, Any]:
+    """Where a point's trace files are read from (run_point's base, allow_outside): nothing
+    for a point that replays none."""
     folder, outside, _ = p.scenario.trace_context
-    return folder, outside
+    return {"base": folder, "allow_outside": outside} if folder is not None or outside else {}
 
 
 def run_point(
@@ -408,7 +409,7 @@ Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
 def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
     for p in points:
         try:
-            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications, *_where(p)), None
+            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications, **_where(p)), None
         except Exception as exc:
             yield p, None, exc
 
@@ -416,7 +417,7 @@ def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
 def _processes(points: Sequence[Point], workers: int) -> Iterator[Outcome]:
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {
-            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications, *_where(p)): p
+            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p)): p
             for p in points
         }
         for fut in as_completed(futures):
@@ -511,7 +512,7 @@ def _dask(points: Sequence[Point], client: Any) -> Iterator[Outcome]:
 
     futures = {
         client.submit(
-            run_point, p.scenario.to_dict(), p.seed, p.replications, *_where(p),
+            run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p),
             key=f"point-{p.key}",
             pure=False,
         ): p
