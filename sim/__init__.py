@@ -14,6 +14,7 @@ Public API (docs/design.md §1)::
     table = sim.capacity(scn, "p99<=500us", paths=["routed", "direct"])  # per path
     est = sim.analytic(scn)                 # queueing-network estimate: .children, .stations
     av = sim.availability(scn, slo="p99<=1ms")  # per design: .table, .blast, .states
+    f = sim.fit("scenarios/traces/db-blk.csv")  # a stream fitted to a trace: f.yaml()
 
 The package is layered along the flow *scenario → model → analysis → results →
 experiment → report* (docs/design.md §2): :mod:`sim.scenario`, :mod:`sim.model`,
@@ -41,6 +42,7 @@ __all__ = [
     "availability",
     "capacity",
     "compare",
+    "fit",
     "load",
     "load_study",
     "run",
@@ -152,6 +154,19 @@ def analytic(scenario: Any) -> Any:
     from sim.analysis.analytic import estimate
 
     return estimate(_scenario(scenario))
+
+
+def fit(trace: Any, time_unit: str | None = None, size_unit: str | None = None) -> Any:
+    """Fit a stream to a trace (a CSV or Parquet file's path, or a
+    :class:`~sim.scenario.traces.TraceData`): rate, op mix, size distribution with its
+    goodness of fit, MMPP bursts when Poisson is rejected (:mod:`sim.analysis.fit`).
+    ``.yaml()`` is the stream section to paste into a scenario, ``.stream()`` the same as
+    data; :func:`sim.report.fitplot.figure` plots the fit against the data."""
+    from sim.analysis.fit import fit as _fit
+    from sim.scenario.traces import TraceData, read_trace
+
+    data = trace if isinstance(trace, TraceData) else read_trace(trace, time_unit, size_unit)
+    return _fit(data)
 
 
 def validate(cases: Any = None, replications: int | None = None) -> Any:

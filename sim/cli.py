@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "→ results/<name>-capacity/",
     )
     k.add_argument("scenario", help="scenario file (YAML)")
+    _outside(k)
     k.add_argument(
         "--slo",
         required=True,
@@ -200,6 +201,25 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("directory", help="a result, comparison, study or capacity directory")
     rp.add_argument("--out", help="report file (default: DIR/report.html)")
 
+    f = sub.add_parser(
+        "fit", help="fit a stream to a trace (CSV or Parquet): prints its scenario section"
+    )
+    f.add_argument("trace", help="trace file: timestamp[, op, size] columns")
+    f.add_argument("--time-unit", choices=("ns", "us", "ms", "s"), help="unit of timestamps")
+    f.add_argument(
+        "--size-unit",
+        choices=("B", "sectors", "kB", "KiB", "MB", "MiB"),
+        help="unit of sizes (default: the header's, else B)",
+    )
+    f.add_argument("--plot", metavar="PNG", help="also draw the fit against the data")
+    cv = sub.add_parser(
+        "convert", help="convert blkparse output or typeperf disk counters into a trace CSV"
+    )
+    cv.add_argument("format", choices=("blkparse", "typeperf"), help="format of the input")
+    cv.add_argument("input", help="the file to convert")
+    cv.add_argument("output", help="the trace CSV to write")
+    cv.add_argument("--seed", type=int, default=1, help="typeperf: seed of the synthesis")
+    cv.add_argument("--force", action="store_true", help="replace an existing output file")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     ps = sub.add_parser("presets", help="list the presets, or show one with its sources")
     ps.add_argument("name", nargs="?", help="the preset to show: every value and its source")
@@ -252,6 +272,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="print only the result directory")
     p.add_argument("--report", action="store_true", help="also write DIR/report.html")
+    _outside(p)
+
+
+def _outside(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let the trace files a scenario replays lie outside its folder tree",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,6 +328,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "report":
             print(_report(args.directory, args.out))
             return EXIT_OK
+        if args.command == "fit":
+            return _fit(args)
+        if args.command == "convert":
+            return _convert(args)
         if args.command == "schema":
             from sim.scenario.schema import json_schema
 
@@ -341,9 +374,65 @@ def _load(args: argparse.Namespace, suffix: str = "") -> tuple[Any, Path]:
         overrides["run.replications"] = args.replications
     if args.budget is not None:
         overrides["run.request_budget"] = args.budget
-    scn = load(args.scenario, overrides)
+    scn = load(args.scenario, overrides, allow_outside=getattr(args, "allow_outside", False))
     out = Path(args.out) if args.out else Path("results") / f"{scn.name}{suffix}"
     return scn, out
+
+
+def _fit(args: argparse.Namespace) -> int:
+    """hvsim fit: the stream section fitted to a trace; its plot with --plot."""
+    from sim.analysis.fit import fit
+    from sim.scenario.traces import read_trace
+
+    if args.plot is not None and not args.plot.endswith(".png"):
+        raise InputError(f"--plot: a .png file name (got {args.plot!r})")
+    data = read_trace(args.trace, args.time_unit, args.size_unit)
+    try:
+        fitted = fit(data)
+    except ValueError as exc:
+        raise InputError(f"{args.trace}: {exc}") from None
+    if args.plot is not None:
+        from sim.report.fitplot import figure
+
+        _write_atomic(Path(args.plot), lambda tmp: figure(fitted, data).savefig(tmp, dpi=110))
+    print(fitted.yaml(), end="")
+    return EXIT_OK
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """hvsim convert: a blkparse or typeperf file into a trace CSV."""
+    from sim.scenario.traces import convert, to_csv
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise InputError(f"{out}: exists; pass --force to replace it")
+    data = convert(args.input, args.format, args.seed)
+    text = to_csv(data)
+    _write_atomic(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    mix = ", ".join(f"{k} {v:.3g}" for k, v in data.op_mix().items())
+    print(f"{out}: {len(data):,} requests over {data.span / 1e6:.6g} s ({mix})")
+    return EXIT_OK
+
+
+def _write_atomic(out: Path, write: Any) -> None:
+    """Write ``out`` through a temporary file beside it: whole or not at all."""
+    import tempfile
+
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{out}: no folder {folder}")
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=folder)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise WriteError(out, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 MAX_CAPACITY_POINTS = 1000

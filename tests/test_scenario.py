@@ -845,7 +845,7 @@ CASE_FILES = sorted((ROOT / "scenarios" / "validation").glob("*.yaml"))
 def test_shipped_scenario_loads(path: Path) -> None:
     """Every scenarios/*.yaml file loads and survives a to_dict round trip."""
     scn = load(path)
-    assert from_dict(scn.to_dict()).to_dict() == scn.to_dict()
+    assert from_dict(scn.to_dict(), base=path.parent).to_dict() == scn.to_dict()
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=[p.name for p in SWEEP_FILES])

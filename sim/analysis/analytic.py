@@ -158,12 +158,16 @@ Key = tuple[str, int]  # (child instance, stream index)
 Sizes = dict[Key, tuple[np.ndarray, np.ndarray]]
 
 
-def _rates(placed: list[Placement], closed: dict[Key, float]) -> dict[Key, float]:
-    """Requests per µs of every stream: open loop its rate, closed loop its estimate."""
+def _rates(placed: list[Placement], closed: dict[Key, float], duration: float) -> dict[Key, float]:
+    """Requests per µs of every stream: open loop its mean rate over the run (a trace's,
+    a profile's), closed loop its estimate."""
     rates: dict[Key, float] = {}
     for p in placed:
         for j, s in enumerate(p.spec.streams):
-            rates[(p.name, j)] = s.rate / 1e6 if s.rate is not None else closed.get((p.name, j), 0)
+            offered = s.offered(duration)
+            rates[(p.name, j)] = (
+                offered / 1e6 if offered is not None else closed.get((p.name, j), 0)
+            )
     return rates
 
 
@@ -231,7 +235,7 @@ def _closed_loops(
     stretch: Stretch = {}
     for sweep in range(MAX_ROUNDS):
         probe = dict(zip(keys, np.maximum(x, PROBE).tolist(), strict=True))
-        net = Network(scn, placed, _rates(placed, probe), out, inb, sizes)
+        net = Network(scn, placed, _rates(placed, probe, scn.run.duration), out, inb, sizes)
         net.solve()
         new_x, queues, stretch = _mva(net, keys, users, think, queues)
         out, inb = net.signals()
@@ -343,7 +347,7 @@ def estimate(scn: Scenario) -> Estimate:
     placed = list(plan(scn).children)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
     closed, signals, stretch = _closed_loops(scn, placed, sizes)
-    rates = _rates(placed, closed)
+    rates = _rates(placed, closed, scn.run.duration)
     net = _solve(scn, placed, rates, sizes, signals)
     for kl in net.classes:
         if stretch:

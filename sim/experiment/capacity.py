@@ -207,7 +207,7 @@ def load_capacity(where: str | Path) -> Capacity:
         if col in table.columns:  # empty text reads back as NaN
             table[col] = table[col].astype(object).where(table[col].notna(), "")
     return Capacity(
-        scenario=load(where / "scenario.resolved.yaml"),
+        scenario=load(where / "scenario.resolved.yaml", read_traces=False),
         slo=parse_slo(" and ".join(meta["slo"])),
         vary=str(meta["vary"]),
         paths=list(meta["paths"]),
@@ -222,13 +222,15 @@ def load_capacity(where: str | Path) -> Capacity:
 # Setting the load
 # ---------------------------------------------------------------------------------------
 def scaled(scenario: Scenario, factor: float) -> Scenario:
-    """``scenario`` with every open-loop stream's rate multiplied by ``factor``."""
-    overrides = {
-        f"children[{i}].streams[{j}].rate": s.rate * factor
-        for i, c in enumerate(scenario.children)
-        for j, s in enumerate(c.streams)
-        if s.rate is not None
-    }
+    """``scenario`` with every open-loop stream's rate multiplied by ``factor`` (a
+    replayed trace's ``scale``)."""
+    overrides: dict[str, Any] = {}
+    for i, c in enumerate(scenario.children):
+        for j, s in enumerate(c.streams):
+            if s.rate is not None:
+                overrides[f"children[{i}].streams[{j}].rate"] = s.rate * factor
+            elif s.trace is not None:
+                overrides[f"children[{i}].streams[{j}].trace.scale"] = s.trace.scale * factor
     return replace(scenario, overrides, source=f"load factor {factor:g}") if overrides else scenario
 
 
@@ -263,7 +265,10 @@ def evaluate(
     if summary.empty:
         raise ValueError("none of the SLO's children has I/O results")
     meets, lower_ok, reasons, rows = True, True, [], []
-    offered = {n: sum(s.rate for s in c.streams if s.rate) for n, c in res.scenario.instances()}
+    duration = res.scenario.run.duration
+    offered = {
+        n: sum(s.offered(duration) or 0.0 for s in c.streams) for n, c in res.scenario.instances()
+    }
     for _, r in summary.iterrows():
         part = str(r["partition"])
         row: dict[str, Any] = {
@@ -785,7 +790,7 @@ def prepare(
                 f"{', '.join(io)})"
             )
         child = entries[0]
-    elif not any(s.rate for c in scenario.children for s in c.streams):
+    elif not any(s.rate or s.trace for c in scenario.children for s in c.streams):
         raise ValueError("no open-loop stream to scale: vary the children instead")
     path_list = list(paths) if paths else ["as-is"]
     bad = [p for p in path_list if p not in IO_PATHS and p != "as-is"]

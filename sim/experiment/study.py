@@ -234,7 +234,9 @@ def make_sweep(
             for k, v in {**fixed, **values}.items():
                 for path in (part.strip() for part in k.split(",")):
                     apply_override(raw_scn, path, v, file)
-            scn = from_dict(raw_scn, source=file)
+            # trace files: read from the folder of the scenario they were written in
+            folder, outside, _ = base.trace_context
+            scn = from_dict(raw_scn, source=file, base=folder, allow_outside=outside)
             overridden = {p.strip() for k in {**fixed, **values} for p in k.split(",")}
         except ScenarioError as exc:
             label = ", ".join(f"{k}={v}" for k, v in values.items())
@@ -255,14 +257,29 @@ def make_sweep(
 # ---------------------------------------------------------------------------------------
 # Running one point (in any process)
 # ---------------------------------------------------------------------------------------
-def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[str, Any]:
-    """Simulate one point from plain data; returns its tables (picklable)."""
+def _where(p: Point) -> dict[str, Any]:
+    """Where a point's trace files are read from (run_point's base, allow_outside): nothing
+    for a point that replays none."""
+    folder, outside, _ = p.scenario.trace_context
+    return {"base": folder, "allow_outside": outside} if folder is not None or outside else {}
+
+
+def run_point(
+    scenario: dict[str, Any],
+    seed: int,
+    replications: int,
+    base: str | None = None,
+    allow_outside: bool = False,
+) -> dict[str, Any]:
+    """Simulate one point from plain data; returns its tables (picklable). Trace files are
+    read relative to ``base`` (the folder of the scenario that names them)."""
     import io
 
     from sim.experiment.run import run
 
     t0 = time.perf_counter()
-    res = run(from_dict(scenario, source="point"), replications=replications, seed=seed)
+    scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
+    res = run(scn, replications=replications, seed=seed)
     buf = io.BytesIO()  # Parquet bytes travel back to the writer far cheaper than a frame
     res.requests.to_parquet(buf, index=False)
     return {
@@ -392,7 +409,7 @@ Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
 def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
     for p in points:
         try:
-            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications), None
+            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications, **_where(p)), None
         except Exception as exc:
             yield p, None, exc
 
@@ -400,7 +417,8 @@ def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
 def _processes(points: Sequence[Point], workers: int) -> Iterator[Outcome]:
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {
-            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications): p for p in points
+            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p)): p
+            for p in points
         }
         for fut in as_completed(futures):
             p = futures[fut]
@@ -494,7 +512,8 @@ def _dask(points: Sequence[Point], client: Any) -> Iterator[Outcome]:
 
     futures = {
         client.submit(
-            run_point, p.scenario.to_dict(), p.seed, p.replications, key=f"point-{p.key}",
+            run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p),
+            key=f"point-{p.key}",
             pure=False,
         ): p
         for p in points

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -109,6 +110,76 @@ def mmpp_gaps(burst: Burst, rate: float, rng: Any) -> Callable[[], float]:
             left[0] = rng.exponential(hold[state[0]])
 
     return gap
+
+
+def trace_gaps(
+    plan: tuple[Any, Any, Any, float], loop: bool, shift: float, row: list[int]
+) -> Callable[[], float]:
+    """Gaps (µs) between the replayed arrivals of a trace (:meth:`Trace.plan
+    <sim.scenario.workload.Trace.plan>`: times from the window's start, the window's
+    length ``period``), the window started ``shift`` µs in (wrapping round), once or, with
+    ``loop``, again and again; after the last, an infinite gap. ``row[0]`` is set to the
+    trace row of the arrival each gap leads to (its op and size)."""
+    times, _, _, period = plan
+    t = times.tolist()
+    n = len(t)
+    first = bisect.bisect_left(t, shift) if shift > 0 else 0
+    nxt = [first, 0]  # the next row, arrivals served
+    clock = [0.0 - shift, 0.0]  # when the current pass started, the last arrival
+
+    def gap() -> float:
+        i = nxt[0]
+        base, now = clock
+        if i >= n:
+            i, base = 0, base + period
+        if nxt[1] >= n and not loop:
+            return math.inf
+        at = base + t[i]
+        row[0] = i
+        nxt[0], nxt[1] = i + 1, nxt[1] + 1
+        clock[0], clock[1] = base, at
+        return at - now
+
+    return gap
+
+
+def warped(
+    gap: Callable[[], float], starts: list[float], factors: list[float], period: float | None
+) -> Callable[[], float]:
+    """Gaps of a process run on a clock going ``factor`` times as fast as simulated time
+    (steps from ``starts``, repeated every ``period``): the base process's gaps are spent
+    on that clock, so its rate is multiplied by the factor of the moment."""
+    ends = [*starts[1:], period if period is not None else math.inf]
+    cum = [0.0]
+    for s0, e, f in zip(starts, ends, factors, strict=True):
+        cum.append(cum[-1] + (f * (e - s0) if math.isfinite(e) else math.inf))
+    per = cum[-1]  # the clock's advance over one period (inf without one)
+    state = [0.0, 0.0]  # the clock, simulated time
+
+    def real(u: float) -> float:
+        """Simulated time at which the clock reads ``u``."""
+        k = 0.0
+        if period is not None:
+            k = math.floor(u / per)
+            u -= k * per
+            if u >= per:  # rounding
+                k, u = k + 1, 0.0
+        # the last step begun by clock u: a step of factor 0 (no advance) is passed by
+        j = min(bisect.bisect_right(cum, u) - 1, len(factors) - 1)
+        t = starts[j] + (u - cum[j]) / factors[j]
+        return t + (k * period if period is not None else 0.0)
+
+    def next_gap() -> float:
+        g = gap()
+        if math.isinf(g):
+            return g
+        u = state[0] + g
+        t = real(u)
+        out = max(t - state[1], 0.0)
+        state[0], state[1] = u, t
+        return out
+
+    return next_gap
 
 
 class Stream:
@@ -170,7 +241,22 @@ class Stream:
         self._timer_armed = False
         self._ended: dict[int, simpy.Event] = {}
         self._users = 0  # generation of the closed-loop users (a crash ends one)
-        if spec.rate is not None and spec.arrival == "mmpp":
+        self._row = [0]  # the trace row of the last arrival (arrival: trace)
+        self._trace_op = self._trace_size = None
+        if spec.trace is not None:
+            tr = spec.trace
+            plan = tr.plan()
+            shift = 0.0
+            if tr.offset == "random":  # its own key: no other stream's draws move
+                shift = float(env.rng(key, "trace.offset").uniform(0.0, plan[3]))
+            self._gap = trace_gaps(plan, tr.loop, shift, self._row)
+            if plan[1] is not None:
+                idx = {o: k for k, o in enumerate(self.ops)}
+                written = tr.data.ops
+                self._trace_op = [idx[written[c]] for c in plan[1].tolist()]
+            if plan[2] is not None:
+                self._trace_size = plan[2].tolist()
+        elif spec.rate is not None and spec.arrival == "mmpp":
             self._gap = mmpp_gaps(spec.burst or Burst(), spec.rate, env.rng(key, "arrivals"))
         elif spec.rate is not None:
             mean_gap = 1e6 / spec.rate
@@ -182,6 +268,8 @@ class Stream:
             self._gap = gap.sampler(env.rng(key, "arrivals"))
         else:
             self._think = spec.think.sampler(env.rng(key, "think"))
+        if spec.profile is not None and spec.outstanding is None:
+            self._gap = warped(self._gap, *spec.profile.steps())
 
     @property
     def issued(self) -> int:
@@ -204,16 +292,19 @@ class Stream:
                 env.process(self._closed_loop())
 
     def _request(self) -> Request:
-        if self._op_u is None:
+        if self._trace_op is not None:
+            op = self._trace_op[self._row[0]]
+        elif self._op_u is None:
             op = 0
         else:
             op = bisect.bisect_right(self._cum, self._op_u())
             op = min(op, len(self.ops) - 1)
+        size = self._trace_size[self._row[0]] if self._trace_size is not None else self._sizes()
         vcpu = self._vcpus()
         req = Request(
             next(self._ids),
             op,
-            int(self._sizes()),
+            int(size),
             self.env.now,
             vcpu,
             self._irq_vcpu or vcpu,

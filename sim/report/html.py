@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 
 from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
-from sim.report import answer, plots
+from sim.report import answer, overtime, plots
 from sim.report.provenance import describe, provenance
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
@@ -341,6 +341,8 @@ def _run_page(directory: Path) -> Page:
     if scn.faults:
         question += " " + _faults_question(scn)
     figures = _result_figures(res, "")
+    if overtime.shaped(scn):
+        figures.append(_over_time_figure(res))
     return Page(
         title=f"{scn.name}: simulation report",
         kind="run",
@@ -375,6 +377,18 @@ def _occupancy_matters(resources: pd.DataFrame) -> bool:
         elif mean >= 1.0:
             return True
     return False
+
+
+def _over_time_figure(res: Result) -> Shown:
+    """Load, latency and device utilisation over simulated time (sim.report.overtime)."""
+    ot = overtime.over_time(res)
+    return Shown(
+        "Load over simulated time",
+        "Arrivals per second, latency (median and p99, log scale) and each device's "
+        "utilisation per hour of the run, all replications pooled; the busiest hour is "
+        f"shaded. {ot.sentence()}",
+        _svg(overtime.figure(ot)),
+    )
 
 
 def _result_figures(res: Result, label: str) -> list[Shown]:
@@ -557,7 +571,7 @@ def _sweep_page(directory: Path) -> Page:
     first = directory / "points" / f"{_key_of(info, points[0])}.yaml"
     from sim.scenario.source import load
 
-    scn = load(first)
+    scn = load(first, read_traces=False)
     columns = [*(_label(k) for k in keys), "child", "I/O path", "throughput",
                "mean latency", "p99 latency"]  # fmt: skip
     rows = []

@@ -123,13 +123,25 @@ def _dist(d: Distribution, fmt: Any) -> str:
 
 
 def _stream(s: Any) -> str:
-    ops = " / ".join(f"{op} {w:.0%}" if len(s.op) > 1 else op for op, w in s.op.items())
+    total = sum(s.op.values())  # a trace's mix is its counts
+    ops = " / ".join(f"{op} {w / total:.0%}" if len(s.op) > 1 else op for op, w in s.op.items())
     size = _dist(s.size, units.format_size)
     size = size if size[0].isdigit() else f"sizes from {size}"
     if s.closed:
         think = f", think time {_dist(s.think, units.format_time)}" if s.think.mean else ""
         return f"closed loop, {s.outstanding} outstanding {ops} of {size}{think}"
-    return f"open loop, {units.format_rate(s.rate)} {ops} of {size} ({s.arrival} arrivals)"
+    shaped = " following a rate profile" if s.profile is not None else ""
+    if s.trace is not None:
+        t = s.trace
+        how = [f"x{t.scale:g}" if t.scale != 1 else "", "looped" if t.loop else "",
+               "random offset per replication" if t.offset == "random" else ""]  # fmt: skip
+        how_text = ", ".join(h for h in how if h)
+        return (
+            f"open loop, replaying trace {t.file}{f' ({how_text})' if how_text else ''}: "
+            f"{ops} of {size}{shaped}"
+        )
+    rate = units.format_rate(s.rate)
+    return f"open loop, {rate} {ops} of {size} ({s.arrival} arrivals){shaped}"
 
 
 def _child(c: Child) -> str:

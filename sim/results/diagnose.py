@@ -4,6 +4,8 @@ where it should hold. One list of notes per child, shown under every table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from sim.analysis.analytic import disagreement
@@ -50,7 +52,11 @@ def warnings(
             out.append(f"saturated: {', '.join(hot)} busy > {SATURATED:.0%}")
         if row["io_path"] == "routed" and count.get("ring_full", 0) > 0:
             out.append("saturated: a VMBus ring was full (writers blocked)")
-        offered = sum(s.rate for s in spec.streams if s.rate) if spec is not None else 0.0
+        offered = (
+            sum(_offered(s, scenario.run.warmup, scenario.run.duration) for s in spec.streams)
+            if spec is not None
+            else 0.0
+        )
         if offered and row["throughput_rps"] < 0.95 * offered:
             out.append(
                 f"saturated: throughput {row['throughput_rps'] / offered:.0%} of the offered load"
@@ -78,3 +84,13 @@ def warnings(
         if gap:
             out.append(gap)
     return {k: v for k, v in notes.items() if v}
+
+
+def _offered(stream: Any, start: float, end: float) -> float:
+    """Requests per second a stream offers from ``start`` to ``end`` (µs): its rate, a
+    profile's mean over the window, a replayed trace's arrivals (0: closed loop)."""
+    total = stream.offered(end)
+    if total is None or end <= start:
+        return 0.0
+    before = stream.offered(start) if start > 0 else 0.0
+    return float((total * end - (before or 0.0) * start) / (end - start))

@@ -87,7 +87,7 @@ def load_result(where: str | Path) -> Result:
     requests = pd.read_parquet(where / "requests.parquet")
     meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
     return Result(
-        scenario=load(where / "scenario.resolved.yaml"),
+        scenario=load(where / "scenario.resolved.yaml", read_traces=False),
         requests=requests,
         meta=meta,
         **frames,

@@ -164,9 +164,10 @@ def _estimate(
                     ),
                     "",
                 )
-            if s.rate is not None:
-                requests += c.count * s.rate * duration / 1e6
-                issued.append((c, s, dev, s.rate))
+            offered = s.offered(duration)  # a trace's arrivals, a profile's mean rate
+            if offered is not None:
+                requests += c.count * offered * duration / 1e6
+                issued.append((c, s, dev, offered))
                 if s.arrival == "mmpp":
                     b = s.burst
                     cycle = b.length + b.between if b is not None else 100e3

@@ -158,9 +158,12 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         for j, s in enumerate(c.streams):
             for op in s.op:
                 if op not in dev.ops:
+                    traced = s.trace is not None and "op" not in s.model_fields_set
+                    where = f" (in trace {quote(s.trace.file)})" if s.trace and traced else ""
                     return (
-                        ("children", i, "streams", j, "op"),
-                        f"{quote(op)} is not an operation of {dev.type} device '{dev.name}' "
+                        ("children", i, "streams", j, "trace" if traced else "op"),
+                        f"{quote(op)}{where} "
+                        f"is not an operation of {dev.type} device '{dev.name}' "
                         f"(use {', '.join(dev.ops)})",
                     )
             if "receive" in s.op and s.closed:

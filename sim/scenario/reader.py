@@ -76,6 +76,21 @@ def read_text(
     """The text of the file at ``path`` (see the module docstring for what is refused);
     ``what`` names the kind of file in messages, ``file`` the file (default: ``path``)."""
     file = str(path) if file is None else file
+    data = read_bytes(path, limit, what, file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            file, "", f"not a UTF-8 text file (byte {exc.start:,} is not UTF-8)"
+        ) from None
+
+
+def read_bytes(
+    path: str | Path, limit: int = MAX_FILE_BYTES, what: str = "scenario", file: str | None = None
+) -> bytes:
+    """The bytes of the file at ``path``, refused as :func:`read_text` refuses (all but
+    the UTF-8 check): for binary inputs such as Parquet traces."""
+    file = str(path) if file is None else file
 
     def fail(message: str) -> ScenarioError:
         return ScenarioError(file, "", message)
@@ -109,10 +124,7 @@ def read_text(
     if len(data) > limit:
         size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
         raise fail(f"larger than {size}, the most a {what} file may be")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise fail(f"not a UTF-8 text file (byte {exc.start:,} is not UTF-8)") from None
+    return data
 
 
 def _kind(mode: int, what: str) -> str:

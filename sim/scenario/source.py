@@ -29,11 +29,27 @@ from sim.scenario.reader import Loader, compose, fmt_path, key_shown, line_of, q
 from sim.scenario.schema import Scenario
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """Read, check and resolve a scenario file; :class:`ScenarioError` if anything is wrong."""
+def load(
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    allow_outside: bool = False,
+    read_traces: bool = True,
+) -> Scenario:
+    """Read, check and resolve a scenario file; :class:`ScenarioError` if anything is wrong.
+    The trace files its streams replay are read relative to its folder and must stay in
+    that folder's tree unless ``allow_outside``; ``read_traces=False`` takes them as
+    written without reading them (a result's scenario, which is not run again)."""
     p = Path(path)
     text = read_text(p, what="scenario", file=str(path))
-    return loads(text, file=str(path), overrides=overrides, default_name=p.stem)
+    return loads(
+        text,
+        file=str(path),
+        overrides=overrides,
+        default_name=p.stem,
+        base=p.parent,
+        allow_outside=allow_outside,
+        read_traces=read_traces,
+    )
 
 
 def loads(
@@ -41,8 +57,11 @@ def loads(
     file: str = "<string>",
     overrides: Mapping[str, Any] | None = None,
     default_name: str | None = None,
+    base: str | Path | None = None,
+    allow_outside: bool = False,
+    read_traces: bool = True,
 ) -> Scenario:
-    """Like :func:`load`, from the text of a scenario."""
+    """Like :func:`load`, from the text of a scenario (trace files relative to ``base``)."""
     if not text.strip():
         raise ScenarioError(file, "", "file is empty")
     data, lines = compose(text, file)
@@ -51,7 +70,15 @@ def loads(
     data.pop("sweep", None)  # a sweep section is for hvsim sweep (sim.sweep); run ignores it
     if default_name and "name" not in data:
         data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", default_name)[:64] or "scenario"
-    return from_dict(data, source=file, lines=lines, overrides=overrides)
+    return from_dict(
+        data,
+        source=file,
+        lines=lines,
+        overrides=overrides,
+        base=base,
+        allow_outside=allow_outside,
+        read_traces=read_traces,
+    )
 
 
 _CHECKED: dict[str, presets.Preset] = {}
@@ -80,7 +107,10 @@ def replace(scenario: Scenario, overrides: Mapping[str, Any], source: str = "--s
     sources)."""
     raw = scenario.to_dict()
     done = [apply_override(raw, path, value, source) for path, value in overrides.items()]
-    return from_dict(raw, source=source, overridden=done)
+    base, outside, read = scenario.trace_context
+    return from_dict(
+        raw, source=source, overridden=done, base=base, allow_outside=outside, read_traces=read
+    )
 
 
 def from_dict(
@@ -89,8 +119,15 @@ def from_dict(
     lines: Mapping[tuple[Any, ...], int] | None = None,
     overridden: Sequence[tuple[Any, ...]] = (),
     overrides: Mapping[str, Any] | None = None,
+    base: str | Path | None = None,
+    allow_outside: bool = False,
+    read_traces: bool = True,
 ) -> Scenario:
     """Validate plain data (as read from YAML) into a :class:`Scenario`.
+
+    Trace files (``streams[].trace.file``) are read relative to ``base`` (and inside its
+    tree unless ``allow_outside``); without ``base`` only an absolute path is read;
+    ``read_traces=False`` reads none.
 
     The ``preset`` that ``data`` names goes under it (:mod:`sim.scenario.presets`), then
     ``overrides`` (``{field.path: value}`` from ``--set``; a ``preset`` among them is
@@ -144,7 +181,14 @@ def from_dict(
 
     clock = _clock_ghz(data)
     try:
-        scn = Scenario.model_validate(data, context={"clock_ghz": clock})
+        context = {
+            "clock_ghz": clock,
+            "base": None if base is None else Path(base),
+            "file": source,
+            "allow_outside": allow_outside,
+            "read_traces": read_traces,
+        }
+        scn = Scenario.model_validate(data, context=context)
     except pydantic.ValidationError as exc:
         raise error(*_translate(exc, data, lines)) from None
     problem = cross_check(scn)

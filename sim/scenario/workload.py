@@ -1,17 +1,23 @@
 """The children of a scenario and what they do: paths, devices, guests' costs, I/O
-streams (open or closed loop, op mix, sizes, arrivals) and CPU load."""
+streams (open or closed loop, op mix, sizes, arrivals, replayed traces, rate profiles) and
+CPU load. A stream's trace file is read and checked here, while the scenario is validated
+(:mod:`sim.scenario.traces`), relative to the scenario file's folder."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pydantic
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationInfo
 
-from sim.scenario import units
+from sim.scenario import distributions, traces, units
+from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import (
     CAP_HELP,
     PIN_HELP,
@@ -30,7 +36,7 @@ from sim.scenario.fields import (
     field,
 )
 from sim.scenario.hardware import MEMORY_RATE
-from sim.scenario.reader import quote
+from sim.scenario.reader import quote, resolve_inside
 
 # ---------------------------------------------------------------------------------------
 # Children and workloads
@@ -40,6 +46,8 @@ IO_PATHS: tuple[str, ...] = typing.get_args(IoPath)
 
 
 def _op_mix(value: Any) -> Any:
+    if value is None:  # filled from a trace's op column, else refused (Stream._one_loop)
+        return {}
     if isinstance(value, str):
         return {value: 1.0}
     if isinstance(value, Mapping):
@@ -81,12 +89,242 @@ class Burst(Model):
         return self.factor * low, low
 
 
+class Trace(Model):
+    """A trace replayed by a stream (``arrival: trace``): its arrivals, and its ops and
+    sizes when it has those columns (:mod:`sim.scenario.traces` for the format). The
+    file is read when the scenario is loaded, relative to the scenario file's folder and
+    inside its tree (unless --allow-outside)."""
+
+    file: str = field(
+        min_length=1,
+        max_length=4096,
+        description="CSV or Parquet file with columns timestamp and optionally op, size, "
+        "relative to the scenario file.",
+    )
+    time_unit: Literal["ns", "us", "ms", "s"] | None = field(
+        None, description="Unit of the timestamps when the header does not give it."
+    )
+    size_unit: Literal["B", "sectors", "kB", "KiB", "MB", "MiB"] | None = field(
+        None, description="Unit of the sizes when the header does not give it; default B."
+    )
+    scale: float = field(
+        1.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="Replay at this times the trace's load: its gaps are divided by it.",
+    )
+    start: Time = field(
+        0.0, ge=0, description="Start of the window replayed, from the first timestamp."
+    )
+    end: Time | None = field(
+        None,
+        gt=0,
+        description="End of the window replayed, from the first timestamp; default: the "
+        "last request and one mean gap more (so a loop keeps the trace's rate).",
+    )
+    loop: bool = field(
+        False, description="Replay the window again and again; else the stream stops at its end."
+    )
+    offset: Literal["none", "random"] = field(
+        "none",
+        description="random: each replication starts at its own uniform point of the "
+        "window (wrapping round), so replications differ; none: at its start.",
+    )
+    _data: traces.TraceData | None = PrivateAttr(None)
+    _plan: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float] | None = PrivateAttr(None)
+
+    _origin: tuple[str | None, bool, bool] = PrivateAttr((None, False, True))
+
+    def __eq__(self, other: object) -> bool:  # the file's fields and contents, not its arrays
+        if not isinstance(other, Trace):
+            return NotImplemented
+        mine, theirs = self._data, other._data
+        return self.model_dump() == other.model_dump() and (
+            mine is None or theirs is None or mine.sha256 == theirs.sha256
+        )
+
+    __hash__ = Model.__hash__
+
+    @property
+    def origin(self) -> tuple[str | None, bool, bool]:
+        """(folder it was read relative to, allow_outside, read at all)."""
+        return self._origin
+
+    @pydantic.model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> Trace:
+        ctx = info.context if isinstance(info.context, dict) else {}
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        base = ctx.get("base")
+        outside = bool(ctx.get("allow_outside", False))
+        self._origin = (None if base is None else str(base), outside, ctx.get("read_traces", True))
+        if not ctx.get("read_traces", True):
+            return self
+        if base is None and not Path(self.file).is_absolute():
+            raise ValueError(
+                "a trace file is found relative to the scenario file: load the scenario from "
+                "its file (hvsim run FILE, sim.load(FILE)), or give an absolute path"
+            )
+        try:
+            where = (
+                resolve_inside(
+                    self.file,
+                    Path(base),
+                    str(ctx.get("file", "")),
+                    "trace.file",
+                    bool(ctx.get("allow_outside", False)),
+                )
+                if base is not None
+                else Path(self.file)
+            )
+            data = traces.read_trace(where, self.time_unit, self.size_unit, file=self.file)
+        except ScenarioError as exc:
+            raise ValueError(exc.message if exc.path else str(exc)) from None
+        self._data = data
+        self._plan = self._schedule(data)
+        return self
+
+    def _schedule(
+        self, data: traces.TraceData
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
+        t = data.t_us - data.t_us[0]
+        n = len(t)
+        end = self.end if self.end is not None else (t[-1] + t[-1] / (n - 1) if n > 1 else 0.0)
+        lo = int(np.searchsorted(t, self.start, side="left"))
+        hi = int(np.searchsorted(t, end, side="left")) if self.end is not None else n
+        if hi <= lo:
+            raise ValueError(f"{self.file}: no request in the window from 'start' to 'end'")
+        period = (end - self.start) / self.scale
+        if period <= 0:
+            if self.loop or self.offset == "random":
+                raise ValueError(
+                    f"{self.file}: its requests all arrive at once: a loop or an offset needs "
+                    "a window ('end')"
+                )
+            period = 0.0
+        times = (t[lo:hi] - self.start) / self.scale
+        op = data.op[lo:hi] if data.op is not None else None
+        size = data.size[lo:hi] if data.size is not None else None
+        return times, op, size, period
+
+    @property
+    def data(self) -> traces.TraceData:
+        """The trace as read (:class:`~sim.scenario.traces.TraceData`)."""
+        if self._data is None:
+            raise ValueError(f"trace {self.file!r} was not read (scenario loaded without traces)")
+        return self._data
+
+    def plan(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
+        """What is replayed: arrival times (µs from the window's start, scaled), op
+        indices and sizes of those requests (None without the column), and the window's
+        length once scaled (µs; the period of a loop)."""
+        if self._plan is None:
+            self._plan = self._schedule(self.data)
+        return self._plan
+
+    def arrivals(self, duration: float) -> float:
+        """Requests replayed in the first ``duration`` µs (with a random offset, their
+        expected number)."""
+        times, _, _, period = self.plan()
+        n = len(times)
+        if period <= 0:
+            return float(n)
+        if self.offset == "random":
+            return n * (duration / period if self.loop else min(duration / period, 1.0))
+        whole = math.floor(duration / period) if self.loop else 0
+        left = duration - whole * period
+        return float(n * whole + np.searchsorted(times, left, side="left"))
+
+    @property
+    def rate(self) -> float:
+        """Mean requests per second replayed (per window)."""
+        times, _, _, period = self.plan()
+        return len(times) * 1e6 / period if period > 0 else 0.0
+
+
+class ProfilePoint(Model):
+    """From time ``at`` on (until the next point), the rate is multiplied by ``factor``."""
+
+    at: Time = field(ge=0, description="Start of this step, from the start of the run.")
+    factor: float = field(ge=0, le=1e6, allow_inf_nan=False, description="Rate multiplier.")
+
+
+class Profile(Model):
+    """Load over time: the arrival process runs on a clock that goes ``factor`` times as
+    fast as simulated time (a time change, so any arrival process follows it: Poisson
+    becomes a non-homogeneous Poisson process, a trace is replayed faster and slower).
+    Either steps (``points``) or a daily curve (``daily``: 24 hourly factors, the day
+    lasting ``period``), repeated every ``period`` when one is given."""
+
+    points: list[ProfilePoint] | None = field(
+        None, description="Steps [{at: 0s, factor: 1}, {at: 2s, factor: 3}]: the first at 0."
+    )
+    daily: list[Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] | None = field(
+        None,
+        min_length=24,
+        max_length=24,
+        description="24 factors, one for each hour of the day (the day lasts 'period').",
+    )
+    period: Time | None = field(
+        None,
+        gt=0,
+        description="Repeat the profile every period; with daily, the length of a day "
+        "(default 24h; a shorter one compresses the day into the run).",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one_form(self) -> Profile:
+        if (self.points is None) == (self.daily is None):
+            raise ValueError("give either 'points' or 'daily'")
+        if self.points is not None:
+            if not self.points or self.points[0].at != 0:
+                raise ValueError("the first of 'points' is at 0s")
+            ats = [p.at for p in self.points]
+            if any(b <= a for a, b in itertools.pairwise(ats)):
+                raise ValueError("'points' must be in increasing time order")
+            if self.period is not None and ats[-1] >= self.period:
+                raise ValueError("every point must be within the 'period'")
+        _, factors, period = self.steps()
+        if not any(f > 0 for f in factors):
+            raise ValueError("every factor is 0: nothing would ever arrive")
+        if period is None and factors[-1] == 0:
+            raise ValueError(
+                "the last factor is 0 and does not repeat: nothing would arrive after it"
+            )
+        return self
+
+    def steps(self) -> tuple[list[float], list[float], float | None]:
+        """Step starts (µs), their factors, and the period (µs; None: the last step lasts)."""
+        if self.daily is not None:
+            day = self.period if self.period is not None else 24 * 3600e6
+            return [h * day / 24 for h in range(24)], list(self.daily), day
+        assert self.points is not None
+        return [p.at for p in self.points], [p.factor for p in self.points], self.period
+
+    def integral(self, t: float) -> float:
+        """∫₀ᵗ factor(s) ds (µs): the arrival process's own clock at simulated time ``t``."""
+        starts, factors, period = self.steps()
+        ends = [*starts[1:], period if period is not None else math.inf]
+        per = sum(f * (e - s) for s, e, f in zip(starts, ends, factors, strict=True))
+        whole = 0.0
+        if period is not None:
+            k = math.floor(t / period)
+            whole, t = k * per, t - k * period
+        part = sum(
+            f * max(0.0, min(t, e) - s) for s, e, f in zip(starts, ends, factors, strict=True)
+        )
+        return whole + part
+
+
 class Stream(Model):
     """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
 
     op: Annotated[dict[str, float], BeforeValidator(_op_mix)] = field(
+        None,
         description="An op name (read, write for NVMe; send, receive for a NIC) or a mix "
-        "{read: 0.7, write: 0.3}.",
+        "{read: 0.7, write: 0.3}. Required, but for a trace with an op column (the mix "
+        "is then the trace's).",
         json_schema_extra={"type": ["string", "object"]},
     )
     size: Annotated[SizeDist, REQUEST_SIZE] = field(
@@ -95,10 +333,16 @@ class Stream(Model):
         "(exponential, gamma, lognormal, uniform, scipy) may draw below 1 B: its draws are "
         "rounded to whole bytes, at least 1 B.",
     )
-    arrival: Literal["poisson", "deterministic", "mmpp"] = field(
+    arrival: Literal["poisson", "deterministic", "mmpp", "trace"] = field(
         "poisson",
         description="Open-loop arrival process (with rate): poisson, deterministic, or "
-        "mmpp (bursts, see 'burst').",
+        "mmpp (bursts, see 'burst'); or trace (the arrivals of 'trace', without rate).",
+    )
+    trace: Trace | None = field(None, description="With arrival: trace, the trace replayed.")
+    profile: Profile | None = field(
+        None,
+        description="Open loop: the rate over time (steps or a daily curve), for any "
+        "arrival process.",
     )
     burst: Burst | None = field(
         None,
@@ -119,17 +363,82 @@ class Stream(Model):
 
     @pydantic.model_validator(mode="after")
     def _one_loop(self) -> Stream:
-        if (self.rate is None) == (self.outstanding is None):
+        if self.arrival == "trace" or self.trace is not None:
+            self._from_trace()
+        elif (self.rate is None) == (self.outstanding is None):
             raise ValueError("give either 'rate' (open loop) or 'outstanding' (closed loop)")
+        if not self.op:
+            raise ValueError("give 'op': an op name or a mix")
+        if self.profile is not None and self.outstanding is not None:
+            raise ValueError("'profile' shapes open-loop arrivals: a closed-loop stream has none")
         if self.burst is not None and self.arrival != "mmpp":
             raise ValueError("'burst' goes with arrival: mmpp")
         if self.arrival == "mmpp" and self.rate is None:
             raise ValueError("arrival: mmpp is open loop: it needs a 'rate'")
         return self
 
+    def _from_trace(self) -> None:
+        if self.trace is None:
+            raise ValueError("arrival: trace needs a 'trace' (its file)")
+        if self.arrival != "trace":
+            raise ValueError("'trace' goes with arrival: trace")
+        if self.rate is not None or self.outstanding is not None:
+            raise ValueError("a trace gives the arrivals: no 'rate' nor 'outstanding'")
+        if self.trace._data is None:  # not read (results read back): as written
+            return
+        data = self.trace.data
+        _, op, size, _ = self.trace.plan()
+        if op is not None:
+            counts = np.bincount(op, minlength=len(data.ops))
+            mix = {o: float(c) for o, c in zip(data.ops, counts, strict=True) if c}
+            if self.op and not _same_mix(self.op, mix):
+                raise ValueError(
+                    f"the ops come from the trace's op column ({_shares(mix)}): leave 'op' out"
+                )
+            object.__setattr__(self, "op", mix)
+        if size is not None:
+            values, counts = np.unique(size, return_counts=True)
+            dist = distributions.Distribution(
+                "size",
+                "empirical",
+                {
+                    "values": [float(v) for v in values],
+                    "weights": [float(c) for c in counts],
+                    "probs": counts / counts.sum(),
+                },
+            )
+            if "size" in self.model_fields_set and self.size.to_spec() != dist.to_spec():
+                raise ValueError("the sizes come from the trace's size column: leave 'size' out")
+            object.__setattr__(self, "size", dist)
+
     @property
     def closed(self) -> bool:
         return self.outstanding is not None
+
+    def offered(self, duration: float) -> float | None:
+        """Mean requests per second issued over a run of ``duration`` µs (open loop; None
+        for a closed-loop stream, or a trace not read)."""
+        if self.trace is not None:
+            if self.trace._data is None:  # not read (a result's scenario): unknown
+                return None
+            return self.trace.arrivals(duration) * 1e6 / duration if duration > 0 else 0.0
+        if self.rate is None:
+            return None
+        if self.profile is None or duration <= 0:
+            return self.rate
+        return self.rate * self.profile.integral(duration) / duration
+
+
+def _same_mix(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    if set(a) != set(b):
+        return False
+    ta, tb = sum(a.values()), sum(b.values())
+    return all(abs(a[k] / ta - b[k] / tb) <= 1e-9 for k in a)
+
+
+def _shares(mix: Mapping[str, float]) -> str:
+    total = sum(mix.values())
+    return ", ".join(f"{k} {v / total:.3g}" for k, v in mix.items())
 
 
 class Guest(Model):
