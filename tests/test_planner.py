@@ -100,6 +100,11 @@ def test_sweep_report_carries_a_saturated_points_warning(
     low, high = (frame[frame["point_index"] == i]["warnings"].iloc[0] for i in (0, 1))
     assert "saturated" not in low
     assert "saturated: throughput" in high
+    # the grid value as a number under a short name, and the point key in every table
+    assert frame["rate"].tolist() == [5000.0] * 2 + [400000.0] * 2
+    requests = load_point_requests(out)
+    assert set(requests["point"]) == set(frame["point"])
+    assert requests.groupby("point")["point_index"].nunique().eq(1).all()
     assert "warnings:" in printed
     assert "saturated: throughput" in printed.split("warnings:")[1]
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -108,7 +113,23 @@ def test_sweep_report_carries_a_saturated_points_warning(
     # the report opens with its answer: the point that saturated, by name and value
     answer = html.split('<div id="answer"', 1)[1].split("</div>", 1)[0]
     assert "1 of 2 points are saturated (web at rate=400k)" in answer
+    assert "no latency sample at the end" in answer
     assert "throughput 4.9" in answer
+
+
+def load_point_requests(out: Path) -> Any:
+    import pandas as pd
+
+    return pd.concat(pd.read_parquet(f) for f in sorted((out / "requests").glob("*.parquet")))
+
+
+def test_short_grid_names() -> None:
+    from sim.experiment.study import short_names
+
+    keys = ["children[web].streams[0].rate", "host.cores", "run.replications"]
+    assert short_names(keys, ["replications"]) == {
+        "rate": keys[0], "cores": keys[1], "grid.replications": keys[2]
+    }  # fmt: skip
 
 
 def test_run_answer_gives_paired_differences_with_intervals() -> None:
