@@ -315,3 +315,16 @@ def test_a_category_keeps_its_colour_in_every_figure() -> None:
     one, two = colours(["guest", "vsp", "exit"]), colours(["exit", "driver", "idle"])
     assert one["exit"] == two["exit"] == CATEGORY_COLORS["exit"].lower()
     assert len(set(CATEGORY_COLORS.values())) == len(CATEGORY_COLORS)
+
+
+def test_validation_table_keeps_whole_case_names() -> None:
+    import pandas as pd
+
+    from sim.experiment.validate import format_table
+
+    name = "A case with a very long name that used to be cut at sixty-six characters, here"
+    table = pd.DataFrame([{"case": name, "expected_text": "1–2", "simulated": 1.5, "ci": 0.1,
+                           "tolerance": 0.0, "pass": True, "known_gap": ""}])  # fmt: skip
+    text = format_table(table)
+    assert name in text
+    assert len({len(line) for line in text.splitlines()[:2]}) == 1  # rule under the head
