@@ -328,3 +328,20 @@ def test_validation_table_keeps_whole_case_names() -> None:
     text = format_table(table)
     assert name in text
     assert len({len(line) for line in text.splitlines()[:2]}) == 1  # rule under the head
+
+
+def test_capacity_tables_carry_every_points_warnings() -> None:
+    """The capacity report and CLI table list each simulated point's warnings."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from sim.report.text import capacity_warnings
+
+    points = pd.DataFrame(
+        [("routed", 1.0, "web", ""), ("routed", 2.3, "web", "saturated: parent.vcpu[0] busy"),
+         ("direct", 11.0, "web", float("nan"))],
+        columns=["path", "load_factor", "partition", "warnings"],
+    )  # fmt: skip
+    cap = SimpleNamespace(points=points, vary="load", axis="load factor")
+    assert capacity_warnings(cap) == ["routed, factor 2.3, web: saturated: parent.vcpu[0] busy"]

@@ -47,6 +47,7 @@ from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
 from sim.report import answer, plots
 from sim.report.provenance import describe, provenance
+from sim.report.text import capacity_warnings
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
     MANIFEST,
@@ -716,6 +717,7 @@ def _capacity_page(directory: Path) -> Page:
                 )
             )
     warnings = [f"{r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r.get("note")]
+    warnings += capacity_warnings(cap)
     return Page(
         title=f"{scn.name}: capacity under {slo}",
         kind="capacity",
