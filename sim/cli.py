@@ -450,6 +450,12 @@ def _compare(args: argparse.Namespace) -> int:
     over = budget_problem(scn, runs=len(paths), what=f"comparison of {len(paths)} paths")
     if over:
         raise InputError(f"{args.scenario}: run.duration: {over}")
+    from sim.experiment.compare import check_paths
+
+    try:  # the paths before the directory: what the user mistyped comes first
+        check_paths(paths)
+    except ValueError as exc:
+        raise InputError(f"--paths: {exc}") from None
     _check_out(out, "compare", args.force)
     reps = scn.run.replications if args.replications is None else args.replications
     total = len(paths) * reps * scn.run.duration / 1000.0
