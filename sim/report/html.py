@@ -574,8 +574,10 @@ def _sweep_page(directory: Path) -> Page:
         "confidence interval over replications under each value.",
     )
     figures = []
+    numeric = _numeric_grid(frame, keys)
     for k in keys:
         sub = _hold_others(frame, keys, k)
+        x, xlabel = numeric.get(k, (k, None))
         for metric, what in (("p99_us", "p99 latency"), ("throughput_rps", "throughput")):
             figures.append(
                 Shown(
@@ -583,7 +585,7 @@ def _sweep_page(directory: Path) -> Page:
                     f"{what.capitalize()} at each value of {k}, one line per child and path, "
                     "with the 95 % confidence band over replications"
                     + ("; other swept values held at their first value." if len(keys) > 1 else "."),
-                    _svg(plots.metric_vs_load(sub, k, metric)),
+                    _svg(plots.metric_vs_load(sub, x, metric, xlabel=xlabel)),
                 )
             )
     warnings = []
@@ -620,6 +622,21 @@ def _sweep_page(directory: Path) -> Page:
         reproduce=reproduce,
         answer=answer.sweep_answer(frame, keys, [_label(k) for k in keys]),
     )
+
+
+def _numeric_grid(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Per grid key whose study column holds numbers (:func:`short_names`): that column
+    and an axis label, so a sweep's figure spaces its points by value."""
+    from sim.experiment.study import short_names
+
+    out = {}
+    for short, key in short_names(list(keys)).items():
+        for name in (short, f"grid.{short}"):
+            if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
+                unit = " (requests/s)" if short.endswith("rate") else ""
+                out[key] = (name, f"{short}{unit}")
+                break
+    return out
 
 
 def _key_of(info: dict[str, Any], index: int) -> str:
