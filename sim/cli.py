@@ -412,6 +412,14 @@ def _simulated(bar: Any) -> Any:
     return lambda us: bar.update(us / 1000.0)
 
 
+def explicit_paths(scn: Any) -> list[str]:
+    """The fields the scenario file and ``--set`` wrote (:mod:`sim.scenario.explicit`),
+    recorded with a result so that its report tells them from defaults."""
+    from sim.scenario.explicit import explicit_paths as paths
+
+    return paths(scn)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that asked for a result, quoted as a shell would need it."""
     return shlex.join(["hvsim", *args.argv])
@@ -428,6 +436,7 @@ def _run(args: argparse.Namespace) -> int:
         result = run(scn, replications=args.replications, seed=args.seed,
                      progress=_simulated(bar))  # fmt: skip
     result.meta["command"] = _command(args)
+    result.meta["set_in_scenario"] = explicit_paths(scn)
     result.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -466,6 +475,7 @@ def _compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)
+    comparison.meta["set_in_scenario"] = explicit_paths(scn)
     comparison.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -578,6 +588,7 @@ def _capacity(args: argparse.Namespace) -> int:
         cap = search(scn, clauses, seed=args.seed,
                      progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
+    cap.meta["set_in_scenario"] = explicit_paths(scn)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
     if args.quiet:

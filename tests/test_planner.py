@@ -345,3 +345,23 @@ def test_capacity_tables_carry_every_points_warnings() -> None:
     )  # fmt: skip
     cap = SimpleNamespace(points=points, vary="load", axis="load factor")
     assert capacity_warnings(cap) == ["routed, factor 2.3, web: saturated: parent.vcpu[0] busy"]
+
+
+def test_parameters_the_file_sets_are_not_called_defaults() -> None:
+    """A value the scenario writes is 'set by: scenario' even when it equals the default;
+    one it leaves out is 'default'; the list recorded with a CLI result says which."""
+    from sim.report.provenance import provenance
+    from sim.scenario.explicit import explicit_paths
+    from sim.scenario.schema import Host, Parent
+
+    cores, vcpus = Host.model_fields["cores"].default, Parent.model_fields["vcpus"].default
+    text = OVERLOAD.replace("host: {cores: 4}", f"host: {{cores: {cores}}}").replace(
+        "parent: {vcpus: 1}", f"parent: {{vcpus: {vcpus}}}"
+    )
+    scn = loads(text)
+    given = explicit_paths(scn)
+    assert {"host.cores", "parent.vcpus", "children[web].vcpus"} <= set(given)
+    table = provenance(scn, given).set_index("parameter")["set_by"]
+    assert table["host.cores"] == table["parent.vcpus"] == "scenario"
+    assert table["host.clock"] == "default"
+    assert provenance(scn).set_index("parameter")["set_by"]["host.cores"] == "default"

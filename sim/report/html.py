@@ -313,6 +313,7 @@ def _reproduce(meta: dict[str, Any], directory: Path, scenario: Scenario) -> dic
         "wall": f"{meta['wall_s']:.1f} s" if "wall_s" in meta else "—",
         "versions": meta.get("versions", {}),
         "directory": str(directory),
+        "set_in_scenario": meta.get("set_in_scenario"),
     }
 
 
@@ -831,7 +832,7 @@ def render(directory: str | Path) -> str:
     template = env.from_string(
         resources.files("sim.report").joinpath("report.html.j2").read_text(encoding="utf-8")
     )
-    prov = provenance(pg.scenario)
+    prov = provenance(pg.scenario, pg.reproduce.get("set_in_scenario"))
     return template.render(
         page=pg,
         description=describe(pg.scenario, pg.reproduce["replications"], pg.reproduce["seed"]),
