@@ -557,6 +557,14 @@ def _simulated(bar: Any) -> Any:
     return lambda us: bar.update(us / 1000.0)
 
 
+def explicit_paths(scn: Any) -> list[str]:
+    """The fields the scenario file and ``--set`` wrote (:mod:`sim.scenario.explicit`),
+    recorded with a result so that its report tells them from defaults."""
+    from sim.scenario.explicit import explicit_paths as paths
+
+    return paths(scn)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that asked for a result, quoted as a shell would need it."""
     return shlex.join(["hvsim", *args.argv])
@@ -585,6 +593,7 @@ def _run(args: argparse.Namespace) -> int:
         result = run(scn, replications=args.replications, seed=args.seed,
                      progress=_simulated(bar), workers=workers)  # fmt: skip
     result.meta["command"] = _command(args)
+    result.meta["set_in_scenario"] = explicit_paths(scn)
     result.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -608,6 +617,12 @@ def _compare(args: argparse.Namespace) -> int:
     over = budget_problem(scn, runs=len(paths), what=f"comparison of {len(paths)} paths")
     if over:
         raise InputError(f"{args.scenario}: run.duration: {over}")
+    from sim.experiment.compare import check_paths
+
+    try:  # the paths before the directory: what the user mistyped comes first
+        check_paths(paths)
+    except ValueError as exc:
+        raise InputError(f"--paths: {exc}") from None
     _check_out(out, "compare", args.force)
     reps = scn.run.replications if args.replications is None else args.replications
     total = len(paths) * reps * scn.run.duration / 1000.0
@@ -618,6 +633,7 @@ def _compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
     comparison.meta["command"] = _command(args)
+    comparison.meta["set_in_scenario"] = explicit_paths(scn)
     comparison.save(out, force=args.force)
     if args.quiet:
         print(out)
@@ -737,6 +753,7 @@ def _capacity(args: argparse.Namespace) -> int:
         cap = search(scn, clauses, seed=args.seed, under=args.under, workers=workers,
                      progress=None if bar.disable else progress, **options)  # fmt: skip
     cap.meta["command"] = _command(args)
+    cap.meta["set_in_scenario"] = explicit_paths(scn)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
     if args.quiet:

@@ -100,6 +100,11 @@ def test_sweep_report_carries_a_saturated_points_warning(
     low, high = (frame[frame["point_index"] == i]["warnings"].iloc[0] for i in (0, 1))
     assert "saturated" not in low
     assert "saturated: throughput" in high
+    # the grid value as a number under a short name, and the point key in every table
+    assert frame["rate"].tolist() == [5000.0] * 2 + [400000.0] * 2
+    requests = load_point_requests(out)
+    assert set(requests["point"]) == set(frame["point"])
+    assert requests.groupby("point")["point_index"].nunique().eq(1).all()
     assert "warnings:" in printed
     assert "saturated: throughput" in printed.split("warnings:")[1]
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -108,7 +113,23 @@ def test_sweep_report_carries_a_saturated_points_warning(
     # the report opens with its answer: the point that saturated, by name and value
     answer = html.split('<div id="answer"', 1)[1].split("</div>", 1)[0]
     assert "1 of 2 points are saturated (web at rate=400k)" in answer
+    assert "no latency sample at the end" in answer
     assert "throughput 4.9" in answer
+
+
+def load_point_requests(out: Path) -> Any:
+    import pandas as pd
+
+    return pd.concat(pd.read_parquet(f) for f in sorted((out / "requests").glob("*.parquet")))
+
+
+def test_short_grid_names() -> None:
+    from sim.experiment.study import short_names
+
+    keys = ["children[web].streams[0].rate", "host.cores", "run.replications"]
+    assert short_names(keys, ["replications"]) == {
+        "rate": keys[0], "cores": keys[1], "grid.replications": keys[2]
+    }  # fmt: skip
 
 
 def test_run_answer_gives_paired_differences_with_intervals() -> None:
@@ -294,3 +315,53 @@ def test_a_category_keeps_its_colour_in_every_figure() -> None:
     one, two = colours(["guest", "vsp", "exit"]), colours(["exit", "driver", "idle"])
     assert one["exit"] == two["exit"] == CATEGORY_COLORS["exit"].lower()
     assert len(set(CATEGORY_COLORS.values())) == len(CATEGORY_COLORS)
+
+
+def test_validation_table_keeps_whole_case_names() -> None:
+    import pandas as pd
+
+    from sim.experiment.validate import format_table
+
+    name = "A case with a very long name that used to be cut at sixty-six characters, here"
+    table = pd.DataFrame([{"case": name, "expected_text": "1–2", "simulated": 1.5, "ci": 0.1,
+                           "tolerance": 0.0, "pass": True, "known_gap": ""}])  # fmt: skip
+    text = format_table(table)
+    assert name in text
+    assert len({len(line) for line in text.splitlines()[:2]}) == 1  # rule under the head
+
+
+def test_capacity_tables_carry_every_points_warnings() -> None:
+    """The capacity report and CLI table list each simulated point's warnings."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from sim.report.text import capacity_warnings
+
+    points = pd.DataFrame(
+        [("routed", 1.0, "web", ""), ("routed", 2.3, "web", "saturated: parent.vcpu[0] busy"),
+         ("direct", 11.0, "web", float("nan"))],
+        columns=["path", "load_factor", "partition", "warnings"],
+    )  # fmt: skip
+    cap = SimpleNamespace(points=points, vary="load", axis="load factor")
+    assert capacity_warnings(cap) == ["routed, factor 2.3, web: saturated: parent.vcpu[0] busy"]
+
+
+def test_parameters_the_file_sets_are_not_called_defaults() -> None:
+    """A value the scenario writes is 'set by: scenario' even when it equals the default;
+    one it leaves out is 'default'; the list recorded with a CLI result says which."""
+    from sim.report.provenance import provenance
+    from sim.scenario.explicit import explicit_paths
+    from sim.scenario.schema import Host, Parent
+
+    cores, vcpus = Host.model_fields["cores"].default, Parent.model_fields["vcpus"].default
+    text = OVERLOAD.replace("host: {cores: 4}", f"host: {{cores: {cores}}}").replace(
+        "parent: {vcpus: 1}", f"parent: {{vcpus: {vcpus}}}"
+    )
+    scn = loads(text)
+    given = explicit_paths(scn)
+    assert {"host.cores", "parent.vcpus", "children[web].vcpus"} <= set(given)
+    table = provenance(scn, given).set_index("parameter")["set_by"]
+    assert table["host.cores"] == table["parent.vcpus"] == "scenario"
+    assert table["host.clock"] == "default"
+    assert provenance(scn).set_index("parameter")["set_by"]["host.cores"] == "default"

@@ -27,6 +27,15 @@ def on_path(scenario: Scenario, path: str) -> Scenario:
     return replace(scenario, overrides, source=f"path {path}")
 
 
+def check_paths(paths: Sequence[str]) -> None:
+    """``ValueError`` (one line) unless ``paths`` are two or more different I/O paths."""
+    bad = [p for p in paths if p not in IO_PATHS]
+    if bad:
+        raise ValueError(f"unknown path '{bad[0]}' (paths: {', '.join(IO_PATHS)})")
+    if len(paths) < 2 or len(set(paths)) != len(paths):
+        raise ValueError("compare needs at least two different paths")
+
+
 def compare(
     scenario: Scenario,
     paths: Sequence[str] = ("routed", "direct"),
@@ -40,11 +49,7 @@ def compare(
     path; each path's replications run in up to ``workers`` processes
     (:func:`sim.experiment.run.replicate`)."""
     paths = list(paths)
-    bad = [p for p in paths if p not in IO_PATHS]
-    if bad:
-        raise ValueError(f"unknown path '{bad[0]}' (paths: {', '.join(IO_PATHS)})")
-    if len(paths) < 2 or len(set(paths)) != len(paths):
-        raise ValueError("compare needs at least two different paths")
+    check_paths(paths)
     t0 = time.perf_counter()
     results = {p: run(on_path(scenario, p), replications, seed, progress, workers) for p in paths}
     table = comparison_frame(results, paths[0])

@@ -348,6 +348,38 @@ def is_done(out: Path, point: Point) -> bool:
     return verify_point(out, point.key) == ""
 
 
+def _segments(path: str) -> list[str]:
+    return re.findall(r"[^.\[\]]+(?:\[[^\]]*\])?", path)
+
+
+def short_names(keys: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str]:
+    """A short column name for each grid key: the last part of its (first) field path,
+    more parts where two keys would share one (``rate``, ``streams[0].rate``), prefixed
+    ``grid.`` where it would take a column of the tables (``grid.replications``)."""
+    firsts = {k: _segments(k.split(",")[0].strip()) for k in keys}
+    out: dict[str, str] = {}
+    for k, parts in firsts.items():
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            others = [".".join(p[-n:]) for o, p in firsts.items() if o != k]
+            if name not in others:
+                break
+        out[k] = f"grid.{name}" if name in taken or name in keys else name
+    return {v: k for k, v in out.items()}
+
+
+def grid_value(scenario: Scenario, key: str) -> Any:
+    """The value a grid key set in a resolved scenario, in hvsim's internal units (a rate
+    in requests/s, a time in µs, a size in bytes): numeric where the field is, so that a
+    study's grid column sorts and plots as numbers (``'120k' < '20k'`` as text)."""
+    path = key.split(",")[0].strip()
+    loc = apply_override(scenario.to_dict(), path, None, "grid")
+    node: Any = scenario
+    for part in loc:
+        node = node[part] if isinstance(part, int) else getattr(node, str(part))
+    return node if isinstance(node, int | float | str | bool) else str(node)
+
+
 def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -357,7 +389,12 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
     frame.insert(1, "point_index", point.index)
     for i, (k, v) in enumerate(point.values.items()):
         frame.insert(2 + i, k, v if isinstance(v, int | float) else str(v))
+    for short, key in short_names(list(point.values), list(frame.columns)).items():
+        frame[short] = grid_value(point.scenario, key)
     table = pq.read_table(pa.BufferReader(payload["requests_parquet"]))
+    n = table.num_rows
+    table = table.add_column(0, "point", pa.array([point.key] * n, pa.string()))
+    table = table.add_column(1, "point_index", pa.array([point.index] * n, pa.int64()))
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), POINT_META: point.key.encode()}
     )

@@ -338,16 +338,17 @@ def passed(table: pd.DataFrame) -> bool:
 
 def format_table(table: pd.DataFrame) -> str:
     """The validation table as text; known gaps listed with their reasons."""
+    w = max([4, *(len(str(c)) for c in table["case"])])  # whole names, never cut
     lines = [
-        f"{'case':66} {'expected':>12} {'simulated':>10} {'±ci95':>8} {'tol':>8}  pass",
-        "-" * 116,
+        f"{'case':{w}} {'expected':>12} {'simulated':>10} {'±ci95':>8} {'tol':>8}  pass",
+        "-" * (w + 48),
     ]
     gaps = []
     for _, r in table.iterrows():
         gap = str(r.get("known_gap", "") or "")
         verdict = "yes" if r["pass"] else ("GAP" if gap else "NO")
         lines.append(
-            f"{str(r['case'])[:66]:66} {r['expected_text']:>12} {r['simulated']:10.4g} "
+            f"{r['case']!s:{w}} {r['expected_text']:>12} {r['simulated']:10.4g} "
             f"{r['ci']:8.3g} {r['tolerance']:8.3g}  {verdict}"
         )
         if gap:

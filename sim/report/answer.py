@@ -184,8 +184,16 @@ def sweep_answer(frame: pd.DataFrame, keys: Sequence[str], labels: Sequence[str]
         p99a, p99b = t_interval(a["p99_us"].to_numpy())[0], t_interval(b["p99_us"].to_numpy())[0]
         ta = t_interval(a["throughput_rps"].to_numpy())[0]
         tb = t_interval(b["throughput_rps"].to_numpy())[0]
+        tail = ""
+        if not math.isfinite(p99b):  # no latency sample at the end: the last point with one
+            known = g[g["p99_us"].notna()]
+            if len(known):
+                at = known["point_index"].max()
+                shown = t_interval(known.loc[known["point_index"] == at, "p99_us"].to_numpy())[0]
+                value = known.loc[known["point_index"] == at, key].iloc[0]
+                tail = f" (no latency sample at the end; {_t(shown)} at {value})"
         parts.append(
-            f"{child} ({path}) p99 {_t(p99a)} → {_t(p99b)}, throughput "
+            f"{child} ({path}) p99 {_t(p99a)} → {_t(p99b)}{tail}, throughput "
             f"{units.format_rate(ta)} → {units.format_rate(tb)}"
         )
     if parts:

@@ -47,6 +47,7 @@ from sim.analysis.stats import paired, t_interval
 from sim.experiment.study import load_study
 from sim.report import answer, overtime, plots
 from sim.report.provenance import describe, provenance
+from sim.report.text import capacity_warnings
 from sim.results.result import Comparison, Result, load_comparison, load_result
 from sim.results.store import (
     MANIFEST,
@@ -312,6 +313,7 @@ def _reproduce(meta: dict[str, Any], directory: Path, scenario: Scenario) -> dic
         "wall": f"{meta['wall_s']:.1f} s" if "wall_s" in meta else "—",
         "versions": meta.get("versions", {}),
         "directory": str(directory),
+        "set_in_scenario": meta.get("set_in_scenario"),
     }
 
 
@@ -587,8 +589,10 @@ def _sweep_page(directory: Path) -> Page:
         "confidence interval over replications under each value.",
     )
     figures = []
+    numeric = _numeric_grid(frame, keys)
     for k in keys:
         sub = _hold_others(frame, keys, k)
+        x, xlabel = numeric.get(k, (k, None))
         for metric, what in (("p99_us", "p99 latency"), ("throughput_rps", "throughput")):
             figures.append(
                 Shown(
@@ -596,7 +600,7 @@ def _sweep_page(directory: Path) -> Page:
                     f"{what.capitalize()} at each value of {k}, one line per child and path, "
                     "with the 95 % confidence band over replications"
                     + ("; other swept values held at their first value." if len(keys) > 1 else "."),
-                    _svg(plots.metric_vs_load(sub, k, metric)),
+                    _svg(plots.metric_vs_load(sub, x, metric, xlabel=xlabel)),
                 )
             )
     warnings = []
@@ -633,6 +637,21 @@ def _sweep_page(directory: Path) -> Page:
         reproduce=reproduce,
         answer=answer.sweep_answer(frame, keys, [_label(k) for k in keys]),
     )
+
+
+def _numeric_grid(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Per grid key whose study column holds numbers (:func:`short_names`): that column
+    and an axis label, so a sweep's figure spaces its points by value."""
+    from sim.experiment.study import short_names
+
+    out = {}
+    for short, key in short_names(list(keys)).items():
+        for name in (short, f"grid.{short}"):
+            if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
+                unit = " (requests/s)" if short.endswith("rate") else ""
+                out[key] = (name, f"{short}{unit}")
+                break
+    return out
 
 
 def _key_of(info: dict[str, Any], index: int) -> str:
@@ -730,6 +749,7 @@ def _capacity_page(directory: Path) -> Page:
                 )
             )
     warnings = [f"{r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r.get("note")]
+    warnings += capacity_warnings(cap)
     return Page(
         title=f"{scn.name}: capacity under {slo}",
         kind="capacity",
@@ -853,7 +873,7 @@ def render(directory: str | Path) -> str:
     template = env.from_string(
         resources.files("sim.report").joinpath("report.html.j2").read_text(encoding="utf-8")
     )
-    prov = provenance(pg.scenario)
+    prov = provenance(pg.scenario, pg.reproduce.get("set_in_scenario"))
     return template.render(
         page=pg,
         description=describe(pg.scenario, pg.reproduce["replications"], pg.reproduce["seed"]),

@@ -12,7 +12,7 @@ code read, or *assumed*). The workload itself (streams, run settings) is describ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import pandas as pd
@@ -66,6 +66,7 @@ def _walk(
     clock_ghz: float,
     rows: list[dict[str, Any]],
     preset: tuple[str, Mapping[str, str]] = ("", {}),
+    explicit: frozenset[str] | None = None,
 ) -> None:
     dumped = model.model_dump(mode="json")
     for name, info in type(model).model_fields.items():
@@ -74,7 +75,7 @@ def _walk(
         value = getattr(model, name)
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(value, BaseModel):
-            _walk(value, path, clock_ghz, rows, preset)
+            _walk(value, path, clock_ghz, rows, preset, explicit)
             continue
         shown = dumped[name]
         label, sources = preset
@@ -82,7 +83,10 @@ def _walk(
             set_by, source = label, sources[path]
         else:
             default = _default(model, name, clock_ghz)
-            set_by = "default" if default == shown else "scenario"
+            if explicit is not None:  # what the file set, as recorded when it was loaded
+                set_by = "scenario" if path in explicit else "default"
+            else:
+                set_by = "default" if default == shown else "scenario"
             source = _source(info.description)
         rows.append(
             {
@@ -95,20 +99,23 @@ def _walk(
         )
 
 
-def provenance(scenario: Scenario) -> pd.DataFrame:
+def provenance(scenario: Scenario, explicit: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per cost or setting of host, parent, devices and children: ``parameter``
     (field path), ``value``, ``set_by`` (``preset NAME``, ``scenario`` or ``default``),
     ``source`` (the preset's for a preset value, else the schema's) and ``assumed`` (True
-    where the source says the value is assumed)."""
+    where the source says the value is assumed). ``explicit``: the paths the scenario file
+    set (:func:`sim.scenario.explicit.explicit_paths`, recorded in ``meta.json``); without
+    it a value equal to its default counts as the default's."""
     clock = scenario.host.clock / 1e9 if scenario.host.clock else DEFAULT_CLOCK_GHZ
     rows: list[dict[str, Any]] = []
     preset = (f"preset {scenario.preset}", scenario.sources)
-    _walk(scenario.host, "host", clock, rows, preset)
-    _walk(scenario.parent, "parent", clock, rows, preset)
+    given = frozenset(explicit) if explicit is not None else None
+    _walk(scenario.host, "host", clock, rows, preset, given)
+    _walk(scenario.parent, "parent", clock, rows, preset, given)
     for d in scenario.devices:
-        _walk(d, f"devices[{d.name}]", clock, rows, preset)
+        _walk(d, f"devices[{d.name}]", clock, rows, preset, given)
     for c in scenario.children:
-        _walk(c, f"children[{c.name}]", clock, rows)
+        _walk(c, f"children[{c.name}]", clock, rows, ("", {}), given)
     return pd.DataFrame(rows, columns=["parameter", "value", "set_by", "source", "assumed"])
 
 

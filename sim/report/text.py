@@ -137,12 +137,32 @@ def format_capacity(cap: Any) -> str:
     notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
     if notes:
         lines += ["", "notes:", *notes]
+    warned = capacity_warnings(cap)
+    if warned:
+        lines += ["", "warnings of the points simulated:", *(f"  {w}" for w in warned)]
     lines.append(
         "\nThe capacity is the largest load simulated whose 95 % bounds meet the SLO; the "
         "bracket ends at the smallest that did not\n(or at the analytic saturation). "
         "± is the half-width of the 95 % interval at the capacity."
     )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def capacity_warnings(cap: Any) -> list[str]:
+    """Every warning of the points a capacity search simulated, one line per path, point
+    and child (``routed, factor 2.31, web: saturated: ...``)."""
+    pts = cap.points
+    if pts is None or not len(pts) or "warnings" not in pts.columns:
+        return []
+    axis = "load_factor" if "load_factor" in pts.columns else cap.axis
+    out = []
+    for _, r in pts.iterrows():
+        text = r["warnings"]
+        if not isinstance(text, str) or not text:
+            continue
+        where = f"factor {r[axis]:.3g}" if cap.vary == "load" else f"{int(r[axis])} children"
+        out.append(f"{r['path']}, {where}, {r['partition']}: {text}")
+    return out
 
 
 def format_study(frame: Any, params: list[str]) -> str:
