@@ -154,7 +154,17 @@ BAD = {
     "no unit": ("timestamp,op\n0,read\n", "unit of 'timestamp' is not given"),
     "ragged": ("timestamp[s],op\n0,read,1\n", "line 2: 3 fields"),
     "not a number": ("timestamp[s],op\nnoon,read\n", "line 2: timestamp 'noon' is not a number"),
+    "two devices": (
+        "timestamp[s],op,device\n0,read,sda\n1,read,sdb\n",
+        "column 'device' names 2 devices (sda, sdb)",
+    ),
 }
+
+
+def test_a_device_column_naming_one_device_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("timestamp[s],op,device\n0,read,sda\n0.5,write,sda\n")
+    scn = sim.load(scenario(tmp_path, "{arrival: trace, trace: {file: t.csv}}"))
+    assert len(scn.children[0].streams[0].trace.data) == 2
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

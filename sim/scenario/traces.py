@@ -10,7 +10,10 @@ A trace is a table of requests, one a row, in time order:
                 512 B) or ``trace.size_unit``, default bytes; optional
 ==============  =========================================================================
 
-Column names are matched without case; any other column (a device, an LBA) is not read.
+Column names are matched without case. A ``device`` column may name one device (a
+per-device export); a trace naming several is refused, since a stream replays on its
+child's one device: split it into one trace per device. Any other column (an LBA, a
+process) is not read.
 A CSV file may have ``#`` comment lines before its header. A Parquet file (its first four
 bytes ``PAR1``) has the same columns. Files are read by the bounded reader
 (:func:`sim.scenario.reader.read_bytes`, at most :data:`MAX_TRACE_BYTES`) and checked
@@ -117,7 +120,7 @@ def _columns(names: list[str]) -> dict[str, tuple[int, str | None]]:
             continue
         name = m[1].lower()
         name = "timestamp" if name in _TIME_NAMES else name
-        if name in ("timestamp", "op", "size"):
+        if name in ("timestamp", "op", "size", "device"):
             if name in found:
                 raise TraceError(f"column '{name}' appears twice")
             found[name] = (i, m[2])
@@ -125,6 +128,16 @@ def _columns(names: list[str]) -> dict[str, tuple[int, str | None]]:
         shown = ", ".join(n.strip() for n in names[:8]) or "none"
         raise TraceError(f"no 'timestamp' column (columns: {shown})")
     return found
+
+
+def _one_device(values: set[str]) -> None:
+    """A ``device`` column may name one device only (see the module docstring)."""
+    if len(values) > 1:
+        shown = ", ".join(sorted(v[:20] for v in values)[:4])
+        raise TraceError(
+            f"column 'device' names {len(values)} devices ({shown}{', ...' if len(values) > 4 else ''}): "
+            "a stream replays on its child's one device; split the trace into one per device"
+        )
 
 
 def _finish(
@@ -205,6 +218,8 @@ def parse_csv(text: str, time_unit: str | None, size_unit: str | None, digest: s
     line_no = np.empty(rows, dtype=np.int64)
     n = 0
     o_i = cols["op"][0] if "op" in cols else -1
+    d_i = cols["device"][0] if "device" in cols else -1
+    devices: set[str] = set()
     for k, row in enumerate(csv.reader(lines[head + 1 :]), start=head + 2):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -224,8 +239,11 @@ def parse_csv(text: str, time_unit: str | None, size_unit: str | None, digest: s
                 raise TraceError(f"line {k}: size {shown!r} is not a number") from None
         if ops is not None:
             ops.append(row[o_i].strip().lower())
+        if d_i >= 0:
+            devices.add(row[d_i].strip())
         line_no[n] = k
         n += 1
+    _one_device(devices)
     return _finish(t[:n], ops, None if sizes is None else sizes[:n], line_no[:n], digest)
 
 
@@ -271,6 +289,8 @@ def parse_parquet(
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             raise TraceError(f"column 'op' is {col.type}, not text")
         ops = [("" if v is None else str(v)).strip().lower() for v in col.to_pylist()]
+    if "device" in cols:
+        _one_device({str(v).strip() for v in table.column(cols["device"][0]).to_pylist()})
     return _finish(t, ops, sizes, None, digest)
 
 
