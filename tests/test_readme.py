@@ -91,6 +91,8 @@ def shortened(args: list[str], tmp: Path, n: int) -> list[str]:
         before = ["", *rest[:-1]]
         rest = [("1" if b == "--workers" else a) for b, a in zip(before, rest, strict=True)]
         return [cmd, str(file), *rest[1:], "--allow-outside", *out]
+    if cmd == "availability":
+        return [cmd, *rest, *SHORT, "--runs", "20", *out]
     if cmd == "validate":
         return [cmd, CHEAP_CASE, "--replications", "2"]
     return args
