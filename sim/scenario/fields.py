@@ -210,6 +210,15 @@ CostDist = Annotated[TimeDist, COST]
 """A CPU cost per request as a time or a distribution of times."""
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+MEMORY_RATE = Bound(
+    units.parse_bitrate,
+    "1bps",
+    "1TB/s",
+    "above any PCIe link a drive attaches by (PCIe 7.0 x16: 256 GB/s each way) and any "
+    "server's memory bandwidth; a model divides by it",
+)
+"""Limits of the rates data moves at inside the host (a drive's transfer, a memory copy)."""
+
 REQUEST_SIZE = Bound(
     units.parse_size,
     "1 B",

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field
 from sim.scenario import units
 from sim.scenario.fields import (
     CAP_HELP,
+    MEMORY_RATE,
     PIN_HELP,
     WEIGHT_HELP,
     Bitrate,
@@ -36,14 +37,6 @@ from sim.scenario.fields import (
 )
 from sim.scenario.workload import CpuLoad
 
-MEMORY_RATE = Bound(
-    units.parse_bitrate,
-    "1bps",
-    "1TB/s",
-    "above any PCIe link a drive attaches by (PCIe 7.0 x16: 256 GB/s each way) and any "
-    "server's memory bandwidth; a model divides by it",
-)
-"""Limits of the rates data moves at inside the host (a drive's transfer, a memory copy)."""
 RING_ENTRY = Bound(
     units.parse_size,
     None,

@@ -20,6 +20,7 @@ from sim.scenario import distributions, traces, units
 from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import (
     CAP_HELP,
+    MEMORY_RATE,
     PIN_HELP,
     REQUEST_SIZE,
     WEIGHT_HELP,
@@ -35,7 +36,6 @@ from sim.scenario.fields import (
     Weight,
     field,
 )
-from sim.scenario.hardware import MEMORY_RATE
 from sim.scenario.reader import quote, resolve_inside
 
 # ---------------------------------------------------------------------------------------
