@@ -1,8 +1,9 @@
-"""Sweep scaling: 16 points serially, then on 2 workers (Dask LocalCluster and a process
-pool), each into a fresh study directory; prints the wall times and the speed-ups.
+"""Sweep scaling: 16 points serially, on a process pool and on a Dask LocalCluster of N
+workers, each into a fresh study directory, ``--repeat`` times interleaved; prints the
+median wall times, the speed-ups over serial and the load average while it ran.
 
     python benchmarks/sweep_scaling.py                  # 16 points of 200 ms, 2 replications
-    python benchmarks/sweep_scaling.py --workers 4 --duration 500ms
+    python benchmarks/sweep_scaling.py --workers 4 --duration 500ms --repeat 5
 
 The points are the baseline at 16 web rates (2 × 8 grid); every executor gives identical
 numbers (the test suite checks that), so only the wall time differs. Start-up of the
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--duration", default="200ms")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each executor (median)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = sim.load(HERE.parent / "scenarios" / "baseline.yaml", {
@@ -46,31 +50,46 @@ def main() -> None:
             "replications": 2,
         }
     )
-    walls: dict[str, float] = {}
+    kinds = (("serial", 1), ("processes", args.workers), ("dask", args.workers))
+    runs: dict[str, list[float]] = {k: [] for k, _ in kinds}
     root = Path(tempfile.mkdtemp(prefix="hvsim-scaling-"))
+    load0 = os.getloadavg()[0]
     try:
-        for kind, workers in (("serial", 1), ("dask", args.workers), ("processes", args.workers)):
-            t0 = time.perf_counter()
-            report = run_sweep(sweep, root / kind, workers=workers, executor=kind, progress=False)
-            walls[kind] = time.perf_counter() - t0
-            assert len(report.computed) == len(sweep.points)
+        for i in range(args.repeat):
+            for kind, workers in kinds:
+                t0 = time.perf_counter()
+                out = root / f"{kind}-{i}"
+                report = run_sweep(sweep, out, workers=workers, executor=kind, progress=False)
+                runs[kind].append(time.perf_counter() - t0)
+                assert len(report.computed) == len(sweep.points)
+                shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    out = {
+    walls = {k: statistics.median(v) for k, v in runs.items()}
+    result = {
         "points": len(sweep.points),
         "workers": args.workers,
+        "repeat": args.repeat,
         "wall_s": {k: round(v, 2) for k, v in walls.items()},
-        "speedup_dask": round(walls["serial"] / walls["dask"], 2),
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
         "speedup_processes": round(walls["serial"] / walls["processes"], 2),
+        "speedup_dask": round(walls["serial"] / walls["dask"], 2),
+        "dask_minus_processes_s": round(walls["dask"] - walls["processes"], 2),
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "cores": os.cpu_count(),
     }
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(result, indent=2))
         return
-    print(f"{out['points']} points, {args.duration} each × 2 replications")
+    print(f"{result['points']} points, {args.duration} each × 2 replications; "
+          f"medians of {args.repeat} runs (interleaved)")  # fmt: skip
     for k, v in walls.items():
-        print(f"  {k:10} {v:7.1f} s")
-    print(f"speed-up on {args.workers} workers: Dask {out['speedup_dask']}×, "
-          f"processes {out['speedup_processes']}×")  # fmt: skip
+        print(f"  {k:10} {v:7.2f} s   runs: {', '.join(f'{x:.2f}' for x in runs[k])}")
+    print(f"speed-up on {args.workers} workers: processes {result['speedup_processes']}×, "
+          f"Dask {result['speedup_dask']}× (Dask − processes: "
+          f"{result['dask_minus_processes_s']:+.2f} s)")  # fmt: skip
+    la = result["load_average"]
+    print(f"load average (1 min) before / after: {la[0]} / {la[1]} on {result['cores']} cores")
 
 
 if __name__ == "__main__":

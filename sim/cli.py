@@ -65,15 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="parallel workers (default 1; at most one per point to compute and per core)",
+        default=None,
+        help="parallel workers (default: the cores; at most one per point to compute)",
     )
     w.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     w.add_argument(
         "--executor",
         default="auto",
         choices=["auto", "serial", "processes", "dask"],
-        help="auto: serial for 1 worker, else a Dask LocalCluster (processes without Dask)",
+        help="auto: serial for 1 worker, else a local process pool; Dask with --scheduler "
+        "(dask: a Dask LocalCluster)",
     )
     w.add_argument("--out", help="study directory (default: results/<study>)")
     _force(w, resumed=True)
@@ -655,8 +656,7 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     from sim.report.text import format_study
 
-    if args.workers < 1:  # more than there are points and cores are capped (study.pool_size)
-        raise InputError(f"--workers: must be at least 1 (got {args.workers})")
+    workers = _workers(args)  # more than there are points and cores: capped (study.pool_size)
     if args.scheduler is not None:
         try:
             check_scheduler(args.scheduler)
@@ -670,7 +670,7 @@ def _sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, allow_outside=args.allow_outside)
     try:
         report = run_sweep(
-            sweep, args.out, workers=args.workers, scheduler=args.scheduler,
+            sweep, args.out, workers=workers, scheduler=args.scheduler,
             executor=args.executor, command=_command(args), force=args.force,
             progress=not args.quiet and _terminal(),
         )  # fmt: skip
@@ -684,7 +684,9 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         used = report.workers
         fewer = (
-            "" if used in (None, args.workers) else f" ({used} of the {args.workers} workers asked)"
+            ""
+            if used in (None, workers) or args.workers is None
+            else f" ({used} of the {workers} workers asked)"
         )
         print(
             f"{sweep.study}: {len(sweep.points)} points ({len(report.computed)} computed, "

@@ -117,7 +117,9 @@ def test_mmpp_of_nanosecond_bursts_is_refused_up_front(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 def test_slow_sampler_is_refused_up_front_quickly(tmp_path: Path) -> None:
     """scipy's studentized_range takes some 50 ms a draw (a block of 1024 per sampler and
-    replication): refused within seconds, the message naming the sampler and its cost."""
+    replication: some 40 minutes of draws here): refused within seconds (timing a draw
+    included; under 30 s even on a loaded 2-core machine), the message naming the sampler
+    and its cost."""
     (tmp_path / "slow.yaml").write_text(SLOW, encoding="utf-8")
     code, _, err, took = hvsim("run", "slow.yaml", "--out", "out", cwd=tmp_path, timeout=60)
     line = one_line(err)
@@ -125,7 +127,7 @@ def test_slow_sampler_is_refused_up_front_quickly(tmp_path: Path) -> None:
     assert "requests' worth of sampler draws (budget 1e7" in line
     assert "scipy.stats.studentized_range takes about " in line
     assert " a draw, as long as " in line
-    assert took < 10
+    assert took < 30
     assert not (tmp_path / "out").exists()
 
 

@@ -122,6 +122,70 @@ def test_executors_give_identical_results(
     assert_same_study(serial_study, tmp_path / executor)
 
 
+def test_auto_is_the_process_pool_and_dask_only_with_a_scheduler() -> None:
+    """auto: serial for one worker, the process pool for more, Dask for a scheduler."""
+    choose = sim.experiment.study._choose
+    assert choose("auto", 1, None) == "serial"
+    assert choose("auto", 2, None) == "processes"
+    assert choose("auto", 2, "tcp://127.0.0.1:8786") == "dask"
+    assert choose("dask", 2, None) == "dask"
+    with pytest.raises(ValueError, match="goes with the dask executor"):
+        choose("processes", 2, "tcp://127.0.0.1:8786")
+
+
+def test_a_local_worker_writes_its_requests_and_ships_no_frame(tmp_path: Path) -> None:
+    """Given the study directory, a point's worker writes requests/<key>.parquet itself
+    (naming its point) and returns only its hash and the summary rows; without one it
+    returns the Parquet bytes, whose table is the same."""
+    from sim.experiment.study import POINT_META, _where, run_point
+    from sim.results.store import file_entry
+
+    p = make_sweep(spec()).points[0]
+    args = (p.scenario.to_dict(), p.seed, p.replications)
+    local = run_point(*args, **_where(p), out=str(tmp_path), point=p.key, point_index=p.index)
+    assert "requests_parquet" not in local
+    path = tmp_path / "requests" / f"{p.key}.parquet"
+    assert local["requests_file"] == file_entry(path)
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(path).metadata[POINT_META] == p.key.encode()
+    written = pd.read_parquet(path)
+    assert (written["point"] == p.key).all()
+    assert (written["point_index"] == p.index).all()
+    remote = run_point(*args, **_where(p))
+    assert "requests_file" not in remote
+    import io
+
+    pd.testing.assert_frame_equal(
+        written.drop(columns=["point", "point_index"]),
+        pd.read_parquet(io.BytesIO(remote["requests_parquet"])),
+    )
+    pd.testing.assert_frame_equal(local["replications"], remote["replications"])
+    assert local["requests"] == remote["requests"] == len(pd.read_parquet(path))
+
+
+def test_a_requests_file_changed_after_its_worker_wrote_it_fails_the_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driving process checks the worker's hash before the point counts as done."""
+    original = sim.experiment.study.run_point
+
+    def run_point(*args: Any, **where: Any) -> dict[str, Any]:
+        payload = original(*args, **where)
+        path = Path(where["out"]) / "requests" / f"{where['point']}.parquet"
+        path.write_bytes(path.read_bytes()[:-9] + b"corrupted")
+        return payload
+
+    monkeypatch.setattr(sim.experiment.study, "run_point", run_point)
+    sw = make_sweep(spec({"host.cores": [8]}))
+    report = run_sweep(sw, tmp_path / "out", executor="serial")
+    assert report.failed == [sw.points[0].key]
+    assert not report.computed
+    info = json.loads((tmp_path / "out" / "failed" / f"{sw.points[0].key}.json").read_text())
+    assert "does not match the hash its worker gave" in info["error"]
+    assert not stored_keys(tmp_path / "out")
+
+
 @pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
 def test_external_dask_scheduler_gives_identical_results(
     serial_study: Path, tmp_path: Path
@@ -214,10 +278,12 @@ def test_resume_removes_temporary_files_of_a_killed_run(study_copy: Path) -> Non
 def _failing_at_8_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     original = sim.experiment.study.run_point
 
-    def run_point(scenario: dict[str, Any], seed: int, replications: int) -> dict[str, Any]:
+    def run_point(
+        scenario: dict[str, Any], seed: int, replications: int, **where: Any
+    ) -> dict[str, Any]:
         if scenario["host"]["cores"] == 8:
             raise RuntimeError("boom at 8 cores")
-        return original(scenario, seed, replications)
+        return original(scenario, seed, replications, **where)
 
     monkeypatch.setattr(sim.experiment.study, "run_point", run_point)
 

@@ -32,13 +32,18 @@ of a study share the root seed, so they see the same random numbers where they c
 
 Executors: ``serial``; ``processes`` (a local process pool); ``dask`` (a Dask distributed
 ``LocalCluster`` of N worker processes, or the scheduler at ``scheduler=ADDRESS``);
-``auto`` is serial for one worker, Dask when it is installed, processes otherwise. A
-local pool or cluster has at most as many processes as there are points to compute and
-cores (:func:`pool_size`). A scheduler's address is checked before anything runs
+``auto`` is serial for one worker, the process pool for more, Dask with a scheduler's
+address. A local pool or cluster has at most as many processes as there are points to
+compute and cores (:func:`pool_size`). A scheduler's address is checked before anything runs
 (:func:`check_scheduler`), and one that does not answer within :data:`CONNECT_TIMEOUT`
 stops the sweep before anything is written (:class:`ExecutorError`). A point's result
 depends only on its resolved scenario and seed, so every executor gives the same
-numbers. Only this process writes: workers return their tables.
+numbers. A worker that sees the study directory (serial, a local pool, a
+``LocalCluster``) writes its point's requests there itself, through a temporary renamed
+into place, and returns their file's hash and a few rows of summary; the workers of a
+scheduler (perhaps on other machines) return the requests as Parquet bytes. This process
+checks the hash, writes the rest of the point and, last, its ``points/<key>.json``; a
+requests file that no longer matches its worker's hash fails the point.
 
 Study directory ``results/<study>/``::
 
@@ -270,26 +275,69 @@ def run_point(
     replications: int,
     base: str | None = None,
     allow_outside: bool = False,
+    out: str | None = None,
+    point: str | None = None,
+    point_index: int = 0,
 ) -> dict[str, Any]:
-    """Simulate one point from plain data; returns its tables (picklable). Trace files are
-    read relative to ``base`` (the folder of the scenario that names them)."""
-    import io
-
+    """Simulate one point from plain data (trace files are read relative to ``base``, the
+    folder of the scenario that names them). With ``out`` (a study directory this process
+    can see: serial, a local pool or ``LocalCluster``), it writes the point's requests to
+    ``requests/<point>.parquet`` itself (``point``: its key, ``point_index`` its index),
+    atomically, and returns that file's hash and size (``requests_file``); without (a
+    scheduler's workers, perhaps on other machines), it returns the Parquet bytes
+    (``requests_parquet``), to which the driving process adds the point. Either way its
+    summary table comes back as a frame of a few rows: the requests never cross a process
+    boundary as a frame."""
     from sim.experiment.run import run
 
     t0 = time.perf_counter()
     scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
     res = run(scn, replications=replications, seed=seed)
-    buf = io.BytesIO()  # Parquet bytes travel back to the writer far cheaper than a frame
-    res.requests.to_parquet(buf, index=False)
-    return {
+    payload: dict[str, Any] = {
         "replications": res.replications,
-        "requests_parquet": buf.getvalue(),
         "requests": len(res.requests),
-        "wall_s": time.perf_counter() - t0,
         "versions": res.meta["versions"],
         "warnings": res.meta["warnings"],
     }
+    if out is not None and point is not None:
+        rel = POINT_FILES[1].format(key=point)
+        _write_requests(Path(out), point, point_index, res.requests)
+        payload["requests_file"] = file_entry(Path(out) / rel)
+    else:
+        import io
+
+        buf = io.BytesIO()
+        res.requests.to_parquet(buf, index=False)
+        payload["requests_parquet"] = buf.getvalue()
+    payload["wall_s"] = time.perf_counter() - t0
+    return payload
+
+
+def _requests_table(key: str, index: int, requests: pd.DataFrame | bytes) -> Any:
+    """A point's requests as an Arrow table that names the point: its key and index in
+    the first two columns of every row (``point``, ``point_index``) and in the metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(requests, bytes):
+        table = pq.read_table(pa.BufferReader(requests))
+    else:
+        table = pa.Table.from_pandas(requests, preserve_index=False)
+    n = table.num_rows
+    table = table.add_column(0, "point", pa.array([key] * n, pa.string()))
+    table = table.add_column(1, "point_index", pa.array([index] * n, pa.int64()))
+    return table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), POINT_META: key.encode()}
+    )
+
+
+def _write_requests(out: Path, key: str, index: int, requests: pd.DataFrame | bytes) -> None:
+    """Write ``requests/<key>.parquet`` (through a temporary renamed into place)."""
+    import pyarrow.parquet as pq
+
+    table = _requests_table(key, index, requests)
+    path = out / POINT_FILES[1].format(key=key)
+    write_file(path, lambda t: pq.write_table(table, t), clean=False, directory=out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,9 +429,6 @@ def grid_value(scenario: Scenario, key: str) -> Any:
 
 
 def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     frame: pd.DataFrame = payload["replications"].copy()
     frame.insert(0, "point", point.key)
     frame.insert(1, "point_index", point.index)
@@ -391,16 +436,15 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
         frame.insert(2 + i, k, v if isinstance(v, int | float) else str(v))
     for short, key in short_names(list(point.values), list(frame.columns)).items():
         frame[short] = grid_value(point.scenario, key)
-    table = pq.read_table(pa.BufferReader(payload["requests_parquet"]))
-    n = table.num_rows
-    table = table.add_column(0, "point", pa.array([point.key] * n, pa.string()))
-    table = table.add_column(1, "point_index", pa.array([point.index] * n, pa.int64()))
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), POINT_META: point.key.encode()}
-    )
     rels = [p.format(key=point.key) for p in POINT_FILES]
     summary, requests, scenario = (out / r for r in rels)
-    write_file(requests, lambda t: pq.write_table(table, t), clean=False, directory=out)
+    entries: dict[str, Any] = {}
+    if "requests_parquet" in payload:  # a remote worker's bytes: written here
+        _write_requests(out, point.key, point.index, payload["requests_parquet"])
+    else:  # written by the worker; its hash is checked before the point counts
+        entries[rels[1]] = payload["requests_file"]
+        if not matches(requests, entries[rels[1]]):
+            raise ValueError(f"{rels[1]} does not match the hash its worker gave")
     write_file(summary, lambda t: frame.to_parquet(t, index=False), clean=False, directory=out)
     text = f"# hvsim point {point.key}\n"
     text += yaml.safe_dump(point.scenario.to_dict(), sort_keys=False)
@@ -416,7 +460,7 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
         "wall_s": round(payload["wall_s"], 3),
         "versions": payload["versions"],
         "warnings": payload["warnings"],
-        "files": {r: file_entry(out / r) for r in rels},
+        "files": {r: entries.get(r) or file_entry(out / r) for r in rels},
     }
     text = json.dumps(meta, indent=2, default=str)
     write_file(out / "points" / f"{point.key}.json", text.encode("utf-8"), clean=False,
@@ -443,20 +487,34 @@ def _store_failure(out: Path, point: Point, error: BaseException) -> None:
 Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
 
 
-def _serial(points: Sequence[Point]) -> Iterator[Outcome]:
+def _args(p: Point, out: Path | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """run_point's arguments for ``p``; with ``out`` its worker writes its requests there."""
+    where = _where(p)
+    if out is not None:
+        where.update(out=str(out), point=p.key, point_index=p.index)
+    return (p.scenario.to_dict(), p.seed, p.replications), where
+
+
+def _serial(points: Sequence[Point], out: Path | None = None) -> Iterator[Outcome]:
     for p in points:
+        args, kwargs = _args(p, out)
         try:
-            yield p, run_point(p.scenario.to_dict(), p.seed, p.replications, **_where(p)), None
+            yield p, run_point(*args, **kwargs), None
         except Exception as exc:
             yield p, None, exc
 
 
-def _processes(points: Sequence[Point], workers: int) -> Iterator[Outcome]:
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            pool.submit(run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p)): p
-            for p in points
-        }
+def _warm() -> None:
+    """Import the simulator in a new worker process before its first point arrives."""
+    import sim.experiment.run  # noqa: F401
+
+
+def _processes(points: Sequence[Point], workers: int, out: Path | None = None) -> Iterator[Outcome]:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_warm) as pool:
+        futures = {}
+        for p in points:
+            args, kwargs = _args(p, out)
+            futures[pool.submit(run_point, *args, **kwargs)] = p
         for fut in as_completed(futures):
             p = futures[fut]
             try:
@@ -544,17 +602,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _dask(points: Sequence[Point], client: Any) -> Iterator[Outcome]:
+def _dask(points: Sequence[Point], client: Any, out: Path | None = None) -> Iterator[Outcome]:
     from dask.distributed import as_completed as dask_completed
 
-    futures = {
-        client.submit(
-            run_point, p.scenario.to_dict(), p.seed, p.replications, **_where(p),
-            key=f"point-{p.key}",
-            pure=False,
-        ): p
-        for p in points
-    }  # fmt: skip
+    futures = {}
+    for p in points:
+        args, kwargs = _args(p, out)
+        futures[client.submit(run_point, *args, **kwargs, key=f"point-{p.key}", pure=False)] = p
     for fut in dask_completed(futures):
         p = futures[fut]
         try:
@@ -575,13 +629,7 @@ def _choose(executor: str, workers: int, scheduler: str | None) -> str:
         return "dask"
     if executor != "auto":
         return executor
-    if workers <= 1:
-        return "serial"
-    try:
-        import dask.distributed  # noqa: F401
-    except ImportError:
-        return "processes"
-    return "dask"
+    return "serial" if workers <= 1 else "processes"
 
 
 # ---------------------------------------------------------------------------------------
@@ -659,15 +707,19 @@ def run_sweep(
     if not todo:
         outcomes = iter(())
     elif kind == "serial":
-        outcomes = _serial(todo)
+        outcomes = _serial(todo, where)
     elif kind == "processes":
-        outcomes = _processes(todo, used or 1)
-    else:
-        outcomes = _dask(todo, client)
+        outcomes = _processes(todo, used or 1, where)
+    else:  # a scheduler's workers may not see this directory: they return the bytes
+        outcomes = _dask(todo, client, None if scheduler else where)
     try:
         for point, payload, error in outcomes:
             if payload is not None:
-                _store(where, point, payload)
+                try:
+                    _store(where, point, payload)
+                except ValueError as exc:  # its worker's file changed before it was recorded
+                    payload, error = None, exc
+            if payload is not None:
                 computed.append(point.key)
             else:
                 assert error is not None

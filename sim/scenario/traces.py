@@ -133,9 +133,9 @@ def _columns(names: list[str]) -> dict[str, tuple[int, str | None]]:
 def _one_device(values: set[str]) -> None:
     """A ``device`` column may name one device only (see the module docstring)."""
     if len(values) > 1:
-        shown = ", ".join(sorted(v[:20] for v in values)[:4])
+        shown = ", ".join(sorted(v[:20] for v in values)[:4]) + (", ..." if len(values) > 4 else "")
         raise TraceError(
-            f"column 'device' names {len(values)} devices ({shown}{', ...' if len(values) > 4 else ''}): "
+            f"column 'device' names {len(values)} devices ({shown}): "
             "a stream replays on its child's one device; split the trace into one per device"
         )
 
