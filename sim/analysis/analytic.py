@@ -344,7 +344,10 @@ def _contention(scn: Scenario, net: Network) -> str:
 
 def estimate(scn: Scenario) -> Estimate:
     """The analytic estimate of ``scn`` (module docstring)."""
-    placed = list(plan(scn).children)
+    the_plan = plan(scn)
+    placed = list(the_plan.children)
+    if the_plan.parent is not None:  # the parent's own streams: a class of their own
+        placed.append(the_plan.parent)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
     closed, signals, stretch = _closed_loops(scn, placed, sizes)
     rates = _rates(placed, closed, scn.run.duration)
@@ -456,7 +459,12 @@ def estimate(scn: Scenario) -> Estimate:
         if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
         io = scn.host.iommu
-        mode = {"native": io.native, "routed": io.parent, "emulated": io.parent}.get(p.path)
+        mode = {
+            "native": io.native,
+            "routed": io.parent,
+            "emulated": io.parent,
+            "parent": io.parent,
+        }.get(p.path)
         if mode in ("static", "strict", "deferred"):
             why.append(
                 f"the {'host' if p.path == 'native' else 'parent'} kernel's IOMMU domain "
@@ -472,7 +480,7 @@ def estimate(scn: Scenario) -> Estimate:
         child_rows.append(
             {
                 "partition": p.name,
-                "requested_path": p.spec.io_path,
+                "requested_path": p.requested_path,
                 "io_path": p.path,
                 "throughput_rps": total * 1e6,
                 "mean_us": mean,

@@ -174,6 +174,7 @@ class ChildPartition:
         self.requested_path: str = spec.io_path
         self.io_path: str = spec.io_path
         self.vf: int | None = None
+        self.scope = names.child_scope(name)  # of its streams' random draws
 
     def virt_charge(self, vcpu: VCpu) -> float:
         """CPU virtualization's cost of one request completing on ``vcpu``: the per-request
@@ -182,3 +183,35 @@ class ChildPartition:
             self._translated.add(vcpu.index)
             return self.virt_cost + self._warmup
         return self.virt_cost
+
+
+class ParentEndpoint(ChildPartition):
+    """The parent as the end point of its own streams (``parent.streams``): a stream's
+    view of it, on the parent's own vCPUs and domain. It has no guest driver, no VSC and
+    no CPU-virtualization charge of its own (its path, :class:`~sim.model.iopaths.ParentPath`,
+    charges the parent's physical driver); its streams draw under the ``parent`` scope."""
+
+    def __init__(self, parent: ParentPartition, spec: ChildSpec) -> None:
+        # shares the parent's state; its spec is the plan's (sim.scenario.plan.parent_spec)
+        self.name = parent.name
+        self.spec = spec
+        self.domain = parent.domain
+        self.vcpus = parent.vcpus
+        self.timer_handler = None
+        self.submit_cost = parent.driver_request
+        self.complete_cost = parent.driver_interrupt
+        self.virt_cost = 0.0
+        self.virt_category = "exit"
+        self._warmup = 0.0
+        self._translated = set()
+        self.stack = False
+        self.packet_cost = None
+        self.copy_cost = _no_copy
+        self.requested_path = self.io_path = "parent"
+        self.vf = None
+        self.scope = "parent"
+
+
+def _no_copy(size: float) -> float:
+    """The parent's protocol stack above its driver is not modelled: no user copy."""
+    return 0.0

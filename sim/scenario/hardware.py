@@ -35,7 +35,7 @@ from sim.scenario.fields import (
     Weight,
     field,
 )
-from sim.scenario.workload import CpuLoad
+from sim.scenario.workload import CpuLoad, Stream
 
 RING_ENTRY = Bound(
     units.parse_size,
@@ -686,6 +686,19 @@ class Parent(Model):
         "domain's applications) on its vCPUs, competing with the VSPs and drivers: "
         "constant (no busy), periodic (fixed busy and idle) or bursty (busy/idle drawn "
         "from distributions).",
+    )
+    device: Name | None = field(
+        None,
+        description="The device the parent's own streams use, through its physical "
+        "driver (the physical function).",
+    )
+    streams: list[Stream] = field(
+        [],
+        description="Streams whose end point is the parent itself (its management stack, "
+        "backup traffic, a driver domain's own applications): through its physical driver "
+        "(parent.driver's request and interrupt costs, host.iommu.parent), with the "
+        "interrupt exits of a partition; no VMBus hop, no VSP. They compete with the "
+        "routed children for the parent's vCPUs and with every child for the device.",
     )
 
 
