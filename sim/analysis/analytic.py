@@ -7,7 +7,9 @@ What it models
     * **vCPUs**, each an M/G/1 station with *setup*: the child's vCPUs (submission on the
       issuing vCPU, completion on the completing one: two visits per request) and the
       parent's (routed: the request and the completion of every channel placed on it,
-      :mod:`sim.model.partitions`; emulated: the device model's vCPU). A vCPU that finds itself
+      :mod:`sim.model.partitions`; emulated: the device model's vCPU; the parent's own
+      streams, ``parent.streams``: their driver request and completion, a class of
+      their own on the same stations, reported as partition ``parent``). A vCPU that finds itself
       idle blocks, so the visit that starts its next busy period first pays the world
       switch (``host.costs.vcpu_dispatch``, 0 on bare metal). That is an M/G/1 queue with
       an exceptional first service (Welch, *Operations Research* 12, 1964): with arrival

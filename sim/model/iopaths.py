@@ -114,6 +114,19 @@ On the routed and emulated paths the parent's physical driver maps the same way
 (``host.iommu.parent``): map with its request cost, unmap after its completion, on the
 parent vCPU (``driver`` CPU, ``iommu`` time).
 
+**parent** (the parent's own streams, ``parent.streams``: its management stack, backup)
+    1. The physical driver's ``request_cost`` (per segment without TSO) and its DMA map
+       (``host.iommu.parent``) on the issuing parent vCPU: ``parent_cpu`` (``driver``
+       CPU); waiting behind the vCPU's other work is ``parent_queue``. No VSC, no VMBus
+       ring, no VSP.
+    2. Device, through the physical function.
+    3. The completion interrupt on the completing parent vCPU: exits unless posted (the
+       parent is a partition), the driver's ``interrupt_cost`` once per interrupt, the
+       unmap. A received message: the driver's ``request_cost`` per unit the port
+       delivers, beside the interrupt's costs, and a fresh buffer mapped. A request the
+       parent took before a crash is dropped when its completion comes (its stream has
+       failed it, :mod:`sim.model.faults`).
+
 **The guest's protocol stack** (NIC streams, ``guest.packet_cost`` and
 ``guest.copy_bandwidth``; off by default): per packet the stack handles, per segment sent
 on direct and native without TSO, one on the other paths whose virtual NICs take whole
