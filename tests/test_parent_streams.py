@@ -3,6 +3,7 @@ driver, no VMBus hop, competing with routed children for the parent's vCPUs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sim.experiment.compare import compare, on_path
 from sim.experiment.run import run
 from sim.scenario import Scenario, ScenarioError, loads
 from sim.scenario.budget import work_estimate
+from sim.scenario.source import replace
 
 BASE = """
 name: parent-streams
@@ -152,3 +154,23 @@ def test_the_work_budget_counts_the_parent_streams() -> None:
     assert with_own - without == pytest.approx(200_000 * 0.030)
     with pytest.raises(ScenarioError, match=r"work budget|request budget|budget"):
         scn(**OWN, **{"run.request_budget": 5000})
+
+
+def test_a_parent_stream_replays_a_trace_also_in_a_copy(tmp_path: Path) -> None:
+    """A parent stream may replay a trace; a copy of the scenario with overrides reads it
+    again from the scenario's folder, and every arrival of it is issued."""
+    (tmp_path / "t.csv").write_text(
+        "timestamp[us],size[B]\n" + "".join(f"{100 + 50 * k},1500\n" for k in range(100))
+    )
+    text = BASE.replace(
+        "parent: {vcpus: 1}",
+        "parent: {vcpus: 1, device: nic, streams: "
+        "[{op: send, arrival: trace, trace: {file: t.csv}}]}",
+    )
+    (tmp_path / "s.yaml").write_text(text)
+    loaded = sim.load(tmp_path / "s.yaml")
+    copy = replace(loaded, {"run.warmup": "0s"})
+    req = run(copy).requests
+    own = req[req["partition"] == "parent"]
+    assert len(own) == 100
+    assert (own["size_bytes"] == 1500).all()
