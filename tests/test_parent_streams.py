@@ -174,3 +174,34 @@ def test_a_parent_stream_replays_a_trace_also_in_a_copy(tmp_path: Path) -> None:
     own = req[req["partition"] == "parent"]
     assert len(own) == 100
     assert (own["size_bytes"] == 1500).all()
+
+
+def test_the_parent_stack_costs_per_packet_and_per_byte() -> None:
+    """``parent.stack``: per segment sent (a port without TSO cuts 4,500 B into 3) and the
+    user copy per byte, on the sending parent vCPU, as its own (``guest``) CPU; per unit
+    received (one with LRO) on the receiving one. The estimate prices it the same."""
+    own = {
+        "parent.device": "nic",
+        "parent.stack": {"packet_cost": "1us", "copy_bandwidth": "8Gbps"},  # 1 B/ns
+        "parent.streams": [
+            {"op": "send", "size": "4500B", "rate": 5000},
+            {"op": "receive", "size": "4500B", "rate": 5000},
+        ],
+        "devices[nic].tso": False,
+    }
+    res = run(scn(**own))
+    req = res.requests
+    done = req[(req["partition"] == "parent") & (req["state"] == "completed")]
+    sent, got = done[done["op"] == "send"], done[done["op"] == "receive"]
+    assert len(sent) > 50
+    assert len(got) > 50
+    # send: driver 1.5 µs x 3 segments + stack 1 µs x 3 + copy 4.5 µs; ISR 1.5 µs
+    assert sent["parent_cpu"].to_numpy() == pytest.approx(4.5 + 3.0 + 4.5 + 1.5)
+    # receive (LRO: one unit): ISR 1.5 + driver 1.5 + stack 1 + copy 4.5
+    assert got["parent_cpu"].to_numpy() == pytest.approx(1.5 + 1.5 + 1.0 + 4.5)
+    cpu = res.cpu
+    guest = cpu[(cpu["partition"] == "parent") & (cpu["category"] == "guest")]["busy_us"].sum()
+    assert guest > 0
+    est = sim.analytic(scn(**{**own, "parent.streams": own["parent.streams"][:1]}))
+    row = est.children.set_index("partition").loc["parent"]
+    assert row["parent_cpu_us"] == pytest.approx(4.5 + 3.0 + 4.5 + 1.5)

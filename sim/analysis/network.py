@@ -241,7 +241,7 @@ class Network:
         # whole requests) and the user copy
         if isinstance(dev, Nic) and (g.packet_cost.mean > 0.0 or g.copy_bandwidth):
             vnic = p.spec.vnic
-            if p.path in ("direct", "native"):
+            if p.path in ("direct", "native", "parent"):
                 packets = seg
             elif p.path == "routed" and vnic is not None and not vnic.tso:
                 packets = of_size(sizes, probs, each_size(dev.frames))  # virtual TSO off
@@ -360,7 +360,7 @@ class Network:
         issuing parent vCPU, the device, the interrupt, ISR/DPC and unmap on the
         completing one; the same stations as the routed channels they share."""
         drv = self.scn.parent.driver
-        request = segmented(drv.request_cost, self.seg)
+        request = segmented(drv.request_cost, self.seg) + self.stack  # parent.stack
         sub = request + self.parent_map
         cpl = const(self.irq) + dist_moments(drv.interrupt_cost) + self.parent_unmap
         self._visit(v_sub, share, sub, sub.mean)

@@ -135,8 +135,8 @@ class Host:
         own = self.plan.parent
         if own is not None:  # the parent's own streams, through its physical driver
             dev = self.devices[str(own.device)]
-            home = ParentPath(env, self.hv, self.parent, dev, self.parent_dma)
-            self.parent_end = ParentEndpoint(self.parent, own.spec)
+            self.parent_end = ParentEndpoint(env, self.parent, own.spec)
+            home = ParentPath(env, self.hv, self.parent, dev, self.parent_dma, self.parent_end)
             for j, sspec in enumerate(scn.parent.streams):
                 self.streams.append(Stream(env, self.parent_end, j, sspec, dev, home))
 

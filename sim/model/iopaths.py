@@ -115,17 +115,18 @@ On the routed and emulated paths the parent's physical driver maps the same way
 parent vCPU (``driver`` CPU, ``iommu`` time).
 
 **parent** (the parent's own streams, ``parent.streams``: its management stack, backup)
-    1. The physical driver's ``request_cost`` (per segment without TSO) and its DMA map
-       (``host.iommu.parent``) on the issuing parent vCPU: ``parent_cpu`` (``driver``
-       CPU); waiting behind the vCPU's other work is ``parent_queue``. No VSC, no VMBus
-       ring, no VSP.
+    1. The physical driver's ``request_cost`` (per segment without TSO), the parent's
+       protocol stack (``parent.stack``, per segment, and its user copy: ``guest`` CPU of
+       the parent, its own work) and the DMA map (``host.iommu.parent``) on the issuing
+       parent vCPU: ``parent_cpu`` (``driver`` CPU); waiting behind the vCPU's other
+       work is ``parent_queue``. No VSC, no VMBus ring, no VSP.
     2. Device, through the physical function.
     3. The completion interrupt on the completing parent vCPU: exits unless posted (the
        parent is a partition), the driver's ``interrupt_cost`` once per interrupt, the
-       unmap. A received message: the driver's ``request_cost`` per unit the port
-       delivers, beside the interrupt's costs, and a fresh buffer mapped. A request the
-       parent took before a crash is dropped when its completion comes (its stream has
-       failed it, :mod:`sim.model.faults`).
+       unmap. A received message: the driver's ``request_cost`` and the stack per unit
+       the port delivers (and the copy to user), beside the interrupt's costs, and a
+       fresh buffer mapped. A request the parent took before a crash is dropped when its
+       completion comes (its stream has failed it, :mod:`sim.model.faults`).
 
 **The guest's protocol stack** (NIC streams, ``guest.packet_cost`` and
 ``guest.copy_bandwidth``; off by default): per packet the stack handles, per segment sent
@@ -748,14 +749,16 @@ class ParentPath:
         env: SimEnv,
         hv: Hypervisor,
         parent: ParentPartition,
-        device: Device,
+        dev: Device,
         dma: DmaDomain | None,
+        end: ChildPartition,
     ) -> None:
         self.env = env
         self.hv = hv
         self.parent = parent
-        self.device = device
+        self.device = dev
         self.dma = dma
+        self.end = end  # the parent as its streams' end point: its protocol stack
 
     def walk(self, req: Request) -> Walk:
         if req.receive:
@@ -768,13 +771,15 @@ class ParentPath:
         sched, queued = yield from v.acquire()
         req.epoch = parent.epoch
         debt = v.take_debt()
-        drv = _per_segment(parent.driver_request, dev.segments(req.size))
+        segments = dev.segments(req.size)
+        drv = _per_segment(parent.driver_request, segments)
+        stack = _stack(self.end, dev, req.size, segments)
         dmap = dma.map_time(req.size) if dma is not None else 0.0
-        yield v.hold(("driver", drv + dmap), ("hypervisor", debt))
+        yield v.hold(("guest", stack), ("driver", drv + dmap), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
-        c[PARENT_CPU] += drv
+        c[PARENT_CPU] += drv + stack
         c[IOMMU] += dmap
 
         # 2. the device, through the physical function (and the parent's domain)
@@ -806,15 +811,18 @@ class ParentPath:
         else:
             irq, isr = 0.0, 0.0
         drv = isr + (_per_segment(parent.driver_request, units) if units else 0.0)
+        stack = _stack(self.end, dev, req.size, units) if units else 0.0
         unmap = dma.unmap_time(req.size) if dma is not None else 0.0
-        yield v.hold(("exit", irq), ("driver", drv + unmap + remap), ("hypervisor", debt))
+        yield v.hold(
+            ("exit", irq), ("guest", stack), ("driver", drv + unmap + remap), ("hypervisor", debt)
+        )
         if dma is not None:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[INTERRUPT] += irq
-        c[PARENT_CPU] += drv
+        c[PARENT_CPU] += drv + stack
         c[IOMMU] += unmap + remap
 
     def _receive(self, req: Request) -> Walk:

@@ -191,7 +191,7 @@ class ParentEndpoint(ChildPartition):
     no CPU-virtualization charge of its own (its path, :class:`~sim.model.iopaths.ParentPath`,
     charges the parent's physical driver); its streams draw under the ``parent`` scope."""
 
-    def __init__(self, parent: ParentPartition, spec: ChildSpec) -> None:
+    def __init__(self, env: SimEnv, parent: ParentPartition, spec: ChildSpec) -> None:
         # shares the parent's state; its spec is the plan's (sim.scenario.plan.parent_spec)
         self.name = parent.name
         self.spec = spec
@@ -204,14 +204,13 @@ class ParentEndpoint(ChildPartition):
         self.virt_category = "exit"
         self._warmup = 0.0
         self._translated = set()
-        self.stack = False
-        self.packet_cost = None
-        self.copy_cost = _no_copy
+        # its protocol stack on NIC streams (parent.stack; 0 and no copy: not modelled)
+        g = spec.guest
+        self.stack = g.packet_cost.mean > 0.0 or g.copy_bandwidth is not None
+        self.packet_cost = (
+            g.packet_cost.sampler(env.rng("parent.stack", "packet_cost")) if self.stack else None
+        )
+        self.copy_cost = g.copy_cost
         self.requested_path = self.io_path = "parent"
         self.vf = None
         self.scope = "parent"
-
-
-def _no_copy(size: float) -> float:
-    """The parent's protocol stack above its driver is not modelled: no user copy."""
-    return 0.0

@@ -668,6 +668,24 @@ class Vmbus(Model):
         return min(self.descriptor_size + self.pages(size) * self.page_entry_size, self.ring_size)
 
 
+class ParentStack(Model):
+    """The protocol stack of the parent's own NIC streams (``parent.streams``), as a
+    guest's (``children[].guest.packet_cost`` and ``copy_bandwidth``): per packet it
+    handles (per segment sent without TSO, per unit received) and the copy between user
+    and kernel, on the parent vCPU that sends or receives."""
+
+    packet_cost: CostDist = field(
+        "0us",
+        description="CPU per packet of the parent's TCP/IP and socket layers. 0 (default): "
+        "not modelled. Era figures are in the docs (docs/design.md, stack costs).",
+    )
+    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
+        None,
+        description="Rate of the copy between the user's buffer and the kernel's. None "
+        "(default): no copy modelled.",
+    )
+
+
 class Parent(Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
 
@@ -691,6 +709,11 @@ class Parent(Model):
         None,
         description="The device the parent's own streams use, through its physical "
         "driver (the physical function).",
+    )
+    stack: ParentStack = field(
+        {},
+        description="The parent's own protocol stack above its driver, for its NIC "
+        "streams (default: not modelled).",
     )
     streams: list[Stream] = field(
         [],

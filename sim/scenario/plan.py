@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sim.scenario import names
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child
+from sim.scenario.workload import Child, Guest
 
 
 def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
@@ -190,6 +190,10 @@ def plan(scn: Scenario) -> Plan:
 def parent_spec(scn: Scenario) -> Child:
     """The parent seen as the end point of its own streams: a partition with the parent's
     vCPUs, its device and its streams (its costs are the physical driver's, not these
-    guest defaults: :mod:`sim.model.iopaths`, ``ParentPath``)."""
+    guest defaults: :mod:`sim.model.iopaths`, ``ParentPath``; of its guest block only the
+    protocol stack's, ``parent.stack``, is used)."""
     p = scn.parent
-    return Child(name="parent", vcpus=p.vcpus, device=p.device, streams=p.streams)
+    stack = Guest().model_copy(
+        update={"packet_cost": p.stack.packet_cost, "copy_bandwidth": p.stack.copy_bandwidth}
+    )
+    return Child(name="parent", vcpus=p.vcpus, device=p.device, streams=p.streams, guest=stack)
