@@ -7,7 +7,9 @@ What it models
     * **vCPUs**, each an M/G/1 station with *setup*: the child's vCPUs (submission on the
       issuing vCPU, completion on the completing one: two visits per request) and the
       parent's (routed: the request and the completion of every channel placed on it,
-      :mod:`sim.model.partitions`; emulated: the device model's vCPU). A vCPU that finds itself
+      :mod:`sim.model.partitions`; emulated: the device model's vCPU; the parent's own
+      streams, ``parent.streams``: their driver request and completion, a class of
+      their own on the same stations, reported as partition ``parent``). A vCPU that finds itself
       idle blocks, so the visit that starts its next busy period first pays the world
       switch (``host.costs.vcpu_dispatch``, 0 on bare metal). That is an M/G/1 queue with
       an exceptional first service (Welch, *Operations Research* 12, 1964): with arrival
@@ -344,7 +346,10 @@ def _contention(scn: Scenario, net: Network) -> str:
 
 def estimate(scn: Scenario) -> Estimate:
     """The analytic estimate of ``scn`` (module docstring)."""
-    placed = list(plan(scn).children)
+    the_plan = plan(scn)
+    placed = list(the_plan.children)
+    if the_plan.parent is not None:  # the parent's own streams: a class of their own
+        placed.append(the_plan.parent)
     sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
     closed, signals, stretch = _closed_loops(scn, placed, sizes)
     rates = _rates(placed, closed, scn.run.duration)
@@ -456,7 +461,12 @@ def estimate(scn: Scenario) -> Estimate:
         if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
         io = scn.host.iommu
-        mode = {"native": io.native, "routed": io.parent, "emulated": io.parent}.get(p.path)
+        mode = {
+            "native": io.native,
+            "routed": io.parent,
+            "emulated": io.parent,
+            "parent": io.parent,
+        }.get(p.path)
         if mode in ("static", "strict", "deferred"):
             why.append(
                 f"the {'host' if p.path == 'native' else 'parent'} kernel's IOMMU domain "
@@ -472,7 +482,7 @@ def estimate(scn: Scenario) -> Estimate:
         child_rows.append(
             {
                 "partition": p.name,
-                "requested_path": p.spec.io_path,
+                "requested_path": p.requested_path,
                 "io_path": p.path,
                 "throughput_rps": total * 1e6,
                 "mean_us": mean,

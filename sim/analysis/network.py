@@ -162,7 +162,7 @@ class Network:
     def _virt(self, p: Placement) -> float:
         """CPU virtualization's cost per request of ``p``'s child (0 on bare metal), paid
         with its completion (sim.model.partitions)."""
-        if p.path == "native":
+        if p.path in ("native", "parent"):  # the parent's own work: no guest beneath it
             return 0.0
         g = p.spec.guest
         return self.scn.host.cpu_virtualization.per_request(
@@ -241,7 +241,7 @@ class Network:
         # whole requests) and the user copy
         if isinstance(dev, Nic) and (g.packet_cost.mean > 0.0 or g.copy_bandwidth):
             vnic = p.spec.vnic
-            if p.path in ("direct", "native"):
+            if p.path in ("direct", "native", "parent"):
                 packets = seg
             elif p.path == "routed" and vnic is not None and not vnic.tso:
                 packets = of_size(sizes, probs, each_size(dev.frames))  # virtual TSO off
@@ -278,11 +278,14 @@ class Network:
 
         for i in vcpus:
             done = spec.irq_vcpu if spec.irq_vcpu is not None else i
-            v_sub = self._vcpu(names.vcpu(p.name, i), f"vCPUs of {p.name}", native)
-            v_done = self._vcpu(names.vcpu(p.name, done), f"vCPUs of {p.name}", native)
+            owner = "parent vCPUs" if p.path == "parent" else f"vCPUs of {p.name}"
+            v_sub = self._vcpu(names.vcpu(p.name, i), owner, native)
+            v_done = self._vcpu(names.vcpu(p.name, done), owner, native)
             legs: list[Leg] = []
             virt = self._virt(p)
-            if p.path in ("direct", "native"):
+            if p.path == "parent":
+                legs = self._parent(v_sub, v_done, share, dev_leg)
+            elif p.path in ("direct", "native"):
                 io = scn.host.iommu
                 if p.path == "direct":
                     map_cost, unmap = io.map_cost, io.unmap_cost
@@ -351,6 +354,38 @@ class Network:
             elif p.path == "emulated":
                 legs = self._emulated(p, v_sub, v_done, share, sizes, probs, dev_leg)
             self.classes.append(Klass(p.name, p.path, j, share, legs, s if s.closed else None))
+
+    def _parent(self, v_sub: Station, v_done: Station, share: float, dev_leg: Leg) -> list[Leg]:
+        """The parent's own stream: its physical driver (per segment) and DMA map on the
+        issuing parent vCPU, the device, the interrupt, ISR/DPC and unmap on the
+        completing one; the same stations as the routed channels they share."""
+        drv = self.scn.parent.driver
+        request = segmented(drv.request_cost, self.seg) + self.stack  # parent.stack
+        sub = request + self.parent_map
+        cpl = const(self.irq) + dist_moments(drv.interrupt_cost) + self.parent_unmap
+        self._visit(v_sub, share, sub, sub.mean)
+        self._visit(v_done, share, cpl, cpl.mean)
+        return [
+            Leg(
+                "parent vCPU: driver",
+                v_sub,
+                PARENT_QUEUE,
+                {PARENT_CPU: request.mean, IOMMU: self.parent_map.mean},
+                True,
+            ),
+            dev_leg,
+            Leg(
+                "interrupt + parent vCPU: ISR/DPC, unmap",
+                v_done,
+                PARENT_QUEUE,
+                {
+                    INTERRUPT: self.irq,
+                    PARENT_CPU: drv.interrupt_cost.mean,
+                    IOMMU: self.parent_unmap.mean,
+                },
+                True,
+            ),
+        ]
 
     def _routed(
         self,

@@ -28,6 +28,10 @@ its time. What each kind does:
 
     Requests already past the parent (completion in the inbound ring) complete.
 
+    The parent's own streams (``parent.streams``) stop with it, as a crashed child's do:
+    their requests in flight fail ("parent crashed"), none is issued until the restart,
+    and a completion of the old epoch that the device still delivers is dropped.
+
 ``parent_hang`` (target ``parent``)
     The parent's vCPUs do not run for ``duration`` but keep their state: everything
     waits and resumes where it was (the stall is ``sched_wait``: the parent's vCPUs are
@@ -196,11 +200,16 @@ class Injector:
     def _parent_crash(self, f: Fault) -> Callable[[], None]:
         parent, hv = self.host.parent, self.host.hv
         parent.epoch += 1  # what the parent holds now, or takes during the crash, is lost
+        own = self._streams(parent.name)  # the parent's own streams stop with it
+        for s in own:
+            s.halt("parent crashed")
         hv.suspend(parent.domain)
 
         def restart() -> None:
             parent.epoch += 1
             hv.resume(parent.domain)
+            for s in own:
+                s.restart()
             # guests that wait resubmit what the crash lost, on the channels offered again
             for s in self.host.streams:
                 if s.child.spec.io_policy.on_parent_failure != "wait":

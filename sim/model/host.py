@@ -31,9 +31,16 @@ from sim.model.env import SimEnv
 from sim.model.faults import Injector
 from sim.model.hypervisor import Hypervisor
 from sim.model.iommu import DmaDomain, Iommu
-from sim.model.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
+from sim.model.iopaths import (
+    AssignedPath,
+    EmulatedPath,
+    HypervisorPath,
+    ParentPath,
+    Path,
+    RoutedPath,
+)
 from sim.model.metrics import Level
-from sim.model.partitions import ChildPartition, ParentPartition
+from sim.model.partitions import ChildPartition, ParentEndpoint, ParentPartition
 from sim.model.periodic import Housekeeper, Ticker, phase, tick_exit_cost
 from sim.model.records import (
     CpuRecord,
@@ -124,6 +131,14 @@ class Host:
                 else:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
+
+        own = self.plan.parent
+        if own is not None:  # the parent's own streams, through its physical driver
+            dev = self.devices[str(own.device)]
+            self.parent_end = ParentEndpoint(env, self.parent, own.spec)
+            home = ParentPath(env, self.hv, self.parent, dev, self.parent_dma, self.parent_end)
+            for j, sspec in enumerate(scn.parent.streams):
+                self.streams.append(Stream(env, self.parent_end, j, sspec, dev, home))
 
         self.periodic: list[Ticker | Housekeeper] = self._periodic()
         self.injector = Injector(self) if scn.faults else None

@@ -114,6 +114,20 @@ On the routed and emulated paths the parent's physical driver maps the same way
 (``host.iommu.parent``): map with its request cost, unmap after its completion, on the
 parent vCPU (``driver`` CPU, ``iommu`` time).
 
+**parent** (the parent's own streams, ``parent.streams``: its management stack, backup)
+    1. The physical driver's ``request_cost`` (per segment without TSO), the parent's
+       protocol stack (``parent.stack``, per segment, and its user copy: ``guest`` CPU of
+       the parent, its own work) and the DMA map (``host.iommu.parent``) on the issuing
+       parent vCPU: ``parent_cpu`` (``driver`` CPU); waiting behind the vCPU's other
+       work is ``parent_queue``. No VSC, no VMBus ring, no VSP.
+    2. Device, through the physical function.
+    3. The completion interrupt on the completing parent vCPU: exits unless posted (the
+       parent is a partition), the driver's ``interrupt_cost`` once per interrupt, the
+       unmap. A received message: the driver's ``request_cost`` and the stack per unit
+       the port delivers (and the copy to user), beside the interrupt's costs, and a
+       fresh buffer mapped. A request the parent took before a crash is dropped when its
+       completion comes (its stream has failed it, :mod:`sim.model.faults`).
+
 **The guest's protocol stack** (NIC streams, ``guest.packet_cost`` and
 ``guest.copy_bandwidth``; off by default): per packet the stack handles, per segment sent
 on direct and native without TSO, one on the other paths whose virtual NICs take whole
@@ -722,6 +736,106 @@ class AssignedPath:
         c[INTERRUPT] += irq
         c[GUEST_CPU] += cost
         c[IOMMU] += remap
+
+
+class ParentPath:
+    """The parent's own stream (``parent.streams``): its physical driver on the physical
+    function, on the parent's vCPUs; no VMBus hop, no VSP (module docstring)."""
+
+    name = "parent"
+
+    def __init__(
+        self,
+        env: SimEnv,
+        hv: Hypervisor,
+        parent: ParentPartition,
+        dev: Device,
+        dma: DmaDomain | None,
+        end: ChildPartition,
+    ) -> None:
+        self.env = env
+        self.hv = hv
+        self.parent = parent
+        self.device = dev
+        self.dma = dma
+        self.end = end  # the parent as its streams' end point: its protocol stack
+
+    def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
+        parent, dma, dev = self.parent, self.dma, self.device
+        c = req.c
+        # 1. the physical driver on the issuing parent vCPU (per segment), its DMA map
+        v = req.vcpu
+        sched, queued = yield from v.acquire()
+        req.epoch = parent.epoch
+        debt = v.take_debt()
+        segments = dev.segments(req.size)
+        drv = _per_segment(parent.driver_request, segments)
+        stack = _stack(self.end, dev, req.size, segments)
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        yield v.hold(("guest", stack), ("driver", drv + dmap), ("hypervisor", debt))
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[PARENT_QUEUE] += queued
+        c[PARENT_CPU] += drv + stack
+        c[IOMMU] += dmap
+
+        # 2. the device, through the physical function (and the parent's domain)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
+
+        # 3. the completion interrupt on the completing parent vCPU: exits unless posted,
+        #    the driver's ISR/DPC (per interrupt), its unmap
+        yield from self._complete(req, first, pages, 0, 0.0)
+
+    def _complete(
+        self, req: Request, first: int, pages: int, units: int, remap: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """The interrupt and the driver's completion work on the completing parent vCPU;
+        ``units`` per-unit driver request costs beside it (receive), ``remap`` µs of DMA
+        map work. A request the parent's crash lost is dropped."""
+        hv, parent, dma, dev = self.hv, self.parent, self.dma, self.device
+        c = req.c
+        v = req.done_vcpu
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
+        sched, queued = yield from v.acquire()
+        if req.epoch != parent.epoch:  # the parent crashed since it took the request
+            v.release()
+            raise AbortError
+        debt = v.take_debt()
+        if _handles(irq_of):
+            irq = hv.interrupt(v)
+            isr = parent.driver_interrupt()
+        else:
+            irq, isr = 0.0, 0.0
+        drv = isr + (_per_segment(parent.driver_request, units) if units else 0.0)
+        stack = _stack(self.end, dev, req.size, units) if units else 0.0
+        unmap = dma.unmap_time(req.size) if dma is not None else 0.0
+        yield v.hold(
+            ("exit", irq), ("guest", stack), ("driver", drv + unmap + remap), ("hypervisor", debt)
+        )
+        if dma is not None:
+            unmap += yield from _unmap(dma, first, pages, v, 0.0)
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[PARENT_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[PARENT_CPU] += drv + stack
+        c[IOMMU] += unmap + remap
+
+    def _receive(self, req: Request) -> Walk:
+        parent, dma, dev = self.parent, self.dma, self.device
+        # 1. the wire, then the NIC's DMA into the PF's receive queue
+        yield from _arrive(self.env, dev, req)
+        req.epoch = parent.epoch
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.deliver(req, translate)
+        # 2. the interrupt, the ISR/DPC and the driver's receive per unit the port
+        #    delivers, on the parent vCPU the message is steered to; a fresh buffer mapped
+        remap = dma.map_time(req.size) if dma is not None else 0.0
+        yield from self._complete(req, first, pages, dev.receive_units(req.size), remap)
 
 
 class HypervisorPath:

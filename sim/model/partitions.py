@@ -174,6 +174,7 @@ class ChildPartition:
         self.requested_path: str = spec.io_path
         self.io_path: str = spec.io_path
         self.vf: int | None = None
+        self.scope = names.child_scope(name)  # of its streams' random draws
 
     def virt_charge(self, vcpu: VCpu) -> float:
         """CPU virtualization's cost of one request completing on ``vcpu``: the per-request
@@ -182,3 +183,34 @@ class ChildPartition:
             self._translated.add(vcpu.index)
             return self.virt_cost + self._warmup
         return self.virt_cost
+
+
+class ParentEndpoint(ChildPartition):
+    """The parent as the end point of its own streams (``parent.streams``): a stream's
+    view of it, on the parent's own vCPUs and domain. It has no guest driver, no VSC and
+    no CPU-virtualization charge of its own (its path, :class:`~sim.model.iopaths.ParentPath`,
+    charges the parent's physical driver); its streams draw under the ``parent`` scope."""
+
+    def __init__(self, env: SimEnv, parent: ParentPartition, spec: ChildSpec) -> None:
+        # shares the parent's state; its spec is the plan's (sim.scenario.plan.parent_spec)
+        self.name = parent.name
+        self.spec = spec
+        self.domain = parent.domain
+        self.vcpus = parent.vcpus
+        self.timer_handler = None
+        self.submit_cost = parent.driver_request
+        self.complete_cost = parent.driver_interrupt
+        self.virt_cost = 0.0
+        self.virt_category = "exit"
+        self._warmup = 0.0
+        self._translated = set()
+        # its protocol stack on NIC streams (parent.stack; 0 and no copy: not modelled)
+        g = spec.guest
+        self.stack = g.packet_cost.mean > 0.0 or g.copy_bandwidth is not None
+        self.packet_cost = (
+            g.packet_cost.sampler(env.rng("parent.stack", "packet_cost")) if self.stack else None
+        )
+        self.copy_cost = g.copy_cost
+        self.requested_path = self.io_path = "parent"
+        self.vf = None
+        self.scope = "parent"

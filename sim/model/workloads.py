@@ -200,7 +200,7 @@ class Stream:
         self.spec = spec
         self.path = path
         self.device_name = device.name
-        key = names.rng_key(names.child_scope(child.name), f"stream.{index}")
+        key = names.rng_key(child.scope, f"stream.{index}")
         self.key = key
         self.ops = tuple(spec.op)
         weights = [spec.op[o] for o in self.ops]

@@ -36,7 +36,7 @@ from sim.scenario.distributions import (
 )
 from sim.scenario.fields import LONGEST, MAX_TIME_US
 from sim.scenario.hardware import Disk, Nic, Nvme
-from sim.scenario.plan import plan
+from sim.scenario.plan import parent_spec, plan
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child, Stream
 
@@ -146,10 +146,14 @@ def _estimate(
     carried: dict[str, float] = {}
     issued: list[tuple[Child, Stream, Nic | Nvme | Disk, float]] = []  # a stream's requests/s
     vcpus, streams = scn.parent.vcpus, 0
-    for i, c in enumerate(scn.children):
-        vcpus += c.count * c.vcpus
+    for loc, c in _partitions(scn):
         streams += c.count * len(c.streams)
-        guest_cpu = c.guest.submit_cost.mean + c.guest.complete_cost.mean
+        if loc[0] == "parent":  # its own streams: on its vCPUs, at its driver's costs
+            drv = scn.parent.driver
+            guest_cpu = drv.request_cost.mean + drv.interrupt_cost.mean
+        else:
+            vcpus += c.count * c.vcpus
+            guest_cpu = c.guest.submit_cost.mean + c.guest.complete_cost.mean
         for j, s in enumerate(c.streams):
             if c.device is None:
                 continue
@@ -159,7 +163,7 @@ def _estimate(
                 return (
                     {},
                     (
-                        ("children", i, "streams", j, "size"),
+                        (*loc, "streams", j, "size"),
                         f"one request would keep device '{dev.name}' busy {LONGEST}",
                     ),
                     "",
@@ -181,7 +185,7 @@ def _estimate(
                 return (
                     {},
                     (
-                        ("children", i, "streams", j),
+                        (*loc, "streams", j),
                         "a closed-loop request here takes no time (no think time, guest cost or "
                         "device time): simulated time would not advance",
                     ),
@@ -200,7 +204,7 @@ def _estimate(
                 return (
                     {},
                     (
-                        ("children", i, "cpu_load"),
+                        (*loc, "cpu_load"),
                         "busy and idle are both 0: simulated time would not advance",
                     ),
                     "",
@@ -251,6 +255,17 @@ def _estimate(
     return parts, None, draws.note()
 
 
+def _partitions(scn: Scenario) -> list[tuple[tuple[Any, ...], Child]]:
+    """Every partition whose streams a run issues, with its location: each child, and the
+    parent with its own streams (``parent.streams``, as :func:`~sim.scenario.plan.parent_spec`)."""
+    out: list[tuple[tuple[Any, ...], Child]] = [
+        (("children", i), c) for i, c in enumerate(scn.children)
+    ]
+    if scn.parent.streams:
+        out.append((("parent",), parent_spec(scn)))
+    return out
+
+
 def _sampler_draws(
     scn: Scenario,
     issued: list[tuple[Child, Stream, Nic | Nvme | Disk, float]],
@@ -282,6 +297,9 @@ def _sampler_draws(
             )
             draws.add(service, c.count, n * w / top / total)
     through_parent = 0.0
+    own = [c for loc, c in _partitions(scn) if loc[0] == "parent"]
+    for c in own:  # the parent's own streams: its driver's costs, counted below
+        through_parent += per_child.get(id(c), 0.0)
     for c in scn.children:
         n = per_child.get(id(c), 0.0)
         draws.add(c.guest.submit_cost, c.count, n)

@@ -8,11 +8,11 @@ from typing import Any
 
 from sim.scenario import units
 from sim.scenario.budget import check_budget
-from sim.scenario.hardware import Parent, Scheduler
+from sim.scenario.hardware import Device, Parent, Scheduler
 from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child
+from sim.scenario.workload import Child, Stream
 
 
 def _check_pins(
@@ -67,6 +67,60 @@ def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     return None
 
 
+def _check_streams(
+    loc: tuple[Any, ...], streams: list[Stream], dev: Device, io_path: str, vcpus: int
+) -> tuple[tuple[Any, ...], str] | None:
+    """The streams at ``loc`` (a child's, or the parent's own) against their device."""
+    for j, s in enumerate(streams):
+        for op in s.op:
+            if op not in dev.ops:
+                traced = s.trace is not None and "op" not in s.model_fields_set
+                where = f" (in trace {quote(s.trace.file)})" if s.trace and traced else ""
+                return (
+                    (*loc, "streams", j, "trace" if traced else "op"),
+                    f"{quote(op)}{where} "
+                    f"is not an operation of {dev.type} device '{dev.name}' "
+                    f"(use {', '.join(dev.ops)})",
+                )
+        if "receive" in s.op and s.closed:
+            return (
+                (*loc, "streams", j, "op"),
+                "'receive' needs an open-loop stream (rate: messages arriving from the "
+                "wire), not outstanding",
+            )
+        if "receive" in s.op and io_path == "emulated":
+            return (
+                (*loc, "streams", j, "op"),
+                "'receive' is not modelled on the emulated path in this version",
+            )
+        if s.vcpu is not None and s.vcpu >= vcpus:
+            return (*loc, "streams", j, "vcpu"), f"vCPU {s.vcpu} does not exist ({vcpus} vCPUs)"
+    return None
+
+
+def _check_parent_streams(
+    scn: Scenario, devices: dict[str, int]
+) -> tuple[tuple[Any, ...], str] | None:
+    """The parent's own streams (``parent.streams``, ``parent.device``)."""
+    p = scn.parent
+    if p.device is None:
+        if p.streams:
+            return ("parent", "device"), "the parent's streams need a 'device'"
+        return None
+    if p.device not in devices:
+        known = ", ".join(devices)
+        return ("parent", "device"), f"no device named '{p.device}' (devices: {known})"
+    if not p.streams:
+        return ("parent", "device"), "'device' is for the parent's own 'streams': give some"
+    if scn.host.io_stack == "hypervisor":
+        return ("parent", "streams"), (
+            "with host.io_stack: hypervisor the parent has no data path (the hypervisor "
+            "owns the devices): it cannot be a stream's end point"
+        )
+    dev = scn.devices[devices[p.device]]
+    return _check_streams(("parent",), p.streams, dev, "parent", p.vcpus)
+
+
 def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     """Rules across fields; the first violation as (location, message)."""
     if scn.run.warmup >= scn.run.duration:
@@ -94,6 +148,9 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 ("parent", "cpu_load", "vcpus", k),
                 f"vCPU {v} does not exist ({scn.parent.vcpus} vCPUs)",
             )
+    problem = _check_parent_streams(scn, names)
+    if problem:
+        return problem
     used_vfs: dict[tuple[str, int], str] = {}
     for i, c in enumerate(scn.children):
         if c.cpu_load is not None:
@@ -155,36 +212,9 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 "'vnic' is the synthetic NIC of a routed child: it needs io_path: routed "
                 f"and a NIC device, not {c.io_path} on {dev.type} device '{dev.name}'"
             )
-        for j, s in enumerate(c.streams):
-            for op in s.op:
-                if op not in dev.ops:
-                    traced = s.trace is not None and "op" not in s.model_fields_set
-                    where = f" (in trace {quote(s.trace.file)})" if s.trace and traced else ""
-                    return (
-                        ("children", i, "streams", j, "trace" if traced else "op"),
-                        f"{quote(op)}{where} "
-                        f"is not an operation of {dev.type} device '{dev.name}' "
-                        f"(use {', '.join(dev.ops)})",
-                    )
-            if "receive" in s.op and s.closed:
-                return (
-                    ("children", i, "streams", j, "op"),
-                    "'receive' needs an open-loop stream (rate: messages arriving from the "
-                    "wire), not outstanding",
-                )
-            if "receive" in s.op and c.io_path == "emulated":
-                return (
-                    ("children", i, "streams", j, "op"),
-                    "'receive' is not modelled on the emulated path in this version",
-                )
-            if s.vcpu is not None and s.vcpu >= c.vcpus:
-                return (
-                    "children",
-                    i,
-                    "streams",
-                    j,
-                    "vcpu",
-                ), f"vCPU {s.vcpu} does not exist ({c.vcpus} vCPUs)"
+        problem = _check_streams(("children", i), c.streams, dev, c.io_path, c.vcpus)
+        if problem:
+            return problem
     # names after count expansion (web ×3 → web-1 … web-3) must be unique too, and apart
     # from the devices' and the scheme's own scopes: they name components (sim.scenario.names)
     seen: set[str] = set()

@@ -35,7 +35,7 @@ from sim.scenario.fields import (
     Weight,
     field,
 )
-from sim.scenario.workload import CpuLoad
+from sim.scenario.workload import CpuLoad, Stream
 
 RING_ENTRY = Bound(
     units.parse_size,
@@ -668,6 +668,24 @@ class Vmbus(Model):
         return min(self.descriptor_size + self.pages(size) * self.page_entry_size, self.ring_size)
 
 
+class ParentStack(Model):
+    """The protocol stack of the parent's own NIC streams (``parent.streams``), as a
+    guest's (``children[].guest.packet_cost`` and ``copy_bandwidth``): per packet it
+    handles (per segment sent without TSO, per unit received) and the copy between user
+    and kernel, on the parent vCPU that sends or receives."""
+
+    packet_cost: CostDist = field(
+        "0us",
+        description="CPU per packet of the parent's TCP/IP and socket layers. 0 (default): "
+        "not modelled. Era figures are in the docs (docs/design.md, stack costs).",
+    )
+    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
+        None,
+        description="Rate of the copy between the user's buffer and the kernel's. None "
+        "(default): no copy modelled.",
+    )
+
+
 class Parent(Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
 
@@ -686,6 +704,24 @@ class Parent(Model):
         "domain's applications) on its vCPUs, competing with the VSPs and drivers: "
         "constant (no busy), periodic (fixed busy and idle) or bursty (busy/idle drawn "
         "from distributions).",
+    )
+    device: Name | None = field(
+        None,
+        description="The device the parent's own streams use, through its physical "
+        "driver (the physical function).",
+    )
+    stack: ParentStack = field(
+        {},
+        description="The parent's own protocol stack above its driver, for its NIC "
+        "streams (default: not modelled).",
+    )
+    streams: list[Stream] = field(
+        [],
+        description="Streams whose end point is the parent itself (its management stack, "
+        "backup traffic, a driver domain's own applications): through its physical driver "
+        "(parent.driver's request and interrupt costs, host.iommu.parent), with the "
+        "interrupt exits of a partition; no VMBus hop, no VSP. They compete with the "
+        "routed children for the parent's vCPUs and with every child for the device.",
     )
 
 

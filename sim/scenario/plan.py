@@ -16,6 +16,9 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
 * **Channels**: a routed child opens a primary VMBus channel and
   ``(vCPUs - 1) // vcpus_per_channel`` sub-channels to its device, at most
   ``max_channels`` in all (:func:`channel_count`; Linux storvsc, hv_netvsc).
+* **The parent's own streams** (``parent.streams``): :attr:`Plan.parent`, a placement
+  named ``parent`` on path ``parent`` through the device's physical function, on the
+  parent's own vCPUs; not among :attr:`Plan.children`.
 * **Parent vCPUs**: channels, and an emulated child's device model, are served by the
   parent's vCPUs in round robin, in the order children are listed. The routed channels a
   direct child uses while its VF is revoked (a ``vf_revoke`` fault) are opened after
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sim.scenario import names
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child
+from sim.scenario.workload import Child, Guest
 
 
 def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
@@ -58,7 +61,8 @@ class Placement:
     spec: Child
     path: str
     """The path it runs on: ``routed``, ``direct``, ``hypervisor``, ``emulated``,
-    ``native``, or ``none`` for a child without a device (CPU load only)."""
+    ``native``, ``parent`` (the parent's own streams, :attr:`Plan.parent`), or ``none``
+    for a child without a device (CPU load only)."""
     vf: int | None = None
     fallback: str = ""
     """Why a child does not run on the path it asked for ("" when it does): a ``direct``
@@ -73,7 +77,7 @@ class Placement:
     @property
     def requested_path(self) -> str:
         """The path the scenario asks for."""
-        return self.spec.io_path
+        return "parent" if self.path == "parent" else self.spec.io_path
 
     @property
     def device(self) -> str | None:
@@ -103,6 +107,9 @@ class Plan:
     """Every child instance's :class:`Placement`, in scenario order."""
 
     children: tuple[Placement, ...]
+    parent: Placement | None = None
+    """The parent as the end point of its own streams (``parent.streams``), on path
+    ``parent`` through its physical function; None without them."""
     _by_name: dict[str, Placement] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -176,4 +183,17 @@ def plan(scn: Scenario) -> Plan:
                 open_channels(p.name, p.spec),
             )  # fmt: skip
         out.append(p)
-    return Plan(tuple(out))
+    own = Placement("parent", parent_spec(scn), "parent") if scn.parent.streams else None
+    return Plan(tuple(out), own)
+
+
+def parent_spec(scn: Scenario) -> Child:
+    """The parent seen as the end point of its own streams: a partition with the parent's
+    vCPUs, its device and its streams (its costs are the physical driver's, not these
+    guest defaults: :mod:`sim.model.iopaths`, ``ParentPath``; of its guest block only the
+    protocol stack's, ``parent.stack``, is used)."""
+    p = scn.parent
+    stack = Guest().model_copy(
+        update={"packet_cost": p.stack.packet_cost, "copy_bandwidth": p.stack.copy_bandwidth}
+    )
+    return Child(name="parent", vcpus=p.vcpus, device=p.device, streams=p.streams, guest=stack)

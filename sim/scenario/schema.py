@@ -233,10 +233,9 @@ class Scenario(Model):
     def trace_context(self) -> tuple[str | None, bool, bool]:
         """Where its trace files were read: (folder, allow_outside, read at all), so that a
         copy with overrides reads them again the same way."""
-        for c in self.children:
-            for s in c.streams:
-                if s.trace is not None:
-                    return s.trace.origin
+        for s in [*(s for c in self.children for s in c.streams), *self.parent.streams]:
+            if s.trace is not None:
+                return s.trace.origin
         return (None, False, True)
 
     def device(self, name: str) -> Nic | Nvme | Disk:
