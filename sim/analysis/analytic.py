@@ -455,6 +455,12 @@ def estimate(scn: Scenario) -> Estimate:
             )
         if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
+        if any(s.peer is not None for s in p.spec.streams):
+            why.append(
+                "a remote peer: the estimate is of the host's part of the round trip (the "
+                "switch, the peer's port, its response time and the reply on the receive "
+                "wire are left out)"
+            )
         io = scn.host.iommu
         mode = {"native": io.native, "routed": io.parent, "emulated": io.parent}.get(p.path)
         if mode in ("static", "strict", "deferred"):

@@ -289,6 +289,7 @@ class Host:
                     attempts=attempts,
                     paths=paths,
                     issued=issued,
+                    trips=s.trips,
                 )
             )
         cpu = [
