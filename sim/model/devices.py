@@ -397,12 +397,12 @@ class NicDevice(Device):
         req.at = None
         if req.dead:  # a reset while it was sent
             raise AbortError
+        if req.peer is not None:  # request-response: out to the peer, completed by its reply
+            yield from req.peer.visit(req, self)
         self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
         c[DEVICE_SERVICE] += latency + wire
-        if req.peer is not None:  # request-response: out to the peer and its reply back
-            yield from req.peer.visit(req, self)
 
 
 class RemotePeer:
