@@ -1,6 +1,7 @@
 """Peers of a stream (sim.scenario.workload.Peer): a remote peer across the wire adds the
 switch, the peer's port, its response time and the reply on the receive wire to the round
-trip; VM-to-VM peers on the same host are refused as not built."""
+trip; a routed pair on one host goes through the parent's virtual switch, two channel
+hops each way; direct and mixed pairs are refused as not built."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def test_a_peer_is_the_same_run_for_the_same_seed() -> None:
     [
         (
             {"children[c].streams[0].peer": {"child": "d"}},
-            "children[c].streams[0].peer: a peer child on the same host",
+            "children[c].streams[0].peer.child: no child named 'd' (children: c)",
         ),
         (
             {"children[c].streams[0].peer": {}},
@@ -171,3 +172,106 @@ def test_the_estimate_says_it_leaves_the_peer_out() -> None:
     row = analytic.estimate(s).children.iloc[0]
     assert not row["holds"]
     assert "remote peer" in row["why_not"]
+
+
+# two routed children on one host, one channel each on their own parent vCPU
+PAIR = """
+name: pair
+host: {cores: 8}
+parent: {vcpus: 2}
+devices:
+  - {name: nic, type: nic, vfs: 2}
+children:
+  - name: a
+    vcpus: 1
+    io_path: routed
+    device: nic
+    streams: [{op: send, size: 200B, outstanding: 1, peer: {child: b, response: 10us}}]
+  - name: b
+    vcpus: 1
+    io_path: routed
+    device: nic
+run: {duration: 10ms, warmup: 1ms, seed: 5}
+"""
+
+
+def test_a_routed_vm_to_vm_pair_costs_the_parent_two_channel_hops_each_way() -> None:
+    """Each message is the sender's outbound hop (VSP per packet and the payload taken
+    from the sender) and the receiver's inbound hop (VSP per packet and the copy into its
+    buffer): a round trip is four hops, no physical driver and no NIC."""
+    s = loads(PAIR)
+    res = run(s)
+    req = res.requests[res.requests["in_window"]]
+    assert len(req) > 100
+    vsp = s.parent.vsp
+    hop = vsp.request_cost.mean
+    # payloads this small go through the send/receive buffer: copied both ways
+    expected = 4 * hop + 2 * vsp.transfer_cost(200, 0) + 2 * vsp.transfer_cost(1, 0)
+    assert req["parent_cpu"].to_numpy() == pytest.approx(np.full(len(req), expected))
+    cpu = res.cpu
+    parent = cpu[cpu["partition"] == "parent"]
+    assert "driver" not in set(parent["category"])
+    assert (req["device_service"] == 0).all()
+    assert (req["device_queue"] == 0).all()
+    # the peer's guest takes the request in and sends the reply: its VSC's CPU
+    g = s.children[1].guest
+    b = cpu[(cpu["partition"] == "b") & (cpu["category"] == "vsc")]["busy_us"].sum()
+    a = cpu[(cpu["partition"] == "a") & (cpu["category"] == "vsc")]["busy_us"].sum()
+    assert b == pytest.approx(a, rel=0.02)  # one in and one out on each side
+    assert g.submit_cost.mean + g.complete_cost.mean > 0
+    # the round trip: one-way to the peer's guest, its response, the reply back
+    assert (req["peer"] == 10.0).all()
+    assert (req["network"] == 0.0).all()
+    assert (req["one_way"] < req["latency_us"] - 10.0).all()
+    from sim.model.metrics import COMPONENTS
+
+    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
+
+
+def test_a_vm_to_vm_pair_is_cheaper_for_the_parent_than_the_wire() -> None:
+    """The same sends to the wire cost the parent its VSP, the physical driver and the
+    completion; to a child on the host no driver, but two hops per message."""
+    alone = PAIR.split("  - name: b")[0] + "run: {duration: 10ms, warmup: 1ms, seed: 5}\n"
+    wire = run(loads(alone, overrides={"children[a].streams[0].peer": None}))
+    pair = run(loads(PAIR))
+    drv = wire.cpu[(wire.cpu["partition"] == "parent") & (wire.cpu["category"] == "driver")]
+    assert drv["busy_us"].sum() > 0
+    w = wire.requests[wire.requests["in_window"]]
+    p = pair.requests[pair.requests["in_window"]]
+    assert p["parent_cpu"].mean() > w["parent_cpu"].mean()  # four hops against one
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"children[b].io_path": "direct"},
+            "a VM-to-VM pair of routed 'a' and direct 'b' is not built",
+        ),
+        ({"children[a].streams[0].peer.child": "a"}, "the peer 'a' is the child itself"),
+        ({"children[a].streams[0].peer.child": "z"}, "no child named 'z' (children: a, b)"),
+        (
+            {"children[a].streams[0].peer": {"remote": {}, "response": "1us"}},
+            "a remote peer's 'response' and 'reply_size' go under 'remote'",
+        ),
+    ],
+)  # fmt: skip
+def test_vm_to_vm_pairs_that_are_not_built_are_refused(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        loads(PAIR, overrides=overrides)
+
+
+def test_the_budget_and_the_estimate_know_a_peer_child() -> None:
+    """A 1 ms response bounds the loop at about 1000 round trips a second; the estimate
+    says it leaves the virtual switch's hops out."""
+    s = loads(PAIR, overrides={"children[a].streams[0].peer.response": "1ms",
+                               "run.duration": "1s"})  # fmt: skip
+    parts, problem = work_estimate(s)
+    assert problem is None
+    assert 900 < parts["requests"] < 1000
+    row = analytic.estimate(s).children.set_index("partition").loc["a"]
+    assert not row["holds"]
+    assert "peer child on this host" in row["why_not"]

@@ -23,6 +23,7 @@ collection checks that completed, failed and in-flight requests add up to those 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,7 +32,14 @@ from sim.model.env import SimEnv
 from sim.model.faults import Injector
 from sim.model.hypervisor import Hypervisor
 from sim.model.iommu import DmaDomain, Iommu
-from sim.model.iopaths import AssignedPath, EmulatedPath, HypervisorPath, Path, RoutedPath
+from sim.model.iopaths import (
+    AssignedPath,
+    EmulatedPath,
+    HypervisorPath,
+    LocalPeer,
+    Path,
+    RoutedPath,
+)
 from sim.model.metrics import Level
 from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.periodic import Housekeeper, Ticker, phase, tick_exit_cost
@@ -46,6 +54,7 @@ from sim.model.records import (
 from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
 from sim.model.workloads import Stream
+from sim.scenario import distributions
 from sim.scenario.plan import PlannedChannel, plan
 from sim.scenario.schema import Scenario
 
@@ -70,6 +79,7 @@ class Host:
         self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
         self.driver_down: dict[str, float] = {}  # device → hypervisor driver down until
 
+        self._home: dict[str, Path] = {}  # child → its shared path (routed, ...)
         self.plan = plan(scn)
         for placed in self.plan.children:
             if placed.vf is not None:
@@ -110,6 +120,8 @@ class Host:
                     h.costs.hypercall,
                     self.parent_dma,
                 )
+            if shared is not None:
+                self._home[child.name] = shared
             # a direct child's streams share its translation domain (one ring of buffers)
             native = child.io_path == "native"
             dma: DmaDomain | None = None
@@ -124,6 +136,7 @@ class Host:
                 else:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
+        self._peers()
 
         self.periodic: list[Ticker | Housekeeper] = self._periodic()
         self.injector = Injector(self) if scn.faults else None
@@ -136,6 +149,36 @@ class Host:
             timer = policy.on_parent_failure == "timeout" and policy.timeout < scn.run.duration
             if scn.faults or timer:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
+
+    def _peers(self) -> None:
+        """Each stream whose peer is a child on this host gets it (a routed pair:
+        sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
+        planned onto another path than its own (no VF left) has no virtual-switch port
+        to a routed peer."""
+        env = self.env
+        by_name = {c.name: c for c in self.children}
+        for s in self.streams:
+            peer = s.spec.peer
+            if peer is None or peer.child is None:
+                continue
+            other = by_name[peer.child]
+            mine, theirs = s.path, self._home.get(other.name)
+            if not isinstance(mine, RoutedPath) or not isinstance(theirs, RoutedPath):
+                raise ValueError(
+                    f"{s.child.name} and its peer {other.name} are not both routed "
+                    "(a VF fallback?): a VM-to-VM pair through the NIC is not built"
+                )
+            response = peer.response if peer.response is not None else distributions.constant(0.0)
+            sizes = peer.reply_size if peer.reply_size is not None else distributions.constant(1.0)
+            key = s.key
+            s.set_peer(
+                LocalPeer(
+                    theirs,
+                    itertools.cycle(other.vcpus).__next__,
+                    response.sampler(env.rng(key, "peer.response")),
+                    sizes.sampler(env.rng(key, "peer.reply_size")),
+                )
+            )
 
     def _routed(
         self, child: ChildPartition, dev: devices.Device, planned: Sequence[PlannedChannel]

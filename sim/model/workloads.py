@@ -78,7 +78,7 @@ import simpy
 from sim.model.devices import Device, RemotePeer
 from sim.model.env import SimEnv
 from sim.model.hypervisor import VCpu
-from sim.model.iopaths import Path
+from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
 from sim.model.request import AbortError, Record, Request
 from sim.scenario import distributions, names
@@ -227,11 +227,12 @@ class Stream:
         self._ids = itertools.count()
         self.done: list[Record] = []
         # request-response with a remote peer (sim.model.devices.RemotePeer)
-        self._peer: RemotePeer | None = None
+        self._peer: RemotePeer | LocalPeer | None = None
         self.trips: dict[int, tuple[float, float, float]] | None = None
-        if spec.peer is not None and spec.peer.remote is not None:
-            self._peer = RemotePeer(env, spec.peer.remote, device, key)
+        if spec.peer is not None:  # a child on this host: set by the host (set_peer)
             self.trips = {}
+            if spec.peer.remote is not None:
+                self._peer = RemotePeer(env, spec.peer.remote, device, key)
         self.live: dict[int, Request] = {}
         # attempts, failures and retries (sim.model.faults): used once tolerate() is called
         self.failed: list[Record] = []
@@ -276,6 +277,10 @@ class Stream:
             self._think = spec.think.sampler(env.rng(key, "think"))
         if spec.profile is not None and spec.outstanding is None:
             self._gap = warped(self._gap, *spec.profile.steps())
+
+    def set_peer(self, peer: LocalPeer) -> None:
+        """Its sends go to ``peer``, a routed child on this host (sim.model.host)."""
+        self._peer = peer
 
     @property
     def issued(self) -> int:

@@ -12,7 +12,7 @@ from sim.scenario.hardware import Parent, Scheduler
 from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child
+from sim.scenario.workload import Child, Stream
 
 
 def _check_pins(
@@ -103,7 +103,7 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                         ("children", i, "cpu_load", "vcpus", k),
                         f"vCPU {v} does not exist ({c.vcpus} vCPUs)",
                     )
-        if not c.streams and c.cpu_load is None and c.timer.mode == "off":
+        if not c.streams and c.cpu_load is None and c.timer.mode == "off" and not _answers(scn, c):
             return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
         if c.device is None:
             if c.streams:
@@ -166,6 +166,9 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                         f"is not an operation of {dev.type} device '{dev.name}' "
                         f"(use {', '.join(dev.ops)})",
                     )
+            wrong = _peer_problem(scn, c, s)
+            if wrong is not None:
+                return ("children", i, "streams", j, "peer", "child"), wrong
             if "receive" in s.op and s.closed:
                 return (
                     ("children", i, "streams", j, "op"),
@@ -281,3 +284,36 @@ def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 f"{streams} streams in all (count included); at most {MAX_STREAMS}"
             )
     return None
+
+
+def _peer_problem(scn: Scenario, c: Child, s: Stream) -> str | None:
+    """What is wrong with stream ``s`` of child ``c`` having a peer child, if anything."""
+    if s.peer is None or s.peer.child is None:
+        return None
+    target = s.peer.child
+    instances = dict(scn.instances())
+    mine = {name for name, spec in instances.items() if spec is c}
+    if target in mine:
+        return f"the peer '{target}' is the child itself: a peer is another child"
+    peer = instances.get(target)
+    if peer is None:
+        known = ", ".join(instances)
+        return f"no child named '{target}' (children: {known})"
+    if c.io_path != "routed" or peer.io_path != "routed":
+        return (
+            f"a VM-to-VM pair of {c.io_path} '{c.name}' and {peer.io_path} '{target}' is not "
+            "built: only two routed children (through the parent's virtual switch) are; a "
+            "hairpin between VFs in the NIC's embedded switch, and mixed pairs, are not"
+        )
+    if peer.device != c.device:
+        return (
+            f"the peer '{target}' is on device '{peer.device}', not '{c.device}': a routed "
+            "pair meets in the virtual switch of one port"
+        )
+    return None
+
+
+def _answers(scn: Scenario, c: Child) -> bool:
+    """Whether child ``c`` (one of its instances) is the peer of some stream."""
+    peers = {s.peer.child for o in scn.children for s in o.streams if s.peer is not None}
+    return any(name in peers for name, spec in scn.instances() if spec is c)

@@ -343,24 +343,33 @@ class RemotePeer(Model):
 
 class Peer(Model):
     """Where a send stream's requests go and their replies come from: ``remote`` (another
-    host across the wire). ``child`` (another child on the same host) is not built."""
+    host across the wire) or ``child`` (another routed child on the same host, through
+    the parent's virtual switch)."""
 
     remote: RemotePeer | None = field(None, description="A peer on another host.")
     child: Name | None = field(
         None,
-        description="Another child on the same host (routed: through the parent's virtual "
-        "switch; direct: hairpin in the NIC's embedded switch). Not built: refused.",
+        description="Another child on the same host (its instance name): both routed, "
+        "through the parent's virtual switch. Direct (a hairpin in the NIC's embedded "
+        "switch) and mixed pairs are not built: refused.",
+    )
+    response: TimeDist | None = field(
+        None,
+        description="With child: the peer child's response time, from the request in its "
+        "guest to its reply submitted (default 0). A remote peer's is under 'remote'.",
+    )
+    reply_size: Annotated[SizeDist, REQUEST_SIZE] | None = field(
+        None,
+        description="With child: size of the peer child's reply (default 1 B). A remote "
+        "peer's is under 'remote'.",
     )
 
     @pydantic.model_validator(mode="after")
     def _one(self) -> Peer:
         if (self.remote is None) == (self.child is None):
             raise ValueError("give one of 'remote' (another host) or 'child' (this host)")
-        if self.child is not None:
-            raise ValueError(
-                "a peer child on the same host (VM-to-VM through the parent's virtual switch "
-                "or the NIC's embedded switch) is not built; only 'remote' peers are"
-            )
+        if self.remote is not None and (self.response is not None or self.reply_size is not None):
+            raise ValueError("a remote peer's 'response' and 'reply_size' go under 'remote'")
         return self
 
 
