@@ -249,6 +249,10 @@ def test_a_vm_to_vm_pair_is_cheaper_for_the_parent_than_the_wire() -> None:
             {"children[b].io_path": "direct"},
             "a VM-to-VM pair of routed 'a' and direct 'b' is not built",
         ),
+        (
+            {"children[a].io_path": "native", "children[b].io_path": "native"},
+            "a VM-to-VM pair of native 'a' and native 'b' is not built",
+        ),
         ({"children[a].streams[0].peer.child": "a"}, "the peer 'a' is the child itself"),
         ({"children[a].streams[0].peer.child": "z"}, "no child named 'z' (children: a, b)"),
         (
@@ -275,3 +279,33 @@ def test_the_budget_and_the_estimate_know_a_peer_child() -> None:
     row = analytic.estimate(s).children.set_index("partition").loc["a"]
     assert not row["holds"]
     assert "peer child on this host" in row["why_not"]
+
+
+def test_a_direct_vm_to_vm_pair_hairpins_in_the_nic_without_the_parent() -> None:
+    """Two direct children: each message goes from the sender's VF through the NIC's
+    embedded switch into the receiver's VF: the NIC's fetch and write (its latency
+    twice), no wire, no parent; the receiver takes an interrupt on its own VF and
+    receives as from the wire."""
+    s = loads(PAIR, overrides={"children[a].io_path": "direct", "children[b].io_path": "direct"})
+    res = run(s)
+    req = res.requests[res.requests["in_window"]]
+    assert len(req) > 100
+    assert set(res.cpu["partition"]) == {"a", "b", "host"}  # the parent does nothing
+    assert (req["parent_cpu"] == 0).all()
+    assert (req["ring_wait"] == 0).all()
+    assert (req["device_queue"] == 0).all()  # neither direction of the port is taken
+    nic = s.device("nic")
+    assert req["device_service"].to_numpy() == pytest.approx(
+        np.full(len(req), 4 * nic.latency.mean)
+    )  # two messages, each fetched and written
+    counters = res.counters.set_index("counter")["count"]
+    assert counters["nic.vf[0].completions"] > 100  # the reply into a's VF
+    assert counters["nic.vf[1].completions"] > 100  # the request into b's VF
+    assert (req["peer"] == 10.0).all()
+    from sim.model.metrics import COMPONENTS
+
+    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
+    # against the routed pair: no parent hops, so a shorter round trip
+    routed = run(loads(PAIR)).requests
+    assert req["latency_us"].mean() < routed[routed["in_window"]]["latency_us"].mean()

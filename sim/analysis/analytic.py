@@ -458,8 +458,8 @@ def estimate(scn: Scenario) -> Estimate:
         if any(s.peer is not None and s.peer.child is not None for s in p.spec.streams):
             why.append(
                 "a peer child on this host: the estimate walks its sends as sends to the "
-                "wire (the virtual switch's four channel hops and the peer's response are "
-                "left out)"
+                "wire (the virtual switch's channel hops or the NIC hairpin, the peer's "
+                "receive and reply, and its response are left out)"
             )
         if any(s.peer is not None and s.peer.remote is not None for s in p.spec.streams):
             why.append(

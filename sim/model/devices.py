@@ -29,6 +29,10 @@ What it models
     switch onto this port's receive wire, behind the frames arriving there; the send
     completes once the reply is in (docs/design.md §3.4, Peers).
 
+    **Hairpin** (:meth:`NicDevice.hairpin`): a message between two VFs of one port goes
+    through its embedded switch: fetched from one function's memory and written into the
+    other's posted buffer (``latency`` each), no wire.
+
     **NVMe** (read, write): ``channels`` commands are served in parallel (the drive's
     internal parallelism). A command holds its channel for the media service time of its
     op (a distribution) plus the transfer of its bytes at ``bandwidth / channels``, plus
@@ -370,6 +374,27 @@ class NicDevice(Device):
         c = req.c
         c[IOMMU] += translate
         c[DEVICE_SERVICE] += latency
+
+    def hairpin(
+        self, req: Request, out: float, vf: int | None, into: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """A frame from one function to another of this port through its embedded
+        switch (VF to VF on one host): the transmit side fetches and reads it (``latency``,
+        plus ``out`` of IOMMU misses), the receive side writes it into function ``vf``'s
+        posted buffer (``latency`` again, plus ``into``). No wire: neither direction of
+        the port is taken, and the embedded switch is taken as never the bottleneck."""
+        if req.dead:
+            raise AbortError
+        fetch, write = req.service(), req.service()
+        req.at = self
+        yield self.env.timeout(fetch + out + write + into)
+        req.at = None
+        if req.dead:
+            raise AbortError
+        self._completed(self.servers.function(vf))
+        c = req.c
+        c[IOMMU] += out + into
+        c[DEVICE_SERVICE] += fetch + write
 
     def receive_utilization(self) -> float:
         """Share of time the receive wire was busy since the last reset."""

@@ -127,6 +127,9 @@ class Host:
             dma: DmaDomain | None = None
             if child.io_path == "direct":
                 dma = self.iommu.domain(placed.name)
+                self._home[child.name] = AssignedPath(
+                    env, self.hv, child, dev, "direct", True, dma
+                )  # the path a peer's messages to it take (_peers)
             elif native:  # the host kernel's DMA API on bare metal (host.iommu.native)
                 dma = self.iommu.host_domain(placed.name, h.iommu.native, "guest")
             for j, sspec in enumerate(spec.streams):
@@ -151,10 +154,9 @@ class Host:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
 
     def _peers(self) -> None:
-        """Each stream whose peer is a child on this host gets it (a routed pair:
-        sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
-        planned onto another path than its own (no VF left) has no virtual-switch port
-        to a routed peer."""
+        """Each stream whose peer is a child on this host gets it (a routed or a direct
+        pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
+        planned onto another path than its own (no VF left) makes a mixed pair."""
         env = self.env
         by_name = {c.name: c for c in self.children}
         for s in self.streams:
@@ -163,10 +165,12 @@ class Host:
                 continue
             other = by_name[peer.child]
             mine, theirs = s.path, self._home.get(other.name)
-            if not isinstance(mine, RoutedPath) or not isinstance(theirs, RoutedPath):
+            routed = isinstance(mine, RoutedPath) and isinstance(theirs, RoutedPath)
+            direct = mine.name == theirs.name == "direct" if theirs is not None else False
+            if not (routed or direct) or not isinstance(theirs, RoutedPath | AssignedPath):
                 raise ValueError(
-                    f"{s.child.name} and its peer {other.name} are not both routed "
-                    "(a VF fallback?): a VM-to-VM pair through the NIC is not built"
+                    f"{s.child.name} and its peer {other.name} are not both routed nor both "
+                    "direct (a VF fallback?): a mixed VM-to-VM pair is not built"
                 )
             response = peer.response if peer.response is not None else distributions.constant(0.0)
             sizes = peer.reply_size if peer.reply_size is not None else distributions.constant(1.0)

@@ -397,13 +397,13 @@ def _parent_completion(
 
 
 class LocalPeer:
-    """A routed child on the same host that a stream's sends go to (the peer of
-    :meth:`RoutedPath._to_child`): its path, the vCPUs its replies come from in turn, its
-    response time and its reply sizes."""
+    """A child on the same host that a stream's sends go to (the peer of
+    :meth:`RoutedPath._to_child` or :meth:`AssignedPath._to_vf`): its path, the vCPUs its
+    replies come from in turn, its response time and its reply sizes."""
 
     def __init__(
         self,
-        path: RoutedPath,
+        path: RoutedPath | AssignedPath,
         vcpus: Callable[[], VCpu],
         response: Callable[[], float],
         reply_size: Callable[[], float],
@@ -570,6 +570,7 @@ class RoutedPath:
         env = self.env
         yield from self._out(req, req.vcpu, req.size, True)  # 1. this child's outbound
         other = peer.path
+        assert isinstance(other, RoutedPath)
         pv_ = peer.vcpu()
         yield from other._in(req, pv_, req.size)  # 2. the peer's inbound
         one_way = env.now - req.t_submit
@@ -725,26 +726,97 @@ class AssignedPath:
         self.virtualized = virtualized
         self.dma = dma
 
-    def walk(self, req: Request) -> Walk:
-        if req.receive:
-            yield from self._receive(req)
-            return
+    def _submit(self, req: Request, v: VCpu, size: int) -> Walk:
+        """Step 1 of a send of ``size`` bytes from vCPU ``v``: the guest driver (and
+        stack), the buffer mapped (strict, deferred); MMIO doorbell without exit."""
         child, dma = self.child, self.dma
         c = req.c
-        map_cost = dma.map_time(req.size) if dma is not None else 0.0
+        map_cost = dma.map_time(size) if dma is not None else 0.0
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
-        v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        segments = self.device.segments(req.size)
+        segments = self.device.segments(size)
         cost = _per_segment(child.submit_cost, segments)
-        cost += _stack(child, self.device, req.size, segments)
+        cost += _stack(child, self.device, size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
         c[IOMMU] += map_cost
+
+    def _to_vf(self, req: Request, peer: LocalPeer) -> Walk:
+        """Request-response with a direct child on this host (docs/design.md §3.4,
+        Peers): each message hairpins in the NIC's embedded switch from the sender's VF
+        to the receiver's, no wire and no parent; the receiver takes it as a received
+        message (interrupt, receive processing, its buffer remapped)."""
+        env = self.env
+        other = peer.path
+        assert isinstance(other, AssignedPath)
+        mine, theirs = self.child.vf, other.child.vf
+        yield from self._submit(req, req.vcpu, req.size)
+        yield from self._hairpin(req, other, req.size)
+        v = peer.vcpu()
+        req.vf = theirs  # its interrupt is the receiving VF's
+        yield from other._take(req, v, req.size)
+        one_way = env.now - req.t_submit
+        response = peer.response()
+        yield env.timeout(response)
+        reply = max(1, int(peer.reply_size()))
+        yield from other._submit(req, v, reply)
+        yield from other._hairpin(req, self, reply)
+        req.vf = mine
+        yield from self._take(req, req.done_vcpu, reply)
+        req.trip = (0.0, response, one_way)
+
+    def _hairpin(self, req: Request, to: AssignedPath, size: int) -> Walk:
+        """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
+        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
+        dev = self.device
+        assert isinstance(dev, NicDevice)
+        out = self.dma.access(size)[2] if self.dma is not None else 0.0
+        into = to.dma.access(size)[2] if to.dma is not None else 0.0
+        yield from dev.hairpin(req, out, to.child.vf, into)
+
+    def _take(self, req: Request, v: VCpu, size: int) -> Walk:
+        """A message of ``size`` bytes delivered into this child's VF: the interrupt to
+        ``v``, the guest's receive processing per unit, its buffer remapped (strict,
+        deferred): step 2 of a receive."""
+        child, dma, dev = self.child, self.dma, self.device
+        c = req.c
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        irq = self._interrupt(irq_of, v)
+        remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
+        units = dev.receive_units(size)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, size, units)
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq),
+            ("guest", cost + remap),
+            ("hypervisor", debt),
+            (child.virt_category, virt),
+        )
+        if virt:
+            c[GUEST_CPU] += virt
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+        c[IOMMU] += remap
+
+    def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
+        if isinstance(req.peer, LocalPeer):
+            yield from self._to_vf(req, req.peer)
+            return
+        child, dma = self.child, self.dma
+        c = req.c
+        yield from self._submit(req, req.vcpu, req.size)
 
         # 2. device through the function, DMA through the IOMMU
         first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)

@@ -299,16 +299,16 @@ def _peer_problem(scn: Scenario, c: Child, s: Stream) -> str | None:
     if peer is None:
         known = ", ".join(instances)
         return f"no child named '{target}' (children: {known})"
-    if c.io_path != "routed" or peer.io_path != "routed":
+    if c.io_path != peer.io_path or c.io_path not in ("routed", "direct"):
         return (
             f"a VM-to-VM pair of {c.io_path} '{c.name}' and {peer.io_path} '{target}' is not "
-            "built: only two routed children (through the parent's virtual switch) are; a "
-            "hairpin between VFs in the NIC's embedded switch, and mixed pairs, are not"
+            "built: only two routed children (through the parent's virtual switch) or two "
+            "direct ones (a hairpin in the NIC's embedded switch) are"
         )
     if peer.device != c.device:
         return (
-            f"the peer '{target}' is on device '{peer.device}', not '{c.device}': a routed "
-            "pair meets in the virtual switch of one port"
+            f"the peer '{target}' is on device '{peer.device}', not '{c.device}': a pair "
+            "meets in the virtual switch or the embedded switch of one port"
         )
     return None
 

@@ -343,15 +343,15 @@ class RemotePeer(Model):
 
 class Peer(Model):
     """Where a send stream's requests go and their replies come from: ``remote`` (another
-    host across the wire) or ``child`` (another routed child on the same host, through
-    the parent's virtual switch)."""
+    host across the wire) or ``child`` (another child on the same host: through the
+    parent's virtual switch, or VF to VF in the NIC)."""
 
     remote: RemotePeer | None = field(None, description="A peer on another host.")
     child: Name | None = field(
         None,
-        description="Another child on the same host (its instance name): both routed, "
-        "through the parent's virtual switch. Direct (a hairpin in the NIC's embedded "
-        "switch) and mixed pairs are not built: refused.",
+        description="Another child on the same host (its instance name): both routed "
+        "(through the parent's virtual switch) or both direct (a hairpin in the NIC's "
+        "embedded switch); mixed pairs are not built: refused.",
     )
     response: TimeDist | None = field(
         None,
