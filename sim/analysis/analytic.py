@@ -460,6 +460,18 @@ def estimate(scn: Scenario) -> Estimate:
             )
         if scn.faults:
             why.append("faults are scheduled; the estimate is of the host without them")
+        if any(s.peer is not None and s.peer.child is not None for s in p.spec.streams):
+            why.append(
+                "a peer child on this host: the estimate walks its sends as sends to the "
+                "wire (the virtual switch's channel hops or the NIC hairpin, the peer's "
+                "receive and reply, and its response are left out)"
+            )
+        if any(s.peer is not None and s.peer.remote is not None for s in p.spec.streams):
+            why.append(
+                "a remote peer: the estimate is of the host's part of the round trip (the "
+                "switch, the peer's port, its response time and the reply on the receive "
+                "wire are left out)"
+            )
         io = scn.host.iommu
         mode = {
             "native": io.native,

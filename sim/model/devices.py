@@ -23,6 +23,16 @@ What it models
     are always posted (no drops, no receive-queue limit), and the receive wire is never
     halted by a reset (the DMA is: a message in it is given up).
 
+    **Remote peer** (:class:`RemotePeer`, request-response): a send whose stream has a
+    peer on another host leaves the port, crosses the switch and the peer's port, waits
+    the peer's response time, and its reply comes back over the peer's port and the
+    switch onto this port's receive wire, behind the frames arriving there; the send
+    completes once the reply is in (docs/design.md §3.4, Peers).
+
+    **Hairpin** (:meth:`NicDevice.hairpin`): a message between two VFs of one port goes
+    through its embedded switch: fetched from one function's memory and written into the
+    other's posted buffer (``latency`` each), no wire.
+
     **NVMe** (read, write): ``channels`` commands are served in parallel (the drive's
     internal parallelism). A command holds its channel for the media service time of its
     op (a distribution) plus the transfer of its bytes at ``bandwidth / channels``, plus
@@ -181,6 +191,7 @@ from sim.model.request import AbortError, Request
 from sim.scenario import names
 from sim.scenario.distributions import BLOCK
 from sim.scenario.hardware import DISK_STRIPES, Disk, Nic, Nvme
+from sim.scenario.workload import RemotePeer as RemotePeerSpec
 
 
 class Device(ABC):
@@ -364,6 +375,27 @@ class NicDevice(Device):
         c[IOMMU] += translate
         c[DEVICE_SERVICE] += latency
 
+    def hairpin(
+        self, req: Request, out: float, vf: int | None, into: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """A frame from one function to another of this port through its embedded
+        switch (VF to VF on one host): the transmit side fetches and reads it (``latency``,
+        plus ``out`` of IOMMU misses), the receive side writes it into function ``vf``'s
+        posted buffer (``latency`` again, plus ``into``). No wire: neither direction of
+        the port is taken, and the embedded switch is taken as never the bottleneck."""
+        if req.dead:
+            raise AbortError
+        fetch, write = req.service(), req.service()
+        req.at = self
+        yield self.env.timeout(fetch + out + write + into)
+        req.at = None
+        if req.dead:
+            raise AbortError
+        self._completed(self.servers.function(vf))
+        c = req.c
+        c[IOMMU] += out + into
+        c[DEVICE_SERVICE] += fetch + write
+
     def receive_utilization(self) -> float:
         """Share of time the receive wire was busy since the last reset."""
         return self.rx.busy.mean()
@@ -390,10 +422,47 @@ class NicDevice(Device):
         req.at = None
         if req.dead:  # a reset while it was sent
             raise AbortError
+        if req.peer is not None:  # request-response: out to the peer, completed by its reply
+            yield from req.peer.visit(req, self)
         self._completed(fn)
         c[IOMMU] += translate
         c[DEVICE_QUEUE] += queued
         c[DEVICE_SERVICE] += latency + wire
+
+
+class RemotePeer:
+    """A peer on another host (docs/design.md, peers): a request sent on the child's
+    port crosses the switch (``switch_latency``) and the peer's own port (store and
+    forward, at the child's port's rate, the peer's port taken as uncontended) to the
+    peer, which answers after its response time; the reply crosses the peer's port, the
+    switch, and the child's receive wire, behind the frames arriving there. One-way is
+    submission to the request's last byte at the peer; ``network`` the switch and wire
+    time after the child's own transmission, ``peer`` the response time."""
+
+    def __init__(self, env: SimEnv, spec: RemotePeerSpec, nic: Device, key: str) -> None:
+        if not isinstance(nic, NicDevice):  # the schema allows peers on send streams only
+            raise TypeError(f"a remote peer needs a NIC, not device '{nic.name}'")
+        self.switch = spec.switch_latency
+        self.response = spec.response.sampler(env.rng(key, "peer.response"))
+        self.reply_size = spec.reply_size.sampler(env.rng(key, "peer.reply_size"))
+
+    def visit(self, req: Request, nic: NicDevice) -> Generator[simpy.Event, Any, None]:
+        env = nic.env
+        t0 = env.now
+        wire_out = self.switch + nic.wire_time(req.size)
+        yield env.timeout(wire_out)
+        one_way = env.now - req.t_submit
+        response = self.response()
+        reply = max(1, int(self.reply_size()))
+        yield env.timeout(response + nic.wire_time(reply) + self.switch)
+        rx = nic.rx
+        fn = rx.function(req.vf)
+        yield from rx.acquire(fn)
+        yield env.timeout(nic.wire_time(reply))
+        rx.release(fn)
+        if req.dead:  # given up while away (sim.model.faults)
+            raise AbortError
+        req.trip = (env.now - t0 - response, response, one_way)
 
 
 class NvmeDevice(Device):

@@ -23,6 +23,7 @@ collection checks that completed, failed and in-flight requests add up to those 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 
@@ -36,6 +37,7 @@ from sim.model.iopaths import (
     EmulatedPath,
     HypervisorPath,
     ParentPath,
+    LocalPeer,
     Path,
     RoutedPath,
 )
@@ -53,6 +55,7 @@ from sim.model.records import (
 from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
 from sim.model.workloads import Stream
+from sim.scenario import distributions
 from sim.scenario.plan import PlannedChannel, plan
 from sim.scenario.schema import Scenario
 
@@ -77,6 +80,7 @@ class Host:
         self.standby: dict[str, Path] = {}  # child → its routed path while its VF is revoked
         self.driver_down: dict[str, float] = {}  # device → hypervisor driver down until
 
+        self._home: dict[str, Path] = {}  # child → its shared path (routed, ...)
         self.plan = plan(scn)
         for placed in self.plan.children:
             if placed.vf is not None:
@@ -117,11 +121,16 @@ class Host:
                     h.costs.hypercall,
                     self.parent_dma,
                 )
+            if shared is not None:
+                self._home[child.name] = shared
             # a direct child's streams share its translation domain (one ring of buffers)
             native = child.io_path == "native"
             dma: DmaDomain | None = None
             if child.io_path == "direct":
                 dma = self.iommu.domain(placed.name)
+                self._home[child.name] = AssignedPath(
+                    env, self.hv, child, dev, "direct", True, dma
+                )  # the path a peer's messages to it take (_peers)
             elif native:  # the host kernel's DMA API on bare metal (host.iommu.native)
                 dma = self.iommu.host_domain(placed.name, h.iommu.native, "guest")
             for j, sspec in enumerate(spec.streams):
@@ -131,6 +140,7 @@ class Host:
                 else:
                     path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
                 self.streams.append(Stream(env, child, j, sspec, dev, path))
+        self._peers()
 
         own = self.plan.parent
         if own is not None:  # the parent's own streams, through its physical driver
@@ -151,6 +161,37 @@ class Host:
             timer = policy.on_parent_failure == "timeout" and policy.timeout < scn.run.duration
             if scn.faults or timer:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
+
+    def _peers(self) -> None:
+        """Each stream whose peer is a child on this host gets it (a routed or a direct
+        pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
+        planned onto another path than its own (no VF left) makes a mixed pair."""
+        env = self.env
+        by_name = {c.name: c for c in self.children}
+        for s in self.streams:
+            peer = s.spec.peer
+            if peer is None or peer.child is None:
+                continue
+            other = by_name[peer.child]
+            mine, theirs = s.path, self._home.get(other.name)
+            routed = isinstance(mine, RoutedPath) and isinstance(theirs, RoutedPath)
+            direct = mine.name == theirs.name == "direct" if theirs is not None else False
+            if not (routed or direct) or not isinstance(theirs, RoutedPath | AssignedPath):
+                raise ValueError(
+                    f"{s.child.name} and its peer {other.name} are not both routed nor both "
+                    "direct (a VF fallback?): a mixed VM-to-VM pair is not built"
+                )
+            response = peer.response if peer.response is not None else distributions.constant(0.0)
+            sizes = peer.reply_size if peer.reply_size is not None else distributions.constant(1.0)
+            key = s.key
+            s.set_peer(
+                LocalPeer(
+                    theirs,
+                    itertools.cycle(other.vcpus).__next__,
+                    response.sampler(env.rng(key, "peer.response")),
+                    sizes.sampler(env.rng(key, "peer.reply_size")),
+                )
+            )
 
     def _routed(
         self, child: ChildPartition, dev: devices.Device, planned: Sequence[PlannedChannel]
@@ -304,6 +345,7 @@ class Host:
                     attempts=attempts,
                     paths=paths,
                     issued=issued,
+                    trips=s.trips,
                 )
             )
         cpu = [

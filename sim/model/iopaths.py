@@ -32,6 +32,12 @@ added to exactly one component (:mod:`sim.model.metrics`).
     5. The child's completing vCPU takes it out of the ring (``ring_wait``), takes the
        interrupt when one was signalled, and runs the VSC completion cost.
 
+    To a routed child on this host (a stream's ``peer: {child}``, :class:`LocalPeer`),
+    steps 3-5 become the parent's virtual switch: the receiver's inbound hop (VSP per
+    packet and the copy into its buffer on its channel's parent vCPU, its inbound ring,
+    its VSC and stack), its response time, its reply's outbound hop (steps 1-2 without
+    the physical driver) and the sender's inbound hop: four channel hops a round trip.
+
     Simplified: the completing vCPU is the request's (``irq_vcpu`` or the issuing one),
     not the guest vCPU the channel's interrupt targets; with one channel per vCPU the two
     are the same. The device's completion interrupt reaches the parent vCPU of the
@@ -240,7 +246,7 @@ Hypervisor and emulated children use the physical function and need no VF.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 import simpy
@@ -404,6 +410,24 @@ def _parent_completion(
     c[PARENT_CPU] += drv + vsp
 
 
+class LocalPeer:
+    """A child on the same host that a stream's sends go to (the peer of
+    :meth:`RoutedPath._to_child` or :meth:`AssignedPath._to_vf`): its path, the vCPUs its
+    replies come from in turn, its response time and its reply sizes."""
+
+    def __init__(
+        self,
+        path: RoutedPath | AssignedPath,
+        vcpus: Callable[[], VCpu],
+        response: Callable[[], float],
+        reply_size: Callable[[], float],
+    ) -> None:
+        self.path = path
+        self.vcpu = vcpus
+        self.response = response
+        self.reply_size = reply_size
+
+
 class RoutedPath:
     """Child → VMBus → parent's VSP and driver → device, and back."""
 
@@ -449,16 +473,17 @@ class RoutedPath:
         """The channel a request issued on child ``vcpu`` travels on."""
         return self._lanes[vcpu.index][0]
 
-    def walk(self, req: Request) -> Walk:
-        if req.receive:
-            yield from self._receive(req)
-            return
+    def _out(
+        self, req: Request, v: VCpu, size: int, local: bool
+    ) -> Generator[simpy.Event, Any, tuple[Channel, VCpu, int, int]]:
+        """A send of ``size`` bytes from child vCPU ``v`` up to the parent (this child's
+        outbound channel hop): the VSC, the outbound ring of its channel, the parent's VSP
+        (and physical driver unless ``local``: to a child on this host). Returns the
+        channel, its parent vCPU, the guest's packets and the ring entry's bytes."""
         env, hv, child, parent = self.env, self.hv, self.child, self.parent
         c = req.c
         # 1. VSC on the issuing vCPU, descriptor into the outbound ring of its channel
-        v = req.vcpu
         ch, pv = self._lanes[v.index]
-        size = req.size
         if self._vtso_mtu:  # no virtual TSO: one packet per MTU, each its own entry
             pieces = _pieces(size, self._vtso_mtu)
             vsegs = len(pieces)
@@ -490,12 +515,18 @@ class RoutedPath:
         debt = pv.take_debt()
         irq = hv.interrupt(pv) if signalled else 0.0
         # the VSP and the physical driver per packet: the guest's packets without virtual
-        # TSO, the port's segments without physical TSO (the VSP segments in software)
-        segments = max(self.device.segments(size), vsegs)
-        vsp = _per_segment(parent.vsp_request, segments) + transfer
-        drv = _per_segment(parent.driver_request, segments)
-        dma = self.dma
-        dmap = dma.map_time(req.size) if dma is not None else 0.0
+        # TSO, the port's segments without physical TSO (the VSP segments in software); to
+        # a child on this host, the virtual switch alone (no driver, no DMA)
+        if local:
+            segments = vsegs
+            vsp = _per_segment(parent.vsp_request, segments) + transfer
+            drv = dmap = 0.0
+        else:
+            segments = max(self.device.segments(size), vsegs)
+            vsp = _per_segment(parent.vsp_request, segments) + transfer
+            drv = _per_segment(parent.driver_request, segments)
+            dma = self.dma
+            dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
         pv.release()
         c[SCHED_WAIT] += sched + debt
@@ -503,6 +534,78 @@ class RoutedPath:
         c[INTERRUPT] += irq
         c[PARENT_CPU] += vsp + drv
         c[IOMMU] += dmap
+        return ch, pv, vsegs, nbytes
+
+    def _in(self, req: Request, v: VCpu, size: int) -> Walk:
+        """A message of ``size`` bytes from a child on this host, out of the parent's
+        virtual switch into this child (its inbound channel hop): the VSP of the channel
+        of ``v`` per packet it hands the guest and the copy into the child's receive
+        buffer, the inbound ring, and the VSC and stack on ``v``."""
+        env, hv, child, parent = self.env, self.hv, self.child, self.parent
+        c = req.c
+        ch, pv = self._lanes[v.index]
+        sched, queued = yield from pv.acquire()
+        if req.epoch != parent.epoch:  # the parent crashed since it took the request
+            pv.release()
+            raise AbortError
+        debt = pv.take_debt()
+        units = len(_pieces(size, self._vlro_mtu)) if self._vlro_mtu else 1
+        vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(size, units)
+        yield pv.hold(("vsp", vsp), ("hypervisor", debt))
+        c[SCHED_WAIT] += sched + debt
+        c[PARENT_QUEUE] += queued
+        c[PARENT_CPU] += vsp
+        inbound = ch.inbound
+        nbytes = min(units * ch.entry_bytes(0), inbound.capacity)
+        signalled = yield from _into_ring(
+            env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
+        )
+        req.epoch = -1
+        sched, queued = yield from v.acquire()
+        inbound.take(nbytes)
+        debt = v.take_debt()
+        irq = hv.interrupt(v) if signalled else 0.0
+        cost = _per_segment(child.complete_cost, units) + _stack(child, self.device, size, units)
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
+        )
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[RING_WAIT] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+        if virt:
+            c[GUEST_CPU] += virt
+
+    def _to_child(self, req: Request, peer: LocalPeer) -> Walk:
+        """Request-response with a routed child on this host (docs/design.md §3.4,
+        Peers): four channel hops through the parent's virtual switch, two each way."""
+        env = self.env
+        yield from self._out(req, req.vcpu, req.size, True)  # 1. this child's outbound
+        other = peer.path
+        assert isinstance(other, RoutedPath)
+        pv_ = peer.vcpu()
+        yield from other._in(req, pv_, req.size)  # 2. the peer's inbound
+        one_way = env.now - req.t_submit
+        response = peer.response()
+        yield env.timeout(response)
+        reply = max(1, int(peer.reply_size()))
+        yield from other._out(req, pv_, reply, True)  # 3. the peer's outbound
+        yield from self._in(req, req.done_vcpu, reply)  # 4. this child's inbound
+        req.trip = (0.0, response, one_way)
+
+    def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
+        if isinstance(req.peer, LocalPeer):
+            yield from self._to_child(req, req.peer)
+            return
+        env, hv, child, parent = self.env, self.hv, self.child, self.parent
+        c = req.c
+        ch, pv, vsegs, nbytes = yield from self._out(req, req.vcpu, req.size, False)
+        dma = self.dma
 
         # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
@@ -637,26 +740,97 @@ class AssignedPath:
         self.virtualized = virtualized
         self.dma = dma
 
-    def walk(self, req: Request) -> Walk:
-        if req.receive:
-            yield from self._receive(req)
-            return
+    def _submit(self, req: Request, v: VCpu, size: int) -> Walk:
+        """Step 1 of a send of ``size`` bytes from vCPU ``v``: the guest driver (and
+        stack), the buffer mapped (strict, deferred); MMIO doorbell without exit."""
         child, dma = self.child, self.dma
         c = req.c
-        map_cost = dma.map_time(req.size) if dma is not None else 0.0
+        map_cost = dma.map_time(size) if dma is not None else 0.0
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
-        v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        segments = self.device.segments(req.size)
+        segments = self.device.segments(size)
         cost = _per_segment(child.submit_cost, segments)
-        cost += _stack(child, self.device, req.size, segments)
+        cost += _stack(child, self.device, size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
         c[IOMMU] += map_cost
+
+    def _to_vf(self, req: Request, peer: LocalPeer) -> Walk:
+        """Request-response with a direct child on this host (docs/design.md §3.4,
+        Peers): each message hairpins in the NIC's embedded switch from the sender's VF
+        to the receiver's, no wire and no parent; the receiver takes it as a received
+        message (interrupt, receive processing, its buffer remapped)."""
+        env = self.env
+        other = peer.path
+        assert isinstance(other, AssignedPath)
+        mine, theirs = self.child.vf, other.child.vf
+        yield from self._submit(req, req.vcpu, req.size)
+        yield from self._hairpin(req, other, req.size)
+        v = peer.vcpu()
+        req.vf = theirs  # its interrupt is the receiving VF's
+        yield from other._take(req, v, req.size)
+        one_way = env.now - req.t_submit
+        response = peer.response()
+        yield env.timeout(response)
+        reply = max(1, int(peer.reply_size()))
+        yield from other._submit(req, v, reply)
+        yield from other._hairpin(req, self, reply)
+        req.vf = mine
+        yield from self._take(req, req.done_vcpu, reply)
+        req.trip = (0.0, response, one_way)
+
+    def _hairpin(self, req: Request, to: AssignedPath, size: int) -> Walk:
+        """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
+        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
+        dev = self.device
+        assert isinstance(dev, NicDevice)
+        out = self.dma.access(size)[2] if self.dma is not None else 0.0
+        into = to.dma.access(size)[2] if to.dma is not None else 0.0
+        yield from dev.hairpin(req, out, to.child.vf, into)
+
+    def _take(self, req: Request, v: VCpu, size: int) -> Walk:
+        """A message of ``size`` bytes delivered into this child's VF: the interrupt to
+        ``v``, the guest's receive processing per unit, its buffer remapped (strict,
+        deferred): step 2 of a receive."""
+        child, dma, dev = self.child, self.dma, self.device
+        c = req.c
+        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
+        sched, queued = yield from v.acquire()
+        debt = v.take_debt()
+        irq = self._interrupt(irq_of, v)
+        remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
+        units = dev.receive_units(size)
+        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, size, units)
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq),
+            ("guest", cost + remap),
+            ("hypervisor", debt),
+            (child.virt_category, virt),
+        )
+        if virt:
+            c[GUEST_CPU] += virt
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[GUEST_QUEUE] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+        c[IOMMU] += remap
+
+    def walk(self, req: Request) -> Walk:
+        if req.receive:
+            yield from self._receive(req)
+            return
+        if isinstance(req.peer, LocalPeer):
+            yield from self._to_vf(req, req.peer)
+            return
+        child, dma = self.child, self.dma
+        c = req.c
+        yield from self._submit(req, req.vcpu, req.size)
 
         # 2. device through the function, DMA through the IOMMU
         first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)

@@ -68,6 +68,9 @@ class StreamData:
     failures: dict[int, str] = field(default_factory=dict)  # id → why it failed
     attempts: dict[int, int] = field(default_factory=dict)  # id → attempts, where > 1
     paths: dict[int, str] = field(default_factory=dict)  # id → path, where not io_path
+    # request-response with a remote peer: id → (network, peer, one-way) µs of the
+    # completed requests; None for a stream without a peer
+    trips: dict[int, tuple[float, float, float]] | None = None
     issued: int = 0
 
 

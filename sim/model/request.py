@@ -47,11 +47,13 @@ class Request:
         "id",
         "op",
         "path",
+        "peer",
         "receive",
         "service",
         "size",
         "t_attempt",
         "t_submit",
+        "trip",
         "vcpu",
         "vf",
     )
@@ -67,6 +69,7 @@ class Request:
         service: Callable[[], float],
         vf: int | None = None,
         receive: bool = False,
+        peer: Any = None,
     ) -> None:
         self.id = rid
         self.op = op
@@ -77,6 +80,10 @@ class Request:
         self.service = service
         self.vf = vf  # the device function it goes through: VF index, None for the PF
         self.receive = receive  # a message arriving from the wire (NIC receive)
+        # request-response: the remote peer (a sim.model.devices.RemotePeer) whose reply
+        # completes it, and (network, peer, one-way) times once the reply is back
+        self.peer = peer
+        self.trip: tuple[float, float, float] | None = None
         self.c = [0.0] * len(COMPONENTS)
         self.attempt = 1
         self.dead = False  # given up: its walk stops at the next check (AbortError)
@@ -89,7 +96,7 @@ class Request:
         """The next attempt of this request, sent ``now`` through function ``vf``."""
         nxt = Request(
             self.id, self.op, self.size, self.t_submit, self.vcpu, self.done_vcpu,
-            self.service, vf, self.receive,
+            self.service, vf, self.receive, self.peer,
         )  # fmt: skip
         nxt.attempt = self.attempt + 1
         nxt.c[RETRY] = now - self.t_submit

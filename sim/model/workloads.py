@@ -75,10 +75,10 @@ from typing import Any
 
 import simpy
 
-from sim.model.devices import Device
+from sim.model.devices import Device, RemotePeer
 from sim.model.env import SimEnv
 from sim.model.hypervisor import VCpu
-from sim.model.iopaths import Path
+from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
 from sim.model.request import AbortError, Record, Request
 from sim.scenario import distributions, names
@@ -226,6 +226,13 @@ class Stream:
         )
         self._ids = itertools.count()
         self.done: list[Record] = []
+        # request-response with a remote peer (sim.model.devices.RemotePeer)
+        self._peer: RemotePeer | LocalPeer | None = None
+        self.trips: dict[int, tuple[float, float, float]] | None = None
+        if spec.peer is not None:  # a child on this host: set by the host (set_peer)
+            self.trips = {}
+            if spec.peer.remote is not None:
+                self._peer = RemotePeer(env, spec.peer.remote, device, key)
         self.live: dict[int, Request] = {}
         # attempts, failures and retries (sim.model.faults): used once tolerate() is called
         self.failed: list[Record] = []
@@ -271,6 +278,10 @@ class Stream:
         if spec.profile is not None and spec.outstanding is None:
             self._gap = warped(self._gap, *spec.profile.steps())
 
+    def set_peer(self, peer: LocalPeer) -> None:
+        """Its sends go to ``peer``, a routed child on this host (sim.model.host)."""
+        self._peer = peer
+
     @property
     def issued(self) -> int:
         """Requests issued so far (ids handed out)."""
@@ -312,6 +323,7 @@ class Stream:
             # direct: the child's VF; routed (the parent's driver) and native: the PF
             self.child.vf if self.path.name == "direct" else None,
             self._receive[op],
+            self._peer,
         )
         self.live[req.id] = req
         return req
@@ -320,6 +332,8 @@ class Stream:
         yield from self.path.walk(req)
         del self.live[req.id]
         self.done.append(req.record(self.env.now))
+        if req.trip is not None:
+            self.trips[req.id] = req.trip  # type: ignore[index]
 
     def _open_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -390,6 +404,8 @@ class Stream:
             return
         del self.live[req.id]
         self.done.append(req.record(self.env.now))
+        if req.trip is not None:
+            self.trips[req.id] = req.trip  # type: ignore[index]
         self._ended_with(req)
 
     def _ended_with(self, req: Request) -> None:

@@ -66,6 +66,12 @@ CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
 COUNTS = ("requests", "failed", "retried")
 """Columns the summary sums over replications (the others are means)."""
 KEYS = ["partition", "requested_path", "io_path"]
+PEER_COLUMNS = ("network", "peer", "one_way")
+"""Request columns of streams with a remote peer (sim.model.devices.RemotePeer), beside
+the components: ``network`` (switch and wire time after the child's own transmission,
+both ways), ``peer`` (its response time) and ``one_way`` (submission to the request's
+last byte at the peer). The latency is the round trip: the components plus ``network``
+and ``peer``. Present only where a stream has a peer."""
 COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us")
 """The metrics a comparison pairs across paths."""
 
@@ -213,6 +219,10 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
                     df["attempts"] = ids.map(s.attempts).fillna(1).astype("int64")
                 if s.paths:
                     df["io_path"] = ids.map(s.paths).fillna(s.io_path)
+            if s.trips is not None:  # request-response with a remote peer
+                ids = df["id"].astype("int64")
+                for k, col in enumerate(PEER_COLUMNS):
+                    df[col] = ids.map({i: t[k] for i, t in s.trips.items()}).astype(float)
             parts.append(df)
     if not parts:  # no I/O streams at all (CPU-only scenarios): typed empty table
         parts.append(
@@ -242,6 +252,8 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
         "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
         "failure", "attempts", "in_window", *COMPONENTS,
     ]  # fmt: skip
+    # present only where a stream has a remote peer: existing tables keep their columns
+    order += [c for c in PEER_COLUMNS if c in df.columns]
     return df[order]
 
 
@@ -285,6 +297,10 @@ def replication_frame(
             m.update(latency_stats(x["latency_us"].to_numpy(), wanted))
             for comp in COMPONENTS:
                 m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
+            if "one_way" in x.columns:  # request-response: the round trip and its parts
+                m["round_trip_us"] = m["mean_us"]
+                for col in PEER_COLUMNS:
+                    m[f"{col}_us"] = float(x[col].mean()) if len(x) else float("nan")
             if k in cuts.index:
                 m["warmup_us"] = cut
                 m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])

@@ -74,6 +74,20 @@ def _device_time(s: Stream, d: Nic | Nvme | Disk, size: float) -> tuple[float, f
     return service, carried if d.max_iops is None else min(carried, d.max_iops)
 
 
+def _peer_time(s: Stream, d: Nic | Nvme | Disk, size: float) -> float:
+    """µs a request of ``s`` spends away at its peer, unqueued: for a remote one
+    (sim.model.devices.RemotePeer) the switch both ways, the peer's port both ways, the
+    response time and the reply on the child's receive wire; for a child on this host its
+    response time; 0 without a peer."""
+    if s.peer is None or not isinstance(d, Nic):
+        return 0.0
+    if s.peer.remote is None:  # a child on this host: its response time (hops unqueued
+        return s.peer.response.mean if s.peer.response is not None else 0.0  # not counted)
+    r = s.peer.remote
+    reply = max(1.0, r.reply_size.mean)
+    return 2 * r.switch_latency + d.wire_time(size) + r.response.mean + 2 * d.wire_time(reply)
+
+
 class _Draws:
     """The time of slow sampler draws, in requests' worth, and the slowest sampler."""
 
@@ -180,7 +194,7 @@ def _estimate(
             if s.outstanding is None:
                 continue
             in_device, most = _device_time(s, dev, s.size.mean)
-            cycle = s.think.mean + guest_cpu + in_device
+            cycle = s.think.mean + guest_cpu + in_device + _peer_time(s, dev, s.size.mean)
             if cycle <= 0:
                 return (
                     {},
@@ -287,6 +301,12 @@ def _sampler_draws(
         draws.quantiles(s.size, c.count, scn.run.replications)
         if s.outstanding is not None:
             draws.add(s.think, c.count, n)
+        if s.peer is not None and s.peer.remote is not None:
+            draws.add(s.peer.remote.response, c.count, n)
+            draws.add(s.peer.remote.reply_size, c.count, n)
+        elif s.peer is not None:
+            draws.add(s.peer.response, c.count, n)
+            draws.add(s.peer.reply_size, c.count, n)
         top = max(s.op.values())
         total = sum(w / top for w in s.op.values())
         if isinstance(dev, Disk):

@@ -118,6 +118,12 @@ def _check_parent_streams(
             "owns the devices): it cannot be a stream's end point"
         )
     dev = scn.devices[devices[p.device]]
+    for j, s in enumerate(p.streams):
+        if s.peer is not None:
+            return (
+                ("parent", "streams", j, "peer"),
+                "a peer is for children's streams (not built for the parent's own)",
+            )
     return _check_streams(("parent",), p.streams, dev, "parent", p.vcpus)
 
 
@@ -160,7 +166,7 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                         ("children", i, "cpu_load", "vcpus", k),
                         f"vCPU {v} does not exist ({c.vcpus} vCPUs)",
                     )
-        if not c.streams and c.cpu_load is None and c.timer.mode == "off":
+        if not c.streams and c.cpu_load is None and c.timer.mode == "off" and not _answers(scn, c):
             return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
         if c.device is None:
             if c.streams:
@@ -215,6 +221,10 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         problem = _check_streams(("children", i), c.streams, dev, c.io_path, c.vcpus)
         if problem:
             return problem
+        for j, s in enumerate(c.streams):
+            wrong = _peer_problem(scn, c, s)
+            if wrong is not None:
+                return ("children", i, "streams", j, "peer", "child"), wrong
     # names after count expansion (web ×3 → web-1 … web-3) must be unique too, and apart
     # from the devices' and the scheme's own scopes: they name components (sim.scenario.names)
     seen: set[str] = set()
@@ -311,3 +321,36 @@ def _check_size(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 f"{streams} streams in all (count included); at most {MAX_STREAMS}"
             )
     return None
+
+
+def _peer_problem(scn: Scenario, c: Child, s: Stream) -> str | None:
+    """What is wrong with stream ``s`` of child ``c`` having a peer child, if anything."""
+    if s.peer is None or s.peer.child is None:
+        return None
+    target = s.peer.child
+    instances = dict(scn.instances())
+    mine = {name for name, spec in instances.items() if spec is c}
+    if target in mine:
+        return f"the peer '{target}' is the child itself: a peer is another child"
+    peer = instances.get(target)
+    if peer is None:
+        known = ", ".join(instances)
+        return f"no child named '{target}' (children: {known})"
+    if c.io_path != peer.io_path or c.io_path not in ("routed", "direct"):
+        return (
+            f"a VM-to-VM pair of {c.io_path} '{c.name}' and {peer.io_path} '{target}' is not "
+            "built: only two routed children (through the parent's virtual switch) or two "
+            "direct ones (a hairpin in the NIC's embedded switch) are"
+        )
+    if peer.device != c.device:
+        return (
+            f"the peer '{target}' is on device '{peer.device}', not '{c.device}': a pair "
+            "meets in the virtual switch or the embedded switch of one port"
+        )
+    return None
+
+
+def _answers(scn: Scenario, c: Child) -> bool:
+    """Whether child ``c`` (one of its instances) is the peer of some stream."""
+    peers = {s.peer.child for o in scn.children for s in o.streams if s.peer is not None}
+    return any(name in peers for name, spec in scn.instances() if spec is c)

@@ -317,6 +317,62 @@ class Profile(Model):
         return whole + part
 
 
+class RemotePeer(Model):
+    """A peer on another host, across the wire: the child's port, a switch, the peer's
+    own port (as fast as the child's, store and forward), and the peer's response time.
+    A send to it completes when its reply has come back in on the child's port."""
+
+    switch_latency: Time = field(
+        "1us",
+        ge=0,
+        le=1e9,
+        description="The switch's forwarding latency, each way. Assumed default: a "
+        "cut-through 10/25 GbE data-centre switch forwards in 0.3-1 µs.",
+    )
+    response: TimeDist = field(
+        "0us",
+        description="The peer's response time: from the request's last byte in to the "
+        "reply's first byte out (its stack and application).",
+    )
+    reply_size: Annotated[SizeDist, REQUEST_SIZE] = field(
+        "1B",
+        description="Size of the reply (a size or a distribution): it crosses the peer's "
+        "port and then the child's receive wire, behind the frames arriving there.",
+    )
+
+
+class Peer(Model):
+    """Where a send stream's requests go and their replies come from: ``remote`` (another
+    host across the wire) or ``child`` (another child on the same host: through the
+    parent's virtual switch, or VF to VF in the NIC)."""
+
+    remote: RemotePeer | None = field(None, description="A peer on another host.")
+    child: Name | None = field(
+        None,
+        description="Another child on the same host (its instance name): both routed "
+        "(through the parent's virtual switch) or both direct (a hairpin in the NIC's "
+        "embedded switch); mixed pairs are not built: refused.",
+    )
+    response: TimeDist | None = field(
+        None,
+        description="With child: the peer child's response time, from the request in its "
+        "guest to its reply submitted (default 0). A remote peer's is under 'remote'.",
+    )
+    reply_size: Annotated[SizeDist, REQUEST_SIZE] | None = field(
+        None,
+        description="With child: size of the peer child's reply (default 1 B). A remote "
+        "peer's is under 'remote'.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Peer:
+        if (self.remote is None) == (self.child is None):
+            raise ValueError("give one of 'remote' (another host) or 'child' (this host)")
+        if self.remote is not None and (self.response is not None or self.reply_size is not None):
+            raise ValueError("a remote peer's 'response' and 'reply_size' go under 'remote'")
+        return self
+
+
 class Stream(Model):
     """One workload stream of a child: open loop (rate) or closed loop (outstanding)."""
 
@@ -360,6 +416,13 @@ class Stream(Model):
         le=1023,
         description="Issuing vCPU; default: round robin over the child's vCPUs.",
     )
+    peer: Peer | None = field(
+        None,
+        description="Request-response: the peer each send goes to and whose reply "
+        "completes it (NIC send streams only). Latency is then the round trip; one_way_us "
+        "is the time to the peer's port, network_us and peer_us its wire/switch and "
+        "response parts (docs/design.md, peers).",
+    )
 
     @pydantic.model_validator(mode="after")
     def _one_loop(self) -> Stream:
@@ -375,6 +438,11 @@ class Stream(Model):
             raise ValueError("'burst' goes with arrival: mmpp")
         if self.arrival == "mmpp" and self.rate is None:
             raise ValueError("arrival: mmpp is open loop: it needs a 'rate'")
+        if self.peer is not None and set(self.op) != {"send"}:
+            raise ValueError(
+                "a 'peer' answers sends: the stream's op must be send (a receive comes "
+                "from the wire without a request)"
+            )
         return self
 
     def _from_trace(self) -> None:
