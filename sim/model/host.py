@@ -36,8 +36,8 @@ from sim.model.iopaths import (
     AssignedPath,
     EmulatedPath,
     HypervisorPath,
-    ParentPath,
     LocalPeer,
+    ParentPath,
     Path,
     RoutedPath,
 )
