@@ -21,7 +21,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -520,6 +520,20 @@ def _report_error() -> type[Exception]:
     return ReportError
 
 
+def _announce(args: argparse.Namespace, out: Path, table: Callable[[], str], note: str = "") -> int:
+    """What run, compare, capacity and availability print once their result is saved in
+    ``out``: the directory alone with --quiet, else the ``table`` and the files written
+    (``note`` after their list); then the report's line with --report."""
+    if args.quiet:
+        print(out)
+    else:
+        print(table())
+        print(f"\nresults: {out}/ ({_written(out)}{note})")
+    if args.report:
+        print(_report(out))
+    return EXIT_OK
+
+
 def _report(directory: str | Path, out: str | None = None) -> str:
     """Write the report of ``directory``; returns the line that tells where it is."""
     from sim.report.html import build
@@ -596,14 +610,7 @@ def _run(args: argparse.Namespace) -> int:
     result.meta["command"] = _command(args)
     result.meta["set_in_scenario"] = explicit_paths(scn)
     result.save(out, force=args.force)
-    if args.quiet:
-        print(out)
-    else:
-        print(format_summary(result.summary, scn.name, result.meta))
-        print(f"\nresults: {out}/ ({_written(out)})")
-    if args.report:
-        print(_report(out))
-    return EXIT_OK
+    return _announce(args, out, lambda: format_summary(result.summary, scn.name, result.meta))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -636,14 +643,12 @@ def _compare(args: argparse.Namespace) -> int:
     comparison.meta["command"] = _command(args)
     comparison.meta["set_in_scenario"] = explicit_paths(scn)
     comparison.save(out, force=args.force)
-    if args.quiet:
-        print(out)
-    else:
-        print(format_comparison(comparison.table, comparison.paths, comparison.meta))
-        print(f"\nresults: {out}/ ({_written(out)}: a full result per path)")
-    if args.report:
-        print(_report(out))
-    return EXIT_OK
+    return _announce(
+        args,
+        out,
+        lambda: format_comparison(comparison.table, comparison.paths, comparison.meta),
+        ": a full result per path",
+    )
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -758,14 +763,7 @@ def _capacity(args: argparse.Namespace) -> int:
     cap.meta["set_in_scenario"] = explicit_paths(scn)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
-    if args.quiet:
-        print(out)
-    else:
-        print(format_capacity(cap))
-        print(f"\nresults: {out}/ ({_written(out)})")
-    if args.report:
-        print(_report(out))
-    return EXIT_OK
+    return _announce(args, out, lambda: format_capacity(cap))
 
 
 def _availability(args: argparse.Namespace) -> int:
@@ -804,14 +802,7 @@ def _availability(args: argparse.Namespace) -> int:
     )
     av.meta["command"] = _command(args)
     av.save(out, force=args.force)
-    if args.quiet:
-        print(out)
-    else:
-        print(format_availability(av))
-        print(f"\nresults: {out}/ ({_written(out)})")
-    if args.report:
-        print(_report(out))
-    return EXIT_OK
+    return _announce(args, out, lambda: format_availability(av))
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -239,7 +239,7 @@ class Network:
         # the guest stack on a NIC: per packet (per segment where the stack segments:
         # direct, native, routed without virtual TSO; otherwise the virtual NICs take
         # whole requests) and the user copy
-        if isinstance(dev, Nic) and (g.packet_cost.mean > 0.0 or g.copy_bandwidth):
+        if isinstance(dev, Nic) and g.has_stack:
             vnic = p.spec.vnic
             if p.path in ("direct", "native", "parent"):
                 packets = seg
@@ -416,12 +416,10 @@ class Network:
         vnic = p.spec.vnic
         if vnic is not None and not vnic.tso and isinstance(dev, Nic):
             # no virtual TSO: MTU packets, each through the VSC, the VSP and the driver
-            mtu = dev.mtu
+            nic = dev
 
             def packets_transfer(x: float) -> float:
-                full, rest = divmod(int(x), mtu)
-                pieces = [mtu] * full + ([rest] if rest or not full else [])
-                return sum(par.vsp.transfer_cost(q, vm.pages(q)) for q in pieces)
+                return sum(par.vsp.transfer_cost(q, vm.pages(q)) for q in nic.pieces(int(x)))
 
             vseg = of_size(sizes, probs, each_size(dev.frames))
             seg = vseg  # max(port's segments, packets): the packets either way

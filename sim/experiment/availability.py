@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
 from sim.analysis.availability import (
@@ -61,7 +60,7 @@ from sim.experiment.compare import on_path
 from sim.experiment.run import run
 from sim.experiment.slo import parse_slo
 from sim.results.faults import STALL_FACTOR, STALL_FLOOR_US, availability_frame
-from sim.results.store import stamp, write_result
+from sim.results.store import write_result, write_scenario_and_meta
 from sim.scenario.plan import plan
 from sim.scenario.reliability import YEAR_S
 from sim.scenario.schema import Scenario
@@ -315,10 +314,7 @@ class Availability:
             self.table.to_csv(tmp / "availability.csv", index=False)
             self.states.to_csv(tmp / "states.csv", index=False)
             self.blast.to_csv(tmp / "blast.csv", index=False)
-            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
-            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(stamp(self.meta, "availability"), f, indent=2, default=str)
+            write_scenario_and_meta(tmp, self.scenario, self.meta, "availability")
 
         write_result(out, "availability", write, force=force)
         return Path(out)

@@ -100,14 +100,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from sim.analysis.analytic import estimate
 from sim.experiment.compare import on_path
 from sim.experiment.run import run
 from sim.experiment.slo import Clause, parse_slo
 from sim.results.result import Result
-from sim.results.store import stamp, write_result
+from sim.results.store import write_result, write_scenario_and_meta
 from sim.scenario.columns import STANDARD_PERCENTILES, is_percentile_column
 from sim.scenario.errors import ScenarioError
 from sim.scenario.plan import plan
@@ -179,10 +178,7 @@ class Capacity:
             self.replications.to_csv(tmp / "replications.csv", index=False)
             for name, content in (files or {}).items():
                 (tmp / name).write_bytes(content)
-            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
-            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(stamp(self.meta, "capacity"), f, indent=2, default=str)
+            write_scenario_and_meta(tmp, self.scenario, self.meta, "capacity")
 
         write_result(out, "capacity", write, force=force)
         return Path(out)

@@ -271,7 +271,7 @@ from sim.model.request import AbortError, Request
 from sim.model.vmbus import Channel, Ring
 from sim.scenario import names
 from sim.scenario.distributions import Sampler
-from sim.scenario.hardware import HypervisorIo
+from sim.scenario.hardware import HypervisorIo, mtu_pieces
 
 Walk = Generator[simpy.Event, Any, None]
 
@@ -335,13 +335,6 @@ def _per_segment(cost: Sampler, segments: int) -> float:
     if segments == 1:
         return cost()
     return sum(cost() for _ in range(segments))
-
-
-def _pieces(size: int, mtu: int) -> list[int]:
-    """The MTU-sized packets a stack without (virtual) segmentation offload cuts a payload
-    of ``size`` bytes into: full MTUs and the rest, at least one."""
-    full, rest = divmod(size, mtu)
-    return [mtu] * full + ([rest] if rest or not full else [])
 
 
 def _stack(child: ChildPartition, dev: Device, size: int, packets: int) -> float:
@@ -473,6 +466,46 @@ class RoutedPath:
         """The channel a request issued on child ``vcpu`` travels on."""
         return self._lanes[vcpu.index][0]
 
+    def _vunits(self, size: int) -> int:
+        """Packets the VSP hands the guest for a received ``size`` bytes: one per MTU
+        without virtual receive coalescing, else one."""
+        return len(mtu_pieces(size, self._vlro_mtu)) if self._vlro_mtu else 1
+
+    def _vsc_takes(
+        self,
+        req: Request,
+        v: VCpu,
+        inbound: Ring,
+        nbytes: int,
+        signalled: bool,
+        units: int,
+        received: int | None,
+    ) -> Walk:
+        """The child's VSC takes an entry of ``nbytes`` out of the channel's inbound ring on
+        its vCPU ``v``: the interrupt if the parent signalled, its ``complete_cost`` per
+        packet (``units``), the guest's stack for a received payload of ``received`` bytes
+        (None: a send's completion), the world switch it owes and its CPU virtualization
+        cost."""
+        hv, child, c = self.hv, self.child, req.c
+        sched, queued = yield from v.acquire()
+        inbound.take(nbytes)
+        debt = v.take_debt()
+        irq = hv.interrupt(v) if signalled else 0.0
+        cost = _per_segment(child.complete_cost, units)
+        if received is not None:
+            cost += _stack(child, self.device, received, units)
+        virt = child.virt_charge(v)
+        yield v.hold(
+            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
+        )
+        v.release()
+        c[SCHED_WAIT] += sched + debt
+        c[RING_WAIT] += queued
+        c[INTERRUPT] += irq
+        c[GUEST_CPU] += cost
+        if virt:
+            c[GUEST_CPU] += virt
+
     def _out(
         self, req: Request, v: VCpu, size: int, local: bool
     ) -> Generator[simpy.Event, Any, tuple[Channel, VCpu, int, int]]:
@@ -485,7 +518,7 @@ class RoutedPath:
         # 1. VSC on the issuing vCPU, descriptor into the outbound ring of its channel
         ch, pv = self._lanes[v.index]
         if self._vtso_mtu:  # no virtual TSO: one packet per MTU, each its own entry
-            pieces = _pieces(size, self._vtso_mtu)
+            pieces = mtu_pieces(size, self._vtso_mtu)
             vsegs = len(pieces)
             page_list = [ch.pages(p) for p in pieces]
             transfer = sum(map(parent.transfer_cost, pieces, page_list))
@@ -541,7 +574,7 @@ class RoutedPath:
         virtual switch into this child (its inbound channel hop): the VSP of the channel
         of ``v`` per packet it hands the guest and the copy into the child's receive
         buffer, the inbound ring, and the VSC and stack on ``v``."""
-        env, hv, child, parent = self.env, self.hv, self.child, self.parent
+        env, parent = self.env, self.parent
         c = req.c
         ch, pv = self._lanes[v.index]
         sched, queued = yield from pv.acquire()
@@ -549,7 +582,7 @@ class RoutedPath:
             pv.release()
             raise AbortError
         debt = pv.take_debt()
-        units = len(_pieces(size, self._vlro_mtu)) if self._vlro_mtu else 1
+        units = self._vunits(size)
         vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(size, units)
         yield pv.hold(("vsp", vsp), ("hypervisor", debt))
         c[SCHED_WAIT] += sched + debt
@@ -561,22 +594,7 @@ class RoutedPath:
             env, req, pv, inbound, nbytes, self.hypercall, PARENT_QUEUE
         )
         req.epoch = -1
-        sched, queued = yield from v.acquire()
-        inbound.take(nbytes)
-        debt = v.take_debt()
-        irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units) + _stack(child, self.device, size, units)
-        virt = child.virt_charge(v)
-        yield v.hold(
-            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
-        )
-        v.release()
-        c[SCHED_WAIT] += sched + debt
-        c[RING_WAIT] += queued
-        c[INTERRUPT] += irq
-        c[GUEST_CPU] += cost
-        if virt:
-            c[GUEST_CPU] += virt
+        yield from self._vsc_takes(req, v, inbound, nbytes, signalled, units, size)
 
     def _to_child(self, req: Request, peer: LocalPeer) -> Walk:
         """Request-response with a routed child on this host (docs/design.md §3.4,
@@ -602,7 +620,7 @@ class RoutedPath:
         if isinstance(req.peer, LocalPeer):
             yield from self._to_child(req, req.peer)
             return
-        env, hv, child, parent = self.env, self.hv, self.child, self.parent
+        env, hv, parent = self.env, self.hv, self.parent
         c = req.c
         ch, pv, vsegs, nbytes = yield from self._out(req, req.vcpu, req.size, False)
         dma = self.dma
@@ -626,26 +644,10 @@ class RoutedPath:
         req.epoch = -1  # back in the child's hands: no parent crash loses it now
 
         # 5. the child's VSC takes the completion out of the inbound ring
-        v = req.done_vcpu
-        sched, queued = yield from v.acquire()
-        inbound.take(nbytes)
-        debt = v.take_debt()
-        irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, vsegs)
-        virt = child.virt_charge(v)
-        yield v.hold(
-            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
-        )
-        v.release()
-        c[SCHED_WAIT] += sched + debt
-        c[RING_WAIT] += queued
-        c[INTERRUPT] += irq
-        c[GUEST_CPU] += cost
-        if virt:
-            c[GUEST_CPU] += virt
+        yield from self._vsc_takes(req, req.done_vcpu, inbound, nbytes, signalled, vsegs, None)
 
     def _receive(self, req: Request) -> Walk:
-        env, hv, child, parent, dev = self.env, self.hv, self.child, self.parent, self.device
+        env, hv, parent, dev = self.env, self.hv, self.parent, self.device
         c = req.c
         # 1. the wire, then the NIC's DMA into the PF's receive queue: the message is in
         #    the parent's hands from here
@@ -675,7 +677,7 @@ class RoutedPath:
         # guest: one per frame when either the port or the synthetic NIC does not coalesce;
         # a copy of the payload or a flip of the pages of the units the port delivered
         phys = dev.receive_units(req.size)
-        vunits = len(_pieces(req.size, self._vlro_mtu)) if self._vlro_mtu else 1
+        vunits = self._vunits(req.size)
         units = max(phys, vunits)
         drv = isr + _per_segment(parent.driver_request, phys)
         vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(req.size, phys)
@@ -699,23 +701,7 @@ class RoutedPath:
         req.epoch = -1
 
         # 4. the child's VSC takes it out of the ring and hands it to its stack
-        v = req.done_vcpu
-        sched, queued = yield from v.acquire()
-        inbound.take(nbytes)
-        debt = v.take_debt()
-        irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
-        virt = child.virt_charge(v)
-        yield v.hold(
-            ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
-        )
-        v.release()
-        c[SCHED_WAIT] += sched + debt
-        c[RING_WAIT] += queued
-        c[INTERRUPT] += irq
-        c[GUEST_CPU] += cost
-        if virt:
-            c[GUEST_CPU] += virt
+        yield from self._vsc_takes(req, req.done_vcpu, inbound, nbytes, signalled, units, req.size)
 
 
 class AssignedPath:

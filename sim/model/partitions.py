@@ -164,7 +164,7 @@ class ChildPartition:
         self._warmup = 0.0 if bare else cpu.translation_warmup
         self._translated: set[int] = set()  # vCPUs whose translation cache is warm
         # the guest's protocol stack on NIC streams (0 and no copy: not modelled)
-        self.stack = g.packet_cost.mean > 0.0 or g.copy_bandwidth is not None
+        self.stack = g.has_stack
         self.packet_cost: Sampler | None = (
             g.packet_cost.sampler(env.rng(names.child_scope(name), "guest", "packet_cost"))
             if self.stack
@@ -206,7 +206,7 @@ class ParentEndpoint(ChildPartition):
         self._translated = set()
         # its protocol stack on NIC streams (parent.stack; 0 and no copy: not modelled)
         g = spec.guest
-        self.stack = g.packet_cost.mean > 0.0 or g.copy_bandwidth is not None
+        self.stack = g.has_stack
         self.packet_cost = (
             g.packet_cost.sampler(env.rng("parent.stack", "packet_cost")) if self.stack else None
         )

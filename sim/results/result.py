@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from sim.results.store import inside, stamp, write_result
+from sim.results.store import inside, write_result, write_scenario_and_meta
 from sim.scenario.schema import Scenario
 from sim.scenario.source import load
 
@@ -57,10 +56,7 @@ class Result:
         if len(self.faults):
             self.faults.to_csv(where / "faults.csv", index=False)
         self.requests.to_parquet(where / "requests.parquet", index=False)
-        with open(where / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-            yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
-        with open(where / "meta.json", "w", encoding="utf-8") as f:
-            json.dump(stamp(self.meta, "run"), f, indent=2)
+        write_scenario_and_meta(where, self.scenario, self.meta, "run")
 
 
 RESULT_TABLES = (
@@ -134,10 +130,7 @@ class Comparison:
             for path, res in self.results.items():
                 (tmp / path).mkdir()
                 res.write(tmp / path)
-            with open(tmp / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-                yaml.safe_dump(self.scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
-            with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-                json.dump(stamp(self.meta, "compare"), f, indent=2)
+            write_scenario_and_meta(tmp, self.scenario, self.meta, "compare")
 
         write_result(out, "compare", write, force=force)
         return Path(out)

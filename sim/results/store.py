@@ -50,7 +50,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.scenario.schema import Scenario
 
 MANIFEST = "manifest.json"
 FORMAT = "hvsim-manifest/1"
@@ -154,6 +157,19 @@ def stamp(meta: Mapping[str, Any], kind: str) -> dict[str, Any]:
     out.setdefault("command", None)
     out.setdefault("versions", versions())
     return out
+
+
+def write_scenario_and_meta(
+    directory: Path, scenario: Scenario, meta: Mapping[str, Any], kind: str
+) -> None:
+    """Every result's ``scenario.resolved.yaml`` (the scenario that ran, resolved) and
+    ``meta.json`` (``meta`` :func:`stamp`-ed as ``kind``), written into ``directory``."""
+    import yaml
+
+    with open(directory / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
+        yaml.safe_dump(scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+    with open(directory / "meta.json", "w", encoding="utf-8") as f:
+        json.dump(stamp(meta, kind), f, indent=2, default=str)
 
 
 # ---------------------------------------------------------------------------------------

@@ -778,6 +778,14 @@ class InterruptModeration(Model):
 _MODERATION = "Completion interrupt moderation of every function, per interrupt vector."
 
 
+def mtu_pieces(size: int, mtu: int) -> list[int]:
+    """The MTU-sized packets a stack without (virtual) segmentation offload cuts a payload
+    of ``size`` bytes into: full MTUs and the rest, at least one (the model's sends and
+    receives without virtual TSO or LRO, and the analytic estimate's)."""
+    full, rest = divmod(size, mtu)
+    return [mtu] * full + ([rest] if rest or not full else [])
+
+
 class Nic(Model):
     """A NIC port: transmissions serialised at line rate, shared by its functions (the PF
     and the VFs), each with its own transmit queue, arbitrated by ``arbitration``."""
@@ -869,6 +877,11 @@ class Nic(Model):
         """Frames (or software segments) a payload of ``size`` bytes is cut into: one per
         MTU, at least one."""
         return max(1, math.ceil(size / self.mtu))
+
+    def pieces(self, size: int) -> list[int]:
+        """The sizes of the packets a stack without (virtual) segmentation offload cuts a
+        payload of ``size`` bytes into (:func:`mtu_pieces` at this port's MTU)."""
+        return mtu_pieces(size, self.mtu)
 
     def wire_time(self, size: float) -> float:
         """µs a payload of ``size`` bytes takes on the wire: its frames at line rate, each

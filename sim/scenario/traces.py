@@ -130,6 +130,20 @@ def _columns(names: list[str]) -> dict[str, tuple[int, str | None]]:
     return found
 
 
+def _time_scale(
+    cols: dict[str, tuple[int, str | None]], given: str | None, written_in: str
+) -> float:
+    """µs per unit of the timestamps: the unit written in the column's name (in
+    ``written_in``: a CSV's header, a Parquet column's name) or ``trace.time_unit``."""
+    scale = _unit("timestamp", cols["timestamp"][1], given, TIME_UNITS)
+    if math.isnan(scale):
+        raise TraceError(
+            f"the unit of 'timestamp' is not given: write it in {written_in} (timestamp[s]) "
+            "or as trace.time_unit"
+        )
+    return scale
+
+
 def _one_device(values: set[str]) -> None:
     """A ``device`` column may name one device only (see the module docstring)."""
     if len(values) > 1:
@@ -198,13 +212,8 @@ def parse_csv(text: str, time_unit: str | None, size_unit: str | None, digest: s
         raise TraceError("no header and no requests (an empty trace)")
     header = next(csv.reader([lines[head]]))
     cols = _columns(header)
-    t_i, t_unit = cols["timestamp"]
-    t_scale = _unit("timestamp", t_unit, time_unit, TIME_UNITS)
-    if math.isnan(t_scale):
-        raise TraceError(
-            "the unit of 'timestamp' is not given: write it in the header (timestamp[s]) "
-            "or as trace.time_unit"
-        )
+    t_i = cols["timestamp"][0]
+    t_scale = _time_scale(cols, time_unit, "the header")
     s_col = cols.get("size")
     s_scale = _unit("size", s_col[1], size_unit, SIZE_UNITS) if s_col else math.nan
     s_scale = 1.0 if math.isnan(s_scale) else s_scale
@@ -261,13 +270,8 @@ def parse_parquet(
     if table.num_rows > MAX_TRACE_ROWS:
         raise TraceError(f"more than {MAX_TRACE_ROWS:,} requests, the most a trace may hold")
     cols = _columns(list(table.column_names))
-    t_i, t_unit = cols["timestamp"]
-    t_scale = _unit("timestamp", t_unit, time_unit, TIME_UNITS)
-    if math.isnan(t_scale):
-        raise TraceError(
-            "the unit of 'timestamp' is not given: write it in the column name "
-            "(timestamp[s]) or as trace.time_unit"
-        )
+    t_i = cols["timestamp"][0]
+    t_scale = _time_scale(cols, time_unit, "the column name")
 
     def numbers(i: int, what: str) -> np.ndarray:
         col = table.column(i)

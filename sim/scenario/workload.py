@@ -558,6 +558,11 @@ class Guest(Model):
         "copy modelled.",
     )
 
+    @property
+    def has_stack(self) -> bool:
+        """Whether the protocol stack's costs are modelled (a per-packet cost or a copy)."""
+        return self.packet_cost.mean > 0.0 or self.copy_bandwidth is not None
+
     def copy_cost(self, size: float) -> float:
         """CPU to copy ``size`` bytes between user and kernel (0 without a rate)."""
         return size * (8e6 / self.copy_bandwidth) if self.copy_bandwidth else 0.0
