@@ -19,6 +19,11 @@ Cases
     cases: ``base`` (no overrides) and one named after its overrides, e.g.
     ``lit-deferred-iommu/host.iommu.mode=deferred``.
 
+Older references
+    A reference saved before a request column was renamed (:data:`RENAMED`: the latency
+    components gained their ``_us``) is read under today's names; values are compared as
+    they are.
+
 Validation files
     ``sim.load`` takes scenario files only; a validation file holds its scenario under its
     ``scenario`` key beside the validator's own keys (case, theory, expected, measure...).
@@ -59,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sim  # noqa: E402
+from sim.model.metrics import COMPONENTS  # noqa: E402
 
 SCENARIOS = ("baseline", "parent-failure", "overcommit")
 THEORY_GLOB = "scenarios/validation/*.yaml"
@@ -224,6 +230,20 @@ def save(out: Path, selected: Sequence[Case]) -> int:
     return 0
 
 
+RENAMED = {
+    **{c: f"{c}_us" for c in COMPONENTS},
+    **{c: f"{c}_us" for c in ("network", "peer", "one_way")},
+}
+"""Request columns that were renamed since a reference may have been saved: the latency
+components and a peer's parts gained the ``_us`` every time column carries."""
+
+
+def _current_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """A reference frame with its columns under today's names (values untouched)."""
+    old = {k: v for k, v in RENAMED.items() if k in frame.columns and v not in frame.columns}
+    return frame.rename(columns=old) if old else frame
+
+
 def check(ref: Path, selected: Sequence[Case]) -> int:
     """Run the cases and compare with the reference under ``ref``; 1 if any differs."""
     differing = 0
@@ -235,7 +255,7 @@ def check(ref: Path, selected: Sequence[Case]) -> int:
             if not file.is_file():
                 problems.append(f"{name}: not in the reference ({file})")
                 continue
-            problem = describe(name, pd.read_parquet(file), frame)
+            problem = describe(name, _current_names(pd.read_parquet(file)), frame)
             if problem:
                 problems.append(problem)
         if problems:

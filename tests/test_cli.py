@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sim.cli import main
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 
 SHORT = ["--set", "run.duration=60ms", "--set", "run.warmup=10ms"]
 
@@ -62,7 +62,7 @@ def test_requests_parquet_columns(baseline_run: tuple[Path, str]) -> None:
     out, _ = baseline_run
     r = pd.read_parquet(out / "requests.parquet")
     need = {"replication", "partition", "io_path", "op", "size_bytes", "t_submit_us",
-            "t_complete_us", "latency_us", "state", *COMPONENTS}  # fmt: skip
+            "t_complete_us", "latency_us", "state", *COMPONENT_COLUMNS}  # fmt: skip
     assert need <= set(r.columns)
     assert set(r["replication"]) == {0, 1}
 

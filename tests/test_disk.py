@@ -42,7 +42,7 @@ def service_samples(disk: dict[str, Any]) -> np.ndarray:
     for seed in SEEDS:
         r = run(disk, seed, outstanding=1)
         ok = r.requests[r.requests["in_window"] & (r.requests["state"] == "completed")]
-        out.append(ok["device_service"].to_numpy())
+        out.append(ok["device_service_us"].to_numpy())
     return np.concatenate(out)
 
 

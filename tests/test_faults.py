@@ -15,7 +15,7 @@ import sim
 from sim.experiment.run import run
 from sim.model.env import SimEnv
 from sim.model.host import Host, simulate
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.model.request import ConservationError
 from sim.results.faults import completion_gaps
 from sim.results.tables import requests_frame
@@ -43,9 +43,9 @@ def assert_conserved(res: sim.Result) -> None:
     assert (req["attempts"] >= 1).all()
     assert req.loc[req["state"] == "in_flight", "t_complete_us"].isna().all()
     done = req[req["state"] == "completed"]
-    total = done[list(COMPONENTS)].sum(axis=1)
+    total = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     np.testing.assert_allclose(total, done["latency_us"], rtol=1e-9, atol=1e-6)
-    assert (done[list(COMPONENTS)] >= -1e-9).all().all()
+    assert (done[list(COMPONENT_COLUMNS)] >= -1e-9).all().all()
     # the summary's counts are the requests frame's
     if "failed" in res.summary.columns:
         inw = req[req["t_submit_us"] >= res.scenario.run.warmup]
@@ -175,7 +175,7 @@ def test_crashed_parent_loses_requests_and_guests_retry_them(crash: sim.Result) 
     first_try_after = hit["t_submit_us"] + 8 * MS * (hit["attempts"] - 1)
     assert (first_try_after >= CRASH_AT + CRASH_FOR).all()
     assert (first_try_after - 8 * MS < CRASH_AT + CRASH_FOR).all()
-    assert np.allclose(hit["retry"], 8 * MS * (hit["attempts"] - 1), atol=1.0)
+    assert np.allclose(hit["retry_us"], 8 * MS * (hit["attempts"] - 1), atol=1.0)
     assert (r[r["t_submit_us"] > CRASH_AT + CRASH_FOR + MS]["attempts"] == 1).all()
 
 
@@ -204,7 +204,7 @@ def test_waiting_guests_resubmit_what_the_crash_lost(crash: sim.Result) -> None:
     assert len(resent) > 100
     assert (resent["t_submit_us"] < CRASH_AT + CRASH_FOR).all()
     assert (resent["t_complete_us"] > CRASH_AT + CRASH_FOR).all()
-    assert np.allclose(resent["t_submit_us"] + resent["retry"], CRASH_AT + CRASH_FOR)
+    assert np.allclose(resent["t_submit_us"] + resent["retry_us"], CRASH_AT + CRASH_FOR)
     assert counter(crash, "attempts.resubmitted") == len(resent)
 
 
@@ -266,7 +266,7 @@ def test_parent_hang_loses_nothing(conserved: Any) -> None:
     )
     # waiting in the parent was sched_wait (its vCPUs were off the LPs)
     held = w[(w["t_submit_us"] > CRASH_AT + MS) & (w["t_submit_us"] < CRASH_AT + CRASH_FOR)]
-    assert (held["sched_wait"] > 0.5 * (CRASH_AT + CRASH_FOR - held["t_submit_us"])).all()
+    assert (held["sched_wait_us"] > 0.5 * (CRASH_AT + CRASH_FOR - held["t_submit_us"])).all()
     t = of(res, "r-timeout")
     assert (t["attempts"] > 1).sum() > 50
     assert counter(res, "attempts.resubmitted") == 0
@@ -279,7 +279,7 @@ def test_vsp_slowdown_multiplies_the_parents_costs(conserved: Any) -> None:
     r = of(res, "r-wait")
     inside = r[(r["t_submit_us"] > CRASH_AT + MS) & (r["t_complete_us"] < 59 * MS)]
     outside = r[r["t_submit_us"] > 70 * MS]
-    ratio = inside["parent_cpu"].median() / outside["parent_cpu"].median()
+    ratio = inside["parent_cpu_us"].median() / outside["parent_cpu_us"].median()
     assert ratio == pytest.approx(10.0, rel=1e-6)
     assert row(res, "r-wait")["availability"] == 1.0
     # the same draws: outside the slowdown, the run is the one without it
@@ -342,7 +342,7 @@ def test_vf_revoke_falls_back_to_routed_for_its_duration(plain: sim.Result) -> N
     twin = of(res, "twin")
     twin = twin[(twin["t_submit_us"] >= WINDOW[0]) & (twin["t_submit_us"] < WINDOW[1])]
     assert during["latency_us"].mean() == pytest.approx(twin["latency_us"].mean(), rel=0.1)
-    assert during["parent_cpu"].mean() == pytest.approx(twin["parent_cpu"].mean(), rel=0.05)
+    assert during["parent_cpu_us"].mean() == pytest.approx(twin["parent_cpu_us"].mean(), rel=0.05)
     direct = a[(sent < WINDOW[0]) & (sent > 10 * MS)]
     assert during["latency_us"].mean() > direct["latency_us"].mean() + 5.0
     assert counter(res, "vf_revoke_fallbacks") == 1
@@ -464,7 +464,7 @@ run: {duration: 100ms, warmup: 10ms, seed: 4}
     assert stall(res, "d", 30 * MS, 70 * MS) < 3 * MS
     r = of(res, "r")
     held = r[(r["t_submit_us"] > 31 * MS) & (r["t_submit_us"] < 69 * MS)]
-    assert (held["sched_wait"] > 0.9 * (70 * MS - held["t_submit_us"])).all()
+    assert (held["sched_wait_us"] > 0.9 * (70 * MS - held["t_submit_us"])).all()
 
 
 # ---------------------------------------------------------------------------------------

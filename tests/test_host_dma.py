@@ -111,7 +111,7 @@ def test_native_iommu_costs_are_the_per_operation_costs() -> None:
         # a translating mode also walks: a 1-page buffer ring of 256 misses the 64-entry
         # IOTLB on every request (0.3 µs); the rest is CPU
         walk = 0.3 if mode in ("static", "deferred", "strict") else 0.0
-        cpu = req["iommu"] - walk
+        cpu = req["iommu_us"] - walk
         assert cpu.max() == pytest.approx(cost, abs=1e-9), mode
         assert cpu.min() == pytest.approx(cost, abs=1e-9), mode
 
@@ -155,11 +155,11 @@ def test_strict_invalidations_serialise_across_cores() -> None:
     }
     alone = completed(run(NATIVE, **common))
     ops = us(3986 + 588 + 438 + 408) + 20.0 + 0.3  # and the page walk of each DMA
-    assert alone["iommu"].max() == pytest.approx(ops, abs=1e-9)
+    assert alone["iommu_us"].max() == pytest.approx(ops, abs=1e-9)
     four = run(NATIVE, **common, **{"children[c].count": 4})
     req = four.requests
     req = req[(req["state"] == "completed") & req["in_window"]]
-    assert req["iommu"].mean() > 1.5 * ops
+    assert req["iommu_us"].mean() > 1.5 * ops
     # the queue serves one invalidation at a time: at most 1 / 20 µs over all children
     per_s = len(req) / ((40 - 5) * 1e-3)
     assert per_s <= 1e6 / 20.0 * 1.01
@@ -181,7 +181,8 @@ def test_parent_iommu_costs_the_parent_driver_per_page() -> None:
     d0 = cpu_per_request(base, "parent", "driver")
     two_pages = us(3986 + 2 * 588 + 2 * 438 + 408)
     walks = 2 * 0.3  # both pages miss the IOTLB (a ring of 256 two-page buffers)
-    assert completed(strict)["iommu"].max() == pytest.approx(two_pages + us(2127) + walks, abs=1e-9)
+    strictest = completed(strict)["iommu_us"].max()
+    assert strictest == pytest.approx(two_pages + us(2127) + walks, abs=1e-9)
     # deferred's batch flush adds a little driver CPU beyond its per-request operations
     assert cpu_per_request(deferred, "parent", "driver") - d0 >= two_pages * 0.999
     assert cpu_per_request(strict, "parent", "driver") - d0 == pytest.approx(
@@ -220,8 +221,8 @@ def test_flip_costs_per_page_copy_per_byte(lro: bool) -> None:
         "parent.vsp.flip_page_cost": flip,
         "devices[nic].lro": lro,
     }
-    copy = completed(run(RECEIVE, **common))["parent_cpu"]
-    flipped = completed(run(RECEIVE, **common, **{"parent.vsp.receive": "flip"}))["parent_cpu"]
+    copy = completed(run(RECEIVE, **common))["parent_cpu_us"]
+    flipped = completed(run(RECEIVE, **common, **{"parent.vsp.receive": "flip"}))["parent_cpu_us"]
     pages = 16 if lro else 44  # 4 KiB pages, or one page per frame (44 frames)
     copy_us = size * 8e6 / 8e9
     assert copy.max() == pytest.approx(copy.min(), rel=1e-12)  # constant costs
@@ -239,7 +240,7 @@ def test_flip_is_dearer_for_small_messages_and_cheaper_for_large_ones() -> None:
 
     def vsp(size: str, mode: str) -> float:
         over = {**common, "children[c].streams[0].size": size, "parent.vsp.receive": mode}
-        return float(completed(run(RECEIVE, **over))["parent_cpu"].mean())
+        return float(completed(run(RECEIVE, **over))["parent_cpu_us"].mean())
 
     assert vsp("256B", "flip") > vsp("256B", "copy")
     assert vsp("64KiB", "flip") < vsp("64KiB", "copy")
@@ -263,8 +264,8 @@ def test_native_throughput_cpu_bound_when_per_packet_cost_exceeds_the_wire() -> 
     dear = run(NATIVE, **over, **{"children[c].guest.packet_cost": "2us"})
     cpu_cheap = frames * (0.1 + 0.5) + 1.0  # 27.4 µs < 54 µs of wire: link-bound
     cpu_dear = frames * (0.1 + 2.0) + 1.0  # 93.4 µs > 54 µs: CPU-bound
-    assert completed(dear)["guest_cpu"].max() == pytest.approx(cpu_dear, rel=1e-9)
-    assert completed(cheap)["guest_cpu"].max() == pytest.approx(cpu_cheap, rel=1e-9)
+    assert completed(dear)["guest_cpu_us"].max() == pytest.approx(cpu_dear, rel=1e-9)
+    assert completed(cheap)["guest_cpu_us"].max() == pytest.approx(cpu_cheap, rel=1e-9)
     # CPU-bound: the vCPU is never idle, throughput within the window's edge of 1 / CPU
     assert float(summary(dear)["throughput_rps"]) == pytest.approx(1e6 / cpu_dear, rel=0.03)
     assert float(summary(dear)["device_queue_us"]) == 0.0
@@ -277,9 +278,9 @@ def test_native_throughput_cpu_bound_when_per_packet_cost_exceeds_the_wire() -> 
 def test_copy_to_user_is_per_byte_on_send_and_receive() -> None:
     """guest.copy_bandwidth adds size / rate of the guest's CPU to every message."""
     for text in (NATIVE, RECEIVE):
-        base = completed(run(text))["guest_cpu"].mean()
+        base = completed(run(text))["guest_cpu_us"].mean()
         over = {"children[c].guest.copy_bandwidth": "16Gbps"}
-        copied = completed(run(text, **over))["guest_cpu"].mean()
+        copied = completed(run(text, **over))["guest_cpu_us"].mean()
         size = 1460 if text is NATIVE else 1500
         assert copied - base == pytest.approx(size * 8e6 / 16e9, rel=1e-9)
 
@@ -336,9 +337,9 @@ def test_stack_cost_on_every_path(path: str) -> None:
     """Every path's guest pays its stack's per-packet cost (one packet with TSO) and the
     user copy per byte on a send, on top of its driver's costs."""
     over = {"children[c].io_path": path, "devices[nic].vfs": 2}
-    base = completed(run(NATIVE, **over))["guest_cpu"].mean()
+    base = completed(run(NATIVE, **over))["guest_cpu_us"].mean()
     stack = {"children[c].guest.packet_cost": "1.5us", "children[c].guest.copy_bandwidth": "16Gbps"}
-    more = completed(run(NATIVE, **over, **stack))["guest_cpu"].mean()
+    more = completed(run(NATIVE, **over, **stack))["guest_cpu_us"].mean()
     assert more - base == pytest.approx(1.5 + 1460 * 8e6 / 16e9, rel=1e-9)
 
 
@@ -347,4 +348,4 @@ def test_parent_iommu_on_the_emulated_path() -> None:
     request its map, unmap, invalidation and walk."""
     over = {"children[c].io_path": "emulated", "host.iommu.parent": "strict"}
     req = completed(run(NATIVE, **over))
-    assert req["iommu"].max() == pytest.approx(us(3986 + 588 + 438 + 408 + 2127) + 0.3)
+    assert req["iommu_us"].max() == pytest.approx(us(3986 + 588 + 438 + 408 + 2127) + 0.3)

@@ -372,7 +372,7 @@ def test_counters_add_up(mode: str) -> None:
         "strict": spec.strict_map_cost + spec.strict_unmap_cost,
         "deferred": spec.strict_map_cost,
     }[mode]
-    walks = req["iommu"].sum() - n * per_request
+    walks = req["iommu_us"].sum() - n * per_request
     assert walks == pytest.approx(c["iotlb_misses"] * spec.page_walk)
     if mode == "strict":
         assert c["iotlb_invalidations"] == n

@@ -14,7 +14,7 @@ import sim
 from sim.experiment.run import run
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Hypervisor
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.scenario import Scenario, loads, replace
 
 SMALL = """
@@ -146,9 +146,9 @@ def test_components_add_up_to_latency(small_result: sim.Result) -> None:
     """Every µs of a completed request's latency is in exactly one component."""
     req = small_result.requests
     done = req[req["state"] == "completed"]
-    total = done[list(COMPONENTS)].sum(axis=1)
+    total = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     np.testing.assert_allclose(total, done["latency_us"], rtol=1e-9, atol=1e-6)
-    assert (done[list(COMPONENTS)] >= -1e-9).all().all()
+    assert (done[list(COMPONENT_COLUMNS)] >= -1e-9).all().all()
 
 
 def test_cpu_accounting_adds_up_to_lps_times_window(small_result: sim.Result) -> None:

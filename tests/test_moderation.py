@@ -19,7 +19,7 @@ from sim.model.devices import NvmeDevice
 from sim.model.env import SimEnv
 from sim.model.host import simulate
 from sim.model.hypervisor import VCpu
-from sim.model.metrics import COMPONENTS, INTERRUPT
+from sim.model.metrics import COMPONENT_COLUMNS, INTERRUPT
 from sim.model.records import RunData
 from sim.model.request import Request
 from sim.results.tables import tabulate
@@ -129,9 +129,9 @@ def within(values: np.ndarray, expected: float, granularity: float) -> bool:
 def assert_components_add_up(res: sim.Result, at_least: int = 1000) -> None:
     done = res.requests[res.requests["state"] == "completed"]
     assert len(done) > at_least
-    total = done[list(COMPONENTS)].sum(axis=1)
+    total = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     np.testing.assert_allclose(total, done["latency_us"], rtol=1e-9, atol=1e-6)
-    assert (done[list(COMPONENTS)] >= -1e-9).all().all()
+    assert (done[list(COMPONENT_COLUMNS)] >= -1e-9).all().all()
 
 
 # -- tier 1: the rule on a hand-built drive ----------------------------------------------------
@@ -240,7 +240,7 @@ def test_defaults_change_nothing(path: str) -> None:
         " streams: [{op: read, size: 4KiB, rate: 20k}]}\n"
     )
     text = NIC.replace("run:", drive_child + "run:")
-    cols = ["replication", "partition", "id", "t_submit_us", "latency_us", *COMPONENTS]
+    cols = ["replication", "partition", "id", "t_submit_us", "latency_us", *COMPONENT_COLUMNS]
     frames = {}
     for label, body in (
         ("absent", text),
@@ -359,7 +359,7 @@ def test_low_load_wait_is_exactly_usecs_per_request() -> None:
     done = on["state"] == "completed"
     assert len(off) == len(on)
     assert done.sum() > 40
-    np.testing.assert_allclose(on.loc[done, "interrupt"], USECS)
+    np.testing.assert_allclose(on.loc[done, "interrupt_us"], USECS)
     np.testing.assert_allclose((on["latency_us"] - off["latency_us"])[done], USECS)
 
 

@@ -44,15 +44,15 @@ def test_a_parent_stream_pays_no_vmbus_hop() -> None:
     own = req[(req["partition"] == "parent") & (req["state"] == "completed")]
     assert len(own) > 3000
     assert set(own["io_path"]) == {"parent"}
-    assert (own["ring_wait"] == 0).all()
-    assert (own["guest_cpu"] == 0).all()
-    assert (own["guest_queue"] == 0).all()
-    assert own["parent_cpu"].to_numpy() == pytest.approx(3.0)
+    assert (own["ring_wait_us"] == 0).all()
+    assert (own["guest_cpu_us"] == 0).all()
+    assert (own["guest_queue_us"] == 0).all()
+    assert own["parent_cpu_us"].to_numpy() == pytest.approx(3.0)
     cpu = res.cpu
     parent = cpu[cpu["partition"] == "parent"].groupby("category")["busy_us"].sum()
     assert parent["driver"] > 0
     routed = req[(req["partition"] == "r") & (req["state"] == "completed")]
-    assert (routed["guest_cpu"] > 0).all()  # the routed child does pay its VSC
+    assert (routed["guest_cpu_us"] > 0).all()  # the routed child does pay its VSC
     summary = res.summary.set_index("partition")
     assert summary.loc["parent", "io_path"] == "parent"
     assert summary.loc["parent", "requests"] == own["in_window"].sum()
@@ -196,9 +196,9 @@ def test_the_parent_stack_costs_per_packet_and_per_byte() -> None:
     assert len(sent) > 50
     assert len(got) > 50
     # send: driver 1.5 µs x 3 segments + stack 1 µs x 3 + copy 4.5 µs; ISR 1.5 µs
-    assert sent["parent_cpu"].to_numpy() == pytest.approx(4.5 + 3.0 + 4.5 + 1.5)
+    assert sent["parent_cpu_us"].to_numpy() == pytest.approx(4.5 + 3.0 + 4.5 + 1.5)
     # receive (LRO: one unit): ISR 1.5 + driver 1.5 + stack 1 + copy 4.5
-    assert got["parent_cpu"].to_numpy() == pytest.approx(1.5 + 1.5 + 1.0 + 4.5)
+    assert got["parent_cpu_us"].to_numpy() == pytest.approx(1.5 + 1.5 + 1.0 + 4.5)
     cpu = res.cpu
     guest = cpu[(cpu["partition"] == "parent") & (cpu["category"] == "guest")]["busy_us"].sum()
     assert guest > 0

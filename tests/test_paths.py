@@ -12,7 +12,7 @@ import sim
 from sim.analysis.stats import paired, t_interval
 from sim.experiment.compare import compare, on_path
 from sim.experiment.run import run
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.scenario import Scenario, from_dict, loads, replace
 
 SHORT = {"run.duration": "60ms", "run.warmup": "10ms"}
@@ -54,9 +54,9 @@ def assert_components_add_up(res: sim.Result) -> None:
     req = res.requests
     done = req[req["state"] == "completed"]
     assert len(done) > 1000
-    total = done[list(COMPONENTS)].sum(axis=1)
+    total = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     np.testing.assert_allclose(total, done["latency_us"], rtol=1e-9, atol=1e-6)
-    assert (done[list(COMPONENTS)] >= -1e-9).all().all()
+    assert (done[list(COMPONENT_COLUMNS)] >= -1e-9).all().all()
 
 
 # -- the two new paths on the baseline ------------------------------------------------------
@@ -118,7 +118,7 @@ def test_emulated_exits_are_counted_per_register_access() -> None:
     # the exits are in the interrupt component, at their configured cost (posted delivery)
     done = req[req["state"] == "completed"]
     costs = scn.host.costs
-    np.testing.assert_allclose(done["interrupt"], n * costs.device_model_exit + costs.hypercall)
+    np.testing.assert_allclose(done["interrupt_us"], n * costs.device_model_exit + costs.hypercall)
     cpu = res.cpu.set_index(["partition", "category"])["busy_us"]
     access = scn.children[0].emulated.access_cost.mean
     assert cpu.loc[("parent", "vsp")].sum() >= completed * n * access
@@ -190,7 +190,7 @@ def test_vf_exhaustion_sends_the_extra_child_to_routed_with_routed_latency() -> 
     p = paired(means(asked, "extra"), means(fell, "extra"))
     assert p["ratio_ci_low"] <= 1.0 <= p["ratio_ci_high"], p
     assert p["ratio_ci_high"] - p["ratio_ci_low"] < EQUIVALENCE, p
-    cols = ["replication", "id", "t_submit_us", "latency_us", *COMPONENTS]
+    cols = ["replication", "id", "t_submit_us", "latency_us", *COMPONENT_COLUMNS]
     a = fell.requests[fell.requests["partition"] == "extra"][cols].reset_index(drop=True)
     b = asked.requests[asked.requests["partition"] == "extra"][cols].reset_index(drop=True)
     assert len(a) > 5000

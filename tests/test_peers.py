@@ -57,23 +57,23 @@ def test_a_remote_peer_adds_switch_wire_and_response_to_the_round_trip(path: str
     nic = base.device("nic")
     extra = 2 * 3.0 + nic.wire_time(200) + 20.0 + 2 * nic.wire_time(1500)
     assert b["latency_us"].mean() == pytest.approx(a["latency_us"].mean() + extra, rel=1e-9)
-    assert b["peer"].to_numpy() == pytest.approx(np.full(len(b), 20.0))
-    assert b["network"].to_numpy() == pytest.approx(
+    assert b["peer_us"].to_numpy() == pytest.approx(np.full(len(b), 20.0))
+    assert b["network_us"].to_numpy() == pytest.approx(
         np.full(len(b), 2 * 3.0 + nic.wire_time(200) + 2 * nic.wire_time(1500))
     )
     # out: everything up to the child's port sending (its last completion steps are on
     # the reply's side), then the switch and the peer's port
-    assert (b["one_way"] < b["latency_us"] - 20.0).all()
-    assert (b["one_way"] > 3.0 + nic.wire_time(200)).all()
-    from sim.model.metrics import COMPONENTS
+    assert (b["one_way_us"] < b["latency_us"] - 20.0).all()
+    assert (b["one_way_us"] > 3.0 + nic.wire_time(200)).all()
+    from sim.model.metrics import COMPONENT_COLUMNS
 
-    total = b[list(COMPONENTS)].sum(axis=1) + b["network"] + b["peer"]
+    total = b[list(COMPONENT_COLUMNS)].sum(axis=1) + b["network_us"] + b["peer_us"]
     assert total.to_numpy() == pytest.approx(b["latency_us"].to_numpy(), rel=1e-9)
     # the summary carries the round trip and its parts
     row = run(peered).summary.iloc[0]
     assert row["round_trip_us"] == pytest.approx(row["mean_us"])
     for col in PEER_COLUMNS:
-        assert row[f"{col}_us"] == pytest.approx(b[col].mean(), rel=1e-9)
+        assert row[col] == pytest.approx(b[col].mean(), rel=1e-9)
 
 
 def test_without_a_peer_no_peer_columns() -> None:
@@ -94,8 +94,8 @@ def test_the_peer_response_time_is_drawn_from_its_distribution() -> None:
         b = completed(scn(**{"children[c].streams[0].peer": peer, "run.seed": seed}))
         n = len(b)
         assert n > 100
-        assert abs(b["peer"].mean() - 50.0) < 4.5 * 50.0 / np.sqrt(n)
-        means.append(b["peer"].mean())
+        assert abs(b["peer_us"].mean() - 50.0) < 4.5 * 50.0 / np.sqrt(n)
+        means.append(b["peer_us"].mean())
     assert len(set(means)) == 4  # each seed its own draws
 
 
@@ -116,7 +116,7 @@ def test_replies_wait_behind_frames_arriving_on_the_same_port() -> None:
     )  # fmt: skip
     busy = busy_all[busy_all["stream"] == 0]
     assert len(busy) > 50
-    grown = busy["network"].mean() - quiet["network"].mean()
+    grown = busy["network_us"].mean() - quiet["network_us"].mean()
     assert 0.3 < grown < 2.0
 
 
@@ -207,12 +207,12 @@ def test_a_routed_vm_to_vm_pair_costs_the_parent_two_channel_hops_each_way() -> 
     hop = vsp.request_cost.mean
     # payloads this small go through the send/receive buffer: copied both ways
     expected = 4 * hop + 2 * vsp.transfer_cost(200, 0) + 2 * vsp.transfer_cost(1, 0)
-    assert req["parent_cpu"].to_numpy() == pytest.approx(np.full(len(req), expected))
+    assert req["parent_cpu_us"].to_numpy() == pytest.approx(np.full(len(req), expected))
     cpu = res.cpu
     parent = cpu[cpu["partition"] == "parent"]
     assert "driver" not in set(parent["category"])
-    assert (req["device_service"] == 0).all()
-    assert (req["device_queue"] == 0).all()
+    assert (req["device_service_us"] == 0).all()
+    assert (req["device_queue_us"] == 0).all()
     # the peer's guest takes the request in and sends the reply: its VSC's CPU
     g = s.children[1].guest
     b = cpu[(cpu["partition"] == "b") & (cpu["category"] == "vsc")]["busy_us"].sum()
@@ -220,12 +220,12 @@ def test_a_routed_vm_to_vm_pair_costs_the_parent_two_channel_hops_each_way() -> 
     assert b == pytest.approx(a, rel=0.02)  # one in and one out on each side
     assert g.submit_cost.mean + g.complete_cost.mean > 0
     # the round trip: one-way to the peer's guest, its response, the reply back
-    assert (req["peer"] == 10.0).all()
-    assert (req["network"] == 0.0).all()
-    assert (req["one_way"] < req["latency_us"] - 10.0).all()
-    from sim.model.metrics import COMPONENTS
+    assert (req["peer_us"] == 10.0).all()
+    assert (req["network_us"] == 0.0).all()
+    assert (req["one_way_us"] < req["latency_us"] - 10.0).all()
+    from sim.model.metrics import COMPONENT_COLUMNS
 
-    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    total = req[list(COMPONENT_COLUMNS)].sum(axis=1) + req["peer_us"]
     assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
 
 
@@ -239,7 +239,7 @@ def test_a_vm_to_vm_pair_is_cheaper_for_the_parent_than_the_wire() -> None:
     assert drv["busy_us"].sum() > 0
     w = wire.requests[wire.requests["in_window"]]
     p = pair.requests[pair.requests["in_window"]]
-    assert p["parent_cpu"].mean() > w["parent_cpu"].mean()  # four hops against one
+    assert p["parent_cpu_us"].mean() > w["parent_cpu_us"].mean()  # four hops against one
 
 
 @pytest.mark.parametrize(
@@ -291,20 +291,20 @@ def test_a_direct_vm_to_vm_pair_hairpins_in_the_nic_without_the_parent() -> None
     req = res.requests[res.requests["in_window"]]
     assert len(req) > 100
     assert set(res.cpu["partition"]) == {"a", "b", "host"}  # the parent does nothing
-    assert (req["parent_cpu"] == 0).all()
-    assert (req["ring_wait"] == 0).all()
-    assert (req["device_queue"] == 0).all()  # neither direction of the port is taken
+    assert (req["parent_cpu_us"] == 0).all()
+    assert (req["ring_wait_us"] == 0).all()
+    assert (req["device_queue_us"] == 0).all()  # neither direction of the port is taken
     nic = s.device("nic")
-    assert req["device_service"].to_numpy() == pytest.approx(
+    assert req["device_service_us"].to_numpy() == pytest.approx(
         np.full(len(req), 4 * nic.latency.mean)
     )  # two messages, each fetched and written
     counters = res.counters.set_index("counter")["count"]
     assert counters["nic.vf[0].completions"] > 100  # the reply into a's VF
     assert counters["nic.vf[1].completions"] > 100  # the request into b's VF
-    assert (req["peer"] == 10.0).all()
-    from sim.model.metrics import COMPONENTS
+    assert (req["peer_us"] == 10.0).all()
+    from sim.model.metrics import COMPONENT_COLUMNS
 
-    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    total = req[list(COMPONENT_COLUMNS)].sum(axis=1) + req["peer_us"]
     assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
     # against the routed pair: no parent hops, so a shorter round trip
     routed = run(loads(PAIR)).requests

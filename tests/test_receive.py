@@ -13,7 +13,7 @@ import sim
 from sim.analysis.stats import paired
 from sim.experiment.run import run
 from sim.model.host import simulate
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.model.records import RunData
 from sim.results.tables import tabulate
 from sim.scenario import Scenario, ScenarioError, loads
@@ -71,11 +71,11 @@ def test_receive_runs_and_components_add_up(path: str) -> None:
     d = done(res)
     assert len(d) > 500
     assert set(d["op"]) == {"receive"}
-    total = d[list(COMPONENTS)].sum(axis=1)
+    total = d[list(COMPONENT_COLUMNS)].sum(axis=1)
     np.testing.assert_allclose(total, d["latency_us"], rtol=1e-9, atol=1e-6)
-    assert (d[list(COMPONENTS)] >= -1e-9).all().all()
-    assert (d["device_queue"] == 0).all()
-    np.testing.assert_allclose(d["device_service"], 2.0)  # the NIC's DMA latency only
+    assert (d[list(COMPONENT_COLUMNS)] >= -1e-9).all().all()
+    assert (d["device_queue_us"] == 0).all()
+    np.testing.assert_allclose(d["device_service_us"], 2.0)  # the NIC's DMA latency only
     s = res.summary.set_index("partition").loc["c"]
     assert s["io_path"] == path
     assert (s["parent_cpu_us"] > 0) == (path == "routed")
@@ -104,13 +104,13 @@ def test_lro_off_pays_per_frame_costs() -> None:
         "children[c].guest.complete_cost": "2us",
     }
     direct = {lro: run(rx("direct", **over, **{"devices[nic].lro": lro})) for lro in (True, False)}
-    g = {lro: done(r)["guest_cpu"].to_numpy() for lro, r in direct.items()}
+    g = {lro: done(r)["guest_cpu_us"].to_numpy() for lro, r in direct.items()}
     np.testing.assert_allclose(g[True], 2.0)
     np.testing.assert_allclose(g[False], 2.0 * frames)
-    io = {lro: done(r)["iommu"].mean() for lro, r in direct.items()}
+    io = {lro: done(r)["iommu_us"].mean() for lro, r in direct.items()}
     assert io[True] == pytest.approx(io[False], rel=0.05)
     routed = {lro: run(rx("routed", **over, **{"devices[nic].lro": lro})) for lro in (True, False)}
-    p = {lro: done(r)["parent_cpu"].to_numpy() for lro, r in routed.items()}
+    p = {lro: done(r)["parent_cpu_us"].to_numpy() for lro, r in routed.items()}
     per_unit = 4.0 + 1.5  # the VSP's and the physical driver's request_cost (defaults)
     np.testing.assert_allclose(p[False] - p[True], (frames - 1) * per_unit, rtol=1e-9)
 
@@ -129,7 +129,8 @@ def test_lro_off_lowers_a_cpu_bound_routed_childs_throughput() -> None:
         scn = loads(RX, overrides={**over, "devices[nic].lro": lro})
         runs = [simulate(scn, r, scn.run.seed) for r in range(3)]
         res[lro] = tabulate(scn, runs, scn.run.seed, 0.0)
-        per_msg[lro] = done(res[lro])["parent_cpu"].mean() + done(res[lro])["guest_cpu"].mean()
+        d = done(res[lro])
+        per_msg[lro] = d["parent_cpu_us"].mean() + d["guest_cpu_us"].mean()
         parent_busy = np.array([cpu(r, "parent") for r in runs]) / (35_000.0)
         if not lro:
             assert parent_busy.min() > 0.97  # the parent's one vCPU is the bottleneck
@@ -168,7 +169,7 @@ def test_send_and_receive_share_vcpus_not_the_wire() -> None:
         assert len(d) / window_s == pytest.approx(40_700, rel=0.08), op
     # the send side alone on its wire: an M/D/1 at 0.9 waits about 0.9 S / (2 × 0.1)
     wire = (65536 + 44 * 78) * 8 / 25_000
-    assert done(res, "send")["device_queue"].mean() < 3 * 0.9 * wire / 0.2
+    assert done(res, "send")["device_queue_us"].mean() < 3 * 0.9 * wire / 0.2
     send_only = loads(DUPLEX, overrides={"children[c].streams[1].rate": "1"})
     recv_only = loads(DUPLEX, overrides={"children[c].streams[0].rate": "1"})
     busy = [cpu(simulate(s, 0, s.run.seed), "c") for s in (both, send_only, recv_only)]

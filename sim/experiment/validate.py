@@ -219,7 +219,7 @@ def _measure(scn: Scenario, spec: dict[str, Any], metric: str, rep: int) -> tupl
         channels = spec_dev.channels if isinstance(spec_dev, Nvme) else 1
         in_device = float(row["utilization"]) * channels + float(row["mean_level"])
         lam = len(req) / window
-        w = float((req["device_queue"] + req["device_service"] + req["iommu"]).mean())
+        w = float((req["device_queue_us"] + req["device_service_us"] + req["iommu_us"]).mean())
         return in_device, lam * w
     row = res.summary[res.summary["partition"] == name]
     return float(row[metric].iloc[0]), math.nan

@@ -56,6 +56,9 @@ COMPONENTS: tuple[str, ...] = (
     INTERRUPT,
     RETRY,
 ) = range(len(COMPONENTS))
+COMPONENT_COLUMNS: tuple[str, ...] = tuple(f"{c}_us" for c in COMPONENTS)
+"""The components as columns of the request and summary tables: every column that holds a
+time in microseconds ends in ``_us`` (docs/outputs.md)."""
 
 CATEGORIES: tuple[str, ...] = (
     "guest",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.model.hypervisor import VCpu
-from sim.model.metrics import COMPONENTS, RETRY
+from sim.model.metrics import COMPONENT_COLUMNS, COMPONENTS, RETRY
 
 
 class AbortError(Exception):
@@ -108,8 +108,8 @@ Record = tuple[Any, ...]
 per request, for speed)."""
 
 REQUEST_FIELDS: tuple[str, ...] = (
-    "id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENTS,
+    "id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENT_COLUMNS,
 )  # fmt: skip
 """The fields of a request :data:`Record`: its id in its stream, the index of its op in the
 stream's ops, its size, the index of its vCPU, when it was submitted and when it ended
-(NaN while in flight), and its latency components."""
+(NaN while in flight), and its latency components (:data:`COMPONENT_COLUMNS`)."""

@@ -51,7 +51,7 @@ import pandas as pd
 
 from sim.analysis.analytic import Estimate, beside, estimate
 from sim.analysis.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.model.records import CpuRecord, ResourceRecord, RunData, SchedRecord, TraceRecord
 from sim.model.request import REQUEST_FIELDS, ConservationError
 from sim.results.diagnose import warnings
@@ -66,12 +66,13 @@ CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
 COUNTS = ("requests", "failed", "retried")
 """Columns the summary sums over replications (the others are means)."""
 KEYS = ["partition", "requested_path", "io_path"]
-PEER_COLUMNS = ("network", "peer", "one_way")
+PEER_COLUMNS = ("network_us", "peer_us", "one_way_us")
 """Request columns of streams with a remote peer (sim.model.devices.RemotePeer), beside
-the components: ``network`` (switch and wire time after the child's own transmission,
-both ways), ``peer`` (its response time) and ``one_way`` (submission to the request's
-last byte at the peer). The latency is the round trip: the components plus ``network``
-and ``peer``. Present only where a stream has a peer."""
+the components: ``network_us`` (switch and wire time after the child's own transmission,
+both ways), ``peer_us`` (its response time) and ``one_way_us`` (submission to the
+request's last byte at the peer). The latency is the round trip: the components plus
+``network_us`` and ``peer_us``. Present only where a stream has a peer; the summary has
+their means under the same names."""
 COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us")
 """The metrics a comparison pairs across paths."""
 
@@ -250,7 +251,7 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     order = [
         "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
         "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
-        "failure", "attempts", "in_window", *COMPONENTS,
+        "failure", "attempts", "in_window", *COMPONENT_COLUMNS,
     ]  # fmt: skip
     # present only where a stream has a remote peer: existing tables keep their columns
     order += [c for c in PEER_COLUMNS if c in df.columns]
@@ -295,12 +296,12 @@ def replication_frame(
             m["requests"] = len(x)
             m.update(_rates(every[every["replication"] == r], cut, end, window_s))
             m.update(latency_stats(x["latency_us"].to_numpy(), wanted))
-            for comp in COMPONENTS:
-                m[f"{comp}_us"] = float(x[comp].mean()) if len(x) else float("nan")
-            if "one_way" in x.columns:  # request-response: the round trip and its parts
+            for col in COMPONENT_COLUMNS:
+                m[col] = float(x[col].mean()) if len(x) else float("nan")
+            if "one_way_us" in x.columns:  # request-response: the round trip and its parts
                 m["round_trip_us"] = m["mean_us"]
                 for col in PEER_COLUMNS:
-                    m[f"{col}_us"] = float(x[col].mean()) if len(x) else float("nan")
+                    m[col] = float(x[col].mean()) if len(x) else float("nan")
             if k in cuts.index:
                 m["warmup_us"] = cut
                 m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
