@@ -306,7 +306,7 @@ def test_failed_point_is_recorded_and_retried(
     assert "Traceback" in info["traceback"]
     assert "boom at 8 cores" in info["traceback"]
     assert stored_keys(out) == others
-    assert set(load_study(out)["host.cores"]) == {16, 12}
+    assert set(load_study(out)["cores"]) == {16, 12}
 
     monkeypatch.undo()
     again = run_sweep(make_sweep(spec({"host.cores": [8, 16, 12]})), out, executor="serial")
@@ -473,6 +473,34 @@ def test_linked_grid_keys_set_every_path() -> None:
                          "db-routed": 20_000.0, "db-direct": 20_000.0}  # fmt: skip
 
 
+def test_a_linked_key_is_one_numeric_column_under_its_short_name(tmp_path: Path) -> None:
+    """The study frame has one column per swept parameter, numeric in requests/s and named
+    ``rate``, never the comma-joined paths as text ('120k' < '20k'); labels keep the values
+    as the sweep wrote them, and the text table and report show those."""
+    from sim.experiment.study import study_grid
+    from sim.report.html import render
+    from sim.report.text import format_study
+
+    out = tmp_path / "linked"
+    run_sweep(make_sweep(spec({LINKED: ["20k", "120k"]}, replications=1)), out=out,
+              executor="serial")  # fmt: skip
+    frame = load_study(out)
+    assert LINKED not in frame.columns
+    assert not any("," in c or "[" in c for c in frame.columns)
+    assert pd.api.types.is_numeric_dtype(frame["rate"])
+    assert sorted(frame["rate"].unique()) == [20_000.0, 120_000.0]
+    [grid] = study_grid(frame)
+    assert (grid.key, grid.column) == (LINKED, "rate")
+    assert [grid.show(v) for v in (20_000.0, 120_000.0)] == ["20k", "120k"]
+    table = format_study(frame)
+    assert table.splitlines()[0].split()[0] == "rate"
+    assert "120k" in table
+    assert "120000" not in table
+    html = render(out)
+    assert "120k" in html
+    assert "against rate" in html
+
+
 # ---------------------------------------------------------------------------------------
 # 8. Points are keyed by their content
 # ---------------------------------------------------------------------------------------
@@ -503,7 +531,7 @@ def test_reused_points_get_the_current_point_index(study_copy: Path) -> None:
     sw = make_sweep(spec({"host.cores": [12, 8, 16]}))
     run_sweep(sw, study_copy, executor="serial")
     frame = load_study(study_copy)
-    index = frame.groupby("host.cores")["point_index"].unique().map(list).to_dict()
+    index = frame.groupby("cores")["point_index"].unique().map(list).to_dict()
     assert index == {12: [0], 8: [1], 16: [2]}
 
 
@@ -535,12 +563,12 @@ def test_sim_sweep_returns_the_tidy_frame(serial_study: Path, tmp_path: Path) ->
     """sim.sweep(dict, out=DIR) returns the tidy frame, and sim.load_study(DIR) the same."""
     out = tmp_path / "api"
     frame = sim.sweep(spec(), out=out)
-    need = ["host.cores", "point", "point_index", "replication", "partition", "requests",
+    need = ["cores", "point", "point_index", "replication", "partition", "requests",
             "throughput_rps", "mean_us", "p99_us"]  # fmt: skip
     assert set(need) <= set(frame.columns)
-    assert list(frame.columns[:3]) == ["point", "point_index", "host.cores"]
+    assert list(frame.columns[:3]) == ["point", "point_index", "cores"]
     assert len(frame) == 2 * 2 * 4
-    assert sorted(frame["host.cores"].unique()) == [8, 16]
+    assert sorted(frame["cores"].unique()) == [8, 16]
     assert set(frame["point"]) == {p.key for p in make_sweep(spec()).points}
     assert (frame["throughput_rps"] > 0).all()
     pd.testing.assert_frame_equal(frame, sim.load_study(out))

@@ -407,5 +407,5 @@ def test_sweep_over_a_trace_scale(tmp_path: Path) -> None:
         "study: x\nscenario: s.yaml\ngrid:\n  children[db].streams[0].trace.scale: [1, 2]\n"
     )
     frame = sim.sweep(tmp_path / "x-sweep.yaml", out=tmp_path / "study")
-    got = frame.groupby("children[db].streams[0].trace.scale")["requests"].sum()
+    got = frame.groupby("scale")["requests"].sum()
     assert got.loc[2] == pytest.approx(2 * got.loc[1], rel=0.05)

@@ -49,13 +49,15 @@ Study directory ``results/<study>/``::
 
     manifest.json              the result store's manifest (kind sweep; the study's files)
     study.json                 the sweep, its points, versions, timings of the last run
-    summary/<key>.parquet      per point × replication × child: the summary metrics and
-                               the point's grid values (a Parquet dataset: read the folder)
+    summary/<key>.parquet      per point × replication × child: the point's key and index,
+                               its grid values under short names, numeric in hvsim's units
+                               (a Parquet dataset: read the folder)
     requests/<key>.parquet     every request of the point
     points/<key>.yaml          the resolved scenario of the point
-    points/<key>.json          the point's overrides, seed, replications, timing and the
-                               SHA-256 and size of its three other files (written last: a
-                               point is complete when this file and its files agree)
+    points/<key>.json          the point's overrides as written and their columns, seed,
+                               replications, timing and the SHA-256 and size of its three
+                               other files (written last: a point is complete when this
+                               file and its files agree)
     failed/<key>.json          a point that raised: its error and traceback; the sweep went
                                on, and the next run tries the point again
 
@@ -416,6 +418,34 @@ def short_names(keys: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str
     return {v: k for k, v in out.items()}
 
 
+def grid_columns(keys: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str]:
+    """Per grid key, in the grid's order, its column in a study's tables
+    (:func:`short_names`)."""
+    names = {key: short for short, key in short_names(keys, taken).items()}
+    return {key: names[key] for key in keys}
+
+
+@dataclass(frozen=True)
+class GridColumn:
+    """One swept parameter as a study frame holds it: the grid ``key`` as the sweep wrote
+    it, its ``column`` (the short name, numeric in hvsim's units where the field is), and
+    ``written``, each column value → the value as the sweep wrote it (``120000.0`` →
+    ``'120k'``), for labels."""
+
+    key: str
+    column: str
+    written: Mapping[Any, str]
+
+    def show(self, value: Any) -> str:
+        """The value as the sweep wrote it (as it is, where the study does not say)."""
+        return str(self.written.get(value, value))
+
+
+def study_grid(frame: pd.DataFrame) -> list[GridColumn]:
+    """The swept parameters of a frame from :func:`load_study`, in the grid's order."""
+    return [GridColumn(**g) for g in frame.attrs.get("grid", [])]
+
+
 def grid_value(scenario: Scenario, key: str) -> Any:
     """The value a grid key set in a resolved scenario, in hvsim's internal units (a rate
     in requests/s, a time in µs, a size in bytes): numeric where the field is, so that a
@@ -432,10 +462,9 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
     frame: pd.DataFrame = payload["replications"].copy()
     frame.insert(0, "point", point.key)
     frame.insert(1, "point_index", point.index)
-    for i, (k, v) in enumerate(point.values.items()):
-        frame.insert(2 + i, k, v if isinstance(v, int | float) else str(v))
-    for short, key in short_names(list(point.values), list(frame.columns)).items():
-        frame[short] = grid_value(point.scenario, key)
+    columns = grid_columns(list(point.values), list(frame.columns))
+    for i, (key, short) in enumerate(columns.items()):
+        frame.insert(2 + i, short, grid_value(point.scenario, key))
     rels = [p.format(key=point.key) for p in POINT_FILES]
     summary, requests, scenario = (out / r for r in rels)
     entries: dict[str, Any] = {}
@@ -454,6 +483,7 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
         "key": point.key,
         "index": point.index,
         "values": point.values,
+        "columns": columns,
         "seed": point.seed,
         "replications": point.replications,
         "requests": payload["requests"],
@@ -777,11 +807,10 @@ def _write_study(
     record(out, ["study.json"])
 
 
-def _point_warnings(out: Path, key: str) -> dict[str, str]:
+def _point_warnings(info: Mapping[str, Any]) -> dict[str, str]:
     """Per child, the warnings its point's run raised (saturation, warm-up, wide
-    intervals: :func:`sim.results.diagnose.warnings`), from ``points/<key>.json``, joined
-    by ``"; "`` as in a run's summary."""
-    info = json.loads((out / "points" / f"{key}.json").read_text(encoding="utf-8"))
+    intervals: :func:`sim.results.diagnose.warnings`), from its ``points/<key>.json``,
+    joined by ``"; "`` as in a run's summary."""
     notes: dict[str, list[str]] = {}
     for line in info.get("warnings") or []:
         part, _, text = str(line).partition(": ")
@@ -791,22 +820,39 @@ def _point_warnings(out: Path, key: str) -> dict[str, str]:
 
 def load_study(out: str | Path) -> pd.DataFrame:
     """The tidy frame of a study: one row per point × replication × child, in point order,
-    with the point's grid values as columns and ``warnings``, the warnings of the point's
-    run for that child (only finished points whose files verify: :func:`verify_point`)."""
+    with ``point`` (its key), ``point_index``, a column per swept parameter under its
+    short name (:func:`short_names`; numeric in hvsim's units where the field is), the
+    summary metrics and ``warnings``, the warnings of the point's run for that child (only
+    finished points whose files verify: :func:`verify_point`). :func:`study_grid` names
+    the swept parameters' columns and their values as the sweep wrote them."""
     out = Path(out)
     info_file = out / "study.json"
     if not info_file.is_file():
         raise FileNotFoundError(f"{out} is not an hvsim study directory (no study.json)")
     info = json.loads(info_file.read_text(encoding="utf-8"))
     frames = []
+    keys = list(info.get("sweep", {}).get("grid", {}))
+    columns: dict[str, str] = {}
+    written: dict[str, dict[Any, str]] = {k: {} for k in keys}
     for entry in info["points"]:
         key = entry.get("key") if isinstance(entry, dict) else None
         if not isinstance(key, str) or verify_point(out, key):
             continue
         frame = pd.read_parquet(out / "summary" / f"{key}.parquet")
         frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
-        frame["warnings"] = frame["partition"].map(_point_warnings(out, key)).fillna("")
+        meta = json.loads((out / "points" / f"{key}.json").read_text(encoding="utf-8"))
+        frame["warnings"] = frame["partition"].map(_point_warnings(meta)).fillna("")
+        # points stored before grid columns had short names keep the key as their column
+        where = meta.get("columns") or {k: k for k in keys}
+        for k in keys:
+            if where.get(k) in frame.columns and len(frame):
+                columns.setdefault(k, where[k])
+                written[k][frame[where[k]].iloc[0]] = str(meta["values"].get(k))
         frames.append(frame)
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    study = pd.concat(frames, ignore_index=True)
+    study.attrs["grid"] = [
+        {"key": k, "column": columns[k], "written": written[k]} for k in keys if k in columns
+    ]
+    return study

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from sim.analysis.stats import paired, t_interval
+from sim.experiment.study import GridColumn
 from sim.scenario import units
 
 MAX_NAMED = 4
@@ -164,16 +165,17 @@ def comparison_answer(table: pd.DataFrame, paths: Sequence[str], warnings: list[
     return out
 
 
-def sweep_answer(frame: pd.DataFrame, keys: Sequence[str], labels: Sequence[str]) -> list[str]:
+def sweep_answer(frame: pd.DataFrame, grid: Sequence[GridColumn]) -> list[str]:
     """A sweep: how p99 and throughput move from the first to the last value of the first
-    swept key (others at their first value), per child; then which points warn."""
+    swept parameter (others at their first value), per child; then which points warn."""
     out: list[str] = []
-    if frame.empty or not keys:
+    if frame.empty or not grid:
         return out
-    key, label = keys[0], labels[0]
+    c = grid[0]
+    col, label = c.column, c.column
     sub = frame
-    for other in keys[1:]:
-        sub = sub[sub[other] == sub[other].iloc[0]]
+    for other in grid[1:]:
+        sub = sub[sub[other.column] == sub[other.column].iloc[0]]
     first, last = sub["point_index"].min(), sub["point_index"].max()
     parts = []
     groups = list(sub.groupby(["partition", "io_path"], sort=False))
@@ -190,7 +192,7 @@ def sweep_answer(frame: pd.DataFrame, keys: Sequence[str], labels: Sequence[str]
             if len(known):
                 at = known["point_index"].max()
                 shown = t_interval(known.loc[known["point_index"] == at, "p99_us"].to_numpy())[0]
-                value = known.loc[known["point_index"] == at, key].iloc[0]
+                value = c.show(known.loc[known["point_index"] == at, col].iloc[0])
                 tail = f" (no latency sample at the end; {_t(shown)} at {value})"
         parts.append(
             f"{child} ({path}) p99 {_t(p99a)} → {_t(p99b)}{tail}, throughput "
@@ -198,8 +200,8 @@ def sweep_answer(frame: pd.DataFrame, keys: Sequence[str], labels: Sequence[str]
         )
     if parts:
         va, vb = (
-            sub.loc[sub["point_index"] == first, key].iloc[0],
-            sub.loc[sub["point_index"] == last, key].iloc[0],
+            c.show(sub.loc[sub["point_index"] == first, col].iloc[0]),
+            c.show(sub.loc[sub["point_index"] == last, col].iloc[0]),
         )
         out.append(f"As {label} goes from {va} to {vb}: {'; '.join(parts)}.")
     if "warnings" in frame.columns:
@@ -209,8 +211,8 @@ def sweep_answer(frame: pd.DataFrame, keys: Sequence[str], labels: Sequence[str]
         if len(saturated):
             where = sorted(
                 {
-                    f"{c} at {label}={v}"
-                    for c, v in zip(saturated["partition"], saturated[key], strict=True)
+                    f"{p} at {label}={c.show(v)}"
+                    for p, v in zip(saturated["partition"], saturated[col], strict=True)
                 }
             )
             out.append(

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sim.experiment.availability import Availability, load_availability
+from sim.report.text import text_table
 
 
 def _pct(a: float, hw: float) -> str:
@@ -55,14 +56,6 @@ def blast_rows(av: Availability, path: str) -> tuple[list[str], list[list[str]]]
     return cols, rows
 
 
-def _text_table(cols: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
-              for i, c in enumerate(cols)]  # fmt: skip
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
-    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
-
-
 def format_availability(av: Availability) -> str:
     """The result as plain-text tables: by design, then the blast radius per path."""
     m = av.meta
@@ -71,10 +64,10 @@ def format_availability(av: Availability) -> str:
         f"of failures and repairs; {m['replications']} replications per state, seed "
         f"{m['seed']}" + (f"; states judged by {m['slo']}" if m.get("slo") else "")
     )
-    parts = [head, "", _text_table(*design_rows(av))]
+    parts = [head, "", "\n".join(text_table(*design_rows(av)))]
     for path in dict.fromkeys(av.blast["path"]):
         parts += ["", f"blast radius, {path} (down: its I/O stops; routed: it runs routed)"]
-        parts.append(_text_table(*blast_rows(av, path)))
+        parts.append("\n".join(text_table(*blast_rows(av, path))))
     return "\n".join(parts)
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim.analysis.stats import paired, t_interval
-from sim.experiment.study import load_study
+from sim.experiment.study import GridColumn, load_study, study_grid
 from sim.report import answer, overtime, plots
 from sim.report.provenance import describe, provenance
 from sim.report.text import capacity_warnings
@@ -554,11 +554,6 @@ def _compare_page(directory: Path) -> Page:
     )
 
 
-def _label(key: str) -> str:
-    """A short name for a grid key (linked paths: the first one's last part)."""
-    return key.split(",")[0].strip().split(".")[-1]
-
-
 def _sweep_page(directory: Path) -> Page:
     try:
         frame = load_study(directory)
@@ -568,17 +563,18 @@ def _sweep_page(directory: Path) -> Page:
     if frame.empty:
         raise ReportError(f"{directory}: the study has no finished point yet")
     spec = info.get("sweep", {})
-    keys = [k for k in spec.get("grid", {}) if k in frame.columns]
+    grid = study_grid(frame)
+    keys = [g.key for g in grid]
     points = sorted(set(frame["point_index"]))
     first = directory / "points" / f"{_key_of(info, points[0])}.yaml"
     from sim.scenario.source import load
 
     scn = load(first, read_traces=False)
-    columns = [*(_label(k) for k in keys), "child", "I/O path", "throughput",
+    columns = [*(g.column for g in grid), "child", "I/O path", "throughput",
                "mean latency", "p99 latency"]  # fmt: skip
     rows = []
     for (_, part, path), g in frame.groupby(["point_index", "partition", "io_path"], sort=True):
-        cells: list[Any] = [str(g[k].iloc[0]) for k in keys] + [str(part), str(path)]
+        cells: list[Any] = [c.show(g[c.column].iloc[0]) for c in grid] + [str(part), str(path)]
         for metric, fmt in (("throughput_rps", _rate), ("mean_us", _us), ("p99_us", _us)):
             cells.append(_ci(*t_interval(g[metric].to_numpy()), fmt))
         rows.append(cells)
@@ -589,18 +585,18 @@ def _sweep_page(directory: Path) -> Page:
         "confidence interval over replications under each value.",
     )
     figures = []
-    numeric = _numeric_grid(frame, keys)
-    for k in keys:
-        sub = _hold_others(frame, keys, k)
-        x, xlabel = numeric.get(k, (k, None))
+    for c in grid:
+        sub = _hold_others(frame, grid, c)
+        numeric = pd.api.types.is_numeric_dtype(frame[c.column])
+        unit = " (requests/s)" if numeric and c.column.endswith("rate") else ""
         for metric, what in (("p99_us", "p99 latency"), ("throughput_rps", "throughput")):
             figures.append(
                 Shown(
-                    f"{what.capitalize()} against {_label(k)}",
-                    f"{what.capitalize()} at each value of {k}, one line per child and path, "
-                    "with the 95 % confidence band over replications"
-                    + ("; other swept values held at their first value." if len(keys) > 1 else "."),
-                    _svg(plots.metric_vs_load(sub, x, metric, xlabel=xlabel)),
+                    f"{what.capitalize()} against {c.column}",
+                    f"{what.capitalize()} at each value of {c.key}, one line per child and "
+                    "path, with the 95 % confidence band over replications"
+                    + ("; other swept values held at their first value." if len(grid) > 1 else "."),
+                    _svg(plots.metric_vs_load(sub, c.column, metric, xlabel=c.column + unit)),
                 )
             )
     warnings = []
@@ -608,7 +604,7 @@ def _sweep_page(directory: Path) -> Page:
         for (pi, part), g in frame.groupby(["point_index", "partition"], sort=True):
             text = "; ".join(sorted({str(w) for w in g["warnings"] if isinstance(w, str) and w}))
             if text:
-                where = ", ".join(f"{_label(k)}={g[k].iloc[0]}" for k in keys)
+                where = ", ".join(f"{c.column}={c.show(g[c.column].iloc[0])}" for c in grid)
                 warnings.append(f"point {pi} ({where}), {part}: {text}")
     last = info.get("last_run", {})
     if last.get("failed"):
@@ -635,23 +631,8 @@ def _sweep_page(directory: Path) -> Page:
         warnings=warnings,
         resources=Table([], []),
         reproduce=reproduce,
-        answer=answer.sweep_answer(frame, keys, [_label(k) for k in keys]),
+        answer=answer.sweep_answer(frame, grid),
     )
-
-
-def _numeric_grid(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Per grid key whose study column holds numbers (:func:`short_names`): that column
-    and an axis label, so a sweep's figure spaces its points by value."""
-    from sim.experiment.study import short_names
-
-    out = {}
-    for short, key in short_names(list(keys)).items():
-        for name in (short, f"grid.{short}"):
-            if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
-                unit = " (requests/s)" if short.endswith("rate") else ""
-                out[key] = (name, f"{short}{unit}")
-                break
-    return out
 
 
 def _key_of(info: dict[str, Any], index: int) -> str:
@@ -661,11 +642,12 @@ def _key_of(info: dict[str, Any], index: int) -> str:
     raise ReportError(f"point {index} is not in study.json")
 
 
-def _hold_others(frame: pd.DataFrame, keys: Sequence[str], k: str) -> pd.DataFrame:
+def _hold_others(frame: pd.DataFrame, grid: Sequence[GridColumn], c: GridColumn) -> pd.DataFrame:
+    """The rows of ``frame`` where every swept parameter but ``c`` is at its first value."""
     sub = frame
-    for other in keys:
-        if other != k:
-            sub = sub[sub[other] == sub[other].iloc[0]]
+    for other in grid:
+        if other.column != c.column:
+            sub = sub[sub[other.column] == sub[other.column].iloc[0]]
     return sub
 
 

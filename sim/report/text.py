@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from tabulate import tabulate
+
 from sim.scenario import units
+
+
+def text_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The lines of a plain-text table: a header, dashes under it, the rows; every column
+    as wide as its widest cell (nothing cut), cells left-aligned as written."""
+    text = tabulate([[str(x) for x in r] for r in rows], headers=list(head),
+                    tablefmt="simple", disable_numparse=True, stralign="left")  # fmt: skip
+    return [line.rstrip() for line in text.splitlines()]
 
 
 def format_preset(preset: Any) -> str:
@@ -20,17 +31,14 @@ def format_preset(preset: Any) -> str:
     devices = ", ".join(f"{d.name} ({d.type})" for d in preset.devices) or "none"
     head = ["parameter", "value", "source", "note"]
     rows = [list(r) for r in preset.rows()]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     lines = [
         f"{preset.name}: {preset.description}",
         f"file: {preset.file}",
         f"calibrated on: {calibrated}",
         f"devices: {devices}",
         "",
-        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-        "  ".join("-" * w for w in widths),
+        *text_table(head, rows),
     ]
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
     if preset.notes:
         notes = f"notes: {preset.notes}"
         lines += ["", *textwrap.wrap(notes, 92, subsequent_indent="  ", break_on_hyphens=False)]
@@ -51,10 +59,7 @@ def format_preset_diff(a: Any, b: Any) -> str:
         return "\n".join(lines)
     head = ["parameter", a.name, "source", b.name, "source"]
     table = [[r.path, r.a_value, r.a_source, r.b_value, r.b_source] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in table]
+    lines += text_table(head, table)
     lines += ["", "schema default: the preset leaves the field; hvsim schema cites its source."]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -129,11 +134,7 @@ def format_capacity(cap: Any) -> str:
                     f"{fmt(r['analytic_saturation'])} ({r['analytic_bottleneck']})",
                 ]
             )
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
-    lines = [head, ""]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines = [head, "", *text_table(cols, rows)]
     notes = [f"  {r['path']}: {r['note']}" for _, r in cap.table.iterrows() if r["note"]]
     if notes:
         lines += ["", "notes:", *notes]
@@ -165,27 +166,28 @@ def capacity_warnings(cap: Any) -> list[str]:
     return out
 
 
-def format_study(frame: Any, params: list[str]) -> str:
-    """Per point and child: mean and p99 over replications."""
+def format_study(frame: Any) -> str:
+    """Per point and child: mean and p99 over replications (swept values as the sweep
+    wrote them, under their short names)."""
+    from sim.experiment.study import study_grid
+
     if frame.empty:
         return "(no finished points)"
-    cols = [*params, "partition", "io_path"]
+    grid = study_grid(frame)
+    cols = [*(c.column for c in grid), "partition", "io_path"]
     agg = frame.groupby(cols, sort=False)[["throughput_rps", "mean_us", "p99_us"]].mean()
-    lines = []
-    head = [*(p.split(".")[-1] for p in params), "child", "path", "throughput", "mean", "p99"]
+    head = [*(c.column for c in grid), "child", "path", "throughput", "mean", "p99"]
     rows = [
         [
-            *(str(v) for v in key),
+            *(c.show(v) for c, v in zip(grid, key, strict=False)),
+            *(str(v) for v in key[len(grid) :]),
             units.format_rate(r.throughput_rps),
             _time_or_dash(r.mean_us),
             _time_or_dash(r.p99_us),
         ]
         for key, r in agg.iterrows()
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines = text_table(head, rows)
     notes = _study_warnings(frame, cols)
     for i, key in enumerate(notes):
         lines[2 + list(agg.index).index(key)] += f"  [{i + 1}]"
@@ -256,12 +258,7 @@ def format_summary(summary: Any, name: str, meta: dict[str, Any]) -> str:
                 ", ".join(f"{c} {units.format_time(v)}" for v, c in comps if v > 0),
             ]
         )
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
-    lines = [head, ""]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    lines = [head, "", *text_table(cols, rows)]
     if reps > 1:
         lines.append(
             f"\n± is the half-width of the 95 % confidence interval over {reps} replications."
@@ -302,11 +299,7 @@ def format_comparison(table: Any, paths: list[str], meta: dict[str, Any]) -> str
             ci = f" [{lo:.2f}, {hi:.2f}]" if lo == lo and hi == hi else ""
             row.append(f"{r[f'ratio_to_{base}']:.2f}{ci}")
         rows.append(row)
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=True)]
-    lines = [head, ""]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines = [head, "", *text_table(cols, rows)]
     lines.append(
         f"\nratios are paired (common random numbers): per-replication {paths[1]}/{base}, "
         "with their 95 % interval."
