@@ -141,3 +141,35 @@ def test_occupancy_plots_each_ring_and_device_queue(result: sim.Result) -> None:
     assert "ms" in queues.get_xlabel()
     assert len(rings.patches) == 1  # the shaded warm-up
     assert "bytes" in rings.get_ylabel() or "KiB" in rings.get_ylabel()
+
+
+def test_occupancy_shows_rings_as_a_share_of_their_capacity(result: sim.Result) -> None:
+    """Given the ring size, the top panel is per cent full: bytes × 100 / capacity."""
+    trace = result.occupancy
+    ring = result.scenario.parent.vmbus.ring_size
+    rings = occupancy(trace, warmup_us=10_000, ring_bytes=ring).axes[0]
+    name = trace.loc[trace["quantity"] == "bytes", "resource"].iloc[0]
+    got = next(ln for ln in rings.lines if ln.get_label() == name).get_ydata()
+    sel = trace[(trace["resource"] == name) & (trace["quantity"] == "bytes")]
+    assert np.allclose(got, sel.groupby("time_us")["value"].mean().to_numpy() * 100 / ring)
+    assert "%" in rings.get_ylabel()
+    assert "512 KiB" in rings.get_ylabel()
+
+
+def test_every_thing_a_figure_colours_has_its_own_colour() -> None:
+    """Each component, CPU category, path and fault kind the model knows has a colour of
+    its own (never the fallback grey), distinct within its kind."""
+    from sim.model.metrics import CATEGORIES
+    from sim.report.palette import (
+        CATEGORY_COLORS,
+        COMPONENT_COLORS,
+        FAULT_COLORS,
+        PATH_COLORS,
+    )
+    from sim.scenario import IO_PATHS
+    from sim.scenario.schema import FAULT_KINDS
+
+    for names, table in ((COMPONENTS, COMPONENT_COLORS), ((*CATEGORIES, "idle"), CATEGORY_COLORS),
+                         (IO_PATHS, PATH_COLORS), (FAULT_KINDS, FAULT_COLORS)):  # fmt: skip
+        assert set(names) <= set(table), set(names) - set(table)
+        assert len({table[n].lower() for n in names}) == len(names)

@@ -366,6 +366,21 @@ peak, or a device had a request waiting on average: below that it would plot a f
 in a ring of hundreds of KiB (the resources table still lists every ring and queue)."""
 
 
+def _occupancy_figure(res: Result, where: str) -> Shown | None:
+    """The occupancy figure of a run, where it matters (:func:`_occupancy_matters`):
+    rings as a share of their capacity, device queues in requests."""
+    if not len(res.occupancy) or not _occupancy_matters(res.resources):
+        return None
+    ring = res.scenario.parent.vmbus.ring_size
+    return Shown(
+        f"Ring and device-queue occupancy over time{where}",
+        f"How full each VMBus ring is (share of its {units.format_size(ring)}) and how many "
+        "requests wait for each device, averaged per interval over the replications. A "
+        "ring or queue that keeps growing is a saturated resource.",
+        _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup, ring_bytes=ring)),
+    )
+
+
 def _occupancy_matters(resources: pd.DataFrame) -> bool:
     """Whether a ring's peak fill reached :data:`OCCUPANCY_SHOWN` of its capacity or a
     device queue held a request on average."""
@@ -417,16 +432,9 @@ def _result_figures(res: Result, label: str) -> list[Shown]:
             _svg(plots.cpu_breakdown(res.cpu, include_idle=False)),
         ),
     ]
-    if len(res.occupancy) and _occupancy_matters(res.resources):
-        figs.append(
-            Shown(
-                f"Ring and device-queue occupancy over time{on}",
-                "Bytes waiting in each VMBus ring and requests waiting for each device, "
-                "averaged per interval over the replications. A ring or queue that keeps "
-                "growing is a saturated resource.",
-                _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
-            )
-        )
+    shown = _occupancy_figure(res, on)
+    if shown:
+        figs.append(shown)
     if len(res.faults):
         figs.append(_faults_figure(res, on))
     return figs
@@ -522,19 +530,9 @@ def _compare_page(directory: Path) -> Page:
     for p, res in cmp_.results.items():
         resources_rows += _resources(res, p)
         warnings += _warnings(res.summary, f" ({p})")
-        if (
-            len(res.occupancy)
-            and (res.occupancy["kind"] == "ring").any()
-            and _occupancy_matters(res.resources)
-        ):
-            figures.append(
-                Shown(
-                    f"Ring and device-queue occupancy ({p})",
-                    "Bytes waiting in each VMBus ring and requests waiting for each "
-                    "device, averaged per interval over the replications.",
-                    _svg(plots.occupancy(res.occupancy, res.scenario.run.warmup)),
-                )
-            )
+        shown = _occupancy_figure(res, f" ({p})")
+        if shown and (res.occupancy["kind"] == "ring").any():
+            figures.append(shown)
         if len(res.faults):
             figures.append(_faults_figure(res, f" ({p})"))
     paths = ", ".join(cmp_.paths)

@@ -1,7 +1,11 @@
 """One colour per thing across every figure (docs/design.md §4, the report): per I/O path,
 per latency component, per CPU category, per fault kind. Colour-blind-safe (Okabe & Ito,
-2008, *Color Universal Design*); a figure never picks a colour by its position in a list,
-so a category keeps its colour whichever others a figure shows."""
+2008, *Color Universal Design*; where a table needs more than their eight, Paul Tol's
+"muted" scheme, SRON/EPS/TN/09-002, 2021); a figure never picks a colour by its position
+in a list, so a category keeps its colour whichever others a figure shows. Every
+component (:data:`sim.model.metrics.COMPONENTS`), CPU category
+(:data:`sim.model.metrics.CATEGORIES`), path and fault kind has its own colour here, and
+within a table no two share one (tested)."""
 
 from __future__ import annotations
 
@@ -40,9 +44,16 @@ CATEGORY_COLORS = {
     "driver": "#E69F00",
     "exit": "#D55E00",
     "hypervisor": "#009E73",
+    "smt": "#332288",
+    "timer": "#DDCC77",
+    "timer_exit": "#882255",
+    "halt": "#44AA99",
+    "housekeeping": "#999933",
     "idle": "#BBBBBB",
 }
-"""CPU categories (:data:`sim.model.metrics.CATEGORIES` and the host's idle time)."""
+"""CPU categories (:data:`sim.model.metrics.CATEGORIES` and the host's idle time); the
+per-VM and per-vCPU work (timer, its exits, halts, housekeeping) and the SMT sibling
+slowdown from Tol's muted scheme."""
 
 FAULT_COLORS = {
     "parent_crash": "#D55E00",
@@ -52,6 +63,7 @@ FAULT_COLORS = {
     "device_reset": "#CC79A7",
     "lp_offline": "#999999",
     "child_crash": "#000000",
+    "hv_driver_crash": "#882255",
 }
 
 FALLBACK = "#777777"

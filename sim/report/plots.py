@@ -34,6 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.analysis.stats import t_interval
@@ -47,6 +48,7 @@ from sim.report.palette import (
     OKABE_ITO,
     PATH_COLORS,
 )
+from sim.scenario import units
 
 CDF_POINTS = 2000
 
@@ -64,6 +66,12 @@ def _color(path: str, i: int = 0) -> str:
 def _figure(width: float = 7.0, height: float = 4.0) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig
+
+
+def _legend(ax: Axes, fontsize: str = "small") -> None:
+    """The legend outside the axes, to their right (the constrained layout makes room):
+    it never covers a curve or a bar, however many series there are."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None) -> Figure:
@@ -94,7 +102,7 @@ def latency_cdf(requests: pd.DataFrame, partitions: Sequence[str] | None = None)
     ax.set_ylim(0, 1.0)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title("Latency distribution")
-    ax.legend(fontsize="small", loc="lower right")
+    _legend(ax)
     return fig
 
 
@@ -127,7 +135,7 @@ def latency_breakdown(summary: pd.DataFrame) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("mean latency (µs)")
     ax.set_title("Where the mean latency goes")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _legend(ax)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
 
@@ -154,7 +162,7 @@ def cpu_breakdown(cpu: pd.DataFrame, include_idle: bool = True) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("CPU time in the window (ms)")
     ax.set_title("CPU time by partition and category")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _legend(ax)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
 
@@ -206,21 +214,25 @@ def metric_vs_load(
         ax.set_ylabel(f"{name} ({unit}, log scale)")
     ax.set_title(literal(f"{name} against {load.split('.')[-1]}"))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
     return fig
 
 
-def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
-    """Occupancy over time from a run's ``occupancy`` frame: bytes in each VMBus ring (top)
-    and requests waiting for each device (bottom), mean across replications per interval;
-    the warm-up is shaded."""
+def occupancy(
+    trace: pd.DataFrame, warmup_us: float | None = None, ring_bytes: float | None = None
+) -> Figure:
+    """Occupancy over time from a run's ``occupancy`` frame: how full each VMBus ring is
+    (top; as a share of ``ring_bytes``, the capacity of every ring, where given, else in
+    bytes) and requests waiting for each device (bottom), mean across replications per
+    interval; the warm-up is shaded."""
     fig = _figure(9.0, 5.0)
     rings, queues = fig.subplots(2, 1, sharex=True)
+    kib = False
     if len(trace):
         mean = trace.groupby(["quantity", "resource", "time_us"], sort=False)["value"].mean()
         kib = "bytes" in mean.index.get_level_values(0) and mean.loc["bytes"].max() >= 4096
-        for ax, quantity, scale in ((rings, "bytes", 1 / 1024 if kib else 1.0),
-                                    (queues, "queue", 1.0)):  # fmt: skip
+        ring_scale = 100.0 / ring_bytes if ring_bytes else 1 / 1024 if kib else 1.0
+        for ax, quantity, scale in ((rings, "bytes", ring_scale), (queues, "queue", 1.0)):
             if quantity not in mean.index.get_level_values(0):
                 ax.text(0.5, 0.5, "none in this run", transform=ax.transAxes, ha="center")
                 continue
@@ -228,12 +240,16 @@ def occupancy(trace: pd.DataFrame, warmup_us: float | None = None) -> Figure:
                 t = g.index.get_level_values(1).to_numpy() / 1e3
                 ax.plot(t, g.to_numpy() * scale, color=OKABE_ITO[i % len(OKABE_ITO)],
                         label=literal(name), linewidth=1.2)  # fmt: skip
-            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            _legend(ax, "x-small")
     for ax in (rings, queues):
         if warmup_us:
             ax.axvspan(0, warmup_us / 1e3, color="#DDDDDD", alpha=0.6, linewidth=0)
         ax.grid(True, alpha=0.3)
-    rings.set_ylabel("in ring (KiB)" if len(trace) and kib else "in ring (bytes)")
+    if ring_bytes:
+        rings.set_ylabel(f"ring full (% of\n{units.format_size(ring_bytes)})")
+        rings.set_ylim(bottom=0)
+    else:
+        rings.set_ylabel("in ring (KiB)" if kib else "in ring (bytes)")
     rings.set_title("VMBus ring and device-queue occupancy (interval means; warm-up shaded)")
     queues.set_ylabel("waiting for device\n(requests)")
     queues.set_xlabel("simulated time (ms)")
@@ -286,7 +302,7 @@ def latency_over_time(
         ax.set_yscale("log")
         ax.set_ylabel(f"{what} latency\n(µs, log scale)")
         ax.grid(True, which="both", alpha=0.3)
-    mean_ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _legend(mean_ax, "x-small")
     mean_ax.set_title("Latency over time by submission time (faults shaded)")
     p99_ax.set_xlabel("simulated time (ms)")
     p99_ax.set_xlim(0, end / 1e3)
