@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 
 from sim.analysis.stats import t_interval
 from sim.experiment.capacity import Capacity
@@ -186,6 +187,7 @@ def metric_vs_load(
     ax = fig.add_subplot()
     names = list(partitions) if partitions is not None else list(frame["partition"].unique())
     styles = ["-", "--", ":", "-."]
+    text_x = False
     for i, ((part, path), g) in enumerate(frame.groupby(["partition", "io_path"], sort=False)):
         if part not in names:
             continue
@@ -195,6 +197,7 @@ def metric_vs_load(
             rows.append((h[load].iloc[0], m, lo, hi))
         pts = pd.DataFrame(rows, columns=["x", "m", "lo", "hi"])
         text = not pd.api.types.is_numeric_dtype(pts["x"])  # object or str: one tick each
+        text_x = text_x or text
         xs = np.arange(len(pts)) if text else pts["x"].to_numpy()
         color = _color(str(path), i)
         ax.plot(xs, pts["m"], marker="o", color=color, label=literal(f"{part} ({path})"),
@@ -214,6 +217,11 @@ def metric_vs_load(
         ax.set_ylabel(f"{name} ({unit}, log scale)")
     ax.set_title(literal(f"{name} against {load.split('.')[-1]}"))
     ax.grid(True, which="both", alpha=0.3)
+    # numbers as 120k, not 120000 (a log axis and named ticks keep their own labels)
+    axes = [ax.yaxis] if text_x else [ax.xaxis, ax.yaxis]
+    for axis in axes:
+        if axis.get_scale() == "linear":
+            axis.set_major_formatter(EngFormatter(sep=""))
     _legend(ax)
     return fig
 
