@@ -365,3 +365,26 @@ def test_parameters_the_file_sets_are_not_called_defaults() -> None:
     assert table["host.cores"] == table["parent.vcpus"] == "scenario"
     assert table["host.clock"] == "default"
     assert provenance(scn).set_index("parameter")["set_by"]["host.cores"] == "default"
+
+
+def test_a_saturated_parent_vcpu_warns_only_the_children_it_serves() -> None:
+    """web-routed's channel is on parent vCPU 0, db-routed's on vCPU 1: overloading web
+    saturates vCPU 0 and warns web-routed, not db-routed (nor the direct children)."""
+    import sim
+
+    scn = sim.load(
+        "scenarios/baseline.yaml",
+        {
+            "run.duration": "20ms",
+            "run.warmup": "4ms",
+            "children[web-routed].streams[0].rate": "300k",
+        },
+    )
+    from sim.scenario.plan import plan
+
+    placed = plan(scn)
+    assert (placed["web-routed"].parent_vcpus, placed["db-routed"].parent_vcpus) == ([0], [1])
+    notes = sim.run(scn, replications=2).summary.set_index("partition")["warnings"]
+    assert "saturated: parent.vcpu[0] busy" in notes["web-routed"]
+    assert "parent.vcpu" not in notes["db-routed"]
+    assert "parent.vcpu" not in notes["web-direct"] + notes["db-direct"]

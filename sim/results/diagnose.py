@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 from sim.analysis.analytic import disagreement
+from sim.scenario import names
+from sim.scenario.plan import Plan, plan
 from sim.scenario.schema import Scenario
 
 PARENT_PATHS = ("routed", "emulated")
@@ -38,6 +40,7 @@ def warnings(
     devices = resources[resources["kind"] != "ring"].set_index("resource")["utilization"]
     count = counters.set_index("counter")["count"] if len(counters) else pd.Series(dtype=float)
     streams = dict(scenario.instances())
+    placements = plan(scenario)
     for _, row in summary.iterrows():
         part = row["partition"]
         out = notes.setdefault(part, [])
@@ -45,8 +48,9 @@ def warnings(
         dev = spec.device if spec is not None and spec.device is not None else ""
         if dev in devices.index and devices[dev] > SATURATED:
             out.append(f"saturated: device {dev} {devices[dev]:.0%} busy")
+        theirs = _serving(scenario, placements, part) if row["io_path"] in PARENT_PATHS else set()
         hot = sorted(v for v in hot_vcpus if v.startswith(f"{part}.") or (
-            row["io_path"] in PARENT_PATHS and v.startswith("parent.")
+            v.startswith("parent.") and (theirs is None or v in theirs)
         ))  # fmt: skip
         if hot:
             out.append(f"saturated: {', '.join(hot)} busy > {SATURATED:.0%}")
@@ -84,6 +88,22 @@ def warnings(
         if gap:
             out.append(gap)
     return {k: v for k, v in notes.items() if v}
+
+
+def _serving(scenario: Scenario, placements: Plan, part: str) -> set[str] | None:
+    """The parent vCPUs that serve a child on a parent path: its channels' (or its device
+    model's) and, for a single-queue NIC, vCPU 0, which takes all its traffic
+    (docs/design.md §3.2); None where the plan does not say (e.g. a direct child moved to the
+    routed path by a fault: any parent vCPU may serve it)."""
+    try:
+        placed = placements[part]
+    except KeyError:
+        return None
+    vcpus = set(placed.parent_vcpus)
+    device = next((d for d in scenario.devices if d.name == placed.device), None)
+    if getattr(device, "queues", "multi") == "single":
+        vcpus.add(0)
+    return {names.vcpu("parent", i) for i in vcpus} or None
 
 
 def _offered(stream: Any, start: float, end: float) -> float:
