@@ -33,7 +33,9 @@ FLAGS = [
 def page_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     scn = sim.load(BASE, {"run.duration": "120ms", "run.warmup": "20ms"})
     out = tmp_path_factory.mktemp("browser") / "run"
-    sim.run(scn, replications=2).save(out)
+    res = sim.run(scn, replications=2)
+    res.meta["command"] = "hvsim run scenarios/baseline.yaml " + "--set run.duration=120ms " * 20
+    res.save(out)
     return build(out).resolve().as_uri()
 
 
@@ -68,6 +70,10 @@ def test_report_renders_in_headless_chromium(page_url: str) -> None:
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth > document.documentElement.clientWidth"
             )
+            cut = page.evaluate(  # a block whose text runs past its edge (a long command)
+                "[...document.querySelectorAll('pre')]"
+                ".filter(e => e.scrollWidth > e.clientWidth + 1).length"
+            )
         finally:
             browser.close()
     assert title.startswith("baseline")
@@ -76,6 +82,7 @@ def test_report_renders_in_headless_chromium(page_url: str) -> None:
     assert all(all(s) for s in shown), shown
     assert rows == 4
     assert not overflow, "the page is wider than the window"
+    assert cut == 0, "a command runs past the edge of its box"
     assert errors == []
     # the page fetched nothing but itself and its embedded images
     assert all(u.startswith(("file://", "data:")) for u in requests), requests
