@@ -585,6 +585,13 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(["hvsim", *args.argv])
 
 
+def _stamp(meta: dict[str, Any], args: argparse.Namespace, scn: Any) -> None:
+    """What a result's meta says of how it was asked for: the command line, and which
+    fields the scenario file and ``--set`` wrote (the report's "set by")."""
+    meta["command"] = _command(args)
+    meta["set_in_scenario"] = explicit_paths(scn)
+
+
 def _workers(args: argparse.Namespace) -> int:
     """``--workers``, or the cores this process may use."""
     from sim.experiment.run import cores
@@ -607,8 +614,7 @@ def _run(args: argparse.Namespace) -> int:
     with _bar(reps * scn.run.duration / 1000.0, f"{scn.name}: simulating", args.quiet) as bar:
         result = run(scn, replications=args.replications, seed=args.seed,
                      progress=_simulated(bar), workers=workers)  # fmt: skip
-    result.meta["command"] = _command(args)
-    result.meta["set_in_scenario"] = explicit_paths(scn)
+    _stamp(result.meta, args, scn)
     result.save(out, force=args.force)
     return _announce(args, out, lambda: format_summary(result.summary, scn.name, result.meta))
 
@@ -640,8 +646,7 @@ def _compare(args: argparse.Namespace) -> int:
                                  progress=_simulated(bar), workers=workers)  # fmt: skip
     except ValueError as exc:
         raise InputError(f"--paths: {exc}") from None
-    comparison.meta["command"] = _command(args)
-    comparison.meta["set_in_scenario"] = explicit_paths(scn)
+    _stamp(comparison.meta, args, scn)
     comparison.save(out, force=args.force)
     return _announce(
         args,
@@ -759,8 +764,7 @@ def _capacity(args: argparse.Namespace) -> int:
 
         cap = search(scn, clauses, seed=args.seed, under=args.under, workers=workers,
                      progress=None if bar.disable else progress, **options)  # fmt: skip
-    cap.meta["command"] = _command(args)
-    cap.meta["set_in_scenario"] = explicit_paths(scn)
+    _stamp(cap.meta, args, scn)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)
     return _announce(args, out, lambda: format_capacity(cap))
@@ -800,7 +804,7 @@ def _availability(args: argparse.Namespace) -> int:
         args.seed,
         None if args.quiet else progress,
     )
-    av.meta["command"] = _command(args)
+    _stamp(av.meta, args, scn)
     av.save(out, force=args.force)
     return _announce(args, out, lambda: format_availability(av))
 

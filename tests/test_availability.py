@@ -224,6 +224,9 @@ def test_hvsim_availability_writes_its_directory_and_report(
     assert (table["availability"] < 1).all()
     assert (table["availability"] > 0.99).all()
     assert "Blast radius: hypervisor" in (out / "report.html").read_text(encoding="utf-8")
+    meta = av.load_availability(out).meta  # the report's "set by" knows what the file set
+    assert "host.cores" in meta["set_in_scenario"]
+    assert meta["command"].startswith("hvsim availability")
     bad = main(["availability", str(scn), "--slo", "mean<=1ms", "--out", str(out / "x")])
     err = capsys.readouterr().err.strip()
     assert bad == 2
