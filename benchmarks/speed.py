@@ -8,7 +8,11 @@ machine hits all of them alike):
                     (child vCPU → parent vCPU → device → parent vCPU → child vCPU);
 * ``direct-only``   the same child on a VF;
 * ``simpy-tandem``  a minimal SimPy tandem of five stations written the usual way (a process
-                    per request, a ``Resource`` per station), from ``simpy_tandem.py``.
+                    per request, a ``Resource`` per station, ``random.expovariate``), from
+                    ``simpy_tandem.py``;
+* ``heap-tandem``   the same tandem on a hand-written ``heapq`` event loop: the ceiling of
+                    pure Python for these events (not a target: the model has many more
+                    events per request than five stations).
 
 Each figure is the median of ``--repeat`` runs; the ratios are of medians measured in this
 same run. The wall time covers ``env.run`` only (no table building) for every model.
@@ -30,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from simpy_tandem import run_tandem  # noqa: E402
+from simpy_tandem import run_heap_tandem, run_tandem  # noqa: E402
 
 import sim  # noqa: E402
 from sim.model.host import simulate  # noqa: E402
@@ -69,12 +73,14 @@ def main() -> None:
         "direct-only": _single(base, "direct"),
     }
     tandem_requests = 50_000
-    rates: dict[str, list[float]] = {k: [] for k in [*models, "simpy-tandem"]}
+    rates: dict[str, list[float]] = {k: [] for k in [*models, "simpy-tandem", "heap-tandem"]}
     for i in range(args.repeat):
         for name, scn in models.items():
             rates[name].append(_model_rate(scn, seed=1 + i))
         t = run_tandem(5, tandem_requests, utilization=0.5, seed=1 + i)
         rates["simpy-tandem"].append(t["requests_per_s"])
+        h = run_heap_tandem(5, tandem_requests, utilization=0.5, seed=1 + i)
+        rates["heap-tandem"].append(h["requests_per_s"])
 
     med = {k: statistics.median(v) for k, v in rates.items()}
     out: dict[str, Any] = {
@@ -84,6 +90,7 @@ def main() -> None:
         },
         "ratio_routed_to_tandem": med["routed-only"] / med["simpy-tandem"],
         "ratio_direct_to_tandem": med["direct-only"] / med["simpy-tandem"],
+        "ratio_heap_to_tandem": med["heap-tandem"] / med["simpy-tandem"],
         "python": sys.version.split()[0],
     }
     if args.json:
@@ -94,6 +101,7 @@ def main() -> None:
         print(f"  {k:14} {med[k]:>10,.0f}   ({min(v):,.0f} .. {max(v):,.0f})")
     print(f"routed path / 5-station SimPy tandem: {out['ratio_routed_to_tandem']:.2f}")
     print(f"direct path / 5-station SimPy tandem: {out['ratio_direct_to_tandem']:.2f}")
+    print(f"heap-loop tandem / SimPy tandem:      {out['ratio_heap_to_tandem']:.2f}")
 
 
 if __name__ == "__main__":
