@@ -446,10 +446,11 @@ class Host(Model):
         ge=1,
         le=4,
         allow_inf_nan=False,
-        description="How many times slower a vCPU's CPU-bound work (cpu_load) runs while "
-        "a sibling LP of its core runs a vCPU; the lost time is charged as 'smt'. 1: "
-        "siblings do not slow each other. Work items of the I/O paths run at full speed "
-        "(not modelled). Needs threads_per_core > 1.",
+        description="How many times slower a vCPU's work runs while a sibling LP of its "
+        "core runs a vCPU: CPU-bound work (cpu_load) and the work items of the I/O paths "
+        "(guest, parent and hypervisor costs); the lost time is charged as 'smt' and, for "
+        "a request, counted in the CPU component of the side that ran it. 1: siblings do "
+        "not slow each other. Needs threads_per_core > 1.",
     )
     clock: Annotated[
         Frequency,
