@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 import sim
-from sim.scenario import ScenarioError, from_dict
+from sim.model.metrics import COMPONENTS
+from sim.scenario import ScenarioError, from_dict, loads
 
 
 def busy_children(policy: str, threads: int, extra_child: bool = False) -> Any:
@@ -113,3 +114,56 @@ def test_smt_slowdown_needs_siblings() -> None:
     }
     with pytest.raises(ScenarioError, match="threads_per_core > 1"):
         from_dict(data, source="test")
+
+
+# LP 0 runs the parent, LP 1 (its SMT sibling) a CPU-bound child or nothing; the routed
+# child sends from the other core (LPs 2, 3)
+ROUTED_SIBLING = """
+name: smt-routed
+host: {cores: 4, threads_per_core: 2, smt_slowdown: 1.5}
+parent: {vcpus: 1, pin: [0]}
+devices:
+  - {name: nic, type: nic}
+children:
+  - name: web
+    vcpus: 1
+    pin: [2]
+    io_path: routed
+    device: nic
+    streams:
+      - {op: send, size: 1500B, rate: 2k}
+  - {name: hog, vcpus: 1, pin: [1], cpu_load: {}}
+run: {duration: 60ms, warmup: 10ms, seed: 5, replications: 1}
+"""
+
+
+def routed_parent_cpu(overrides: dict[str, Any]) -> tuple[float, Any]:
+    """Mean parent CPU per request of the routed child, and the run's result."""
+    res = sim.run(loads(ROUTED_SIBLING, overrides=overrides))
+    s = res.summary.set_index("partition")
+    return float(s.loc["web", "parent_cpu_us"]), res
+
+
+def test_a_busy_sibling_slows_a_routed_requests_parent_work() -> None:
+    """The parent's VSP and driver work for a routed request takes smt_slowdown times as
+    long while its LP's sibling runs a CPU-bound vCPU: the request's parent CPU grows by
+    that factor, the extra is charged as 'smt', and components still add up."""
+    slow, res = routed_parent_cpu({})
+    full, base = routed_parent_cpu({"host.smt_slowdown": 1.0})
+    # the hog beside the sending child instead: the parent's sibling idles
+    idle_sibling, _ = routed_parent_cpu({"children[hog].pin": [3]})
+    assert full > 0
+    # the hog never leaves LP 1, so every parent item runs beside it: the VSP and driver
+    # take 1.5 times as long, and the parent item's exits and world switch (the request's
+    # interrupt and sched_wait time, of which part is the child's) lose half their time too
+    b = base.summary.set_index("partition").loc["web"]
+    assert slow >= 1.5 * full * (1 - 1e-9)
+    assert slow <= 1.5 * full + 0.5 * (b["interrupt_us"] + b["sched_wait_us"]) + 1e-9
+    assert idle_sibling == pytest.approx(full, rel=1e-6)
+    cpu = res.cpu.set_index(["partition", "category"])["utilization"]
+    assert cpu[("parent", "smt")] > 0
+    req = res.requests
+    done = req[req["state"] == "completed"]
+    assert len(done) > 50
+    parts = done[list(COMPONENTS)].sum(axis=1)
+    assert parts.to_numpy() == pytest.approx(done["latency_us"].to_numpy(), rel=1e-9)

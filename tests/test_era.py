@@ -245,3 +245,36 @@ def test_a_single_queue_nic_interrupts_parent_vcpu_0_for_every_channel() -> None
     others = single.drop("parent.vcpu[0]")
     assert single["parent.vcpu[0]"] > 3 * others.max()
     assert single.sum() == pytest.approx(multi.sum(), rel=0.05)
+
+
+def test_esx_2_5_console_device_is_routed_the_vms_devices_stay_in_the_vmkernel() -> None:
+    """esx-2.5: a child on the service console's NIC (owner parent) runs routed through the
+    parent, with parent CPU; one on the vmkernel's NIC takes the hypervisor path, a routed
+    request for it falls back there, and the console may have its own streams on its NIC
+    only; owner parent needs host.io_stack hypervisor."""
+    send = [{"op": "send", "size": "1500B", "rate": "2k"}]
+    children = [
+        {"name": "vm", "vcpus": 1, "device": "nic0", "streams": send},
+        {"name": "con", "vcpus": 1, "device": "nic1", "streams": send},
+        {"name": "asked", "vcpus": 1, "io_path": "routed", "device": "nic0", "streams": send},
+    ]
+    own = {"device": "nic1", "streams": [{"op": "send", "size": "1500B", "rate": "1k"}]}
+    data = {"name": "e", "preset": "esx-2.5", "parent": own, "children": children, "run": RUN}
+    res = sim.run(from_dict(data, source="t"))
+    s = res.summary.set_index("partition")
+    assert s.loc["vm", "io_path"] == "hypervisor"
+    assert s.loc["vm", "parent_cpu_us"] == 0
+    assert s.loc["con", "io_path"] == "routed"
+    assert s.loc["con", "parent_cpu_us"] > 0
+    assert s.loc["asked", "io_path"] == "hypervisor"
+    assert bool(s.loc["asked", "fallback"])
+    assert s.loc["parent", "requests"] > 0
+    with pytest.raises(ScenarioError) as err:
+        from_dict({**data, "parent": {**own, "device": "nic0"}}, source="t")
+    assert err.value.path == "parent.streams"
+    plain = {"name": "p", "devices": [{"name": "n", "type": "nic", "owner": "parent"}]}
+    plain["children"] = [{"name": "c", "device": "n", "streams": send}]
+    with pytest.raises(ScenarioError) as err:
+        from_dict(plain, source="t")
+    assert err.value.path == "devices[n].owner"
+    assert "io_stack" in err.value.message

@@ -16,7 +16,7 @@ from sim.report.provenance import describe, provenance
 from sim.scenario import ScenarioError, from_dict, presets
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ["esx-3", "hyperv-2008", "hyperv-2019", "kvm-virtio", "xen-3"]
+NAMES = ["esx-2.5", "esx-3", "hyperv-2008", "hyperv-2019", "kvm-virtio", "xen-3"]
 SHORT_RUN = {"duration": "50ms", "warmup": "10ms", "seed": 3, "replications": 1}
 WEB = {
     "name": "web",
@@ -26,7 +26,7 @@ WEB = {
 }
 
 
-DISK_ERA = ("esx-3", "hyperv-2008", "xen-3")  # storage on rotating disks, disk0
+DISK_ERA = ("esx-2.5", "esx-3", "hyperv-2008", "xen-3")  # storage on rotating disks, disk0
 
 
 def baseline_children(preset: str = "") -> list[dict[str, Any]]:
@@ -62,7 +62,12 @@ def test_the_presets_are_there() -> None:
         assert p.entries
         assert p.calibrated_on == ()  # none is fitted to a validation figure yet
         storage = "disk0" if name in DISK_ERA else "nvme0"
-        assert {d.name: d.type for d in p.devices} == {"nic0": "nic", storage: storage[:-1]}
+        console = {"nic1": "nic"} if name == "esx-2.5" else {}  # the service console's NIC
+        assert {d.name: d.type for d in p.devices} == {
+            "nic0": "nic",
+            storage: storage[:-1],
+            **console,
+        }
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -90,7 +95,7 @@ def test_every_preset_runs_the_baseline_workload_and_round_trips(name: str, tmp_
         fallback = "hypervisor" if stack == "hypervisor" else "routed"
         assert s.loc[child, "io_path"] == (fallback if no_vfs else "direct")
         assert bool(s.loc[child, "fallback"]) == no_vfs
-    assert (name == "esx-3") == (stack == "hypervisor")  # no data path in a parent
+    assert name.startswith("esx") == (stack == "hypervisor")  # the vmkernel's own stack
     assert (name in ("hyperv-2019", "kvm-virtio")) == (scn.device("nic0").vfs > 0)
     res.save(tmp_path / "out")
     resolved = tmp_path / "out" / "scenario.resolved.yaml"
@@ -217,7 +222,7 @@ def test_unknown_preset_names_the_field_and_lists_the_presets(
     exc = info.value
     assert (exc.file, exc.line, exc.path) == (str(path), 2, "preset")
     assert "no preset named 'hyperv-2000'" in str(exc)
-    assert "presets: esx-3, hyperv-2008, hyperv-2019, kvm-virtio, xen-3" in str(exc)
+    assert "presets: esx-2.5, esx-3, hyperv-2008, hyperv-2019, kvm-virtio, xen-3" in str(exc)
     with pytest.raises(ScenarioError, match=r"^--set: preset: no preset named 'nope'"):
         sim.load(write_scenario(scenario_text("xen-3"), "b.yaml"), {"preset": "nope"})
     with pytest.raises(ScenarioError, match=r"preset: .*no preset named 5"):

@@ -59,9 +59,11 @@ Accounting
 Simplified
     Work items are not preempted midway: a preemption takes effect at the end of the item
     in progress (items are µs long, slices ms long); background load is preempted at once.
-    Credits are burned exactly (µs run), not sampled at ticks. A busy SMT sibling slows
-    background load (``host.smt_slowdown``, the lost time charged as ``smt``), not work
-    items, which run at full speed whatever the siblings do; no NUMA.
+    Credits are burned exactly (µs run), not sampled at ticks. A busy SMT sibling (one
+    that runs a vCPU) slows everything run on the LP by ``host.smt_slowdown``, the lost
+    time charged as ``smt``: background load for as long as the sibling is busy, a work
+    item (guest, parent or hypervisor I/O costs) as a whole when the sibling is busy at
+    its start (items are µs long); no NUMA.
     Priorities of queued vCPUs change only at accounting.
 
 Faults (:mod:`sim.model.faults`)
@@ -189,6 +191,7 @@ class VCpu:
         "preemptions",
         "pri",
         "run_start",
+        "smt_lost",
         "state",
         "unscheduled",
         "waiters",
@@ -233,6 +236,7 @@ class VCpu:
         self.halt_owed = 0.0
         self.busy_us: dict[str, float] = {}
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
+        self.smt_lost = 0.0  # µs the last work item lost to a busy SMT sibling
         self.dispatches = 0
         self.preemptions = 0
         self.boosts = 0
@@ -291,7 +295,10 @@ class VCpu:
         """Run one work item: its costs by category, back to back, as one timeout.
 
         The item is charged now and remembered, so that an account closed while it runs
-        (end of warm-up, end of the run) gets exactly the part that falls inside it."""
+        (end of warm-up, end of the run) gets exactly the part that falls inside it. On
+        an LP whose SMT sibling runs a vCPU it takes ``host.smt_slowdown`` times as long;
+        the extra is charged as ``smt`` and left in :attr:`smt_lost` for the caller's
+        request components."""
         busy = self.busy_us
         total = 0.0
         if self.halt_owed:  # the halt before this run (sim.model.periodic)
@@ -301,6 +308,18 @@ class VCpu:
             if cost:
                 busy[category] = busy.get(category, 0.0) + cost
                 total += cost
+        lost = 0.0
+        hv = self.hv
+        if hv.smt_slow and total:
+            lp = self.lp
+            if lp is not None and any(s.current is not None for s in hv.siblings[lp.index]):
+                # a sibling runs a vCPU: the item takes smt_slowdown times as long, the
+                # extra charged as 'smt' (its speed is set when it starts: items are µs long)
+                lost = total * (hv.smt_slow - 1.0)
+                busy["smt"] = busy.get("smt", 0.0) + lost
+                charges = (*charges, ("smt", lost))
+                total += lost
+        self.smt_lost = lost
         now = self.env.now
         self.item = (now, now + total, charges)
         return self.env.timeout(total)

@@ -297,7 +297,7 @@ class DmaDomain:
         iommu.queue_free_at = now + wait + self._invalidation
         took = wait + self._invalidation
         yield v.hold((self.category, took))
-        return took
+        return took + v.smt_lost
 
     def access(self, size: int) -> tuple[int, int, float]:
         """DMA of ``size`` bytes into the next buffer of the ring: looks up its pages and

@@ -299,6 +299,7 @@ def _into_ring(
             env.counters[ring.signal_counter] += 1
             env.counters["exits.hypercall"] += 1
             yield v.hold(("exit", hypercall))
+            c[INTERRUPT] += v.smt_lost
             c[INTERRUPT] += hypercall
         v.release()
         return signal
@@ -312,6 +313,7 @@ def _into_ring(
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         yield v.hold(("exit", hypercall), ("hypervisor", debt))
+        c[INTERRUPT] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[queue] += queued
@@ -355,6 +357,7 @@ def _unmap(
     unmap (deferred). Returns the CPU time spent, the request's ``iommu`` time."""
     if cost:
         yield v.hold((dma.category, cost))
+        cost += v.smt_lost
     if dma.queued_invalidation:
         cost += yield from dma.invalidate(v)
     dma.unmap(first, pages, v)
@@ -397,6 +400,7 @@ def _parent_completion(
         irq, drv = inject, 0.0
     vsp = _per_segment(parent.vsp_completion, units)
     yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
+    c[PARENT_CPU] += pv.smt_lost
     c[SCHED_WAIT] += sched + debt
     c[PARENT_QUEUE] += queued
     c[INTERRUPT] += irq
@@ -498,6 +502,7 @@ class RoutedPath:
         yield v.hold(
             ("exit", irq), ("vsc", cost), ("hypervisor", debt), (child.virt_category, virt)
         )
+        c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
@@ -532,6 +537,7 @@ class RoutedPath:
         debt = v.take_debt()
         cost = _per_segment(child.submit_cost, vsegs) + _stack(child, self.device, size, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
+        c[GUEST_CPU] += v.smt_lost
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
@@ -561,6 +567,7 @@ class RoutedPath:
             dma = self.dma
             dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
+        c[PARENT_CPU] += pv.smt_lost
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[RING_WAIT] += queued
@@ -585,6 +592,7 @@ class RoutedPath:
         units = self._vunits(size)
         vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(size, units)
         yield pv.hold(("vsp", vsp), ("hypervisor", debt))
+        c[PARENT_CPU] += pv.smt_lost
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
         c[PARENT_CPU] += vsp
@@ -683,6 +691,7 @@ class RoutedPath:
         vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(req.size, phys)
         remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
+        c[PARENT_CPU] += pv.smt_lost
         if dma is not None:
             remap += yield from _unmap(dma, first, pages, pv, 0.0)
         c[SCHED_WAIT] += sched + debt
@@ -739,6 +748,7 @@ class AssignedPath:
         cost = _per_segment(child.submit_cost, segments)
         cost += _stack(child, self.device, size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
+        c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -798,6 +808,7 @@ class AssignedPath:
             ("hypervisor", debt),
             (child.virt_category, virt),
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         v.release()
@@ -838,6 +849,7 @@ class AssignedPath:
             ("hypervisor", debt),
             (child.virt_category, virt),
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         if dma is not None:
@@ -886,6 +898,7 @@ class AssignedPath:
             ("hypervisor", debt),
             (child.virt_category, virt),
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         if dma is not None:
@@ -936,6 +949,7 @@ class ParentPath:
         stack = _stack(self.end, dev, req.size, segments)
         dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield v.hold(("guest", stack), ("driver", drv + dmap), ("hypervisor", debt))
+        c[PARENT_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
@@ -976,6 +990,7 @@ class ParentPath:
         yield v.hold(
             ("exit", irq), ("guest", stack), ("driver", drv + unmap + remap), ("hypervisor", debt)
         )
+        c[PARENT_CPU] += v.smt_lost
         if dma is not None:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
@@ -1048,6 +1063,7 @@ class HypervisorPath:
         stack = _per_segment(self.request_cost, self.device.segments(req.size))
         env.counters["exits.doorbell"] += 1
         yield v.hold(("vsc", cost), ("exit", kick), ("hypervisor", stack + debt))
+        c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -1072,6 +1088,7 @@ class HypervisorPath:
         yield v.hold(
             ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         v.release()
@@ -1102,6 +1119,7 @@ class HypervisorPath:
         yield v.hold(
             ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         v.release()
@@ -1156,6 +1174,7 @@ class EmulatedPath:
         exits = self.exit_cost
         env.counters["exits.device_model"] += self.exits
         yield v.hold(("guest", cost), ("exit", exits), ("hypervisor", debt))
+        c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -1179,6 +1198,7 @@ class EmulatedPath:
         dma = self.dma
         dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield pv.hold(("vsp", model), ("driver", drv + dmap), ("hypervisor", debt))
+        c[PARENT_CPU] += pv.smt_lost
         pv.release()
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
@@ -1211,6 +1231,7 @@ class EmulatedPath:
         yield v.hold(
             ("exit", irq), ("guest", cost), ("hypervisor", debt), (child.virt_category, virt)
         )
+        c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
         v.release()

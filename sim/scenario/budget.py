@@ -325,7 +325,7 @@ def _sampler_draws(
         draws.add(c.guest.submit_cost, c.count, n)
         draws.add(c.guest.complete_cost, c.count, n)
         path = c.io_path
-        if path == "routed" and scn.host.io_stack == "hypervisor":
+        if path == "routed" and scn.in_hypervisor(c.device):
             path = "hypervisor"  # no parent data path: routed children fall back to it
         if path == "emulated":
             draws.add(c.emulated.access_cost, c.count, n * c.emulated.exits_per_request)

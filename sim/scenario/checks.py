@@ -112,10 +112,11 @@ def _check_parent_streams(
         return ("parent", "device"), f"no device named '{p.device}' (devices: {known})"
     if not p.streams:
         return ("parent", "device"), "'device' is for the parent's own 'streams': give some"
-    if scn.host.io_stack == "hypervisor":
+    if scn.in_hypervisor(p.device):
         return ("parent", "streams"), (
             "with host.io_stack: hypervisor the parent has no data path (the hypervisor "
-            "owns the devices): it cannot be a stream's end point"
+            "owns the devices): it cannot be a stream's end point (unless the device's "
+            "owner is parent)"
         )
     dev = scn.devices[devices[p.device]]
     for j, s in enumerate(p.streams):
@@ -144,6 +145,11 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         if d.name in names:
             return ("devices", i, "name"), f"device name '{d.name}' used twice"
         names[d.name] = i
+        if d.owner == "parent" and scn.host.io_stack != "hypervisor":
+            return ("devices", i, "owner"), (
+                "owner: parent leaves a device to the parent where host.io_stack is "
+                "hypervisor; with io_stack parent every device is the parent's already"
+            )
     problem = _check_placement(scn)
     if problem:
         return problem
@@ -176,7 +182,7 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
             if c.vnic is not None:
                 return ("children", i, "vnic"), "'vnic' needs a NIC 'device'"
             continue
-        if c.io_path == "emulated" and scn.host.io_stack == "hypervisor":
+        if c.io_path == "emulated" and scn.in_hypervisor(c.device):
             return ("children", i, "io_path"), (
                 "io_path emulated runs its device model in a parent; with host.io_stack: "
                 "hypervisor the parent has no data path (a device model in the hypervisor "
@@ -273,7 +279,7 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), f"no child named '{target}' (children: {known})"
             if f.kind == "vf_revoke" and spec.device is None:
                 return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
-            if f.kind == "vf_revoke" and scn.host.io_stack == "hypervisor":
+            if f.kind == "vf_revoke" and scn.in_hypervisor(spec.device):
                 return (*loc, "kind"), (
                     "a revoked VF falls back to a parent's routed path; with host.io_stack: "
                     "hypervisor there is none (a fallback into the hypervisor's stack is "

@@ -446,10 +446,11 @@ class Host(Model):
         ge=1,
         le=4,
         allow_inf_nan=False,
-        description="How many times slower a vCPU's CPU-bound work (cpu_load) runs while "
-        "a sibling LP of its core runs a vCPU; the lost time is charged as 'smt'. 1: "
-        "siblings do not slow each other. Work items of the I/O paths run at full speed "
-        "(not modelled). Needs threads_per_core > 1.",
+        description="How many times slower a vCPU's work runs while a sibling LP of its "
+        "core runs a vCPU: CPU-bound work (cpu_load) and the work items of the I/O paths "
+        "(guest, parent and hypervisor costs); the lost time is charged as 'smt' and, for "
+        "a request, counted in the CPU component of the side that ran it. 1: siblings do "
+        "not slow each other. Needs threads_per_core > 1.",
     )
     clock: Annotated[
         Frequency,
@@ -786,12 +787,23 @@ def mtu_pieces(size: int, mtu: int) -> list[int]:
     return [mtu] * full + ([rest] if rest or not full else [])
 
 
+DeviceOwner = Literal["stack", "parent"]
+_OWNER = (
+    "Who drives the device. stack (default): the platform's I/O stack, host.io_stack. "
+    "parent: the parent partition, where host.io_stack is hypervisor (VMware ESX 2.x, "
+    "whose service console still owned some devices): children on it take io_path "
+    "routed through the parent, and the parent may have its own streams on it. Needs "
+    "host.io_stack: hypervisor."
+)
+
+
 class Nic(Model):
     """A NIC port: transmissions serialised at line rate, shared by its functions (the PF
     and the VFs), each with its own transmit queue, arbitrated by ``arbitration``."""
 
     name: Name
     type: Literal["nic"]
+    owner: DeviceOwner = field("stack", description=_OWNER)
     line_rate: Annotated[
         Bitrate,
         Bound(
@@ -895,6 +907,7 @@ class Nvme(Model):
 
     name: Name
     type: Literal["nvme"]
+    owner: DeviceOwner = field("stack", description=_OWNER)
     channels: int = field(8, ge=1, le=4096, description="Commands served in parallel.")
     read: TimeDist = field(
         {"dist": "gamma", "mean": "80us", "cv": 0.5},
@@ -967,6 +980,7 @@ class Disk(Model):
 
     name: Name
     type: Literal["disk"]
+    owner: DeviceOwner = field("stack", description=_OWNER)
     spindles: int = field(
         1,
         ge=1,

@@ -12,7 +12,8 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
 * **A hypervisor-owned I/O stack** (``host.io_stack: hypervisor``, VMware ESX): there is
   no parent data path, so ``routed`` children, and ``direct`` ones without a free VF, run
   on ``hypervisor`` instead (with the reason); children that name no path were given
-  ``hypervisor`` when the scenario was read.
+  ``hypervisor`` when the scenario was read. A device whose ``owner`` is ``parent`` (ESX
+  2.x's service console) keeps the parent's routed path for the children on it.
 * **Channels**: a routed child opens a primary VMBus channel and
   ``(vCPUs - 1) // vcpus_per_channel`` sub-channels to its device, at most
   ``max_channels`` in all (:func:`channel_count`; Linux storvsc, hv_netvsc).
@@ -149,12 +150,13 @@ def plan(scn: Scenario) -> Plan:
         dev = str(spec.device)
         return tuple(PlannedChannel(names.channel(name, dev, k), k, next_vcpu()) for k in range(n))
 
-    in_hypervisor = scn.host.io_stack == "hypervisor"  # fallbacks stay in the hypervisor
     placed: list[Placement] = []
     for name, spec in instances:
         if spec.device is None:
             placed.append(Placement(name, spec, "none"))
             continue
+        # fallbacks stay in the hypervisor, unless the parent still drives the device
+        in_hypervisor = scn.in_hypervisor(spec.device)
         path, vf, why = spec.io_path, spec.vf, ""
         if path == "routed" and in_hypervisor:
             path, why = "hypervisor", "the parent has no data path (host.io_stack: hypervisor)"

@@ -216,15 +216,24 @@ class Scenario(Model):
     @classmethod
     def _platform_path_by_default(cls, data: Any) -> Any:
         """Children that do not choose an io_path take the platform's own: hypervisor
-        where the hypervisor owns the devices (host.io_stack), else the field's default."""
+        where the hypervisor owns the devices (host.io_stack) and the child's device is
+        not left to the parent (its ``owner``), else the field's default."""
         if not isinstance(data, dict):
             return data
         host, children = data.get("host"), data.get("children")
         stack = host.get("io_stack") if isinstance(host, dict) else None
         if stack != "hypervisor" or not isinstance(children, list):
             return data
+        devices = data.get("devices")
+        parents = {  # devices the parent still drives: their children default to routed
+            d.get("name")
+            for d in (devices if isinstance(devices, list) else [])
+            if isinstance(d, dict) and d.get("owner") == "parent"
+        }
         filled = [
-            {**c, "io_path": "hypervisor"} if isinstance(c, dict) and "io_path" not in c else c
+            {**c, "io_path": "hypervisor"}
+            if isinstance(c, dict) and "io_path" not in c and c.get("device") not in parents
+            else c
             for c in children
         ]
         return {**data, "children": filled}
@@ -244,6 +253,13 @@ class Scenario(Model):
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    def in_hypervisor(self, device: str | None) -> bool:
+        """Whether the hypervisor's own I/O stack drives ``device`` (``host.io_stack:
+        hypervisor`` and the device not left to the parent by its ``owner``)."""
+        if self.host.io_stack != "hypervisor":
+            return False
+        return not any(d.name == device and d.owner == "parent" for d in self.devices)
 
     def instances(self) -> Iterator[tuple[str, Child]]:
         """Each child partition as (instance name, spec), ``count`` expanded."""
