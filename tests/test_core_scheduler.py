@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import sim
-from sim.model.metrics import COMPONENTS
+from sim.model.metrics import COMPONENT_COLUMNS
 from sim.scenario import ScenarioError, from_dict, loads
 
 
@@ -165,5 +165,5 @@ def test_a_busy_sibling_slows_a_routed_requests_parent_work() -> None:
     req = res.requests
     done = req[req["state"] == "completed"]
     assert len(done) > 50
-    parts = done[list(COMPONENTS)].sum(axis=1)
+    parts = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     assert parts.to_numpy() == pytest.approx(done["latency_us"].to_numpy(), rel=1e-9)
