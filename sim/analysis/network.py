@@ -146,7 +146,7 @@ class Network:
         for p in placed:
             if p.path == "none":
                 continue
-            for j, s in enumerate(p.spec.streams):
+            for j, s in p.streams():
                 rate = rates.get((p.name, j), 0.0)
                 if rate > 0:
                     self._stream(p, j, s, rate, signal_out, signal_in)
@@ -199,7 +199,7 @@ class Network:
         signal_in: dict[str, float],
     ) -> None:
         scn, spec = self.scn, p.spec
-        dev = scn.device(spec.device or "")
+        dev = scn.device(p.device or "")
         sizes, probs = self.sizes[(p.name, j)]
         ops = {op: w / sum(s.op.values()) for op, w in s.op.items()}
         native = p.path == "native"
@@ -404,9 +404,9 @@ class Network:
         scn, g = self.scn, p.spec.guest
         par = scn.parent
         n = len(p.parent_vcpus)
-        ch = f"{p.name}.channel[{i % n}]"
+        ch = f"{p.name}{'' if p.on is None else '.' + p.on}.channel[{i % n}]"
         pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[i % n]), "parent vCPUs")
-        dev = scn.device(p.spec.device or "")
+        dev = scn.device(p.device or "")
         single = isinstance(dev, Nic) and dev.queues == "single"  # every interrupt on vCPU 0
         cpv = self._vcpu(names.vcpu("parent", 0), "parent vCPUs") if single else pv
         po = 0.0 if self.bound else signal_out.get(ch, 1.0)
@@ -580,16 +580,21 @@ def iotlb_miss(
 ) -> dict[str, float]:
     """Share of a direct child's page lookups that miss the IOTLB (module docstring)."""
     io = scn.host.iommu
-    direct = [p for p in placed if p.path == "direct"]
+    # one domain per direct child, shared by its VFs on several devices (sim.model.host)
+    routes = [p for p in placed if p.path == "direct"]
+    direct = list({p.name: p for p in routes}.values())
     lam: dict[str, float] = {}
     pages: dict[str, float] = {}
     for p in direct:
         total, pg = 0.0, 0.0
-        for j in range(len(p.spec.streams)):
-            r = rates.get((p.name, j), 0.0)
-            sizes, probs = size_table[(p.name, j)]
-            total += r
-            pg += r * float(np.dot(probs, each_size(io.pages)(sizes)))
+        for q in routes:
+            if q.name != p.name:
+                continue
+            for j, _ in q.streams():
+                r = rates.get((p.name, j), 0.0)
+                sizes, probs = size_table[(p.name, j)]
+                total += r
+                pg += r * float(np.dot(probs, each_size(io.pages)(sizes)))
         lam[p.name] = total
         pages[p.name] = pg / total if total > 0 else 1.0
     out = {}

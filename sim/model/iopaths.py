@@ -1013,6 +1013,7 @@ class HypervisorPath:
         doorbell: float,
         stack: HypervisorIo,
         driver_down: dict[str, float] | None = None,
+        own: bool = True,
     ) -> None:
         self.env = env
         self.hv = hv
@@ -1022,6 +1023,8 @@ class HypervisorPath:
         # device → until when the hypervisor's driver for it is down (hv_driver_crash)
         self.driver_down = driver_down if driver_down is not None else {}
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
+        if not own:  # another device of the child's (streams[i].device): streams of its own
+            key = names.rng_key(key, device.name)
         self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
         self.completion_cost: Sampler = stack.completion_cost.sampler(
             env.rng(key, "completion_cost")

@@ -193,8 +193,11 @@ class Stream:
         spec: StreamSpec,
         device: Device,
         path: Path,
+        vf: int | None = None,
     ) -> None:
         self.env = env
+        self.vf = vf  # a VF of another device than the child's own (else the child's VF)
+        self.io_path: str | None = None  # its path where not the child's (another device's)
         self.child = child
         self.index = index
         self.spec = spec
@@ -321,7 +324,7 @@ class Stream:
             self._irq_vcpu or vcpu,
             self._service[op],
             # direct: the child's VF; routed (the parent's driver) and native: the PF
-            self.child.vf if self.path.name == "direct" else None,
+            self._vf(),
             self._receive[op],
             self._peer,
         )
@@ -361,7 +364,9 @@ class Stream:
         self.retries = retries
 
     def _vf(self) -> int | None:
-        return self.child.vf if self.path.name == "direct" else None
+        if self.path.name != "direct":
+            return None
+        return self.vf if self.vf is not None else self.child.vf
 
     def _send(self, req: Request) -> None:
         """Attempt ``req`` goes out on the stream's current path; its timer starts."""

@@ -169,9 +169,9 @@ def _estimate(
             vcpus += c.count * c.vcpus
             guest_cpu = c.guest.submit_cost.mean + c.guest.complete_cost.mean
         for j, s in enumerate(c.streams):
-            if c.device is None:
+            if c.device_of(s) is None:
                 continue
-            dev = scn.device(c.device)
+            dev = scn.device(str(c.device_of(s)))
             largest = s.size.largest if math.isfinite(s.size.largest) else s.size.mean
             if _device_time(s, dev, largest)[0] > MAX_TIME_US:
                 return (

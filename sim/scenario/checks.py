@@ -4,6 +4,7 @@ each gives the first violation as (location, message)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sim.scenario import units
@@ -68,10 +69,15 @@ def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
 
 
 def _check_streams(
-    loc: tuple[Any, ...], streams: list[Stream], dev: Device, io_path: str, vcpus: int
+    loc: tuple[Any, ...],
+    streams: list[Stream],
+    dev_of: Callable[[Stream], Device],
+    io_path: str,
+    vcpus: int,
 ) -> tuple[tuple[Any, ...], str] | None:
     """The streams at ``loc`` (a child's, or the parent's own) against their device."""
     for j, s in enumerate(streams):
+        dev = dev_of(s)
         for op in s.op:
             if op not in dev.ops:
                 traced = s.trace is not None and "op" not in s.model_fields_set
@@ -119,12 +125,18 @@ def _check_parent_streams(
         )
     dev = scn.devices[devices[p.device]]
     for j, s in enumerate(p.streams):
+        if s.device is not None and s.device != p.device:
+            return (
+                ("parent", "streams", j, "device"),
+                "the parent's own streams use parent.device: a stream on another device "
+                "of the parent is not built",
+            )
         if s.peer is not None:
             return (
                 ("parent", "streams", j, "peer"),
                 "a peer is for children's streams (not built for the parent's own)",
             )
-    return _check_streams(("parent",), p.streams, dev, "parent", p.vcpus)
+    return _check_streams(("parent",), p.streams, lambda s: dev, "parent", p.vcpus)
 
 
 def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
@@ -218,7 +230,28 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 "'vnic' is the synthetic NIC of a routed child: it needs io_path: routed "
                 f"and a NIC device, not {c.io_path} on {dev.type} device '{dev.name}'"
             )
-        problem = _check_streams(("children", i), c.streams, dev, c.io_path, c.vcpus)
+        for j, s in enumerate(c.streams):
+            if s.device is not None and s.device not in names:
+                known = ", ".join(names)
+                return (
+                    ("children", i, "streams", j, "device"),
+                    f"no device named '{s.device}' (devices: {known})",
+                )
+            if s.device is not None and s.device != c.device and c.io_path == "emulated":
+                return ("children", i, "streams", j, "device"), (
+                    "an emulated child on several devices (a device model per device) is "
+                    "not built: its streams use the child's 'device'"
+                )
+            if s.device is not None and s.device != c.device and s.peer is not None:
+                return ("children", i, "streams", j, "peer"), (
+                    "a peer on another device than the child's own is not built: the "
+                    "request-response pair uses the child's 'device'"
+                )
+
+        def device_of(s: Stream, c: Child = c) -> Device:
+            return scn.devices[names[str(c.device_of(s))]]
+
+        problem = _check_streams(("children", i), c.streams, device_of, c.io_path, c.vcpus)
         if problem:
             return problem
         for j, s in enumerate(c.streams):
@@ -273,6 +306,11 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), f"no child named '{target}' (children: {known})"
             if f.kind == "vf_revoke" and spec.device is None:
                 return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
+            if f.kind == "vf_revoke" and len(spec.devices_used) > 1:
+                return (*loc, "target"), (
+                    f"'{target}' uses several devices: revoking a VF of a child with "
+                    "several is not built"
+                )
             if f.kind == "vf_revoke" and scn.host.io_stack == "hypervisor":
                 return (*loc, "kind"), (
                     "a revoked VF falls back to a parent's routed path; with host.io_stack: "
