@@ -179,9 +179,9 @@ class Host:
         return dma
 
     def _peers(self) -> None:
-        """Each stream whose peer is a child on this host gets it (a routed or a direct
-        pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
-        planned onto another path than its own (no VF left) makes a mixed pair."""
+        """Each stream whose peer is a child on this host gets it (a routed, a direct or a
+        mixed pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a
+        child planned onto another path than its own (hypervisor) is refused here."""
         env = self.env
         by_name = {c.name: c for c in self.children}
         for s in self.streams:
@@ -190,12 +190,14 @@ class Host:
                 continue
             other = by_name[peer.child]
             mine, theirs = s.path, self._home.get(other.name)
-            routed = isinstance(mine, RoutedPath) and isinstance(theirs, RoutedPath)
-            direct = mine.name == theirs.name == "direct" if theirs is not None else False
-            if not (routed or direct) or not isinstance(theirs, RoutedPath | AssignedPath):
+            if (
+                not isinstance(mine, RoutedPath | AssignedPath)
+                or not isinstance(theirs, RoutedPath | AssignedPath)
+                or not {mine.name, theirs.name} <= {"routed", "direct"}
+            ):
                 raise ValueError(
-                    f"{s.child.name} and its peer {other.name} are not both routed nor both "
-                    "direct (a VF fallback?): a mixed VM-to-VM pair is not built"
+                    f"{s.child.name} and its peer {other.name} are not both routed or "
+                    "direct: a VM-to-VM pair with another path is not built"
                 )
             response = peer.response if peer.response is not None else distributions.constant(0.0)
             sizes = peer.reply_size if peer.reply_size is not None else distributions.constant(1.0)

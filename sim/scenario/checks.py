@@ -374,11 +374,11 @@ def _peer_problem(scn: Scenario, c: Child, s: Stream) -> str | None:
     if peer is None:
         known = ", ".join(instances)
         return f"no child named '{target}' (children: {known})"
-    if c.io_path != peer.io_path or c.io_path not in ("routed", "direct"):
+    if not {c.io_path, peer.io_path} <= {"routed", "direct"}:
         return (
             f"a VM-to-VM pair of {c.io_path} '{c.name}' and {peer.io_path} '{target}' is not "
-            "built: only two routed children (through the parent's virtual switch) or two "
-            "direct ones (a hairpin in the NIC's embedded switch) are"
+            "built: only routed and direct children are (through the parent's virtual "
+            "switch, the NIC's embedded switch, or both)"
         )
     if peer.device != c.device:
         return (

@@ -350,8 +350,9 @@ class Peer(Model):
     child: Name | None = field(
         None,
         description="Another child on the same host (its instance name): both routed "
-        "(through the parent's virtual switch) or both direct (a hairpin in the NIC's "
-        "embedded switch); mixed pairs are not built: refused.",
+        "(through the parent's virtual switch), both direct (a hairpin in the NIC's "
+        "embedded switch), or one of each (the routed side's channel hop to the parent's "
+        "driver and a hairpin between the PF and the VF, each way).",
     )
     response: TimeDist | None = field(
         None,
