@@ -488,6 +488,14 @@ def estimate(scn: Scenario) -> Estimate:
                 f"({mode}): its IOTLB walks, strict invalidations waiting for the IOMMU's "
                 "queue and deferred flushes are left out (its map/unmap CPU is in)"
             )
+        teams = [getattr(scn.device(d), "team", None) for d in used]
+        if any(m is not None and m.policy == "round_robin" for m in teams) and any(
+            s.closed for s in p.spec.streams
+        ):
+            why.append(
+                "a round-robin team with closed-loop streams: each request's wire time is "
+                "charged to one member standing for all (conservative)"
+            )
         if any(scn.device(d).interrupt_moderation.frames != 1 for d in used):
             why.append("interrupt moderation, which the estimate leaves out")
         offered = sum(s.rate for s in p.spec.streams if s.rate is not None)

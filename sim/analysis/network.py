@@ -169,12 +169,14 @@ class Network:
             g.syscalls_per_request, g.privileged_ops_per_request, g.page_table_updates_per_request
         )
 
-    def _device(self, name: str) -> Station:
+    def _device(self, device: str, name: str | None = None) -> Station:
+        """The station of ``device`` (``name``: one member port of a teamed NIC)."""
+        name = name or device
         st = self.stations.get(name)
         if st is None:
-            dev = self.scn.device(name)
+            dev = self.scn.device(device)
             if isinstance(dev, Nic):
-                st = Station(name, f"device {name}", "port", 1)
+                st = Station(name, f"device {device}", "port", 1)
             elif isinstance(dev, Disk):  # spindles as servers of one queue (no striping)
                 st = Station(name, f"device {name}", "spindles", dev.spindles)
             else:
@@ -257,9 +259,18 @@ class Network:
         self.parent_unmap = of_size(
             sizes, probs, each_size(lambda x: io.host_unmap_cost(pmode, x))
         ) + const(io.host_invalidation(pmode))
-        device = self._device(dev.name)
+        # a teamed NIC: hash, the member port of the stream's flow; round robin, every
+        # member takes every n-th request, so one member stands for all at rate / n
+        member, visits = dev.name, rate
+        team = dev.team if isinstance(dev, Nic) else None
+        if team is not None and team.policy == "hash":
+            k = team.port_of(f"{p.name}/{j}")
+            member = dev.name if k == 0 else f"{dev.name}.port[{k}]"
+        elif team is not None:
+            visits = rate / team.ports
+        device = self._device(dev.name, member)
         dev_mean_no_iommu = dev_service.mean - (0.0 if isinstance(dev, Nic) else translate.mean)
-        self._visit(device, rate, dev_service, dev_service.mean)
+        self._visit(device, visits, dev_service, dev_service.mean)
         dev_leg = Leg(
             "device",
             device,

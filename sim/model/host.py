@@ -296,9 +296,10 @@ class Host:
         env = self.env
         levels: list[tuple[str, str, str, Level, float]] = []
         for d in self.devices.values():
-            s = d.servers
-            levels.append((d.name, d.kind, "queue", s.queue_level, 1.0))
-            levels.append((d.name, d.kind, "busy", s.busy, 1.0 / s.capacity))
+            for k, s in enumerate(d.members()):  # a teamed NIC's other members by name
+                name = d.name if k == 0 else s.name
+                levels.append((name, d.kind, "queue", s.queue_level, 1.0))
+                levels.append((name, d.kind, "busy", s.busy, 1.0 / s.capacity))
         for ch in self.channels:
             for ring in (ch.outbound, ch.inbound):
                 levels.append((ring.name, "ring", "bytes", ring.level, 1.0))
@@ -389,6 +390,10 @@ class Host:
         for d in self.devices.values():
             q = d.servers.queue_level
             resources.append(ResourceRecord(d.name, d.kind, d.utilization(), q.mean(), q.max))
+            for port in d.members()[1:]:  # a teamed NIC's other member ports
+                q = port.queue_level
+                busy = port.busy.mean() / port.capacity
+                resources.append(ResourceRecord(port.name, d.kind, busy, q.mean(), q.max))
         for ch in self.channels:
             for ring in (ch.outbound, ch.inbound):
                 lvl = ring.level

@@ -218,6 +218,10 @@ class Stream:
         )
         self._sizes = spec.size.sampler(env.rng(key, "sizes"))
         service = device.samplers(env, key)
+        # a hash-teamed NIC: the member port this flow sticks to (sim.scenario.hardware.Team)
+        team = getattr(device.spec, "team", None)
+        hashed = team is not None and team.policy == "hash"
+        self._flow = team.port_of(f"{child.name}/{index}") if team and hashed else 0
         self._service = [service[o] for o in self.ops]
         self._receive = [o == "receive" for o in self.ops]
         if spec.vcpu is not None:
@@ -328,6 +332,8 @@ class Stream:
             self._receive[op],
             self._peer,
         )
+        if self._flow:
+            req.flow = self._flow
         self.live[req.id] = req
         return req
 
