@@ -11,6 +11,7 @@ import pytest
 
 from sim.analysis import analytic
 from sim.experiment.run import run
+from sim.report.provenance import deployment
 from sim.scenario import ScenarioError, from_dict
 from sim.scenario.plan import plan
 
@@ -51,6 +52,9 @@ def test_each_device_gets_its_own_channels_or_vf() -> None:
     assert [j for j, _ in routes[1].streams()] == [1]
     d = plan(_scn("direct")).routes()
     assert [r.function for r in d] == ["nic.vf[0]", "ssd.vf[0]"]
+    assert deployment(_scn("direct")) == [
+        ("c: I/O", "direct, VF 0 of nic; and direct, VF 0 of ssd")
+    ]
 
 
 def test_one_device_plans_as_before() -> None:
