@@ -1,7 +1,8 @@
 """Peers of a stream (sim.scenario.workload.Peer): a remote peer across the wire adds the
 switch, the peer's port, its response time and the reply on the receive wire to the round
 trip; a routed pair on one host goes through the parent's virtual switch, two channel
-hops each way; direct and mixed pairs are refused as not built."""
+hops each way; a direct pair hairpins in the NIC; a mixed pair takes one channel hop and
+a hairpin each way; pairs with other paths are refused as not built."""
 
 from __future__ import annotations
 
@@ -246,8 +247,8 @@ def test_a_vm_to_vm_pair_is_cheaper_for_the_parent_than_the_wire() -> None:
     ("overrides", "message"),
     [
         (
-            {"children[b].io_path": "direct"},
-            "a VM-to-VM pair of routed 'a' and direct 'b' is not built",
+            {"children[b].io_path": "emulated"},
+            "a VM-to-VM pair of routed 'a' and emulated 'b' is not built",
         ),
         (
             {"children[a].io_path": "native", "children[b].io_path": "native"},
@@ -309,3 +310,41 @@ def test_a_direct_vm_to_vm_pair_hairpins_in_the_nic_without_the_parent() -> None
     # against the routed pair: no parent hops, so a shorter round trip
     routed = run(loads(PAIR)).requests
     assert req["latency_us"].mean() < routed[routed["in_window"]]["latency_us"].mean()
+
+
+@pytest.mark.parametrize(("a", "b"), [("routed", "direct"), ("direct", "routed")])
+def test_a_mixed_pair_costs_one_channel_hop_and_a_hairpin_each_way(a: str, b: str) -> None:
+    """A routed child and a direct one: each message takes the routed side's channel hop
+    with the parent's physical driver (outbound: VSP, payload, driver; inbound: ISR,
+    driver, VSP, copy) and a hairpin in the NIC between the PF and the VF (the port's
+    latency twice, no wire); the parent's CPU per round trip lies between the direct
+    pair's (none) and the routed pair's (four hops)."""
+    s = loads(PAIR, overrides={"children[a].io_path": a, "children[b].io_path": b})
+    res = run(s)
+    req = res.requests[res.requests["in_window"]]
+    assert len(req) > 100
+    vsp, drv = s.parent.vsp, s.parent.driver
+    hops = 2 * vsp.request_cost.mean + 2 * drv.request_cost.mean + drv.interrupt_cost.mean
+    # the routed side's payload taken out (its send) and copied in (its receive): the
+    # request one way, the reply the other
+    copies = vsp.transfer_cost(200, 0) + vsp.transfer_cost(1, 0)
+    assert req["parent_cpu"].to_numpy() == pytest.approx(np.full(len(req), hops + copies))
+    nic = s.device("nic")
+    assert req["device_service"].to_numpy() == pytest.approx(
+        np.full(len(req), 4 * nic.latency.mean)
+    )  # two hairpins, each fetched and written
+    assert (req["device_queue"] == 0).all()  # neither direction of the wire is taken
+    counters = res.counters.set_index("counter")["count"]
+    assert counters["nic.pf.completions"] > 100  # the direct side's messages into the PF
+    assert counters["nic.vf[0].completions"] > 100  # the routed side's into the VF
+    parent = res.cpu[res.cpu["partition"] == "parent"].set_index("category")["busy_us"]
+    assert parent["driver"] > 0
+    assert (req["peer"] == 10.0).all()
+    from sim.model.metrics import COMPONENTS
+
+    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
+    # between the pairs: the direct pair costs the parent nothing, the routed one 4 hops
+    routed = run(loads(PAIR)).requests
+    mean = req["parent_cpu"].mean()
+    assert 0.0 < mean < routed[routed["in_window"]]["parent_cpu"].mean()

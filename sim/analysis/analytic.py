@@ -165,7 +165,7 @@ def _rates(placed: list[Placement], closed: dict[Key, float], duration: float) -
     a profile's), closed loop its estimate."""
     rates: dict[Key, float] = {}
     for p in placed:
-        for j, s in enumerate(p.spec.streams):
+        for j, s in p.streams():
             offered = s.offered(duration)
             rates[(p.name, j)] = (
                 offered / 1e6 if offered is not None else closed.get((p.name, j), 0)
@@ -222,7 +222,7 @@ def _closed_loops(
         ((p.name, j), float(s.outstanding or 0), s.think.mean)
         for p in placed
         if p.path != "none"
-        for j, s in enumerate(p.spec.streams)
+        for j, s in p.streams()
         if s.closed
     ]
     if not loops:
@@ -347,10 +347,10 @@ def _contention(scn: Scenario, net: Network) -> str:
 def estimate(scn: Scenario) -> Estimate:
     """The analytic estimate of ``scn`` (module docstring)."""
     the_plan = plan(scn)
-    placed = list(the_plan.children)
+    placed = the_plan.routes()  # a child on several devices: a placement per device
     if the_plan.parent is not None:  # the parent's own streams: a class of their own
         placed.append(the_plan.parent)
-    sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in enumerate(p.spec.streams)}
+    sizes = {(p.name, j): size_points(s.size) for p in placed for j, s in p.streams()}
     closed, signals, stretch = _closed_loops(scn, placed, sizes)
     rates = _rates(placed, closed, scn.run.duration)
     net = _solve(scn, placed, rates, sizes, signals)
@@ -427,6 +427,8 @@ def estimate(scn: Scenario) -> Estimate:
     child_rows: list[dict[str, Any]] = []
     stage_rows: list[dict[str, Any]] = []
     for p in placed:
+        if p.on is not None:  # the child's other devices: in its own row
+            continue
         ks = [k for k in net.classes if k.child == p.name]
         if not ks:
             continue
@@ -439,7 +441,8 @@ def estimate(scn: Scenario) -> Estimate:
             comps += k.rate * c / total
             approx += k.rate * a / total
         visited = {leg.station.name for k in ks for leg in k.legs if leg.station is not None}
-        limits = {"host LPs", f"{p.spec.device} command rate"}
+        used = p.spec.devices_used
+        limits = {"host LPs", *(f"{d} command rate" for d in used)}
         on_path = [r for r in st_rows if r["station"] in visited | limits]
         busiest = max(on_path, key=lambda r: r["utilization"])
         first = min(on_path, key=lambda r: r["saturation_factor"])
@@ -485,7 +488,15 @@ def estimate(scn: Scenario) -> Estimate:
                 f"({mode}): its IOTLB walks, strict invalidations waiting for the IOMMU's "
                 "queue and deferred flushes are left out (its map/unmap CPU is in)"
             )
-        if p.spec.device is not None and scn.device(p.spec.device).interrupt_moderation.frames != 1:
+        teams = [getattr(scn.device(d), "team", None) for d in used]
+        if any(m is not None and m.policy == "round_robin" for m in teams) and any(
+            s.closed for s in p.spec.streams
+        ):
+            why.append(
+                "a round-robin team with closed-loop streams: each request's wire time is "
+                "charged to one member standing for all (conservative)"
+            )
+        if any(scn.device(d).interrupt_moderation.frames != 1 for d in used):
             why.append("interrupt moderation, which the estimate leaves out")
         offered = sum(s.rate for s in p.spec.streams if s.rate is not None)
         looped = sum(

@@ -146,7 +146,7 @@ class Network:
         for p in placed:
             if p.path == "none":
                 continue
-            for j, s in enumerate(p.spec.streams):
+            for j, s in p.streams():
                 rate = rates.get((p.name, j), 0.0)
                 if rate > 0:
                     self._stream(p, j, s, rate, signal_out, signal_in)
@@ -169,12 +169,14 @@ class Network:
             g.syscalls_per_request, g.privileged_ops_per_request, g.page_table_updates_per_request
         )
 
-    def _device(self, name: str) -> Station:
+    def _device(self, device: str, name: str | None = None) -> Station:
+        """The station of ``device`` (``name``: one member port of a teamed NIC)."""
+        name = name or device
         st = self.stations.get(name)
         if st is None:
-            dev = self.scn.device(name)
+            dev = self.scn.device(device)
             if isinstance(dev, Nic):
-                st = Station(name, f"device {name}", "port", 1)
+                st = Station(name, f"device {device}", "port", 1)
             elif isinstance(dev, Disk):  # spindles as servers of one queue (no striping)
                 st = Station(name, f"device {name}", "spindles", dev.spindles)
             else:
@@ -199,7 +201,7 @@ class Network:
         signal_in: dict[str, float],
     ) -> None:
         scn, spec = self.scn, p.spec
-        dev = scn.device(spec.device or "")
+        dev = scn.device(p.device or "")
         sizes, probs = self.sizes[(p.name, j)]
         ops = {op: w / sum(s.op.values()) for op, w in s.op.items()}
         native = p.path == "native"
@@ -257,9 +259,18 @@ class Network:
         self.parent_unmap = of_size(
             sizes, probs, each_size(lambda x: io.host_unmap_cost(pmode, x))
         ) + const(io.host_invalidation(pmode))
-        device = self._device(dev.name)
+        # a teamed NIC: hash, the member port of the stream's flow; round robin, every
+        # member takes every n-th request, so one member stands for all at rate / n
+        member, visits = dev.name, rate
+        team = dev.team if isinstance(dev, Nic) else None
+        if team is not None and team.policy == "hash":
+            k = team.port_of(f"{p.name}/{j}")
+            member = dev.name if k == 0 else f"{dev.name}.port[{k}]"
+        elif team is not None:
+            visits = rate / team.ports
+        device = self._device(dev.name, member)
         dev_mean_no_iommu = dev_service.mean - (0.0 if isinstance(dev, Nic) else translate.mean)
-        self._visit(device, rate, dev_service, dev_service.mean)
+        self._visit(device, visits, dev_service, dev_service.mean)
         dev_leg = Leg(
             "device",
             device,
@@ -404,9 +415,9 @@ class Network:
         scn, g = self.scn, p.spec.guest
         par = scn.parent
         n = len(p.parent_vcpus)
-        ch = f"{p.name}.channel[{i % n}]"
+        ch = f"{p.name}{'' if p.on is None else '.' + p.on}.channel[{i % n}]"
         pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[i % n]), "parent vCPUs")
-        dev = scn.device(p.spec.device or "")
+        dev = scn.device(p.device or "")
         single = isinstance(dev, Nic) and dev.queues == "single"  # every interrupt on vCPU 0
         cpv = self._vcpu(names.vcpu("parent", 0), "parent vCPUs") if single else pv
         po = 0.0 if self.bound else signal_out.get(ch, 1.0)
@@ -580,16 +591,21 @@ def iotlb_miss(
 ) -> dict[str, float]:
     """Share of a direct child's page lookups that miss the IOTLB (module docstring)."""
     io = scn.host.iommu
-    direct = [p for p in placed if p.path == "direct"]
+    # one domain per direct child, shared by its VFs on several devices (sim.model.host)
+    routes = [p for p in placed if p.path == "direct"]
+    direct = list({p.name: p for p in routes}.values())
     lam: dict[str, float] = {}
     pages: dict[str, float] = {}
     for p in direct:
         total, pg = 0.0, 0.0
-        for j in range(len(p.spec.streams)):
-            r = rates.get((p.name, j), 0.0)
-            sizes, probs = size_table[(p.name, j)]
-            total += r
-            pg += r * float(np.dot(probs, each_size(io.pages)(sizes)))
+        for q in routes:
+            if q.name != p.name:
+                continue
+            for j, _ in q.streams():
+                r = rates.get((p.name, j), 0.0)
+                sizes, probs = size_table[(p.name, j)]
+                total += r
+                pg += r * float(np.dot(probs, each_size(io.pages)(sizes)))
         lam[p.name] = total
         pages[p.name] = pg / total if total > 0 else 1.0
     out = {}

@@ -310,6 +310,10 @@ class Device(ABC):
             for k in order
         ]
 
+    def members(self) -> list[Servers]:
+        """Its servers, per member port of a teamed NIC (the device's own first)."""
+        return [self.servers]
+
     def halt(self, until: float) -> None:
         """A reset until ``until`` (module docstring)."""
         self.servers.halt(until)
@@ -338,6 +342,33 @@ class NicDevice(Device):
         self._per_frame_receive = not spec.lro
         # full duplex: the receive direction's own wire, frames in arrival order
         self.rx = Servers(env, 1, name=f"{spec.name}.rx", arbitration="fifo")
+        # a team (spec.team): member k > 0 has wires of its own, ``NAME.port[k]``
+        members = [f"{spec.name}.port[{k}]" for k in range(1, spec.ports)]
+        self.ports = [servers] + [
+            Servers(env, 1, name=m, arbitration=spec.arbitration, pf_weight=spec.pf_weight)
+            for m in members
+        ]
+        self.rx_ports = [self.rx] + [
+            Servers(env, 1, name=f"{m}.rx", arbitration="fifo") for m in members
+        ]
+        self._round_robin = spec.team is not None and spec.team.policy == "round_robin"
+        self._turn = [0, 0]  # round robin: the next member to transmit, to receive
+
+    def member(self, req: Request, receive: bool = False) -> Servers:
+        """The member port's wire (transmit, or ``receive``) that carries ``req``: the
+        only one; the next in turn (round_robin); its flow's (hash: ``req.flow``)."""
+        ports = self.rx_ports if receive else self.ports
+        if len(ports) == 1:
+            return ports[0]
+        if self._round_robin:
+            k = self._turn[receive]
+            self._turn[receive] = (k + 1) % len(ports)
+            return ports[k]
+        return ports[req.flow]
+
+    def members(self) -> list[Servers]:
+        """Every member port's transmit wire, the first (the device's own) first."""
+        return self.ports
 
     def segments(self, size: int) -> int:
         return self._spec.frames(size) if self._software_segmentation else 1
@@ -353,7 +384,7 @@ class NicDevice(Device):
 
     def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
         env = self.env
-        rx = self.rx
+        rx = self.rx if len(self.rx_ports) == 1 else self.member(req, True)
         fn = rx.function(req.vf)
         t0 = env.now
         yield from rx.acquire(fn)
@@ -402,7 +433,12 @@ class NicDevice(Device):
 
     def reset(self) -> None:
         super().reset()
-        self.rx.reset()
+        for s in (*self.ports[1:], *self.rx_ports):
+            s.reset()
+
+    def halt(self, until: float) -> None:
+        for s in self.ports:
+            s.halt(until)
 
     def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
@@ -413,7 +449,7 @@ class NicDevice(Device):
         yield self.env.timeout(latency + translate)
         if req.dead:  # a reset while its descriptor was fetched
             raise AbortError
-        servers = self.servers
+        servers = self.servers if len(self.ports) == 1 else self.member(req)
         fn = servers.function(req.vf)
         queued = yield from servers.acquire(fn)
         wire = self.wire_time(req.size)
@@ -455,7 +491,7 @@ class RemotePeer:
         response = self.response()
         reply = max(1, int(self.reply_size()))
         yield env.timeout(response + nic.wire_time(reply) + self.switch)
-        rx = nic.rx
+        rx = nic.rx if len(nic.rx_ports) == 1 else nic.member(req, True)  # a team's member
         fn = rx.function(req.vf)
         yield from rx.acquire(fn)
         yield env.timeout(nic.wire_time(reply))

@@ -56,7 +56,7 @@ from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
 from sim.model.workloads import Stream
 from sim.scenario import distributions
-from sim.scenario.plan import PlannedChannel, plan
+from sim.scenario.plan import Placement, PlannedChannel, plan
 from sim.scenario.schema import Scenario
 
 
@@ -82,64 +82,19 @@ class Host:
 
         self._home: dict[str, Path] = {}  # child → its shared path (routed, ...)
         self.plan = plan(scn)
-        for placed in self.plan.children:
+        for placed in self.plan.routes():
             if placed.vf is not None:
                 self.devices[str(placed.device)].vf_owner[placed.vf] = placed.name
         self.fallbacks = self.plan.fallbacks  # a fact of the configuration: not reset
         for placed in self.plan.children:
-            spec = placed.spec
-            child = ChildPartition(env, self.hv, placed.name, spec, h)
+            child = ChildPartition(env, self.hv, placed.name, placed.spec, h)
             self.children.append(child)
-            if spec.device is None:
+            if placed.spec.device is None:
                 continue
-            dev = self.devices[spec.device]
             child.io_path, child.vf = placed.path, placed.vf
-            # one path object per child on these paths: its streams share it
-            shared: Path | None = None
-            if child.io_path == "routed":
-                shared = self._routed(child, dev, placed.channels)
-            elif child.io_path == "hypervisor":
-                shared = HypervisorPath(
-                    env,
-                    self.hv,
-                    child,
-                    dev,
-                    h.costs.doorbell_exit,
-                    h.hypervisor_io,
-                    self.driver_down,
-                )
-            elif child.io_path == "emulated":
-                # the device model is served by a parent vCPU, placed as a channel is
-                shared = EmulatedPath(
-                    env,
-                    self.hv,
-                    child,
-                    self.parent,
-                    dev,
-                    self.parent.vcpus[placed.parent_vcpus[0]],
-                    h.costs.device_model_exit,
-                    h.costs.hypercall,
-                    self.parent_dma,
-                )
-            if shared is not None:
-                self._home[child.name] = shared
-            # a direct child's streams share its translation domain (one ring of buffers)
-            native = child.io_path == "native"
-            dma: DmaDomain | None = None
-            if child.io_path == "direct":
-                dma = self.iommu.domain(placed.name)
-                self._home[child.name] = AssignedPath(
-                    env, self.hv, child, dev, "direct", True, dma
-                )  # the path a peer's messages to it take (_peers)
-            elif native:  # the host kernel's DMA API on bare metal (host.iommu.native)
-                dma = self.iommu.host_domain(placed.name, h.iommu.native, "guest")
-            for j, sspec in enumerate(spec.streams):
-                path: Path
-                if shared is not None:
-                    path = shared
-                else:
-                    path = AssignedPath(env, self.hv, child, dev, child.io_path, not native, dma)
-                self.streams.append(Stream(env, child, j, sspec, dev, path))
+            dma: DmaDomain | None = None  # a direct child's one domain, shared by its VFs
+            for route in (placed, *placed.others):
+                dma = self._route(child, route, dma)
         self._peers()
 
         own = self.plan.parent
@@ -162,10 +117,71 @@ class Host:
             if scn.faults or timer:
                 s.tolerate(policy.timeout if timer else None, policy.retries)
 
+    def _route(
+        self, child: ChildPartition, placed: Placement, dma: DmaDomain | None
+    ) -> DmaDomain | None:
+        """The path of ``child`` to one of its devices (its own, or another its streams
+        name: ``placed.others``) and the streams on it; returns the direct child's DMA
+        domain (one per child, made at its first VF)."""
+        env, h = self.env, self.env.scenario.host
+        dev = self.devices[str(placed.device)]
+        own = placed.on is None
+        # one path object per child and device on these paths: its streams share it
+        shared: Path | None = None
+        if placed.path == "routed":
+            shared = self._routed(child, dev, placed.channels)
+        elif placed.path == "hypervisor":
+            shared = HypervisorPath(
+                env,
+                self.hv,
+                child,
+                dev,
+                h.costs.doorbell_exit,
+                h.hypervisor_io,
+                self.driver_down,
+                own,
+            )
+        elif placed.path == "emulated":
+            # the device model is served by a parent vCPU, placed as a channel is
+            shared = EmulatedPath(
+                env,
+                self.hv,
+                child,
+                self.parent,
+                dev,
+                self.parent.vcpus[placed.parent_vcpus[0]],
+                h.costs.device_model_exit,
+                h.costs.hypercall,
+                self.parent_dma,
+            )
+        if shared is not None and own:
+            self._home[child.name] = shared
+        # a direct child's streams share its translation domain (one ring of buffers)
+        native = placed.path == "native"
+        if placed.path == "direct":
+            if dma is None:
+                dma = self.iommu.domain(placed.name)
+            if own:  # the path a peer's messages to it take (_peers)
+                self._home[child.name] = AssignedPath(env, self.hv, child, dev, "direct", True, dma)
+        elif native and dma is None:  # the host kernel's DMA API on bare metal
+            dma = self.iommu.host_domain(placed.name, h.iommu.native, "guest")
+        for j, sspec in placed.streams():
+            path: Path
+            if shared is not None:
+                path = shared
+            else:
+                path = AssignedPath(env, self.hv, child, dev, placed.path, not native, dma)
+            vf = None if own else placed.vf  # the child's own VF: child.vf (revocable)
+            stream = Stream(env, child, j, sspec, dev, path, vf)
+            if not own:  # another device's path may differ (no VF left on it: routed)
+                stream.io_path = placed.path
+            self.streams.append(stream)
+        return dma
+
     def _peers(self) -> None:
-        """Each stream whose peer is a child on this host gets it (a routed or a direct
-        pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a child
-        planned onto another path than its own (no VF left) makes a mixed pair."""
+        """Each stream whose peer is a child on this host gets it (a routed, a direct or a
+        mixed pair: sim.model.iopaths.LocalPeer); checked in sim.scenario.checks, but a
+        child planned onto another path than its own (hypervisor) is refused here."""
         env = self.env
         by_name = {c.name: c for c in self.children}
         for s in self.streams:
@@ -174,12 +190,14 @@ class Host:
                 continue
             other = by_name[peer.child]
             mine, theirs = s.path, self._home.get(other.name)
-            routed = isinstance(mine, RoutedPath) and isinstance(theirs, RoutedPath)
-            direct = mine.name == theirs.name == "direct" if theirs is not None else False
-            if not (routed or direct) or not isinstance(theirs, RoutedPath | AssignedPath):
+            if (
+                not isinstance(mine, RoutedPath | AssignedPath)
+                or not isinstance(theirs, RoutedPath | AssignedPath)
+                or not {mine.name, theirs.name} <= {"routed", "direct"}
+            ):
                 raise ValueError(
-                    f"{s.child.name} and its peer {other.name} are not both routed nor both "
-                    "direct (a VF fallback?): a mixed VM-to-VM pair is not built"
+                    f"{s.child.name} and its peer {other.name} are not both routed or "
+                    "direct: a VM-to-VM pair with another path is not built"
                 )
             response = peer.response if peer.response is not None else distributions.constant(0.0)
             sizes = peer.reply_size if peer.reply_size is not None else distributions.constant(1.0)
@@ -278,9 +296,10 @@ class Host:
         env = self.env
         levels: list[tuple[str, str, str, Level, float]] = []
         for d in self.devices.values():
-            s = d.servers
-            levels.append((d.name, d.kind, "queue", s.queue_level, 1.0))
-            levels.append((d.name, d.kind, "busy", s.busy, 1.0 / s.capacity))
+            for k, s in enumerate(d.members()):  # a teamed NIC's other members by name
+                name = d.name if k == 0 else s.name
+                levels.append((name, d.kind, "queue", s.queue_level, 1.0))
+                levels.append((name, d.kind, "busy", s.busy, 1.0 / s.capacity))
         for ch in self.channels:
             for ring in (ch.outbound, ch.inbound):
                 levels.append((ring.name, "ring", "bytes", ring.level, 1.0))
@@ -334,7 +353,7 @@ class Host:
                     s.child.name,
                     s.index,
                     s.child.requested_path,
-                    s.child.io_path,
+                    s.io_path or s.child.io_path,
                     s.device_name,
                     s.ops,
                     s.done,
@@ -371,6 +390,10 @@ class Host:
         for d in self.devices.values():
             q = d.servers.queue_level
             resources.append(ResourceRecord(d.name, d.kind, d.utilization(), q.mean(), q.max))
+            for port in d.members()[1:]:  # a teamed NIC's other member ports
+                q = port.queue_level
+                busy = port.busy.mean() / port.capacity
+                resources.append(ResourceRecord(port.name, d.kind, busy, q.mean(), q.max))
         for ch in self.channels:
             for ring in (ch.outbound, ch.inbound):
                 lvl = ring.level

@@ -37,6 +37,10 @@ added to exactly one component (:mod:`sim.model.metrics`).
     packet and the copy into its buffer on its channel's parent vCPU, its inbound ring,
     its VSC and stack), its response time, its reply's outbound hop (steps 1-2 without
     the physical driver) and the sender's inbound hop: four channel hops a round trip.
+    To a direct child (a mixed pair): this child's outbound hop with the physical driver,
+    the NIC's hairpin from the PF into the peer's VF; the reply hairpins from the VF into
+    the PF and takes this child's inbound hop as a received message (steps 2-4 of a
+    receive): one channel hop each way, plus the hairpins.
 
     Simplified: the completing vCPU is the request's (``irq_vcpu`` or the issuing one),
     not the guest vCPU the channel's interrupt targets; with one channel per vCPU the two
@@ -608,6 +612,9 @@ class RoutedPath:
         """Request-response with a routed child on this host (docs/design.md §3.4,
         Peers): four channel hops through the parent's virtual switch, two each way."""
         env = self.env
+        if isinstance(peer.path, AssignedPath):  # a direct peer: a mixed pair
+            yield from self._to_direct(req, peer)
+            return
         yield from self._out(req, req.vcpu, req.size, True)  # 1. this child's outbound
         other = peer.path
         assert isinstance(other, RoutedPath)
@@ -620,6 +627,38 @@ class RoutedPath:
         yield from other._out(req, pv_, reply, True)  # 3. the peer's outbound
         yield from self._in(req, req.done_vcpu, reply)  # 4. this child's inbound
         req.trip = (0.0, response, one_way)
+
+    def _to_direct(self, req: Request, peer: LocalPeer) -> Walk:
+        """Request-response with a direct child on this host, a mixed pair
+        (docs/design.md §3.4, Peers): this child's outbound channel hop to the parent's
+        physical driver, the NIC's hairpin from the PF into the peer's VF; the reply
+        hairpins from the peer's VF into the PF and takes this child's inbound hop as a
+        received message does."""
+        env = self.env
+        other = peer.path
+        assert isinstance(other, AssignedPath)
+        yield from self._out(req, req.vcpu, req.size, False)  # 1. to the parent's driver
+        yield from self._hairpin_out(req, other, req.size)  # 2. PF → the peer's VF
+        v = peer.vcpu()
+        req.vf = other.child.vf  # its interrupt is the receiving VF's
+        yield from other._take(req, v, req.size)
+        one_way = env.now - req.t_submit
+        response = peer.response()
+        yield env.timeout(response)
+        reply = max(1, int(peer.reply_size()))
+        yield from other._submit(req, v, reply)  # 3. the peer's reply, VF → PF
+        yield from other._hairpin_to_parent(req, self, reply)  # 4. this child's inbound
+        req.trip = (0.0, response, one_way)
+
+    def _hairpin_out(self, req: Request, to: AssignedPath, size: int) -> Walk:
+        """The NIC reads ``size`` bytes through the PF (the parent's domain) and its
+        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
+        dev = self.device
+        assert isinstance(dev, NicDevice)
+        out = self.dma.access(size)[2] if self.dma is not None else 0.0
+        into = to.dma.access(size)[2] if to.dma is not None else 0.0
+        yield from dev.hairpin(req, out, to.child.vf, into)
+        req.epoch = -1  # out of the parent's hands
 
     def walk(self, req: Request) -> Walk:
         if req.receive:
@@ -655,17 +694,27 @@ class RoutedPath:
         yield from self._vsc_takes(req, req.done_vcpu, inbound, nbytes, signalled, vsegs, None)
 
     def _receive(self, req: Request) -> Walk:
-        env, hv, parent, dev = self.env, self.hv, self.parent, self.device
-        c = req.c
+        env, parent, dev = self.env, self.parent, self.device
         # 1. the wire, then the NIC's DMA into the PF's receive queue: the message is in
         #    the parent's hands from here
         yield from _arrive(env, dev, req)
-        ch, pv = self._lanes[req.vcpu.index]  # the channel of the vCPU it is steered to
-        pv = self.irq_vcpu or pv  # a single-queue NIC: parent vCPU 0 takes every message
         req.epoch = parent.epoch
         dma = self.dma
         first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
         yield from dev.deliver(req, translate)
+        yield from self._from_port(req, req.vcpu, req.done_vcpu, req.size, first, pages)
+
+    def _from_port(
+        self, req: Request, lane: VCpu, v: VCpu, size: int, first: int, pages: int
+    ) -> Walk:
+        """Steps 2-4 of a receive: a message of ``size`` bytes in the PF's receive buffer
+        (its DMA mapped at ``first``, ``pages`` in the parent's domain) goes to this child
+        through the channel of its vCPU ``lane`` (the one it is steered to) and is taken
+        by its VSC on ``v``."""
+        env, hv, parent, dev, dma = self.env, self.hv, self.parent, self.device, self.dma
+        c = req.c
+        ch, pv = self._lanes[lane.index]  # the channel of the vCPU it is steered to
+        pv = self.irq_vcpu or pv  # a single-queue NIC: parent vCPU 0 takes every message
 
         # 2. the parent's vCPU of that channel: ISR/DPC (per interrupt), physical driver
         #    and VSP per unit, the payload copied (or its pages flipped) into the child's
@@ -684,12 +733,12 @@ class RoutedPath:
         # the physical driver per unit the port delivers; the VSP per packet it hands the
         # guest: one per frame when either the port or the synthetic NIC does not coalesce;
         # a copy of the payload or a flip of the pages of the units the port delivered
-        phys = dev.receive_units(req.size)
-        vunits = self._vunits(req.size)
+        phys = dev.receive_units(size)
+        vunits = self._vunits(size)
         units = max(phys, vunits)
         drv = isr + _per_segment(parent.driver_request, phys)
-        vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(req.size, phys)
-        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        vsp = _per_segment(parent.vsp_request, units) + parent.receive_cost(size, phys)
+        remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
         c[PARENT_CPU] += pv.smt_lost
         if dma is not None:
@@ -710,7 +759,7 @@ class RoutedPath:
         req.epoch = -1
 
         # 4. the child's VSC takes it out of the ring and hands it to its stack
-        yield from self._vsc_takes(req, req.done_vcpu, inbound, nbytes, signalled, units, req.size)
+        yield from self._vsc_takes(req, v, inbound, nbytes, signalled, units, size)
 
 
 class AssignedPath:
@@ -762,7 +811,9 @@ class AssignedPath:
         message (interrupt, receive processing, its buffer remapped)."""
         env = self.env
         other = peer.path
-        assert isinstance(other, AssignedPath)
+        if isinstance(other, RoutedPath):  # a routed peer: a mixed pair
+            yield from self._to_routed(req, peer)
+            return
         mine, theirs = self.child.vf, other.child.vf
         yield from self._submit(req, req.vcpu, req.size)
         yield from self._hairpin(req, other, req.size)
@@ -778,6 +829,47 @@ class AssignedPath:
         req.vf = mine
         yield from self._take(req, req.done_vcpu, reply)
         req.trip = (0.0, response, one_way)
+
+    def _to_routed(self, req: Request, peer: LocalPeer) -> Walk:
+        """Request-response with a routed child on this host, a mixed pair
+        (docs/design.md §3.4, Peers): the hairpin from this child's VF into the PF, the
+        peer's inbound channel hop as a received message's; its reply takes its outbound
+        hop to the parent's driver and hairpins from the PF into this child's VF."""
+        env = self.env
+        other = peer.path
+        assert isinstance(other, RoutedPath)
+        mine = self.child.vf
+        yield from self._submit(req, req.vcpu, req.size)
+        v = peer.vcpu()
+        yield from self._hairpin_to_parent(req, other, req.size, v)
+        one_way = env.now - req.t_submit
+        response = peer.response()
+        yield env.timeout(response)
+        reply = max(1, int(peer.reply_size()))
+        yield from other._out(req, v, reply, False)  # its reply, to the parent's driver
+        yield from other._hairpin_out(req, self, reply)
+        req.vf = mine
+        yield from self._take(req, req.done_vcpu, reply)
+        req.trip = (0.0, response, one_way)
+
+    def _hairpin_to_parent(
+        self, req: Request, to: RoutedPath, size: int, v: VCpu | None = None
+    ) -> Walk:
+        """The NIC reads ``size`` bytes through this child's VF and its embedded switch
+        writes them into the PF's posted buffer (the parent's domain); the parent hands
+        them to the routed child of ``to`` as a received message, steered to the channel
+        of its vCPU ``v`` (default: the request's own vCPU, its VSC on the completing
+        one)."""
+        dev = self.device
+        assert isinstance(dev, NicDevice)
+        out = self.dma.access(size)[2] if self.dma is not None else 0.0
+        dma = to.dma
+        first, pages, into = dma.access(size) if dma is not None else (0, 0, 0.0)
+        req.vf = None  # the PF's receive queue and interrupt
+        req.epoch = to.parent.epoch
+        yield from dev.hairpin(req, out, None, into)
+        lane, done = (v, v) if v is not None else (req.vcpu, req.done_vcpu)
+        yield from to._from_port(req, lane, done, size, first, pages)
 
     def _hairpin(self, req: Request, to: AssignedPath, size: int) -> Walk:
         """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
@@ -1028,6 +1120,7 @@ class HypervisorPath:
         doorbell: float,
         stack: HypervisorIo,
         driver_down: dict[str, float] | None = None,
+        own: bool = True,
     ) -> None:
         self.env = env
         self.hv = hv
@@ -1037,6 +1130,8 @@ class HypervisorPath:
         # device → until when the hypervisor's driver for it is down (hv_driver_crash)
         self.driver_down = driver_down if driver_down is not None else {}
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
+        if not own:  # another device of the child's (streams[i].device): streams of its own
+            key = names.rng_key(key, device.name)
         self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
         self.completion_cost: Sampler = stack.completion_cost.sampler(
             env.rng(key, "completion_cost")

@@ -44,6 +44,7 @@ class Request:
         "dead",
         "done_vcpu",
         "epoch",
+        "flow",
         "id",
         "op",
         "path",
@@ -87,6 +88,7 @@ class Request:
         self.c = [0.0] * len(COMPONENTS)
         self.attempt = 1
         self.dead = False  # given up: its walk stops at the next check (AbortError)
+        self.flow = 0  # the member port of its flow on a hash-teamed NIC (NicDevice.member)
 
     def record(self, t_end: float) -> Record:
         """The request's :data:`Record`, ended (completed or failed) at ``t_end``."""
@@ -98,6 +100,7 @@ class Request:
             self.id, self.op, self.size, self.t_submit, self.vcpu, self.done_vcpu,
             self.service, vf, self.receive, self.peer,
         )  # fmt: skip
+        nxt.flow = self.flow
         nxt.attempt = self.attempt + 1
         nxt.c[RETRY] = now - self.t_submit
         return nxt

@@ -193,8 +193,11 @@ class Stream:
         spec: StreamSpec,
         device: Device,
         path: Path,
+        vf: int | None = None,
     ) -> None:
         self.env = env
+        self.vf = vf  # a VF of another device than the child's own (else the child's VF)
+        self.io_path: str | None = None  # its path where not the child's (another device's)
         self.child = child
         self.index = index
         self.spec = spec
@@ -215,6 +218,10 @@ class Stream:
         )
         self._sizes = spec.size.sampler(env.rng(key, "sizes"))
         service = device.samplers(env, key)
+        # a hash-teamed NIC: the member port this flow sticks to (sim.scenario.hardware.Team)
+        team = getattr(device.spec, "team", None)
+        hashed = team is not None and team.policy == "hash"
+        self._flow = team.port_of(f"{child.name}/{index}") if team and hashed else 0
         self._service = [service[o] for o in self.ops]
         self._receive = [o == "receive" for o in self.ops]
         if spec.vcpu is not None:
@@ -321,10 +328,12 @@ class Stream:
             self._irq_vcpu or vcpu,
             self._service[op],
             # direct: the child's VF; routed (the parent's driver) and native: the PF
-            self.child.vf if self.path.name == "direct" else None,
+            self._vf(),
             self._receive[op],
             self._peer,
         )
+        if self._flow:
+            req.flow = self._flow
         self.live[req.id] = req
         return req
 
@@ -361,7 +370,9 @@ class Stream:
         self.retries = retries
 
     def _vf(self) -> int | None:
-        return self.child.vf if self.path.name == "direct" else None
+        if self.path.name != "direct":
+            return None
+        return self.vf if self.vf is not None else self.child.vf
 
     def _send(self, req: Request) -> None:
         """Attempt ``req`` goes out on the stream's current path; its timer starts."""

@@ -240,9 +240,14 @@ MAX_PLACEMENTS = 24
 
 
 def _placement(p: Placement) -> str:
-    """Where one child's I/O runs, in words."""
+    """Where one child's I/O runs, in words (on each device its streams use)."""
     if p.path == "none":
         return "no I/O"
+    return "; and ".join(_on_device(q) for q in (p, *p.others))
+
+
+def _on_device(p: Placement) -> str:
+    """Where one child's I/O to one device runs, in words."""
     if p.path == "direct":
         return f"direct, VF {p.vf} of {p.device}"
     text = f"{p.path} to {p.device}"

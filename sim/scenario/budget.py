@@ -60,9 +60,9 @@ SAMPLERS = "requests' worth of sampler draws"
 def _device_time(s: Stream, d: Nic | Nvme | Disk, size: float) -> tuple[float, float]:
     """(µs one request of ``s`` of ``size`` bytes spends in ``d`` unqueued, requests/s
     ``d`` carries at most), for the stream's op mix."""
-    if isinstance(d, Nic):
+    if isinstance(d, Nic):  # a team's members each carry their own (at most)
         wire = d.wire_time(size)
-        return d.latency.mean + wire, 1e6 / wire if wire > 0 else math.inf
+        return d.latency.mean + wire, d.ports * 1e6 / wire if wire > 0 else math.inf
     if isinstance(d, Disk):
         service = d.positioning_moments()[0] + d.transfer_time(size)
         return service, d.spindles * 1e6 / service
@@ -169,9 +169,9 @@ def _estimate(
             vcpus += c.count * c.vcpus
             guest_cpu = c.guest.submit_cost.mean + c.guest.complete_cost.mean
         for j, s in enumerate(c.streams):
-            if c.device is None:
+            if c.device_of(s) is None:
                 continue
-            dev = scn.device(c.device)
+            dev = scn.device(str(c.device_of(s)))
             largest = s.size.largest if math.isfinite(s.size.largest) else s.size.mean
             if _device_time(s, dev, largest)[0] > MAX_TIME_US:
                 return (

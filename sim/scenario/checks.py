@@ -4,11 +4,12 @@ each gives the first violation as (location, message)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sim.scenario import units
 from sim.scenario.budget import check_budget
-from sim.scenario.hardware import Device, Parent, Scheduler
+from sim.scenario.hardware import Device, Nic, Parent, Scheduler
 from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
@@ -68,10 +69,15 @@ def _check_placement(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
 
 
 def _check_streams(
-    loc: tuple[Any, ...], streams: list[Stream], dev: Device, io_path: str, vcpus: int
+    loc: tuple[Any, ...],
+    streams: list[Stream],
+    dev_of: Callable[[Stream], Device],
+    io_path: str,
+    vcpus: int,
 ) -> tuple[tuple[Any, ...], str] | None:
     """The streams at ``loc`` (a child's, or the parent's own) against their device."""
     for j, s in enumerate(streams):
+        dev = dev_of(s)
         for op in s.op:
             if op not in dev.ops:
                 traced = s.trace is not None and "op" not in s.model_fields_set
@@ -120,12 +126,18 @@ def _check_parent_streams(
         )
     dev = scn.devices[devices[p.device]]
     for j, s in enumerate(p.streams):
+        if s.device is not None and s.device != p.device:
+            return (
+                ("parent", "streams", j, "device"),
+                "the parent's own streams use parent.device: a stream on another device "
+                "of the parent is not built",
+            )
         if s.peer is not None:
             return (
                 ("parent", "streams", j, "peer"),
                 "a peer is for children's streams (not built for the parent's own)",
             )
-    return _check_streams(("parent",), p.streams, dev, "parent", p.vcpus)
+    return _check_streams(("parent",), p.streams, lambda s: dev, "parent", p.vcpus)
 
 
 def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
@@ -224,7 +236,36 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 "'vnic' is the synthetic NIC of a routed child: it needs io_path: routed "
                 f"and a NIC device, not {c.io_path} on {dev.type} device '{dev.name}'"
             )
-        problem = _check_streams(("children", i), c.streams, dev, c.io_path, c.vcpus)
+        for j, s in enumerate(c.streams):
+            if s.device is not None and s.device not in names:
+                known = ", ".join(names)
+                return (
+                    ("children", i, "streams", j, "device"),
+                    f"no device named '{s.device}' (devices: {known})",
+                )
+            if s.device is not None and s.device != c.device and c.io_path == "emulated":
+                return ("children", i, "streams", j, "device"), (
+                    "an emulated child on several devices (a device model per device) is "
+                    "not built: its streams use the child's 'device'"
+                )
+            if s.device is not None and s.device != c.device and s.peer is not None:
+                return ("children", i, "streams", j, "peer"), (
+                    "a peer on another device than the child's own is not built: the "
+                    "request-response pair uses the child's 'device'"
+                )
+
+        def device_of(s: Stream, c: Child = c) -> Device:
+            return scn.devices[names[str(c.device_of(s))]]
+
+        for used_name in c.devices_used:
+            used = scn.devices[names[used_name]]
+            if c.io_path == "direct" and isinstance(used, Nic) and used.team is not None:
+                return ("children", i, "io_path"), (
+                    f"device '{used_name}' is a team of {used.ports} ports: a direct child "
+                    "bonding a VF of each member in the guest is not built (routed, native or "
+                    "hypervisor children use the host's team)"
+                )
+        problem = _check_streams(("children", i), c.streams, device_of, c.io_path, c.vcpus)
         if problem:
             return problem
         for j, s in enumerate(c.streams):
@@ -279,6 +320,11 @@ def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                 return (*loc, "target"), f"no child named '{target}' (children: {known})"
             if f.kind == "vf_revoke" and spec.device is None:
                 return (*loc, "target"), f"'{target}' does no I/O: it has no VF to revoke"
+            if f.kind == "vf_revoke" and len(spec.devices_used) > 1:
+                return (*loc, "target"), (
+                    f"'{target}' uses several devices: revoking a VF of a child with "
+                    "several is not built"
+                )
             if f.kind == "vf_revoke" and scn.in_hypervisor(spec.device):
                 return (*loc, "kind"), (
                     "a revoked VF falls back to a parent's routed path; with host.io_stack: "
@@ -342,11 +388,11 @@ def _peer_problem(scn: Scenario, c: Child, s: Stream) -> str | None:
     if peer is None:
         known = ", ".join(instances)
         return f"no child named '{target}' (children: {known})"
-    if c.io_path != peer.io_path or c.io_path not in ("routed", "direct"):
+    if not {c.io_path, peer.io_path} <= {"routed", "direct"}:
         return (
             f"a VM-to-VM pair of {c.io_path} '{c.name}' and {peer.io_path} '{target}' is not "
-            "built: only two routed children (through the parent's virtual switch) or two "
-            "direct ones (a hairpin in the NIC's embedded switch) are"
+            "built: only routed and direct children are (through the parent's virtual "
+            "switch, the NIC's embedded switch, or both)"
         )
     if peer.device != c.device:
         return (

@@ -8,6 +8,7 @@ description); the others are marked *assumed* and are meant to be swept, not tru
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Annotated, Literal
 
@@ -797,6 +798,28 @@ _OWNER = (
 )
 
 
+class Team(Model):
+    """A team (bond) of identical member ports behind one NIC device, each at the
+    device's ``line_rate`` with its own transmit and receive wire (Linux bonding,
+    Windows NIC teaming in the parent or a bare-metal host)."""
+
+    ports: int = field(2, ge=2, le=8, description="Member ports.")
+    policy: Literal["hash", "round_robin"] = field(
+        "hash",
+        description="Which member carries a request: hash (the flow's hash picks a member, "
+        "so each stream sticks to one port, as Linux bonding's layer3+4 transmit hash "
+        "and a switch's LACP hash do; flows may collide on a member) or round_robin "
+        "(members in turn, request by request, each direction: Linux balance-rr).",
+    )
+
+    def port_of(self, flow: str) -> int:
+        """The member a flow (a stream: ``PARTITION/J``) sticks to under ``hash``: a
+        BLAKE2b digest of its name modulo the members (assumed: a fixed, well-mixed hash
+        of the flow's identity, as the layer3+4 hash of its addresses and ports is)."""
+        digest = hashlib.blake2b(flow.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") % self.ports
+
+
 class Nic(Model):
     """A NIC port: transmissions serialised at line rate, shared by its functions (the PF
     and the VFs), each with its own transmit queue, arbitrated by ``arbitration``."""
@@ -875,6 +898,17 @@ class Nic(Model):
         "round robin; the arbitration across functions is vendor-specific.",
     )
     pf_weight: PfWeight = field(1, description=_PF_WEIGHT_HELP)
+    team: Team | None = field(
+        None,
+        description="A team of member ports (each at line_rate) behind this device, for "
+        "the host's own stack (routed through the parent's team, native, hypervisor); a "
+        "VF on each member bonded in the guest (direct) is not built. Default: one port.",
+    )
+
+    @property
+    def ports(self) -> int:
+        """Member ports: the team's, else one."""
+        return self.team.ports if self.team is not None else 1
 
     @pydantic.model_validator(mode="after")
     def _weight_needs_round_robin(self) -> Nic:

@@ -17,6 +17,13 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
 * **Channels**: a routed child opens a primary VMBus channel and
   ``(vCPUs - 1) // vcpus_per_channel`` sub-channels to its device, at most
   ``max_channels`` in all (:func:`channel_count`; Linux storvsc, hv_netvsc).
+* **Several devices per child**: a stream may name its own ``device``
+  (``streams[i].device``, default the child's). The child's placement is on its own
+  device; each other device it uses gets a placement of its own (:attr:`Placement.others`,
+  same name and path asked for), planned right after the child's: a VF of that device
+  (direct), its own channels (routed, ``vmbus.CHILD.DEVICE``), its own device model's
+  parent vCPU (emulated). :meth:`Plan.routes` lists them all; :meth:`Placement.streams`
+  gives each the streams it carries. A child with one device plans exactly as before.
 * **The parent's own streams** (``parent.streams``): :attr:`Plan.parent`, a placement
   named ``parent`` on path ``parent`` through the device's physical function, on the
   parent's own vCPUs; not among :attr:`Plan.children`.
@@ -29,11 +36,11 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.scenario import names
 from sim.scenario.schema import Scenario
-from sim.scenario.workload import Child, Guest
+from sim.scenario.workload import Child, Guest, Stream
 
 
 def channel_count(vcpus: int, vcpus_per_channel: int, max_channels: int) -> int:
@@ -74,6 +81,12 @@ class Placement:
     """The parent vCPU that serves an emulated child's device model."""
     standby: tuple[PlannedChannel, ...] = ()
     """A direct child's routed channels while its VF is revoked (``vf_revoke`` faults)."""
+    on: str | None = None
+    """The device of a placement on another device than the child's own (one of
+    :attr:`others`); None: the child's ``device``."""
+    others: tuple[Placement, ...] = ()
+    """The child's placements on the other devices its streams name, in the order
+    :attr:`~sim.scenario.workload.Child.devices_used` lists them."""
 
     @property
     def requested_path(self) -> str:
@@ -83,16 +96,22 @@ class Placement:
     @property
     def device(self) -> str | None:
         """The device its I/O goes to."""
-        return self.spec.device
+        return self.on if self.on is not None else self.spec.device
+
+    def streams(self) -> list[tuple[int, Stream]]:
+        """The child's streams this placement carries (those on its device), with their
+        index among the child's streams."""
+        dev = self.device
+        return [(j, s) for j, s in enumerate(self.spec.streams) if self.spec.device_of(s) == dev]
 
     @property
     def function(self) -> str:
         """The device function it uses (:func:`sim.scenario.names.function`): a VF, or the
         PF (the parent's, the hypervisor's or bare metal's driver); ``""`` without a
         device."""
-        if self.spec.device is None:
+        if self.device is None:
             return ""
-        return names.function(self.spec.device, self.vf)
+        return names.function(self.device, self.vf)
 
     @property
     def parent_vcpus(self) -> list[int]:
@@ -124,9 +143,14 @@ class Plan:
         """How many direct children found no VF and run routed."""
         return sum(1 for p in self.children if p.fallback)
 
+    def routes(self) -> list[Placement]:
+        """Every placement of every child: its own, then those on its other devices."""
+        return [q for p in self.children for q in (p, *p.others)]
+
     def channels(self) -> list[PlannedChannel]:
-        """Every channel in the order it is opened: each child's, then the standbys."""
-        own = [c for p in self.children for c in p.channels]
+        """Every channel in the order it is opened: each child's (on each of its devices),
+        then the standbys."""
+        own = [c for p in self.routes() for c in p.channels]
         return own + [c for p in self.children for c in p.standby]
 
 
@@ -144,46 +168,43 @@ def plan(scn: Scenario) -> Plan:
         served[0] += 1
         return (served[0] - 1) % vcpus
 
-    def open_channels(name: str, spec: Child) -> tuple[PlannedChannel, ...]:
+    def open_channels(name: str, spec: Child, dev: str) -> tuple[PlannedChannel, ...]:
         vm = scn.parent.vmbus
         n = channel_count(spec.vcpus, vm.vcpus_per_channel, vm.max_channels)
-        dev = str(spec.device)
         return tuple(PlannedChannel(names.channel(name, dev, k), k, next_vcpu()) for k in range(n))
+
+    def place(name: str, spec: Child, dev: str, own: bool) -> Placement:
+        # fallbacks stay in the hypervisor, unless the parent still drives the device
+        in_hypervisor = scn.in_hypervisor(dev)
+        path, vf, why = spec.io_path, spec.vf if own else None, ""
+        if path == "routed" and in_hypervisor:
+            path, why = "hypervisor", "the parent has no data path (host.io_stack: hypervisor)"
+        if path == "direct" and vf is None:
+            free = [k for k in range(scn.device(dev).vfs) if k not in owned[dev]]
+            if free:
+                vf = free[0]
+                owned[dev][vf] = name
+            else:
+                total = scn.device(dev).vfs
+                path = "hypervisor" if in_hypervisor else "routed"
+                why = f"all {total} VFs of {dev} are taken" if total else f"{dev} has no VFs"
+        channels = open_channels(name, spec, dev) if path == "routed" else ()
+        model = next_vcpu() if path == "emulated" else None
+        return Placement(name, spec, path, vf, why, channels, model, on=None if own else dev)
 
     placed: list[Placement] = []
     for name, spec in instances:
         if spec.device is None:
             placed.append(Placement(name, spec, "none"))
             continue
-        # fallbacks stay in the hypervisor, unless the parent still drives the device
-        in_hypervisor = scn.in_hypervisor(spec.device)
-        path, vf, why = spec.io_path, spec.vf, ""
-        if path == "routed" and in_hypervisor:
-            path, why = "hypervisor", "the parent has no data path (host.io_stack: hypervisor)"
-        if path == "direct" and vf is None:
-            free = [k for k in range(scn.device(spec.device).vfs) if k not in owned[spec.device]]
-            if free:
-                vf = free[0]
-                owned[spec.device][vf] = name
-            else:
-                total = scn.device(spec.device).vfs
-                path = "hypervisor" if in_hypervisor else "routed"
-                why = (
-                    f"all {total} VFs of {spec.device} are taken"
-                    if total
-                    else f"{spec.device} has no VFs"
-                )
-        channels = open_channels(name, spec) if path == "routed" else ()
-        model = next_vcpu() if path == "emulated" else None
-        placed.append(Placement(name, spec, path, vf, why, channels, model))
+        p = place(name, spec, spec.device, True)
+        others = tuple(place(name, spec, d, False) for d in spec.devices_used[1:])
+        placed.append(replace(p, others=others) if others else p)
     revoked = {str(f.target) for f in scn.faults if f.kind == "vf_revoke"}
     out = []
     for p in placed:  # after every other child's channels
         if p.name in revoked and p.vf is not None:
-            p = Placement(
-                p.name, p.spec, p.path, p.vf, p.fallback, p.channels, p.model_vcpu,
-                open_channels(p.name, p.spec),
-            )  # fmt: skip
+            p = replace(p, standby=open_channels(p.name, p.spec, str(p.device)))
         out.append(p)
     own = Placement("parent", parent_spec(scn), "parent") if scn.parent.streams else None
     return Plan(tuple(out), own)

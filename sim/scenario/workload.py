@@ -350,8 +350,9 @@ class Peer(Model):
     child: Name | None = field(
         None,
         description="Another child on the same host (its instance name): both routed "
-        "(through the parent's virtual switch) or both direct (a hairpin in the NIC's "
-        "embedded switch); mixed pairs are not built: refused.",
+        "(through the parent's virtual switch), both direct (a hairpin in the NIC's "
+        "embedded switch), or one of each (the routed side's channel hop to the parent's "
+        "driver and a hairpin between the PF and the VF, each way).",
     )
     response: TimeDist | None = field(
         None,
@@ -415,6 +416,13 @@ class Stream(Model):
         ge=0,
         le=1023,
         description="Issuing vCPU; default: round robin over the child's vCPUs.",
+    )
+    device: Name | None = field(
+        None,
+        description="The device this stream uses (a child with a NIC and a disk, two "
+        "NICs); default: the child's 'device'. Each device the child uses gets its own "
+        "path of the child's io_path (routed: its own channels; direct: a VF of that "
+        "device).",
     )
     peer: Peer | None = field(
         None,
@@ -726,3 +734,17 @@ class Child(Model):
     streams: list[Stream] = field([], description="I/O workload streams.")
     cpu_load: CpuLoad | None = field(None, description="CPU-bound background work.")
     timer: GuestTimer = field({}, description="The guest's timer tick (default off).")
+
+    def device_of(self, stream: Stream) -> str | None:
+        """The device ``stream`` (one of its streams) uses: its own, else the child's."""
+        return stream.device if stream.device is not None else self.device
+
+    @property
+    def devices_used(self) -> list[str]:
+        """Every device its streams use, its own ``device`` first, then in stream order."""
+        out = [self.device] if self.device is not None else []
+        for s in self.streams:
+            d = self.device_of(s)
+            if d is not None and d not in out:
+                out.append(d)
+        return out
