@@ -328,23 +328,23 @@ def test_a_mixed_pair_costs_one_channel_hop_and_a_hairpin_each_way(a: str, b: st
     # the routed side's payload taken out (its send) and copied in (its receive): the
     # request one way, the reply the other
     copies = vsp.transfer_cost(200, 0) + vsp.transfer_cost(1, 0)
-    assert req["parent_cpu"].to_numpy() == pytest.approx(np.full(len(req), hops + copies))
+    assert req["parent_cpu_us"].to_numpy() == pytest.approx(np.full(len(req), hops + copies))
     nic = s.device("nic")
-    assert req["device_service"].to_numpy() == pytest.approx(
+    assert req["device_service_us"].to_numpy() == pytest.approx(
         np.full(len(req), 4 * nic.latency.mean)
     )  # two hairpins, each fetched and written
-    assert (req["device_queue"] == 0).all()  # neither direction of the wire is taken
+    assert (req["device_queue_us"] == 0).all()  # neither direction of the wire is taken
     counters = res.counters.set_index("counter")["count"]
     assert counters["nic.pf.completions"] > 100  # the direct side's messages into the PF
     assert counters["nic.vf[0].completions"] > 100  # the routed side's into the VF
     parent = res.cpu[res.cpu["partition"] == "parent"].set_index("category")["busy_us"]
     assert parent["driver"] > 0
-    assert (req["peer"] == 10.0).all()
-    from sim.model.metrics import COMPONENTS
+    assert (req["peer_us"] == 10.0).all()
+    from sim.model.metrics import COMPONENT_COLUMNS
 
-    total = req[list(COMPONENTS)].sum(axis=1) + req["peer"]
+    total = req[list(COMPONENT_COLUMNS)].sum(axis=1) + req["peer_us"]
     assert total.to_numpy() == pytest.approx(req["latency_us"].to_numpy(), rel=1e-9)
     # between the pairs: the direct pair costs the parent nothing, the routed one 4 hops
     routed = run(loads(PAIR)).requests
-    mean = req["parent_cpu"].mean()
-    assert 0.0 < mean < routed[routed["in_window"]]["parent_cpu"].mean()
+    mean = req["parent_cpu_us"].mean()
+    assert 0.0 < mean < routed[routed["in_window"]]["parent_cpu_us"].mean()
