@@ -58,8 +58,9 @@ Attempts, failures and retries (:mod:`sim.model.faults`)
     30 s against runs of seconds), none of this runs: streams serve as before.
 
 Conservation
-    Every issued request is, at the end of a run, in exactly one of: completed (a record
-    in :attr:`Stream.done`), failed (in :attr:`Stream.failed`) or still in flight (in
+    Every issued request is, at the end of a run, in exactly one of: completed (recorded
+    in :attr:`Stream.done`, a :class:`~sim.model.records.RequestLog`: its columns, as
+    ``run.requests`` says), failed (in :attr:`Stream.failed`) or still in flight (in
     :attr:`Stream.live`): the three add up to :attr:`Stream.issued`, the ids handed out
     (checked by the host when it collects, :class:`ConservationError`).
 """
@@ -80,8 +81,10 @@ from sim.model.env import SimEnv
 from sim.model.hypervisor import VCpu
 from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
+from sim.model.records import RequestLog
 from sim.model.request import AbortError, Record, Request
 from sim.scenario import distributions, names
+from sim.scenario.schema import requests_kept
 from sim.scenario.workload import Burst
 from sim.scenario.workload import Stream as StreamSpec
 
@@ -225,7 +228,6 @@ class Stream:
             child.vcpus[child.spec.irq_vcpu] if child.spec.irq_vcpu is not None else None
         )
         self._ids = itertools.count()
-        self.done: list[Record] = []
         # request-response with a remote peer (sim.model.devices.RemotePeer)
         self._peer: RemotePeer | LocalPeer | None = None
         self.trips: dict[int, tuple[float, float, float]] | None = None
@@ -233,6 +235,17 @@ class Stream:
             self.trips = {}
             if spec.peer.remote is not None:
                 self._peer = RemotePeer(env, spec.peer.remote, device, key)
+        run = env.scenario.run
+        keep = requests_kept(run.requests)
+        # completed requests, in columns (sim.model.records); the sample draws from a key
+        # of its own, so no other stream's draws move
+        self.done = RequestLog(
+            keep,
+            run.warmup,
+            rng=env.rng(key, "requests.sample") if isinstance(keep, int) else None,
+            trips=self.trips is not None,
+        )
+        self._record = self.done.add
         self.live: dict[int, Request] = {}
         # attempts, failures and retries (sim.model.faults): used once tolerate() is called
         self.failed: list[Record] = []
@@ -331,8 +344,8 @@ class Stream:
     def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
         yield from self.path.walk(req)
         del self.live[req.id]
-        self.done.append(req.record(self.env.now))
-        if req.trip is not None:
+        self._record(req, self.env.now)
+        if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
 
     def _open_loop(self) -> Generator[simpy.Event, Any, None]:
@@ -403,8 +416,8 @@ class Stream:
         if req.dead:
             return
         del self.live[req.id]
-        self.done.append(req.record(self.env.now))
-        if req.trip is not None:
+        self._record(req, self.env.now)
+        if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
         self._ended_with(req)
 
