@@ -138,6 +138,23 @@ def test_recovers_the_mm1_capacity() -> None:
     assert not pts[pts["load_factor"] > row["capacity"]]["point_meets"].any()
 
 
+def test_k_section_is_the_same_on_any_number_of_workers() -> None:
+    """Three points a round (k-section) give the same points and capacity serially and on
+    a pool of two processes; the bracket is within the resolution and its ends are points
+    that met and failed."""
+    kw = {"paths": ["native"], "replications": 3, "resolution": 0.1, "per_round": 3}
+    one = search(_mm1("5k"), "mean<=100us", workers=1, **kw)
+    two = search(_mm1("5k"), "mean<=100us", workers=2, **kw)
+    drop = ["wall_s"]
+    pd.testing.assert_frame_equal(one.table.drop(columns=drop), two.table.drop(columns=drop))
+    pd.testing.assert_frame_equal(one.points.drop(columns=drop), two.points.drop(columns=drop))
+    row = one.table.iloc[0]
+    assert row["capacity_high"] <= row["capacity"] * 1.1 + 1e-9
+    pts = one.points.set_index("load_factor")["point_meets"]
+    assert pts[row["capacity"]] and not pts[row["capacity_high"]]
+    assert one.meta["points_per_round"] == 3
+
+
 def test_sim_capacity_is_callable_and_returns_the_table() -> None:
     """sim.capacity(scenario, slo) gives the per-path table as a DataFrame."""
     table = sim.capacity(_mm1("5k"), "mean<=100us", paths=["native"], replications=3,

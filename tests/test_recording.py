@@ -171,10 +171,6 @@ def test_requests_is_read(value: str, read: str) -> None:
             },
             "faults",
         ),
-        (
-            {"run.requests": "sample 5", "children[web].io_policy.timeout": "1ms"},
-            "command timer",
-        ),
     ],
 )
 def test_what_the_lean_modes_cannot_do_is_refused(overrides: dict[str, Any], says: str) -> None:

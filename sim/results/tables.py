@@ -96,7 +96,10 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         requests = requests_frame(runs, sample=True)
         mark_window(requests, warm, scenario.run.duration)
         simulated = sum(s.issued for r in runs for s in r.streams)
-    retried = (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    lean_timeouts = _timeouts(runs) if scenario.run.requests != "all" else {}
+    retried = not lean_timeouts and bool(
+        (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    )
     if (scenario.faults or retried) and len(per_rep):  # availability, stalls (sim.model.faults)
         per_rep = with_fault_columns(per_rep, requests, scenario)
     order = [name for name, _ in scenario.instances()]
@@ -114,6 +117,11 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
     if scenario.faults or retried:
         for part, note in fault_notes(summary).items():
             notes.setdefault(part, []).append(note)
+    for part, n in lean_timeouts.items():  # no fault columns without every request
+        notes.setdefault(part, []).append(
+            f"{n} requests timed out (command timer): failed and retried requests, "
+            "availability and stalls need run.requests: all"
+        )
     if len(summary):
         summary["warnings"] = ["; ".join(notes.get(p, [])) for p in summary["partition"]]
     meta = {
@@ -391,6 +399,18 @@ def lean_frames(runs: Sequence[RunData], scenario: Scenario) -> tuple[pd.DataFra
                 m["warmup_us"], m["mser_warmup_us"] = known
             rows.append(m)
     return warm, pd.DataFrame(rows)
+
+
+def _timeouts(runs: Sequence[RunData]) -> dict[str, int]:
+    """Per child, the requests that failed or were retried (a command timer expired,
+    without faults) over the replications."""
+    out: dict[str, int] = {}
+    for run_ in runs:
+        for s in run_.streams:
+            n = len(s.failed) + len(s.attempts)
+            if n:
+                out[s.partition] = out.get(s.partition, 0) + n
+    return out
 
 
 def _lean(s: StreamData | None) -> np.ndarray:

@@ -245,8 +245,8 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
 
 def _check_requests(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     """``run.requests: sample N | none`` sums the components over the requests submitted
-    after a warm-up known before the run, and keeps no row of a failed or retried
-    request's attempts (sim.model.records): refused where those are needed."""
+    after a warm-up known before the run, and the fault tables need every request
+    (sim.model.records): refused where those are needed."""
     run = scn.run
     if run.requests == "all":
         return None
@@ -255,13 +255,6 @@ def _check_requests(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         return loc, f"{run.requests} needs warmup_method: fixed (mser5 needs every request)"
     if scn.faults:
         return loc, f"{run.requests} is not available with faults (their tables need every request)"
-    for i, c in enumerate(scn.children):
-        policy = c.io_policy
-        if policy.on_parent_failure == "timeout" and policy.timeout < run.duration:
-            return loc, (
-                f"{run.requests} is not available where a command timer can expire within the "
-                f"run (children[{i}].io_policy.timeout {units.format_time(policy.timeout)})"
-            )
     return None
 
 

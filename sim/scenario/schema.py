@@ -103,8 +103,8 @@ class Run(Model):
         "the table, e.g. sample 10000 or sample 10k), none (no table). Summaries, latency "
         "percentiles and the conservation check are exact in every mode: sample and none "
         "keep 24 bytes and a mark per completed request instead of the whole row (136 "
-        "bytes, and the table's ~400). Not with faults or a command timer that can expire "
-        "within the run (their tables need every request).",
+        "bytes, and the table's ~400). Not with faults (their tables need every request) "
+        "nor warmup_method: mser5.",
     )
 
     @pydantic.field_validator("requests")
