@@ -70,7 +70,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections import deque
+from array import array
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -185,6 +185,38 @@ def warped(
     return next_gap
 
 
+class Deadlines:
+    """A first-in first-out queue of (deadline, id, attempt) in three columns (24 bytes an
+    entry, no object), compacted as its head moves on."""
+
+    __slots__ = ("attempts", "head", "ids", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.ids = array("q")
+        self.attempts = array("q")
+        self.head = 0
+
+    def append(self, deadline: float, rid: int, attempt: int) -> None:
+        self.times.append(deadline)
+        self.ids.append(rid)
+        self.attempts.append(attempt)
+
+    def __bool__(self) -> bool:
+        return self.head < len(self.times)
+
+    def first(self) -> tuple[float, int, int]:
+        h = self.head
+        return self.times[h], self.ids[h], self.attempts[h]
+
+    def pop(self) -> None:
+        self.head += 1
+        if self.head >= 4096 and 2 * self.head >= len(self.times):  # drop the spent half
+            h = self.head
+            del self.times[:h], self.ids[:h], self.attempts[:h]
+            self.head = 0
+
+
 class Stream:
     """One workload stream of one child partition."""
 
@@ -257,7 +289,10 @@ class Stream:
         self.stopped = False
         self.timeout: float | None = None
         self.retries = 0
-        self._deadlines: deque[tuple[float, Request]] = deque()
+        # the attempts whose timer runs, in the order they were sent (so of their
+        # deadlines): (deadline, id, attempt) in columns, not the requests themselves,
+        # which would stay alive for the whole timeout after they completed
+        self._deadlines = Deadlines()
         self._timer_armed = False
         self._ended: dict[int, simpy.Event] = {}
         self._users = 0  # generation of the closed-loop users (a crash ends one)
@@ -383,7 +418,7 @@ class Stream:
         self.live[req.id] = req
         timeout = self.timeout
         if timeout is not None:
-            self._deadlines.append((req.t_attempt + timeout, req))
+            self._deadlines.append(req.t_attempt + timeout, req.id, req.attempt)
             if not self._timer_armed:
                 self._timer_armed = True
                 self.env.timeout(timeout).callbacks.append(self._expire)
@@ -394,16 +429,17 @@ class Stream:
         now = self.env.now
         pending, live = self._deadlines, self.live
         while pending:
-            deadline, req = pending[0]
-            if live.get(req.id) is not req:  # ended, or superseded by a later attempt
-                pending.popleft()
+            deadline, rid, attempt = pending.first()
+            req = live.get(rid)
+            if req is None or req.attempt != attempt:  # ended, or superseded by a later attempt
+                pending.pop()
                 continue
             if deadline > now + 1e-6:
                 break
-            pending.popleft()
+            pending.pop()
             self.abort(req, "timeout")  # its retry's deadline goes to the back
         if pending:
-            self.env.timeout(max(pending[0][0] - now, 0.0)).callbacks.append(self._expire)
+            self.env.timeout(max(pending.first()[0] - now, 0.0)).callbacks.append(self._expire)
         else:
             self._timer_armed = False
 
