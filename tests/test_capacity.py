@@ -88,6 +88,7 @@ def test_cli_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str]) -
         (["--slo", "p99<=500us", "--vary", "children"], "name the one child"),
         (["--slo", "p99<=500us", "--paths", "routed,teleport"], "unknown path 'teleport'"),
         (["--slo", "p99<=500us", "--child", "nobody"], "no child with I/O streams named"),
+        (["--slo", "p99<=500us", "--per-round", "0"], "--per-round: must be between 1"),
     ]
     for args, says in cases:
         assert main(["capacity", "scenarios/baseline.yaml", "--out", "/nonexistent/x", *args]) == 2
@@ -151,7 +152,8 @@ def test_k_section_is_the_same_on_any_number_of_workers() -> None:
     row = one.table.iloc[0]
     assert row["capacity_high"] <= row["capacity"] * 1.1 + 1e-9
     pts = one.points.set_index("load_factor")["point_meets"]
-    assert pts[row["capacity"]] and not pts[row["capacity_high"]]
+    assert pts[row["capacity"]]
+    assert row["high_from"] != "simulation" or not pts[row["capacity_high"]]
     assert one.meta["points_per_round"] == 3
 
 

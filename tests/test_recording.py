@@ -179,3 +179,15 @@ def test_what_the_lean_modes_cannot_do_is_refused(overrides: dict[str, Any], say
         scn(**overrides)
     assert says in str(exc.value)
     assert "requests" in str(exc.value)
+
+
+def test_the_cli_refuses_a_bad_mode_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad run.requests from --set: exit 2, one line naming the field."""
+    from sim.cli import main
+
+    code = main(["run", "scenarios/baseline.yaml", "--set", "run.requests=sample many",
+                 "--out", "/nonexistent/x"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "run.requests" in err
