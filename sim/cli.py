@@ -734,7 +734,7 @@ def _capacity(args: argparse.Namespace) -> int:
         raise InputError(f"--resolution: must be above 0 and below 1 (got {args.resolution:g})")
     _within("--max-points", args.max_points, 2, MAX_CAPACITY_POINTS)
     workers = _workers(args)
-    per_round = workers if args.per_round is None else args.per_round
+    per_round = min(workers, args.max_points) if args.per_round is None else args.per_round
     _within("--per-round", per_round, 1, args.max_points)
     scn, out = _load(args, "-capacity")
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
