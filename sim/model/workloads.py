@@ -54,6 +54,10 @@ Attempts, failures and retries (:mod:`sim.model.faults`)
     reason of each failed one. A failed record's ``t_complete`` is when it failed; its
     components are its last attempt's as far as it got (they do not add up).
 
+    The timer's queue holds each attempt's deadline, id and attempt number in columns
+    (:class:`Deadlines`), not the attempt: a completed request is not kept alive until its
+    deadline (30 s of requests, gigabytes, in a long run).
+
     Without faults, and where no command timer can expire within the run (the default
     30 s against runs of seconds), none of this runs: streams serve as before.
 
