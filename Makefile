@@ -49,6 +49,8 @@ bench: $(DEV)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/capacity_time.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -128,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-points", type=int, default=16, help="most points simulated per path (default 16)"
     )
     k.add_argument(
+        "--per-round",
+        type=int,
+        metavar="K",
+        help="points simulated together in each round of the search (k-section; default: "
+        "--workers); the result depends on K, not on --workers",
+    )
+    k.add_argument(
         "--under",
         action="append",
         default=[],
@@ -732,6 +739,8 @@ def _capacity(args: argparse.Namespace) -> int:
         raise InputError(f"--resolution: must be above 0 and below 1 (got {args.resolution:g})")
     _within("--max-points", args.max_points, 2, MAX_CAPACITY_POINTS)
     workers = _workers(args)
+    per_round = min(workers, args.max_points) if args.per_round is None else args.per_round
+    _within("--per-round", per_round, 1, args.max_points)
     scn, out = _load(args, "-capacity")
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     children = [c.strip() for c in args.child.split(",") if c.strip()] if args.child else None
@@ -763,7 +772,8 @@ def _capacity(args: argparse.Namespace) -> int:
             bar.update(1)
 
         cap = search(scn, clauses, seed=args.seed, under=args.under, workers=workers,
-                     progress=None if bar.disable else progress, **options)  # fmt: skip
+                     per_round=per_round, progress=None if bar.disable else progress,
+                     **options)  # fmt: skip
     _stamp(cap.meta, args, scn)
     figures = {f"capacity-{m}.png": png(capacity_figure(cap, m)) for m in cap.metrics}
     cap.save(out, files=figures, force=args.force)

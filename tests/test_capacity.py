@@ -88,6 +88,7 @@ def test_cli_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str]) -
         (["--slo", "p99<=500us", "--vary", "children"], "name the one child"),
         (["--slo", "p99<=500us", "--paths", "routed,teleport"], "unknown path 'teleport'"),
         (["--slo", "p99<=500us", "--child", "nobody"], "no child with I/O streams named"),
+        (["--slo", "p99<=500us", "--per-round", "0"], "--per-round: must be between 1"),
     ]
     for args, says in cases:
         assert main(["capacity", "scenarios/baseline.yaml", "--out", "/nonexistent/x", *args]) == 2
@@ -136,6 +137,24 @@ def test_recovers_the_mm1_capacity() -> None:
     pts = cap.points
     assert pts[pts["load_factor"] <= row["capacity"]]["point_meets"].all()
     assert not pts[pts["load_factor"] > row["capacity"]]["point_meets"].any()
+
+
+def test_k_section_is_the_same_on_any_number_of_workers() -> None:
+    """Three points a round (k-section) give the same points and capacity serially and on
+    a pool of two processes; the bracket is within the resolution and its ends are points
+    that met and failed."""
+    kw = {"paths": ["native"], "replications": 3, "resolution": 0.1, "per_round": 3}
+    one = search(_mm1("5k"), "mean<=100us", workers=1, **kw)
+    two = search(_mm1("5k"), "mean<=100us", workers=2, **kw)
+    drop = ["wall_s"]
+    pd.testing.assert_frame_equal(one.table.drop(columns=drop), two.table.drop(columns=drop))
+    pd.testing.assert_frame_equal(one.points.drop(columns=drop), two.points.drop(columns=drop))
+    row = one.table.iloc[0]
+    assert row["capacity_high"] <= row["capacity"] * 1.1 + 1e-9
+    pts = one.points.set_index("load_factor")["point_meets"]
+    assert pts[row["capacity"]]
+    assert row["high_from"] != "simulation" or not pts[row["capacity_high"]]
+    assert one.meta["points_per_round"] == 3
 
 
 def test_sim_capacity_is_callable_and_returns_the_table() -> None:

@@ -40,7 +40,11 @@ def records(host: Host, child: str) -> list[Record]:
     """The completed requests of ``child`` submitted after the warm-up."""
     warmup = host.env.scenario.run.warmup
     return [
-        r for s in host.streams if s.child.name == child for r in s.done if r[T_SUBMIT] >= warmup
+        tuple(r)
+        for s in host.streams
+        if s.child.name == child
+        for r in s.done.whole()
+        if r[T_SUBMIT] >= warmup
     ]
 
 
@@ -49,7 +53,11 @@ def completions(host: Host, child: str) -> int:
     count without the bias of dropping the requests in flight at either edge)."""
     warmup = host.env.scenario.run.warmup
     return sum(
-        1 for s in host.streams if s.child.name == child for r in s.done if r[T_COMPLETE] > warmup
+        1
+        for s in host.streams
+        if s.child.name == child
+        for r in s.done.whole()
+        if r[T_COMPLETE] > warmup
     )
 
 
@@ -192,9 +200,9 @@ def test_one_function_fifo_and_round_robin_are_identical() -> None:
     fifo = {"devices[nic].arbitration": "fifo", "devices[ssd].arbitration": "fifo"}
     a = simulate(loads(ONE_FUNCTION), 0)
     b = simulate(loads(ONE_FUNCTION, overrides=fifo), 0)
-    assert any(r[COMPONENT0 + DEVICE_QUEUE] > 0 for s in a.streams for r in s.done)
+    assert any(r[COMPONENT0 + DEVICE_QUEUE] > 0 for s in a.streams for r in s.done.whole())
     for sa, sb in zip(a.streams, b.streams, strict=True):
-        assert sa.done == sb.done
+        assert np.array_equal(sa.done.whole(), sb.done.whole())
     for name in ("nic", "ssd"):
         assert a.devices[name].utilization() == b.devices[name].utilization()
 

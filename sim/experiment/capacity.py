@@ -48,10 +48,19 @@ The search
        starts at the scenario's own load (factor 1, or its count).
     2. **Halve down** from a first point that fails until one meets (or report that none
        does down to 1/1000 of it).
-    3. **Bisect by simulation** between the largest point known to meet and the smallest
-       known to fail until they are within ``resolution`` (relative, for the factor;
-       one child, for counts); without an analytic bracket (nothing saturates, up to
-       4096 children), double until a point fails first.
+    3. **k-section by simulation** between the largest point known to meet and the
+       smallest known to fail until they are within ``resolution`` (relative, for the
+       factor; one child, for counts): each round simulates ``k`` points together
+       (``per_round``, by default the workers; k = 1 is bisection), evenly inside the
+       bracket, their replications spread over a process pool; without an analytic
+       bracket (nothing saturates, up to 4096 children), the round's points double
+       (×2, ×4, … ×2^k) until one fails. The first round adds k − 1 points between the
+       first point and the analytic bracket, and each round of the halving down k − 1
+       points above its own. After a round, the smallest load that failed is the upper
+       end and the largest meeting below it the lower end (a point meeting above a
+       failure is noise and left out). The result depends on k, never on the number of
+       processes; a point runs without its requests table (``run.requests: none``, where
+       that applies: the same summary).
 
     The result is that bracket: ``capacity`` is the largest load simulated that met the
     SLO, ``capacity_high`` the smallest that did not (or the analytic saturation, or the
@@ -95,6 +104,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,10 +113,12 @@ import pandas as pd
 
 from sim.analysis.analytic import estimate
 from sim.experiment.compare import on_path
-from sim.experiment.run import run
+from sim.experiment.run import cores
 from sim.experiment.slo import Clause, parse_slo
+from sim.model.host import simulate
 from sim.results.result import Result
 from sim.results.store import write_result, write_scenario_and_meta
+from sim.results.tables import tabulate
 from sim.scenario.columns import STANDARD_PERCENTILES, is_percentile_column
 from sim.scenario.errors import ScenarioError
 from sim.scenario.plan import plan
@@ -242,6 +254,52 @@ def _at(base: Scenario, vary: str, child: str, x: float) -> Scenario:
 
 def _instances(scn: Scenario, entries: Sequence[str]) -> list[str]:
     return [name for name, spec in scn.instances() if spec.name in entries]
+
+
+def lean(scn: Scenario) -> Scenario:
+    """``scn`` keeping no requests table (``run.requests: none``: the same summary, which
+    is all a point is judged on), where that mode applies; else ``scn``."""
+    if scn.run.requests != "all":
+        return scn
+    try:
+        return replace(scn, {"run.requests": "none"}, source="capacity point")
+    except ScenarioError:  # faults, mser5, a command timer: the whole table is needed
+        return scn
+
+
+class Points:
+    """Simulates points: each point's replications, in a process pool of ``workers``
+    shared by every round and path of a search (in this process for 1). A point's result is
+    :func:`~sim.experiment.run.run`'s for the same scenario, replications and seed, whatever
+    the workers; its ``wall_s`` is the time its replications and tables took."""
+
+    def __init__(self, workers: int) -> None:
+        n = min(workers, cores())
+        self.pool = ProcessPoolExecutor(max_workers=n) if n > 1 else None
+
+    def results(
+        self, scns: Sequence[Scenario], replications: int, seed: int
+    ) -> list[tuple[Result, float]]:
+        """Each scenario's result and the seconds its work took."""
+        tasks = [(scn, r) for scn in scns for r in range(replications)]
+        if self.pool is None:
+            runs = [simulate(scn, r, seed) for scn, r in tasks]
+        else:
+            futures = [self.pool.submit(simulate, scn, r, seed) for scn, r in tasks]
+            runs = [f.result() for f in futures]
+        out = []
+        for i, scn in enumerate(scns):
+            mine = runs[i * replications : (i + 1) * replications]
+            t0 = time.perf_counter()
+            sim_s = sum(r.wall_s for r in mine)
+            res = tabulate(scn, mine, seed, sim_s)
+            out.append((res, sim_s + time.perf_counter() - t0))
+        return out
+
+    def close(self) -> None:
+        """Stop the pool's processes."""
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,11 +508,13 @@ def _search_path(
     max_points: int,
     progress: Callable[[str], None] | None,
     under: Sequence[str] = (),
-    workers: int = 1,
+    pool: Points | None = None,
+    per_round: int = 1,
 ) -> tuple[dict[str, Any], list[Point]]:
     """One path's search (module docstring): its row of the table and its points;
-    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too; each
-    point's replications in up to ``workers`` processes."""
+    ``under``: degraded states (:func:`degraded`) in which the SLO must hold too;
+    ``per_round`` points simulated together in each round, by ``pool``."""
+    pool = pool if pool is not None else Points(1)
     t0 = time.perf_counter()
     start = (
         1.0 if vary == "load" else float(next(c.count for c in base.children if c.name == child))
@@ -469,28 +529,30 @@ def _search_path(
     points: dict[float, Point] = {}
     step = resolution if vary == "load" else 1.0
 
-    def probe(x: float) -> Point:
-        scn = _at(base, vary, child, x)
-        t = time.perf_counter()
-        res = run(scn, replications=replications, seed=seed, workers=workers)
-        meets, lower_ok, reason, rows = evaluate(res, slo, entries)
-        failed_under = ""
-        for state in under if meets else ():  # the SLO must hold in each degraded state
-            faulted = degraded(scn, state)
-            dres = run(faulted, replications=replications, seed=seed, workers=workers)
-            ok, _, why, _ = evaluate(dres, slo, entries)
-            if not ok:
-                meets, failed_under = False, state
-                reason = f"under {state}: {why}"
-                break
-        pt = Point(
-            path, x, meets, lower_ok, reason, rows, res, time.perf_counter() - t, failed_under
-        )
-        points[x] = pt
-        if progress is not None:
-            what = "meets" if meets else f"fails: {reason}"
-            progress(f"{path}: {_show(vary, x)}: {what} ({pt.wall_s:.1f} s)")
-        return pt
+    def probe_all(xs: Sequence[float], scns: Sequence[Scenario]) -> list[Point]:
+        """Simulate the points ``xs`` (scenarios ``scns``) together, their replications
+        spread over the pool."""
+        found = pool.results([lean(scn) for scn in scns], replications, seed)
+        out = []
+        for x, (res, wall) in zip(xs, found, strict=True):
+            meets, lower_ok, reason, rows = evaluate(res, slo, entries)
+            out.append(Point(path, x, meets, lower_ok, reason, rows, res, wall))
+        for state in under:  # the SLO must hold in each degraded state, at the points meeting it
+            held = [(pt, scn) for pt, scn in zip(out, scns, strict=True) if pt.meets]
+            faulted = [degraded(scn, state) for _, scn in held]
+            for (pt, _), (dres, dwall) in zip(
+                held, pool.results(faulted, replications, seed), strict=True
+            ):
+                pt.wall_s += dwall
+                ok, _, why, _ = evaluate(dres, slo, entries)
+                if not ok:
+                    pt.meets, pt.failed_under, pt.reason = False, state, f"under {state}: {why}"
+        for pt in out:
+            points[pt.x] = pt
+            if progress is not None:
+                what = "meets" if pt.meets else f"fails: {pt.reason}"
+                progress(f"{path}: {_show(vary, pt.x)}: {what} ({pt.wall_s:.1f} s)")
+        return out
 
     def close(a: float, b: float) -> bool:
         return b - a <= 1.0 if vary == "children" else b <= a * (1.0 + resolution)
@@ -519,19 +581,43 @@ def _search_path(
     first = guess if math.isfinite(guess) and guess < hi else start
     if first >= hi:  # the scenario's own load is beyond saturation
         first = snap(hi / 2) if vary == "load" else max(1.0, snap(hi - 1))
-    x = first
+
+    def grid(a: float, b: float, m: int) -> list[float]:
+        """``m`` points evenly inside (a, b), snapped, new ones only."""
+        if not (math.isfinite(a) and math.isfinite(b)) or m < 1:
+            return []
+        xs = [snap(a + (b - a) * j / (m + 1)) for j in range(1, m + 1)]
+        return [v for v in dict.fromkeys(xs) if a < v < b and v not in points]
+
+    k = max(1, per_round)
+    pending = [first, *grid(first, hi, k - 1)]
     note = ""
     while len(points) < max_points:
-        try:
-            pt = probe(x)
-        except ScenarioError as exc:  # e.g. the point is over the run's request budget
-            note = f"stopped before {_show(vary, x)}: {exc.message}"
+        batch = [v for v in dict.fromkeys(pending) if v not in points][: max_points - len(points)]
+        if not batch:
             break
-        if pt.meets:
-            lo = x
-        else:
-            hi, hi_from = x, "simulation"
+        stop, scns = "", {}
+        for v in sorted(batch):  # e.g. a point over the run's request budget
+            try:
+                scns[v] = _at(base, vary, child, v)
+            except ScenarioError as exc:
+                stop = f"stopped before {_show(vary, v)}: {exc.message}"
+                break
+        batch = [v for v in batch if v in scns]
+        pts = probe_all(batch, [scns[v] for v in batch]) if batch else []
+        # the smallest load that failed bounds the bracket; the largest meeting below it
+        # is its other end (one meeting above a failure is noise, left out)
+        for pt in pts:
+            if not pt.meets and pt.x < hi:
+                hi, hi_from = pt.x, "simulation"
+        met = [pt.x for pt in pts if pt.meets and pt.x < hi]
+        if met and not max(met) <= lo:
+            lo = max(met)
+        if stop:
+            note = stop
+            break
         if math.isnan(lo):  # no point met yet: just below the guess, then halve down
+            x = hi
             below = (
                 snap(guess * (1 - 2 * step) if vary == "load" else guess - 1)
                 if math.isfinite(guess)
@@ -542,14 +628,14 @@ def _search_path(
             if nxt < max(first * FLOOR, 1.0 if vary == "children" else 0.0) or nxt in points:
                 note = f"not met at any load simulated, down to {_show(vary, x)}"
                 break
-            x = nxt
+            pending = [nxt, *grid(nxt, hi, k - 1)]
             continue
         if not math.isfinite(hi):  # no bracket above: double until a point fails
-            x = snap(lo * 2)
+            pending = [snap(lo * 2**j) for j in range(1, k + 1)]
             continue
         if close(lo, hi):
             break
-        # near the analytic guess first, then halves
+        # near the analytic guess first, then k-section of the bracket
         near = [
             snap(v)
             for v in (guess * (1 + 2 * step), guess * (1 - 2 * step))
@@ -557,8 +643,8 @@ def _search_path(
         ]
         near += [guess + 1, guess - 1] if math.isfinite(guess) and vary == "children" else []
         inside = [v for v in near if lo < v < hi and v not in points]
-        x = inside[0] if inside else snap((lo + hi) / 2)
-        if x in points or not lo < x < hi:
+        pending = inside[:k] if inside else grid(lo, hi, k)
+        if not pending:
             break
     else:
         note = f"stopped at the limit of {max_points} points"
@@ -675,6 +761,7 @@ def search(
     progress: Callable[[str], None] | None = None,
     under: Sequence[str] = (),
     workers: int = 1,
+    per_round: int | None = None,
 ) -> Capacity:
     """Search the capacity of ``scenario`` under ``slo`` on each of ``paths`` (None: the
     scenario's own paths, as given); ``children``: the child entries the SLO is about
@@ -684,8 +771,9 @@ def search(
     factor; ``under``: degraded states (:func:`degraded`, e.g. ``vf_revoke``,
     ``parent_crash``) in which every point must meet the SLO too, the one that binds
     named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
-    invalid arguments. Every point's replications run in up to ``workers`` processes
-    (the same result for any number)."""
+    invalid arguments. Each round simulates ``per_round`` points (default ``workers``;
+    k-section of the bracket, module docstring), their replications in up to ``workers``
+    processes: the result depends on ``per_round``, never on ``workers``."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -693,14 +781,37 @@ def search(
     root = scenario.run.seed if seed is None else seed
     t0 = time.perf_counter()
     rows, points, reps_frames = [], [], []
-    for p in path_list:
-        base = scenario if p == "as-is" else on_path(scenario, p)
-        for state in under:  # each state applies here (checked before anything runs)
-            degraded(base, state)
-        row, pts = _search_path(
-            base, p, clauses, vary, child, entries, reps, root, resolution, max_points, progress,
-            under, workers,
-        )  # fmt: skip
+    per = workers if per_round is None else per_round
+    if per < 1:
+        raise ValueError(f"points per round must be at least 1 (got {per})")
+    pool = Points(workers)
+    try:
+        found = []
+        for p in path_list:
+            base = scenario if p == "as-is" else on_path(scenario, p)
+            for state in under:  # each state applies here (checked before anything runs)
+                degraded(base, state)
+            found.append(
+                _search_path(
+                    base,
+                    p,
+                    clauses,
+                    vary,
+                    child,
+                    entries,
+                    reps,
+                    root,
+                    resolution,
+                    max_points,
+                    progress,
+                    under,
+                    pool,
+                    per,
+                )
+            )
+    finally:
+        pool.close()
+    for p, (row, pts) in zip(path_list, found, strict=True):
         rows.append(row)
         for k, pt in enumerate(pts):
             frame = pt.rows.assign(
@@ -732,6 +843,7 @@ def search(
         time.perf_counter() - t0,
     )
     cap.meta["under"] = list(under)
+    cap.meta["points_per_round"] = per
     return cap
 
 

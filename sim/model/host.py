@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sim.model import devices
 from sim.model.env import SimEnv
@@ -51,6 +52,7 @@ from sim.model.records import (
     SchedRecord,
     StreamData,
     TraceRecord,
+    rows_array,
 )
 from sim.model.request import ConservationError
 from sim.model.vmbus import Channel
@@ -334,13 +336,18 @@ class Host:
         self.hv.flush(closing=True)
         streams = []
         for s in self.streams:
-            in_flight = [r.record(float("nan")) for r in s.live.values()]
+            in_flight = rows_array([r.record(float("nan")) for r in s.live.values()])
             issued = s.issued
-            if len(s.done) + len(s.failed) + len(in_flight) != issued:
+            log = s.done
+            log.close()
+            if len(log) + len(s.failed) + len(in_flight) != issued:
                 raise ConservationError(
-                    f"{s.key}: {len(s.done)} completed + {len(s.failed)} failed + "
+                    f"{s.key}: {len(log)} completed + {len(s.failed)} failed + "
                     f"{len(in_flight)} in flight != {issued} issued"
                 )
+            lean: dict[str, Any] = {}
+            if log.keep != "all":  # sample N / none: columns, marks, sums, the sample
+                lean = {"lean": log.columns(), "seen": log.seen, **log.summary()}
             attempts, paths = dict(s.attempts), dict(s.paths)
             if s.tolerant:  # the attempt now in flight of each live request
                 for r in s.live.values():
@@ -356,15 +363,16 @@ class Host:
                     s.io_path or s.child.io_path,
                     s.device_name,
                     s.ops,
-                    s.done,
+                    log.whole() if log.keep == "all" else rows_array([]),
                     in_flight,
                     s.spec.rate,
-                    failed=s.failed,
+                    failed=rows_array(s.failed),
                     failures=s.failures,
                     attempts=attempts,
                     paths=paths,
                     issued=issued,
-                    trips=s.trips,
+                    trips=s.trips,  # empty under sample / none: the times are in the sums
+                    **lean,
                 )
             )
         cpu = [

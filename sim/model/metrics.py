@@ -3,9 +3,9 @@
 Tallies (one value per request: :mod:`sim.model.request` records them) and levels (queue
 depth, ring occupancy, busy servers, weighted by the time they hold) are different kinds
 of monitor. The model rooms update them with plain arithmetic on the hot path; nothing
-here allocates per event beyond one tuple per finished request. Records stay in Python
-lists and become NumPy arrays once, at the end of a run (:mod:`sim.results.tables` turns
-them into DataFrames).
+here allocates per event. A finished request is recorded in its stream's columns
+(:class:`sim.model.records.RequestLog`), read as NumPy arrays at the end of a run
+(:mod:`sim.results.tables` turns them into DataFrames).
 
 Latency components (docs/design.md §3.2) are the places a request's time goes; they add up
 to its latency exactly:

@@ -107,8 +107,8 @@ class Request:
 
 
 Record = tuple[Any, ...]
-"""What a request leaves behind: its :data:`REQUEST_FIELDS`, in order (a plain tuple, one
-per request, for speed)."""
+"""What a request leaves behind: its :data:`REQUEST_FIELDS`, in order (a transient tuple,
+added at once to its stream's float64 columns, :class:`sim.model.records.RequestLog`)."""
 
 REQUEST_FIELDS: tuple[str, ...] = (
     "id", "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", *COMPONENT_COLUMNS,

@@ -54,12 +54,17 @@ Attempts, failures and retries (:mod:`sim.model.faults`)
     reason of each failed one. A failed record's ``t_complete`` is when it failed; its
     components are its last attempt's as far as it got (they do not add up).
 
+    The timer's queue holds each attempt's deadline, id and attempt number in columns
+    (:class:`Deadlines`), not the attempt: a completed request is not kept alive until its
+    deadline (30 s of requests, gigabytes, in a long run).
+
     Without faults, and where no command timer can expire within the run (the default
     30 s against runs of seconds), none of this runs: streams serve as before.
 
 Conservation
-    Every issued request is, at the end of a run, in exactly one of: completed (a record
-    in :attr:`Stream.done`), failed (in :attr:`Stream.failed`) or still in flight (in
+    Every issued request is, at the end of a run, in exactly one of: completed (recorded
+    in :attr:`Stream.done`, a :class:`~sim.model.records.RequestLog`: its columns, as
+    ``run.requests`` says), failed (in :attr:`Stream.failed`) or still in flight (in
     :attr:`Stream.live`): the three add up to :attr:`Stream.issued`, the ids handed out
     (checked by the host when it collects, :class:`ConservationError`).
 """
@@ -69,7 +74,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections import deque
+from array import array
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -80,8 +85,10 @@ from sim.model.env import SimEnv
 from sim.model.hypervisor import VCpu
 from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
+from sim.model.records import RequestLog
 from sim.model.request import AbortError, Record, Request
 from sim.scenario import distributions, names
+from sim.scenario.schema import requests_kept
 from sim.scenario.workload import Burst
 from sim.scenario.workload import Stream as StreamSpec
 
@@ -182,6 +189,38 @@ def warped(
     return next_gap
 
 
+class Deadlines:
+    """A first-in first-out queue of (deadline, id, attempt) in three columns (24 bytes an
+    entry, no object), compacted as its head moves on."""
+
+    __slots__ = ("attempts", "head", "ids", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.ids = array("q")
+        self.attempts = array("q")
+        self.head = 0
+
+    def append(self, deadline: float, rid: int, attempt: int) -> None:
+        self.times.append(deadline)
+        self.ids.append(rid)
+        self.attempts.append(attempt)
+
+    def __bool__(self) -> bool:
+        return self.head < len(self.times)
+
+    def first(self) -> tuple[float, int, int]:
+        h = self.head
+        return self.times[h], self.ids[h], self.attempts[h]
+
+    def pop(self) -> None:
+        self.head += 1
+        if self.head >= 4096 and 2 * self.head >= len(self.times):  # drop the spent half
+            h = self.head
+            del self.times[:h], self.ids[:h], self.attempts[:h]
+            self.head = 0
+
+
 class Stream:
     """One workload stream of one child partition."""
 
@@ -232,7 +271,6 @@ class Stream:
             child.vcpus[child.spec.irq_vcpu] if child.spec.irq_vcpu is not None else None
         )
         self._ids = itertools.count()
-        self.done: list[Record] = []
         # request-response with a remote peer (sim.model.devices.RemotePeer)
         self._peer: RemotePeer | LocalPeer | None = None
         self.trips: dict[int, tuple[float, float, float]] | None = None
@@ -240,6 +278,17 @@ class Stream:
             self.trips = {}
             if spec.peer.remote is not None:
                 self._peer = RemotePeer(env, spec.peer.remote, device, key)
+        run = env.scenario.run
+        keep = requests_kept(run.requests)
+        # completed requests, in columns (sim.model.records); the sample draws from a key
+        # of its own, so no other stream's draws move
+        self.done = RequestLog(
+            keep,
+            run.warmup,
+            rng=env.rng(key, "requests.sample") if isinstance(keep, int) else None,
+            trips=self.trips is not None,
+        )
+        self._record = self.done.add
         self.live: dict[int, Request] = {}
         # attempts, failures and retries (sim.model.faults): used once tolerate() is called
         self.failed: list[Record] = []
@@ -251,7 +300,10 @@ class Stream:
         self.stopped = False
         self.timeout: float | None = None
         self.retries = 0
-        self._deadlines: deque[tuple[float, Request]] = deque()
+        # the attempts whose timer runs, in the order they were sent (so of their
+        # deadlines): (deadline, id, attempt) in columns, not the requests themselves,
+        # which would stay alive for the whole timeout after they completed
+        self._deadlines = Deadlines()
         self._timer_armed = False
         self._ended: dict[int, simpy.Event] = {}
         self._users = 0  # generation of the closed-loop users (a crash ends one)
@@ -340,8 +392,8 @@ class Stream:
     def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
         yield from self.path.walk(req)
         del self.live[req.id]
-        self.done.append(req.record(self.env.now))
-        if req.trip is not None:
+        self._record(req, self.env.now)
+        if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
 
     def _open_loop(self) -> Generator[simpy.Event, Any, None]:
@@ -381,7 +433,7 @@ class Stream:
         self.live[req.id] = req
         timeout = self.timeout
         if timeout is not None:
-            self._deadlines.append((req.t_attempt + timeout, req))
+            self._deadlines.append(req.t_attempt + timeout, req.id, req.attempt)
             if not self._timer_armed:
                 self._timer_armed = True
                 self.env.timeout(timeout).callbacks.append(self._expire)
@@ -392,16 +444,17 @@ class Stream:
         now = self.env.now
         pending, live = self._deadlines, self.live
         while pending:
-            deadline, req = pending[0]
-            if live.get(req.id) is not req:  # ended, or superseded by a later attempt
-                pending.popleft()
+            deadline, rid, attempt = pending.first()
+            req = live.get(rid)
+            if req is None or req.attempt != attempt:  # ended, or superseded by a later attempt
+                pending.pop()
                 continue
             if deadline > now + 1e-6:
                 break
-            pending.popleft()
+            pending.pop()
             self.abort(req, "timeout")  # its retry's deadline goes to the back
         if pending:
-            self.env.timeout(max(pending[0][0] - now, 0.0)).callbacks.append(self._expire)
+            self.env.timeout(max(pending.first()[0] - now, 0.0)).callbacks.append(self._expire)
         else:
             self._timer_armed = False
 
@@ -414,8 +467,8 @@ class Stream:
         if req.dead:
             return
         del self.live[req.id]
-        self.done.append(req.record(self.env.now))
-        if req.trip is not None:
+        self._record(req, self.env.now)
+        if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
         self._ended_with(req)
 

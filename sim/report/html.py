@@ -410,13 +410,20 @@ def _over_time_figure(res: Result) -> Shown:
 
 def _result_figures(res: Result, label: str) -> list[Shown]:
     on = f" ({label})" if label else ""
-    figs = [
-        Shown(
-            f"Latency distribution{on}",
-            "Share of requests (y) finished within a latency (x, log scale), one line per "
-            "child. A line further left is faster; the top of the curve is the tail.",
-            _svg(plots.latency_cdf(res.requests)),
-        ),
+    kept = str(res.meta.get("requests_kept", "all"))  # run.requests: all, sample N, none
+    figs = []
+    if kept != "none":  # no requests kept: no distribution to draw (the summary has it)
+        of = f" Drawn from {kept} completed requests per stream." if kept != "all" else ""
+        figs.append(
+            Shown(
+                f"Latency distribution{on}",
+                "Share of requests (y) finished within a latency (x, log scale), one line "
+                "per child. A line further left is faster; the top of the curve is the "
+                f"tail.{of}",
+                _svg(plots.latency_cdf(res.requests)),
+            )
+        )
+    figs += [
         Shown(
             f"Where the mean latency goes{on}",
             "Each bar is a child's mean latency split into the places its time went: the "

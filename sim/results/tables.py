@@ -52,7 +52,14 @@ import pandas as pd
 from sim.analysis.analytic import Estimate, beside, estimate
 from sim.analysis.stats import PERCENTILES, latency_stats, mser5, paired, t_interval
 from sim.model.metrics import COMPONENT_COLUMNS
-from sim.model.records import CpuRecord, ResourceRecord, RunData, SchedRecord, TraceRecord
+from sim.model.records import (
+    CpuRecord,
+    ResourceRecord,
+    RunData,
+    SchedRecord,
+    StreamData,
+    TraceRecord,
+)
 from sim.model.request import REQUEST_FIELDS, ConservationError
 from sim.results.diagnose import warnings
 from sim.results.faults import fault_frame, fault_notes, with_fault_columns
@@ -79,11 +86,21 @@ COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p
 
 def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: float) -> Result:
     """Turn replications' records into a :class:`Result`."""
-    requests = requests_frame(runs)
-    warm = warmup_frame(requests, scenario)
-    mark_window(requests, warm, scenario.run.duration)
-    per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
-    retried = (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    if scenario.run.requests == "all":
+        requests = requests_frame(runs)
+        warm = warmup_frame(requests, scenario)
+        mark_window(requests, warm, scenario.run.duration)
+        per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
+        simulated = len(requests)
+    else:  # sample N / none: the statistics from the columns, the table from the sample
+        warm, per_rep = lean_frames(runs, scenario)
+        requests = requests_frame(runs, sample=True)
+        mark_window(requests, warm, scenario.run.duration)
+        simulated = sum(s.issued for r in runs for s in r.streams)
+    lean_timeouts = _timeouts(runs) if scenario.run.requests != "all" else {}
+    retried = not lean_timeouts and bool(
+        (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+    )
     if (scenario.faults or retried) and len(per_rep):  # availability, stalls (sim.model.faults)
         per_rep = with_fault_columns(per_rep, requests, scenario)
     order = [name for name, _ in scenario.instances()]
@@ -101,6 +118,11 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
     if scenario.faults or retried:
         for part, note in fault_notes(summary).items():
             notes.setdefault(part, []).append(note)
+    for part, n in lean_timeouts.items():  # no fault columns without every request
+        notes.setdefault(part, []).append(
+            f"{n} requests timed out (command timer): failed and retried requests, "
+            "availability and stalls need run.requests: all"
+        )
     if len(summary):
         summary["warnings"] = ["; ".join(notes.get(p, [])) for p in summary["partition"]]
     meta = {
@@ -117,9 +139,11 @@ def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: flo
         "warnings": [f"{p}: {w}" for p, ws in notes.items() for w in ws],
         "wall_s": round(wall_s, 3),
         "wall_s_per_replication": [round(r.wall_s, 3) for r in runs],
-        "requests_simulated": len(requests),
+        "requests_simulated": simulated,
         "versions": versions(),
     }
+    if scenario.run.requests != "all":
+        meta["requests_kept"] = scenario.run.requests
     return Result(
         scenario=scenario,
         requests=requests,
@@ -182,21 +206,29 @@ def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float) -> None:
     )
 
 
-def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+def requests_frame(runs: Sequence[RunData], sample: bool = False) -> pd.DataFrame:
     """One row per request of every replication: ``state`` is ``completed``, ``failed``
     (``failure`` says why; ``t_complete_us`` is when it failed) or ``in_flight`` at the
     end; ``attempts`` is 1 unless faults made the request retried (:mod:`sim.model.faults`),
     and ``io_path`` is the path its last attempt took. Raises
     :class:`~sim.model.workloads.ConservationError` unless every stream's requests are exactly
-    its ids 0..issued-1, each once."""
+    its ids 0..issued-1, each once. ``sample``: the rows of the requests kept under
+    ``run.requests: sample N`` (completed ones, in id order; none under ``none``)."""
     cols = list(REQUEST_FIELDS)
     parts = []
     for run_ in runs:
         for s in run_.streams:
-            rows = s.done + s.failed + s.in_flight
-            arr = np.array(rows, dtype=float) if rows else np.empty((0, len(cols)), dtype=float)
-            _check_conserved(arr[:, 0], s.issued, f"replication {run_.replication}, "
-                             f"{s.partition} stream {s.stream}")  # fmt: skip
+            where = f"replication {run_.replication}, {s.partition} stream {s.stream}"
+            if sample:
+                _check_marks(s, where)
+                kept = s.sample if s.sample is not None else np.empty((0, len(cols) + 3))
+                arr, done, failed, in_flight = kept[:, : len(cols)], len(kept), 0, 0
+            else:
+                arr = np.concatenate([s.done, s.failed, s.in_flight])
+                done, failed, in_flight = len(s.done), len(s.failed), len(s.in_flight)
+                _check_conserved(arr[:, 0], s.issued, where)
+            if sample and not len(arr):
+                continue
             df = pd.DataFrame(arr, columns=cols)
             df["op"] = np.asarray(s.ops, dtype=object)[df["op"].to_numpy(dtype=int)]
             df.insert(0, "replication", run_.replication)
@@ -205,11 +237,7 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
             df.insert(3, "requested_path", s.requested_path)
             df.insert(4, "io_path", s.io_path)
             df.insert(5, "device", s.device)
-            df["state"] = (
-                ["completed"] * len(s.done)
-                + ["failed"] * len(s.failed)
-                + ["in_flight"] * len(s.in_flight)
-            )
+            df["state"] = ["completed"] * done + ["failed"] * failed + ["in_flight"] * in_flight
             df["failure"] = ""
             df["attempts"] = 1
             if s.failures or s.attempts or s.paths:  # faults (sim.model.faults): exceptions by id
@@ -220,7 +248,10 @@ def requests_frame(runs: Sequence[RunData]) -> pd.DataFrame:
                     df["attempts"] = ids.map(s.attempts).fillna(1).astype("int64")
                 if s.paths:
                     df["io_path"] = ids.map(s.paths).fillna(s.io_path)
-            if s.trips is not None:  # request-response with a remote peer
+            if s.trips is not None and sample:  # the sample's trip times follow its row
+                for k, col in enumerate(PEER_COLUMNS):
+                    df[col] = kept[:, len(cols) + k]
+            elif s.trips is not None:  # request-response with a remote peer
                 ids = df["id"].astype("int64")
                 for k, col in enumerate(PEER_COLUMNS):
                     df[col] = ids.map({i: t[k] for i, t in s.trips.items()}).astype(float)
@@ -268,6 +299,123 @@ def _check_conserved(ids: np.ndarray, issued: int, where: str) -> None:
     raise ConservationError(
         f"{where}: {n} requests recorded for {issued} issued, or an id missing or twice"
     )
+
+
+def _check_marks(s: StreamData, where: str) -> None:
+    """Under ``run.requests: sample N | none``: every id 0..issued-1 once among a stream's
+    completed (their marks), failed and in-flight requests (:class:`ConservationError`
+    otherwise), as exact as :func:`_check_conserved`."""
+    marks = np.zeros(max(s.issued, 0), dtype=np.int64)
+    seen = s.seen if s.seen is not None else np.zeros(0, dtype=np.uint8)
+    n = min(len(seen), len(marks))
+    marks[:n] += seen[:n]
+    others = np.concatenate([s.failed[:, 0], s.in_flight[:, 0]]).astype(np.int64)
+    stray = seen[n:].any() or (len(others) and (others.min() < 0 or others.max() >= s.issued))
+    if not stray:
+        np.add.at(marks, others, 1)
+        if (marks == 1).all():
+            return
+    raise ConservationError(
+        f"{where}: {s.completed + len(others)} requests recorded for {s.issued} issued, "
+        "or an id missing or twice"
+    )
+
+
+def lean_frames(runs: Sequence[RunData], scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Under ``run.requests: sample N | none``: the warm-up frame (:func:`warmup_frame`) and
+    the per-replication frame (:func:`replication_frame`) from each stream's columns
+    (:class:`~sim.model.records.RequestLog`), row for row and value for value the same as
+    from the whole table, but for the mean components (and trip times), summed as the run
+    went: equal to within rounding (their sums are added in another order)."""
+    fixed, end = scenario.run.warmup, scenario.run.duration
+    wanted = percentiles(scenario.run.percentiles)
+    peers = any(s.trips is not None for r in runs for s in r.streams)
+    nc = len(COMPONENT_COLUMNS)
+    keys: dict[tuple[str, str, str], None] = {}  # in the order the table's rows have them
+    for run_ in runs:
+        for s in run_.streams:
+            if s.issued:
+                keys.setdefault((s.partition, s.requested_path, s.io_path))
+    warm_rows, rows = [], []
+    cuts: dict[tuple[int, str], tuple[float, float]] = {}
+    for run_ in runs:
+        by_part: dict[str, list[StreamData]] = {}
+        for s in run_.streams:
+            by_part.setdefault(s.partition, []).append(s)
+        for part, streams in by_part.items():  # MSER-5 on the series in submission order
+            lean = np.concatenate([_lean(s) for s in streams])
+            if not len(lean):
+                continue
+            t = lean[:, 0]
+            order = t.argsort(kind="quicksort")  # as the table's sort_values does
+            d, found = mser5((lean[:, 1] - lean[:, 0])[order])
+            cut = float(t[order][d]) if d < len(t) else float(end)
+            warm_rows.append((run_.replication, part, fixed, cut, found))
+            cuts[(run_.replication, part)] = (fixed, cut)
+    cols = ["replication", "partition", "warmup_us", "mser_warmup_us", "mser_found"]
+    warm = pd.DataFrame(warm_rows, columns=cols)
+    for part, requested, io_path in keys:
+        for run_ in runs:
+            r = run_.replication
+            mine = [s for s in run_.streams if s.partition == part and s.io_path == io_path]
+            lean = np.concatenate([_lean(s) for s in mine] or [_lean(None)])
+            known = cuts.get((r, part))
+            cut = known[0] if known else fixed
+            window_s = (end - cut) / 1e6
+            t_sub, t_done = lean[:, 0], lean[:, 1]
+            inw = (t_sub >= cut) & (t_done <= end)
+            m: dict[str, Any] = {
+                "replication": r, "partition": part, "requested_path": requested,
+                "io_path": io_path, "requests": int(inw.sum()),
+            }  # fmt: skip
+            done = (t_done >= cut) & (t_done <= end)
+            others = np.concatenate(
+                [a for s in mine for a in (s.failed, s.in_flight)]
+                or [np.empty((0, len(REQUEST_FIELDS)))]
+            )
+            t_all = np.concatenate([t_sub, others[:, REQUEST_FIELDS.index("t_submit_us")]])
+            submitted = int(((t_all >= cut) & (t_all <= end)).sum())
+            completed = int(done.sum())
+            m.update(
+                throughput_rps=completed / window_s,
+                throughput_bps=float(lean[done, 2].sum()) * 8.0 / window_s,
+                offered_rps=submitted / window_s,
+                completion_share=completed / submitted if submitted else float("nan"),
+            )
+            m.update(latency_stats((t_done - t_sub)[inw], wanted))
+            sums = np.zeros(nc + 3)
+            for st in mine:  # a stream without a peer sums no trip times
+                if st.sums is not None:
+                    sums[: len(st.sums)] += st.sums
+            summed = sum(s.summed for s in mine)
+            for k, col in enumerate(COMPONENT_COLUMNS):
+                m[col] = float(sums[k] / summed) if summed else float("nan")
+            if peers:  # request-response: the round trip and its parts
+                m["round_trip_us"] = m["mean_us"]
+                timed = sum((s.timed for s in mine if s.timed is not None), np.zeros(3))
+                for k, col in enumerate(PEER_COLUMNS):
+                    n = timed[k]
+                    m[col] = float(sums[nc + k] / n) if n else float("nan")
+            if known:
+                m["warmup_us"], m["mser_warmup_us"] = known
+            rows.append(m)
+    return warm, pd.DataFrame(rows)
+
+
+def _timeouts(runs: Sequence[RunData]) -> dict[str, int]:
+    """Per child, the requests that failed or were retried (a command timer expired,
+    without faults) over the replications."""
+    out: dict[str, int] = {}
+    for run_ in runs:
+        for s in run_.streams:
+            n = len(s.failed) + len(s.attempts)
+            if n:
+                out[s.partition] = out.get(s.partition, 0) + n
+    return out
+
+
+def _lean(s: StreamData | None) -> np.ndarray:
+    return s.lean if s is not None and s.lean is not None else np.empty((0, 3))
 
 
 def replication_frame(

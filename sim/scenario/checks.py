@@ -287,7 +287,22 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
     for i, d in enumerate(scn.devices):
         if d.name in RESERVED:
             return ("devices", i, "name"), f"'{d.name}' is reserved for {RESERVED[d.name]}"
-    return _check_faults(scn) or check_budget(scn)
+    return _check_faults(scn) or _check_requests(scn) or check_budget(scn)
+
+
+def _check_requests(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
+    """``run.requests: sample N | none`` sums the components over the requests submitted
+    after a warm-up known before the run, and the fault tables need every request
+    (sim.model.records): refused where those are needed."""
+    run = scn.run
+    if run.requests == "all":
+        return None
+    loc = ("run", "requests")
+    if run.warmup_method != "fixed":
+        return loc, f"{run.requests} needs warmup_method: fixed (mser5 needs every request)"
+    if scn.faults:
+        return loc, f"{run.requests} is not available with faults (their tables need every request)"
+    return None
 
 
 def _check_faults(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:

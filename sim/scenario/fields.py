@@ -227,9 +227,10 @@ REQUEST_SIZE = Bound(
     "ones at the block layer's max_sectors_kb, a few MiB; a TSO send is at most 64 KiB)",
 )
 DEFAULT_REQUEST_BUDGET = 10_000_000
-"""Default ``run.request_budget``: a run holds about 1.3 KB per request until it is written
-(records, then the requests table), so 1e7 requests take about 13 GB, and 5-6 minutes at
-~30k requests/s."""
+"""Default ``run.request_budget``: a run holds about 1 KB per request until it is written
+(its rows in columns, then the requests table), so 1e7 requests take about 10 GB, and 5-6
+minutes at ~30k requests/s; under ``run.requests: none`` or ``sample N``, some 40 bytes a
+request (docs/design.md §4)."""
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Weight = Annotated[int, Field(ge=1, le=65535)]
 Cap = Annotated[float, Field(ge=0.0, le=102400.0)]

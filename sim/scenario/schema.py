@@ -38,6 +38,23 @@ def _count(value: Any) -> Any:
     return value
 
 
+def requests_kept(value: str) -> int | str:
+    """``run.requests`` read: ``"all"``, ``"none"`` or the sample's size (at least 1)."""
+    text = value.strip()
+    if text in ("all", "none"):
+        return text
+    m = re.fullmatch(r"sample\s+(\S+)", text)
+    if m is None:
+        raise ValueError(f"{units.show(value)}: write all, none or sample N (e.g. sample 10k)")
+    try:
+        n = _count(m[1])
+    except ValueError:
+        n = None
+    if not isinstance(n, float) or not 1 <= n <= 1e9 or n != int(n):
+        raise ValueError(f"{units.show(value)}: N must be a whole number from 1 to 1e9")
+    return int(n)
+
+
 class Run(Model):
     """Run settings."""
 
@@ -79,6 +96,23 @@ class Run(Model):
         description="Ring and device-queue occupancy is recorded as its mean over each "
         "interval of this length (occupancy.csv); default: duration / 200; 0: off.",
     )
+    requests: str = field(
+        "all",
+        description="What is kept of each request: all (the requests table, every row), "
+        "sample N (a uniform sample of N completed requests per stream and replication in "
+        "the table, e.g. sample 10000 or sample 10k), none (no table). Summaries, latency "
+        "percentiles and the conservation check are exact in every mode: sample and none "
+        "keep 24 bytes and a mark per completed request instead of the whole row (136 "
+        "bytes, and the table's ~400). Not with faults (their tables need every request) "
+        "nor warmup_method: mser5.",
+    )
+
+    @pydantic.field_validator("requests")
+    @classmethod
+    def _requests(cls, value: str) -> str:
+        kept = requests_kept(value)
+        return value.strip() if isinstance(kept, str) else f"sample {kept}"
+
     request_budget: Annotated[float, BeforeValidator(_count)] = field(
         DEFAULT_REQUEST_BUDGET,
         gt=0,
@@ -91,8 +125,9 @@ class Run(Model):
         "state switches, occupancy samples and each vCPU and stream set up count as one "
         "request each, and the draws of a grossly slow sampler (measured once) as the "
         "requests that could be simulated in their time. Default 1e7: a run holds "
-        "about 1.3 KB per request until it is written (13 GB), and simulates ~30k "
-        "requests/s (5-6 minutes). hvsim run --budget sets it.",
+        "about 1 KB per request until it is written (10 GB; some 40 bytes under requests: "
+        "none or sample N), and simulates ~30k requests/s (5-6 minutes). hvsim run "
+        "--budget sets it.",
     )
 
 
