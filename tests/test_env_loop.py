@@ -1,0 +1,84 @@
+"""The event loop of :class:`sim.model.env.SimEnv`: SimPy's ``run`` with ``step`` inline
+gives the same events in the same order, the same stop and the same crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import simpy
+
+import sim
+from sim.model.env import SimEnv
+from sim.model.host import Host
+
+BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
+
+
+def _both(body: Callable[[simpy.Environment], Any]) -> tuple[Any, Any]:
+    """``body`` run on a SimEnv with its loop and with SimPy's ``run``."""
+    scn = sim.load(BASELINE)
+    ours = body(SimEnv(scn, 1))
+    env = SimEnv(scn, 1)
+    env.run = simpy.Environment.run.__get__(env)  # type: ignore[method-assign]
+    return ours, body(env)
+
+
+def test_same_trace_stop_and_value() -> None:
+    def body(env: simpy.Environment) -> Any:
+        trace: list[tuple[float, str]] = []
+
+        def proc(name: str, d: float) -> Generator[simpy.Event, Any, str]:
+            for _ in range(5):
+                yield env.timeout(d)
+                trace.append((env.now, name))
+            return name
+
+        a = env.process(proc("a", 1.5))
+        env.process(proc("b", 1.0))
+        env.run(until=3.0)  # a number: stops before the events at 3.0
+        at3 = (env.now, list(trace))
+        got = env.run(until=a)  # an event: its value
+        env.run()  # empty schedule: returns
+        with pytest.raises(ValueError, match="greater than"):
+            env.run(until=env.now)
+        return at3, got, trace, env.now, env.run(until=a)
+
+    ours, theirs = _both(body)
+    assert ours == theirs
+    assert ours[0][0] == 3.0 and ours[1] == "a"
+
+
+def test_failed_event_crashes_the_run() -> None:
+    def body(env: simpy.Environment) -> str:
+        def bad() -> Generator[simpy.Event, Any, None]:
+            yield env.timeout(1)
+            raise KeyError("boom")
+
+        env.process(bad())
+        with pytest.raises(KeyError) as err:
+            env.run(until=5)
+        return repr(err.value)
+
+    ours, theirs = _both(body)
+    assert ours == theirs
+
+
+def test_model_identical_to_simpy_loop() -> None:
+    """The baseline host, 20 ms: every record and account the same under both loops."""
+
+    def body(env: simpy.Environment) -> Any:
+        assert isinstance(env, SimEnv)
+        scn = sim.load(BASELINE, {"run.duration": "20ms", "run.warmup": "0us"})
+        env.scenario = scn
+        host = Host(env)
+        host.start()
+        env.run(until=scn.run.duration)
+        data = host.collect(0, 0.0)
+        return [list(map(tuple, s.done)) for s in data.streams], dict(env.counters)
+
+    ours, theirs = _both(body)
+    assert ours == theirs
+    assert sum(len(s) for s in ours[0]) > 100
