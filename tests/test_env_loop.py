@@ -48,7 +48,8 @@ def test_same_trace_stop_and_value() -> None:
 
     ours, theirs = _both(body)
     assert ours == theirs
-    assert ours[0][0] == 3.0 and ours[1] == "a"
+    assert ours[0][0] == 3.0
+    assert ours[1] == "a"
 
 
 def test_failed_event_crashes_the_run() -> None:
