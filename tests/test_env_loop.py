@@ -83,3 +83,26 @@ def test_model_identical_to_simpy_loop() -> None:
     ours, theirs = _both(body)
     assert ours == theirs
     assert sum(len(s) for s in ours[0]) > 100
+
+
+def test_now_follows_the_clock_in_run_and_step() -> None:
+    """``now`` is a plain attribute: equal to SimPy's clock in callbacks, after ``run``
+    and after each ``step``."""
+    env = SimEnv(sim.load(BASELINE), 1)
+    seen: list[tuple[float, float]] = []
+
+    def proc() -> Generator[simpy.Event, Any, None]:
+        for d in (0.5, 2.0, 0.25):
+            yield env.timeout(d)
+            seen.append((env.now, env._now))
+
+    env.process(proc())
+    env.step()  # the process starts at 0
+    assert env.now == env._now == 0.0
+    env.step()
+    assert env.now == env._now == 0.5
+    env.run(until=2.0)
+    assert env.now == env._now == 2.0
+    env.run()
+    assert seen == [(0.5, 0.5), (2.5, 2.5), (2.75, 2.75)]
+    assert env.now == 2.75

@@ -14,7 +14,8 @@ switching a child's I/O path therefore never shifts another source: runs that di
 in the path see identical arrivals and sizes (common random numbers).
 
 The event loop (docs/design.md §9, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
-``step`` written inline, so that an event costs no method call of its own. It pops the
+``step`` written inline, so that an event costs no method call of its own, and ``now`` is
+a plain attribute kept equal to SimPy's clock, not a property called at every read. It pops the
 same heap in the same order and treats a stop, an empty schedule and a failed event as
 SimPy does; the events processed, and so every result, are the same.
 """
@@ -47,8 +48,13 @@ def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSeq
 class SimEnv(simpy.Environment):
     """A SimPy environment in µs with the scenario, RNG streams and counters attached."""
 
+    now: float = 0.0
+    """The simulation time: a plain attribute set with SimPy's ``_now`` as each event is
+    taken off the heap (SimPy's is a property: a call per read, dozens per request)."""
+
     def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
         super().__init__(initial_time=0.0)
+        self.now = self._now
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
@@ -63,6 +69,13 @@ class SimEnv(simpy.Environment):
             raise ValueError(f"RNG stream '{key}' requested twice")
         self._keys.add(key)
         return np.random.default_rng(stream_seed(self.seed, self.replication, key))
+
+    def step(self) -> None:
+        """SimPy's ``step``, with :attr:`now` set to the time of the event it processes."""
+        queue = self._queue
+        if queue:
+            self.now = queue[0][0]
+        super().step()
 
     def run(self, until: float | Event | None = None) -> Any:
         """SimPy's ``Environment.run`` with the step of each event inline (same order,
@@ -87,7 +100,8 @@ class SimEnv(simpy.Environment):
             while True:
                 if not queue:
                     raise EmptySchedule
-                self._now, _, _, event = heappop(queue)
+                t, _, _, event = heappop(queue)
+                self._now = self.now = t
                 callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
                 assert callbacks is not None
                 try:
