@@ -106,3 +106,13 @@ def test_now_follows_the_clock_in_run_and_step() -> None:
     env.run()
     assert seen == [(0.5, 0.5), (2.5, 2.5), (2.75, 2.75)]
     assert env.now == 2.75
+
+
+def test_event_classes_bound_once() -> None:
+    """The inherited event classes are bound to the environment itself (no descriptor
+    call per ``env.timeout``), and still build SimPy's events."""
+    env = SimEnv(sim.load(BASELINE), 1)
+    for name in ("process", "timeout", "event", "all_of", "any_of"):
+        assert name in vars(env)
+    assert isinstance(env.timeout(1.0), simpy.Timeout)
+    assert isinstance(env.event(), simpy.Event)

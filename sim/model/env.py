@@ -15,7 +15,8 @@ in the path see identical arrivals and sizes (common random numbers).
 
 The event loop (docs/design.md §9, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
 ``step`` written inline, so that an event costs no method call of its own, and ``now`` is
-a plain attribute kept equal to SimPy's clock, not a property called at every read. It pops the
+a plain attribute kept equal to SimPy's clock, not a property called at every read; the
+event classes (``timeout``, ``event``, ``process``...) are bound to the instance once. It pops the
 same heap in the same order and treats a stop, an empty schedule and a failed event as
 SimPy does; the events processed, and so every result, are the same.
 """
@@ -55,6 +56,11 @@ class SimEnv(simpy.Environment):
     def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
         super().__init__(initial_time=0.0)
         self.now = self._now
+        # SimPy binds its event classes to the instance only for names in the instance's
+        # own class; bind the inherited ones too, or each env.timeout(...) goes through a
+        # descriptor call that builds a bound method
+        for name in ("process", "timeout", "event", "all_of", "any_of"):
+            setattr(self, name, getattr(self, name))
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
