@@ -110,9 +110,14 @@ def test_now_follows_the_clock_in_run_and_step() -> None:
 
 def test_event_classes_bound_once() -> None:
     """The inherited event classes are bound to the environment itself (no descriptor
-    call per ``env.timeout``), and still build SimPy's events."""
+    call per use), and ``timeout`` builds SimPy's ``Timeout`` as SimPy does."""
     env = SimEnv(sim.load(BASELINE), 1)
-    for name in ("process", "timeout", "event", "all_of", "any_of"):
+    for name in ("process", "event", "all_of", "any_of"):
         assert name in vars(env)
-    assert isinstance(env.timeout(1.0), simpy.Timeout)
+    t = env.timeout(1.0, "v")
+    assert type(t) is simpy.Timeout
+    assert (t.env, t.callbacks, t.value, t._delay, t.triggered) == (env, [], "v", 1.0, True)
+    assert env.peek() == 1.0
+    with pytest.raises(ValueError, match="Negative delay"):
+        env.timeout(-1.0)
     assert isinstance(env.event(), simpy.Event)

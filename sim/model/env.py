@@ -16,7 +16,8 @@ in the path see identical arrivals and sizes (common random numbers).
 The event loop (docs/design.md §9, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
 ``step`` written inline, so that an event costs no method call of its own, and ``now`` is
 a plain attribute kept equal to SimPy's clock, not a property called at every read; the
-event classes (``timeout``, ``event``, ``process``...) are bound to the instance once. It pops the
+event classes (``event``, ``process``...) are bound to the instance once, and
+``timeout`` builds SimPy's ``Timeout`` with its constructor and ``schedule`` inline. It pops the
 same heap in the same order and treats a stop, an empty schedule and a failed event as
 SimPy does; the events processed, and so every result, are the same.
 """
@@ -25,18 +26,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from heapq import heappop
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
-from simpy.events import URGENT, Event, EventPriority
+from simpy.events import NORMAL, URGENT, Event, EventPriority, Timeout
 
 from sim.scenario import names
 
 if TYPE_CHECKING:
     from sim.scenario.schema import Scenario
+
+
+_new_timeout = object.__new__
 
 
 def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSequence:
@@ -57,15 +61,29 @@ class SimEnv(simpy.Environment):
         super().__init__(initial_time=0.0)
         self.now = self._now
         # SimPy binds its event classes to the instance only for names in the instance's
-        # own class; bind the inherited ones too, or each env.timeout(...) goes through a
+        # own class; bind the inherited ones too, or each env.event(...) goes through a
         # descriptor call that builds a bound method
-        for name in ("process", "timeout", "event", "all_of", "any_of"):
+        for name in ("process", "event", "all_of", "any_of"):
             setattr(self, name, getattr(self, name))
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
         self.counters: Counter[str] = Counter()
         self._keys: set[str] = set()
+
+    def timeout(self, delay: float = 0, value: Any = None) -> Timeout:
+        """SimPy's ``Timeout(env, delay, value)`` with its constructor and ``schedule``
+        inline: the same event, the same heap entry (time, priority, next id)."""
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        ev = _new_timeout(Timeout)
+        ev.env = self
+        ev.callbacks = []
+        ev._value = value
+        ev._delay = delay
+        ev._ok = True
+        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), ev))
+        return ev
 
     def rng(self, scope: str, *what: str) -> np.random.Generator:
         """A new generator for the stochastic source ``what`` of ``scope``, keyed
