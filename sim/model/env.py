@@ -12,21 +12,35 @@ Randomness (docs/design.md §3.6): every stochastic source draws from its own
 ``hash``), so the same key gives the same stream in every process. Adding a component or
 switching a child's I/O path therefore never shifts another source: runs that differ only
 in the path see identical arrivals and sizes (common random numbers).
+
+The event loop (docs/design.md §9, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
+``step`` written inline, so that an event costs no method call of its own, and ``now`` is
+a plain attribute kept equal to SimPy's clock, not a property called at every read; the
+event classes (``event``, ``process``...) are bound to the instance once, and
+``timeout`` builds SimPy's ``Timeout`` with its constructor and ``schedule`` inline. It pops the
+same heap in the same order and treats a stop, an empty schedule and a failed event as
+SimPy does; the events processed, and so every result, are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import TYPE_CHECKING
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, URGENT, Event, EventPriority, Timeout
 
 from sim.scenario import names
 
 if TYPE_CHECKING:
     from sim.scenario.schema import Scenario
+
+
+_new_timeout = object.__new__
 
 
 def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSequence:
@@ -39,13 +53,37 @@ def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSeq
 class SimEnv(simpy.Environment):
     """A SimPy environment in µs with the scenario, RNG streams and counters attached."""
 
+    now: float = 0.0
+    """The simulation time: a plain attribute set with SimPy's ``_now`` as each event is
+    taken off the heap (SimPy's is a property: a call per read, dozens per request)."""
+
     def __init__(self, scenario: Scenario, seed: int, replication: int = 0) -> None:
         super().__init__(initial_time=0.0)
+        self.now = self._now
+        # SimPy binds its event classes to the instance only for names in the instance's
+        # own class; bind the inherited ones too, or each env.event(...) goes through a
+        # descriptor call that builds a bound method
+        for name in ("process", "event", "all_of", "any_of"):
+            setattr(self, name, getattr(self, name))
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
         self.counters: Counter[str] = Counter()
         self._keys: set[str] = set()
+
+    def timeout(self, delay: float = 0, value: Any = None) -> Timeout:
+        """SimPy's ``Timeout(env, delay, value)`` with its constructor and ``schedule``
+        inline: the same event, the same heap entry (time, priority, next id)."""
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        ev = _new_timeout(Timeout)
+        ev.env = self
+        ev.callbacks = []
+        ev._value = value
+        ev._delay = delay
+        ev._ok = True
+        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), ev))
+        return ev
 
     def rng(self, scope: str, *what: str) -> np.random.Generator:
         """A new generator for the stochastic source ``what`` of ``scope``, keyed
@@ -55,3 +93,58 @@ class SimEnv(simpy.Environment):
             raise ValueError(f"RNG stream '{key}' requested twice")
         self._keys.add(key)
         return np.random.default_rng(stream_seed(self.seed, self.replication, key))
+
+    def step(self) -> None:
+        """SimPy's ``step``, with :attr:`now` set to the time of the event it processes."""
+        queue = self._queue
+        if queue:
+            self.now = queue[0][0]
+        super().step()
+
+    def run(self, until: float | Event | None = None) -> Any:
+        """SimPy's ``Environment.run`` with the step of each event inline (same order,
+        same stop at ``until``, same crash on a failed event nobody defused)."""
+        if until is not None:
+            if not isinstance(until, Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self._now:
+                    raise ValueError(
+                        f"until ({at}) must be greater than the current simulation time"
+                    )
+                until = Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self._now)
+            elif until.callbacks is None:
+                return until.value
+            assert until.callbacks is not None
+            until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        try:
+            while True:
+                if not queue:
+                    raise EmptySchedule
+                t, _, _, event = heappop(queue)
+                self._now = self.now = t
+                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                assert callbacks is not None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    event.callbacks = callbacks[callbacks.index(callback) + 1 :]
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(
+                    f'No scheduled events left but "until" event was not triggered: {until}'
+                ) from None
+        return None
