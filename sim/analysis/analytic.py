@@ -481,10 +481,12 @@ def estimate(scn: Scenario) -> Estimate:
             "routed": io.parent,
             "emulated": io.parent,
             "parent": io.parent,
+            "hypervisor": io.hypervisor,
         }.get(p.path)
         if mode in ("static", "strict", "deferred"):
+            whose = {"native": "host kernel", "hypervisor": "hypervisor"}.get(p.path, "parent")
             why.append(
-                f"the {'host' if p.path == 'native' else 'parent'} kernel's IOMMU domain "
+                f"the {whose}'s IOMMU domain "
                 f"({mode}): its IOTLB walks, strict invalidations waiting for the IOMMU's "
                 "queue and deferred flushes are left out (its map/unmap CPU is in)"
             )

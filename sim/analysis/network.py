@@ -280,12 +280,14 @@ class Network:
             delay=dev_delay + (translate.mean if isinstance(dev, Nic) else 0.0),
         )
 
-        # a native host's DMA mapping (host.iommu.native), per request
-        nmode = io.native
-        native_map = of_size(sizes, probs, each_size(lambda x: io.host_map_cost(nmode, x))).mean
-        native_unmap = of_size(
-            sizes, probs, each_size(lambda x: io.host_unmap_cost(nmode, x))
-        ).mean + io.host_invalidation(nmode)
+        # a native host's DMA mapping (host.iommu.native), and the hypervisor's drivers'
+        # (host.iommu.hypervisor), per request
+        def host_dma(mode: str) -> tuple[float, float]:
+            mapped = of_size(sizes, probs, each_size(lambda x: io.host_map_cost(mode, x))).mean
+            unmapped = of_size(sizes, probs, each_size(lambda x: io.host_unmap_cost(mode, x)))
+            return mapped, unmapped.mean + io.host_invalidation(mode)
+
+        native_map, native_unmap = host_dma(io.native)
 
         for i in vcpus:
             done = spec.irq_vcpu if spec.irq_vcpu is not None else i
@@ -326,12 +328,13 @@ class Network:
                 ]
             elif p.path == "hypervisor":
                 hio, kick = scn.host.hypervisor_io, scn.host.costs.doorbell_exit
+                hv_map, hv_unmap = host_dma(scn.host.iommu.hypervisor)
                 stack = segmented(hio.request_cost, seg)
-                sub = dist_moments(g.submit_cost) + stack + self.stack + const(kick)
+                sub = dist_moments(g.submit_cost) + stack + self.stack + const(kick + hv_map)
                 com = (
                     dist_moments(hio.completion_cost)
                     + dist_moments(g.complete_cost)
-                    + const(self.irq + virt)
+                    + const(self.irq + virt + hv_unmap)
                 )
                 self._visit(v_sub, share, sub, sub.mean)
                 self._visit(v_done, share, com, com.mean)
@@ -343,6 +346,7 @@ class Network:
                         {
                             GUEST_CPU: g.submit_cost.mean + stack.mean + self.stack.mean,
                             INTERRUPT: kick,
+                            IOMMU: hv_map,
                         },
                         True,
                     ),
@@ -354,6 +358,7 @@ class Network:
                         {
                             GUEST_CPU: hio.completion_cost.mean + g.complete_cost.mean + virt,
                             INTERRUPT: self.irq,
+                            IOMMU: hv_unmap,
                         },
                         True,
                     ),

@@ -75,6 +75,8 @@ class Host:
         self.iommu = Iommu(env, h.iommu)  # one IOMMU, its IOTLB shared by every domain
         # the parent's physical drivers map their DMA in one domain (host.iommu.parent)
         self.parent_dma = self.iommu.host_domain("parent", h.iommu.parent, "driver")
+        # the hypervisor's own drivers (host.iommu.hypervisor): one domain, as the parent's
+        self.hv_dma = self.iommu.host_domain("hypervisor", h.iommu.hypervisor, "hypervisor")
         self.children: list[ChildPartition] = []
         self.channels: list[Channel] = []
         self.streams: list[Stream] = []
@@ -142,6 +144,7 @@ class Host:
                 h.hypervisor_io,
                 self.driver_down,
                 own,
+                self.hv_dma,
             )
         elif placed.path == "emulated":
             # the device model is served by a parent vCPU, placed as a channel is

@@ -52,10 +52,11 @@ Mapping modes (``host.iommu.mode``)
     of the request's ``iommu`` component; the flush is CPU time only, on no request's
     path (requests queued behind it on that vCPU see it as ``guest_queue``).
 
-Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``)
-    A native child's kernel and the parent's physical driver map their own DMA through the
-    same IOMMU when their mode is not ``off`` (:meth:`Iommu.host_domain`): a domain each
-    (the parent's shared by all its traffic) with the same ring of buffers and IOTLB.
+Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``, ``host.iommu.hypervisor``)
+    A native child's kernel, the parent's physical driver and the hypervisor's own drivers
+    map their own DMA through the same IOMMU when their mode is not ``off``
+    (:meth:`Iommu.host_domain`): a domain each (the parent's and the hypervisor's shared by
+    all their traffic) with the same ring of buffers and IOTLB.
     ``passthrough`` translates nothing (an identity domain); ``static`` looks pages up
     and costs no CPU; ``strict`` and ``deferred`` cost per request the spec's
     ``host_map_cost`` (IOVA allocation + a page-table update per page) and
@@ -63,7 +64,8 @@ Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``)
     invalidates on the IOMMU's one invalidation queue, spinning until done
     (:meth:`DmaDomain.invalidate`: concurrent invalidations serialise across cores, the
     wait is CPU time), ``deferred`` queues the unmap for the batch flush. The CPU is the
-    domain's ``category``: ``guest`` on a native host, ``driver`` on the parent.
+    domain's ``category``: ``guest`` on a native host, ``driver`` on the parent,
+    ``hypervisor`` for the hypervisor's drivers.
 
 Counters
     ``iotlb_hits`` and ``iotlb_misses`` (page lookups: their sum is the pages looked up,

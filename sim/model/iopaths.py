@@ -1121,12 +1121,14 @@ class HypervisorPath:
         stack: HypervisorIo,
         driver_down: dict[str, float] | None = None,
         own: bool = True,
+        dma: DmaDomain | None = None,
     ) -> None:
         self.env = env
         self.hv = hv
         self.child = child
         self.device = device
         self.doorbell = doorbell
+        self.dma = dma  # the hypervisor's drivers' translation domain (host.iommu.hypervisor)
         # device → until when the hypervisor's driver for it is down (hv_driver_crash)
         self.driver_down = driver_down if driver_down is not None else {}
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
@@ -1146,44 +1148,70 @@ class HypervisorPath:
         if req.receive:
             yield from self._receive(req)
             return
-        env, hv, child = self.env, self.hv, self.child
+        env, child, dma = self.env, self.child, self.dma
         c = req.c
         # 1. PV driver posts to the shared ring and kicks: a doorbell exit into the
-        #    hypervisor, whose backend and physical driver then run on the same LP
+        #    hypervisor, whose backend and physical driver (with its DMA map) then run on
+        #    the same LP
         v = req.vcpu
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         kick = self.doorbell
         stack = _per_segment(self.request_cost, self.device.segments(req.size))
+        dmap = dma.map_time(req.size) if dma is not None else 0.0
         env.counters["exits.doorbell"] += 1
-        yield v.hold(("vsc", cost), ("exit", kick), ("hypervisor", stack + debt))
+        yield v.hold(("vsc", cost), ("exit", kick), ("hypervisor", stack + dmap + debt))
         c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost + stack
         c[INTERRUPT] += kick
+        c[IOMMU] += dmap
 
-        # 2. the device, through the physical function: the hypervisor's DMA, no IOMMU
-        #    translation in the child's domain
+        # 2. the device, through the physical function: the hypervisor's DMA (translated
+        #    in its domain where host.iommu.hypervisor is on)
         dev = self.device
-        yield from dev.serve(req, 0.0)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.serve(req, translate)
 
         # 3. the hypervisor takes the device's interrupt and completes on the completing
-        #    vCPU's LP, then delivers a virtual interrupt (posted, or interrupt + EOI exits)
+        #    vCPU's LP (unmapping the buffer), then delivers a virtual interrupt (posted,
+        #    or interrupt + EOI exits)
+        yield from self._complete(req, first, pages, 1, 0.0)
+
+    def _complete(
+        self, req: Request, first: int, pages: int, units: int, remap: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """The hypervisor's completion on the completing vCPU's LP: its stack per unit,
+        the DMA unmap of the buffer and ``remap`` µs of map work (a fresh receive
+        buffer), the virtual interrupt, the guest's PV driver (and stack, on receive)."""
+        hv, child, dma, dev = self.hv, self.child, self.dma, self.device
+        c = req.c
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
-        stack = self.completion_cost()
+        # (the draws in the order the walk has always made them)
+        receive = req.receive
+        stack = _per_segment(self.completion_cost, units) if receive else self.completion_cost()
         irq = hv.interrupt(v) if _handles(irq_of) else 0.0
-        cost = child.complete_cost()
+        if receive:
+            cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
+        else:
+            cost = child.complete_cost()
         virt = child.virt_charge(v)
+        unmap = dma.unmap_time(req.size) if dma is not None else 0.0
         yield v.hold(
-            ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
+            ("hypervisor", stack + unmap + remap + debt),
+            ("exit", irq),
+            ("vsc", cost),
+            (child.virt_category, virt),
         )
         c[GUEST_CPU] += v.smt_lost
+        if dma is not None:
+            unmap += yield from _unmap(dma, first, pages, v, 0.0)
         if virt:
             c[GUEST_CPU] += virt
         v.release()
@@ -1191,37 +1219,21 @@ class HypervisorPath:
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += stack + cost
         c[INTERRUPT] += irq
+        c[IOMMU] += unmap + remap
 
     def _receive(self, req: Request) -> Walk:
-        env, hv, child, dev = self.env, self.hv, self.child, self.device
-        c = req.c
+        dma, dev = self.dma, self.device
         # 1. the wire, then the NIC's DMA into the physical function's receive queue
-        yield from _arrive(env, dev, req)
-        yield from dev.deliver(req, 0.0)
+        #    (translated in the hypervisor's domain where it is on)
+        yield from _arrive(self.env, dev, req)
+        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        yield from dev.deliver(req, translate)
 
         # 2. the hypervisor's stack takes it on the LP of the vCPU it is steered to,
-        #    copies it to the guest's ring and injects a virtual interrupt; the guest's
-        #    PV driver and stack, per unit
-        v = req.done_vcpu
-        irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
-        debt = v.take_debt()
-        units = dev.receive_units(req.size)
-        stack = _per_segment(self.completion_cost, units)
-        irq = hv.interrupt(v) if _handles(irq_of) else 0.0
-        cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
-        virt = child.virt_charge(v)
-        yield v.hold(
-            ("hypervisor", stack + debt), ("exit", irq), ("vsc", cost), (child.virt_category, virt)
-        )
-        c[GUEST_CPU] += v.smt_lost
-        if virt:
-            c[GUEST_CPU] += virt
-        v.release()
-        c[SCHED_WAIT] += sched + debt
-        c[GUEST_QUEUE] += queued
-        c[GUEST_CPU] += stack + cost
-        c[INTERRUPT] += irq
+        #    unmaps the buffer and maps a fresh one, copies it to the guest's ring and
+        #    injects a virtual interrupt; the guest's PV driver and stack, per unit
+        remap = dma.map_time(req.size) if dma is not None else 0.0
+        yield from self._complete(req, first, pages, dev.receive_units(req.size), remap)
 
 
 class EmulatedPath:

@@ -342,10 +342,17 @@ class Iommu(Model):
         "through the IOMMU, with the same modes and costs as native; charged to the "
         "parent vCPU as driver time.",
     )
+    hypervisor: HostDmaMode = field(
+        "off",
+        description="The hypervisor's own device drivers' DMA (host.io_stack: hypervisor, "
+        "children on the hypervisor path: VMware ESX's vmkernel drivers) through the "
+        "IOMMU, with the same modes and costs as native; one domain for all their "
+        "traffic, charged to the child's LP as hypervisor time.",
+    )
     iova_alloc_cost: Cost = field(
         "3986cycles",
-        description="Host DMA API (native, parent), strict and deferred: CPU per mapping "
-        "to allocate its I/O-virtual range. Malka, Amit, Tsafrir, FAST 2015, Table 1 "
+        description="Host DMA API (native, parent, hypervisor), strict and deferred: CPU "
+        "per mapping to allocate its I/O-virtual range. Malka, Amit, Tsafrir, FAST 2015, Table 1 "
         "(Linux 3.x rbtree allocator under netperf; quoted). Kernels with per-CPU IOVA "
         "caches allocate in a few hundred cycles: lower it for them.",
     )
@@ -379,9 +386,9 @@ class Iommu(Model):
         return int(-(-size // self.page_size)) or 1
 
     def host_map_cost(self, mode: str, size: float) -> float:
-        """A host kernel's CPU (``native``, ``parent`` domains) to map a buffer of
-        ``size`` bytes in ``mode``: allocate its range and write a page-table entry per
-        page (strict, deferred)."""
+        """A host kernel's CPU (``native``, ``parent``, ``hypervisor`` domains) to map a
+        buffer of ``size`` bytes in ``mode``: allocate its range and write a page-table
+        entry per page (strict, deferred)."""
         if mode not in ("strict", "deferred"):
             return 0.0
         return self.iova_alloc_cost + self.map_page_cost * self.pages(size)
