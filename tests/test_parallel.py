@@ -52,8 +52,8 @@ def test_cli_refuses_no_workers(capsys: pytest.CaptureFixture[str], tmp_path) ->
 
 
 def test_capacity_on_two_workers_is_the_serial_search() -> None:
-    """The M/M/1 capacity case (tests/test_capacity.py) at 3 points: same table and
-    points, whether each point's replications run serially or on two workers."""
+    """The M/M/1 capacity case (tests/test_capacity.py) at 3 points, two a round: same
+    table and points, whether the rounds' replications run serially or on two workers."""
     from sim.experiment.capacity import search
     from sim.experiment.validate import load_case
     from sim.scenario import from_dict
@@ -62,7 +62,8 @@ def test_capacity_on_two_workers_is_the_serial_search() -> None:
     data["children"][0]["streams"][0]["rate"] = "5k"
     data["run"] = {"duration": "100ms", "warmup": "10ms", "seed": 3}
     scn = from_dict(data)
-    kw = {"paths": ["native"], "replications": 3, "resolution": 0.2, "max_points": 3}
+    kw = {"paths": ["native"], "replications": 3, "resolution": 0.2, "max_points": 3,
+          "per_round": 2}  # fmt: skip
     serial = search(scn, "mean<=100us", **kw)
     pooled = search(scn, "mean<=100us", workers=2, **kw)
     drop = ["wall_s"]

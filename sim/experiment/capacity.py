@@ -56,7 +56,8 @@ The search
        bracket (nothing saturates, up to 4096 children), the round's points double
        (×2, ×4, … ×2^k) until one fails. The first round adds k − 1 points between the
        first point and the analytic bracket, and each round of the halving down k − 1
-       points above its own. After a round, the smallest load that failed is the upper
+       points above its own (while a point is left for halving down after them). After a
+       round, the smallest load that failed is the upper
        end and the largest meeting below it the lower end (a point meeting above a
        failure is noise and left out). The result depends on k, never on the number of
        processes; a point runs without its requests table (``run.requests: none``, where
@@ -590,7 +591,12 @@ def _search_path(
         return [v for v in dict.fromkeys(xs) if a < v < b and v not in points]
 
     k = max(1, per_round)
-    pending = [first, *grid(first, hi, k - 1)]
+
+    def beyond(x: float) -> list[float]:
+        """``x``'s round: k - 1 points above it, while a point stays for halving down."""
+        return grid(x, hi, k - 1) if len(points) + k < max_points else []
+
+    pending = [first, *beyond(first)]
     note = ""
     while len(points) < max_points:
         batch = [v for v in dict.fromkeys(pending) if v not in points][: max_points - len(points)]
@@ -628,7 +634,7 @@ def _search_path(
             if nxt < max(first * FLOOR, 1.0 if vary == "children" else 0.0) or nxt in points:
                 note = f"not met at any load simulated, down to {_show(vary, x)}"
                 break
-            pending = [nxt, *grid(nxt, hi, k - 1)]
+            pending = [nxt, *beyond(nxt)]
             continue
         if not math.isfinite(hi):  # no bracket above: double until a point fails
             pending = [snap(lo * 2**j) for j in range(1, k + 1)]
