@@ -48,6 +48,28 @@ from typing import Any
 import simpy
 
 
+def _check(stations: int, requests: int, utilization: float) -> None:
+    if stations < 1:
+        raise ValueError("stations must be >= 1")
+    if requests < 1:
+        raise ValueError("requests must be >= 1")
+    if not 0.0 < utilization < 1.0:
+        raise ValueError("utilization must be in (0, 1)")
+
+
+def _result(latencies: list[float], wall_s: float, events: int) -> dict[str, float]:
+    """What a run returns: completed requests, wall time, their rate, mean latency and
+    events processed."""
+    n = len(latencies)
+    return {
+        "requests": float(n),
+        "wall_s": wall_s,
+        "requests_per_s": n / wall_s,
+        "mean_latency_us": sum(latencies) / n,
+        "events": float(events),
+    }
+
+
 def run_tandem(
     stations: int,
     requests: int,
@@ -61,12 +83,7 @@ def run_tandem(
     Returns ``requests`` (completed), ``wall_s`` (seconds spent in ``env.run``),
     ``requests_per_s``, ``mean_latency_us`` and ``events`` (SimPy events processed).
     """
-    if stations < 1:
-        raise ValueError("stations must be >= 1")
-    if requests < 1:
-        raise ValueError("requests must be >= 1")
-    if not 0.0 < utilization < 1.0:
-        raise ValueError("utilization must be in (0, 1)")
+    _check(stations, requests, utilization)
 
     rng = random.Random(seed)
     env = simpy.Environment()
@@ -96,14 +113,7 @@ def run_tandem(
     # scheduled events with an itertools.count, so its next value is the total.
     events = next(env._eid)
 
-    n = len(latencies)
-    return {
-        "requests": float(n),
-        "wall_s": wall_s,
-        "requests_per_s": n / wall_s,
-        "mean_latency_us": sum(latencies) / n,
-        "events": float(events),
-    }
+    return _result(latencies, wall_s, events)
 
 
 def run_heap_tandem(
@@ -117,8 +127,7 @@ def run_heap_tandem(
     """The same tandem as :func:`run_tandem` on a hand-written event loop: a heap of
     arrivals and departures, a FIFO and a busy flag per station, the same draws. Returns
     the same keys (``events``: heap entries processed)."""
-    if stations < 1 or requests < 1 or not 0.0 < utilization < 1.0:
-        raise ValueError("stations and requests must be >= 1, utilization in (0, 1)")
+    _check(stations, requests, utilization)
     rng = random.Random(seed)
     rate_a, rate_s = utilization / mean_service_us, 1.0 / mean_service_us
     heap: list[tuple[float, int, int, int]] = []  # (time, seq, station or -1, customer)
@@ -156,14 +165,7 @@ def run_heap_tandem(
             seq += 1
             heapq.heappush(heap, (now + rng.expovariate(rate_s), seq, nxt, cust))
     wall_s = time.perf_counter() - start
-    n = len(latencies)
-    return {
-        "requests": float(n),
-        "wall_s": wall_s,
-        "requests_per_s": n / wall_s,
-        "mean_latency_us": sum(latencies) / n,
-        "events": float(events),
-    }
+    return _result(latencies, wall_s, events)
 
 
 def main() -> None:
