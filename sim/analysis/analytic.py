@@ -484,7 +484,8 @@ def estimate(scn: Scenario) -> Estimate:
             "hypervisor": io.hypervisor,
         }.get(p.path)
         if mode in ("static", "strict", "deferred"):
-            whose = {"native": "host kernel", "hypervisor": "hypervisor"}.get(p.path, "parent")
+            kernels = {"native": "host kernel", "hypervisor": "hypervisor"}
+            whose = kernels.get(p.path, "parent kernel")
             why.append(
                 f"the {whose}'s IOMMU domain "
                 f"({mode}): its IOTLB walks, strict invalidations waiting for the IOMMU's "
