@@ -352,6 +352,24 @@ def _stack(child: ChildPartition, dev: Device, size: int, packets: int) -> float
     return _per_segment(child.packet_cost, packets) + child.copy_cost(size)
 
 
+def _access(dma: DmaDomain | None, size: int) -> tuple[int, int, float]:
+    """A DMA of ``size`` bytes through ``dma`` (:meth:`DmaDomain.access`: the buffer's
+    first page, its pages and the IOTLB walks, µs), or through no IOMMU."""
+    return dma.access(size) if dma is not None else (0, 0, 0.0)
+
+
+def _hairpin_to_vf(
+    dev: Device, src: DmaDomain | None, req: Request, to: AssignedPath, size: int
+) -> Walk:
+    """The NIC ``dev`` reads ``size`` bytes through the domain ``src`` (the PF's or a
+    VF's) and its embedded switch writes them into ``to``'s VF's posted buffer (``to``'s
+    domain)."""
+    assert isinstance(dev, NicDevice)
+    out = _access(src, size)[2]
+    into = _access(to.dma, size)[2]
+    yield from dev.hairpin(req, out, to.child.vf, into)
+
+
 def _unmap(
     dma: DmaDomain, first: int, pages: int, v: VCpu, cost: float
 ) -> Generator[simpy.Event, Any, float]:
@@ -653,11 +671,7 @@ class RoutedPath:
     def _hairpin_out(self, req: Request, to: AssignedPath, size: int) -> Walk:
         """The NIC reads ``size`` bytes through the PF (the parent's domain) and its
         embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
-        dev = self.device
-        assert isinstance(dev, NicDevice)
-        out = self.dma.access(size)[2] if self.dma is not None else 0.0
-        into = to.dma.access(size)[2] if to.dma is not None else 0.0
-        yield from dev.hairpin(req, out, to.child.vf, into)
+        yield from _hairpin_to_vf(self.device, self.dma, req, to, size)
         req.epoch = -1  # out of the parent's hands
 
     def walk(self, req: Request) -> Walk:
@@ -674,7 +688,7 @@ class RoutedPath:
 
         # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.serve(req, translate)
 
         # 4. completion interrupt on the parent: driver ISR/DPC, VSP completion, the
@@ -700,7 +714,7 @@ class RoutedPath:
         yield from _arrive(env, dev, req)
         req.epoch = parent.epoch
         dma = self.dma
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.deliver(req, translate)
         yield from self._from_port(req, req.vcpu, req.done_vcpu, req.size, first, pages)
 
@@ -862,9 +876,9 @@ class AssignedPath:
         one)."""
         dev = self.device
         assert isinstance(dev, NicDevice)
-        out = self.dma.access(size)[2] if self.dma is not None else 0.0
+        out = _access(self.dma, size)[2]
         dma = to.dma
-        first, pages, into = dma.access(size) if dma is not None else (0, 0, 0.0)
+        first, pages, into = _access(dma, size)
         req.vf = None  # the PF's receive queue and interrupt
         req.epoch = to.parent.epoch
         yield from dev.hairpin(req, out, None, into)
@@ -874,11 +888,7 @@ class AssignedPath:
     def _hairpin(self, req: Request, to: AssignedPath, size: int) -> Walk:
         """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
         embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
-        dev = self.device
-        assert isinstance(dev, NicDevice)
-        out = self.dma.access(size)[2] if self.dma is not None else 0.0
-        into = to.dma.access(size)[2] if to.dma is not None else 0.0
-        yield from dev.hairpin(req, out, to.child.vf, into)
+        yield from _hairpin_to_vf(self.device, self.dma, req, to, size)
 
     def _take(self, req: Request, v: VCpu, size: int) -> Walk:
         """A message of ``size`` bytes delivered into this child's VF: the interrupt to
@@ -922,7 +932,7 @@ class AssignedPath:
         yield from self._submit(req, req.vcpu, req.size)
 
         # 2. device through the function, DMA through the IOMMU
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         dev = self.device
         yield from dev.serve(req, translate)
 
@@ -969,7 +979,7 @@ class AssignedPath:
         # 1. the wire, then the NIC's DMA into the function's next posted buffer, through
         #    the IOMMU on the direct path
         yield from _arrive(env, dev, req)
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.deliver(req, translate)
 
         # 2. interrupt to the vCPU the message is steered to; the guest's receive
@@ -1049,7 +1059,7 @@ class ParentPath:
         c[IOMMU] += dmap
 
         # 2. the device, through the physical function (and the parent's domain)
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.serve(req, translate)
 
         # 3. the completion interrupt on the completing parent vCPU: exits unless posted,
@@ -1097,7 +1107,7 @@ class ParentPath:
         # 1. the wire, then the NIC's DMA into the PF's receive queue
         yield from _arrive(self.env, dev, req)
         req.epoch = parent.epoch
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.deliver(req, translate)
         # 2. the interrupt, the ISR/DPC and the driver's receive per unit the port
         #    delivers, on the parent vCPU the message is steered to; a fresh buffer mapped
@@ -1173,7 +1183,7 @@ class HypervisorPath:
         # 2. the device, through the physical function: the hypervisor's DMA (translated
         #    in its domain where host.iommu.hypervisor is on)
         dev = self.device
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.serve(req, translate)
 
         # 3. the hypervisor takes the device's interrupt and completes on the completing
@@ -1226,7 +1236,7 @@ class HypervisorPath:
         # 1. the wire, then the NIC's DMA into the physical function's receive queue
         #    (translated in the hypervisor's domain where it is on)
         yield from _arrive(self.env, dev, req)
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.deliver(req, translate)
 
         # 2. the hypervisor's stack takes it on the LP of the vCPU it is steered to,
@@ -1314,7 +1324,7 @@ class EmulatedPath:
 
         # 3. the device, through the physical function (and the parent's domain)
         dev = self.device
-        first, pages, translate = dma.access(req.size) if dma is not None else (0, 0, 0.0)
+        first, pages, translate = _access(dma, req.size)
         yield from dev.serve(req, translate)
 
         # 4. completion on the parent; the device model raises the child's interrupt
