@@ -167,3 +167,21 @@ def test_a_busy_sibling_slows_a_routed_requests_parent_work() -> None:
     assert len(done) > 50
     parts = done[list(COMPONENT_COLUMNS)].sum(axis=1)
     assert parts.to_numpy() == pytest.approx(done["latency_us"].to_numpy(), rel=1e-9)
+
+
+def test_the_estimate_says_it_leaves_smt_and_core_scheduling_out() -> None:
+    """The analytic estimate runs every item at full speed on an LP of its own: with SMT
+    slowdown or core scheduling on, it says so and does not claim to hold."""
+    base = {"run.duration": "20ms", "run.warmup": "2ms"}
+
+    def why(**over: Any) -> list[str]:
+        est = sim.analytic(sim.load("scenarios/baseline.yaml", {**base, **over}))
+        if over:
+            assert not est.children["holds"].any()
+        return list(est.children["why_not"])
+
+    assert not any("SMT" in w or "core scheduling" in w for w in why())
+    smt = why(**{"host.threads_per_core": 2, "host.smt_slowdown": 1.3})
+    assert all("SMT sibling" in w for w in smt)
+    core = why(**{"host.threads_per_core": 2, "host.scheduler.policy": "core"})
+    assert all("core scheduling" in w for w in core)

@@ -329,6 +329,10 @@ def _contention(scn: Scenario, net: Network) -> str:
         return "per-VM housekeeping takes parent vCPUs (not in the estimate)"
     if scn.host.costs.halt_exit > 0:
         return "halt exits lengthen the wake-ups (not in the estimate)"
+    if scn.host.threads_per_core > 1 and scn.host.smt_slowdown != 1.0:
+        return "work on an LP whose SMT sibling runs a vCPU is slowed (not in the estimate)"
+    if scn.host.threads_per_core > 1 and scn.host.scheduler.policy == "core":
+        return "core scheduling idles an LP while another partition runs on its core"
     working = [st.name for st in net.stations.values() if st.kind == "vcpu"]
     parent = sum(1 for n in working if n.startswith("parent."))
     children = len(working) - parent
