@@ -34,7 +34,7 @@ from sim.model.metrics import (
     SCHED_WAIT,
 )
 from sim.scenario import names
-from sim.scenario.hardware import Disk, Nic, Nvme
+from sim.scenario.hardware import Disk, Nic, Nvme, interrupt_vcpu
 from sim.scenario.plan import Placement
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Stream
@@ -423,8 +423,8 @@ class Network:
         ch = f"{p.name}{'' if p.on is None else '.' + p.on}.channel[{i % n}]"
         pv = self._vcpu(names.vcpu("parent", p.parent_vcpus[i % n]), "parent vCPUs")
         dev = scn.device(p.device or "")
-        single = isinstance(dev, Nic) and dev.queues == "single"  # every interrupt on vCPU 0
-        cpv = self._vcpu(names.vcpu("parent", 0), "parent vCPUs") if single else pv
+        k = interrupt_vcpu(dev)  # a single-queue NIC: every interrupt on one vCPU
+        cpv = self._vcpu(names.vcpu("parent", k), "parent vCPUs") if k is not None else pv
         po = 0.0 if self.bound else signal_out.get(ch, 1.0)
         pi = 0.0 if self.bound else signal_in.get(ch, 1.0)
         hc, irq = scn.host.costs.hypercall, self.irq

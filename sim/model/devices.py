@@ -190,7 +190,7 @@ from sim.model.queues import Function, Interrupt, Servers, Vector
 from sim.model.request import AbortError, Request
 from sim.scenario import names
 from sim.scenario.distributions import BLOCK
-from sim.scenario.hardware import DISK_STRIPES, Disk, Nic, Nvme
+from sim.scenario.hardware import DISK_STRIPES, Disk, Nic, Nvme, interrupt_vcpu
 from sim.scenario.workload import RemotePeer as RemotePeerSpec
 
 
@@ -199,9 +199,9 @@ class Device(ABC):
 
     kind = ""
     ops: tuple[str, ...] = ()
-    single_queue = False
-    """One queue for the PF's routed traffic: its interrupts go to parent vCPU 0 (NIC
-    ``queues: single``)."""
+    irq_vcpu: int | None = None
+    """The parent vCPU that takes all the PF's routed traffic, where one does (a
+    single-queue NIC: :func:`sim.scenario.hardware.interrupt_vcpu`)."""
 
     def __init__(self, env: SimEnv, spec: Nic | Nvme | Disk, servers: Servers) -> None:
         self.env = env
@@ -336,7 +336,7 @@ class NicDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
-        self.single_queue = spec.queues == "single"
+        self.irq_vcpu = interrupt_vcpu(spec)
         self.wire_time = spec.wire_time  # µs on the wire for a payload (the spec's physics)
         self._software_segmentation = not spec.tso
         self._per_frame_receive = not spec.lro

@@ -475,7 +475,8 @@ class RoutedPath:
         self.parent_vcpus = list(parent_vcpus)
         self.hypercall = hypercall
         # a single-queue NIC interrupts parent vCPU 0 for every channel (no VMQ)
-        self.irq_vcpu: VCpu | None = parent.vcpus[0] if device.single_queue else None
+        k = device.irq_vcpu
+        self.irq_vcpu: VCpu | None = parent.vcpus[k] if k is not None else None
         self.dma = dma  # the parent driver's translation domain (host.iommu.parent)
         n = len(self.channels)
         # by issuing child vCPU: its channel and the parent vCPU that serves it

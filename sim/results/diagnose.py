@@ -10,6 +10,7 @@ import pandas as pd
 
 from sim.analysis.analytic import disagreement
 from sim.scenario import names
+from sim.scenario.hardware import interrupt_vcpu
 from sim.scenario.plan import Plan, plan
 from sim.scenario.schema import Scenario
 
@@ -101,8 +102,9 @@ def _serving(scenario: Scenario, placements: Plan, part: str) -> set[str] | None
         return None
     vcpus = set(placed.parent_vcpus)
     device = next((d for d in scenario.devices if d.name == placed.device), None)
-    if getattr(device, "queues", "multi") == "single":
-        vcpus.add(0)
+    k = interrupt_vcpu(device)
+    if k is not None:
+        vcpus.add(k)
     return {names.vcpu("parent", i) for i in vcpus} or None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BeforeValidator, Field
@@ -785,6 +785,14 @@ class InterruptModeration(Model):
 
 
 _MODERATION = "Completion interrupt moderation of every function, per interrupt vector."
+
+
+def interrupt_vcpu(device: Any) -> int | None:
+    """The parent vCPU that takes every completion and received message of a device's
+    routed traffic: vCPU 0 for a single-queue NIC (``queues: single``, no VMQ), None
+    where each channel's own vCPU takes them (the model, the estimate and the warnings
+    read this one rule)."""
+    return 0 if getattr(device, "queues", "multi") == "single" else None
 
 
 def mtu_pieces(size: int, mtu: int) -> list[int]:
