@@ -17,7 +17,7 @@ Cases
     (a known gap without one has nothing to run). A literature case whose two
     measure sides run different scenarios (a ``set`` of overrides on one side) gives two
     cases: ``base`` (no overrides) and one named after its overrides, e.g.
-    ``lit-deferred-iommu/host.iommu.mode=deferred``.
+    ``lit-deferred-flush-recovery/host.iommu.native=deferred``.
 
 Older references
     A reference saved before a request column was renamed (:data:`RENAMED`: the latency

@@ -286,13 +286,23 @@ def test_interrupts_without_posting_cost_two_exits() -> None:
 
 
 def test_strict_iommu_charges_map_and_unmap_per_request() -> None:
-    """Strict IOMMU mode adds map + unmap cost to every direct request, and its
-    invalidation makes the one page of every 4 KiB request miss."""
-    scn = small(**{"host.iommu.mode": "strict"})
+    """Strict IOMMU mode adds to every direct request the guest's map and unmap through
+    its virtual IOMMU (per mapping and per page, an exit per request of it, the
+    hypervisor's physical-table updates) and the invalidation, which makes the one page
+    of every 4 KiB request miss. The only other direct child is routed here; the
+    child's own vCPUs rarely invalidate at once (the IOMMU's queue busy < 2 % of the
+    time), so the waits for the queue add less than one invalidation per request."""
+    scn = small(**{"host.iommu.mode": "strict", "children[n].io_path": "routed"})
     s = run(scn).summary.set_index("partition")
-    spec = scn.host.iommu
-    expected = spec.strict_map_cost + spec.strict_unmap_cost + spec.page_walk
-    assert s.loc["d", "iommu_us"] == pytest.approx(expected)
+    spec, trap = scn.host.iommu, scn.host.costs.device_model_exit
+    invalidation = spec.host_invalidation("strict")
+    expected = (
+        sum(spec.map_costs("strict", 4096, trap))
+        + sum(spec.unmap_costs("strict", 4096, trap))
+        + invalidation
+        + spec.page_walk
+    )
+    assert expected - 1e-9 <= s.loc["d", "iommu_us"] < expected + invalidation
 
 
 def test_native_path_has_no_virtualization_costs() -> None:

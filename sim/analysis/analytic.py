@@ -487,6 +487,12 @@ def estimate(scn: Scenario) -> Estimate:
             "parent": io.parent,
             "hypervisor": io.hypervisor,
         }.get(p.path)
+        if p.path == "direct" and io.mode in ("strict", "deferred"):
+            why.append(
+                f"the guest's virtual IOMMU ({io.mode}): strict invalidations waiting for "
+                "the IOMMU's queue and deferred flushes are left out (its map/unmap CPU, "
+                "exits and physical-table updates are in)"
+            )
         if mode in ("static", "strict", "deferred"):
             kernels = {"native": "host kernel", "hypervisor": "hypervisor"}
             whose = kernels.get(p.path, "parent kernel")

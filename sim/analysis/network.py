@@ -280,12 +280,15 @@ class Network:
             delay=dev_delay + (translate.mean if isinstance(dev, Nic) else 0.0),
         )
 
-        # a native host's DMA mapping (host.iommu.native), and the hypervisor's drivers'
-        # (host.iommu.hypervisor), per request
-        def host_dma(mode: str) -> tuple[float, float]:
-            mapped = of_size(sizes, probs, each_size(lambda x: io.host_map_cost(mode, x))).mean
-            unmapped = of_size(sizes, probs, each_size(lambda x: io.host_unmap_cost(mode, x)))
-            return mapped, unmapped.mean + io.host_invalidation(mode)
+        # a domain's DMA mapping per request: a native host's (host.iommu.native), the
+        # hypervisor's drivers' (host.iommu.hypervisor), a direct child's behind its
+        # virtual IOMMU (host.iommu.mode, each request of it an exit: trap)
+        def host_dma(mode: str, trap: float | None = None) -> tuple[float, float]:
+            mapped = of_size(sizes, probs, each_size(lambda x: sum(io.map_costs(mode, x, trap))))
+            unmapped = of_size(
+                sizes, probs, each_size(lambda x: sum(io.unmap_costs(mode, x, trap)))
+            )
+            return mapped.mean, unmapped.mean + io.host_invalidation(mode)
 
         native_map, native_unmap = host_dma(io.native)
 
@@ -299,9 +302,8 @@ class Network:
             if p.path == "parent":
                 legs = self._parent(v_sub, v_done, share, dev_leg)
             elif p.path in ("direct", "native"):
-                io = scn.host.iommu
-                if p.path == "direct":
-                    map_cost, unmap = io.map_cost, io.unmap_cost
+                if p.path == "direct":  # the guest's, behind its virtual IOMMU
+                    map_cost, unmap = host_dma(io.mode, scn.host.costs.device_model_exit)
                 else:  # the host kernel's DMA API (host.iommu.native)
                     map_cost, unmap = native_map, native_unmap
                 irq = self.irq if p.path == "direct" else 0.0

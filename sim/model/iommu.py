@@ -33,24 +33,32 @@ Mapping modes (``host.iommu.mode``)
     ``static``    Hyper-V pins and maps all guest memory when the VM starts (Linux
                   ``Documentation/virt/hyperv/vpci.rst``): no per-request CPU cost, and
                   IOTLB entries persist until evicted.
-    ``strict``    a guest with a virtual IOMMU maps each request's buffer before submitting
-                  it (``strict_map_cost`` on the issuing vCPU) and, after completion,
-                  unmaps it and invalidates its pages' IOTLB entries
-                  (``strict_unmap_cost`` on the completing vCPU): the next use of that
-                  buffer misses on every page.
-    ``deferred``  Linux's flush queue (``drivers/iommu/dma-iommu.c``): ``strict_map_cost``
-                  per request; an unmap is only queued, no CPU cost per request. The first
-                  unmap queued after a flush arms a timer; ``deferred_flush_interval``
-                  (10 ms, Linux ``IOVA_DEFAULT_FQ_TIMEOUT``) later the child's whole
-                  domain is flushed from the IOTLB at once (a domain-selective
-                  invalidation, as Linux's ``flush_iotlb_all``), costing
-                  ``deferred_flush_cost`` once per batch on the vCPU that armed the timer
-                  (it waits for that vCPU like any work item). Until the flush, entries
-                  stay valid and the next use of a buffer can hit.
+    ``strict``    the guest maps every DMA through a virtual IOMMU the hypervisor
+                  emulates: before the request, its DMA API's range allocation and a
+                  page-table update per page (the spec's ``host_map_cost``), then the
+                  invalidation caching mode requires after a map, an exit of
+                  ``trap`` µs (``host.costs.device_model_exit``), and the hypervisor's
+                  update of the physical table per page; after completion the guest's
+                  unmap (``host_unmap_cost``), another exit, the hypervisor's update per
+                  page and the IOTLB invalidation on the IOMMU's one queue
+                  (:meth:`DmaDomain.invalidate`): the next use of that buffer misses on
+                  every page. (The spec's ``map_costs`` and ``unmap_costs`` split each
+                  into the guest's CPU, the exit and the hypervisor's.)
+    ``deferred``  Linux's flush queue (``drivers/iommu/dma-iommu.c``) in the guest: the
+                  map as in strict; the unmap's guest part only, its invalidation
+                  queued. The first unmap queued after a flush arms a timer;
+                  ``deferred_flush_interval`` (10 ms, Linux ``IOVA_DEFAULT_FQ_TIMEOUT``)
+                  later the child's whole domain is flushed from the IOTLB at once (a
+                  domain-selective invalidation, as Linux's ``flush_iotlb_all``): an
+                  exit, the hypervisor clearing the batch's pages from the physical
+                  table and ``deferred_flush_cost``, once per batch on the vCPU that
+                  armed the timer (it waits for that vCPU like any work item). Until the
+                  flush, entries stay valid and the next use of a buffer can hit.
 
-    Map and unmap costs are CPU time on the guest's vCPU (category ``guest``) and part
-    of the request's ``iommu`` component; the flush is CPU time only, on no request's
-    path (requests queued behind it on that vCPU see it as ``guest_queue``).
+    The guest's part is CPU time in the category ``guest``, the exits ``exit``, the
+    hypervisor's ``hypervisor``, all on the guest's vCPU and part of the request's
+    ``iommu`` component; the flush is CPU time only, on no request's path (requests
+    queued behind it on that vCPU see it as ``guest_queue``).
 
 Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``, ``host.iommu.hypervisor``)
     A native child's kernel, the parent's physical driver and the hypervisor's own drivers
@@ -60,10 +68,11 @@ Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``, ``host.iomm
     ``passthrough`` translates nothing (an identity domain); ``static`` looks pages up
     and costs no CPU; ``strict`` and ``deferred`` cost per request the spec's
     ``host_map_cost`` (IOVA allocation + a page-table update per page) and
-    ``host_unmap_cost`` (an update per page + the range's release); ``strict`` then
-    invalidates on the IOMMU's one invalidation queue, spinning until done
-    (:meth:`DmaDomain.invalidate`: concurrent invalidations serialise across cores, the
-    wait is CPU time), ``deferred`` queues the unmap for the batch flush. The CPU is the
+    ``host_unmap_cost`` (an update per page + the range's release), with no exits and no
+    second table; ``strict`` then invalidates on the IOMMU's one invalidation queue,
+    spinning until done (:meth:`DmaDomain.invalidate`: concurrent invalidations of every
+    domain, a direct child's too, serialise across cores, the wait is CPU time),
+    ``deferred`` queues the unmap for the batch flush. The CPU is the
     domain's ``category``: ``guest`` on a native host, ``driver`` on the parent,
     ``hypervisor`` for the hypervisor's drivers.
 
@@ -77,9 +86,11 @@ Counters
 Simplified
     The lookup happens when the request reaches the device, all its pages at once;
     translations of descriptors, completion entries and interrupt remapping are not
-    modelled, nor paging-structure caches (every miss is a full walk) or ATS. A direct
-    child's map and unmap cost per request, not per page (a host domain's per page). In
-    ``deferred`` mode a buffer keeps its
+    modelled, nor paging-structure caches (every miss is a full walk) or ATS. A virtual
+    IOMMU's emulation runs on the guest's own vCPU (not on a side core), and the
+    hypervisor's update of the physical table costs what the guest's does, per page
+    (pinning the guest's pages, as an emulation that does not pin all memory must, is
+    not modelled). In ``deferred`` mode a buffer keeps its
     I/O-virtual address (Linux's dma-iommu allocates a new IOVA per mapping and frees the
     old one only at the flush, so there a reuse before the flush would miss too), and
     the flush Linux also makes when a per-CPU flush queue (256 entries) fills is not
@@ -185,9 +196,10 @@ class Iommu:
         # time the queue is free again (a FIFO single server, in closed form)
         self.queue_free_at = 0.0
 
-    def domain(self, name: str) -> DmaDomain:
-        """A new translation domain for the direct child ``name`` (``host.iommu.mode``)."""
-        d = DmaDomain(self, len(self.domains), name)
+    def domain(self, name: str, trap: float) -> DmaDomain:
+        """A new translation domain for the direct child ``name`` (``host.iommu.mode``),
+        whose guest's requests of its virtual IOMMU each cost an exit of ``trap`` µs."""
+        d = DmaDomain(self, len(self.domains), name, trap=trap)
         self.domains.append(d)
         return d
 
@@ -203,8 +215,10 @@ class Iommu:
 
 
 class DmaDomain:
-    """One direct child's view of the IOMMU: its ring of DMA buffers, its IOTLB entries,
-    its per-request map/unmap costs and, in ``deferred`` mode, its flush queue."""
+    """One translation domain: a direct child's (its guest's DMA API on a virtual IOMMU)
+    or a host kernel's (a native child's, the parent's, the hypervisor's): its ring of
+    DMA buffers, its IOTLB entries, its map/unmap costs and, in ``deferred`` mode, its
+    flush queue."""
 
     __slots__ = (
         "_buffers",
@@ -223,17 +237,24 @@ class DmaDomain:
         "_walk",
         "armed",
         "category",
-        "host",
         "index",
-        "map_cost",
+        "invalidation_category",
         "mode",
         "name",
         "pending",
-        "unmap_cost",
+        "pending_pages",
+        "trap",
+        "virtual",
     )
 
     def __init__(
-        self, iommu: Iommu, index: int, name: str, mode: str | None = None, category: str = "guest"
+        self,
+        iommu: Iommu,
+        index: int,
+        name: str,
+        mode: str | None = None,
+        category: str = "guest",
+        trap: float = 0.0,
     ) -> None:
         spec = iommu.spec
         self._env = iommu.env
@@ -242,9 +263,9 @@ class DmaDomain:
         self._iommu = iommu
         self.index = index
         self.name = name
-        # a direct child's domain (mode None: host.iommu.mode, per-request costs) or a
-        # host kernel's (per-page costs, invalidations on the shared queue)
-        self.host = mode is not None
+        # a direct child's domain (mode None: host.iommu.mode, its guest's virtual IOMMU
+        # emulated by the hypervisor) or a host kernel's (its own mode, no emulation)
+        self.virtual = mode is None
         self.mode = spec.mode if mode is None else mode
         self.category = category
         self._translates = self.mode != "passthrough"
@@ -254,51 +275,60 @@ class DmaDomain:
         self._first_buffer = index * spec.dma_buffers
         self._next = 0
         self._spec = spec
-        if self.host:  # per mapping and per page: the spec's host_map_cost, host_unmap_cost
-            self.map_cost = self.unmap_cost = 0.0
-            self._invalidation = spec.host_invalidation(self.mode)
-        else:
-            self.map_cost = spec.map_cost
-            self.unmap_cost = spec.unmap_cost
-            self._invalidation = 0.0
+        # a virtual IOMMU's exit per request the guest makes of it (strict, deferred)
+        self.trap = trap if self.virtual and self.mode in ("strict", "deferred") else 0.0
+        self._invalidation = spec.host_invalidation(self.mode)
+        # the physical IOMMU's invalidations and flushes: the hypervisor's for a guest's
+        # virtual IOMMU, the host kernel's own otherwise
+        self.invalidation_category = "hypervisor" if self.virtual else category
         self._interval = spec.deferred_flush_interval
         self._flush_cost = spec.deferred_flush_cost
         self.pending = 0  # deferred: unmaps queued since the last flush
+        self.pending_pages = 0  # deferred: their pages
         self.armed = False  # deferred: the flush timer is running
 
     def map_time(self, size: int) -> float:
-        """CPU to map a buffer of ``size`` bytes before its DMA (strict, deferred): per
-        request in a direct child's domain, per mapping and page in a host kernel's."""
-        if self.host:
-            return self._spec.host_map_cost(self.mode, size)
-        return self.map_cost
+        """The domain's kernel's CPU to map a buffer of ``size`` bytes before its DMA
+        (strict, deferred): the range's allocation and a page-table update per page."""
+        return self._spec.host_map_cost(self.mode, size)
 
     def unmap_time(self, size: int) -> float:
-        """CPU to unmap a buffer of ``size`` bytes after its DMA, without a host domain's
-        IOTLB invalidation (:meth:`invalidate`): a direct child's strict unmap; a host
-        domain's strict or deferred one (deferred waits only for the IOTLB flush)."""
-        if self.host:
-            return self._spec.host_unmap_cost(self.mode, size)
-        return self.unmap_cost
+        """The domain's kernel's CPU to unmap a buffer of ``size`` bytes after its DMA
+        (strict, deferred), without the IOTLB invalidation (:meth:`invalidate`) or the
+        flush (deferred)."""
+        return self._spec.host_unmap_cost(self.mode, size)
+
+    def map_costs(self, size: int) -> tuple[float, float, float]:
+        """Mapping a buffer of ``size`` bytes before its DMA, in µs: the kernel's CPU, a
+        virtual IOMMU's exit and the hypervisor's physical-table update (the spec's
+        ``map_costs``; the last two 0 in a host kernel's domain)."""
+        return self._spec.map_costs(self.mode, size, self.trap if self.virtual else None)
+
+    def unmap_costs(self, size: int) -> tuple[float, float, float]:
+        """Unmapping a buffer of ``size`` bytes after its DMA, in µs, without the IOTLB
+        invalidation (:meth:`invalidate`): as :meth:`map_costs` (the spec's
+        ``unmap_costs``)."""
+        return self._spec.unmap_costs(self.mode, size, self.trap if self.virtual else None)
 
     @property
     def queued_invalidation(self) -> bool:
-        """Whether each unmap waits for an invalidation on the IOMMU's shared queue (a
-        host domain in strict mode)."""
+        """Whether each unmap waits for an invalidation on the IOMMU's shared queue
+        (strict)."""
         return self._invalidation > 0.0
 
     def invalidate(self, v: VCpu) -> Generator[simpy.Event, Any, float]:
-        """Called while holding ``v``: a strict host domain's IOTLB invalidation, submitted
-        to the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
+        """Called while holding ``v``: a strict domain's IOTLB invalidation, submitted to
+        the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
         queue serves invalidations one at a time in the order they come, so this one
         starts when those ahead of it are done; the wait and the invalidation are both CPU
-        time of ``v`` (one work item). Returns it."""
+        time of ``v`` (one work item), the host kernel's or, behind a virtual IOMMU, the
+        hypervisor's. Returns it."""
         iommu = self._iommu
         now = self._env.now
         wait = max(0.0, iommu.queue_free_at - now)
         iommu.queue_free_at = now + wait + self._invalidation
         took = wait + self._invalidation
-        yield v.hold((self.category, took))
+        yield v.hold((self.invalidation_category, took))
         return took + v.smt_lost
 
     def access(self, size: int) -> tuple[int, int, float]:
@@ -328,20 +358,22 @@ class DmaDomain:
             self._counters["iotlb_invalidations"] += 1
         elif mode == "deferred":
             self.pending += 1
+            self.pending_pages += pages
             if not self.armed:
                 self.armed = True
                 self._env.timeout(self._interval).callbacks.append(lambda _ev: self._fire(vcpu))
 
     def flush(self) -> int:
         """Flush the domain's IOTLB entries and the queue; returns the entries dropped."""
-        self.pending = 0
+        self.pending = self.pending_pages = 0
         self.armed = False
         self._counters["iotlb_flushes"] += 1
         low = self._first_buffer << _PAGE_BITS
         return self._iotlb.invalidate_keys(low, (self._first_buffer + self._buffers) << _PAGE_BITS)
 
     def _fire(self, vcpu: VCpu) -> None:
-        if self._flush_cost > 0.0:
+        shadow = self.virtual and (self.trap > 0.0 or self._spec.unmap_page_cost > 0.0)
+        if self._flush_cost > 0.0 or shadow:  # CPU to spend: on the vCPU
             self._env.process(self._flush_on(vcpu))
         else:
             self.flush()
@@ -350,6 +382,13 @@ class DmaDomain:
         # unmaps queued while the flush waits for its vCPU join this batch
         yield from v.acquire()
         debt = v.take_debt()
+        # behind a virtual IOMMU: the guest's flush request exits, and the hypervisor
+        # clears the batch's pages from the physical page table before the flush
+        shadow = self._spec.unmap_page_cost * self.pending_pages if self.virtual else 0.0
         self.flush()
-        yield v.hold((self.category, self._flush_cost), ("hypervisor", debt))
+        yield v.hold(
+            ("exit", self.trap),
+            (self.invalidation_category, self._flush_cost + shadow),
+            ("hypervisor", debt),
+        )
         v.release()

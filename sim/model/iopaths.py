@@ -358,22 +358,40 @@ def _access(dma: DmaDomain | None, size: int) -> tuple[int, int, float]:
     return dma.access(size) if dma is not None else (0, 0, 0.0)
 
 
+_NO_DMA = (0.0, 0.0, 0.0)  # no IOMMU domain: nothing to map or unmap
+
+
+def _remap(dma: DmaDomain | None, size: int) -> tuple[float, float, float]:
+    """A received buffer of ``size`` bytes unmapped and a fresh one mapped in its place
+    (strict, deferred), in µs: the kernel's CPU, a virtual IOMMU's exits and the
+    hypervisor's physical-table updates (:meth:`DmaDomain.unmap_costs`, ``map_costs``)."""
+    if dma is None:
+        return _NO_DMA
+    u_own, u_trap, u_shadow = dma.unmap_costs(size)
+    m_own, m_trap, m_shadow = dma.map_costs(size)
+    return u_own + m_own, u_trap + m_trap, u_shadow + m_shadow
+
+
+Buffer = tuple[int, int]  # a DMA buffer in its domain: its first page's key, its pages
+
+
 def _hairpin_to_vf(
     dev: Device, src: DmaDomain | None, req: Request, to: AssignedPath, size: int
-) -> Walk:
+) -> Generator[simpy.Event, Any, Buffer]:
     """The NIC ``dev`` reads ``size`` bytes through the domain ``src`` (the PF's or a
     VF's) and its embedded switch writes them into ``to``'s VF's posted buffer (``to``'s
-    domain)."""
+    domain). Returns that buffer, for ``to`` to unmap (:meth:`AssignedPath._take`)."""
     assert isinstance(dev, NicDevice)
     out = _access(src, size)[2]
-    into = _access(to.dma, size)[2]
+    first, pages, into = _access(to.dma, size)
     yield from dev.hairpin(req, out, to.child.vf, into)
+    return first, pages
 
 
 def _unmap(
     dma: DmaDomain, first: int, pages: int, v: VCpu, cost: float
 ) -> Generator[simpy.Event, Any, float]:
-    """Called while holding ``v``: unmap a host domain's buffer after its DMA (``cost``
+    """Called while holding ``v``: unmap a domain's buffer after its DMA (``cost``
     µs of page-table updates and the range's release, charged to the domain's
     category), invalidate its IOTLB entries on the IOMMU's queue (strict) or queue the
     unmap (deferred). Returns the CPU time spent, the request's ``iommu`` time."""
@@ -657,10 +675,10 @@ class RoutedPath:
         other = peer.path
         assert isinstance(other, AssignedPath)
         yield from self._out(req, req.vcpu, req.size, False)  # 1. to the parent's driver
-        yield from self._hairpin_out(req, other, req.size)  # 2. PF → the peer's VF
+        buf = yield from self._hairpin_out(req, other, req.size)  # 2. PF → the peer's VF
         v = peer.vcpu()
         req.vf = other.child.vf  # its interrupt is the receiving VF's
-        yield from other._take(req, v, req.size)
+        yield from other._take(req, v, req.size, buf)
         one_way = env.now - req.t_submit
         response = peer.response()
         yield env.timeout(response)
@@ -669,11 +687,15 @@ class RoutedPath:
         yield from other._hairpin_to_parent(req, self, reply)  # 4. this child's inbound
         req.trip = (0.0, response, one_way)
 
-    def _hairpin_out(self, req: Request, to: AssignedPath, size: int) -> Walk:
+    def _hairpin_out(
+        self, req: Request, to: AssignedPath, size: int
+    ) -> Generator[simpy.Event, Any, Buffer]:
         """The NIC reads ``size`` bytes through the PF (the parent's domain) and its
-        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
-        yield from _hairpin_to_vf(self.device, self.dma, req, to, size)
+        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain),
+        which it returns."""
+        buf = yield from _hairpin_to_vf(self.device, self.dma, req, to, size)
         req.epoch = -1  # out of the parent's hands
+        return buf
 
     def walk(self, req: Request) -> Walk:
         if req.receive:
@@ -804,20 +826,20 @@ class AssignedPath:
         stack), the buffer mapped (strict, deferred); MMIO doorbell without exit."""
         child, dma = self.child, self.dma
         c = req.c
-        map_cost = dma.map_time(size) if dma is not None else 0.0
+        own, trap, shadow = dma.map_costs(size) if dma is not None else _NO_DMA
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         segments = self.device.segments(size)
         cost = _per_segment(child.submit_cost, segments)
         cost += _stack(child, self.device, size, segments)
-        yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
+        yield v.hold(("guest", cost + own), ("exit", trap), ("hypervisor", debt + shadow))
         c[GUEST_CPU] += v.smt_lost
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
         c[GUEST_CPU] += cost
-        c[IOMMU] += map_cost
+        c[IOMMU] += own + trap + shadow
 
     def _to_vf(self, req: Request, peer: LocalPeer) -> Walk:
         """Request-response with a direct child on this host (docs/design.md §3.4,
@@ -831,18 +853,18 @@ class AssignedPath:
             return
         mine, theirs = self.child.vf, other.child.vf
         yield from self._submit(req, req.vcpu, req.size)
-        yield from self._hairpin(req, other, req.size)
+        buf = yield from self._hairpin(req, other, req.size)
         v = peer.vcpu()
         req.vf = theirs  # its interrupt is the receiving VF's
-        yield from other._take(req, v, req.size)
+        yield from other._take(req, v, req.size, buf)
         one_way = env.now - req.t_submit
         response = peer.response()
         yield env.timeout(response)
         reply = max(1, int(peer.reply_size()))
         yield from other._submit(req, v, reply)
-        yield from other._hairpin(req, self, reply)
+        buf = yield from other._hairpin(req, self, reply)
         req.vf = mine
-        yield from self._take(req, req.done_vcpu, reply)
+        yield from self._take(req, req.done_vcpu, reply, buf)
         req.trip = (0.0, response, one_way)
 
     def _to_routed(self, req: Request, peer: LocalPeer) -> Walk:
@@ -862,9 +884,9 @@ class AssignedPath:
         yield env.timeout(response)
         reply = max(1, int(peer.reply_size()))
         yield from other._out(req, v, reply, False)  # its reply, to the parent's driver
-        yield from other._hairpin_out(req, self, reply)
+        buf = yield from other._hairpin_out(req, self, reply)
         req.vf = mine
-        yield from self._take(req, req.done_vcpu, reply)
+        yield from self._take(req, req.done_vcpu, reply, buf)
         req.trip = (0.0, response, one_way)
 
     def _hairpin_to_parent(
@@ -886,34 +908,42 @@ class AssignedPath:
         lane, done = (v, v) if v is not None else (req.vcpu, req.done_vcpu)
         yield from to._from_port(req, lane, done, size, first, pages)
 
-    def _hairpin(self, req: Request, to: AssignedPath, size: int) -> Walk:
+    def _hairpin(
+        self, req: Request, to: AssignedPath, size: int
+    ) -> Generator[simpy.Event, Any, Buffer]:
         """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
-        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain)."""
-        yield from _hairpin_to_vf(self.device, self.dma, req, to, size)
+        embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain),
+        which it returns."""
+        return (yield from _hairpin_to_vf(self.device, self.dma, req, to, size))
 
-    def _take(self, req: Request, v: VCpu, size: int) -> Walk:
-        """A message of ``size`` bytes delivered into this child's VF: the interrupt to
-        ``v``, the guest's receive processing per unit, its buffer remapped (strict,
-        deferred): step 2 of a receive."""
+    def _take(self, req: Request, v: VCpu, size: int, buf: Buffer) -> Walk:
+        """A message of ``size`` bytes delivered into this child's VF's buffer ``buf``:
+        the interrupt to ``v``, the guest's receive processing per unit, its buffer
+        unmapped (strict: invalidated; deferred: queued) and a fresh one mapped: step 2
+        of a receive."""
         child, dma, dev = self.child, self.dma, self.device
         c = req.c
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
+        remap, trap, shadow = _remap(dma, size)
         units = dev.receive_units(size)
         cost = _per_segment(child.complete_cost, units) + _stack(child, dev, size, units)
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq),
             ("guest", cost + remap),
-            ("hypervisor", debt),
+            ("exit", trap),
+            ("hypervisor", debt + shadow),
             (child.virt_category, virt),
         )
+        remap += trap + shadow
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
+        if dma is not None:
+            remap += yield from _unmap(dma, *buf, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
         c[GUEST_QUEUE] += queued
@@ -943,15 +973,17 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        unmap = dma.unmap_time(req.size) if dma is not None else 0.0
+        unmap, trap, shadow = dma.unmap_costs(req.size) if dma is not None else _NO_DMA
         cost = child.complete_cost()
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq),
             ("guest", cost + unmap),
-            ("hypervisor", debt),
+            ("exit", trap),
+            ("hypervisor", debt + shadow),
             (child.virt_category, virt),
         )
+        unmap += trap + shadow
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
@@ -991,16 +1023,18 @@ class AssignedPath:
         sched, queued = yield from v.acquire()
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
-        remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
+        remap, trap, shadow = _remap(dma, req.size)
         units = dev.receive_units(req.size)
         cost = _per_segment(child.complete_cost, units) + _stack(child, dev, req.size, units)
         virt = child.virt_charge(v)
         yield v.hold(
             ("exit", irq),
             ("guest", cost + remap),
-            ("hypervisor", debt),
+            ("exit", trap),
+            ("hypervisor", debt + shadow),
             (child.virt_category, virt),
         )
+        remap += trap + shadow
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt

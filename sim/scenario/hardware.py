@@ -271,13 +271,19 @@ class Iommu(Model):
 
     mode: Literal["static", "strict", "deferred"] = field(
         "static",
-        description="static: all guest memory mapped at VM start, no per-I/O map/unmap, "
-        "IOTLB entries persist (Hyper-V; Linux Documentation/virt/hyperv/vpci.rst, read). "
-        "strict: the guest maps each request's buffer before it (strict_map_cost), unmaps "
-        "it and invalidates its IOTLB entries after it (strict_unmap_cost). deferred: maps "
-        "per request (strict_map_cost); unmaps are queued and the child's IOTLB entries "
-        "are flushed in one batch deferred_flush_interval after the first queued unmap "
-        "(Linux dma-iommu flush queue).",
+        description="Direct children's DMA mapping. static: all guest memory mapped at VM "
+        "start, no per-I/O map/unmap, IOTLB entries persist (Hyper-V; Linux "
+        "Documentation/virt/hyperv/vpci.rst, read). strict and deferred: the guest's "
+        "kernel maps each DMA through a virtual IOMMU the hypervisor emulates, with the "
+        "host DMA API's per-mapping and per-page costs (iova_alloc_cost, map_page_cost, "
+        "unmap_page_cost, iova_free_cost); each request it makes of the virtual IOMMU (an "
+        "invalidation after every map, in caching mode; after every unmap in strict mode; "
+        "a flush per batch in deferred mode) is an exit to the emulating device model "
+        "(host.costs.device_model_exit), after which the hypervisor updates the physical "
+        "page table per page (map_page_cost, unmap_page_cost) and, in strict mode, "
+        "invalidates on the IOMMU's one invalidation queue (invalidation_cost); deferred "
+        "flushes a batch deferred_flush_interval after its first unmap "
+        "(deferred_flush_cost).",
     )
     page_size: Size = field(
         "4KiB",
@@ -306,14 +312,6 @@ class Iommu(Model):
     page_walk: Cost = field(
         "0.3us", description="IOTLB miss penalty (4-level page walk). Assumed: 0.2-0.5 us."
     )
-    strict_map_cost: Cost = field(
-        "1us",
-        description="Guest CPU per request to map its buffer (strict and deferred). Assumed.",
-    )
-    strict_unmap_cost: Cost = field(
-        "2us",
-        description="Guest CPU per request to unmap and invalidate (strict). Assumed.",
-    )
     deferred_flush_interval: Time = field(
         "10ms",
         gt=0,
@@ -322,9 +320,9 @@ class Iommu(Model):
     )
     deferred_flush_cost: Cost = field(
         "2us",
-        description="deferred: guest CPU per batch flush (one domain-wide IOTLB "
-        "invalidation, as the invalidation in strict_unmap_cost), charged once per batch on "
-        "the vCPU that queued its first unmap. Assumed.",
+        description="deferred: CPU per batch flush (one domain-wide IOTLB invalidation), "
+        "charged once per batch on the vCPU that queued its first unmap: the host "
+        "kernel's, or the hypervisor's behind a direct child's virtual IOMMU. Assumed.",
     )
     native: HostDmaMode = field(
         "off",
@@ -351,32 +349,36 @@ class Iommu(Model):
     )
     iova_alloc_cost: Cost = field(
         "3986cycles",
-        description="Host DMA API (native, parent, hypervisor), strict and deferred: CPU "
-        "per mapping to allocate its I/O-virtual range. Malka, Amit, Tsafrir, FAST 2015, Table 1 "
-        "(Linux 3.x rbtree allocator under netperf; quoted). Kernels with per-CPU IOVA "
-        "caches allocate in a few hundred cycles: lower it for them.",
+        description="DMA API (native, parent, hypervisor, and a direct child's guest), "
+        "strict and deferred: CPU per mapping to allocate its I/O-virtual range. Malka, "
+        "Amit, Tsafrir, FAST 2015, Table 1 (Linux 3.x rbtree allocator under netperf; "
+        "quoted). Kernels with per-CPU IOVA caches allocate in a few hundred cycles: "
+        "lower it for them.",
     )
     map_page_cost: Cost = field(
         "588cycles",
-        description="Host DMA API, strict and deferred: CPU per page mapped (page-table "
-        "update). Malka, Amit, Tsafrir, FAST 2015, Table 1 (quoted).",
+        description="DMA API, strict and deferred: CPU per page mapped (page-table "
+        "update; behind a virtual IOMMU, the hypervisor's update of the physical table "
+        "too). Malka, Amit, Tsafrir, FAST 2015, Table 1 (quoted).",
     )
     unmap_page_cost: Cost = field(
         "438cycles",
-        description="Host DMA API, strict and deferred: CPU per page unmapped (page-table "
-        "update). Malka, Amit, Tsafrir, FAST 2015, Table 1 (quoted).",
+        description="DMA API, strict and deferred: CPU per page unmapped (page-table "
+        "update; behind a virtual IOMMU, the hypervisor's update of the physical table "
+        "too). Malka, Amit, Tsafrir, FAST 2015, Table 1 (quoted).",
     )
     iova_free_cost: Cost = field(
         "408cycles",
-        description="Host DMA API, strict and deferred: CPU per unmapping to find and free "
+        description="DMA API, strict and deferred: CPU per unmapping to find and free "
         "its I/O-virtual range (249 + 159 cycles). Malka, Amit, Tsafrir, FAST 2015, "
         "Table 1 (quoted).",
     )
     invalidation_cost: Cost = field(
         "2127cycles",
-        description="Host DMA API, strict: CPU per unmapping for its IOTLB invalidation, "
-        "submitted to the IOMMU's one invalidation queue and waited for (so concurrent "
-        "invalidations serialise across cores). Malka, Amit, Tsafrir, FAST 2015, Table 1 "
+        description="DMA API, strict: CPU per unmapping for its IOTLB invalidation (the "
+        "hypervisor's behind a direct child's virtual IOMMU), submitted to the IOMMU's "
+        "one invalidation queue and waited for (so concurrent invalidations serialise "
+        "across cores). Malka, Amit, Tsafrir, FAST 2015, Table 1 "
         "(quoted).",
     )
 
@@ -406,16 +408,32 @@ class Iommu(Model):
         the wait for the IOMMU's invalidation queue."""
         return self.invalidation_cost if mode == "strict" else 0.0
 
-    @property
-    def map_cost(self) -> float:
-        """Guest CPU to map one request's buffer before it: strict and deferred."""
-        return self.strict_map_cost if self.mode != "static" else 0.0
+    def map_costs(
+        self, mode: str, size: float, trap: float | None = None
+    ) -> tuple[float, float, float]:
+        """Mapping a buffer of ``size`` bytes in ``mode``, in µs: the domain's kernel's CPU
+        (:meth:`host_map_cost`) and, behind a direct child's virtual IOMMU (``trap``: the
+        exit of each request the guest makes of it; ``None`` for a host kernel's
+        domain), in strict and deferred mode the exit of the invalidation the guest makes
+        after every map (caching mode) and the hypervisor's update of the physical page
+        table, per page."""
+        own = self.host_map_cost(mode, size)
+        if trap is None or mode not in ("strict", "deferred"):
+            return own, 0.0, 0.0
+        return own, trap, self.map_page_cost * self.pages(size)
 
-    @property
-    def unmap_cost(self) -> float:
-        """Guest CPU to unmap and invalidate one request's buffer after it: strict only
-        (deferred queues the unmap and flushes in batches)."""
-        return self.strict_unmap_cost if self.mode == "strict" else 0.0
+    def unmap_costs(
+        self, mode: str, size: float, trap: float | None = None
+    ) -> tuple[float, float, float]:
+        """Unmapping a buffer of ``size`` bytes in ``mode``, in µs, without the IOTLB
+        invalidation (:meth:`host_invalidation`): the kernel's CPU
+        (:meth:`host_unmap_cost`) and, behind a virtual IOMMU in strict mode, the exit
+        of the guest's invalidation request and the hypervisor's update of the physical
+        table per page (deferred: at the batch's flush)."""
+        own = self.host_unmap_cost(mode, size)
+        if trap is None or mode != "strict":
+            return own, 0.0, 0.0
+        return own, trap, self.unmap_page_cost * self.pages(size)
 
 
 class HypervisorIo(Model):
