@@ -455,6 +455,32 @@ class HypervisorIo(Model):
     )
 
 
+class GuestStack(Model):
+    """The protocol stack of the platform's guest OS (TCP/IP, socket layer and the copy
+    between user and kernel), for every child that prices none itself: a child whose
+    ``guest.packet_cost`` is 0 and whose ``guest.copy_bandwidth`` is unset (the defaults)
+    takes these two instead (:func:`sim.scenario.plan.plan`). A preset of an era states
+    its guests' stack here, since presets set no children; a child's own non-zero values
+    win, both fields together."""
+
+    packet_cost: CostDist = field(
+        "0us",
+        description="CPU per packet the guest stack handles, as children[].guest."
+        "packet_cost, for children that set neither of their own. 0 (default): none.",
+    )
+    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
+        None,
+        description="Rate of the guest stack's per-byte work (the copy between the user's "
+        "buffer and the kernel's), as children[].guest.copy_bandwidth, for children that "
+        "set neither of their own. None (default): none.",
+    )
+
+    @property
+    def has_stack(self) -> bool:
+        """Whether it prices anything (a per-packet cost or a per-byte rate)."""
+        return self.packet_cost.mean > 0.0 or self.copy_bandwidth is not None
+
+
 class Host(Model):
     """The physical machine and its hypervisor."""
 
@@ -508,6 +534,12 @@ class Host(Model):
     scheduler: Scheduler = field({})
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})
+    guest_stack: GuestStack = field(
+        {},
+        description="The guest OS's protocol stack on this platform, for children that "
+        "price none of their own (guest.packet_cost 0, no guest.copy_bandwidth). Default: "
+        "none, so such children pay only their driver's costs.",
+    )
     housekeeping: Housekeeping = field({})
     max_children: int | None = field(
         None,

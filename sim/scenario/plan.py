@@ -27,6 +27,11 @@ model builds the host from it (:mod:`sim.model.host`), the analytic estimate rea
 * **The parent's own streams** (``parent.streams``): :attr:`Plan.parent`, a placement
   named ``parent`` on path ``parent`` through the device's physical function, on the
   parent's own vCPUs; not among :attr:`Plan.children`.
+* **The platform's guest stack** (``host.guest_stack``): a child that prices no protocol
+  stack of its own (``guest.packet_cost`` 0, no ``copy_bandwidth``) is placed with the
+  platform's two values in its ``guest`` (:func:`platform_stack`), so the model and the
+  estimate charge it as if the child had written them; a child that sets either keeps
+  its own.
 * **Parent vCPUs**: channels, and an emulated child's device model, are served by the
   parent's vCPUs in round robin, in the order children are listed. The routed channels a
   direct child uses while its VF is revoked (a ``vf_revoke`` fault) are opened after
@@ -194,6 +199,7 @@ def plan(scn: Scenario) -> Plan:
 
     placed: list[Placement] = []
     for name, spec in instances:
+        spec = platform_stack(scn, spec)
         if spec.device is None:
             placed.append(Placement(name, spec, "none"))
             continue
@@ -208,6 +214,19 @@ def plan(scn: Scenario) -> Plan:
         out.append(p)
     own = Placement("parent", parent_spec(scn), "parent") if scn.parent.streams else None
     return Plan(tuple(out), own)
+
+
+def platform_stack(scn: Scenario, spec: Child) -> Child:
+    """``spec`` with the platform's guest protocol stack (``host.guest_stack``) when it
+    prices none of its own (``guest.packet_cost`` 0 and no ``copy_bandwidth``); itself
+    otherwise, or when the platform has none either."""
+    own, platform = spec.guest, scn.host.guest_stack
+    if own.has_stack or not platform.has_stack:
+        return spec
+    stack = own.model_copy(
+        update={"packet_cost": platform.packet_cost, "copy_bandwidth": platform.copy_bandwidth}
+    )
+    return spec.model_copy(update={"guest": stack})
 
 
 def parent_spec(scn: Scenario) -> Child:
