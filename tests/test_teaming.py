@@ -1,7 +1,7 @@
 """NIC teaming (devices[].team): member ports each with their own wires at line rate;
 hash keeps each stream (flow) on one member, round_robin spreads requests over all; the
-host's own stack (routed through the parent, native) uses the team, a direct child
-bonding VFs is refused as not built."""
+host's own stack (routed through the parent, native) uses the team, a direct child bonds
+a VF of each member in its guest, each VF with its own interrupt vectors."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import pytest
 
 from sim.analysis import analytic
 from sim.experiment.run import run
-from sim.scenario import ScenarioError, from_dict
+from sim.scenario import from_dict
 from sim.scenario.hardware import Team
 
 SEND = {"op": "send", "size": "1500B", "rate": "50k"}  # ~62 % of a 1 GbE wire each
 
 
-def _scn(path: str, team: dict[str, Any] | None, streams: list[dict[str, Any]]) -> Any:
-    nic: dict[str, Any] = {"name": "nic", "type": "nic", "line_rate": "1Gbps"}
+def _scn(
+    path: str, team: dict[str, Any] | None, streams: list[dict[str, Any]], **nic_keys: Any
+) -> Any:
+    nic: dict[str, Any] = {"name": "nic", "type": "nic", "line_rate": "1Gbps", **nic_keys}
     if team is not None:
         nic["team"] = team
     return from_dict(
@@ -52,7 +54,7 @@ def test_the_flows_of_this_module_hash_onto_both_members() -> None:
     assert team.port_of("c/0") == Team(ports=2).port_of("c/0")
 
 
-@pytest.mark.parametrize("path", ["routed", "native"])
+@pytest.mark.parametrize("path", ["routed", "native", "direct"])
 @pytest.mark.parametrize("policy", ["hash", "round_robin"])
 def test_two_members_carry_what_one_port_cannot(path: str, policy: str) -> None:
     """Two streams each offering ~62 % of a port: one port saturates at its line rate
@@ -98,6 +100,29 @@ def test_the_estimate_loads_each_member() -> None:
     assert rr.children.iloc[0]["throughput_rps"] == pytest.approx(100_000)
 
 
-def test_a_direct_child_on_a_team_is_refused() -> None:
-    with pytest.raises(ScenarioError, match="bonding a VF of each member in the guest is not"):
-        _scn("direct", {"ports": 2}, [SEND])
+def test_a_direct_child_bonds_a_vf_of_each_member_with_its_own_vectors() -> None:
+    """A direct child on a team sends through its VF on each member port (hash: its two
+    streams, one on each member). Under timer moderation (an interrupt 100 µs after the
+    first completion pending on a vector) each VF's vectors raise their own: at the same
+    total rate, about twice the interrupts of the child on one port (a little less: a
+    vector that sees half the completions waits longer for the first after each
+    interrupt), split evenly over the members."""
+    moderation = {"usecs": "100us", "frames": 0}
+    send = {**SEND, "rate": "20k"}  # two streams: ~4 completions per 100 µs in all
+
+    def counted(team: dict[str, Any] | None) -> tuple[Any, dict[str, float]]:
+        res = run(_scn("direct", team, [send, send], interrupt_moderation=moderation))
+        c = res.counters.set_index("counter")["count"]
+        return res, {k: v for k, v in c.items() if str(k).endswith(".interrupts")}
+
+    _, one = counted(None)
+    two_res, two = counted({"ports": 2, "policy": "hash"})
+    assert list(one) == ["nic.vf[0].interrupts"]
+    assert sorted(two) == ["nic.port[1].vf[0].interrupts", "nic.vf[0].interrupts"]
+    assert 1.4 * one["nic.vf[0].interrupts"] < sum(two.values()) <= 2 * one["nic.vf[0].interrupts"]
+    a, b = two.values()
+    assert a == pytest.approx(b, rel=0.1)
+    ports = two_res.resources[two_res.resources["kind"] == "nic"].set_index("resource")
+    assert ports.loc["nic", "utilization"] == pytest.approx(
+        ports.loc["nic.port[1]", "utilization"], rel=0.05
+    )

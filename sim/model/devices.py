@@ -259,7 +259,7 @@ class Device(ABC):
         its handler if :meth:`Interrupt.take` says so). The wait is ``req``'s
         ``interrupt`` component."""
         env = self.env
-        fn = self.servers.function(req.vf)
+        fn = self.interrupting(req)
         vec = fn.vectors.get(target)
         if vec is None:
             vec = fn.vectors[target] = Vector()
@@ -279,6 +279,10 @@ class Device(ABC):
         yield ev
         req.c[INTERRUPT] += env.now - t0
         return irq
+
+    def interrupting(self, req: Request) -> Function:
+        """The function whose vectors raise ``req``'s completion interrupt: its own."""
+        return self.servers.function(req.vf)
 
     def _raise(self, fn: Function, vec: Vector) -> None:
         """``vec`` raises its interrupt: every completion pending on it is delivered."""
@@ -356,15 +360,24 @@ class NicDevice(Device):
 
     def member(self, req: Request, receive: bool = False) -> Servers:
         """The member port's wire (transmit, or ``receive``) that carries ``req``: the
-        only one; the next in turn (round_robin); its flow's (hash: ``req.flow``)."""
+        only one; the next in turn (round_robin, which it keeps in ``req.flow``); its
+        flow's (hash: ``req.flow``)."""
         ports = self.rx_ports if receive else self.ports
         if len(ports) == 1:
             return ports[0]
         if self._round_robin:
             k = self._turn[receive]
             self._turn[receive] = (k + 1) % len(ports)
+            req.flow = k
             return ports[k]
         return ports[req.flow]
+
+    def interrupting(self, req: Request) -> Function:
+        """The function whose vectors raise ``req``'s completion interrupt: on a team,
+        its function on the member port that carried it (each member port its own PF and
+        VFs, each function its own vectors)."""
+        ports = self.ports
+        return (ports[0] if len(ports) == 1 else ports[req.flow]).function(req.vf)
 
     def members(self) -> list[Servers]:
         """Every member port's transmit wire, the first (the device's own) first."""

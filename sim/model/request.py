@@ -88,7 +88,7 @@ class Request:
         self.c = [0.0] * len(COMPONENTS)
         self.attempt = 1
         self.dead = False  # given up: its walk stops at the next check (AbortError)
-        self.flow = 0  # the member port of its flow on a hash-teamed NIC (NicDevice.member)
+        self.flow = 0  # its member port on a team: its flow's or its turn's (NicDevice.member)
 
     def record(self, t_end: float) -> Record:
         """The request's :data:`Record`, ended (completed or failed) at ``t_end``."""

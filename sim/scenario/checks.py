@@ -9,7 +9,7 @@ from typing import Any
 
 from sim.scenario import units
 from sim.scenario.budget import check_budget
-from sim.scenario.hardware import Device, Nic, Parent, Scheduler
+from sim.scenario.hardware import Device, Parent, Scheduler
 from sim.scenario.names import RESERVED
 from sim.scenario.reader import quote
 from sim.scenario.schema import Scenario
@@ -257,14 +257,6 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
         def device_of(s: Stream, c: Child = c) -> Device:
             return scn.devices[names[str(c.device_of(s))]]
 
-        for used_name in c.devices_used:
-            used = scn.devices[names[used_name]]
-            if c.io_path == "direct" and isinstance(used, Nic) and used.team is not None:
-                return ("children", i, "io_path"), (
-                    f"device '{used_name}' is a team of {used.ports} ports: a direct child "
-                    "bonding a VF of each member in the guest is not built (routed, native or "
-                    "hypervisor children use the host's team)"
-                )
         problem = _check_streams(("children", i), c.streams, device_of, c.io_path, c.vcpus)
         if problem:
             return problem

@@ -965,9 +965,10 @@ class Nic(Model):
     pf_weight: PfWeight = field(1, description=_PF_WEIGHT_HELP)
     team: Team | None = field(
         None,
-        description="A team of member ports (each at line_rate) behind this device, for "
-        "the host's own stack (routed through the parent's team, native, hypervisor); a "
-        "VF on each member bonded in the guest (direct) is not built. Default: one port.",
+        description="A team of member ports (each at line_rate, each with its own PF and "
+        "vfs VFs and their interrupt vectors) behind this device: the host's own stack "
+        "uses it (routed through the parent's team, native, hypervisor), a direct child "
+        "bonds a VF of each member in its guest. Default: one port.",
     )
 
     @property
