@@ -145,7 +145,7 @@ def _iommu(**spec: Any) -> tuple[SimEnv, Iommu]:
 def test_children_do_not_share_entries() -> None:
     """Two children using the same buffer index of their rings miss separately."""
     env, mmu = _iommu(dma_buffers=1, iotlb_entries=8)
-    a, b = mmu.domain("a", 0.0), mmu.domain("b", 0.0)
+    a, b = mmu.domain("a", mmu.spec.mode, 0.0), mmu.domain("b", mmu.spec.mode, 0.0)
     assert a.access(4096)[2] > 0  # a's first touch misses
     assert b.access(4096)[2] > 0  # and b's is not a's entry
     assert a.access(4096)[2] == 0
@@ -159,7 +159,7 @@ def test_cyclic_ring_hits_when_it_fits_and_thrashes_when_not(buffers: int, fits:
     """A ring of 2-page buffers cycled 5 times through a 64-entry IOTLB: only the first
     pass misses when 2 × buffers ≤ 64; otherwise LRU evicts every entry before its reuse."""
     env, mmu = _iommu(dma_buffers=buffers, iotlb_entries=64, page_walk="0.5us")
-    dom = mmu.domain("d", 0.0)
+    dom = mmu.domain("d", mmu.spec.mode, 0.0)
     walks = [dom.access(8192)[2] for _ in range(5 * buffers)]
     lookups = 2 * 5 * buffers
     misses = 2 * buffers if fits else lookups
@@ -171,12 +171,12 @@ def test_cyclic_ring_hits_when_it_fits_and_thrashes_when_not(buffers: int, fits:
 def test_children_compete_for_the_shared_iotlb() -> None:
     """Two rings that each fit the IOTLB alone thrash it together: one IOMMU, one IOTLB."""
     env, mmu = _iommu(dma_buffers=40, iotlb_entries=64)
-    a = mmu.domain("a", 0.0)
+    a = mmu.domain("a", mmu.spec.mode, 0.0)
     for _ in range(3 * 40):
         a.access(4096)
     assert env.counters["iotlb_misses"] == 40  # alone: 40 pages fit in 64
     env.counters.clear()
-    b = mmu.domain("b", 0.0)
+    b = mmu.domain("b", mmu.spec.mode, 0.0)
 
     def interleaved_pass() -> None:
         for _ in range(40):
@@ -195,7 +195,7 @@ def test_strict_unmap_invalidates_the_buffers_pages() -> None:
     """Strict: after its unmap, a buffer's next use misses on every page; other buffers
     stay cached."""
     env, mmu = _iommu(mode="strict", dma_buffers=2, iotlb_entries=64)
-    dom = mmu.domain("d", 0.0)
+    dom = mmu.domain("d", mmu.spec.mode, 0.0)
     first0, pages0, _ = dom.access(3 * 4096)
     dom.access(4096)  # buffer 1
     dom.unmap(first0, pages0, vcpu=None)  # type: ignore[arg-type]
@@ -214,7 +214,7 @@ def test_deferred_keeps_entries_until_the_flush_one_interval_later() -> None:
         deferred_flush_cost="0us",
         unmap_page_cost="0us",  # no CPU at the flush: no vCPU needed
     )
-    dom, other = mmu.domain("d", 0.0), mmu.domain("other", 0.0)
+    dom, other = mmu.domain("d", mmu.spec.mode, 0.0), mmu.domain("other", mmu.spec.mode, 0.0)
     other.access(4096)
 
     def driver() -> Generator[Any, Any, None]:
@@ -458,3 +458,27 @@ def test_virtual_iommu_exits_and_shared_invalidation_queue() -> None:
     waits = req["iommu_us"] - req["size_bytes"].map(walks)
     assert (waits >= -1e-9).all()
     assert waits.mean() > 0.01 * spec.host_invalidation("strict")
+
+
+def test_a_child_sets_its_own_domains_mode() -> None:
+    """children[].iommu overrides host.iommu.mode for that child's domain only: a strict
+    child beside a static one pays the virtual IOMMU's costs, the static one none; the
+    estimate follows; on another io_path the key is a clear error."""
+    child = {"vcpus": 1, "io_path": "direct", "device": "nic",
+             "streams": [{"op": "send", "size": "4KiB", "rate": "20k"}]}  # fmt: skip
+    scn = nic(
+        **{
+            "children": [{**child, "name": "d", "iommu": "strict"}, {**child, "name": "s"}],
+            "run.duration": "20ms",
+        }
+    )
+    _, res = replicate(scn, reps=1)
+    s = res.summary.set_index("partition")
+    spec = scn.host.iommu
+    exact = _dma_per_request(scn, "strict", 4096) + spec.page_walk
+    assert s.loc["d", "iommu_us"] == pytest.approx(exact, rel=1e-9)
+    assert s.loc["s", "iommu_us"] <= spec.page_walk  # static: IOTLB walks only
+    gap = s.loc["d", "analytic_mean_us"] - s.loc["s", "analytic_mean_us"]
+    assert gap > 0.9 * (exact - spec.page_walk)
+    with pytest.raises(ScenarioError, match=r"children\[d\]\.iommu.*direct child"):
+        nic(**{"children[d].io_path": "routed", "children[d].iommu": "strict"})

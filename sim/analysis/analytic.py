@@ -487,9 +487,10 @@ def estimate(scn: Scenario) -> Estimate:
             "parent": io.parent,
             "hypervisor": io.hypervisor,
         }.get(p.path)
-        if p.path == "direct" and io.mode in ("strict", "deferred"):
+        vmode = p.spec.iommu_mode(io.mode)
+        if p.path == "direct" and vmode in ("strict", "deferred"):
             why.append(
-                f"the guest's virtual IOMMU ({io.mode}): strict invalidations waiting for "
+                f"the guest's virtual IOMMU ({vmode}): strict invalidations waiting for "
                 "the IOMMU's queue and deferred flushes are left out (its map/unmap CPU, "
                 "exits and physical-table updates are in)"
             )

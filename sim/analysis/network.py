@@ -303,7 +303,8 @@ class Network:
                 legs = self._parent(v_sub, v_done, share, dev_leg)
             elif p.path in ("direct", "native"):
                 if p.path == "direct":  # the guest's, behind its virtual IOMMU
-                    map_cost, unmap = host_dma(io.mode, scn.host.costs.device_model_exit)
+                    mode = p.spec.iommu_mode(io.mode)
+                    map_cost, unmap = host_dma(mode, scn.host.costs.device_model_exit)
                 else:  # the host kernel's DMA API (host.iommu.native)
                     map_cost, unmap = native_map, native_unmap
                 irq = self.irq if p.path == "direct" else 0.0
@@ -623,7 +624,8 @@ def iotlb_miss(
         me = lam[p.name]
         if me <= 0:
             continue
-        if io.mode == "strict":
+        mode = p.spec.iommu_mode(io.mode)
+        if mode == "strict":
             out[p.name] = 1.0
             continue
         cycle = io.dma_buffers / me  # µs between two uses of a buffer
@@ -633,7 +635,7 @@ def iotlb_miss(
         distinct = float(np.cumsum(seq)[-1])
         if distinct > io.iotlb_entries:
             out[p.name] = 1.0
-        elif io.mode == "deferred":  # the first pass after each flush
+        elif mode == "deferred":  # the first pass after each flush
             out[p.name] = min(1.0, io.dma_buffers / (me * io.deferred_flush_interval))
         else:
             out[p.name] = 0.0

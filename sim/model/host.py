@@ -165,7 +165,8 @@ class Host:
         native = placed.path == "native"
         if placed.path == "direct":
             if dma is None:
-                dma = self.iommu.domain(placed.name, h.costs.device_model_exit)
+                mode = child.spec.iommu_mode(h.iommu.mode)
+                dma = self.iommu.domain(placed.name, mode, h.costs.device_model_exit)
             if own:  # the path a peer's messages to it take (_peers)
                 self._home[child.name] = AssignedPath(env, self.hv, child, dev, "direct", True, dma)
         elif native and dma is None:  # the host kernel's DMA API on bare metal

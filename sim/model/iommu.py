@@ -29,7 +29,7 @@ What it models
     buffers of 4 KiB pages) one direct child already misses on every page in ``static`` mode; fewer
     buffers, larger pages (``page_size: 2MiB``) or more entries bring the hits back.
 
-Mapping modes (``host.iommu.mode``)
+Mapping modes (``host.iommu.mode``, or a direct child's own ``iommu``)
     ``static``    Hyper-V pins and maps all guest memory when the VM starts (Linux
                   ``Documentation/virt/hyperv/vpci.rst``): no per-request CPU cost, and
                   IOTLB entries persist until evicted.
@@ -196,10 +196,11 @@ class Iommu:
         # time the queue is free again (a FIFO single server, in closed form)
         self.queue_free_at = 0.0
 
-    def domain(self, name: str, trap: float) -> DmaDomain:
-        """A new translation domain for the direct child ``name`` (``host.iommu.mode``),
-        whose guest's requests of its virtual IOMMU each cost an exit of ``trap`` µs."""
-        d = DmaDomain(self, len(self.domains), name, trap=trap)
+    def domain(self, name: str, mode: str, trap: float) -> DmaDomain:
+        """A new translation domain for the direct child ``name`` in ``mode`` (its
+        ``iommu``, else ``host.iommu.mode``), whose guest's requests of its virtual IOMMU
+        each cost an exit of ``trap`` µs."""
+        d = DmaDomain(self, len(self.domains), name, mode, virtual=True, trap=trap)
         self.domains.append(d)
         return d
 
@@ -252,8 +253,9 @@ class DmaDomain:
         iommu: Iommu,
         index: int,
         name: str,
-        mode: str | None = None,
+        mode: str,
         category: str = "guest",
+        virtual: bool = False,
         trap: float = 0.0,
     ) -> None:
         spec = iommu.spec
@@ -263,10 +265,10 @@ class DmaDomain:
         self._iommu = iommu
         self.index = index
         self.name = name
-        # a direct child's domain (mode None: host.iommu.mode, its guest's virtual IOMMU
-        # emulated by the hypervisor) or a host kernel's (its own mode, no emulation)
-        self.virtual = mode is None
-        self.mode = spec.mode if mode is None else mode
+        # a direct child's domain (virtual: its guest's virtual IOMMU, emulated by the
+        # hypervisor) or a host kernel's (no emulation)
+        self.virtual = virtual
+        self.mode = mode
         self.category = category
         self._translates = self.mode != "passthrough"
         self._pages = spec.pages

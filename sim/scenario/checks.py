@@ -186,6 +186,12 @@ def cross_check(scn: Scenario) -> tuple[tuple[Any, ...], str] | None:
                     )
         if not c.streams and c.cpu_load is None and c.timer.mode == "off" and not _answers(scn, c):
             return ("children", i, "streams"), "a child needs I/O 'streams' or a 'cpu_load'"
+        if c.iommu is not None and c.io_path != "direct":
+            return ("children", i, "iommu"), (
+                f"'iommu' is the mode of a direct child's translation domain, not of an "
+                f"io_path {c.io_path} child (host.iommu.native and host.iommu.parent set "
+                "the host kernels' domains)"
+            )
         if c.device is None:
             if c.streams:
                 return ("children", i, "device"), "a child with streams needs a 'device'"

@@ -723,6 +723,12 @@ class Child(Model):
         le=1023,
         description="vCPU that takes completions; default: the issuing vCPU.",
     )
+    iommu: Literal["static", "strict", "deferred"] | None = field(
+        None,
+        description="Direct: how its guest maps its DMA, its own translation domain's "
+        "mode (static: no virtual IOMMU; strict, deferred: through a virtual IOMMU, "
+        "host.iommu describes the costs); default: host.iommu.mode.",
+    )
     guest: Guest = field({})
     vnic: VirtualNic | None = field(
         None,
@@ -734,6 +740,11 @@ class Child(Model):
     streams: list[Stream] = field([], description="I/O workload streams.")
     cpu_load: CpuLoad | None = field(None, description="CPU-bound background work.")
     timer: GuestTimer = field({}, description="The guest's timer tick (default off).")
+
+    def iommu_mode(self, host_mode: str) -> str:
+        """The mode of its direct translation domain: its own, else the host's
+        ``host.iommu.mode`` (``host_mode``)."""
+        return self.iommu if self.iommu is not None else host_mode
 
     def device_of(self, stream: Stream) -> str | None:
         """The device ``stream`` (one of its streams) uses: its own, else the child's."""
