@@ -100,6 +100,7 @@ PRIORITIES = ("boost", "under", "over")
 RUNNING, RUNNABLE, BLOCKED, PARKED = 0, 1, 2, 3
 
 Wait = Generator[simpy.Event, Any, tuple[float, float]]
+NO_WAIT = (0.0, 0.0)  # what taking a vCPU at once returns: no scheduling or queueing delay
 
 
 class Domain:
@@ -256,21 +257,35 @@ class VCpu:
         Returns ``(scheduling delay, queueing delay)``: the part of the wait during which
         the vCPU was not on an LP, and the part spent behind other work while it was.
         A work item takes the vCPU from background load at once. The caller must
-        :meth:`release` when its work is done.
-        """
+        :meth:`release` when its work is done. The hot paths write it
+        ``v.take() or (yield from v.wait())``: no generator when nothing waits."""
+        got = self.take()
+        if got is not None:
+            return got
+        return (yield from self.wait())
+
+    def take(self) -> tuple[float, float] | None:
+        """Take the vCPU at once if it is running and free, or blocked with an idle LP to
+        wake on: ``(0.0, 0.0)``; else None, and the caller must :meth:`wait`."""
         state = self.state
         if state == RUNNING:
             if not self.busy:
                 if self.bg_since is not None:
                     self.hv.stop_background(self)
                 self.busy = True
-                return 0.0, 0.0
+                return NO_WAIT
         elif state == BLOCKED and self.hv.wake_on_idle(self):
             self.busy = True
-            return 0.0, 0.0
+            return NO_WAIT
+        return None
+
+    def wait(self) -> Wait:
+        """The rest of :meth:`acquire` after :meth:`take` found the vCPU busy or off an
+        LP: queue behind its work (waking it if blocked) until it is the caller's."""
         env = self.env
         ev = simpy.Event(env)
         t0 = env.now
+        state = self.state
         waiting = state in (RUNNABLE, PARKED)
         u0 = self.unscheduled + (t0 - self._runnable_since if waiting else 0.0)
         self.waiters.append(ev)

@@ -314,7 +314,7 @@ def _into_ring(
     if signal:
         env.counters[ring.signal_counter] += 1
         env.counters["exits.hypercall"] += 1
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         yield v.hold(("exit", hypercall), ("hypervisor", debt))
         c[INTERRUPT] += v.smt_lost
@@ -410,7 +410,7 @@ def _parent_completion(
     still holding ``pv``: the caller hands the completion on and releases it. Waiting
     behind ``pv``'s other work is ``parent_queue``. A request a crash lost is dropped."""
     c = req.c
-    sched, queued = yield from pv.acquire()
+    sched, queued = pv.take() or (yield from pv.wait())
     if req.epoch != parent.epoch:  # the parent crashed since it took the request
         pv.release()
         raise AbortError
@@ -514,7 +514,7 @@ class RoutedPath:
         (None: a send's completion), the world switch it owes and its CPU virtualization
         cost."""
         hv, child, c = self.hv, self.child, req.c
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         inbound.take(nbytes)
         debt = v.take_debt()
         irq = hv.interrupt(v) if signalled else 0.0
@@ -556,7 +556,7 @@ class RoutedPath:
             pages = ch.pages(size)
             transfer = parent.transfer_cost(size, pages)
             nbytes = ch.entry_bytes(size)
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         cost = _per_segment(child.submit_cost, vsegs) + _stack(child, self.device, size, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
@@ -569,7 +569,7 @@ class RoutedPath:
         signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
         # 2. the channel's parent vCPU takes it out of the ring; VSP and physical driver
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         out.take(nbytes)
         if req.epoch != parent.epoch:  # in the ring when the parent crashed: lost
             pv.release()
@@ -607,7 +607,7 @@ class RoutedPath:
         env, parent = self.env, self.parent
         c = req.c
         ch, pv = self._lanes[v.index]
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since it took the request
             pv.release()
             raise AbortError
@@ -735,7 +735,7 @@ class RoutedPath:
         #    and VSP per unit, the payload copied (or its pages flipped) into the child's
         #    receive buffer; the driver unmaps the buffer and maps a fresh one
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since the NIC delivered it
             pv.release()
             raise AbortError
@@ -806,7 +806,7 @@ class AssignedPath:
         c = req.c
         map_cost = dma.map_time(size) if dma is not None else 0.0
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         segments = self.device.segments(size)
         cost = _per_segment(child.submit_cost, segments)
@@ -898,7 +898,7 @@ class AssignedPath:
         child, dma, dev = self.child, self.dma, self.device
         c = req.c
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
         remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
@@ -940,7 +940,7 @@ class AssignedPath:
         # 3. interrupt delivery to the completing vCPU, guest completion
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
         unmap = dma.unmap_time(req.size) if dma is not None else 0.0
@@ -988,7 +988,7 @@ class AssignedPath:
         #    and posted in its place (strict, deferred)
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
         remap = (dma.unmap_time(req.size) + dma.map_time(req.size)) if dma is not None else 0.0
@@ -1044,7 +1044,7 @@ class ParentPath:
         c = req.c
         # 1. the physical driver on the issuing parent vCPU (per segment), its DMA map
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         req.epoch = parent.epoch
         debt = v.take_debt()
         segments = dev.segments(req.size)
@@ -1077,7 +1077,7 @@ class ParentPath:
         c = req.c
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         if req.epoch != parent.epoch:  # the parent crashed since it took the request
             v.release()
             raise AbortError
@@ -1165,7 +1165,7 @@ class HypervisorPath:
         #    hypervisor, whose backend and physical driver (with its DMA map) then run on
         #    the same LP
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         kick = self.doorbell
@@ -1202,7 +1202,7 @@ class HypervisorPath:
         c = req.c
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         # (the draws in the order the walk has always made them)
         receive = req.receive
@@ -1286,7 +1286,7 @@ class EmulatedPath:
         c = req.c
         # 1. guest driver; its register accesses exit to the device model one by one
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         exits = self.exit_cost
@@ -1303,7 +1303,7 @@ class EmulatedPath:
         #    the payload copied out of guest memory), the physical driver
         pv = self.parent_vcpu
         req.epoch = parent.epoch
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since: lost
             pv.release()
             raise AbortError
@@ -1341,7 +1341,7 @@ class EmulatedPath:
         # 5. the virtual interrupt on the completing vCPU (posted, or interrupt + EOI
         #    exits), guest completion
         v = req.done_vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = hv.interrupt(v)
         cost = child.complete_cost()
