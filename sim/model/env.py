@@ -20,12 +20,17 @@ event classes (``event``, ``process``...) are bound to the instance once, and
 ``timeout`` builds SimPy's ``Timeout`` with its constructor and ``schedule`` inline. It pops the
 same heap in the same order and treats a stop, an empty schedule and a failed event as
 SimPy does; the events processed, and so every result, are the same.
+
+:class:`Task` runs a generator nobody waits for (an open-loop request's walk) as SimPy
+runs a process, started by the same urgent event and resumed by the same callbacks, but
+with its end handed to a function at once instead of a process event scheduled for nobody.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Generator
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +46,74 @@ if TYPE_CHECKING:
 
 
 _new_timeout = object.__new__
+
+
+class Task:
+    """A generator driven by the event loop as SimPy drives a ``Process``, for work nobody
+    waits for: a request's walk in an open loop.
+
+    It starts with the urgent event a process starts with (same time, priority and place
+    in the heap) and is resumed by the events it yields, exactly as a process is; when the
+    generator returns, ``done(arg)`` runs at once. A process would instead schedule its own
+    end as one more event, which nobody waits for; leaving it out moves no other event
+    (heap order is by time, priority, then creation order). An exception that escapes the
+    generator fails the run as a failed process does: a failed event is scheduled and
+    :meth:`SimEnv.run` raises a copy of it."""
+
+    __slots__ = ("_arg", "_done", "_env", "_gen")
+
+    def __init__(
+        self,
+        env: SimEnv,
+        gen: Generator[Event, Any, Any],
+        done: Callable[[Any], None],
+        arg: Any,
+    ) -> None:
+        self._env = env
+        self._gen = gen
+        self._done = done
+        self._arg = arg
+        start = _new_timeout(Event)
+        start.env = env
+        start.callbacks = [self]
+        start._value = None
+        start._ok = True
+        heappush(env._queue, (env._now, URGENT, next(env._eid), start))
+
+    def __call__(self, event: Event) -> None:
+        """SimPy's ``Process._resume``: send the event's value (or throw its failure) into
+        the generator until it yields an event still pending, which calls the task back
+        (the task itself is the callback: no bound method made per yield, and no
+        reference cycle that would keep a finished walk alive until a garbage
+        collection)."""
+        gen = self._gen
+        while True:
+            try:
+                if event._ok:
+                    event = gen.send(event._value)
+                else:
+                    event._defused = True
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    event = gen.throw(exc)
+            except StopIteration:
+                self._done(self._arg)
+                return
+            except BaseException as e:
+                env = self._env
+                failed = _new_timeout(Event)
+                failed.env = env
+                failed.callbacks = []
+                failed._ok = False
+                tb = e.__traceback__
+                e.__traceback__ = tb.tb_next if tb else None
+                failed._value = e
+                env.schedule(failed)
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:
+                callbacks.append(self)
+                return
 
 
 def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSequence:

@@ -81,7 +81,7 @@ from typing import Any
 import simpy
 
 from sim.model.devices import Device, RemotePeer
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Task
 from sim.model.hypervisor import VCpu
 from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
@@ -391,6 +391,10 @@ class Stream:
 
     def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
         yield from self.path.walk(req)
+        self._finish(req)
+
+    def _finish(self, req: Request) -> None:
+        """Request ``req``'s walk has ended: record it."""
         del self.live[req.id]
         self._record(req, self.env.now)
         if req.trip is not None and self.done.keep == "all":
@@ -399,9 +403,12 @@ class Stream:
     def _open_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         gap = self._gap
+        walk = self.path.walk
+        finish = self._finish
         while True:
             yield env.timeout(gap())
-            env.process(self._serve(self._request()))
+            req = self._request()
+            Task(env, walk(req), finish, req)  # a process nobody waits for, without its end
 
     def _closed_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
