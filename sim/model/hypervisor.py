@@ -86,9 +86,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
+from heapq import heappush
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from sim.model.env import SimEnv
 from sim.scenario import names
@@ -101,6 +103,18 @@ RUNNING, RUNNABLE, BLOCKED, PARKED = 0, 1, 2, 3
 
 Wait = Generator[simpy.Event, Any, tuple[float, float]]
 NO_WAIT = (0.0, 0.0)  # what taking a vCPU at once returns: no scheduling or queueing delay
+
+
+def _timeout(env: SimEnv) -> Timeout:
+    """A SimPy ``Timeout`` of ``env`` with no delay yet, not scheduled (``callbacks``
+    None, as once processed): :meth:`VCpu.hold` schedules it."""
+    ev: Timeout = object.__new__(Timeout)
+    ev.env = env
+    ev.callbacks = None  # type: ignore[assignment]
+    ev._value = None
+    ev._ok = True
+    ev._delay = 0.0
+    return ev
 
 
 class Domain:
@@ -166,6 +180,7 @@ class VCpu:
 
     __slots__ = (
         "_runnable_since",
+        "_timeout",
         "affinity",
         "bg",
         "bg_since",
@@ -238,6 +253,7 @@ class VCpu:
         self.busy_us: dict[str, float] = {}
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.smt_lost = 0.0  # µs the last work item lost to a busy SMT sibling
+        self._timeout = _timeout(self.env)  # the timeout of its work items (hold)
         self.dispatches = 0
         self.preemptions = 0
         self.boosts = 0
@@ -335,9 +351,22 @@ class VCpu:
                 charges = (*charges, ("smt", lost))
                 total += lost
         self.smt_lost = lost
-        now = self.env.now
-        self.item = (now, now + total, charges)
-        return self.env.timeout(total)
+        # SimPy's Timeout(env, total), scheduled inline as SimEnv.timeout does: the same
+        # heap entry. The vCPU's last item's timeout serves again once it has been
+        # processed (only the walk that yields it holds it; a vCPU runs one item at a time)
+        if total < 0:
+            raise ValueError(f"Negative delay {total}")
+        env = self.env
+        now = env.now
+        end = now + total
+        self.item = (now, end, charges)
+        ev = self._timeout
+        if ev.callbacks is not None:  # still pending: a new one
+            ev = self._timeout = _timeout(env)
+        ev.callbacks = []
+        ev._delay = total
+        heappush(env._queue, (end, NORMAL, next(env._eid), ev))
+        return ev
 
     def unfinished(self) -> list[tuple[str, float]]:
         """The part of the work item in progress that lies after now, by category."""
@@ -460,9 +489,19 @@ class Hypervisor:
             v.pri = BOOST
             v.boosts += 1
             self.env.counters["boosts"] += 1
-        lp = self._idle_lp(v) if self.idle else None
-        if lp is None:
+        idle = self.idle
+        if not idle:
             return False
+        last = self.lps[v.last_lp]
+        if idle[-1] is last and v.affinity is None and not self.core:
+            idle.pop()  # _idle_lp's first choice, at the top of the idle stack
+            last.idle = False
+            lp = last
+        else:
+            found = self._idle_lp(v)
+            if found is None:
+                return False
+            lp = found
         v.wakeups += 1  # a wake-up without delay
         self._dispatch(v, lp)
         if self.core:
@@ -739,7 +778,12 @@ class Hypervisor:
             v.halt_owed += v.halt_cost
         if v.domain.allowance is not None:
             self._cap_timer(v.domain)
-        self._run_next(lp)
+        q = self.queued
+        if q[0] or q[1] or q[2] or lp.offline or self.core:
+            self._run_next(lp)
+        else:  # _run_next with no vCPU queued anywhere: the LP goes idle
+            lp.idle = True
+            self.idle.append(lp)
 
     def _run_next(self, lp: LogicalProcessor) -> None:
         if lp.offline:
