@@ -337,7 +337,8 @@ def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[simpy.Event, An
 
 def _per_segment(cost: Sampler, segments: int) -> float:
     """A per-request send cost paid once per segment the stack cuts the request into
-    (``segments`` draws, summed; one draw with segmentation offload)."""
+    (``segments`` draws, summed; one draw with segmentation offload). The hot paths
+    write ``cost() if n == 1 else _per_segment(cost, n)``: the same draw, no call."""
     if segments == 1:
         return cost()
     return sum(cost() for _ in range(segments))
@@ -414,13 +415,14 @@ def _parent_completion(
     if req.epoch != parent.epoch:  # the parent crashed since it took the request
         pv.release()
         raise AbortError
-    debt = pv.take_debt()
-    if _handles(irq_of):
+    debt = pv.debt  # take_debt, inline on the hot path
+    pv.debt = 0.0
+    if irq_of is None or irq_of.take():  # _handles, inline
         irq = hv.interrupt(pv) + inject
         drv = parent.driver_interrupt()
     else:
         irq, drv = inject, 0.0
-    vsp = _per_segment(parent.vsp_completion, units)
+    vsp = parent.vsp_completion() if units == 1 else _per_segment(parent.vsp_completion, units)
     yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
     c[PARENT_CPU] += pv.smt_lost
     c[SCHED_WAIT] += sched + debt
@@ -488,6 +490,8 @@ class RoutedPath:
         mtu = getattr(device.spec, "mtu", 0)
         self._vtso_mtu = mtu if vnic is not None and not vnic.tso else 0
         self._vlro_mtu = mtu if vnic is not None and not vnic.lro else 0
+        # whether the guest's stack costs anything (_stack is 0 otherwise)
+        self._stacked = child.packet_cost is not None and isinstance(device, NicDevice)
 
     def channel_of(self, vcpu: VCpu) -> Channel:
         """The channel a request issued on child ``vcpu`` travels on."""
@@ -516,9 +520,10 @@ class RoutedPath:
         hv, child, c = self.hv, self.child, req.c
         sched, queued = v.take() or (yield from v.wait())
         inbound.take(nbytes)
-        debt = v.take_debt()
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = child.complete_cost() if units == 1 else _per_segment(child.complete_cost, units)
         if received is not None:
             cost += _stack(child, self.device, received, units)
         virt = child.virt_charge(v)
@@ -557,8 +562,11 @@ class RoutedPath:
             transfer = parent.transfer_cost(size, pages)
             nbytes = ch.entry_bytes(size)
         sched, queued = v.take() or (yield from v.wait())
-        debt = v.take_debt()
-        cost = _per_segment(child.submit_cost, vsegs) + _stack(child, self.device, size, vsegs)
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
+        cost = child.submit_cost() if vsegs == 1 else _per_segment(child.submit_cost, vsegs)
+        if self._stacked:  # x + 0.0 is x: skipping a stack that costs nothing changes nothing
+            cost += _stack(child, self.device, size, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[GUEST_CPU] += v.smt_lost
         c[SCHED_WAIT] += sched + debt
@@ -574,7 +582,8 @@ class RoutedPath:
         if req.epoch != parent.epoch:  # in the ring when the parent crashed: lost
             pv.release()
             raise AbortError
-        debt = pv.take_debt()
+        debt = pv.debt  # take_debt, inline on the hot path
+        pv.debt = 0.0
         irq = hv.interrupt(pv) if signalled else 0.0
         # the VSP and the physical driver per packet: the guest's packets without virtual
         # TSO, the port's segments without physical TSO (the VSP segments in software); to
@@ -585,8 +594,12 @@ class RoutedPath:
             drv = dmap = 0.0
         else:
             segments = max(self.device.segments(size), vsegs)
-            vsp = _per_segment(parent.vsp_request, segments) + transfer
-            drv = _per_segment(parent.driver_request, segments)
+            if segments == 1:
+                vsp = parent.vsp_request() + transfer
+                drv = parent.driver_request()
+            else:
+                vsp = _per_segment(parent.vsp_request, segments) + transfer
+                drv = _per_segment(parent.driver_request, segments)
             dma = self.dma
             dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
@@ -798,6 +811,8 @@ class AssignedPath:
         self.name = name
         self.virtualized = virtualized
         self.dma = dma
+        # whether the guest's stack costs anything (_stack is 0 otherwise)
+        self._stacked = child.packet_cost is not None and isinstance(device, NicDevice)
 
     def _submit(self, req: Request, v: VCpu, size: int) -> Walk:
         """Step 1 of a send of ``size`` bytes from vCPU ``v``: the guest driver (and
@@ -807,10 +822,12 @@ class AssignedPath:
         map_cost = dma.map_time(size) if dma is not None else 0.0
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
         sched, queued = v.take() or (yield from v.wait())
-        debt = v.take_debt()
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         segments = self.device.segments(size)
-        cost = _per_segment(child.submit_cost, segments)
-        cost += _stack(child, self.device, size, segments)
+        cost = child.submit_cost() if segments == 1 else _per_segment(child.submit_cost, segments)
+        if self._stacked:  # x + 0.0 is x: skipping a stack that costs nothing changes nothing
+            cost += _stack(child, self.device, size, segments)
         yield v.hold(("guest", cost + map_cost), ("hypervisor", debt))
         c[GUEST_CPU] += v.smt_lost
         v.release()
@@ -941,7 +958,8 @@ class AssignedPath:
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
         sched, queued = v.take() or (yield from v.wait())
-        debt = v.take_debt()
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         irq = self._interrupt(irq_of, v)
         unmap = dma.unmap_time(req.size) if dma is not None else 0.0
         cost = child.complete_cost()
