@@ -419,7 +419,9 @@ class Hypervisor:
             tuple(o for o in self.lps[i - i % t : i - i % t + t] if o.index != i)
             for i in range(host.cores)
         ]
-        self.idle: list[LogicalProcessor] = list(reversed(self.lps))
+        # the idle LPs, last idled last: a stack, as an insertion-ordered dict so that an LP
+        # is taken off wherever it is in O(1)
+        self.idle: dict[LogicalProcessor, None] = dict.fromkeys(reversed(self.lps))
         self.domains: list[Domain] = []
         self.vcpus: list[VCpu] = []
         self.queued = [0, 0, 0]  # vCPUs in all run queues, by priority
@@ -493,8 +495,8 @@ class Hypervisor:
         if not idle:
             return False
         last = self.lps[v.last_lp]
-        if idle[-1] is last and v.affinity is None and not self.core:
-            idle.pop()  # _idle_lp's first choice, at the top of the idle stack
+        if last.idle and v.affinity is None and not self.core:
+            del idle[last]  # _idle_lp's first choice: its last LP
             last.idle = False
             lp = last
         else:
@@ -546,7 +548,7 @@ class Hypervisor:
                 v = self._pick(s)
                 if v is not None:
                     s.idle = False
-                    self.idle.remove(s)
+                    del self.idle[s]
                     self._dispatch(v, s)
                     self._start(v)
 
@@ -561,17 +563,13 @@ class Hypervisor:
         affinity = v.affinity
         if last.idle and (affinity is None or last.index in affinity):
             lp = last
-            if idle[-1] is lp:
-                idle.pop()
-            else:
-                idle.remove(lp)
+            del idle[lp]
         elif affinity is None:
-            lp = idle.pop()
+            lp = idle.popitem()[0]  # the top of the stack
         else:
-            for i in range(len(idle) - 1, -1, -1):
-                if idle[i].index in affinity:
-                    lp = idle[i]
-                    del idle[i]
+            for lp in reversed(idle):
+                if lp.index in affinity:
+                    del idle[lp]
                     break
             else:
                 return None
@@ -588,7 +586,7 @@ class Hypervisor:
             lp = next((o for o in reversed(idle) if self._allowed(v, o)), None)
         if lp is None:
             return None
-        idle.remove(lp)
+        del idle[lp]
         lp.idle = False
         return lp
 
@@ -783,7 +781,7 @@ class Hypervisor:
             self._run_next(lp)
         else:  # _run_next with no vCPU queued anywhere: the LP goes idle
             lp.idle = True
-            self.idle.append(lp)
+            self.idle[lp] = None
 
     def _run_next(self, lp: LogicalProcessor) -> None:
         if lp.offline:
@@ -791,7 +789,7 @@ class Hypervisor:
         v = self._pick(lp)
         if v is None:
             lp.idle = True
-            self.idle.append(lp)
+            self.idle[lp] = None
         else:
             self._dispatch(v, lp)
             self._start(v)
@@ -1011,7 +1009,7 @@ class Hypervisor:
         for lp in self.lps:
             if lp.current is None:
                 if lp.idle and self._best_pri(lp) < 3:
-                    self.idle.remove(lp)
+                    del self.idle[lp]
                     lp.idle = False
                     self._run_next(lp)
             else:
@@ -1120,7 +1118,7 @@ class Hypervisor:
         lp.offline = True
         if lp.idle:
             lp.idle = False
-            self.idle.remove(lp)
+            del self.idle[lp]
         for p, q in enumerate(lp.runq):
             for v in [v for v in q if self._online_home(v, lp) is not lp]:
                 q.remove(v)
