@@ -52,15 +52,15 @@ class Task:
     """A generator driven by the event loop as SimPy drives a ``Process``, for work nobody
     waits for: a request's walk in an open loop.
 
-    It starts with the urgent event a process starts with (same time, priority and place
-    in the heap) and is resumed by the events it yields, exactly as a process is; when the
-    generator returns, ``done(arg)`` runs at once. A process would instead schedule its own
-    end as one more event, which nobody waits for; leaving it out moves no other event
-    (heap order is by time, priority, then creation order). An exception that escapes the
-    generator fails the run as a failed process does: a failed event is scheduled and
-    :meth:`SimEnv.run` raises a copy of it."""
+    It starts as a process starts, by an urgent event (same time, priority and place in
+    the heap; the task itself stands for that event), and is resumed by the events it
+    yields exactly as a process is; when the generator returns, ``done(arg)`` runs at
+    once. A process would instead schedule its own end as one more event, which nobody
+    waits for; leaving it out moves no other event (heap order is by time, priority, then
+    creation order). An exception that escapes the generator fails the run as a failed
+    process does: a failed event is scheduled and :meth:`SimEnv.run` raises a copy of it."""
 
-    __slots__ = ("_arg", "_done", "_env", "_gen")
+    __slots__ = ("_arg", "_done", "_env", "_gen", "_ok", "_value", "callbacks")
 
     def __init__(
         self,
@@ -73,12 +73,12 @@ class Task:
         self._gen = gen
         self._done = done
         self._arg = arg
-        start = _new_timeout(Event)
-        start.env = env
-        start.callbacks = [self]
-        start._value = None
-        start._ok = True
-        heappush(env._queue, (env._now, URGENT, next(env._eid), start))
+        # the task is its own start event (the loop reads an event's callbacks, _ok and
+        # _value only): scheduled as SimPy schedules a process's Initialize
+        self.callbacks: list[Callable[[Any], None]] | None = [self]
+        self._ok = True
+        self._value = None
+        heappush(env._queue, (env._now, URGENT, next(env._eid), self))  # type: ignore[misc]
 
     def __call__(self, event: Event) -> None:
         """SimPy's ``Process._resume``: send the event's value (or throw its failure) into
