@@ -84,7 +84,7 @@ Speed (docs/design.md §8)
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Sequence
 from heapq import heappush
 from typing import Any
@@ -250,7 +250,9 @@ class VCpu:
         self.debt = 0.0
         self.halt_cost = 0.0  # host.costs.halt_exit, owed each time the vCPU blocks
         self.halt_owed = 0.0
-        self.busy_us: dict[str, float] = {}
+        # µs charged by category; a category appears with its first charge (0.0 + cost is
+        # cost, as get(category, 0.0) + cost was)
+        self.busy_us: defaultdict[str, float] = defaultdict(float)
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.smt_lost = 0.0  # µs the last work item lost to a busy SMT sibling
         self._timeout = _timeout(self.env)  # the timeout of its work items (hold)
@@ -320,7 +322,7 @@ class VCpu:
 
     def charge(self, category: str, cost: float) -> None:
         """Account ``cost`` µs of this vCPU's time to ``category``."""
-        self.busy_us[category] = self.busy_us.get(category, 0.0) + cost
+        self.busy_us[category] += cost
 
     def hold(self, *charges: tuple[str, float]) -> simpy.Timeout:
         """Run one work item: its costs by category, back to back, as one timeout.
@@ -337,7 +339,7 @@ class VCpu:
             self.halt_owed = 0.0
         for category, cost in charges:
             if cost:
-                busy[category] = busy.get(category, 0.0) + cost
+                busy[category] += cost
                 total += cost
         lost = 0.0
         hv = self.hv
@@ -347,7 +349,7 @@ class VCpu:
                 # a sibling runs a vCPU: the item takes smt_slowdown times as long, the
                 # extra charged as 'smt' (its speed is set when it starts: items are µs long)
                 lost = total * (hv.smt_slow - 1.0)
-                busy["smt"] = busy.get("smt", 0.0) + lost
+                busy["smt"] += lost
                 charges = (*charges, ("smt", lost))
                 total += lost
         self.smt_lost = lost
