@@ -79,6 +79,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
+from simpy.events import URGENT
 
 from sim.model.devices import Device, RemotePeer
 from sim.model.env import SimEnv, Task
@@ -356,7 +357,7 @@ class Stream:
                 self._start_users()
             return
         if self.spec.outstanding is None:
-            env.process(self._open_loop())
+            self._open_loop()
         else:
             for _ in range(self.spec.outstanding):
                 env.process(self._closed_loop())
@@ -400,15 +401,28 @@ class Stream:
         if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
 
-    def _open_loop(self) -> Generator[simpy.Event, Any, None]:
+    def _open_loop(self) -> None:
+        """Arrivals as callbacks of their timeouts: each issues a request (its walk a
+        :class:`Task`) and draws the next gap. The same events in the same order as a
+        process looping over ``yield env.timeout(gap())``, first drawn by the urgent event
+        such a process would start with, but no generator resumed per arrival."""
         env = self.env
-        gap = self._gap
-        walk = self.path.walk
-        finish = self._finish
-        while True:
-            yield env.timeout(gap())
+        gap, walk, finish = self._gap, self.path.walk, self._finish
+
+        def arrival(_ev: simpy.Event) -> None:
             req = self._request()
             Task(env, walk(req), finish, req)  # a process nobody waits for, without its end
+            env.timeout(gap()).callbacks.append(arrival)
+
+        def first(_ev: simpy.Event) -> None:
+            env.timeout(gap()).callbacks.append(arrival)
+
+        start = env.event()
+        start._ok = True
+        start._value = None
+        assert start.callbacks is not None
+        start.callbacks.append(first)
+        env.schedule(start, URGENT)
 
     def _closed_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
