@@ -188,3 +188,37 @@ def test_task_failure_crashes_the_run_as_a_process() -> None:
         env.run(until=5)
     assert repr(err.value) == "KeyError('boom')"
     assert env.now == 1
+
+
+def test_task_at_once_as_a_scheduled_start() -> None:
+    """A Task started at once by the only callback of an arrival timeout, after timing the
+    next arrival, runs the same steps in the same order as one started by its event and
+    as a process, ties with other work included."""
+
+    def run(how: str) -> list[tuple[float, str]]:
+        env = SimEnv(sim.load(BASELINE), 1)
+        trace: list[tuple[float, str]] = []
+        n = [0]
+
+        def arrival(_ev: simpy.Event) -> None:
+            name = f"w{n[0]}"
+            d = (0.5, 1.0, 0.25)[n[0] % 3]  # ends on later arrivals' times: ties
+            n[0] += 1
+            trace.append((env.now, f"arrive {name}"))
+            env.timeout(0.5).callbacks.append(arrival)
+            if how == "process":
+                env.process(_walker(env, trace, name, d))
+            else:
+                done = lambda a: trace.append((env.now, f"done {a}"))  # noqa: E731
+                Task(env, _walker(env, trace, name, d), done, name, at_once=how == "at once")
+
+        env.timeout(0.5).callbacks.append(arrival)
+        env.process(_walker(env, trace, "other", 0.5))
+        env.run(until=6)
+        return trace
+
+    at_once, scheduled, process = run("at once"), run("scheduled"), run("process")
+    steps = [t for t in at_once if not t[1].startswith("done")]
+    assert steps == [t for t in scheduled if not t[1].startswith("done")]
+    assert steps == process
+    assert len(steps) > 40

@@ -58,7 +58,12 @@ class Task:
     once. A process would instead schedule its own end as one more event, which nobody
     waits for; leaving it out moves no other event (heap order is by time, priority, then
     creation order). An exception that escapes the generator fails the run as a failed
-    process does: a failed event is scheduled and :meth:`SimEnv.run` raises a copy of it."""
+    process does: a failed event is scheduled and :meth:`SimEnv.run` raises a copy of it.
+
+    ``at_once``: the caller knows its start event would be the very next event processed
+    (it is the last thing done by the only callback of a normal-priority event: any
+    urgent event at this time would have been processed before that event), so the
+    first step runs now, without the event: the same steps in the same order."""
 
     __slots__ = ("_arg", "_done", "_env", "_gen", "_ok", "_value", "callbacks")
 
@@ -68,6 +73,7 @@ class Task:
         gen: Generator[Event, Any, Any],
         done: Callable[[Any], None],
         arg: Any,
+        at_once: bool = False,
     ) -> None:
         self._env = env
         self._gen = gen
@@ -75,17 +81,21 @@ class Task:
         self._arg = arg
         # the task is its own start event (the loop reads an event's callbacks, _ok and
         # _value only): scheduled as SimPy schedules a process's Initialize
-        self.callbacks: list[Callable[[Any], None]] | None = [self]
         self._ok = True
         self._value = None
-        heappush(env._queue, (env._now, URGENT, next(env._eid), self))  # type: ignore[misc]
+        if at_once:
+            self.callbacks: list[Callable[[Any], None]] | None = None  # as once processed
+            self(self)
+        else:
+            self.callbacks = [self]
+            heappush(env._queue, (env._now, URGENT, next(env._eid), self))  # type: ignore[misc]
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Any) -> None:
         """SimPy's ``Process._resume``: send the event's value (or throw its failure) into
         the generator until it yields an event still pending, which calls the task back
         (the task itself is the callback: no bound method made per yield, and no
         reference cycle that would keep a finished walk alive until a garbage
-        collection)."""
+        collection). ``event`` is a SimPy event, or the task itself as its start event."""
         gen = self._gen
         while True:
             try:

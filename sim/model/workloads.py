@@ -411,8 +411,11 @@ class Stream:
 
         def arrival(_ev: simpy.Event) -> None:
             req = self._request()
-            Task(env, walk(req), finish, req)  # a process nobody waits for, without its end
             env.timeout(gap()).callbacks.append(arrival)
+            # a process nobody waits for, without its end; its start event would be the
+            # next one processed (the next arrival is already timed, as a process would
+            # have it when it starts), so it starts at once
+            Task(env, walk(req), finish, req, at_once=True)
 
         def first(_ev: simpy.Event) -> None:
             env.timeout(gap()).callbacks.append(arrival)
