@@ -94,7 +94,7 @@ from simpy.events import NORMAL, Timeout
 
 from sim.model.env import SimEnv
 from sim.scenario import names
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.hardware import Host
 
 BOOST, UNDER, OVER = 0, 1, 2
@@ -167,7 +167,7 @@ class Background:
 
     __slots__ = ("active", "busy", "gen", "idle", "remaining")
 
-    def __init__(self, busy: Sampler | None, idle: Sampler) -> None:
+    def __init__(self, busy: Draw | None, idle: Draw) -> None:
         self.busy = busy
         self.idle = idle
         self.active = False

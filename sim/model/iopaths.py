@@ -274,7 +274,7 @@ from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.request import AbortError, Request
 from sim.model.vmbus import Channel, Ring
 from sim.scenario import names
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.hardware import HypervisorIo, mtu_pieces
 
 Walk = Generator[simpy.Event, Any, None]
@@ -335,7 +335,7 @@ def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[simpy.Event, An
         req.c[RETRY] += took
 
 
-def _per_segment(cost: Sampler, segments: int) -> float:
+def _per_segment(cost: Draw, segments: int) -> float:
     """A per-request send cost paid once per segment the stack cuts the request into
     (``segments`` draws, summed; one draw with segmentation offload). The hot paths
     write ``cost() if n == 1 else _per_segment(cost, n)``: the same draw, no call."""
@@ -1163,10 +1163,8 @@ class HypervisorPath:
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
         if not own:  # another device of the child's (streams[i].device): streams of its own
             key = names.rng_key(key, device.name)
-        self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
-        self.completion_cost: Sampler = stack.completion_cost.sampler(
-            env.rng(key, "completion_cost")
-        )
+        self.request_cost: Draw = stack.request_cost.sampler(env.rng(key, "request_cost"))
+        self.completion_cost: Draw = stack.completion_cost.sampler(env.rng(key, "completion_cost"))
 
     def walk(self, req: Request) -> Walk:
         if self.driver_down:  # the driver restarts: what the guest posts waits in its ring
@@ -1294,7 +1292,7 @@ class EmulatedPath:
         spec = child.spec.emulated
         self.exits = spec.exits_per_request
         self.exit_cost = self.exits * device_model_exit
-        self.access_cost: Sampler = spec.access_cost.sampler(
+        self.access_cost: Draw = spec.access_cost.sampler(
             env.rng(names.child_scope(child.name), "emulated", "access_cost")
         )
         self.hypercall = hypercall
