@@ -745,24 +745,26 @@ class Hypervisor:
         if v.bg_since is not None:
             self.stop_background(v)
         now = self.env.now
+        d = v.domain
         if self.credit:  # burn the credit it ran (as _burn, without a second clock read)
             used = now - v.burn_mark
             v.burn_mark = now
             v.credit -= used
             v.period_used += used
-            v.domain.used += used
+            d.used += used
         lp.busy_us += now - lp.since
         if self.smt_slow:
             self._siblings_account(lp)
-        lp.current = None
-        if self.smt_slow:
+            lp.current = None
             self._siblings_rearm(lp)
+        else:
+            lp.current = None
         v.lp = None
         lp.gen += 1
         bg = v.bg
         if v.busy or v.waiters or (bg is not None and bg.active):
             v._runnable_since = now
-            if v.domain.parked:
+            if d.parked:
                 v.state = PARKED
             else:
                 v.state = RUNNABLE
@@ -776,8 +778,8 @@ class Hypervisor:
         else:
             v.state = BLOCKED
             v.halt_owed += v.halt_cost
-        if v.domain.allowance is not None:
-            self._cap_timer(v.domain)
+        if d.allowance is not None:
+            self._cap_timer(d)
         q = self.queued
         if q[0] or q[1] or q[2] or lp.offline or self.core:
             self._run_next(lp)
@@ -825,9 +827,10 @@ class Hypervisor:
         v.dispatches += 1
         if self.smt_slow:
             self._siblings_account(lp)
-        lp.current = v
-        if self.smt_slow:
+            lp.current = v
             self._siblings_rearm(lp)
+        else:
+            lp.current = v
         lp.since = now
         lp.gen += 1
         lp.timed = False
