@@ -77,8 +77,10 @@ Faults (:mod:`sim.model.faults`)
 Speed (docs/design.md §8)
     No polling: the scheduler costs events only when something changes (a slice ending, a
     tick or accounting period under ``credit``, a cap running out, a background burst
-    ending). Owning an uncontended running vCPU costs no event; a request that must wait
-    costs one ``Event``; each work item is one ``Timeout``.
+    ending). Owning an uncontended running vCPU costs no event and no generator
+    (:meth:`VCpu.take`; only a request that must wait runs :meth:`VCpu.wait`, one
+    ``Event``); each work item is one ``Timeout``, the vCPU's own reused once processed.
+    The idle LPs are a stack kept as an ordered dict (taken from anywhere in O(1)).
 """
 
 from __future__ import annotations
