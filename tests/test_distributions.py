@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.scenario import distributions
-from sim.scenario.distributions import BLOCK, Distribution, Kind, parse
+from sim.scenario.distributions import BLOCK, Distribution, Kind, Sampler, parse
 
 N = 200_000
 SEEDS = (11, 22, 33)
@@ -318,3 +318,14 @@ def test_json_schema_lists_every_kind() -> None:
         "empirical",
         "scipy",
     ]
+
+
+@pytest.mark.parametrize(("spec", "kind"), [("5us", "time"), ("4KiB", "size"), (0.0, "time")])
+def test_constant_sampler_is_its_value(spec: Any, kind: Kind) -> None:
+    """A constant's sampler is a plain callable giving the value a Sampler gives."""
+    dist = parse(spec, kind)
+    fast = dist.sampler(np.random.default_rng(3))
+    slow = Sampler(dist, np.random.default_rng(3))
+    assert not isinstance(fast, Sampler)
+    assert [fast() for _ in range(3)] == [slow()] * 3
+    assert type(fast()) is float

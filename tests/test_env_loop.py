@@ -11,7 +11,7 @@ import pytest
 import simpy
 
 import sim
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Task
 from sim.model.host import Host
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
@@ -121,3 +121,104 @@ def test_event_classes_bound_once() -> None:
     with pytest.raises(ValueError, match="Negative delay"):
         env.timeout(-1.0)
     assert isinstance(env.event(), simpy.Event)
+
+
+def _walker(
+    env: simpy.Environment, trace: list[tuple[float, str]], name: str, d: float
+) -> Generator[simpy.Event, Any, None]:
+    """A walk: timeouts, an event already processed, one that fails and is caught."""
+    yield env.timeout(d)
+    trace.append((env.now, f"{name}.1"))
+    done = env.timeout(0)
+    yield env.timeout(d)
+    yield done  # processed already: resumes at once
+    trace.append((env.now, f"{name}.2"))
+    bad = env.event()
+    bad.fail(KeyError(name))
+    try:
+        yield bad
+    except KeyError:
+        trace.append((env.now, f"{name}.caught"))
+    yield env.timeout(0)
+    trace.append((env.now, f"{name}.3"))
+
+
+def test_task_runs_like_a_process() -> None:
+    """A Task interleaves with other work exactly as a process would, ties included, and
+    hands its end to its function at once."""
+
+    def run(task: bool) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+        env = SimEnv(sim.load(BASELINE), 1)
+        trace: list[tuple[float, str]] = []
+        ended: list[tuple[float, str]] = []
+
+        def starter() -> Generator[simpy.Event, Any, None]:
+            for i, d in enumerate((1.0, 0.5, 1.0)):
+                yield env.timeout(0.5)
+                name = f"w{i}"
+                if task:
+                    walk = _walker(env, trace, name, d)
+                    Task(env, walk, lambda n: ended.append((env.now, n)), name)
+                else:
+                    env.process(_walker(env, trace, name, d))
+                trace.append((env.now, f"started {name}"))
+
+        env.process(starter())
+        env.process(_walker(env, trace, "other", 1.0))
+        env.run(until=10)
+        return trace, ended
+
+    tasks, procs = run(True), run(False)
+    assert tasks[0] == procs[0]
+    assert [n for _, n in tasks[1]] == ["w1", "w0", "w2"]  # in the order they ended
+    assert tasks[1][0] == (2.0, "w1")
+    assert procs[1] == []
+
+
+def test_task_failure_crashes_the_run_as_a_process() -> None:
+    """An exception escaping a Task's generator ends the run as a failed process does."""
+
+    def boom(env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(1)
+        raise KeyError("boom")
+
+    env = SimEnv(sim.load(BASELINE), 1)
+    Task(env, boom(env), lambda _a: None, None)
+    with pytest.raises(KeyError) as err:
+        env.run(until=5)
+    assert repr(err.value) == "KeyError('boom')"
+    assert env.now == 1
+
+
+def test_task_at_once_as_a_scheduled_start() -> None:
+    """A Task started at once by the only callback of an arrival timeout, after timing the
+    next arrival, runs the same steps in the same order as one started by its event and
+    as a process, ties with other work included."""
+
+    def run(how: str) -> list[tuple[float, str]]:
+        env = SimEnv(sim.load(BASELINE), 1)
+        trace: list[tuple[float, str]] = []
+        n = [0]
+
+        def arrival(_ev: simpy.Event) -> None:
+            name = f"w{n[0]}"
+            d = (0.5, 1.0, 0.25)[n[0] % 3]  # ends on later arrivals' times: ties
+            n[0] += 1
+            trace.append((env.now, f"arrive {name}"))
+            env.timeout(0.5).callbacks.append(arrival)
+            if how == "process":
+                env.process(_walker(env, trace, name, d))
+            else:
+                done = lambda a: trace.append((env.now, f"done {a}"))  # noqa: E731
+                Task(env, _walker(env, trace, name, d), done, name, at_once=how == "at once")
+
+        env.timeout(0.5).callbacks.append(arrival)
+        env.process(_walker(env, trace, "other", 0.5))
+        env.run(until=6)
+        return trace
+
+    at_once, scheduled, process = run("at once"), run("scheduled"), run("process")
+    steps = [t for t in at_once if not t[1].startswith("done")]
+    assert steps == [t for t in scheduled if not t[1].startswith("done")]
+    assert steps == process
+    assert len(steps) > 40

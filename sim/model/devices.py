@@ -544,7 +544,9 @@ class NvmeDevice(Device):
         servers = self.servers
         fn = servers.function(req.vf)
         req.at = self
-        queued = yield from servers.acquire(fn)
+        queued = servers.take(fn)
+        if queued is None:
+            queued = yield from servers.wait(fn)
         service = req.service() + self._transfer_time(req.size)
         yield self.env.timeout(service + translate)
         servers.release(fn)

@@ -20,12 +20,17 @@ event classes (``event``, ``process``...) are bound to the instance once, and
 ``timeout`` builds SimPy's ``Timeout`` with its constructor and ``schedule`` inline. It pops the
 same heap in the same order and treats a stop, an empty schedule and a failed event as
 SimPy does; the events processed, and so every result, are the same.
+
+:class:`Task` runs a generator nobody waits for (an open-loop request's walk) as SimPy
+runs a process, started by the same urgent event and resumed by the same callbacks, but
+with its end handed to a function at once instead of a process event scheduled for nobody.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Generator
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +46,84 @@ if TYPE_CHECKING:
 
 
 _new_timeout = object.__new__
+
+
+class Task:
+    """A generator driven by the event loop as SimPy drives a ``Process``, for work nobody
+    waits for: a request's walk in an open loop.
+
+    It starts as a process starts, by an urgent event (same time, priority and place in
+    the heap; the task itself stands for that event), and is resumed by the events it
+    yields exactly as a process is; when the generator returns, ``done(arg)`` runs at
+    once. A process would instead schedule its own end as one more event, which nobody
+    waits for; leaving it out moves no other event (heap order is by time, priority, then
+    creation order). An exception that escapes the generator fails the run as a failed
+    process does: a failed event is scheduled and :meth:`SimEnv.run` raises a copy of it.
+
+    ``at_once``: the caller knows its start event would be the very next event processed
+    (it is the last thing done by the only callback of a normal-priority event: any
+    urgent event at this time would have been processed before that event), so the
+    first step runs now, without the event: the same steps in the same order."""
+
+    __slots__ = ("_arg", "_done", "_env", "_gen", "_ok", "_value", "callbacks")
+
+    def __init__(
+        self,
+        env: SimEnv,
+        gen: Generator[Event, Any, Any],
+        done: Callable[[Any], None],
+        arg: Any,
+        at_once: bool = False,
+    ) -> None:
+        self._env = env
+        self._gen = gen
+        self._done = done
+        self._arg = arg
+        # the task is its own start event (the loop reads an event's callbacks, _ok and
+        # _value only): scheduled as SimPy schedules a process's Initialize
+        self._ok = True
+        self._value = None
+        if at_once:
+            self.callbacks: list[Callable[[Any], None]] | None = None  # as once processed
+            self(self)
+        else:
+            self.callbacks = [self]
+            heappush(env._queue, (env._now, URGENT, next(env._eid), self))  # type: ignore[misc]
+
+    def __call__(self, event: Any) -> None:
+        """SimPy's ``Process._resume``: send the event's value (or throw its failure) into
+        the generator until it yields an event still pending, which calls the task back
+        (the task itself is the callback: no bound method made per yield, and no
+        reference cycle that would keep a finished walk alive until a garbage
+        collection). ``event`` is a SimPy event, or the task itself as its start event."""
+        gen = self._gen
+        while True:
+            try:
+                if event._ok:
+                    event = gen.send(event._value)
+                else:
+                    event._defused = True
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    event = gen.throw(exc)
+            except StopIteration:
+                self._done(self._arg)
+                return
+            except BaseException as e:
+                env = self._env
+                failed = _new_timeout(Event)
+                failed.env = env
+                failed.callbacks = []
+                failed._ok = False
+                tb = e.__traceback__
+                e.__traceback__ = tb.tb_next if tb else None
+                failed._value = e
+                env.schedule(failed)
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:
+                callbacks.append(self)
+                return
 
 
 def stream_seed(root_seed: int, replication: int, key: str) -> np.random.SeedSequence:

@@ -122,7 +122,7 @@ from sim.model.hypervisor import Hypervisor
 from sim.model.iopaths import Path
 from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.workloads import Stream
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw, Sampler
 from sim.scenario.schema import Fault
 
 
@@ -145,7 +145,7 @@ class _Scaled(Sampler):
 
     __slots__ = ("_base", "_factor")
 
-    def __init__(self, base: Sampler, factor: float) -> None:  # draws nothing itself
+    def __init__(self, base: Draw, factor: float) -> None:  # draws nothing itself
         self._base = base
         self._factor = factor
 
@@ -153,7 +153,7 @@ class _Scaled(Sampler):
         return self._factor * self._base()
 
 
-def _scaled(sampler: Sampler, factor: float) -> Sampler:
+def _scaled(sampler: Draw, factor: float) -> Draw:
     return _Scaled(sampler, factor)
 
 

@@ -77,22 +77,26 @@ Faults (:mod:`sim.model.faults`)
 Speed (docs/design.md §8)
     No polling: the scheduler costs events only when something changes (a slice ending, a
     tick or accounting period under ``credit``, a cap running out, a background burst
-    ending). Owning an uncontended running vCPU costs no event; a request that must wait
-    costs one ``Event``; each work item is one ``Timeout``.
+    ending). Owning an uncontended running vCPU costs no event and no generator
+    (:meth:`VCpu.take`; only a request that must wait runs :meth:`VCpu.wait`, one
+    ``Event``); each work item is one ``Timeout``, the vCPU's own reused once processed.
+    The idle LPs are a stack kept as an ordered dict (taken from anywhere in O(1)).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Sequence
+from heapq import heappush
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from sim.model.env import SimEnv
 from sim.scenario import names
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.hardware import Host
 
 BOOST, UNDER, OVER = 0, 1, 2
@@ -100,6 +104,19 @@ PRIORITIES = ("boost", "under", "over")
 RUNNING, RUNNABLE, BLOCKED, PARKED = 0, 1, 2, 3
 
 Wait = Generator[simpy.Event, Any, tuple[float, float]]
+NO_WAIT = (0.0, 0.0)  # what taking a vCPU at once returns: no scheduling or queueing delay
+
+
+def _timeout(env: SimEnv) -> Timeout:
+    """A SimPy ``Timeout`` of ``env`` with no delay yet, not scheduled (``callbacks``
+    None, as once processed): :meth:`VCpu.hold` schedules it."""
+    ev: Timeout = object.__new__(Timeout)
+    ev.env = env
+    ev.callbacks = None  # type: ignore[assignment]
+    ev._value = None
+    ev._ok = True
+    ev._delay = 0.0
+    return ev
 
 
 class Domain:
@@ -152,7 +169,7 @@ class Background:
 
     __slots__ = ("active", "busy", "gen", "idle", "remaining")
 
-    def __init__(self, busy: Sampler | None, idle: Sampler) -> None:
+    def __init__(self, busy: Draw | None, idle: Draw) -> None:
         self.busy = busy
         self.idle = idle
         self.active = False
@@ -165,6 +182,7 @@ class VCpu:
 
     __slots__ = (
         "_runnable_since",
+        "_timeout",
         "affinity",
         "bg",
         "bg_since",
@@ -234,9 +252,12 @@ class VCpu:
         self.debt = 0.0
         self.halt_cost = 0.0  # host.costs.halt_exit, owed each time the vCPU blocks
         self.halt_owed = 0.0
-        self.busy_us: dict[str, float] = {}
+        # µs charged by category; a category appears with its first charge (0.0 + cost is
+        # cost, as get(category, 0.0) + cost was)
+        self.busy_us: defaultdict[str, float] = defaultdict(float)
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.smt_lost = 0.0  # µs the last work item lost to a busy SMT sibling
+        self._timeout = _timeout(self.env)  # the timeout of its work items (hold)
         self.dispatches = 0
         self.preemptions = 0
         self.boosts = 0
@@ -256,21 +277,35 @@ class VCpu:
         Returns ``(scheduling delay, queueing delay)``: the part of the wait during which
         the vCPU was not on an LP, and the part spent behind other work while it was.
         A work item takes the vCPU from background load at once. The caller must
-        :meth:`release` when its work is done.
-        """
+        :meth:`release` when its work is done. The hot paths write it
+        ``v.take() or (yield from v.wait())``: no generator when nothing waits."""
+        got = self.take()
+        if got is not None:
+            return got
+        return (yield from self.wait())
+
+    def take(self) -> tuple[float, float] | None:
+        """Take the vCPU at once if it is running and free, or blocked with an idle LP to
+        wake on: ``(0.0, 0.0)``; else None, and the caller must :meth:`wait`."""
         state = self.state
         if state == RUNNING:
             if not self.busy:
                 if self.bg_since is not None:
                     self.hv.stop_background(self)
                 self.busy = True
-                return 0.0, 0.0
+                return NO_WAIT
         elif state == BLOCKED and self.hv.wake_on_idle(self):
             self.busy = True
-            return 0.0, 0.0
+            return NO_WAIT
+        return None
+
+    def wait(self) -> Wait:
+        """The rest of :meth:`acquire` after :meth:`take` found the vCPU busy or off an
+        LP: queue behind its work (waking it if blocked) until it is the caller's."""
         env = self.env
         ev = simpy.Event(env)
         t0 = env.now
+        state = self.state
         waiting = state in (RUNNABLE, PARKED)
         u0 = self.unscheduled + (t0 - self._runnable_since if waiting else 0.0)
         self.waiters.append(ev)
@@ -289,7 +324,7 @@ class VCpu:
 
     def charge(self, category: str, cost: float) -> None:
         """Account ``cost`` µs of this vCPU's time to ``category``."""
-        self.busy_us[category] = self.busy_us.get(category, 0.0) + cost
+        self.busy_us[category] += cost
 
     def hold(self, *charges: tuple[str, float]) -> simpy.Timeout:
         """Run one work item: its costs by category, back to back, as one timeout.
@@ -306,7 +341,7 @@ class VCpu:
             self.halt_owed = 0.0
         for category, cost in charges:
             if cost:
-                busy[category] = busy.get(category, 0.0) + cost
+                busy[category] += cost
                 total += cost
         lost = 0.0
         hv = self.hv
@@ -316,13 +351,26 @@ class VCpu:
                 # a sibling runs a vCPU: the item takes smt_slowdown times as long, the
                 # extra charged as 'smt' (its speed is set when it starts: items are µs long)
                 lost = total * (hv.smt_slow - 1.0)
-                busy["smt"] = busy.get("smt", 0.0) + lost
+                busy["smt"] += lost
                 charges = (*charges, ("smt", lost))
                 total += lost
         self.smt_lost = lost
-        now = self.env.now
-        self.item = (now, now + total, charges)
-        return self.env.timeout(total)
+        # SimPy's Timeout(env, total), scheduled inline as SimEnv.timeout does: the same
+        # heap entry. The vCPU's last item's timeout serves again once it has been
+        # processed (only the walk that yields it holds it; a vCPU runs one item at a time)
+        if total < 0:
+            raise ValueError(f"Negative delay {total}")
+        env = self.env
+        now = env.now
+        end = now + total
+        self.item = (now, end, charges)
+        ev = self._timeout
+        if ev.callbacks is not None:  # still pending: a new one
+            ev = self._timeout = _timeout(env)
+        ev.callbacks = []
+        ev._delay = total
+        heappush(env._queue, (end, NORMAL, next(env._eid), ev))
+        return ev
 
     def unfinished(self) -> list[tuple[str, float]]:
         """The part of the work item in progress that lies after now, by category."""
@@ -375,7 +423,9 @@ class Hypervisor:
             tuple(o for o in self.lps[i - i % t : i - i % t + t] if o.index != i)
             for i in range(host.cores)
         ]
-        self.idle: list[LogicalProcessor] = list(reversed(self.lps))
+        # the idle LPs, last idled last: a stack, as an insertion-ordered dict so that an LP
+        # is taken off wherever it is in O(1)
+        self.idle: dict[LogicalProcessor, None] = dict.fromkeys(reversed(self.lps))
         self.domains: list[Domain] = []
         self.vcpus: list[VCpu] = []
         self.queued = [0, 0, 0]  # vCPUs in all run queues, by priority
@@ -445,9 +495,19 @@ class Hypervisor:
             v.pri = BOOST
             v.boosts += 1
             self.env.counters["boosts"] += 1
-        lp = self._idle_lp(v) if self.idle else None
-        if lp is None:
+        idle = self.idle
+        if not idle:
             return False
+        last = self.lps[v.last_lp]
+        if last.idle and v.affinity is None and not self.core:
+            del idle[last]  # _idle_lp's first choice: its last LP
+            last.idle = False
+            lp = last
+        else:
+            found = self._idle_lp(v)
+            if found is None:
+                return False
+            lp = found
         v.wakeups += 1  # a wake-up without delay
         self._dispatch(v, lp)
         if self.core:
@@ -492,7 +552,7 @@ class Hypervisor:
                 v = self._pick(s)
                 if v is not None:
                     s.idle = False
-                    self.idle.remove(s)
+                    del self.idle[s]
                     self._dispatch(v, s)
                     self._start(v)
 
@@ -507,17 +567,13 @@ class Hypervisor:
         affinity = v.affinity
         if last.idle and (affinity is None or last.index in affinity):
             lp = last
-            if idle[-1] is lp:
-                idle.pop()
-            else:
-                idle.remove(lp)
+            del idle[lp]
         elif affinity is None:
-            lp = idle.pop()
+            lp = idle.popitem()[0]  # the top of the stack
         else:
-            for i in range(len(idle) - 1, -1, -1):
-                if idle[i].index in affinity:
-                    lp = idle[i]
-                    del idle[i]
+            for lp in reversed(idle):
+                if lp.index in affinity:
+                    del idle[lp]
                     break
             else:
                 return None
@@ -534,7 +590,7 @@ class Hypervisor:
             lp = next((o for o in reversed(idle) if self._allowed(v, o)), None)
         if lp is None:
             return None
-        idle.remove(lp)
+        del idle[lp]
         lp.idle = False
         return lp
 
@@ -691,24 +747,26 @@ class Hypervisor:
         if v.bg_since is not None:
             self.stop_background(v)
         now = self.env.now
+        d = v.domain
         if self.credit:  # burn the credit it ran (as _burn, without a second clock read)
             used = now - v.burn_mark
             v.burn_mark = now
             v.credit -= used
             v.period_used += used
-            v.domain.used += used
+            d.used += used
         lp.busy_us += now - lp.since
         if self.smt_slow:
             self._siblings_account(lp)
-        lp.current = None
-        if self.smt_slow:
+            lp.current = None
             self._siblings_rearm(lp)
+        else:
+            lp.current = None
         v.lp = None
         lp.gen += 1
         bg = v.bg
         if v.busy or v.waiters or (bg is not None and bg.active):
             v._runnable_since = now
-            if v.domain.parked:
+            if d.parked:
                 v.state = PARKED
             else:
                 v.state = RUNNABLE
@@ -722,9 +780,14 @@ class Hypervisor:
         else:
             v.state = BLOCKED
             v.halt_owed += v.halt_cost
-        if v.domain.allowance is not None:
-            self._cap_timer(v.domain)
-        self._run_next(lp)
+        if d.allowance is not None:
+            self._cap_timer(d)
+        q = self.queued
+        if q[0] or q[1] or q[2] or lp.offline or self.core:
+            self._run_next(lp)
+        else:  # _run_next with no vCPU queued anywhere: the LP goes idle
+            lp.idle = True
+            self.idle[lp] = None
 
     def _run_next(self, lp: LogicalProcessor) -> None:
         if lp.offline:
@@ -732,7 +795,7 @@ class Hypervisor:
         v = self._pick(lp)
         if v is None:
             lp.idle = True
-            self.idle.append(lp)
+            self.idle[lp] = None
         else:
             self._dispatch(v, lp)
             self._start(v)
@@ -766,9 +829,10 @@ class Hypervisor:
         v.dispatches += 1
         if self.smt_slow:
             self._siblings_account(lp)
-        lp.current = v
-        if self.smt_slow:
+            lp.current = v
             self._siblings_rearm(lp)
+        else:
+            lp.current = v
         lp.since = now
         lp.gen += 1
         lp.timed = False
@@ -952,7 +1016,7 @@ class Hypervisor:
         for lp in self.lps:
             if lp.current is None:
                 if lp.idle and self._best_pri(lp) < 3:
-                    self.idle.remove(lp)
+                    del self.idle[lp]
                     lp.idle = False
                     self._run_next(lp)
             else:
@@ -1061,7 +1125,7 @@ class Hypervisor:
         lp.offline = True
         if lp.idle:
             lp.idle = False
-            self.idle.remove(lp)
+            del self.idle[lp]
         for p, q in enumerate(lp.runq):
             for v in [v for v in q if self._online_home(v, lp) is not lp]:
                 q.remove(v)

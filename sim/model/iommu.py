@@ -245,6 +245,7 @@ class DmaDomain:
         "pending",
         "pending_pages",
         "trap",
+        "unmaps",
         "virtual",
     )
 
@@ -271,6 +272,9 @@ class DmaDomain:
         self.mode = mode
         self.category = category
         self._translates = self.mode != "passthrough"
+        # whether an unmap after the DMA does anything (strict, deferred): static and
+        # passthrough domains keep their mappings
+        self.unmaps = self.mode in ("strict", "deferred")
         self._pages = spec.pages
         self._walk = spec.page_walk
         self._buffers = spec.dma_buffers

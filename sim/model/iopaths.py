@@ -274,7 +274,7 @@ from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.request import AbortError, Request
 from sim.model.vmbus import Channel, Ring
 from sim.scenario import names
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.hardware import HypervisorIo, mtu_pieces
 
 Walk = Generator[simpy.Event, Any, None]
@@ -314,7 +314,7 @@ def _into_ring(
     if signal:
         env.counters[ring.signal_counter] += 1
         env.counters["exits.hypercall"] += 1
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         yield v.hold(("exit", hypercall), ("hypervisor", debt))
         c[INTERRUPT] += v.smt_lost
@@ -335,9 +335,10 @@ def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[simpy.Event, An
         req.c[RETRY] += took
 
 
-def _per_segment(cost: Sampler, segments: int) -> float:
+def _per_segment(cost: Draw, segments: int) -> float:
     """A per-request send cost paid once per segment the stack cuts the request into
-    (``segments`` draws, summed; one draw with segmentation offload)."""
+    (``segments`` draws, summed; one draw with segmentation offload). The hot paths
+    write ``cost() if n == 1 else _per_segment(cost, n)``: the same draw, no call."""
     if segments == 1:
         return cost()
     return sum(cost() for _ in range(segments))
@@ -428,17 +429,18 @@ def _parent_completion(
     still holding ``pv``: the caller hands the completion on and releases it. Waiting
     behind ``pv``'s other work is ``parent_queue``. A request a crash lost is dropped."""
     c = req.c
-    sched, queued = yield from pv.acquire()
+    sched, queued = pv.take() or (yield from pv.wait())
     if req.epoch != parent.epoch:  # the parent crashed since it took the request
         pv.release()
         raise AbortError
-    debt = pv.take_debt()
-    if _handles(irq_of):
+    debt = pv.debt  # take_debt, inline on the hot path
+    pv.debt = 0.0
+    if irq_of is None or irq_of.take():  # _handles, inline
         irq = hv.interrupt(pv) + inject
         drv = parent.driver_interrupt()
     else:
         irq, drv = inject, 0.0
-    vsp = _per_segment(parent.vsp_completion, units)
+    vsp = parent.vsp_completion() if units == 1 else _per_segment(parent.vsp_completion, units)
     yield pv.hold(("exit", irq), ("driver", drv), ("vsp", vsp), ("hypervisor", debt))
     c[PARENT_CPU] += pv.smt_lost
     c[SCHED_WAIT] += sched + debt
@@ -506,6 +508,8 @@ class RoutedPath:
         mtu = getattr(device.spec, "mtu", 0)
         self._vtso_mtu = mtu if vnic is not None and not vnic.tso else 0
         self._vlro_mtu = mtu if vnic is not None and not vnic.lro else 0
+        # whether the guest's stack costs anything (_stack is 0 otherwise)
+        self._stacked = child.packet_cost is not None and isinstance(device, NicDevice)
 
     def channel_of(self, vcpu: VCpu) -> Channel:
         """The channel a request issued on child ``vcpu`` travels on."""
@@ -532,11 +536,12 @@ class RoutedPath:
         (None: a send's completion), the world switch it owes and its CPU virtualization
         cost."""
         hv, child, c = self.hv, self.child, req.c
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         inbound.take(nbytes)
-        debt = v.take_debt()
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         irq = hv.interrupt(v) if signalled else 0.0
-        cost = _per_segment(child.complete_cost, units)
+        cost = child.complete_cost() if units == 1 else _per_segment(child.complete_cost, units)
         if received is not None:
             cost += _stack(child, self.device, received, units)
         virt = child.virt_charge(v)
@@ -574,9 +579,12 @@ class RoutedPath:
             pages = ch.pages(size)
             transfer = parent.transfer_cost(size, pages)
             nbytes = ch.entry_bytes(size)
-        sched, queued = yield from v.acquire()
-        debt = v.take_debt()
-        cost = _per_segment(child.submit_cost, vsegs) + _stack(child, self.device, size, vsegs)
+        sched, queued = v.take() or (yield from v.wait())
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
+        cost = child.submit_cost() if vsegs == 1 else _per_segment(child.submit_cost, vsegs)
+        if self._stacked:  # x + 0.0 is x: skipping a stack that costs nothing changes nothing
+            cost += _stack(child, self.device, size, vsegs)
         yield v.hold(("vsc", cost), ("hypervisor", debt))
         c[GUEST_CPU] += v.smt_lost
         c[SCHED_WAIT] += sched + debt
@@ -587,12 +595,13 @@ class RoutedPath:
         signalled = yield from _into_ring(env, req, v, out, nbytes, self.hypercall, GUEST_QUEUE)
 
         # 2. the channel's parent vCPU takes it out of the ring; VSP and physical driver
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         out.take(nbytes)
         if req.epoch != parent.epoch:  # in the ring when the parent crashed: lost
             pv.release()
             raise AbortError
-        debt = pv.take_debt()
+        debt = pv.debt  # take_debt, inline on the hot path
+        pv.debt = 0.0
         irq = hv.interrupt(pv) if signalled else 0.0
         # the VSP and the physical driver per packet: the guest's packets without virtual
         # TSO, the port's segments without physical TSO (the VSP segments in software); to
@@ -603,8 +612,12 @@ class RoutedPath:
             drv = dmap = 0.0
         else:
             segments = max(self.device.segments(size), vsegs)
-            vsp = _per_segment(parent.vsp_request, segments) + transfer
-            drv = _per_segment(parent.driver_request, segments)
+            if segments == 1:
+                vsp = parent.vsp_request() + transfer
+                drv = parent.driver_request()
+            else:
+                vsp = _per_segment(parent.vsp_request, segments) + transfer
+                drv = _per_segment(parent.driver_request, segments)
             dma = self.dma
             dmap = dma.map_time(req.size) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("vsp", vsp), ("driver", drv + dmap), ("hypervisor", debt))
@@ -625,7 +638,7 @@ class RoutedPath:
         env, parent = self.env, self.parent
         c = req.c
         ch, pv = self._lanes[v.index]
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since it took the request
             pv.release()
             raise AbortError
@@ -719,7 +732,7 @@ class RoutedPath:
         pv = self.irq_vcpu or pv
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of, vsegs)
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         inbound = ch.inbound
         signalled = yield from _into_ring(
@@ -757,7 +770,7 @@ class RoutedPath:
         #    and VSP per unit, the payload copied (or its pages flipped) into the child's
         #    receive buffer; the driver unmaps the buffer and maps a fresh one
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since the NIC delivered it
             pv.release()
             raise AbortError
@@ -778,7 +791,7 @@ class RoutedPath:
         remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
         c[PARENT_CPU] += pv.smt_lost
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             remap += yield from _unmap(dma, first, pages, pv, 0.0)
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
@@ -820,6 +833,8 @@ class AssignedPath:
         self.name = name
         self.virtualized = virtualized
         self.dma = dma
+        # whether the guest's stack costs anything (_stack is 0 otherwise)
+        self._stacked = child.packet_cost is not None and isinstance(device, NicDevice)
 
     def _submit(self, req: Request, v: VCpu, size: int) -> Walk:
         """Step 1 of a send of ``size`` bytes from vCPU ``v``: the guest driver (and
@@ -828,11 +843,13 @@ class AssignedPath:
         c = req.c
         own, trap, shadow = dma.map_costs(size) if dma is not None else _NO_DMA
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
-        sched, queued = yield from v.acquire()
-        debt = v.take_debt()
+        sched, queued = v.take() or (yield from v.wait())
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         segments = self.device.segments(size)
-        cost = _per_segment(child.submit_cost, segments)
-        cost += _stack(child, self.device, size, segments)
+        cost = child.submit_cost() if segments == 1 else _per_segment(child.submit_cost, segments)
+        if self._stacked:  # x + 0.0 is x: skipping a stack that costs nothing changes nothing
+            cost += _stack(child, self.device, size, segments)
         yield v.hold(("guest", cost + own), ("exit", trap), ("hypervisor", debt + shadow))
         c[GUEST_CPU] += v.smt_lost
         v.release()
@@ -924,7 +941,7 @@ class AssignedPath:
         child, dma, dev = self.child, self.dma, self.device
         c = req.c
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
         remap, trap, shadow = _remap(dma, size)
@@ -942,7 +959,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             remap += yield from _unmap(dma, *buf, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -970,8 +987,9 @@ class AssignedPath:
         # 3. interrupt delivery to the completing vCPU, guest completion
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
-        debt = v.take_debt()
+        sched, queued = v.take() or (yield from v.wait())
+        debt = v.debt  # take_debt, inline on the hot path
+        v.debt = 0.0
         irq = self._interrupt(irq_of, v)
         unmap, trap, shadow = dma.unmap_costs(req.size) if dma is not None else _NO_DMA
         cost = child.complete_cost()
@@ -987,7 +1005,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1020,7 +1038,7 @@ class AssignedPath:
         #    and posted in its place (strict, deferred)
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = self._interrupt(irq_of, v)
         remap, trap, shadow = _remap(dma, req.size)
@@ -1038,7 +1056,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             remap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1078,7 +1096,7 @@ class ParentPath:
         c = req.c
         # 1. the physical driver on the issuing parent vCPU (per segment), its DMA map
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         req.epoch = parent.epoch
         debt = v.take_debt()
         segments = dev.segments(req.size)
@@ -1111,7 +1129,7 @@ class ParentPath:
         c = req.c
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         if req.epoch != parent.epoch:  # the parent crashed since it took the request
             v.release()
             raise AbortError
@@ -1128,7 +1146,7 @@ class ParentPath:
             ("exit", irq), ("guest", stack), ("driver", drv + unmap + remap), ("hypervisor", debt)
         )
         c[PARENT_CPU] += v.smt_lost
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1179,10 +1197,8 @@ class HypervisorPath:
         key = names.rng_key(names.child_scope(child.name), "hypervisor_io")
         if not own:  # another device of the child's (streams[i].device): streams of its own
             key = names.rng_key(key, device.name)
-        self.request_cost: Sampler = stack.request_cost.sampler(env.rng(key, "request_cost"))
-        self.completion_cost: Sampler = stack.completion_cost.sampler(
-            env.rng(key, "completion_cost")
-        )
+        self.request_cost: Draw = stack.request_cost.sampler(env.rng(key, "request_cost"))
+        self.completion_cost: Draw = stack.completion_cost.sampler(env.rng(key, "completion_cost"))
 
     def walk(self, req: Request) -> Walk:
         if self.driver_down:  # the driver restarts: what the guest posts waits in its ring
@@ -1199,7 +1215,7 @@ class HypervisorPath:
         #    hypervisor, whose backend and physical driver (with its DMA map) then run on
         #    the same LP
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         kick = self.doorbell
@@ -1236,7 +1252,7 @@ class HypervisorPath:
         c = req.c
         v = req.done_vcpu
         irq_of = (yield from dev.await_interrupt(req, v)) if dev.moderated else None
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         # (the draws in the order the walk has always made them)
         receive = req.receive
@@ -1255,7 +1271,7 @@ class HypervisorPath:
             (child.virt_category, virt),
         )
         c[GUEST_CPU] += v.smt_lost
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         if virt:
             c[GUEST_CPU] += virt
@@ -1310,7 +1326,7 @@ class EmulatedPath:
         spec = child.spec.emulated
         self.exits = spec.exits_per_request
         self.exit_cost = self.exits * device_model_exit
-        self.access_cost: Sampler = spec.access_cost.sampler(
+        self.access_cost: Draw = spec.access_cost.sampler(
             env.rng(names.child_scope(child.name), "emulated", "access_cost")
         )
         self.hypercall = hypercall
@@ -1320,7 +1336,7 @@ class EmulatedPath:
         c = req.c
         # 1. guest driver; its register accesses exit to the device model one by one
         v = req.vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         cost = child.submit_cost() + _stack(child, self.device, req.size, 1)
         exits = self.exit_cost
@@ -1337,7 +1353,7 @@ class EmulatedPath:
         #    the payload copied out of guest memory), the physical driver
         pv = self.parent_vcpu
         req.epoch = parent.epoch
-        sched, queued = yield from pv.acquire()
+        sched, queued = pv.take() or (yield from pv.wait())
         if req.epoch != parent.epoch:  # the parent crashed since: lost
             pv.release()
             raise AbortError
@@ -1367,7 +1383,7 @@ class EmulatedPath:
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         env.counters["exits.hypercall"] += 1
         yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
-        if dma is not None:
+        if dma is not None and dma.unmaps:
             c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         pv.release()
         req.epoch = -1  # the child's interrupt is raised: no parent crash loses it now
@@ -1375,7 +1391,7 @@ class EmulatedPath:
         # 5. the virtual interrupt on the completing vCPU (posted, or interrupt + EOI
         #    exits), guest completion
         v = req.done_vcpu
-        sched, queued = yield from v.acquire()
+        sched, queued = v.take() or (yield from v.wait())
         debt = v.take_debt()
         irq = hv.interrupt(v)
         cost = child.complete_cost()

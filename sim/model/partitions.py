@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Background, Hypervisor, VCpu
 from sim.scenario import names
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.hardware import Host as HostSpec
 from sim.scenario.hardware import Parent as ParentSpec
 from sim.scenario.workload import Child as ChildSpec
@@ -85,14 +85,14 @@ class ParentPartition:
             v.halt_cost = host.costs.halt_exit
         _background(env, self.vcpus, spec.cpu_load, "parent")
         vsp, drv = spec.vsp, spec.driver
-        self.vsp_request: Sampler = vsp.request_cost.sampler(env.rng("parent.vsp", "request_cost"))
-        self.vsp_completion: Sampler = vsp.completion_cost.sampler(
+        self.vsp_request: Draw = vsp.request_cost.sampler(env.rng("parent.vsp", "request_cost"))
+        self.vsp_completion: Draw = vsp.completion_cost.sampler(
             env.rng("parent.vsp", "completion_cost")
         )
-        self.driver_request: Sampler = drv.request_cost.sampler(
+        self.driver_request: Draw = drv.request_cost.sampler(
             env.rng("parent.driver", "request_cost")
         )
-        self.driver_interrupt: Sampler = drv.interrupt_cost.sampler(
+        self.driver_interrupt: Draw = drv.interrupt_cost.sampler(
             env.rng("parent.driver", "interrupt_cost")
         )
         # VSP CPU to move a payload: copy it, or walk its page list (the spec's physics;
@@ -136,15 +136,15 @@ class ChildPartition:
                 v.halt_cost = host.costs.halt_exit
         _background(env, self.vcpus, spec.cpu_load, names.child_scope(name))
         timer = spec.timer
-        self.timer_handler: Sampler | None = (
+        self.timer_handler: Draw | None = (
             timer.handler_cost.sampler(env.rng(names.child_scope(name), "timer", "handler_cost"))
             if timer.mode != "off"
             else None
         )
-        self.submit_cost: Sampler = spec.guest.submit_cost.sampler(
+        self.submit_cost: Draw = spec.guest.submit_cost.sampler(
             env.rng(names.child_scope(name), "guest", "submit_cost")
         )
-        self.complete_cost: Sampler = spec.guest.complete_cost.sampler(
+        self.complete_cost: Draw = spec.guest.complete_cost.sampler(
             env.rng(names.child_scope(name), "guest", "complete_cost")
         )
         # CPU and memory virtualization beyond native, per request (host.cpu_virtualization)
@@ -165,7 +165,7 @@ class ChildPartition:
         self._translated: set[int] = set()  # vCPUs whose translation cache is warm
         # the guest's protocol stack on NIC streams (0 and no copy: not modelled)
         self.stack = g.has_stack
-        self.packet_cost: Sampler | None = (
+        self.packet_cost: Draw | None = (
             g.packet_cost.sampler(env.rng(names.child_scope(name), "guest", "packet_cost"))
             if self.stack
             else None

@@ -44,7 +44,7 @@ import simpy
 
 from sim.model.env import SimEnv
 from sim.model.hypervisor import BLOCKED, VCpu
-from sim.scenario.distributions import Sampler
+from sim.scenario.distributions import Draw
 
 PHASE = 0.6180339887498949
 """Golden-ratio fraction: phases ``k · PHASE mod 1`` spread any number of vCPUs evenly."""
@@ -70,7 +70,7 @@ class Ticker:
         hz: int,
         tickless: bool,
         exit_cost: float,
-        handler: Sampler,
+        handler: Draw,
         offset: float,
         irq_exits: bool,
     ) -> None:
@@ -123,9 +123,7 @@ class Ticker:
 class Housekeeper:
     """The per-VM housekeeping of one child, on one parent vCPU."""
 
-    def __init__(
-        self, env: SimEnv, vcpu: VCpu, interval: float, cost: Sampler, offset: float
-    ) -> None:
+    def __init__(self, env: SimEnv, vcpu: VCpu, interval: float, cost: Draw, offset: float) -> None:
         self.env = env
         self.vcpu = vcpu
         self.interval = interval

@@ -163,20 +163,41 @@ class Servers:
         return f
 
     def acquire(self, f: Function) -> Generator[simpy.Event, Any, float]:
-        """Wait for a server for a request of function ``f``; returns the time waited."""
+        """Wait for a server for a request of function ``f``; returns the time waited.
+        The hot paths call :meth:`take` first and this (its waiting part, :meth:`wait`)
+        only when it finds no server: no generator when none is needed."""
+        got = self.take(f)
+        if got is not None:
+            return got
+        return (yield from self.wait(f))
+
+    def take(self, f: Function) -> float | None:
+        """A server at once for a request of ``f`` (0.0 µs waited) if one is free, ``f``
+        has room in the device and nothing waits; else None, and the caller must
+        :meth:`wait`."""
+        if (
+            f.in_device < f.depth
+            and self.busy.value < self.capacity
+            and not self.queue_level.value
+            and self.env.now >= self._next_start
+        ):
+            f.in_device += 1
+            if f.in_device > f.max_in_device:
+                f.max_in_device = f.in_device
+            self.busy.add(1)
+            self._started(f)
+            return 0.0
+        return None
+
+    def wait(self, f: Function) -> Generator[simpy.Event, Any, float]:
+        """The rest of :meth:`acquire` after :meth:`take` found no server: queue for one
+        (or, with ``f``'s place in the device full, in its backlog) and return the time
+        waited."""
         env = self.env
         if f.in_device < f.depth:
             f.in_device += 1
             if f.in_device > f.max_in_device:
                 f.max_in_device = f.in_device
-            if (
-                self.busy.value < self.capacity
-                and not self.queue_level.value
-                and env.now >= self._next_start
-            ):
-                self.busy.add(1)
-                self._started(f)
-                return 0.0
             ev = simpy.Event(env)
             self._enqueue(f, ev)
             if self._gap and self.busy.value < self.capacity:  # a server is free: the limit

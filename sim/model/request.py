@@ -15,6 +15,8 @@ from typing import Any
 from sim.model.hypervisor import VCpu
 from sim.model.metrics import COMPONENT_COLUMNS, COMPONENTS, RETRY
 
+_N_COMPONENTS = len(COMPONENTS)
+
 
 class AbortError(Exception):
     """Raised inside the walk of an attempt that is over: given up by its guest or its
@@ -85,7 +87,7 @@ class Request:
         # completes it, and (network, peer, one-way) times once the reply is back
         self.peer = peer
         self.trip: tuple[float, float, float] | None = None
-        self.c = [0.0] * len(COMPONENTS)
+        self.c = [0.0] * _N_COMPONENTS
         self.attempt = 1
         self.dead = False  # given up: its walk stops at the next check (AbortError)
         self.flow = 0  # its member port on a team: its flow's or its turn's (NicDevice.member)

@@ -79,9 +79,10 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
+from simpy.events import URGENT
 
 from sim.model.devices import Device, RemotePeer
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Task
 from sim.model.hypervisor import VCpu
 from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
@@ -356,7 +357,7 @@ class Stream:
                 self._start_users()
             return
         if self.spec.outstanding is None:
-            env.process(self._open_loop())
+            self._open_loop()
         else:
             for _ in range(self.spec.outstanding):
                 env.process(self._closed_loop())
@@ -391,17 +392,40 @@ class Stream:
 
     def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
         yield from self.path.walk(req)
+        self._finish(req)
+
+    def _finish(self, req: Request) -> None:
+        """Request ``req``'s walk has ended: record it."""
         del self.live[req.id]
         self._record(req, self.env.now)
         if req.trip is not None and self.done.keep == "all":
             self.trips[req.id] = req.trip  # type: ignore[index]
 
-    def _open_loop(self) -> Generator[simpy.Event, Any, None]:
+    def _open_loop(self) -> None:
+        """Arrivals as callbacks of their timeouts: each issues a request (its walk a
+        :class:`Task`) and draws the next gap. The same events in the same order as a
+        process looping over ``yield env.timeout(gap())``, first drawn by the urgent event
+        such a process would start with, but no generator resumed per arrival."""
         env = self.env
-        gap = self._gap
-        while True:
-            yield env.timeout(gap())
-            env.process(self._serve(self._request()))
+        gap, walk, finish = self._gap, self.path.walk, self._finish
+
+        def arrival(_ev: simpy.Event) -> None:
+            req = self._request()
+            env.timeout(gap()).callbacks.append(arrival)
+            # a process nobody waits for, without its end; its start event would be the
+            # next one processed (the next arrival is already timed, as a process would
+            # have it when it starts), so it starts at once
+            Task(env, walk(req), finish, req, at_once=True)
+
+        def first(_ev: simpy.Event) -> None:
+            env.timeout(gap()).callbacks.append(arrival)
+
+        start = env.event()
+        start._ok = True
+        start._value = None
+        assert start.callbacks is not None
+        start.callbacks.append(first)
+        env.schedule(start, URGENT)
 
     def _closed_loop(self) -> Generator[simpy.Event, Any, None]:
         env = self.env

@@ -13,7 +13,8 @@ constant) or as a mapping naming a distribution::
 Values are parsed with the field's unit (time → µs, size → bytes) once, at load. A
 :class:`Distribution` validates its parameters, knows its mean and variance (so tests can
 hold samples against theory, and the analytic estimate can use them) and hands out a
-:class:`Sampler` bound to one ``numpy.random.Generator``. Samplers draw in blocks: one
+sampler (:data:`Draw`: a :class:`Sampler`, or a constant's value) bound to one
+``numpy.random.Generator``. Samplers draw in blocks: one
 vectorised call per :data:`BLOCK` values instead of one NumPy call per request, which is
 what makes random costs affordable on the simulation's hot path. Block drawing consumes the
 generator in the same order on every run, so results stay reproducible.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import threading
 import time
@@ -174,9 +176,13 @@ class Distribution:
             out = np.maximum(np.rint(out), 1.0)
         return out
 
-    def sampler(self, rng: np.random.Generator) -> Sampler:
-        """A one-at-a-time sampler drawing from ``rng`` in blocks."""
-        return Sampler(self, rng)
+    def sampler(self, rng: np.random.Generator) -> Draw:
+        """A one-at-a-time sampler drawing from ``rng`` in blocks: a :class:`Sampler`, or
+        for a constant its value's ``itertools.repeat(...).__next__`` (the same value a
+        Sampler would return, called without a Python frame: constant costs are most of
+        the draws on the simulation's hot path)."""
+        s = Sampler(self, rng)
+        return s if s.constant is None else itertools.repeat(s.constant).__next__
 
     # -- round trip -----------------------------------------------------------------------
     def to_spec(self) -> str | dict[str, Any]:
@@ -214,6 +220,10 @@ class Distribution:
             return spec
         rest = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "dist")
         return f"{spec['dist']}({rest})"
+
+
+Draw = Callable[[], float]
+"""A sampler: each call the next draw (:meth:`Distribution.sampler`)."""
 
 
 class Sampler:
