@@ -285,6 +285,12 @@ def lean(scn: Scenario) -> Scenario:
         return scn
 
 
+def _requests(scn: Scenario) -> float:
+    """The open-loop requests ``scn`` offers per second (closed-loop streams count 0): a
+    replication's relative cost."""
+    return sum(s.offered(scn.run.duration) or 0.0 for _, c in scn.instances() for s in c.streams)
+
+
 class Points:
     """Simulates points: each point's replications, in a process pool of ``workers``
     shared by every round and path of a search (in this process for 1). A point's result is
@@ -303,8 +309,11 @@ class Points:
         if self.pool is None:
             runs = [simulate(scn, r, seed) for scn, r in tasks]
         else:
-            futures = [self.pool.submit(simulate, scn, r, seed) for scn, r in tasks]
-            runs = [f.result() for f in futures]
+            # the most requests first, so that the round's last wave is its shortest tasks
+            # (longest processing time first); the results go back in the tasks' order
+            order = sorted(range(len(tasks)), key=lambda i: -_requests(tasks[i][0]))
+            futures = {i: self.pool.submit(simulate, *tasks[i], seed) for i in order}
+            runs = [futures[i].result() for i in range(len(tasks))]
         out = []
         for i, scn in enumerate(scns):
             mine = runs[i * replications : (i + 1) * replications]
