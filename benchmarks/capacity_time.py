@@ -41,7 +41,8 @@ def timed(slo: str, extra: list[str]) -> dict[str, object]:
                "--out", str(out), "--quiet", *extra]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         cpu0, t0 = _cpu_children(), time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        # from the repository: `-m sim.cli` takes the current directory first on its path
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, cwd=ROOT)
         wall, cpu = time.perf_counter() - t0, _cpu_children() - cpu0
         meta = json.loads((out / "meta.json").read_text())
         table = (out / "capacity.csv").read_text().splitlines()
