@@ -275,3 +275,24 @@ def test_paths_side_by_side_are_the_paths_one_after_another() -> None:
     )
     pd.testing.assert_frame_equal(serial.replications, pooled.replications)
     assert list(serial.table["path"]) == ["routed", "direct"]
+
+
+def test_an_error_on_one_path_stops_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searched side by side, a path that fails stops the search: its error is raised and
+    the other path's queued replications are dropped, so it simulates no further round."""
+    import sim.experiment.capacity as capacity
+
+    real = capacity._search_path
+
+    def failing(base: sim.Scenario, path: str, *args: object) -> object:
+        if path == "routed":
+            raise ValueError("routed went wrong")
+        return real(base, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(capacity, "_search_path", failing)
+    scn = sim.load("scenarios/capacity.yaml", {"run.duration": "20ms", "run.warmup": "5ms"})
+    lines: list[str] = []
+    with pytest.raises(ValueError, match="routed went wrong"):
+        search(scn, "p99<=200us", paths=["routed", "direct"], replications=2, workers=2,
+               per_round=2, progress=lines.append)  # fmt: skip
+    assert not lines  # the direct path's first round was dropped before it was reported

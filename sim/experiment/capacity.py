@@ -328,6 +328,12 @@ class Points:
         if self.pool is not None:
             self.pool.shutdown()
 
+    def cancel(self) -> None:
+        """Drop the replications not started and take no more (an interrupted search):
+        a round waiting for them raises ``CancelledError``, a new one ``RuntimeError``."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
 
 # ---------------------------------------------------------------------------------------
 # Evaluating a point
@@ -907,14 +913,11 @@ def search(
     def one(at: tuple[str, Scenario]) -> tuple[dict[str, Any], list[Point]]:
         p, base = at
         return _search_path(base, p, clauses, vary, child, entries, reps, root, resolution,
-                            max_points, report, under, pool, per)  # fmt: skip
+                            max_points, report if progress else None, under, pool, per)  # fmt: skip
 
     try:
-        # the paths' searches run side by side, each in a thread feeding the one pool: the
-        # pool stays busy while a path waits for the last replication of its round
         if pool.pool is not None and len(bases) > 1:
-            with ThreadPoolExecutor(max_workers=len(bases)) as threads:
-                found = list(threads.map(one, zip(path_list, bases, strict=True)))
+            found = _side_by_side(one, list(zip(path_list, bases, strict=True)), pool)
         else:
             found = [one(at) for at in zip(path_list, bases, strict=True)]
     finally:
@@ -953,6 +956,26 @@ def search(
     cap.meta["under"] = list(under)
     cap.meta["points_per_round"] = per
     return cap
+
+
+def _side_by_side(
+    one: Callable[[tuple[str, Scenario]], tuple[dict[str, Any], list[Point]]],
+    paths: list[tuple[str, Scenario]],
+    pool: Points,
+) -> list[tuple[dict[str, Any], list[Point]]]:
+    """Each path's search (``one``) in a thread of its own, all feeding ``pool``, so that
+    the pool stays busy while a path waits for the last replication of its round; their
+    results in the order of ``paths``. An error or an interrupt in one stops them all: the
+    pool's queued replications are dropped, so no thread goes on searching."""
+    threads = ThreadPoolExecutor(max_workers=len(paths))
+    try:
+        futures = [threads.submit(one, at) for at in paths]
+        return [f.result() for f in futures]
+    except BaseException:
+        pool.cancel()
+        raise
+    finally:
+        threads.shutdown(wait=True)
 
 
 def _with_percentiles(scenario: Scenario, clauses: Sequence[Clause]) -> Scenario:
