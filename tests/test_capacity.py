@@ -296,3 +296,23 @@ def test_an_error_on_one_path_stops_the_other(monkeypatch: pytest.MonkeyPatch) -
         search(scn, "p99<=200us", paths=["routed", "direct"], replications=2, workers=2,
                per_round=2, progress=lines.append)  # fmt: skip
     assert not lines  # the direct path's first round was dropped before it was reported
+
+
+def test_an_aimed_round_below_the_analytic_saturation_sits_at_and_below_its_aim() -> None:
+    """M/D/1 (50 µs, 5k/s at factor 1, the analytic saturation at 4), an SLO only the
+    saturation rule binds (a p99 clause: no analytic guess), two points a round: the first
+    round (1, 2.5) meets, so the next
+    is aimed from 2.5 towards the saturation, at 3.8 (95 % busy) and one step of just
+    under the resolution below it, the analytic saturation counting only mandatory work.
+    The aim's noise, from the drive's utilisation at 2.5 (3 × 180 ms at 12.5k/s), is about
+    0.1 %; symmetric points would sit 2.4 % off."""
+    data = load_case("scenarios/validation/md1-mean.yaml")["scenario"]
+    data["children"][0]["streams"][0]["rate"] = "5k"
+    data["run"] = {"duration": "200ms", "warmup": "20ms", "seed": 1}
+    cap = search(from_dict(data), "p99<=100ms", paths=["native"], replications=3,
+                 per_round=2, max_points=4)  # fmt: skip
+    xs = list(cap.points["load_factor"])
+    assert xs[:2] == pytest.approx([1.0, 2.5], rel=1e-3)
+    assert cap.points["point_meets"].iloc[:2].all()
+    step = 1.05**0.98
+    assert xs[2:] == pytest.approx([3.8 / step, 3.8], rel=0.01)

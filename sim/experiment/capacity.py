@@ -680,18 +680,22 @@ def _search_path(
     k = max(1, per_round)
 
     def guided(a: float, b: float) -> list[float]:
-        """``k`` points around the load at which the SLO is expected to fail inside the
-        bracket (a, b) (:func:`interpolated`), adjacent ones closer than the resolution,
-        so that a round in which some meet and some fail closes the bracket. Empty if the
-        ends give no basis, and for counts."""
+        """``k`` points at the load at which the SLO is expected to fail inside the bracket
+        (a, b) (:func:`interpolated`), adjacent ones closer than the resolution, so that a
+        round in which some meet and some fail closes the bracket: around it when ``b``
+        was simulated; at it and below when ``b`` is the analytic saturation, which counts
+        only the work every request must do, so that the true saturation, and the load
+        at which latencies grow, lie below it and the aim errs high. Empty if the ends
+        give no basis, and for counts."""
         if vary != "load" or a not in points or not math.isfinite(b):
             return []
         c = interpolated(points[a], points.get(b), b, slo, entries)
         if not math.isfinite(c):
             return []
         ratio = (1.0 + resolution) ** 0.98
-        c = min(max(c, a * ratio ** ((k + 1) / 2)), b / ratio ** ((k + 1) / 2))
-        xs = [c * ratio ** (j - (k - 1) / 2) for j in range(k)]
+        below = (k - 1) / 2 if b in points else k - 1  # steps from the lowest point to c
+        c = min(max(c, a * ratio ** (1 + below)), b / ratio ** (k - below))
+        xs = [c * ratio ** (j - below) for j in range(k)]
         return [v for v in xs if a < v < b and v not in points]
 
     def beyond(x: float) -> list[float]:
