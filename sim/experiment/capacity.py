@@ -70,9 +70,13 @@ The search
        linearly to 95 % (the saturation rule) and each latency clause's 95 % upper bound,
        its reciprocal interpolated linearly (exact for M/M/1), to the target. Adjacent
        points lie closer than the resolution, so a round with points on both sides of the
-       answer closes the bracket; a round so placed that does not close it is followed by
-       an even k-section (a poor aim costs at most every other round). The aim only
-       places points: each is judged by simulation as any other.
+       answer closes the bracket: around the aim when the upper end was simulated, at it
+       and below when it is the analytic saturation (which counts only the work every
+       request must do: the true one lies below, and the aim errs high). A round so placed
+       that does not close the bracket is followed by an even k-section (a poor aim costs
+       at most every other round). The aim only places points: each is judged by
+       simulation as any other. Under ``under`` states it aims from the normal state's
+       metrics (a miss then costs a round).
 
     The paths' searches run side by side (a thread each, feeding the one pool), so the
     pool keeps working while a path waits for the last replications of its round; each
