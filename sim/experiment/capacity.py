@@ -893,8 +893,10 @@ def search(
     ``parent_crash``) in which every point must meet the SLO too, the one that binds
     named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
     invalid arguments. Each round simulates ``per_round`` points (default ``workers``;
-    k-section of the bracket, module docstring), their replications in up to ``workers``
-    processes: the result depends on ``per_round``, never on ``workers``."""
+    k-section of the bracket, or aimed, module docstring), their replications in up to
+    ``workers`` processes, the paths side by side when there are two or more: the result
+    depends on ``per_round``, never on ``workers``; a path's ``wall_s`` is the time its
+    search took, alongside the others' (the paths' times overlap)."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
