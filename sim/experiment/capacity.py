@@ -62,6 +62,25 @@ The search
        failure is noise and left out). The result depends on k, never on the number of
        processes; a point runs without its requests table (``run.requests: none``, where
        that applies: the same summary).
+    4. **Aimed rounds** (load factor): once a point meets, a round's k points are placed
+       around the load at which the SLO is expected to fail (:func:`interpolated`) rather
+       than evenly: between the bracket's ends (the smallest failing end being the
+       analytic saturation, where the busiest resource is fully busy and every latency
+       unbounded, until a point fails), the busiest resource's utilisation interpolated
+       linearly to 95 % (the saturation rule) and each latency clause's 95 % upper bound,
+       its reciprocal interpolated linearly (exact for M/M/1), to the target. Adjacent
+       points lie closer than the resolution, so a round with points on both sides of the
+       answer closes the bracket: around the aim when the upper end was simulated, at it
+       and below when it is the analytic saturation (which counts only the work every
+       request must do: the true one lies below, and the aim errs high). A round so placed
+       that does not close the bracket is followed by an even k-section (a poor aim costs
+       at most every other round). The aim only places points: each is judged by
+       simulation as any other. Under ``under`` states it aims from the normal state's
+       metrics (a miss then costs a round).
+
+    The paths' searches run side by side (a thread each, feeding the one pool), so the
+    pool keeps working while a path waits for the last replications of its round; each
+    path's points, and so the result, are those of the paths searched one after another.
 
     The result is that bracket: ``capacity`` is the largest load simulated that met the
     SLO, ``capacity_high`` the smallest that did not (or the analytic saturation, or the
@@ -103,9 +122,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +137,7 @@ from sim.experiment.compare import on_path
 from sim.experiment.run import cores
 from sim.experiment.slo import Clause, parse_slo
 from sim.model.host import simulate
+from sim.results.diagnose import SATURATED
 from sim.results.result import Result
 from sim.results.store import write_result, write_scenario_and_meta
 from sim.results.tables import tabulate
@@ -268,6 +289,12 @@ def lean(scn: Scenario) -> Scenario:
         return scn
 
 
+def _requests(scn: Scenario) -> float:
+    """The open-loop requests ``scn`` offers per second (closed-loop streams count 0): a
+    replication's relative cost."""
+    return sum(s.offered(scn.run.duration) or 0.0 for _, c in scn.instances() for s in c.streams)
+
+
 class Points:
     """Simulates points: each point's replications, in a process pool of ``workers``
     shared by every round and path of a search (in this process for 1). A point's result is
@@ -286,8 +313,11 @@ class Points:
         if self.pool is None:
             runs = [simulate(scn, r, seed) for scn, r in tasks]
         else:
-            futures = [self.pool.submit(simulate, scn, r, seed) for scn, r in tasks]
-            runs = [f.result() for f in futures]
+            # the most requests first, so that the round's last wave is its shortest tasks
+            # (longest processing time first); the results go back in the tasks' order
+            order = sorted(range(len(tasks)), key=lambda i: -_requests(tasks[i][0]))
+            futures = {i: self.pool.submit(simulate, *tasks[i], seed) for i in order}
+            runs = [futures[i].result() for i in range(len(tasks))]
         out = []
         for i, scn in enumerate(scns):
             mine = runs[i * replications : (i + 1) * replications]
@@ -301,6 +331,12 @@ class Points:
         """Stop the pool's processes."""
         if self.pool is not None:
             self.pool.shutdown()
+
+    def cancel(self) -> None:
+        """Drop the replications not started and take no more (an interrupted search):
+        a round waiting for them raises ``CancelledError``, a new one ``RuntimeError``."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,6 +532,61 @@ def _analytic_guess(
     return lo
 
 
+def interpolated(
+    low: Point, high: Point | None, high_x: float, slo: Sequence[Clause], entries: Sequence[str]
+) -> float:
+    """The load factor at which the SLO is expected to fail first inside the bracket
+    between ``low``, a simulated point that meets it, and ``high_x`` (``high``, its
+    simulated point, which failed; or None for the analytic saturation, where every latency
+    is unbounded and the busiest resource fully busy); NaN if they give no basis. The
+    smallest of: the factor at which the busiest resource (:func:`binding_resource`) would
+    be more than 95 % busy (the saturation rule), its utilisation interpolated linearly
+    between the two ends; and, per latency clause and child, the factor at which the
+    clause's 95 % upper bound reaches the target, the reciprocal of the bound interpolated
+    linearly between the two ends (:func:`crossing`). Interpolating rather than
+    extrapolating from ``low`` alone matters: the work per request falls as the load grows
+    (fewer wake-ups from halt, on ``scenarios/capacity.yaml`` the child's vCPUs are 63 %
+    busy at factor 6.75 and 94 % at 11.4, not 100 %).
+
+    An M/M/1 response time is exponential with rate μ − λ (Kleinrock, *Queueing Systems*
+    vol. 1, 1975, ch. 3): the reciprocal of its mean and of every percentile,
+    ``−ln(1 − q) / (μ − λ)``, falls linearly with the load to 0 at saturation, so there
+    the interpolation is exact but for the points' noise; elsewhere it is an approximation
+    that only places the next points, each still judged by simulation."""
+    found = []
+    u0 = binding_resource(low.result, entries)[1]
+    u1 = 1.0 if high is None else binding_resource(high.result, entries)[1]
+    if u0 < SATURATED < u1:
+        found.append(low.x + (SATURATED - u0) / (u1 - u0) * (high_x - low.x))
+    for c in slo:
+        if not c.upper:
+            continue
+        col = f"{c.metric}_ci_high"
+        rows = high.rows if high is not None else None
+        above = {} if rows is None else dict(zip(rows["partition"], rows[col], strict=True))
+        for part, bound in zip(low.rows["partition"], low.rows[col], strict=True):
+            if high is not None and part not in above:
+                continue
+            bound_high = math.inf if high is None else float(above[part])
+            found.append(crossing(low.x, float(bound), high_x, bound_high, c.value))
+    inside = [v for v in found if low.x < v < high_x]
+    return min(inside) if inside else math.nan
+
+
+def crossing(x0: float, b0: float, x1: float, b1: float, target: float) -> float:
+    """Where a latency bound ``b0`` at load ``x0`` (meeting ``target``) and ``b1`` at
+    ``x1`` (above it; NaN or infinite: unbounded) reaches ``target``, its reciprocal
+    interpolated linearly in the load (:func:`interpolated`); NaN if they do not straddle
+    the target."""
+    if not (0 < b0 <= target and x0 < x1):
+        return math.nan
+    y1 = 0.0 if not math.isfinite(b1) else 1.0 / b1
+    if not math.isnan(b1) and b1 <= target:
+        return math.nan
+    y0, y = 1.0 / b0, 1.0 / target
+    return x0 + (y0 - y) / (y0 - y1) * (x1 - x0)
+
+
 def _search_path(
     base: Scenario,
     path: str,
@@ -592,12 +683,32 @@ def _search_path(
 
     k = max(1, per_round)
 
+    def guided(a: float, b: float) -> list[float]:
+        """``k`` points at the load at which the SLO is expected to fail inside the bracket
+        (a, b) (:func:`interpolated`), adjacent ones closer than the resolution, so that a
+        round in which some meet and some fail closes the bracket: around it when ``b``
+        was simulated; at it and below when ``b`` is the analytic saturation, which counts
+        only the work every request must do, so that the true saturation, and the load
+        at which latencies grow, lie below it and the aim errs high. Empty if the ends
+        give no basis, and for counts."""
+        if vary != "load" or a not in points or not math.isfinite(b):
+            return []
+        c = interpolated(points[a], points.get(b), b, slo, entries)
+        if not math.isfinite(c):
+            return []
+        ratio = (1.0 + resolution) ** 0.98
+        below = (k - 1) / 2 if b in points else k - 1  # steps from the lowest point to c
+        c = min(max(c, a * ratio ** (1 + below)), b / ratio ** (k - below))
+        xs = [c * ratio ** (j - below) for j in range(k)]
+        return [v for v in xs if a < v < b and v not in points]
+
     def beyond(x: float) -> list[float]:
         """``x``'s round: k - 1 points above it, while a point stays for halving down."""
         return grid(x, hi, k - 1) if len(points) + k < max_points else []
 
     pending = [first, *beyond(first)]
     note = ""
+    was_guided = False  # the last round's points were placed by interpolation
     while len(points) < max_points:
         batch = [v for v in dict.fromkeys(pending) if v not in points][: max_points - len(points)]
         if not batch:
@@ -649,7 +760,11 @@ def _search_path(
         ]
         near += [guess + 1, guess - 1] if math.isfinite(guess) and vary == "children" else []
         inside = [v for v in near if lo < v < hi and v not in points]
-        pending = inside[:k] if inside else grid(lo, hi, k)
+        # a round placed by interpolation that did not close the bracket is followed by a
+        # k-section: a poor interpolation costs at most every other round
+        aimed = [] if inside or was_guided else guided(lo, hi)
+        was_guided = bool(aimed)
+        pending = inside[:k] or aimed or grid(lo, hi, k)
         if not pending:
             break
     else:
@@ -778,8 +893,10 @@ def search(
     ``parent_crash``) in which every point must meet the SLO too, the one that binds
     named in ``binding_failure``. ``ValueError`` (an :class:`SloError` for the SLO) for
     invalid arguments. Each round simulates ``per_round`` points (default ``workers``;
-    k-section of the bracket, module docstring), their replications in up to ``workers``
-    processes: the result depends on ``per_round``, never on ``workers``."""
+    k-section of the bracket, or aimed, module docstring), their replications in up to
+    ``workers`` processes, the paths side by side when there are two or more: the result
+    depends on ``per_round``, never on ``workers``; a path's ``wall_s`` is the time its
+    search took, alongside the others' (the paths' times overlap)."""
     clauses, entries, child, path_list, reps = prepare(
         scenario, slo, vary, paths, children, replications, resolution, max_points
     )
@@ -790,31 +907,29 @@ def search(
     per = workers if per_round is None else per_round
     if per < 1:
         raise ValueError(f"points per round must be at least 1 (got {per})")
+    bases = [scenario if p == "as-is" else on_path(scenario, p) for p in path_list]
+    for base in bases:  # each degraded state applies on each path, before anything runs
+        for state in under:
+            degraded(base, state)
+    lock = threading.Lock()
+
+    def report(line: str) -> None:
+        if progress is not None:
+            with lock:
+                progress(line)
+
     pool = Points(workers)
+
+    def one(at: tuple[str, Scenario]) -> tuple[dict[str, Any], list[Point]]:
+        p, base = at
+        return _search_path(base, p, clauses, vary, child, entries, reps, root, resolution,
+                            max_points, report if progress else None, under, pool, per)  # fmt: skip
+
     try:
-        found = []
-        for p in path_list:
-            base = scenario if p == "as-is" else on_path(scenario, p)
-            for state in under:  # each state applies here (checked before anything runs)
-                degraded(base, state)
-            found.append(
-                _search_path(
-                    base,
-                    p,
-                    clauses,
-                    vary,
-                    child,
-                    entries,
-                    reps,
-                    root,
-                    resolution,
-                    max_points,
-                    progress,
-                    under,
-                    pool,
-                    per,
-                )
-            )
+        if pool.pool is not None and len(bases) > 1:
+            found = _side_by_side(one, list(zip(path_list, bases, strict=True)), pool)
+        else:
+            found = [one(at) for at in zip(path_list, bases, strict=True)]
     finally:
         pool.close()
     for p, (row, pts) in zip(path_list, found, strict=True):
@@ -851,6 +966,26 @@ def search(
     cap.meta["under"] = list(under)
     cap.meta["points_per_round"] = per
     return cap
+
+
+def _side_by_side(
+    one: Callable[[tuple[str, Scenario]], tuple[dict[str, Any], list[Point]]],
+    paths: list[tuple[str, Scenario]],
+    pool: Points,
+) -> list[tuple[dict[str, Any], list[Point]]]:
+    """Each path's search (``one``) in a thread of its own, all feeding ``pool``, so that
+    the pool stays busy while a path waits for the last replication of its round; their
+    results in the order of ``paths``. An error or an interrupt in one stops them all: the
+    pool's queued replications are dropped, so no thread goes on searching."""
+    threads = ThreadPoolExecutor(max_workers=len(paths))
+    try:
+        futures = [threads.submit(one, at) for at in paths]
+        return [f.result() for f in futures]
+    except BaseException:
+        pool.cancel()
+        raise
+    finally:
+        threads.shutdown(wait=True)
 
 
 def _with_percentiles(scenario: Scenario, clauses: Sequence[Clause]) -> Scenario:
