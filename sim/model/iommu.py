@@ -79,9 +79,10 @@ Host kernels' domains (``host.iommu.native``, ``host.iommu.parent``, ``host.iomm
 Counters
     ``iotlb_hits`` and ``iotlb_misses`` (page lookups: their sum is the pages looked up,
     hits / sum the hit ratio), ``iotlb_invalidations`` (strict: one page-range
-    invalidation per request), ``iotlb_flushes`` (deferred: one domain flush per batch).
-    Like every counter, they restart at the end of the warm-up; the IOTLB's contents do
-    not.
+    invalidation per request), ``iotlb_flushes`` (deferred: one domain flush per batch),
+    ``exits.viommu`` (a direct child's requests of its virtual IOMMU: two per request in
+    strict mode; one per request and one per batch in deferred). Like every counter,
+    they restart at the end of the warm-up; the IOTLB's contents do not.
 
 Simplified
     The lookup happens when the request reaches the device, all its pages at once;
@@ -305,16 +306,23 @@ class DmaDomain:
         return self._spec.host_unmap_cost(self.mode, size)
 
     def map_costs(self, size: int) -> tuple[float, float, float]:
-        """Mapping a buffer of ``size`` bytes before its DMA, in µs: the kernel's CPU, a
+        """A buffer of ``size`` bytes mapped before its DMA, in µs: the kernel's CPU, a
         virtual IOMMU's exit and the hypervisor's physical-table update (the spec's
-        ``map_costs``; the last two 0 in a host kernel's domain)."""
-        return self._spec.map_costs(self.mode, size, self.trap if self.virtual else None)
+        ``map_costs``; the last two 0 in a host kernel's domain). Counts the exit
+        (``exits.viommu``): call it once per mapping made."""
+        costs = self._spec.map_costs(self.mode, size, self.trap if self.virtual else None)
+        if costs[1]:
+            self._counters["exits.viommu"] += 1
+        return costs
 
     def unmap_costs(self, size: int) -> tuple[float, float, float]:
-        """Unmapping a buffer of ``size`` bytes after its DMA, in µs, without the IOTLB
+        """A buffer of ``size`` bytes unmapped after its DMA, in µs, without the IOTLB
         invalidation (:meth:`invalidate`): as :meth:`map_costs` (the spec's
-        ``unmap_costs``)."""
-        return self._spec.unmap_costs(self.mode, size, self.trap if self.virtual else None)
+        ``unmap_costs``), counting the exit; call it once per unmapping made."""
+        costs = self._spec.unmap_costs(self.mode, size, self.trap if self.virtual else None)
+        if costs[1]:
+            self._counters["exits.viommu"] += 1
+        return costs
 
     @property
     def queued_invalidation(self) -> bool:
@@ -391,6 +399,8 @@ class DmaDomain:
         # behind a virtual IOMMU: the guest's flush request exits, and the hypervisor
         # clears the batch's pages from the physical page table before the flush
         shadow = self._spec.unmap_page_cost * self.pending_pages if self.virtual else 0.0
+        if self.trap:
+            self._counters["exits.viommu"] += 1
         self.flush()
         yield v.hold(
             ("exit", self.trap),
