@@ -205,6 +205,59 @@ def test_external_dask_scheduler_gives_identical_results(
     assert_same_study(serial_study, tmp_path / "ext")
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+def test_a_local_dask_cluster_starts_warm_and_stops_its_workers() -> None:
+    """A LocalCluster's workers are forked from a server that has imported the simulator
+    (where the platform has one): they hold it before any point arrives; closing the
+    cluster ends them."""
+    import multiprocessing
+    import os
+
+    from sim.experiment.study import _dask_client
+
+    def state() -> tuple[bool, int]:
+        import os
+        import sys
+
+        return "sim.experiment.run" in sys.modules, os.getpid()
+
+    client, cluster = _dask_client(2, None)
+    try:
+        seen = client.run(state)
+    finally:
+        client.close()
+        cluster.close()
+    assert len(seen) == 2
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        assert all(warm for warm, _ in seen.values())
+    for _, pid in seen.values():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"worker {pid} still runs after the cluster closed")
+
+
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+def test_a_point_that_raises_on_a_local_dask_cluster_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a LocalCluster as serially: the point that raises goes to failed/, the others
+    are stored."""
+    sw = make_sweep(spec({"host.cores": [8, 16]}))
+    _failing_at_8_cores(monkeypatch)
+    report = run_sweep(sw, tmp_path / "out", executor="dask", workers=2)
+    assert report.failed == [sw.points[0].key]
+    assert report.computed == [sw.points[1].key]
+    info = json.loads((tmp_path / "out" / "failed" / f"{sw.points[0].key}.json").read_text())
+    assert "RuntimeError: boom at 8 cores" in info["error"]
+    assert stored_keys(tmp_path / "out") == {sw.points[1].key}
+
+
 # ---------------------------------------------------------------------------------------
 # 2. Resume after a kill
 # ---------------------------------------------------------------------------------------

@@ -601,6 +601,7 @@ def _dask_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
     import logging
 
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ExecutorError(
@@ -620,12 +621,48 @@ def _dask_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
         except Exception as exc:  # e.g. a scheme whose transport is not installed
             raise ExecutorError(f"cannot connect to {scheduler}: {_first_line(exc)}") from None
     try:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        _warm_server()
+        with dask.config.set({"distributed.worker.multiprocessing-method": _start_method()}):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
     except Exception as exc:
         raise ExecutorError(f"could not start a Dask LocalCluster: {_first_line(exc)}") from None
     return Client(cluster), cluster
+
+
+WARM_MODULES = ("distributed", "sim.experiment.run")
+"""What the fork server of a local Dask cluster imports once, before it forks workers."""
+
+
+def _start_method() -> str:
+    """How a local Dask cluster starts its workers: ``forkserver`` where the platform has
+    it (forked from a server that has imported :data:`WARM_MODULES`), else ``spawn``
+    (Dask's default: each worker imports Dask and the simulator itself)."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _warm_server() -> None:
+    """Start this process's fork server, if it is not running yet, importing
+    :data:`WARM_MODULES`: the workers of a local Dask cluster are then forked warm (no
+    worker imports Dask or the simulator, and a worker exits without tearing its modules
+    down). The server is single-threaded, so forking from it is safe (forking this
+    process, whose Dask event loop runs in threads, is not), and it stays up for the next
+    cluster until this process exits. It imports in the background while this process
+    goes on (verifying points, importing Dask, starting the scheduler): Dask is not
+    imported here first. Nothing without a fork server or without Dask."""
+    import importlib.util
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    if _start_method() != "forkserver" or importlib.util.find_spec("distributed") is None:
+        return
+    # a server already running keeps its modules (Dask names its own the first time it
+    # starts workers; that no longer changes a running server)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(WARM_MODULES))
+    multiprocessing.forkserver.ensure_running()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -697,6 +734,8 @@ def run_sweep(
     it cannot be used or holds files hvsim did not write (``force`` writes beside them)."""
     out = Path(out) if out is not None else Path("results") / sweep.study
     kind = _choose(executor, workers, scheduler)
+    if kind == "dask" and not scheduler:
+        _warm_server()  # imports in the background while the points are verified
     states = {p.key: verify_point(out, p.key) for p in sweep.points}
     todo = [p for p in sweep.points if states[p.key]]
     skipped = [p.key for p in sweep.points if not states[p.key]]
