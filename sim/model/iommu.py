@@ -117,6 +117,9 @@ if TYPE_CHECKING:
 # would be 16 TiB at 4 KiB pages).
 _PAGE_BITS = 32
 
+# nothing to map or unmap, in µs (a domain that keeps its mappings, or no domain)
+NO_COSTS = (0.0, 0.0, 0.0)
+
 
 class Iotlb:
     """An LRU cache of ``capacity`` translations, keyed by page (any hashable key; the
@@ -239,6 +242,7 @@ class DmaDomain:
         "_walk",
         "armed",
         "category",
+        "dynamic",
         "index",
         "invalidation_category",
         "mode",
@@ -246,7 +250,6 @@ class DmaDomain:
         "pending",
         "pending_pages",
         "trap",
-        "unmaps",
         "virtual",
     )
 
@@ -273,9 +276,9 @@ class DmaDomain:
         self.mode = mode
         self.category = category
         self._translates = self.mode != "passthrough"
-        # whether an unmap after the DMA does anything (strict, deferred): static and
-        # passthrough domains keep their mappings
-        self.unmaps = self.mode in ("strict", "deferred")
+        # whether each DMA maps and unmaps its buffer (strict, deferred): static and
+        # passthrough domains keep their mappings, at no CPU
+        self.dynamic = self.mode in ("strict", "deferred")
         self._pages = spec.pages
         self._walk = spec.page_walk
         self._buffers = spec.dma_buffers
@@ -310,6 +313,8 @@ class DmaDomain:
         virtual IOMMU's exit and the hypervisor's physical-table update (the spec's
         ``map_costs``; the last two 0 in a host kernel's domain). Counts the exit
         (``exits.viommu``): call it once per mapping made."""
+        if not self.dynamic:
+            return NO_COSTS
         costs = self._spec.map_costs(self.mode, size, self.trap if self.virtual else None)
         if costs[1]:
             self._counters["exits.viommu"] += 1
@@ -319,6 +324,8 @@ class DmaDomain:
         """A buffer of ``size`` bytes unmapped after its DMA, in µs, without the IOTLB
         invalidation (:meth:`invalidate`): as :meth:`map_costs` (the spec's
         ``unmap_costs``), counting the exit; call it once per unmapping made."""
+        if not self.dynamic:
+            return NO_COSTS
         costs = self._spec.unmap_costs(self.mode, size, self.trap if self.virtual else None)
         if costs[1]:
             self._counters["exits.viommu"] += 1

@@ -258,7 +258,7 @@ import simpy
 from sim.model.devices import Device, Interrupt, NicDevice
 from sim.model.env import SimEnv
 from sim.model.hypervisor import Hypervisor, VCpu
-from sim.model.iommu import DmaDomain
+from sim.model.iommu import NO_COSTS, DmaDomain
 from sim.model.metrics import (
     GUEST_CPU,
     GUEST_QUEUE,
@@ -359,15 +359,12 @@ def _access(dma: DmaDomain | None, size: int) -> tuple[int, int, float]:
     return dma.access(size) if dma is not None else (0, 0, 0.0)
 
 
-_NO_DMA = (0.0, 0.0, 0.0)  # no IOMMU domain: nothing to map or unmap
-
-
 def _remap(dma: DmaDomain | None, size: int) -> tuple[float, float, float]:
     """A received buffer of ``size`` bytes unmapped and a fresh one mapped in its place
     (strict, deferred), in µs: the kernel's CPU, a virtual IOMMU's exits and the
     hypervisor's physical-table updates (:meth:`DmaDomain.unmap_costs`, ``map_costs``)."""
-    if dma is None:
-        return _NO_DMA
+    if dma is None or not dma.dynamic:
+        return NO_COSTS
     u_own, u_trap, u_shadow = dma.unmap_costs(size)
     m_own, m_trap, m_shadow = dma.map_costs(size)
     return u_own + m_own, u_trap + m_trap, u_shadow + m_shadow
@@ -732,7 +729,7 @@ class RoutedPath:
         pv = self.irq_vcpu or pv
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         yield from _parent_completion(hv, parent, pv, req, 0.0, irq_of, vsegs)
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         inbound = ch.inbound
         signalled = yield from _into_ring(
@@ -791,7 +788,7 @@ class RoutedPath:
         remap = (dma.unmap_time(size) + dma.map_time(size)) if dma is not None else 0.0
         yield pv.hold(("exit", irq), ("driver", drv + remap), ("vsp", vsp), ("hypervisor", debt))
         c[PARENT_CPU] += pv.smt_lost
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             remap += yield from _unmap(dma, first, pages, pv, 0.0)
         c[SCHED_WAIT] += sched + debt
         c[PARENT_QUEUE] += queued
@@ -841,7 +838,7 @@ class AssignedPath:
         stack), the buffer mapped (strict, deferred); MMIO doorbell without exit."""
         child, dma = self.child, self.dma
         c = req.c
-        own, trap, shadow = dma.map_costs(size) if dma is not None else _NO_DMA
+        own, trap, shadow = dma.map_costs(size) if dma is not None else NO_COSTS
         # 1. guest driver (and stack) on the issuing vCPU; MMIO doorbell without exit
         sched, queued = v.take() or (yield from v.wait())
         debt = v.debt  # take_debt, inline on the hot path
@@ -959,7 +956,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             remap += yield from _unmap(dma, *buf, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -991,7 +988,7 @@ class AssignedPath:
         debt = v.debt  # take_debt, inline on the hot path
         v.debt = 0.0
         irq = self._interrupt(irq_of, v)
-        unmap, trap, shadow = dma.unmap_costs(req.size) if dma is not None else _NO_DMA
+        unmap, trap, shadow = dma.unmap_costs(req.size) if dma is not None else NO_COSTS
         cost = child.complete_cost()
         virt = child.virt_charge(v)
         yield v.hold(
@@ -1005,7 +1002,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1056,7 +1053,7 @@ class AssignedPath:
         c[GUEST_CPU] += v.smt_lost
         if virt:
             c[GUEST_CPU] += virt
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             remap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1146,7 +1143,7 @@ class ParentPath:
             ("exit", irq), ("guest", stack), ("driver", drv + unmap + remap), ("hypervisor", debt)
         )
         c[PARENT_CPU] += v.smt_lost
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         v.release()
         c[SCHED_WAIT] += sched + debt
@@ -1271,7 +1268,7 @@ class HypervisorPath:
             (child.virt_category, virt),
         )
         c[GUEST_CPU] += v.smt_lost
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             unmap += yield from _unmap(dma, first, pages, v, 0.0)
         if virt:
             c[GUEST_CPU] += virt
@@ -1383,7 +1380,7 @@ class EmulatedPath:
         irq_of = (yield from dev.await_interrupt(req, pv)) if dev.moderated else None
         env.counters["exits.hypercall"] += 1
         yield from _parent_completion(hv, parent, pv, req, self.hypercall, irq_of)
-        if dma is not None and dma.unmaps:
+        if dma is not None and dma.dynamic:
             c[IOMMU] += yield from _unmap(dma, first, pages, pv, dma.unmap_time(req.size))
         pv.release()
         req.epoch = -1  # the child's interrupt is raised: no parent crash loses it now

@@ -455,24 +455,25 @@ class HypervisorIo(Model):
     )
 
 
-class GuestStack(Model):
-    """The protocol stack of the platform's guest OS (TCP/IP, socket layer and the copy
-    between user and kernel), for every child that prices none itself: a child whose
-    ``guest.packet_cost`` is 0 and whose ``guest.copy_bandwidth`` is unset (the defaults)
-    takes these two instead (:func:`sim.scenario.plan.plan`). A preset of an era states
-    its guests' stack here, since presets set no children; a child's own non-zero values
-    win, both fields together."""
+class Stack(Model):
+    """A protocol stack above the driver (TCP/IP, the socket layer and the copy between
+    user and kernel), priced as a guest's own (``children[].guest.packet_cost`` and
+    ``copy_bandwidth``): per packet it handles (per segment sent without TSO, per unit
+    received) and per byte copied, on the vCPU that sends or receives. Used as the
+    platform's guest stack (``host.guest_stack``, for every child that prices none of its
+    own: :func:`sim.scenario.plan.plan`; a preset of an era states its guests' stack
+    there, since presets set no children) and as the parent's own (``parent.stack``,
+    for its NIC streams)."""
 
     packet_cost: CostDist = field(
         "0us",
-        description="CPU per packet the guest stack handles, as children[].guest."
-        "packet_cost, for children that set neither of their own. 0 (default): none.",
+        description="CPU per packet the stack handles (TCP/IP and socket layers). 0 "
+        "(default): none. Era figures are in the docs (docs/design.md, stack costs).",
     )
     copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
         None,
-        description="Rate of the guest stack's per-byte work (the copy between the user's "
-        "buffer and the kernel's), as children[].guest.copy_bandwidth, for children that "
-        "set neither of their own. None (default): none.",
+        description="Rate of the stack's per-byte work (the copy between the user's "
+        "buffer and the kernel's). None (default): none.",
     )
 
     @property
@@ -534,7 +535,7 @@ class Host(Model):
     scheduler: Scheduler = field({})
     iommu: Iommu = field({})
     hypervisor_io: HypervisorIo = field({})
-    guest_stack: GuestStack = field(
+    guest_stack: Stack = field(
         {},
         description="The guest OS's protocol stack on this platform, for children that "
         "price none of their own (guest.packet_cost 0, no guest.copy_bandwidth). Default: "
@@ -727,24 +728,6 @@ class Vmbus(Model):
         return min(self.descriptor_size + self.pages(size) * self.page_entry_size, self.ring_size)
 
 
-class ParentStack(Model):
-    """The protocol stack of the parent's own NIC streams (``parent.streams``), as a
-    guest's (``children[].guest.packet_cost`` and ``copy_bandwidth``): per packet it
-    handles (per segment sent without TSO, per unit received) and the copy between user
-    and kernel, on the parent vCPU that sends or receives."""
-
-    packet_cost: CostDist = field(
-        "0us",
-        description="CPU per packet of the parent's TCP/IP and socket layers. 0 (default): "
-        "not modelled. Era figures are in the docs (docs/design.md, stack costs).",
-    )
-    copy_bandwidth: Annotated[Bitrate, MEMORY_RATE] | None = field(
-        None,
-        description="Rate of the copy between the user's buffer and the kernel's. None "
-        "(default): no copy modelled.",
-    )
-
-
 class Parent(Model):
     """The parent (root) partition: owns the devices, runs the VSPs."""
 
@@ -769,7 +752,7 @@ class Parent(Model):
         description="The device the parent's own streams use, through its physical "
         "driver (the physical function).",
     )
-    stack: ParentStack = field(
+    stack: Stack = field(
         {},
         description="The parent's own protocol stack above its driver, for its NIC "
         "streams (default: not modelled).",

@@ -44,6 +44,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from sim.scenario import names
+from sim.scenario.hardware import Stack
 from sim.scenario.schema import Scenario
 from sim.scenario.workload import Child, Guest, Stream
 
@@ -223,10 +224,14 @@ def platform_stack(scn: Scenario, spec: Child) -> Child:
     own, platform = spec.guest, scn.host.guest_stack
     if own.has_stack or not platform.has_stack:
         return spec
-    stack = own.model_copy(
-        update={"packet_cost": platform.packet_cost, "copy_bandwidth": platform.copy_bandwidth}
+    return spec.model_copy(update={"guest": _priced(own, platform)})
+
+
+def _priced(guest: Guest, stack: Stack) -> Guest:
+    """``guest`` with the protocol stack ``stack`` (its per-packet cost and copy rate)."""
+    return guest.model_copy(
+        update={"packet_cost": stack.packet_cost, "copy_bandwidth": stack.copy_bandwidth}
     )
-    return spec.model_copy(update={"guest": stack})
 
 
 def parent_spec(scn: Scenario) -> Child:
@@ -235,7 +240,5 @@ def parent_spec(scn: Scenario) -> Child:
     guest defaults: :mod:`sim.model.iopaths`, ``ParentPath``; of its guest block only the
     protocol stack's, ``parent.stack``, is used)."""
     p = scn.parent
-    stack = Guest().model_copy(
-        update={"packet_cost": p.stack.packet_cost, "copy_bandwidth": p.stack.copy_bandwidth}
-    )
-    return Child(name="parent", vcpus=p.vcpus, device=p.device, streams=p.streams, guest=stack)
+    guest = _priced(Guest(), p.stack)
+    return Child(name="parent", vcpus=p.vcpus, device=p.device, streams=p.streams, guest=guest)
