@@ -5,6 +5,8 @@ import counts, at the top of a module, inside a function or under TYPE_CHECKING.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,21 @@ def test_model_rooms_are_pure(room: str) -> None:
         assert not any(
             isinstance(c.func, ast.Name) and c.func.id in ("open", "print") for c in calls
         )
+
+
+def test_the_command_line_path_loads_no_plotting_or_scipy_stats() -> None:
+    """Running, sweeping and printing tables import neither matplotlib nor scipy.stats
+    (about a second of every command's start and of every worker process's): the plot
+    functions of :mod:`sim.report` load on first use."""
+    code = (
+        "import sys, sim.experiment.run, sim.experiment.study, sim.report.text, sim.cli; "
+        "print(sorted(m for m in ('matplotlib', 'scipy.stats') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import sim.report
+
+    assert sim.report.latency_cdf.__module__ == "sim.report.plots"
 
 
 def test_public_api_is_exactly_the_documented_names() -> None:

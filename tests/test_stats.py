@@ -38,6 +38,17 @@ def test_t_interval_matches_scipy() -> None:
     assert np.isnan(t_interval([3.0])[1])
 
 
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 30, 100, 1000])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_t_interval_half_width_is_scipy_stats_to_the_bit(n: int, confidence: float) -> None:
+    """The quantile comes from scipy.special, not scipy.stats (whose import is slow): the
+    same number, bit for bit."""
+    x = np.linspace(1.0, 3.0, n) ** 2
+    m, lo, hi = t_interval(x, confidence)
+    half = float(st.t.ppf(0.5 + confidence / 2.0, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    assert (lo, hi) == (m - half, m + half)
+
+
 def test_mser5_finds_a_planted_transient() -> None:
     """MSER-5 cuts a decaying initial transient at its end, within a few batches."""
     rng = np.random.default_rng(3)
