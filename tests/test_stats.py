@@ -137,3 +137,21 @@ def test_warnings_name_saturation_and_wide_intervals() -> None:
     one = run(scn, replications=1).summary.set_index("partition")["warnings"]
     assert "one replication" in one["web-direct"]
     assert res.meta["warnings"]
+
+
+def test_replication_means_are_pandas_means_to_the_bit() -> None:
+    """The per-replication component means (taken from arrays, not frame selections) are
+    pandas' ``Series.mean``: NaN skipped, NaN when none is left."""
+    import pandas as pd
+
+    from sim.results.tables import _mean
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 7, 1000, 10_001):
+        x = rng.gamma(2.0, 13.7, n)
+        for share in (0.0, 0.3, 1.0):
+            y = np.where(rng.random(n) < share, np.nan, x)
+            want = float(pd.Series(y).mean())
+            got = _mean(y)
+            assert got == want or (np.isnan(got) and np.isnan(want)), (n, share)
+    assert np.isnan(_mean(np.array([])))

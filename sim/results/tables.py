@@ -425,31 +425,46 @@ def replication_frame(
     scenario: Scenario,
 ) -> pd.DataFrame:
     """Per replication, child and path: requests, throughput, latency statistics and mean
-    components over the measurement window (the samples every interval is built from)."""
-    inw = requests[requests["in_window"]]
+    components over the measurement window (the samples every interval is built from).
+
+    The columns it reads are taken out of the frame once, as arrays, and each
+    (child, path, replication) selects its rows with a mask of them: selecting from the
+    whole frame copied all its columns, string columns included, at every step."""
     cuts = warm.set_index(["replication", "partition"])
     end = scenario.run.duration
     wanted = percentiles(scenario.run.percentiles)
+    peers = "one_way_us" in requests.columns  # request-response: the round trip and its parts
+    means = [*COMPONENT_COLUMNS, *(PEER_COLUMNS if peers else ())]
+    col = {c: requests[c].to_numpy() for c in ["latency_us", *means]}
+    part = requests["partition"].to_numpy()
+    path = requests["io_path"].to_numpy()
+    rep = requests["replication"].to_numpy()
+    inw = requests["in_window"].to_numpy(dtype=bool)
+    t_done = requests["t_complete_us"].to_numpy()
+    t_sub = requests["t_submit_us"].to_numpy()
+    completed = (requests["state"] == "completed").to_numpy()
+    size = requests["size_bytes"].to_numpy()
     rows = []
     for _, key in requests[KEYS].drop_duplicates().iterrows():
-        mine = (requests["partition"] == key["partition"]) & (requests["io_path"] == key["io_path"])
-        every = requests[mine]
-        sel = inw[(inw["partition"] == key["partition"]) & (inw["io_path"] == key["io_path"])]
+        mine = (part == key["partition"]) & (path == key["io_path"])
         for r in replications:
-            x = sel[sel["replication"] == r]
+            every = mine & (rep == r)
+            x = every & inw
+            n = int(x.sum())
             k = (r, key["partition"])
             cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
             window_s = (end - cut) / 1e6
             m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
-            m["requests"] = len(x)
-            m.update(_rates(every[every["replication"] == r], cut, end, window_s))
-            m.update(latency_stats(x["latency_us"].to_numpy(), wanted))
-            for col in COMPONENT_COLUMNS:
-                m[col] = float(x[col].mean()) if len(x) else float("nan")
-            if "one_way_us" in x.columns:  # request-response: the round trip and its parts
+            m["requests"] = n
+            m.update(_rates(t_done[every], t_sub[every], completed[every], size[every],
+                            cut, end, window_s))  # fmt: skip
+            m.update(latency_stats(col["latency_us"][x], wanted))
+            for c in COMPONENT_COLUMNS:
+                m[c] = _mean(col[c][x])
+            if peers:
                 m["round_trip_us"] = m["mean_us"]
-                for col in PEER_COLUMNS:
-                    m[col] = float(x[col].mean()) if len(x) else float("nan")
+                for c in PEER_COLUMNS:
+                    m[c] = _mean(col[c][x])
             if k in cuts.index:
                 m["warmup_us"] = cut
                 m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
@@ -457,19 +472,39 @@ def replication_frame(
     return pd.DataFrame(rows)
 
 
-def _rates(reqs: pd.DataFrame, cut: float, end: float, window_s: float) -> dict[str, float]:
+def _mean(x: np.ndarray) -> float:
+    """The mean of ``x`` skipping NaN, as pandas' ``Series.mean`` computes it (NaN set to 0,
+    summed, divided by the count of the others); NaN for no value."""
+    if not len(x):
+        return float("nan")
+    nan = np.isnan(x)
+    if not nan.any():
+        return float(x.sum() / len(x))
+    count = len(x) - int(nan.sum())
+    return float(np.where(nan, 0.0, x).sum() / count) if count else float("nan")
+
+
+def _rates(
+    t_done: np.ndarray,
+    t_sub: np.ndarray,
+    completed: np.ndarray,
+    size: np.ndarray,
+    cut: float,
+    end: float,
+    window_s: float,
+) -> dict[str, float]:
     """Throughput as completions in the window ``[cut, end]`` (whenever submitted), the
-    offered rate (submissions in the window, whatever became of them) and their ratio."""
-    t_done = reqs["t_complete_us"].to_numpy()
-    t_sub = reqs["t_submit_us"].to_numpy()
-    done = (reqs["state"] == "completed").to_numpy() & (t_done >= cut) & (t_done <= end)
+    offered rate (submissions in the window, whatever became of them) and their ratio, of
+    the requests whose completion times, submission times, completed flags and sizes are
+    given."""
+    done = completed & (t_done >= cut) & (t_done <= end)
     submitted = int(((t_sub >= cut) & (t_sub <= end)).sum())
-    completed = int(done.sum())
+    n_done = int(done.sum())
     return {
-        "throughput_rps": completed / window_s,
-        "throughput_bps": float(reqs["size_bytes"].to_numpy()[done].sum()) * 8.0 / window_s,
+        "throughput_rps": n_done / window_s,
+        "throughput_bps": float(size[done].sum()) * 8.0 / window_s,
         "offered_rps": submitted / window_s,
-        "completion_share": completed / submitted if submitted else float("nan"),
+        "completion_share": n_done / submitted if submitted else float("nan"),
     }
 
 
