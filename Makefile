@@ -6,7 +6,11 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 NB     := $(VENV)/.installed-notebook
 
-.PHONY: demo test lint bench validate notebook docs clean
+.PHONY: demo test lint bench validate notebook docs build clean
+
+# the simulation core, compiled with mypyc (setup.py; docs/design.md §9, Speed)
+COMPILED := sim/model/_compiled.json
+MODEL    := $(filter-out sim/model/__init__.py sim/model/errors.py,$(wildcard sim/model/*.py))
 
 # what running needs only (make demo, make validate)
 $(STAMP): pyproject.toml
@@ -14,6 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+# the model compiled once the dependencies are in (mypyc reads their types), and again
+# whenever its source changes; without a C compiler it records that nothing was compiled
+# and the interpreted model runs (same results)
+$(COMPILED): $(STAMP) setup.py $(MODEL)
+	$(BIN)/python -m pip install --quiet "mypy>=1.10" "setuptools>=68" wheel
+	$(BIN)/python setup.py --quiet build_ext --inplace
+
+build: $(COMPILED)
 
 # the test and lint tools on top (make test, make lint, make docs)
 $(DEV): $(STAMP)
@@ -25,13 +38,13 @@ $(NB): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[notebook]'
 	touch $(NB)
 
-demo: $(STAMP)
+demo: $(STAMP) $(COMPILED)
 	$(BIN)/hvsim run scenarios/baseline.yaml --replications 3 --report --out results/demo --force
 
-test: $(DEV)
+test: $(DEV) $(COMPILED)
 	$(BIN)/python -m pytest -n 2 -q
 
-notebook: $(NB)
+notebook: $(NB) $(COMPILED)
 	$(BIN)/jupyter lab notebooks/
 
 docs: $(STAMP)
@@ -42,10 +55,10 @@ lint: $(DEV)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy sim
 
-validate: $(STAMP)
+validate: $(STAMP) $(COMPILED)
 	$(BIN)/hvsim validate
 
-bench: $(DEV)
+bench: $(DEV) $(COMPILED)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/scale.py
@@ -53,4 +66,5 @@ bench: $(DEV)
 	$(BIN)/python benchmarks/capacity_time.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build $(COMPILED)
+	rm -f sim/*.so sim/model/*.so

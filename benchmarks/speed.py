@@ -15,7 +15,9 @@ machine hits all of them alike):
                     events per request than five stations).
 
 Each figure is the median of ``--repeat`` runs; the ratios are of medians measured in this
-same run. The wall time covers ``env.run`` only (no table building) for every model.
+same run. The model runs compiled when the install compiled it (``HVSIM_PURE=1``: the
+interpreted model; the first line says which). The wall time covers ``env.run`` only (no
+table building) for every model.
 
     python benchmarks/speed.py              # 5 repeats
     python benchmarks/speed.py --repeat 9 --json
@@ -37,6 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 from simpy_tandem import run_heap_tandem, run_tandem  # noqa: E402
 
 import sim  # noqa: E402
+import sim.model  # noqa: E402
 from sim.model.host import simulate  # noqa: E402
 from sim.scenario import Scenario, from_dict  # noqa: E402
 
@@ -92,11 +95,13 @@ def main() -> None:
         "ratio_direct_to_tandem": med["direct-only"] / med["simpy-tandem"],
         "ratio_heap_to_tandem": med["heap-tandem"] / med["simpy-tandem"],
         "python": sys.version.split()[0],
+        "model": "compiled" if sim.model.COMPILED else "interpreted",
     }
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"simulated requests per wall-second (median of {args.repeat} runs; min .. max)")
+    print(f"simulated requests per wall-second (median of {args.repeat} runs; min .. max; "
+          f"model {out['model']})")  # fmt: skip
     for k, v in rates.items():
         print(f"  {k:14} {med[k]:>10,.0f}   ({min(v):,.0f} .. {max(v):,.0f})")
     print(f"routed path / 5-station SimPy tandem: {out['ratio_routed_to_tandem']:.2f}")

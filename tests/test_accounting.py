@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sim.model.env import SimEnv
 from sim.model.host import Host, simulate
-from sim.model.hypervisor import RUNNABLE, RUNNING, Hypervisor, LogicalProcessor, VCpu
+from sim.model.hypervisor import RUNNABLE, RUNNING, Hypervisor, VCpu
 from sim.model.records import RunData
 from sim.results.tables import cpu_frame
 from sim.scenario import Scenario, from_dict
@@ -143,13 +143,7 @@ def build_host(
     host = Host(env)
     hv = host.hv
     log: list[tuple[VCpu, int]] = []
-    dispatch = hv._dispatch
-
-    def recording_dispatch(v: VCpu, lp: LogicalProcessor) -> None:
-        log.append((v, lp.index))
-        dispatch(v, lp)
-
-    hv._dispatch = recording_dispatch  # type: ignore[method-assign]
+    hv.dispatch_log = log
     host.start()
     end = scn.run.duration
     for k in range(1, checkpoints + 1):

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
 import simpy
+from conftest import bare_vcpus
 
 from sim.analysis.stats import paired, t_interval
 from sim.model.devices import NvmeDevice
 from sim.model.env import SimEnv
 from sim.model.host import Host
-from sim.model.hypervisor import VCpu
 from sim.model.metrics import DEVICE_QUEUE
 from sim.model.request import Record, Request
 from sim.scenario import Nvme, Scenario, loads
@@ -96,8 +96,8 @@ children: [{name: c, cpu_load: {}}]
 def _submit(
     env: SimEnv, dev: NvmeDevice, at: float, label: str, vf: int | None, log: list[Any]
 ) -> None:
-    none = cast(VCpu, None)
-    req = Request(0, 0, 0, at, none, none, lambda: 10.0, vf)
+    (v,) = bare_vcpus(env)
+    req = Request(0, 0, 0, at, v, v, lambda: 10.0, vf)
 
     def go() -> Generator[simpy.Event, Any, None]:
         yield env.timeout(at)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import bare_vcpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,7 +199,7 @@ def test_strict_unmap_invalidates_the_buffers_pages() -> None:
     dom = mmu.domain("d", mmu.spec.mode, 0.0)
     first0, pages0, _ = dom.access(3 * 4096)
     dom.access(4096)  # buffer 1
-    dom.unmap(first0, pages0, vcpu=None)  # type: ignore[arg-type]
+    dom.unmap(first0, pages0, *bare_vcpus(env))
     assert env.counters["iotlb_invalidations"] == 1
     assert dom.access(3 * 4096)[1:] == (3, pytest.approx(3 * 0.3))  # buffer 0 again
     assert dom.access(4096)[2] == 0  # buffer 1 was not invalidated
@@ -221,8 +222,9 @@ def test_deferred_keeps_entries_until_the_flush_one_interval_later() -> None:
         for t in (100.0, 300.0, 500.0):  # three requests, unmapped at 100, 300, 500 µs
             yield env.timeout(t - env.now)
             first, pages, _ = dom.access(4096)
-            dom.unmap(first, pages, vcpu=None)  # type: ignore[arg-type]
+            dom.unmap(first, pages, v)
 
+    (v,) = bare_vcpus(env)
     env.process(driver())
     env.run(until=1099.0)
     assert env.counters["iotlb_flushes"] == 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import simpy
+from conftest import bare_vcpus
 
 import sim
 from sim.analysis.stats import paired, t_interval
@@ -172,7 +173,7 @@ def test_interrupt_at_frames_or_timer_whichever_first() -> None:
     (waits 2, 1, 0 µs; one handler); a lone completion waits the full 10 µs; another
     target vCPU is another vector with its own count."""
     env, dev = _drive("10us", 3)
-    a, b = cast(VCpu, object()), cast(VCpu, object())
+    a, b = bare_vcpus(env, 2)
     log: list[Any] = []
     for k in range(3):
         _complete(env, dev, float(k), f"a{k}", a, log)
@@ -203,7 +204,7 @@ def test_zero_usecs_or_frames_leaves_the_other_rule(
     """ethtool semantics: frames 0 is the timer alone, usecs 0 the count alone
     (completions at 10, 11, 12 and 13 µs)."""
     env, dev = _drive(usecs, frames)
-    v = cast(VCpu, object())
+    (v,) = bare_vcpus(env)
     log: list[Any] = []
     for k in range(4):
         _complete(env, dev, float(k), f"r{k}", v, log)

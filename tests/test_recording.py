@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import bare_vcpus
 
 from sim.experiment.run import run
+from sim.model.env import SimEnv
 from sim.model.metrics import COMPONENT_COLUMNS, COMPONENTS
 from sim.model.records import RequestLog
-from sim.model.request import ConservationError
+from sim.model.request import ConservationError, Request
 from sim.results.tables import PEER_COLUMNS, requests_frame
 from sim.scenario import Scenario, ScenarioError, loads
 
@@ -100,17 +102,13 @@ def test_none_keeps_no_table() -> None:
 
 
 def _log(keep: int | str, n: int, chunk: int, seed: int = 0) -> RequestLog:
-    class Req:  # what a RequestLog reads of a request
-        def __init__(self, i: int) -> None:
-            self.id, self.t_submit, self.size, self.trip = i, float(i), 100, None
-
-        def record(self, t_end: float) -> tuple[float, ...]:
-            return (self.id, 0, self.size, 0, self.t_submit, t_end, *[1.0] * len(COMPONENTS))
-
+    (v,) = bare_vcpus(SimEnv(scn(), seed=1))
     log = RequestLog(keep, warmup=10.0, rng=np.random.default_rng(seed))
     log._chunk = chunk * log.width
     for i in range(n):
-        log.add(Req(i), i + 2.0)  # type: ignore[arg-type]
+        req = Request(i, 0, 100, float(i), v, v, lambda: 0.0)
+        req.c = [1.0] * len(COMPONENTS)
+        log.add(req, i + 2.0)
     log.close()
     return log
 

@@ -332,7 +332,7 @@ class NicDevice(Device):
     """A NIC port: a transmitter shared by the functions' queues, and a receive wire."""
 
     kind = "nic"
-    ops = ("send", "receive")
+    ops: tuple[str, ...] = ("send", "receive")
 
     def __init__(self, env: SimEnv, spec: Nic) -> None:
         servers = Servers(
@@ -518,7 +518,7 @@ class NvmeDevice(Device):
     """An NVMe drive."""
 
     kind = "nvme"
-    ops = ("read", "write")
+    ops: tuple[str, ...] = ("read", "write")
 
     def __init__(self, env: SimEnv, spec: Nvme) -> None:
         servers = Servers(
@@ -603,7 +603,7 @@ class DiskDevice(Device):
     """A rotating disk or a RAID-0 array of them (module docstring)."""
 
     kind = "disk"
-    ops = ("read", "write")
+    ops: tuple[str, ...] = ("read", "write")
 
     def __init__(self, env: SimEnv, spec: Disk) -> None:
         # the servers keep the functions, their counts and the levels; the spindles serve

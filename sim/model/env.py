@@ -13,7 +13,7 @@ Randomness (docs/design.md §3.6): every stochastic source draws from its own
 switching a child's I/O path therefore never shifts another source: runs that differ only
 in the path see identical arrivals and sizes (common random numbers).
 
-The event loop (docs/design.md §9, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
+The event loop (docs/design.md §8, Speed): :meth:`SimEnv.run` is SimPy's ``run`` with its
 ``step`` written inline, so that an event costs no method call of its own, and ``now`` is
 a plain attribute kept equal to SimPy's clock, not a property called at every read; the
 event classes (``event``, ``process``...) are bound to the instance once, and
@@ -32,7 +32,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Generator
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import simpy
@@ -198,7 +198,7 @@ class SimEnv(simpy.Environment):
                 until._ok = True
                 until._value = None
                 self.schedule(until, URGENT, at - self._now)
-            elif until.callbacks is None:
+            elif cast(Any, until).callbacks is None:  # processed (callbacks typed as a list)
                 return until.value
             assert until.callbacks is not None
             until.callbacks.append(StopSimulation.callback)

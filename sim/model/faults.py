@@ -122,7 +122,7 @@ from sim.model.hypervisor import Hypervisor
 from sim.model.iopaths import Path
 from sim.model.partitions import ChildPartition, ParentPartition
 from sim.model.workloads import Stream
-from sim.scenario.distributions import Draw, Sampler
+from sim.scenario.distributions import Draw
 from sim.scenario.schema import Fault
 
 
@@ -139,11 +139,9 @@ class Target(Protocol):
     driver_down: dict[str, float]  # device → until when the hypervisor's driver is down
 
 
-class _Scaled(Sampler):
+class _Scaled:
     """Another sampler's draws multiplied by ``factor`` (the same draws: runs stay
     paired); it stands in for the parent's samplers during a slowdown."""
-
-    __slots__ = ("_base", "_factor")
 
     def __init__(self, base: Draw, factor: float) -> None:  # draws nothing itself
         self._base = base

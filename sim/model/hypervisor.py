@@ -364,7 +364,7 @@ class VCpu:
         now = env.now
         end = now + total
         self.item = (now, end, charges)
-        ev = self._timeout
+        ev: Any = self._timeout
         if ev.callbacks is not None:  # still pending: a new one
             ev = self._timeout = _timeout(env)
         ev.callbacks = []
@@ -434,6 +434,9 @@ class Hypervisor:
         costs = host.costs
         self.irq_cost = 0.0 if self.posted else costs.interrupt_exit + costs.eoi_exit
         self._started = False
+        self.dispatch_log: list[tuple[VCpu, int]] | None = None
+        """When a list, every dispatch is appended to it as (vCPU, LP index): a trace of
+        the scheduler's decisions (the accounting tests read it)."""
 
     # -- building -------------------------------------------------------------------------
     def domain(self, name: str, weight: int, cap_percent: float) -> Domain:
@@ -827,6 +830,8 @@ class Hypervisor:
         v.run_start = v.burn_mark = now
         v.debt += v.dispatch_cost
         v.dispatches += 1
+        if self.dispatch_log is not None:
+            self.dispatch_log.append((v, lp.index))
         if self.smt_slow:
             self._siblings_account(lp)
             lp.current = v

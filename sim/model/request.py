@@ -12,21 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sim.model.errors import AbortError, ConservationError
 from sim.model.hypervisor import VCpu
 from sim.model.metrics import COMPONENT_COLUMNS, COMPONENTS, RETRY
 
+__all__ = ["REQUEST_FIELDS", "AbortError", "ConservationError", "Record", "Request"]
+
 _N_COMPONENTS = len(COMPONENTS)
-
-
-class AbortError(Exception):
-    """Raised inside the walk of an attempt that is over: given up by its guest or its
-    device, or lost by a crashed parent (:mod:`sim.model.faults`). Only the serving of streams
-    that tolerate faults catches it; without faults nothing raises it."""
-
-
-class ConservationError(AssertionError):
-    """Requests were lost or counted twice: completed + failed + in flight is not the
-    number issued (a defect of the model, never of the input)."""
 
 
 class Request:

@@ -168,10 +168,10 @@ def warped(
         """Simulated time at which the clock reads ``u``."""
         k = 0.0
         if period is not None:
-            k = math.floor(u / per)
+            k = float(math.floor(u / per))
             u -= k * per
             if u >= per:  # rounding
-                k, u = k + 1, 0.0
+                k, u = k + 1.0, 0.0
         # the last step begun by clock u: a step of factor 0 (no advance) is passed by
         j = min(bisect.bisect_right(cum, u) - 1, len(factors) - 1)
         t = starts[j] + (u - cum[j]) / factors[j]
