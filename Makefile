@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 # whenever its source changes; without a C compiler it records that nothing was compiled
 # and the interpreted model runs (same results)
 $(COMPILED): $(STAMP) setup.py $(MODEL)
-	$(BIN)/python -m pip install --quiet "mypy>=1.10" "setuptools>=68" wheel
+	$(BIN)/python -m pip install --quiet "mypy>=1.10" "setuptools>=77" wheel
 	$(BIN)/python setup.py --quiet build_ext --inplace
 
 build: $(COMPILED)
