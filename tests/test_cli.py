@@ -86,7 +86,8 @@ def test_resolved_scenario_and_meta(baseline_run: tuple[Path, str]) -> None:
     assert meta["seed"] == 42
     assert meta["replications"] == 2
     assert len(meta["replication_seeds"]) == 2
-    assert {"hvsim", "simpy", "numpy", "python"} <= set(meta["versions"])
+    assert {"hvsim", "simpy", "numpy", "python", "model"} <= set(meta["versions"])
+    assert meta["versions"]["model"] in ("compiled", "interpreted")
     assert meta["wall_s"] > 0
 
 

@@ -133,14 +133,18 @@ def hvsim_version() -> str:
 
 
 def versions() -> dict[str, str]:
-    """hvsim's, Python's and the model's libraries' versions, and the platform."""
+    """hvsim's, Python's and the model's libraries' versions, the platform, and whether the
+    model ran compiled (``model``: the same results either way, docs/design.md §8)."""
     import numpy as np
     import pandas as pd
     import scipy
     import simpy
 
+    import sim.model
+
     return {
         "hvsim": hvsim_version(),
+        "model": "compiled" if sim.model.COMPILED else "interpreted",
         "python": platform.python_version(),
         "simpy": simpy.__version__,
         "numpy": np.__version__,
