@@ -2,7 +2,7 @@
 8 and 200 closed-loop children (medians), and a run's replications serially and on a
 process pool (wall times, medians, and their ratio in the same run).
 
-    python benchmarks/scale.py                     # 3 replications of 50 ms, 2 workers
+    python benchmarks/scale.py                     # 4 replications of 500 ms, 2 workers
     python benchmarks/scale.py --workers 4 --duration 100ms --repeat 5
 
 The closed-loop scenarios are the baseline's routed web child (open loop) beside N
@@ -62,8 +62,8 @@ def median_time(f: Any, repeat: int, clock: Any = time.perf_counter) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--duration", default="50ms")
-    ap.add_argument("--replications", type=int, default=3)
+    ap.add_argument("--duration", default="500ms")
+    ap.add_argument("--replications", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     print("analytic estimate (median of 5: wall time, and CPU time of this process)")

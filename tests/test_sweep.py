@@ -641,3 +641,16 @@ def test_a_grid_too_large_is_refused_before_anything_is_built() -> None:
     grid = {"host.cores": list(range(1, 101)), "run.seed": list(range(MAX_POINTS // 100 + 1))}
     with pytest.raises(ScenarioError, match=r"grid: 10,100 points; at most 10,000"):
         make_sweep({"study": "huge", "scenario": "scenarios/baseline.yaml", "grid": grid})
+
+
+def test_workers_take_the_largest_points_first() -> None:
+    """Pools and clusters get the points most work first (the budget's estimate times the
+    replications): the last point to finish is a small one."""
+    from sim.experiment.study import largest_first
+
+    rate = "children[web-routed].streams[0].rate"
+    points = make_sweep(spec({rate: ["10k", "40k", "20k", "30k"]})).points
+    assert [p.index for p in largest_first(points)] == [1, 3, 2, 0]
+    more = [copy.copy(p) for p in points]
+    more[0].replications = 50  # 10k fifty times outweighs 40k twice
+    assert [p.index for p in largest_first(more)] == [0, 1, 3, 2]

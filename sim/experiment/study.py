@@ -102,6 +102,7 @@ from sim.results.store import (
     write_file,
 )
 from sim.scenario import units
+from sim.scenario.budget import work_estimate
 from sim.scenario.errors import ScenarioError
 from sim.scenario.fields import NAME_RE
 from sim.scenario.reader import compose, read_text, resolve_inside
@@ -525,6 +526,19 @@ def _args(p: Point, out: Path | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (p.scenario.to_dict(), p.seed, p.replications), where
 
 
+def largest_first(points: Sequence[Point]) -> list[Point]:
+    """``points`` in the order workers should take them: the most work first (the budget's
+    estimate of what a replication simulates, times the replications; ties in index
+    order), so that the last to finish is a small point, not a large one that started
+    last (longest processing time first). The points and their results do not depend on
+    the order."""
+
+    def work(p: Point) -> float:
+        return sum(work_estimate(p.scenario)[0].values()) * p.replications
+
+    return sorted(points, key=lambda p: (-work(p), p.index))
+
+
 def _serial(points: Sequence[Point], out: Path | None = None) -> Iterator[Outcome]:
     for p in points:
         args, kwargs = _args(p, out)
@@ -778,9 +792,9 @@ def run_sweep(
     elif kind == "serial":
         outcomes = _serial(todo, where)
     elif kind == "processes":
-        outcomes = _processes(todo, used or 1, where)
+        outcomes = _processes(largest_first(todo), used or 1, where)
     else:  # a scheduler's workers may not see this directory: they return the bytes
-        outcomes = _dask(todo, client, None if scheduler else where)
+        outcomes = _dask(largest_first(todo), client, None if scheduler else where)
     try:
         for point, payload, error in outcomes:
             if payload is not None:
