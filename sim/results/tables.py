@@ -184,10 +184,15 @@ def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     auto = scenario.run.warmup_method == "mser5"
     rows = []
     done = requests[requests["state"] == "completed"]
-    for (rep, part), g in done.groupby(["replication", "partition"], sort=False):
-        g = g.sort_values("t_submit_us")
-        d, found = mser5(g["latency_us"].to_numpy())
-        t = g["t_submit_us"].to_numpy()
+    t_sub = done["t_submit_us"].to_numpy()
+    latency = done["latency_us"].to_numpy()
+    groups = done.groupby(["replication", "partition"], sort=False).indices
+    for (rep, part), rows_of in groups.items():
+        # in submission order: the ordering pandas' sort_values gives (quicksort)
+        t_all = t_sub[rows_of]
+        order = t_all.argsort(kind="quicksort")
+        d, found = mser5(latency[rows_of][order])
+        t = t_all[order]
         cut = float(t[d]) if d < len(t) else float(scenario.run.duration)
         used = max(fixed, cut) if auto else fixed
         rows.append((rep, part, used, cut, found))
