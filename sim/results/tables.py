@@ -186,7 +186,9 @@ def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     done = requests[requests["state"] == "completed"]
     t_sub = done["t_submit_us"].to_numpy()
     latency = done["latency_us"].to_numpy()
-    groups = done.groupby(["replication", "partition"], sort=False).indices
+    groups: dict[tuple[int, str], np.ndarray] = done.groupby(  # type: ignore[assignment]
+        ["replication", "partition"], sort=False
+    ).indices
     for (rep, part), rows_of in groups.items():
         # in submission order: the ordering pandas' sort_values gives (quicksort)
         t_all = t_sub[rows_of]
