@@ -50,15 +50,15 @@ def cycles(n: float) -> float:
 
 FIRST_GEN_VTX = {  # hyperv-2008's values
     "paging": "shadow",
-    "privileged_op": "4200cycles",
-    "page_table_update": "5000cycles",
+    "privileged_op": "3123cycles",
+    "page_table_update": "12732cycles",
 }
 BINARY_TRANSLATION = {  # esx-3's, without the warm-up
     "mode": "binary_translation",
     "paging": "shadow",
-    "syscall": "2000cycles",
+    "syscall": "2066cycles",
     "privileged_op": "100cycles",
-    "page_table_update": "1500cycles",
+    "page_table_update": "390cycles",
 }
 
 
@@ -70,8 +70,8 @@ def test_first_generation_vtx_and_binary_translation_cost_more_than_ept_era() ->
     vtx = cpu_per_request({"cpu_virtualization": FIRST_GEN_VTX})
     bt = cpu_per_request({"cpu_virtualization": BINARY_TRANSLATION})
     # guest defaults: 1 system call, 2 privileged operations, 1 page-table write
-    vtx_extra = cycles(2 * 4200 + 5000)
-    bt_extra = cycles(2000 + 2 * 100 + 1500)
+    vtx_extra = cycles(2 * 3123 + 12732)
+    bt_extra = cycles(2066 + 2 * 100 + 390)
     assert vtx.get("exit", 0.0) - ept.get("exit", 0.0) == pytest.approx(vtx_extra, rel=1e-9)
     assert vtx.get("hypervisor", 0.0) == pytest.approx(ept.get("hypervisor", 0.0), rel=1e-9)
     assert bt.get("hypervisor", 0.0) - ept.get("hypervisor", 0.0) == pytest.approx(
