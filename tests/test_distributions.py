@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.scenario import distributions
-from sim.scenario.distributions import BLOCK, Distribution, Kind, Sampler, parse
+from sim.scenario.distributions import BLOCK, Distribution, Kind, parse
 
 N = 200_000
 SEEDS = (11, 22, 33)
@@ -101,7 +101,7 @@ def test_scipy_moments_include_scale() -> None:
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("spec", "kind"), _params(SPECS))
 def test_sampler_is_draw_in_blocks(spec: Any, kind: Kind) -> None:
-    """A Sampler yields the same values as draw() on a same-seeded generator."""
+    """A sampler yields the same values as draw() on a same-seeded generator."""
     dist = parse(spec, kind)
     n = 2 * BLOCK + 300  # crosses two block refills
     sampler = dist.sampler(np.random.default_rng(7))
@@ -322,10 +322,14 @@ def test_json_schema_lists_every_kind() -> None:
 
 @pytest.mark.parametrize(("spec", "kind"), [("5us", "time"), ("4KiB", "size"), (0.0, "time")])
 def test_constant_sampler_is_its_value(spec: Any, kind: Kind) -> None:
-    """A constant's sampler is a plain callable giving the value a Sampler gives."""
+    """A constant's sampler gives its value (a size rounded as draw() rounds it) as a
+    float, and draws nothing more."""
     dist = parse(spec, kind)
-    fast = dist.sampler(np.random.default_rng(3))
-    slow = Sampler(dist, np.random.default_rng(3))
-    assert not isinstance(fast, Sampler)
-    assert [fast() for _ in range(3)] == [slow()] * 3
+    rng = np.random.default_rng(3)
+    fast = dist.sampler(rng)
+    expected = float(dist.draw(np.random.default_rng(3), 1)[0]) if kind == "size" else dist.mean
+    assert [fast() for _ in range(3)] == [expected] * 3
+    state = rng.bit_generator.state
+    fast()
+    assert rng.bit_generator.state == state
     assert type(fast()) is float

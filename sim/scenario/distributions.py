@@ -13,8 +13,7 @@ constant) or as a mapping naming a distribution::
 Values are parsed with the field's unit (time → µs, size → bytes) once, at load. A
 :class:`Distribution` validates its parameters, knows its mean and variance (so tests can
 hold samples against theory, and the analytic estimate can use them) and hands out a
-sampler (:data:`Draw`: a :class:`Sampler`, or a constant's value) bound to one
-``numpy.random.Generator``. Samplers draw in blocks: one
+sampler (:data:`Draw`) bound to one ``numpy.random.Generator``. Samplers draw in blocks: one
 vectorised call per :data:`BLOCK` values instead of one NumPy call per request, which is
 what makes random costs affordable on the simulation's hot path. Block drawing consumes the
 generator in the same order on every run, so results stay reproducible.
@@ -41,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -177,12 +176,19 @@ class Distribution:
         return out
 
     def sampler(self, rng: np.random.Generator) -> Draw:
-        """A one-at-a-time sampler drawing from ``rng`` in blocks: a :class:`Sampler`, or
-        for a constant its value's ``itertools.repeat(...).__next__`` (the same value a
-        Sampler would return, called without a Python frame: constant costs are most of
-        the draws on the simulation's hot path)."""
-        s = Sampler(self, rng)
-        return s if s.constant is None else itertools.repeat(s.constant).__next__
+        """A one-at-a-time sampler drawing from ``rng`` in blocks of :data:`BLOCK`: the
+        ``__next__`` of an endless chain of blocks, each one vectorised :meth:`draw`
+        (called from C: no Python frame per draw, one per block), or for a constant
+        ``itertools.repeat(value).__next__`` (a size rounded as :meth:`draw` rounds it).
+        The draws are those of :meth:`draw` on the same generator, in the same order."""
+        if self.is_constant:
+            value = float(self.draw(rng, 1)[0]) if self.kind == "size" else self.mean
+            return itertools.repeat(value).__next__
+        blocks = iter(functools.partial(self._block, rng), None)  # a list is never None
+        return itertools.chain.from_iterable(blocks).__next__
+
+    def _block(self, rng: np.random.Generator) -> list[float]:
+        return cast(list[float], self.draw(rng, BLOCK).tolist())
 
     # -- round trip -----------------------------------------------------------------------
     def to_spec(self) -> str | dict[str, Any]:
@@ -224,32 +230,6 @@ class Distribution:
 
 Draw = Callable[[], float]
 """A sampler: each call the next draw (:meth:`Distribution.sampler`)."""
-
-
-class Sampler:
-    """Hands out draws of one distribution one at a time, refilling in blocks."""
-
-    __slots__ = ("_block", "_dist", "_i", "_rng", "constant")
-
-    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
-        self._dist = dist
-        self._rng = rng
-        self._block: list[float] = []
-        self._i = 0
-        self.constant: float | None = None
-        if dist.is_constant:  # same value and rounding as draw() would give
-            self.constant = float(dist.draw(rng, 1)[0]) if dist.kind == "size" else dist.mean
-
-    def __call__(self) -> float:
-        """The next draw."""
-        if self.constant is not None:
-            return self.constant
-        i = self._i
-        if i >= len(self._block):
-            self._block = self._dist.draw(self._rng, BLOCK).tolist()
-            i = 0
-        self._i = i + 1
-        return self._block[i]
 
 
 def constant(value: float, kind: Kind = "time") -> Distribution:
