@@ -1,8 +1,14 @@
-"""The event loop of :class:`sim.model.env.SimEnv`: SimPy's ``run`` with ``step`` inline
-gives the same events in the same order, the same stop and the same crash."""
+"""The event loop of :class:`sim.model.env.SimEnv` against ``simpy.Environment``: the same
+events in the same order, the same stop and the same crash; the whole model's records
+the same on either."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -11,26 +17,87 @@ import pytest
 import simpy
 
 import sim
-from sim.model.env import SimEnv, Task
-from sim.model.host import Host
+from sim.model.env import Hold, SimEnv, Task
 
-BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "scenarios" / "baseline.yaml"
 
 
-def _both(body: Callable[[simpy.Environment], Any]) -> tuple[Any, Any]:
-    """``body`` run on a SimEnv with its loop and with SimPy's ``run``."""
-    scn = sim.load(BASELINE)
-    ours = body(SimEnv(scn, 1))
-    env = SimEnv(scn, 1)
-    env.run = simpy.Environment.run.__get__(env)  # type: ignore[method-assign]
-    return ours, body(env)
+def _both(body: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """``body`` run on a SimEnv and on SimPy's own environment."""
+    return body(SimEnv(sim.load(BASELINE), 1)), body(simpy.Environment())
+
+
+def _mix(env: Any) -> Any:
+    """Processes waiting on timeouts, on each other, on events succeeded and failed by
+    others, on conditions, and an interrupt; ties at equal times throughout."""
+    trace: list[tuple[float, str]] = []
+
+    def worker(name: str, d: float) -> Generator[Any, Any, str]:
+        for i in range(4):
+            yield env.timeout(d)
+            trace.append((env.now, f"{name}.{i}"))
+        return name
+
+    gate = env.event()
+
+    def waiter(name: str) -> Generator[Any, Any, None]:
+        try:
+            v = yield gate
+            trace.append((env.now, f"{name} got {v}"))
+        except KeyError as e:
+            trace.append((env.now, f"{name} caught {e}"))
+
+    def opener() -> Generator[Any, Any, None]:
+        yield env.timeout(1.0)
+        gate.succeed("open")
+        bad = env.event()
+        env.process(failing_waiter(bad))
+        yield env.timeout(0.0)
+        bad.fail(KeyError("x"))
+
+    def failing_waiter(bad: Any) -> Generator[Any, Any, None]:
+        try:
+            yield bad
+        except KeyError:
+            trace.append((env.now, "bad caught"))
+
+    def sleeper() -> Generator[Any, Any, None]:
+        try:
+            yield env.timeout(10.0)
+        except simpy.Interrupt as i:
+            trace.append((env.now, f"interrupted {i.cause}"))
+
+    a = env.process(worker("a", 0.5))
+    b = env.process(worker("b", 1.0))
+    for n in ("w1", "w2"):
+        env.process(waiter(n))
+    env.process(opener())
+    s = env.process(sleeper())
+
+    def joiner() -> Generator[Any, Any, None]:
+        got = yield env.all_of([a, b])
+        trace.append((env.now, f"all {sorted(got.values())}"))
+        first = yield env.any_of([env.timeout(0.25, "t"), env.timeout(0.5, "u")])
+        trace.append((env.now, f"any {list(first.values())}"))
+        s.interrupt("stop")
+
+    env.process(joiner())
+    env.run()
+    return trace, env.now
+
+
+def test_same_trace_on_a_mix_of_simpy_events() -> None:
+    ours, theirs = _both(_mix)
+    assert ours == theirs
+    assert len(ours[0]) > 12
 
 
 def test_same_trace_stop_and_value() -> None:
-    def body(env: simpy.Environment) -> Any:
+    def body(env: Any) -> Any:
         trace: list[tuple[float, str]] = []
 
-        def proc(name: str, d: float) -> Generator[simpy.Event, Any, str]:
+        def proc(name: str, d: float) -> Generator[Any, Any, str]:
             for _ in range(5):
                 yield env.timeout(d)
                 trace.append((env.now, name))
@@ -44,7 +111,7 @@ def test_same_trace_stop_and_value() -> None:
         env.run()  # empty schedule: returns
         with pytest.raises(ValueError, match="greater than"):
             env.run(until=env.now)
-        return at3, got, trace, env.now, env.run(until=a)
+        return at3, got, trace, env.now, env.run(until=a), env.peek()
 
     ours, theirs = _both(body)
     assert ours == theirs
@@ -53,8 +120,8 @@ def test_same_trace_stop_and_value() -> None:
 
 
 def test_failed_event_crashes_the_run() -> None:
-    def body(env: simpy.Environment) -> str:
-        def bad() -> Generator[simpy.Event, Any, None]:
+    def body(env: Any) -> str:
+        def bad() -> Generator[Any, Any, None]:
             yield env.timeout(1)
             raise KeyError("boom")
 
@@ -67,34 +134,79 @@ def test_failed_event_crashes_the_run() -> None:
     assert ours == theirs
 
 
-def test_model_identical_to_simpy_loop() -> None:
-    """The baseline host, 20 ms: every record and account the same under both loops."""
+_ON_SIMPY = textwrap.dedent(
+    """
+    import json, sys
+    from collections import Counter
+    from heapq import heappush
+    import simpy
+    from simpy.events import NORMAL
+    import sim
+    from sim.model.env import SimEnv
+    from sim.model.host import Host
 
-    def body(env: simpy.Environment) -> Any:
-        assert isinstance(env, SimEnv)
-        scn = sim.load(BASELINE, {"run.duration": "20ms", "run.warmup": "0us"})
+    class OnSimPy(simpy.Environment):
+        # the model's environment interface on SimPy's own environment
+        def __init__(self, scenario, seed, replication=0):
+            super().__init__()
+            self.scenario, self.seed, self.replication = scenario, seed, replication
+            self.counters, self._keys, self._cached = Counter(), set(), {}
+        rng = SimEnv.rng
+        cached = SimEnv.cached
+        def push(self, at, priority, event):
+            heappush(self._queue, (at, priority, next(self._eid), event))
+        def hold_until(self, at, ev):
+            ev.callbacks = []
+            ev._delay = at - self.now
+            self.push(at, NORMAL, ev)
+        def after(self, delay, callback):
+            ev = self.timeout(delay)
+            ev.callbacks.append(callback)
+            return ev
+
+    def records(env):
+        scn = sim.load(sys.argv[1], {"run.duration": "20ms", "run.warmup": "0us"})
         env.scenario = scn
         host = Host(env)
         host.start()
         env.run(until=scn.run.duration)
         data = host.collect(0, 0.0)
-        return [list(map(tuple, s.done)) for s in data.streams], dict(env.counters)
+        return [list(map(list, s.done)) for s in data.streams], dict(env.counters)
 
-    ours, theirs = _both(body)
+    scn = sim.load(sys.argv[1])
+    print(json.dumps([records(SimEnv(scn, 1)), records(OnSimPy(scn, 1))]))
+    """
+)
+
+
+def test_model_identical_on_simpy_environment() -> None:
+    """The baseline host, 20 ms, interpreted: every record and counter the same on SimEnv
+    and on ``simpy.Environment`` with SimPy's own timeouts."""
+    env = {**os.environ, "HVSIM_PURE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _ON_SIMPY, str(BASELINE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    ours, theirs = json.loads(out.stdout)
     assert ours == theirs
     assert sum(len(s) for s in ours[0]) > 100
 
 
 def test_now_follows_the_clock_in_run_and_step() -> None:
-    """``now`` is a plain attribute: equal to SimPy's clock in callbacks, after ``run``
-    and after each ``step``."""
+    """``now`` is a plain attribute, the clock: in callbacks, after ``run`` and after
+    each ``step``."""
     env = SimEnv(sim.load(BASELINE), 1)
-    seen: list[tuple[float, float]] = []
+    seen: list[float] = []
 
-    def proc() -> Generator[simpy.Event, Any, None]:
+    def proc() -> Generator[Any, Any, None]:
         for d in (0.5, 2.0, 0.25):
             yield env.timeout(d)
-            seen.append((env.now, env._now))
+            seen.append(env.now)
 
     env.process(proc())
     env.step()  # the process starts at 0
@@ -102,29 +214,45 @@ def test_now_follows_the_clock_in_run_and_step() -> None:
     env.step()
     assert env.now == env._now == 0.5
     env.run(until=2.0)
-    assert env.now == env._now == 2.0
+    assert env.now == 2.0
     env.run()
-    assert seen == [(0.5, 0.5), (2.5, 2.5), (2.75, 2.75)]
+    assert seen == [0.5, 2.5, 2.75]
     assert env.now == 2.75
+    with pytest.raises(simpy.core.EmptySchedule):
+        env.step()
 
 
-def test_event_classes_bound_once() -> None:
-    """The inherited event classes are bound to the environment itself (no descriptor
-    call per use), and ``timeout`` builds SimPy's ``Timeout`` as SimPy does."""
+def test_hold_is_a_timeout() -> None:
+    """``timeout`` makes a :class:`Hold` that says what SimPy's ``Timeout`` says, on the
+    heap as SimPy puts one; ``after`` calls back; a reused hold is pending again."""
     env = SimEnv(sim.load(BASELINE), 1)
-    for name in ("process", "event", "all_of", "any_of"):
-        assert name in vars(env)
     t = env.timeout(1.0, "v")
-    assert type(t) is simpy.Timeout
-    assert (t.env, t.callbacks, t.value, t._delay, t.triggered) == (env, [], "v", 1.0, True)
+    assert type(t) is Hold
+    assert (t.env, t.callbacks, t.value, t.delay, t.triggered, t.ok, t.processed) == (
+        env,
+        [],
+        "v",
+        1.0,
+        True,
+        True,
+        False,
+    )
     assert env.peek() == 1.0
     with pytest.raises(ValueError, match="Negative delay"):
         env.timeout(-1.0)
     assert isinstance(env.event(), simpy.Event)
+    called: list[float] = []
+    env.after(0.5, lambda ev: called.append(env.now))
+    env.run()
+    assert called == [0.5]
+    assert t.processed
+    env.hold_until(3.0, t)
+    assert not t.processed
+    assert (t.delay, env.peek()) == (2.0, 3.0)
 
 
 def _walker(
-    env: simpy.Environment, trace: list[tuple[float, str]], name: str, d: float
+    env: Any, trace: list[tuple[float, str]], name: str, d: float
 ) -> Generator[simpy.Event, Any, None]:
     """A walk: timeouts, an event already processed, one that fails and is caught."""
     yield env.timeout(d)
@@ -222,3 +350,16 @@ def test_task_at_once_as_a_scheduled_start() -> None:
     assert steps == [t for t in scheduled if not t[1].startswith("done")]
     assert steps == process
     assert len(steps) > 40
+
+
+def test_constants_agree_with_simpy_and_the_component_list() -> None:
+    """The compiled model's constants: SimPy's priorities and the components' indices."""
+    from simpy.events import NORMAL as SIMPY_NORMAL
+    from simpy.events import URGENT as SIMPY_URGENT
+
+    from sim.model import env as env_module
+    from sim.model import metrics
+
+    assert (env_module.URGENT, env_module.NORMAL) == (SIMPY_URGENT, SIMPY_NORMAL)
+    names = [c.upper() for c in metrics.COMPONENTS]
+    assert [getattr(metrics, n) for n in names] == list(range(len(names)))

@@ -183,7 +183,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.model.hypervisor import VCpu
 from sim.model.metrics import DEVICE_QUEUE, DEVICE_SERVICE, INTERRUPT, IOMMU
 from sim.model.queues import Function, Interrupt, Servers, Vector
@@ -222,7 +222,7 @@ class Device(ABC):
         """Service-time samplers for one stream, by op (a disk's: :class:`DiskDraw`)."""
 
     @abstractmethod
-    def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def serve(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         """Serve ``req`` through its function (``req.vf``; ``None``: the PF);
         ``translate`` is its IOMMU miss time (0 without IOMMU)."""
 
@@ -236,12 +236,12 @@ class Device(ABC):
         1 unless a NIC without LRO (module docstring)."""
         return 1
 
-    def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
+    def arrive(self, req: Request) -> Generator[Waitable, Any, float]:
         """The frames of received message ``req`` come in on the receive wire (NIC);
         returns the µs from its first frame's turn to its last frame's arrival."""
         raise TypeError(f"device '{self.name}' receives nothing")
 
-    def deliver(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def deliver(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         """DMA of received message ``req`` into its function's receive queue (NIC)."""
         raise TypeError(f"device '{self.name}' receives nothing")
 
@@ -253,7 +253,7 @@ class Device(ABC):
         if not self.moderated:
             counters[fn.interrupts_key] += 1
 
-    def await_interrupt(self, req: Request, target: VCpu) -> Generator[simpy.Event, Any, Interrupt]:
+    def await_interrupt(self, req: Request, target: VCpu) -> Generator[Waitable, Any, Interrupt]:
         """Under moderation (``moderated``): ``req`` has completed; wait for the interrupt
         of its function's vector that targets ``target`` and return it (the caller runs
         its handler if :meth:`Interrupt.take` says so). The wait is ``req``'s
@@ -270,10 +270,8 @@ class Device(ABC):
             return irq
         if vec.pending == 1 and self._usecs > 0:
             gen = vec.gen
-            env.timeout(self._usecs).callbacks.append(
-                lambda _ev: self._raise(fn, vec) if vec.gen == gen else None
-            )
-        ev = simpy.Event(env)
+            env.after(self._usecs, lambda _ev: self._raise(fn, vec) if vec.gen == gen else None)
+        ev = env.event()
         vec.waiting.append(ev)
         t0 = env.now
         yield ev
@@ -395,7 +393,7 @@ class NicDevice(Device):
             "receive": self._spec.latency.sampler(env.rng(key, "service.receive")),
         }
 
-    def arrive(self, req: Request) -> Generator[simpy.Event, Any, float]:
+    def arrive(self, req: Request) -> Generator[Waitable, Any, float]:
         env = self.env
         rx = self.rx if len(self.rx_ports) == 1 else self.member(req, True)
         fn = rx.function(req.vf)
@@ -405,7 +403,7 @@ class NicDevice(Device):
         rx.release(fn)
         return env.now - t0
 
-    def deliver(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def deliver(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         latency = req.service()
@@ -421,7 +419,7 @@ class NicDevice(Device):
 
     def hairpin(
         self, req: Request, out: float, vf: int | None, into: float
-    ) -> Generator[simpy.Event, Any, None]:
+    ) -> Generator[Waitable, Any, None]:
         """A frame from one function to another of this port through its embedded
         switch (VF to VF on one host): the transmit side fetches and reads it (``latency``,
         plus ``out`` of IOMMU misses), the receive side writes it into function ``vf``'s
@@ -453,7 +451,7 @@ class NicDevice(Device):
         for s in self.ports:
             s.halt(until)
 
-    def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def serve(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         c = req.c
@@ -495,7 +493,7 @@ class RemotePeer:
         self.response = spec.response.sampler(env.rng(key, "peer.response"))
         self.reply_size = spec.reply_size.sampler(env.rng(key, "peer.reply_size"))
 
-    def visit(self, req: Request, nic: NicDevice) -> Generator[simpy.Event, Any, None]:
+    def visit(self, req: Request, nic: NicDevice) -> Generator[Waitable, Any, None]:
         env = nic.env
         t0 = env.now
         wire_out = self.switch + nic.wire_time(req.size)
@@ -532,12 +530,12 @@ class NvmeDevice(Device):
         )
         super().__init__(env, spec, servers)
         self._spec = spec
-        self._transfer_time = spec.transfer_time
+        self._transfer_time = env.cached(spec.transfer_time)
 
     def samplers(self, env: SimEnv, key: str) -> dict[str, Callable[[], float]]:
         return {op: self._spec.media(op).sampler(env.rng(key, f"service.{op}")) for op in self.ops}
 
-    def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def serve(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         c = req.c
@@ -626,7 +624,7 @@ class DiskDevice(Device):
             for op in self.ops
         }
 
-    def serve(self, req: Request, translate: float) -> Generator[simpy.Event, Any, None]:
+    def serve(self, req: Request, translate: float) -> Generator[Waitable, Any, None]:
         if req.dead:  # given up on its way here (sim.model.faults)
             raise AbortError
         env, spec, servers = self.env, self._spec, self.servers
@@ -640,7 +638,7 @@ class DiskDevice(Device):
         req.at = self
         t0 = env.now
         if sp.held >= self._depth:  # on the host until the drive takes it
-            ev = simpy.Event(env)
+            ev = env.event()
             sp.backlog.append(ev)
             servers.backlog.add(1)
             env.counters[self._full_key] += 1
@@ -650,7 +648,7 @@ class DiskDevice(Device):
         fn.in_device += 1
         fn.max_in_device = max(fn.max_in_device, fn.in_device)
         if sp.busy or env.now < self._closed_until:
-            ev = simpy.Event(env)
+            ev = env.event()
             self._seq += 1
             sp.waiting.append((position, self._seq, ev))
             servers.queue_level.add(1)
@@ -723,7 +721,7 @@ class DiskDevice(Device):
         self._closed_until = max(self._closed_until, until)
         for ev in dropped:
             ev.fail(AbortError())
-        self.env.timeout(until - self.env.now).callbacks.append(lambda _ev: self._reopen())
+        self.env.after(until - self.env.now, lambda _ev: self._reopen())
 
     def _reopen(self) -> None:
         if self.env.now < self._closed_until:

@@ -167,13 +167,13 @@ class Injector:
     def start(self) -> None:
         """Schedule every fault (at its ``at``, in scenario order at equal times)."""
         for fault in self.faults:
-            self.env.timeout(fault.at).callbacks.append(self._starter(fault))
+            self.env.after(fault.at, self._starter(fault))
 
     def _starter(self, fault: Fault) -> Callable[[object], None]:
         return lambda _ev: self._begin(fault)
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
-        self.env.timeout(delay).callbacks.append(lambda _ev: action())
+        self.env.after(delay, lambda _ev: action())
 
     def _streams(self, child: str) -> list[Stream]:
         return [s for s in self.host.streams if s.child.name == child]

@@ -291,7 +291,7 @@ class Host:
             self.injector.start()
         run = self.env.scenario.run
         if run.warmup > 0:
-            self.env.timeout(run.warmup).callbacks.append(lambda _ev: self.reset())
+            self.env.after(run.warmup, lambda _ev: self.reset())
         interval = run.duration / 200 if run.trace_interval is None else run.trace_interval
         if interval > 0:
             self._trace_start(interval)
@@ -320,9 +320,9 @@ class Host:
                 self.trace.append(TraceRecord(now, name, kind, quantity, value))
                 last[i] = area
             if now + interval <= end + 1e-9:
-                env.timeout(interval).callbacks.append(sample)
+                env.after(interval, sample)
 
-        env.timeout(interval).callbacks.append(sample)
+        env.after(interval, sample)
 
     def reset(self) -> None:
         """End of warm-up: forget counters, CPU accounts and level histories."""

@@ -79,7 +79,8 @@ Speed (docs/design.md §8)
     tick or accounting period under ``credit``, a cap running out, a background burst
     ending). Owning an uncontended running vCPU costs no event and no generator
     (:meth:`VCpu.take`; only a request that must wait runs :meth:`VCpu.wait`, one
-    ``Event``); each work item is one ``Timeout``, the vCPU's own reused once processed.
+    ``Event``); each work item is one timeout (:class:`~sim.model.env.Hold`), the vCPU's
+    own reused once processed.
     The idle LPs are a stack kept as an ordered dict (taken from anywhere in O(1)).
 """
 
@@ -88,35 +89,26 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Sequence
-from heapq import heappush
-from typing import Any
+from typing import Any, Final
 
 import simpy
-from simpy.events import NORMAL, Timeout
 
-from sim.model.env import SimEnv
+from sim.model.env import Hold, SimEnv, Waitable
 from sim.scenario import names
 from sim.scenario.distributions import Draw
 from sim.scenario.hardware import Host
 
-BOOST, UNDER, OVER = 0, 1, 2
+BOOST: Final = 0
+UNDER: Final = 1
+OVER: Final = 2
 PRIORITIES = ("boost", "under", "over")
-RUNNING, RUNNABLE, BLOCKED, PARKED = 0, 1, 2, 3
+RUNNING: Final = 0
+RUNNABLE: Final = 1
+BLOCKED: Final = 2
+PARKED: Final = 3
 
-Wait = Generator[simpy.Event, Any, tuple[float, float]]
+Wait = Generator[Waitable, Any, tuple[float, float]]
 NO_WAIT = (0.0, 0.0)  # what taking a vCPU at once returns: no scheduling or queueing delay
-
-
-def _timeout(env: SimEnv) -> Timeout:
-    """A SimPy ``Timeout`` of ``env`` with no delay yet, not scheduled (``callbacks``
-    None, as once processed): :meth:`VCpu.hold` schedules it."""
-    ev: Timeout = object.__new__(Timeout)
-    ev.env = env
-    ev.callbacks = None  # type: ignore[assignment]
-    ev._value = None
-    ev._ok = True
-    ev._delay = 0.0
-    return ev
 
 
 class Domain:
@@ -257,7 +249,8 @@ class VCpu:
         self.busy_us: defaultdict[str, float] = defaultdict(float)
         self.item: tuple[float, float, tuple[tuple[str, float], ...]] = (0.0, 0.0, ())
         self.smt_lost = 0.0  # µs the last work item lost to a busy SMT sibling
-        self._timeout = _timeout(self.env)  # the timeout of its work items (hold)
+        self._timeout = Hold(self.env, 0.0)  # the timeout of its work items (hold)
+        self._timeout.callbacks = None  # not scheduled: as once processed
         self.dispatches = 0
         self.preemptions = 0
         self.boosts = 0
@@ -303,7 +296,7 @@ class VCpu:
         """The rest of :meth:`acquire` after :meth:`take` found the vCPU busy or off an
         LP: queue behind its work (waking it if blocked) until it is the caller's."""
         env = self.env
-        ev = simpy.Event(env)
+        ev = env.event()
         t0 = env.now
         state = self.state
         waiting = state in (RUNNABLE, PARKED)
@@ -326,7 +319,7 @@ class VCpu:
         """Account ``cost`` µs of this vCPU's time to ``category``."""
         self.busy_us[category] += cost
 
-    def hold(self, *charges: tuple[str, float]) -> simpy.Timeout:
+    def hold(self, *charges: tuple[str, float]) -> Hold:
         """Run one work item: its costs by category, back to back, as one timeout.
 
         The item is charged now and remembered, so that an account closed while it runs
@@ -355,21 +348,19 @@ class VCpu:
                 charges = (*charges, ("smt", lost))
                 total += lost
         self.smt_lost = lost
-        # SimPy's Timeout(env, total), scheduled inline as SimEnv.timeout does: the same
-        # heap entry. The vCPU's last item's timeout serves again once it has been
-        # processed (only the walk that yields it holds it; a vCPU runs one item at a time)
+        # a timeout of total µs, scheduled as SimEnv.timeout schedules one. The vCPU's
+        # last item's timeout serves again once it has been processed (only the walk
+        # that yields it holds it; a vCPU runs one item at a time)
         if total < 0:
             raise ValueError(f"Negative delay {total}")
         env = self.env
         now = env.now
         end = now + total
         self.item = (now, end, charges)
-        ev: Any = self._timeout
+        ev = self._timeout
         if ev.callbacks is not None:  # still pending: a new one
-            ev = self._timeout = _timeout(env)
-        ev.callbacks = []
-        ev._delay = total
-        heappush(env._queue, (end, NORMAL, next(env._eid), ev))
+            ev = self._timeout = Hold(env, 0.0)
+        env.hold_until(end, ev)
         return ev
 
     def unfinished(self) -> list[tuple[str, float]]:
@@ -470,12 +461,12 @@ class Hypervisor:
     def _every(self, interval: float, fn: Callable[[], None]) -> None:
         def fire(_ev: simpy.Event) -> None:
             fn()
-            self.env.timeout(interval).callbacks.append(fire)
+            self.env.after(interval, fire)
 
-        self.env.timeout(interval).callbacks.append(fire)
+        self.env.after(interval, fire)
 
     def _at(self, delay: float, fn: Callable[[], None]) -> None:
-        self.env.timeout(delay).callbacks.append(lambda _ev: fn())
+        self.env.after(delay, lambda _ev: fn())
 
     # -- interrupts -----------------------------------------------------------------------
     def interrupt(self, v: VCpu) -> float:

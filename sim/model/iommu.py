@@ -102,11 +102,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-import simpy
-
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.scenario.hardware import Iommu as IommuSpec
 
 if TYPE_CHECKING:
@@ -115,7 +113,7 @@ if TYPE_CHECKING:
 # A key is (domain's first buffer + buffer) << _PAGE_BITS | page within the buffer: one
 # int per I/O-virtual page, unique across domains and buffers (a buffer of 2**32 pages
 # would be 16 TiB at 4 KiB pages).
-_PAGE_BITS = 32
+_PAGE_BITS: Final = 32
 
 # nothing to map or unmap, in µs (a domain that keeps its mappings, or no domain)
 NO_COSTS = (0.0, 0.0, 0.0)
@@ -337,7 +335,7 @@ class DmaDomain:
         (strict)."""
         return self._invalidation > 0.0
 
-    def invalidate(self, v: VCpu) -> Generator[simpy.Event, Any, float]:
+    def invalidate(self, v: VCpu) -> Generator[Waitable, Any, float]:
         """Called while holding ``v``: a strict domain's IOTLB invalidation, submitted to
         the IOMMU's one queue and waited for by spinning (Linux ``qi_submit_sync``): the
         queue serves invalidations one at a time in the order they come, so this one
@@ -382,7 +380,7 @@ class DmaDomain:
             self.pending_pages += pages
             if not self.armed:
                 self.armed = True
-                self._env.timeout(self._interval).callbacks.append(lambda _ev: self._fire(vcpu))
+                self._env.after(self._interval, lambda _ev: self._fire(vcpu))
 
     def flush(self) -> int:
         """Flush the domain's IOTLB entries and the queue; returns the entries dropped."""
@@ -399,7 +397,7 @@ class DmaDomain:
         else:
             self.flush()
 
-    def _flush_on(self, v: VCpu) -> Generator[simpy.Event, Any, None]:
+    def _flush_on(self, v: VCpu) -> Generator[Waitable, Any, None]:
         # unmaps queued while the flush waits for its vCPU join this batch
         yield from v.acquire()
         debt = v.take_debt()

@@ -253,10 +253,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
-import simpy
-
 from sim.model.devices import Device, Interrupt, NicDevice
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.model.hypervisor import Hypervisor, VCpu
 from sim.model.iommu import NO_COSTS, DmaDomain
 from sim.model.metrics import (
@@ -277,7 +275,7 @@ from sim.scenario import names
 from sim.scenario.distributions import Draw
 from sim.scenario.hardware import HypervisorIo, mtu_pieces
 
-Walk = Generator[simpy.Event, Any, None]
+Walk = Generator[Waitable, Any, None]
 
 
 class Path(Protocol):
@@ -292,7 +290,7 @@ class Path(Protocol):
 
 def _into_ring(
     env: SimEnv, req: Request, v: VCpu, ring: Ring, nbytes: int, hypercall: float, queue: int
-) -> Generator[simpy.Event, Any, bool]:
+) -> Generator[Waitable, Any, bool]:
     """Called while holding ``v``: put an entry into ``ring``, signal on empty → non-empty,
     and release ``v``. Returns whether a signal was sent. ``queue`` is the component that
     waiting for ``v`` again (after a full ring) is charged to."""
@@ -325,7 +323,7 @@ def _into_ring(
     return signal
 
 
-def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[simpy.Event, Any, None]:
+def _arrive(env: SimEnv, dev: Device, req: Request) -> Generator[Waitable, Any, None]:
     """Received message ``req`` comes in on the receive wire; its latency starts at its
     last frame (a retry's wire time, a retransmission's, is ``retry`` time)."""
     took = yield from dev.arrive(req)
@@ -375,7 +373,7 @@ Buffer = tuple[int, int]  # a DMA buffer in its domain: its first page's key, it
 
 def _hairpin_to_vf(
     dev: Device, src: DmaDomain | None, req: Request, to: AssignedPath, size: int
-) -> Generator[simpy.Event, Any, Buffer]:
+) -> Generator[Waitable, Any, Buffer]:
     """The NIC ``dev`` reads ``size`` bytes through the domain ``src`` (the PF's or a
     VF's) and its embedded switch writes them into ``to``'s VF's posted buffer (``to``'s
     domain). Returns that buffer, for ``to`` to unmap (:meth:`AssignedPath._take`)."""
@@ -388,7 +386,7 @@ def _hairpin_to_vf(
 
 def _unmap(
     dma: DmaDomain, first: int, pages: int, v: VCpu, cost: float
-) -> Generator[simpy.Event, Any, float]:
+) -> Generator[Waitable, Any, float]:
     """Called while holding ``v``: unmap a domain's buffer after its DMA (``cost``
     µs of page-table updates and the range's release, charged to the domain's
     category), invalidate its IOTLB entries on the IOMMU's queue (strict) or queue the
@@ -417,7 +415,7 @@ def _parent_completion(
     inject: float,
     irq_of: Interrupt | None,
     units: int = 1,
-) -> Generator[simpy.Event, Any, None]:
+) -> Generator[Waitable, Any, None]:
     """The device's completion interrupt on parent vCPU ``pv`` (routed and emulated): the
     driver's ISR/DPC and the VSP's (or device model's) completion, plus ``inject`` µs of
     exits to raise the child's interrupt (emulated; routed signals through its ring
@@ -556,7 +554,7 @@ class RoutedPath:
 
     def _out(
         self, req: Request, v: VCpu, size: int, local: bool
-    ) -> Generator[simpy.Event, Any, tuple[Channel, VCpu, int, int]]:
+    ) -> Generator[Waitable, Any, tuple[Channel, VCpu, int, int]]:
         """A send of ``size`` bytes from child vCPU ``v`` up to the parent (this child's
         outbound channel hop): the VSC, the outbound ring of its channel, the parent's VSP
         (and physical driver unless ``local``: to a child on this host). Returns the
@@ -699,7 +697,7 @@ class RoutedPath:
 
     def _hairpin_out(
         self, req: Request, to: AssignedPath, size: int
-    ) -> Generator[simpy.Event, Any, Buffer]:
+    ) -> Generator[Waitable, Any, Buffer]:
         """The NIC reads ``size`` bytes through the PF (the parent's domain) and its
         embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain),
         which it returns."""
@@ -924,7 +922,7 @@ class AssignedPath:
 
     def _hairpin(
         self, req: Request, to: AssignedPath, size: int
-    ) -> Generator[simpy.Event, Any, Buffer]:
+    ) -> Generator[Waitable, Any, Buffer]:
         """The NIC reads ``size`` bytes through this child's VF (its IOMMU domain) and its
         embedded switch writes them into ``to``'s VF's posted buffer (``to``'s domain),
         which it returns."""
@@ -1118,7 +1116,7 @@ class ParentPath:
 
     def _complete(
         self, req: Request, first: int, pages: int, units: int, remap: float
-    ) -> Generator[simpy.Event, Any, None]:
+    ) -> Generator[Waitable, Any, None]:
         """The interrupt and the driver's completion work on the completing parent vCPU;
         ``units`` per-unit driver request costs beside it (receive), ``remap`` µs of DMA
         map work. A request the parent's crash lost is dropped."""
@@ -1241,7 +1239,7 @@ class HypervisorPath:
 
     def _complete(
         self, req: Request, first: int, pages: int, units: int, remap: float
-    ) -> Generator[simpy.Event, Any, None]:
+    ) -> Generator[Waitable, Any, None]:
         """The hypervisor's completion on the completing vCPU's LP: its stack per unit,
         the DMA unmap of the buffer and ``remap`` µs of map work (a fresh receive
         buffer), the virtual interrupt, the guest's PV driver (and stack, on receive)."""

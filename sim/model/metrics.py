@@ -30,6 +30,8 @@ to its latency exactly:
 
 from __future__ import annotations
 
+from typing import Final
+
 COMPONENTS: tuple[str, ...] = (
     "guest_cpu",
     "sched_wait",
@@ -43,19 +45,18 @@ COMPONENTS: tuple[str, ...] = (
     "interrupt",
     "retry",
 )
-(
-    GUEST_CPU,
-    SCHED_WAIT,
-    GUEST_QUEUE,
-    RING_WAIT,
-    PARENT_CPU,
-    PARENT_QUEUE,
-    IOMMU,
-    DEVICE_QUEUE,
-    DEVICE_SERVICE,
-    INTERRUPT,
-    RETRY,
-) = range(len(COMPONENTS))
+# the components' indices, in COMPONENTS' order (Final: constants in the compiled model)
+GUEST_CPU: Final = 0
+SCHED_WAIT: Final = 1
+GUEST_QUEUE: Final = 2
+RING_WAIT: Final = 3
+PARENT_CPU: Final = 4
+PARENT_QUEUE: Final = 5
+IOMMU: Final = 6
+DEVICE_QUEUE: Final = 7
+DEVICE_SERVICE: Final = 8
+INTERRUPT: Final = 9
+RETRY: Final = 10
 COMPONENT_COLUMNS: tuple[str, ...] = tuple(f"{c}_us" for c in COMPONENTS)
 """The components as columns of the request and summary tables: every column that holds a
 time in microseconds ends in ``_us`` (docs/outputs.md)."""

@@ -97,7 +97,7 @@ class ParentPartition:
         )
         # VSP CPU to move a payload: copy it, or walk its page list (the spec's physics;
         # a VSP slowdown scales it for a while, sim.model.faults)
-        self.transfer_cost: Callable[[int, int], float] = vsp.transfer_cost
+        self.transfer_cost: Callable[[int, int], float] = env.cached(vsp.transfer_cost)
         # VSP CPU to flip a received payload's pages to a child (parent.vsp.receive: flip)
         self.flip_cost: Callable[[int, int], float] = vsp.receive_cost
         self.flips = vsp.receive == "flip"

@@ -40,9 +40,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-import simpy
-
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.model.hypervisor import BLOCKED, VCpu
 from sim.scenario.distributions import Draw
 
@@ -89,7 +87,7 @@ class Ticker:
     def start(self) -> None:
         self.env.process(self._run())
 
-    def _run(self) -> Generator[simpy.Event, Any, None]:
+    def _run(self) -> Generator[Waitable, Any, None]:
         env = self.env
         yield env.timeout(self.offset)
         deadline = env.now
@@ -102,7 +100,7 @@ class Ticker:
             deadline += self.period
             yield env.timeout(deadline - env.now)
 
-    def _tick(self) -> Generator[simpy.Event, Any, None]:
+    def _tick(self) -> Generator[Waitable, Any, None]:
         v = self.vcpu
         yield from v.acquire()
         self.ticks += 1
@@ -133,7 +131,7 @@ class Housekeeper:
     def start(self) -> None:
         self.env.process(self._run())
 
-    def _run(self) -> Generator[simpy.Event, Any, None]:
+    def _run(self) -> Generator[Waitable, Any, None]:
         env = self.env
         yield env.timeout(self.offset)
         deadline = env.now
@@ -142,7 +140,7 @@ class Housekeeper:
             deadline += self.interval
             yield env.timeout(deadline - env.now)
 
-    def _round(self) -> Generator[simpy.Event, Any, None]:
+    def _round(self) -> Generator[Waitable, Any, None]:
         v = self.vcpu
         yield from v.acquire()
         self.env.counters["housekeeping_rounds"] += 1

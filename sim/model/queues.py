@@ -14,7 +14,7 @@ from typing import Any
 
 import simpy
 
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.model.hypervisor import VCpu
 from sim.model.metrics import Level
 from sim.model.request import AbortError
@@ -162,7 +162,7 @@ class Servers:
             self.functions[vf] = f
         return f
 
-    def acquire(self, f: Function) -> Generator[simpy.Event, Any, float]:
+    def acquire(self, f: Function) -> Generator[Waitable, Any, float]:
         """Wait for a server for a request of function ``f``; returns the time waited.
         The hot paths call :meth:`take` first and this (its waiting part, :meth:`wait`)
         only when it finds no server: no generator when none is needed."""
@@ -189,7 +189,7 @@ class Servers:
             return 0.0
         return None
 
-    def wait(self, f: Function) -> Generator[simpy.Event, Any, float]:
+    def wait(self, f: Function) -> Generator[Waitable, Any, float]:
         """The rest of :meth:`acquire` after :meth:`take` found no server: queue for one
         (or, with ``f``'s place in the device full, in its backlog) and return the time
         waited."""
@@ -198,13 +198,13 @@ class Servers:
             f.in_device += 1
             if f.in_device > f.max_in_device:
                 f.max_in_device = f.in_device
-            ev = simpy.Event(env)
+            ev = env.event()
             self._enqueue(f, ev)
             if self._gap and self.busy.value < self.capacity:  # a server is free: the limit
                 env.counters[self._limited_key] += 1
                 self._arm()
         else:
-            ev = simpy.Event(env)
+            ev = env.event()
             f.backlog.append(ev)
             self.backlog.add(1)
             env.counters[self._full_key] += 1
@@ -280,7 +280,7 @@ class Servers:
         self._armed = True
         self._armed_for = self._next_start
         delay = max(0.0, self._next_start - self.env.now)
-        self.env.timeout(delay).callbacks.append(self._gate_open)
+        self.env.after(delay, self._gate_open)
 
     def _gate_open(self, _ev: simpy.Event) -> None:
         self._armed = False
@@ -323,7 +323,7 @@ class Servers:
         gate = self._next_start
         for _f, ev in dropped:
             ev.fail(AbortError())
-        self.env.timeout(gate - self.env.now).callbacks.append(lambda _ev: self._reopen(gate))
+        self.env.after(gate - self.env.now, lambda _ev: self._reopen(gate))
 
     def _reopen(self, gate: float) -> None:
         """The reset is over: start what arrived meanwhile, as far as servers allow."""

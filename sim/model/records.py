@@ -26,13 +26,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
 from sim.model.request import REQUEST_FIELDS, Record, Request
 
-WIDTH = len(REQUEST_FIELDS)
+WIDTH: Final = len(REQUEST_FIELDS)
 """Fields of a request's whole row."""
 CHUNK = 8192
 """Whole rows buffered before they are folded into sums and the sample (lean modes)."""
@@ -40,7 +40,7 @@ LEAN = ("t_submit_us", "t_complete_us", "size_bytes")
 """What the lean modes keep of every completed request."""
 _ID, _SIZE, _SUBMIT, _END = (REQUEST_FIELDS.index(f) for f in (
     "id", "size_bytes", "t_submit_us", "t_complete_us"))  # fmt: skip
-_COMP = REQUEST_FIELDS.index("t_complete_us") + 1  # the first latency component
+_COMP: Final = REQUEST_FIELDS.index("t_complete_us") + 1  # the first latency component
 
 
 class RequestLog:

@@ -48,7 +48,7 @@ from typing import Any
 
 import simpy
 
-from sim.model.env import SimEnv
+from sim.model.env import SimEnv, Waitable
 from sim.model.metrics import Level
 from sim.scenario import names
 from sim.scenario.hardware import Vmbus as VmbusSpec
@@ -90,11 +90,11 @@ class Ring:
         self.pending += 1
         return self.pending == 1
 
-    def put(self, nbytes: int) -> Generator[simpy.Event, Any, tuple[float, bool]]:
+    def put(self, nbytes: int) -> Generator[Waitable, Any, tuple[float, bool]]:
         """Block until the entry fits, then put it: ``(time blocked, must signal)``."""
         self.full_events += 1
         self.env.counters["ring_full"] += 1
-        ev = simpy.Event(self.env)
+        ev = self.env.event()
         t0 = self.env.now
         self.waiters.append((nbytes, ev))
         yield ev  # space was reserved for us by take()
@@ -123,5 +123,5 @@ class Channel:
         self.index = index
         self.outbound = Ring(env, names.ring(name, True), spec.ring_size, "signals.to_parent")
         self.inbound = Ring(env, names.ring(name, False), spec.ring_size, "signals.to_child")
-        self.pages = spec.pages
-        self.entry_bytes = spec.entry_bytes
+        self.pages = env.cached(spec.pages)
+        self.entry_bytes = env.cached(spec.entry_bytes)

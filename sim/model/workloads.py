@@ -79,10 +79,9 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
-from simpy.events import URGENT
 
 from sim.model.devices import Device, RemotePeer
-from sim.model.env import SimEnv, Task
+from sim.model.env import URGENT, SimEnv, Task, Waitable
 from sim.model.hypervisor import VCpu
 from sim.model.iopaths import LocalPeer, Path
 from sim.model.partitions import ChildPartition
@@ -390,7 +389,7 @@ class Stream:
         self.live[req.id] = req
         return req
 
-    def _serve(self, req: Request) -> Generator[simpy.Event, Any, None]:
+    def _serve(self, req: Request) -> Generator[Waitable, Any, None]:
         yield from self.path.walk(req)
         self._finish(req)
 
@@ -411,14 +410,14 @@ class Stream:
 
         def arrival(_ev: simpy.Event) -> None:
             req = self._request()
-            env.timeout(gap()).callbacks.append(arrival)
+            env.after(gap(), arrival)
             # a process nobody waits for, without its end; its start event would be the
             # next one processed (the next arrival is already timed, as a process would
             # have it when it starts), so it starts at once
             Task(env, walk(req), finish, req, at_once=True)
 
         def first(_ev: simpy.Event) -> None:
-            env.timeout(gap()).callbacks.append(arrival)
+            env.after(gap(), arrival)
 
         start = env.event()
         start._ok = True
@@ -427,7 +426,7 @@ class Stream:
         start.callbacks.append(first)
         env.schedule(start, URGENT)
 
-    def _closed_loop(self) -> Generator[simpy.Event, Any, None]:
+    def _closed_loop(self) -> Generator[Waitable, Any, None]:
         env = self.env
         think = self._think
         while True:  # each user issues at once, then thinks after every completion
@@ -460,7 +459,7 @@ class Stream:
             self._deadlines.append(req.t_attempt + timeout, req.id, req.attempt)
             if not self._timer_armed:
                 self._timer_armed = True
-                self.env.timeout(timeout).callbacks.append(self._expire)
+                self.env.after(timeout, self._expire)
 
     def _expire(self, _ev: simpy.Event) -> None:
         """The command timer: give up every attempt past its deadline, then wait for the
@@ -478,11 +477,11 @@ class Stream:
             pending.pop()
             self.abort(req, "timeout")  # its retry's deadline goes to the back
         if pending:
-            self.env.timeout(max(pending.first()[0] - now, 0.0)).callbacks.append(self._expire)
+            self.env.after(max(pending.first()[0] - now, 0.0), self._expire)
         else:
             self._timer_armed = False
 
-    def _attempt(self, req: Request) -> Generator[simpy.Event, Any, None]:
+    def _attempt(self, req: Request) -> Generator[Waitable, Any, None]:
         """Walk one attempt; record the request if the attempt completed and counts."""
         try:
             yield from req.path.walk(req)
@@ -551,7 +550,7 @@ class Stream:
         if self.spec.outstanding is not None:
             self._start_users()
 
-    def _open_loop_tolerant(self) -> Generator[simpy.Event, Any, None]:
+    def _open_loop_tolerant(self) -> Generator[Waitable, Any, None]:
         env = self.env
         gap = self._gap
         while True:
@@ -566,7 +565,7 @@ class Stream:
         for _ in range(self.spec.outstanding):
             self.env.process(self._user(self._users))
 
-    def _user(self, generation: int) -> Generator[simpy.Event, Any, None]:
+    def _user(self, generation: int) -> Generator[Waitable, Any, None]:
         """A closed-loop user: the first attempt runs in the user itself (no event more
         than without faults); a retried request is waited for until it ends."""
         env = self.env
@@ -576,7 +575,7 @@ class Stream:
             self._send(req)
             yield from self._attempt(req)
             if req.id in self.live:  # retried: wait for the request, not the attempt
-                ended = self._ended[req.id] = simpy.Event(env)
+                ended = self._ended[req.id] = env.event()
                 yield ended
             if self._users != generation:
                 return
