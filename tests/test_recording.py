@@ -189,3 +189,17 @@ def test_the_cli_refuses_a_bad_mode_in_one_line(capsys: pytest.CaptureFixture[st
     assert code == 2
     assert err.count("\n") == 1
     assert "run.requests" in err
+
+
+def test_string_columns_from_codes_are_what_pandas_makes_of_the_strings() -> None:
+    """The request table's string columns, gathered as codes stream by stream, equal the
+    column pandas makes of the same strings: values, order and dtype."""
+    from sim.results.tables import _Strings
+
+    col = _Strings()
+    col.same("web", 3)
+    col.of(["send", "receive"], np.array([1, 0, 1]))
+    col.each(["", "timeout", "web"])
+    col.same("", 0)
+    expected = ["web"] * 3 + ["receive", "send", "receive"] + ["", "timeout", "web"]
+    pd.testing.assert_series_equal(pd.Series(col.column()), pd.Series(expected))

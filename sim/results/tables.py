@@ -43,6 +43,7 @@ sample.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,6 +74,57 @@ CI_METRICS = ("throughput_rps", "throughput_bps", *LATENCY_METRICS)
 COUNTS = ("requests", "failed", "retried")
 """Columns the summary sums over replications (the others are means)."""
 KEYS = ["partition", "requested_path", "io_path"]
+_TEXT = ("partition", "requested_path", "io_path", "device", "op", "state", "failure")
+"""The request table's string columns."""
+_STATES = ("completed", "failed", "in_flight")
+
+
+@functools.cache
+def _str_dtype() -> Any:
+    """What pandas makes of strings: its ``str`` dtype (pandas 3), or ``object``; asked
+    on first use (making one loads pyarrow, which a command that fails early never needs)."""
+    return pd.Series(["-"]).dtype
+
+
+class _Strings:
+    """A string column gathered stream by stream as codes into its distinct values, and
+    made once at the end: a column of ``n`` equal strings costs an array of codes, not
+    ``n`` Python strings for pandas to convert one by one."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.codes: list[np.ndarray] = []
+
+    def _code(self, value: str) -> int:
+        return self.values.setdefault(value, len(self.values))
+
+    def same(self, value: str, n: int) -> None:
+        """``n`` rows of ``value``."""
+        self.codes.append(np.full(n, self._code(value), dtype=np.int32))
+
+    def of(self, names: Sequence[str], index: np.ndarray) -> None:
+        """Rows of ``names[i]`` for each ``i`` of ``index``."""
+        codes = np.array([self._code(v) for v in names], dtype=np.int32)
+        self.codes.append(codes[index])
+
+    def each(self, values: Sequence[str]) -> None:
+        """One row per value."""
+        self.codes.append(np.array([self._code(v) for v in values], dtype=np.int32))
+
+    def column(self) -> Any:
+        codes = np.concatenate(self.codes)
+        values = list(self.values)
+        dtype = _str_dtype()
+        if not isinstance(dtype, pd.StringDtype):
+            return np.array(values, dtype=object)[codes]
+        import pyarrow as pa  # what pandas' str dtype is made of: loaded as pandas loads it
+
+        decoded = pa.DictionaryArray.from_arrays(
+            pa.array(codes), pa.array(values, type=pa.large_string())
+        ).dictionary_decode()
+        return pd.array(decoded, dtype=dtype)
+
+
 PEER_COLUMNS = ("network_us", "peer_us", "one_way_us")
 """Request columns of streams with a remote peer (sim.model.devices.RemotePeer), beside
 the components: ``network_us`` (switch and wire time after the child's own transmission,
@@ -183,10 +235,12 @@ def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     fixed = scenario.run.warmup
     auto = scenario.run.warmup_method == "mser5"
     rows = []
-    done = requests[requests["state"] == "completed"]
-    t_sub = done["t_submit_us"].to_numpy()
-    latency = done["latency_us"].to_numpy()
-    groups: dict[tuple[int, str], np.ndarray] = done.groupby(  # type: ignore[assignment]
+    # the completed requests' columns as arrays (no copy of the whole frame)
+    done = (requests["state"] == "completed").to_numpy()
+    t_sub = requests["t_submit_us"].to_numpy()[done]
+    latency = requests["latency_us"].to_numpy()[done]
+    keys = requests.loc[done, ["replication", "partition"]]
+    groups: dict[tuple[int, str], np.ndarray] = keys.groupby(  # type: ignore[assignment]
         ["replication", "partition"], sort=False
     ).indices
     for (rep, part), rows_of in groups.items():
@@ -222,7 +276,16 @@ def requests_frame(runs: Sequence[RunData], sample: bool = False) -> pd.DataFram
     its ids 0..issued-1, each once. ``sample``: the rows of the requests kept under
     ``run.requests: sample N`` (completed ones, in id order; none under ``none``)."""
     cols = list(REQUEST_FIELDS)
-    parts = []
+    # the table is built once from whole columns: per stream, its records, its labels
+    # repeated over its rows and what each row adds (op and state names, fault outcomes,
+    # peer times); string columns as codes into their distinct values
+    blocks: list[np.ndarray] = []
+    lengths: list[int] = []
+    ints: dict[str, list[int]] = {"replication": [], "stream": []}
+    text = {c: _Strings() for c in _TEXT}
+    attempts: list[np.ndarray] = []
+    peer_times: list[np.ndarray | None] = []
+    op_index = cols.index("op")
     for run_ in runs:
         for s in run_.streams:
             where = f"replication {run_.replication}, {s.partition} stream {s.stream}"
@@ -236,48 +299,66 @@ def requests_frame(runs: Sequence[RunData], sample: bool = False) -> pd.DataFram
                 _check_conserved(arr[:, 0], s.issued, where)
             if sample and not len(arr):
                 continue
-            df = pd.DataFrame(arr, columns=cols)
-            df["op"] = np.asarray(s.ops, dtype=object)[df["op"].to_numpy(dtype=int)]
-            df.insert(0, "replication", run_.replication)
-            df.insert(1, "partition", s.partition)
-            df.insert(2, "stream", s.stream)
-            df.insert(3, "requested_path", s.requested_path)
-            df.insert(4, "io_path", s.io_path)
-            df.insert(5, "device", s.device)
-            df["state"] = ["completed"] * done + ["failed"] * failed + ["in_flight"] * in_flight
-            df["failure"] = ""
-            df["attempts"] = 1
-            if s.failures or s.attempts or s.paths:  # faults (sim.model.faults): exceptions by id
-                ids = df["id"].astype("int64")
-                if s.failures:
-                    df["failure"] = ids.map(s.failures).fillna("")
-                if s.attempts:
-                    df["attempts"] = ids.map(s.attempts).fillna(1).astype("int64")
-                if s.paths:
-                    df["io_path"] = ids.map(s.paths).fillna(s.io_path)
-            if s.trips is not None and sample:  # the sample's trip times follow its row
-                for k, col in enumerate(PEER_COLUMNS):
-                    df[col] = kept[:, len(cols) + k]
-            elif s.trips is not None:  # request-response with a remote peer
-                ids = df["id"].astype("int64")
-                for k, col in enumerate(PEER_COLUMNS):
-                    df[col] = ids.map({i: t[k] for i, t in s.trips.items()}).astype(float)
-            parts.append(df)
-    if not parts:  # no I/O streams at all (CPU-only scenarios): typed empty table
-        parts.append(
-            pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
-                replication=0,
-                partition="",
-                stream=0,
-                requested_path="",
-                io_path="",
-                device="",
-                state="",
-                failure="",
-                attempts=0,
+            n = len(arr)
+            blocks.append(arr)
+            lengths.append(n)
+            ints["replication"].append(run_.replication)
+            ints["stream"].append(s.stream)
+            for c, v in (("partition", s.partition), ("requested_path", s.requested_path),
+                         ("device", s.device)):  # fmt: skip
+                text[c].same(v, n)
+            text["op"].of(s.ops, arr[:, op_index].astype(np.intp))
+            text["state"].of(_STATES, np.repeat(np.arange(3), [done, failed, in_flight]))
+            by_id = s.failures or s.attempts or s.paths or s.trips is not None
+            ids = arr[:, 0].astype(np.int64).tolist() if by_id else []
+            # faults (sim.model.faults): the exceptions, by id
+            if s.failures:
+                text["failure"].each([s.failures.get(i, "") for i in ids])
+            else:
+                text["failure"].same("", n)
+            if s.paths:
+                text["io_path"].each([s.paths.get(i, s.io_path) for i in ids])
+            else:
+                text["io_path"].same(s.io_path, n)
+            attempts.append(
+                np.array([s.attempts.get(i, 1) for i in ids], dtype=np.int64)
+                if s.attempts
+                else np.ones(n, dtype=np.int64)
             )
+            if s.trips is not None and sample:  # the sample's trip times follow its row
+                peer_times.append(kept[:, len(cols) : len(cols) + len(PEER_COLUMNS)])
+            elif s.trips is not None:  # request-response with a remote peer
+                nan = (np.nan,) * len(PEER_COLUMNS)
+                trips = s.trips
+                peer_times.append(np.array([trips.get(i, nan) for i in ids], dtype=float))
+            else:
+                peer_times.append(None)
+    if not blocks:  # no I/O streams at all (CPU-only scenarios): typed empty table
+        df = pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
+            replication=0,
+            partition="",
+            stream=0,
+            requested_path="",
+            io_path="",
+            device="",
+            state="",
+            failure="",
+            attempts=0,
         )
-    df = pd.concat(parts, ignore_index=True)
+    else:
+        records = np.concatenate(blocks)
+        data: dict[str, Any] = {c: np.repeat(np.array(v, dtype=np.int64), lengths)
+                                for c, v in ints.items()}  # fmt: skip
+        data.update({c: records[:, j] for j, c in enumerate(cols)})
+        data.update({c: t.column() for c, t in text.items()})
+        data["attempts"] = np.concatenate(attempts)
+        if any(t is not None for t in peer_times):  # NaN for the streams without a peer
+            times = np.concatenate([
+                t if t is not None else np.full((n, len(PEER_COLUMNS)), np.nan)
+                for t, n in zip(peer_times, lengths, strict=True)
+            ])  # fmt: skip
+            data.update({c: times[:, k] for k, c in enumerate(PEER_COLUMNS)})
+        df = pd.DataFrame(data)
     for col in ("id", "size_bytes", "vcpu"):
         df[col] = df[col].astype("int64")
     df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
@@ -435,16 +516,18 @@ def replication_frame(
     components over the measurement window (the samples every interval is built from).
 
     The columns it reads are taken out of the frame once, as arrays, and each
-    (child, path, replication) selects its rows with a mask of them: selecting from the
-    whole frame copied all its columns, string columns included, at every step."""
+    (child, path, replication) selects its rows by their indices, in order (the rows a
+    mask would select, without comparing the string columns at every step)."""
     cuts = warm.set_index(["replication", "partition"])
     end = scenario.run.duration
     wanted = percentiles(scenario.run.percentiles)
     peers = "one_way_us" in requests.columns  # request-response: the round trip and its parts
     means = [*COMPONENT_COLUMNS, *(PEER_COLUMNS if peers else ())]
     col = {c: requests[c].to_numpy() for c in ["latency_us", *means]}
-    part = requests["partition"].to_numpy()
-    path = requests["io_path"].to_numpy()
+    # each (child, path)'s rows, ascending: what a mask of the columns would select
+    rows_of: dict[tuple[str, str], np.ndarray] = requests.groupby(  # type: ignore[assignment]
+        ["partition", "io_path"], sort=False
+    ).indices
     rep = requests["replication"].to_numpy()
     inw = requests["in_window"].to_numpy(dtype=bool)
     t_done = requests["t_complete_us"].to_numpy()
@@ -452,12 +535,13 @@ def replication_frame(
     completed = (requests["state"] == "completed").to_numpy()
     size = requests["size_bytes"].to_numpy()
     rows = []
-    for _, key in requests[KEYS].drop_duplicates().iterrows():
-        mine = (part == key["partition"]) & (path == key["io_path"])
+    for key in requests[KEYS].drop_duplicates().to_dict("records"):
+        mine = rows_of[(key["partition"], key["io_path"])]
+        of_rep = rep[mine]
         for r in replications:
-            every = mine & (rep == r)
-            x = every & inw
-            n = int(x.sum())
+            every = mine[of_rep == r]
+            x = every[inw[every]]
+            n = len(x)
             k = (r, key["partition"])
             cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
             window_s = (end - cut) / 1e6
