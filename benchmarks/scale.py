@@ -1,6 +1,7 @@
 """Analytic estimate and replication speed: the analytic time for the baseline and for 1,
 8 and 200 closed-loop children (medians), and a run's replications serially and on a
-process pool (wall times, medians, and their ratio in the same run).
+process pool (wall times, medians, and their ratio in the same run), with the part of
+each that is the simulations themselves (the rest: the tables, built in this process).
 
     python benchmarks/scale.py                     # 4 replications of 500 ms, 2 workers
     python benchmarks/scale.py --workers 4 --duration 100ms --repeat 5
@@ -75,14 +76,22 @@ def main() -> None:
         print(f"  {name:26} {wall * 1e3:9.1f} ms wall {cpu * 1e3:9.1f} ms CPU")
     scn = sim.load(BASELINE, {"run.duration": args.duration, "run.warmup": "5ms"})
     reps = args.replications
-    serial, pooled = [], []
+    # whole run (what sim.run returns) and its simulation part (meta wall_s: the
+    # replications, before the tables are built in this process)
+    times: list[tuple[int, list[tuple[float, float]]]] = [(1, []), (args.workers, [])]
     for _ in range(args.repeat):  # interleaved, so both see the same background load
-        serial.append(median_time(lambda: sim.run(scn, replications=reps), 1))
-        pooled.append(median_time(lambda: sim.run(scn, replications=reps, workers=args.workers), 1))
-    s, p = statistics.median(serial), statistics.median(pooled)
+        for w, got in times:
+            t0 = time.perf_counter()
+            res = sim.run(scn, replications=reps, workers=w)
+            got.append((time.perf_counter() - t0, res.meta["wall_s"]))
+    (s, s_sim), (p, p_sim) = (
+        tuple(statistics.median(x) for x in zip(*got, strict=True)) for _, got in times
+    )
     print(f"baseline, {reps} replications of {args.duration} (median of {args.repeat})")
-    print(f"  serial                     {s:9.2f} s")
-    print(f"  {args.workers} workers                  {p:9.2f} s   speed-up {s / p:.2f}x")
+    for label, whole, part in (("serial", s, s_sim), (f"{args.workers} workers", p, p_sim)):
+        rest = whole - part
+        print(f"  {label:26} {whole:9.2f} s   simulation {part:.2f} s, tables etc. {rest:.2f} s")
+    print(f"  speed-up {s / p:.2f}x (the simulations alone {s_sim / p_sim:.2f}x)")
 
 
 if __name__ == "__main__":
