@@ -69,3 +69,34 @@ def test_capacity_on_two_workers_is_the_serial_search() -> None:
     drop = ["wall_s"]
     assert_frame_equal(serial.table.drop(columns=drop), pooled.table.drop(columns=drop))
     assert_frame_equal(serial.points.drop(columns=drop), pooled.points.drop(columns=drop))
+
+
+def test_the_spool_hands_back_the_records_bit_for_bit_and_leaves_nothing() -> None:
+    """A replication's records through a spool's file are the worker's, array for array
+    (dtype, shape, every bit), and the file and then the folder are gone."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sim.experiment.run import Spool
+    from sim.model.host import simulate
+
+    scn = sim.load("scenarios/baseline.yaml", SHORT)
+    direct = simulate(scn, 1, 5)
+    with Spool() as spool, ThreadPoolExecutor(1) as pool:
+        folder = spool._dir.name
+        parcel = spool.submit(pool, scn, 1, 5).result()
+        assert os.listdir(folder) == [os.path.basename(parcel[1])]
+        got = spool.receive(parcel)
+        assert os.listdir(folder) == []
+    assert not os.path.exists(folder)
+    assert len(direct.streams) == len(got.streams) > 0
+    for a, b in zip(direct.streams, got.streams, strict=True):
+        for name in ("done", "failed", "in_flight"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype
+            assert x.shape == y.shape
+            assert x.tobytes() == y.tobytes()
+        assert a.done.size > 0
+    assert dataclasses.replace(got, streams=[], wall_s=0) == dataclasses.replace(
+        direct, streams=[], wall_s=0
+    )

@@ -133,46 +133,59 @@ def test_auto_is_the_process_pool_and_dask_only_with_a_scheduler() -> None:
         choose("processes", 2, "tcp://127.0.0.1:8786")
 
 
-def test_a_local_worker_writes_its_requests_and_ships_no_frame(tmp_path: Path) -> None:
-    """Given the study directory, a point's worker writes requests/<key>.parquet itself
-    (naming its point) and returns only its hash and the summary rows; without one it
-    returns the Parquet bytes, whose table is the same."""
-    from sim.experiment.study import POINT_META, _where, run_point
+def test_a_local_worker_writes_its_point_files_and_ships_no_frame(tmp_path: Path) -> None:
+    """Given the study directory, a point's worker writes its three files itself (each
+    naming its point) and returns only their hashes and its grid columns, no frame;
+    without one it returns the summary rows and the requests' Parquet bytes, whose
+    tables are the same."""
+    from sim.experiment.study import POINT_FILES, POINT_META, _where, run_point
     from sim.results.store import file_entry
 
     p = make_sweep(spec()).points[0]
     args = (p.scenario.to_dict(), p.seed, p.replications)
-    local = run_point(*args, **_where(p), out=str(tmp_path), point=p.key, point_index=p.index)
+    local = run_point(
+        *args, **_where(p), out=str(tmp_path), point=p.key, point_index=p.index, values=p.values
+    )
     assert "requests_parquet" not in local
+    assert not any(isinstance(v, pd.DataFrame) for v in local.values())
+    rels = [f.format(key=p.key) for f in POINT_FILES]
+    assert local["files"] == {r: file_entry(tmp_path / r) for r in rels}
+    assert local["columns"] == {"host.cores": "cores"}
     path = tmp_path / "requests" / f"{p.key}.parquet"
-    assert local["requests_file"] == file_entry(path)
     import pyarrow.parquet as pq
 
     assert pq.read_schema(path).metadata[POINT_META] == p.key.encode()
     written = pd.read_parquet(path)
     assert (written["point"] == p.key).all()
     assert (written["point_index"] == p.index).all()
+    assert (tmp_path / rels[2]).read_text().startswith(f"# hvsim point {p.key}\n")
     remote = run_point(*args, **_where(p))
-    assert "requests_file" not in remote
+    assert "files" not in remote
     import io
 
     pd.testing.assert_frame_equal(
         written.drop(columns=["point", "point_index"]),
         pd.read_parquet(io.BytesIO(remote["requests_parquet"])),
     )
-    pd.testing.assert_frame_equal(local["replications"], remote["replications"])
-    assert local["requests"] == remote["requests"] == len(pd.read_parquet(path))
+    summary = pd.read_parquet(tmp_path / rels[0])
+    assert (summary["point"] == p.key).all()
+    assert (summary["cores"] == p.scenario.host.cores).all()
+    pd.testing.assert_frame_equal(
+        summary.drop(columns=["point", "point_index", "cores"]), remote["replications"]
+    )
+    assert local["requests"] == remote["requests"] == len(written)
 
 
-def test_a_requests_file_changed_after_its_worker_wrote_it_fails_the_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("file", sim.experiment.study.POINT_FILES)
+def test_a_file_changed_after_its_worker_wrote_it_fails_the_point(
+    file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The driving process checks the worker's hash before the point counts as done."""
+    """The driving process checks the worker's hashes before the point counts as done."""
     original = sim.experiment.study.run_point
 
     def run_point(*args: Any, **where: Any) -> dict[str, Any]:
         payload = original(*args, **where)
-        path = Path(where["out"]) / "requests" / f"{where['point']}.parquet"
+        path = Path(where["out"]) / file.format(key=where["point"])
         path.write_bytes(path.read_bytes()[:-9] + b"corrupted")
         return payload
 

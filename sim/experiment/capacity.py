@@ -134,7 +134,7 @@ import pandas as pd
 
 from sim.analysis.analytic import estimate
 from sim.experiment.compare import on_path
-from sim.experiment.run import cores
+from sim.experiment.run import Spool, cores
 from sim.experiment.slo import Clause, parse_slo
 from sim.model.host import simulate
 from sim.results.diagnose import SATURATED
@@ -304,6 +304,7 @@ class Points:
     def __init__(self, workers: int) -> None:
         n = min(workers, cores())
         self.pool = ProcessPoolExecutor(max_workers=n) if n > 1 else None
+        self.spool = Spool() if self.pool is not None else None  # the records come back by it
 
     def results(
         self, scns: Sequence[Scenario], replications: int, seed: int
@@ -316,8 +317,10 @@ class Points:
             # the most requests first, so that the round's last wave is its shortest tasks
             # (longest processing time first); the results go back in the tasks' order
             order = sorted(range(len(tasks)), key=lambda i: -_requests(tasks[i][0]))
-            futures = {i: self.pool.submit(simulate, *tasks[i], seed) for i in order}
-            runs = [futures[i].result() for i in range(len(tasks))]
+            spool = self.spool
+            assert spool is not None
+            futures = {i: spool.submit(self.pool, *tasks[i], seed) for i in order}
+            runs = [spool.receive(futures[i].result()) for i in range(len(tasks))]
         out = []
         for i, scn in enumerate(scns):
             mine = runs[i * replications : (i + 1) * replications]
@@ -328,9 +331,11 @@ class Points:
         return out
 
     def close(self) -> None:
-        """Stop the pool's processes."""
+        """Stop the pool's processes and remove their spool."""
         if self.pool is not None:
             self.pool.shutdown()
+        if self.spool is not None:
+            self.spool.close()
 
     def cancel(self) -> None:
         """Drop the replications not started and take no more (an interrupted search):

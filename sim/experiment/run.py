@@ -4,14 +4,23 @@ reproducible), then their tables (:func:`sim.results.tables.tabulate`).
 
 Replications can run in a pool of ``workers`` processes (:func:`replicate`): each draws
 only from its own spawn key, and their records are put together in replication order,
-so the result is identical to a serial run's, whatever the number of workers."""
+so the result is identical to a serial run's, whatever the number of workers.
+
+A worker does not send its records' arrays (megabytes per replication) through the
+pool's pipe, where each 64 KiB waits for this process's reader to be scheduled on cores
+the other workers keep busy: it leaves them in a file of a :class:`Spool` (a temporary
+folder, in memory where the system has ``/dev/shm``), out of band of the pickle
+(protocol 5), and sends the rest. This process reads the file back into one buffer the
+arrays then view, and deletes it. Same records, bit for bit."""
 
 from __future__ import annotations
 
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 
 from sim.model.host import simulate
 from sim.model.records import RunData
@@ -45,13 +54,84 @@ def replicate(
     workers = min(workers, replications, cores())
     if workers <= 1:
         return [simulate(scenario, r, root, progress) for r in range(replications)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(simulate, scenario, r, root) for r in range(replications)]
+    with Spool() as spool, ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [spool.submit(pool, scenario, r, root) for r in range(replications)]
         if progress is not None:
             for f in as_completed(futures):
                 f.result()
                 progress(float(scenario.run.duration))
-        return [f.result() for f in futures]
+        return [spool.receive(f.result()) for f in futures]
+
+
+Parcel = tuple[bytes, str, list[int]]
+"""A replication's records as a worker sends them (:meth:`Spool.submit`): the pickle
+without its arrays' data, the file holding that data, and each array's length in bytes."""
+
+_ALIGN = 64
+"""Each array's data starts at a multiple of this many bytes in a parcel's file."""
+
+
+def _padded(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _simulate_into(folder: str, scenario: Scenario, replication: int, root: int) -> Parcel:
+    """In a worker: simulate one replication and leave its arrays' data in a file of
+    ``folder``."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(simulate(scenario, replication, root), 5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    fd, path = tempfile.mkstemp(prefix=f"replication-{replication}-", dir=folder)
+    with open(fd, "wb") as f:
+        for v in views:
+            f.write(v)
+            f.write(bytes(_padded(v.nbytes) - v.nbytes))
+    return head, path, [v.nbytes for v in views]
+
+
+class Spool:
+    """A temporary folder through which pool workers hand this process their
+    replications' records (module docstring); removed, with anything left in it, when
+    closed (a ``with`` block, or :meth:`close`)."""
+
+    def __init__(self) -> None:
+        shm = "/dev/shm"
+        where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+        self._dir = tempfile.TemporaryDirectory(prefix="hvsim-spool-", dir=where)
+
+    def submit(self, pool: Executor, scenario: Scenario, replication: int, root: int) -> Future:
+        """Simulate one replication in ``pool``: a future of its :data:`Parcel`."""
+        return pool.submit(_simulate_into, self._dir.name, scenario, replication, root)
+
+    @staticmethod
+    def receive(parcel: Parcel) -> RunData:
+        """The records a worker sent, their file read and deleted."""
+        head, path, sizes = parcel
+        data = bytearray(sum(_padded(n) for n in sizes))
+        with open(path, "rb", buffering=0) as f:
+            view, got = memoryview(data), 0
+            while got < len(data):
+                n = f.readinto(view[got:])
+                if not n:
+                    raise OSError(f"{path}: {len(data) - got} bytes short")
+                got += n
+        os.unlink(path)
+        offsets = [0]
+        for n in sizes:
+            offsets.append(offsets[-1] + _padded(n))
+        buffers = [view[o : o + n] for o, n in zip(offsets, sizes, strict=False)]
+        run: RunData = pickle.loads(head, buffers=buffers)
+        return run
+
+    def close(self) -> None:
+        """Remove the folder and whatever is left in it."""
+        self._dir.cleanup()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run(

@@ -39,11 +39,13 @@ compute and cores (:func:`pool_size`). A scheduler's address is checked before a
 stops the sweep before anything is written (:class:`ExecutorError`). A point's result
 depends only on its resolved scenario and seed, so every executor gives the same
 numbers. A worker that sees the study directory (serial, a local pool, a
-``LocalCluster``) writes its point's requests there itself, through a temporary renamed
-into place, and returns their file's hash and a few rows of summary; the workers of a
-scheduler (perhaps on other machines) return the requests as Parquet bytes. This process
-checks the hash, writes the rest of the point and, last, its ``points/<key>.json``; a
-requests file that no longer matches its worker's hash fails the point.
+``LocalCluster``) writes its point's three files there itself, each through a temporary
+renamed into place, and returns only their hashes; the workers of a scheduler (perhaps
+on other machines) return the summary rows and the requests as Parquet bytes, which this
+process writes. This process checks the hashes and writes, last, the point's
+``points/<key>.json``; a file that no longer matches its worker's hash fails the point.
+So the driving process of a local pool does little more than wait: the work of a point,
+its files included, is spread over the workers.
 
 Study directory ``results/<study>/``::
 
@@ -90,7 +92,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from sim.results.store import (
     file_entry,
@@ -98,6 +99,7 @@ from sim.results.store import (
     matches,
     open_directory,
     record,
+    scenario_yaml,
     versions,
     write_file,
 )
@@ -281,39 +283,71 @@ def run_point(
     out: str | None = None,
     point: str | None = None,
     point_index: int = 0,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Simulate one point from plain data (trace files are read relative to ``base``, the
     folder of the scenario that names them). With ``out`` (a study directory this process
-    can see: serial, a local pool or ``LocalCluster``), it writes the point's requests to
-    ``requests/<point>.parquet`` itself (``point``: its key, ``point_index`` its index),
-    atomically, and returns that file's hash and size (``requests_file``); without (a
-    scheduler's workers, perhaps on other machines), it returns the Parquet bytes
-    (``requests_parquet``), to which the driving process adds the point. Either way its
-    summary table comes back as a frame of a few rows: the requests never cross a process
-    boundary as a frame."""
+    can see: serial, a local pool or ``LocalCluster``), it writes the point's three files
+    there itself (:func:`write_point_files`; ``point``: its key, ``point_index`` its
+    index, ``values`` its grid values as written) and returns their hashes and sizes
+    (``files``) and its grid columns (``columns``); without (a scheduler's workers,
+    perhaps on other machines), it returns its summary table (``replications``, a frame
+    of a few rows) and its requests as Parquet bytes (``requests_parquet``), which the
+    driving process writes. The requests never cross a process boundary as a frame."""
     from sim.experiment.run import run
 
     t0 = time.perf_counter()
     scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
     res = run(scn, replications=replications, seed=seed)
     payload: dict[str, Any] = {
-        "replications": res.replications,
         "requests": len(res.requests),
         "versions": res.meta["versions"],
         "warnings": res.meta["warnings"],
     }
     if out is not None and point is not None:
-        rel = POINT_FILES[1].format(key=point)
-        _write_requests(Path(out), point, point_index, res.requests)
-        payload["requests_file"] = file_entry(Path(out) / rel)
+        payload["columns"], payload["files"] = write_point_files(
+            Path(out), point, point_index, values or {}, scn, res.replications, res.requests
+        )
     else:
         import io
 
         buf = io.BytesIO()
         res.requests.to_parquet(buf, index=False)
+        payload["replications"] = res.replications
         payload["requests_parquet"] = buf.getvalue()
     payload["wall_s"] = time.perf_counter() - t0
     return payload
+
+
+def write_point_files(
+    out: Path,
+    key: str,
+    index: int,
+    values: Mapping[str, Any],
+    scenario: Scenario,
+    replications: pd.DataFrame,
+    requests: pd.DataFrame | bytes,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Write the point ``key``'s summary, requests and scenario (:data:`POINT_FILES`)
+    into the study directory ``out``, each through a temporary renamed into place and
+    each naming its point inside: the summary is ``replications`` with the point's key,
+    index and grid ``values`` (their short-named columns, numeric in hvsim's units where
+    the field is). Returns the grid columns (key → column) and the files' manifest
+    entries (relative path → hash and size). Where the point ran, or in the driving
+    process for a scheduler's workers (``requests`` then its Parquet bytes)."""
+    frame = replications.copy()
+    frame.insert(0, "point", key)
+    frame.insert(1, "point_index", index)
+    columns = grid_columns(list(values), list(frame.columns))
+    for i, (grid_key, short) in enumerate(columns.items()):
+        frame.insert(2 + i, short, grid_value(scenario, grid_key))
+    rels = [p.format(key=key) for p in POINT_FILES]
+    summary, _, yaml_file = (out / r for r in rels)
+    write_file(summary, lambda t: frame.to_parquet(t, index=False), clean=False, directory=out)
+    _write_requests(out, key, index, requests)
+    text = f"# hvsim point {key}\n" + scenario_yaml(scenario)
+    write_file(yaml_file, text.encode("utf-8"), clean=False, directory=out)
+    return columns, {r: file_entry(out / r) for r in rels}
 
 
 def _requests_table(key: str, index: int, requests: pd.DataFrame | bytes) -> Any:
@@ -460,25 +494,19 @@ def grid_value(scenario: Scenario, key: str) -> Any:
 
 
 def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
-    frame: pd.DataFrame = payload["replications"].copy()
-    frame.insert(0, "point", point.key)
-    frame.insert(1, "point_index", point.index)
-    columns = grid_columns(list(point.values), list(frame.columns))
-    for i, (key, short) in enumerate(columns.items()):
-        frame.insert(2 + i, short, grid_value(point.scenario, key))
-    rels = [p.format(key=point.key) for p in POINT_FILES]
-    summary, requests, scenario = (out / r for r in rels)
-    entries: dict[str, Any] = {}
-    if "requests_parquet" in payload:  # a remote worker's bytes: written here
-        _write_requests(out, point.key, point.index, payload["requests_parquet"])
-    else:  # written by the worker; its hash is checked before the point counts
-        entries[rels[1]] = payload["requests_file"]
-        if not matches(requests, entries[rels[1]]):
-            raise ValueError(f"{rels[1]} does not match the hash its worker gave")
-    write_file(summary, lambda t: frame.to_parquet(t, index=False), clean=False, directory=out)
-    text = f"# hvsim point {point.key}\n"
-    text += yaml.safe_dump(point.scenario.to_dict(), sort_keys=False)
-    write_file(scenario, text.encode("utf-8"), clean=False, directory=out)
+    """Record a computed point: check the files its worker wrote against the hashes it
+    gave (or write them here, for a scheduler's workers), then, last, write its
+    ``points/<key>.json``. ``ValueError`` if a worker's file no longer matches."""
+    if "files" in payload:  # written by the worker: checked before the point counts
+        columns, entries = payload["columns"], payload["files"]
+        for rel, entry in entries.items():
+            if not matches(out / rel, entry):
+                raise ValueError(f"{rel} does not match the hash its worker gave")
+    else:  # a remote worker's summary and requests bytes: written here
+        columns, entries = write_point_files(
+            out, point.key, point.index, point.values, point.scenario,
+            payload["replications"], payload["requests_parquet"],
+        )  # fmt: skip
     meta = {
         "status": "ok",
         "key": point.key,
@@ -491,7 +519,7 @@ def _store(out: Path, point: Point, payload: dict[str, Any]) -> None:
         "wall_s": round(payload["wall_s"], 3),
         "versions": payload["versions"],
         "warnings": payload["warnings"],
-        "files": {r: entries.get(r) or file_entry(out / r) for r in rels},
+        "files": entries,
     }
     text = json.dumps(meta, indent=2, default=str)
     write_file(out / "points" / f"{point.key}.json", text.encode("utf-8"), clean=False,
@@ -522,7 +550,7 @@ def _args(p: Point, out: Path | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """run_point's arguments for ``p``; with ``out`` its worker writes its requests there."""
     where = _where(p)
     if out is not None:
-        where.update(out=str(out), point=p.key, point_index=p.index)
+        where.update(out=str(out), point=p.key, point_index=p.index, values=p.values)
     return (p.scenario.to_dict(), p.seed, p.replications), where
 
 

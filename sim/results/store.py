@@ -163,15 +163,23 @@ def stamp(meta: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
+def scenario_yaml(scenario: Scenario) -> str:
+    """A resolved scenario as the YAML text hvsim writes beside its results (a run's
+    ``scenario.resolved.yaml``, a sweep point's ``points/<key>.yaml``): its fields in
+    order, by libyaml's emitter where PyYAML has it (the same text, faster)."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text: str = yaml.dump(scenario.to_dict(), Dumper=dumper, sort_keys=False, allow_unicode=True)
+    return text
+
+
 def write_scenario_and_meta(
     directory: Path, scenario: Scenario, meta: Mapping[str, Any], kind: str
 ) -> None:
     """Every result's ``scenario.resolved.yaml`` (the scenario that ran, resolved) and
     ``meta.json`` (``meta`` :func:`stamp`-ed as ``kind``), written into ``directory``."""
-    import yaml
-
-    with open(directory / "scenario.resolved.yaml", "w", encoding="utf-8") as f:
-        yaml.safe_dump(scenario.to_dict(), f, sort_keys=False, allow_unicode=True)
+    (directory / "scenario.resolved.yaml").write_text(scenario_yaml(scenario), encoding="utf-8")
     with open(directory / "meta.json", "w", encoding="utf-8") as f:
         json.dump(stamp(meta, kind), f, indent=2, default=str)
 
