@@ -83,7 +83,7 @@ def test_the_spool_hands_back_the_records_bit_for_bit_and_leaves_nothing() -> No
     scn = sim.load("scenarios/baseline.yaml", SHORT)
     direct = simulate(scn, 1, 5)
     with Spool() as spool, ThreadPoolExecutor(1) as pool:
-        folder = spool._dir.name
+        folder = spool.folder
         parcel = spool.submit(pool, scn, 1, 5).result()
         assert os.listdir(folder) == [os.path.basename(parcel[1])]
         got = spool.receive(parcel)

@@ -98,28 +98,26 @@ class Spool:
         shm = "/dev/shm"
         where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
         self._dir = tempfile.TemporaryDirectory(prefix="hvsim-spool-", dir=where)
+        self.folder = self._dir.name
 
     def submit(self, pool: Executor, scenario: Scenario, replication: int, root: int) -> Future:
         """Simulate one replication in ``pool``: a future of its :data:`Parcel`."""
-        return pool.submit(_simulate_into, self._dir.name, scenario, replication, root)
+        return pool.submit(_simulate_into, self.folder, scenario, replication, root)
 
     @staticmethod
     def receive(parcel: Parcel) -> RunData:
         """The records a worker sent, their file read and deleted."""
         head, path, sizes = parcel
-        data = bytearray(sum(_padded(n) for n in sizes))
-        with open(path, "rb", buffering=0) as f:
-            view, got = memoryview(data), 0
-            while got < len(data):
-                n = f.readinto(view[got:])
-                if not n:
-                    raise OSError(f"{path}: {len(data) - got} bytes short")
-                got += n
-        os.unlink(path)
-        offsets = [0]
+        starts = [0]
         for n in sizes:
-            offsets.append(offsets[-1] + _padded(n))
-        buffers = [view[o : o + n] for o, n in zip(offsets, sizes, strict=False)]
+            starts.append(starts[-1] + _padded(n))
+        data = bytearray(starts[-1])
+        with open(path, "rb") as f:  # buffered: reads until full or at the end
+            if f.readinto(data) != len(data):
+                raise OSError(f"{path}: shorter than the {len(data)} bytes its worker wrote")
+        os.unlink(path)
+        view = memoryview(data)
+        buffers = [view[at : at + n] for at, n in zip(starts, sizes, strict=False)]
         run: RunData = pickle.loads(head, buffers=buffers)
         return run
 

@@ -547,7 +547,7 @@ Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
 
 
 def _args(p: Point, out: Path | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """run_point's arguments for ``p``; with ``out`` its worker writes its requests there."""
+    """run_point's arguments for ``p``; with ``out`` its worker writes its files there."""
     where = _where(p)
     if out is not None:
         where.update(out=str(out), point=p.key, point_index=p.index, values=p.values)
