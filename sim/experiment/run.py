@@ -10,11 +10,13 @@ A worker does not send its records' arrays (megabytes per replication) through t
 pool's pipe, where each 64 KiB waits for this process's reader to be scheduled on cores
 the other workers keep busy: it leaves them in a file of a :class:`Spool` (a temporary
 folder, in memory where the system has ``/dev/shm``), out of band of the pickle
-(protocol 5), and sends the rest. This process reads the file back into one buffer the
-arrays then view, and deletes it. Same records, bit for bit."""
+(protocol 5), and sends the rest. This process maps the file, the arrays view the
+mapping, and deletes it (its memory is returned when the arrays go). Same records, bit
+for bit."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import tempfile
@@ -106,15 +108,17 @@ class Spool:
 
     @staticmethod
     def receive(parcel: Parcel) -> RunData:
-        """The records a worker sent, their file read and deleted."""
+        """The records a worker sent, their arrays viewing its file, mapped copy-on-write
+        (a page of the file is read, not copied, until written to); the file is deleted at
+        once and its memory returned when the arrays go."""
         head, path, sizes = parcel
         starts = [0]
         for n in sizes:
             starts.append(starts[-1] + _padded(n))
-        data = bytearray(starts[-1])
-        with open(path, "rb") as f:  # buffered: reads until full or at the end
-            if f.readinto(data) != len(data):
-                raise OSError(f"{path}: shorter than the {len(data)} bytes its worker wrote")
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < starts[-1]:
+                raise OSError(f"{path}: shorter than the {starts[-1]} bytes its worker wrote")
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if starts[-1] else b""
         os.unlink(path)
         view = memoryview(data)
         buffers = [view[at : at + n] for at, n in zip(starts, sizes, strict=False)]
