@@ -11,13 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import bare_vcpus
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.experiment.run import run
+import sim
+from sim.experiment.run import replicate, run
 from sim.model.env import SimEnv
 from sim.model.metrics import COMPONENT_COLUMNS, COMPONENTS
 from sim.model.records import RequestLog
 from sim.model.request import ConservationError, Request
-from sim.results.tables import PEER_COLUMNS, requests_frame
+from sim.results.tables import (
+    PEER_COLUMNS,
+    _groups,
+    _requests,
+    mark_window,
+    requests_frame,
+    warmup_frame,
+)
 from sim.scenario import Scenario, ScenarioError, loads
 
 TWO = """
@@ -203,3 +213,52 @@ def test_string_columns_from_codes_are_what_pandas_makes_of_the_strings() -> Non
     col.same("", 0)
     expected = ["web"] * 3 + ["receive", "send", "receive"] + ["", "timeout", "web"]
     pd.testing.assert_series_equal(pd.Series(col.column()), pd.Series(expected))
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), min_size=1, max_size=80))
+@settings(max_examples=60, deadline=None)
+def test_row_groups_are_pandas_groupby_indices(pairs: list[tuple[int, int]]) -> None:
+    """The request table's groups by integer keys: pandas' ``groupby(sort=False).indices``,
+    group for group (first-appearance order) and row for row (ascending)."""
+    a, b = (np.array(col, dtype=np.int64) for col in zip(*pairs, strict=True))
+    want = pd.DataFrame({"a": a, "b": b}).groupby(["a", "b"], sort=False).indices
+    got = _groups(a, b)
+    assert [x.tolist() for x in want.values()] == [g.tolist() for g in got]
+
+
+def test_row_keys_decode_to_the_table_and_mark_its_window() -> None:
+    """With faults (requests timed out and failed, others retried) and an MSER-5 warm-up,
+    the keys the table's groups read are its string columns, row for row, and
+    ``in_window`` is what its definition says: completed, submitted after the warm-up
+    of its replication and child (from 0 where none is known), completed by the end."""
+    scn = sim.load(
+        "scenarios/parent-failure.yaml",
+        {
+            "run.duration": "300ms",
+            "run.warmup": "20ms",
+            "run.warmup_method": "mser5",
+            "faults[0].at": "100ms",
+            "faults[0].duration": "50ms",
+            "children[web-routed].io_policy": {"timeout": "10ms", "retries": 1},
+        },
+    )
+    runs = replicate(scn, 2, 7)
+    table, rows = _requests(runs, sample=False)
+    assert table["io_path"].nunique() > 1
+    assert rows.failed.any()
+    for c in ("partition", "requested_path", "io_path"):
+        names = np.array(rows.text[c].names(), dtype=object)
+        assert (names[rows.codes(c)] == table[c].to_numpy(dtype=object)).all()
+    assert (rows.replication == table["replication"].to_numpy()).all()
+    assert (rows.completed == (table["state"] == "completed").to_numpy()).all()
+    warm = warmup_frame(table, scn, rows)
+    mark_window(table, warm, scn.run.duration, rows)
+    cut = table.merge(warm, on=["replication", "partition"], how="left")["warmup_us"].fillna(0.0)
+    want = (
+        (table["state"] == "completed")
+        & (table["t_submit_us"] >= cut.to_numpy())
+        & (table["t_complete_us"] <= scn.run.duration)
+    )
+    assert (table["in_window"] == want).all()
+    assert want.any()
+    assert not want.all()

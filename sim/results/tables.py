@@ -111,9 +111,19 @@ class _Strings:
         """One row per value."""
         self.codes.append(np.array([self._code(v) for v in values], dtype=np.int32))
 
+    def rows(self) -> np.ndarray:
+        """Every row's code."""
+        if len(self.codes) != 1:
+            self.codes = [np.concatenate(self.codes) if self.codes else np.zeros(0, np.int32)]
+        return self.codes[0]
+
+    def names(self) -> list[str]:
+        """The distinct values, each at its code."""
+        return list(self.values)
+
     def column(self) -> Any:
-        codes = np.concatenate(self.codes)
-        values = list(self.values)
+        codes = self.rows()
+        values = self.names()
         dtype = _str_dtype()
         if not isinstance(dtype, pd.StringDtype):
             return np.array(values, dtype=object)[codes]
@@ -139,19 +149,20 @@ COMPARE_METRICS = ("throughput_rps", "mean_us", "p50_us", "p90_us", "p99_us", "p
 def tabulate(scenario: Scenario, runs: Sequence[RunData], seed: int, wall_s: float) -> Result:
     """Turn replications' records into a :class:`Result`."""
     if scenario.run.requests == "all":
-        requests = requests_frame(runs)
-        warm = warmup_frame(requests, scenario)
-        mark_window(requests, warm, scenario.run.duration)
-        per_rep = replication_frame(requests, [r.replication for r in runs], warm, scenario)
+        requests, rows = _requests(runs, sample=False)
+        warm = warmup_frame(requests, scenario, rows)
+        mark_window(requests, warm, scenario.run.duration, rows)
+        reps = [r.replication for r in runs]
+        per_rep = replication_frame(requests, reps, warm, scenario, rows)
         simulated = len(requests)
     else:  # sample N / none: the statistics from the columns, the table from the sample
         warm, per_rep = lean_frames(runs, scenario)
-        requests = requests_frame(runs, sample=True)
-        mark_window(requests, warm, scenario.run.duration)
+        requests, rows = _requests(runs, sample=True)
+        mark_window(requests, warm, scenario.run.duration, rows)
         simulated = sum(s.issued for r in runs for s in r.streams)
     lean_timeouts = _timeouts(runs) if scenario.run.requests != "all" else {}
     retried = not lean_timeouts and bool(
-        (requests["attempts"] > 1).any() or (requests["state"] == "failed").any()
+        (requests["attempts"].to_numpy() > 1).any() or rows.failed.any()
     )
     if (scenario.faults or retried) and len(per_rep):  # availability, stalls (sim.model.faults)
         per_rep = with_fault_columns(per_rep, requests, scenario)
@@ -228,22 +239,19 @@ def occupancy_frame(runs: Sequence[RunData]) -> pd.DataFrame:
     return df
 
 
-def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+def warmup_frame(requests: pd.DataFrame, scenario: Scenario, rows: _Rows) -> pd.DataFrame:
     """Per replication and child: the MSER-5 truncation point of its latency series (in
     submission order, from time 0) and the warm-up used (fixed, or the later of the two
-    under ``warmup_method: mser5``)."""
+    under ``warmup_method: mser5``). ``rows``: the table's keys (:func:`_requests`)."""
     fixed = scenario.run.warmup
     auto = scenario.run.warmup_method == "mser5"
-    rows = []
+    out = []
     # the completed requests' columns as arrays (no copy of the whole frame)
-    done = (requests["state"] == "completed").to_numpy()
+    done = np.flatnonzero(rows.completed)
     t_sub = requests["t_submit_us"].to_numpy()[done]
     latency = requests["latency_us"].to_numpy()[done]
-    keys = requests.loc[done, ["replication", "partition"]]
-    groups: dict[tuple[int, str], np.ndarray] = keys.groupby(  # type: ignore[assignment]
-        ["replication", "partition"], sort=False
-    ).indices
-    for (rep, part), rows_of in groups.items():
+    rep, part = rows.replication[done], rows.codes("partition")[done]
+    for rows_of in _groups(rep, part):
         # in submission order: the ordering pandas' sort_values gives (quicksort)
         t_all = t_sub[rows_of]
         order = t_all.argsort(kind="quicksort")
@@ -251,17 +259,34 @@ def warmup_frame(requests: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
         t = t_all[order]
         cut = float(t[d]) if d < len(t) else float(scenario.run.duration)
         used = max(fixed, cut) if auto else fixed
-        rows.append((rep, part, used, cut, found))
+        first = rows_of[0]
+        out.append((int(rep[first]), rows.name("partition", part[first]), used, cut, found))
     cols = ["replication", "partition", "warmup_us", "mser_warmup_us", "mser_found"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(out, columns=cols)
 
 
-def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float) -> None:
-    """Set ``in_window``: completed, submitted after its warm-up, completed by ``end``."""
-    merged = requests.merge(warm, on=["replication", "partition"], how="left")
-    cut = merged["warmup_us"].fillna(0.0).to_numpy()
+def _cuts(warm: pd.DataFrame) -> dict[tuple[int, str], tuple[float, float]]:
+    """(replication, child) → the warm-up used and MSER-5's, from :func:`warmup_frame`."""
+    return {
+        (int(r), p): (float(w), float(m))
+        for r, p, w, m in zip(warm["replication"], warm["partition"], warm["warmup_us"],
+                              warm["mser_warmup_us"], strict=True)
+    }  # fmt: skip
+
+
+def mark_window(requests: pd.DataFrame, warm: pd.DataFrame, end: float, rows: _Rows) -> None:
+    """Set ``in_window``: completed, submitted after its warm-up, completed by ``end``
+    (no warm-up known for its replication and child: from 0)."""
+    cuts = _cuts(warm)
+    rep, part = rows.replication, rows.codes("partition")
+    cut = np.zeros(len(requests))
+    for rows_of in _groups(rep, part):
+        first = rows_of[0]
+        known = cuts.get((int(rep[first]), rows.name("partition", part[first])))
+        if known:
+            cut[rows_of] = known[0]
     requests["in_window"] = (
-        (requests["state"] == "completed").to_numpy()
+        rows.completed
         & (requests["t_submit_us"].to_numpy() >= cut)
         & (requests["t_complete_us"].to_numpy() <= end)
     )
@@ -275,65 +300,69 @@ def requests_frame(runs: Sequence[RunData], sample: bool = False) -> pd.DataFram
     :class:`~sim.model.workloads.ConservationError` unless every stream's requests are exactly
     its ids 0..issued-1, each once. ``sample``: the rows of the requests kept under
     ``run.requests: sample N`` (completed ones, in id order; none under ``none``)."""
+    return _requests(runs, sample)[0]
+
+
+class _Rows:
+    """The request table's keys row for row as integers: its replications, the codes its
+    string columns were built from (:class:`_Strings`) and each row's state as an index
+    into ``("completed", "failed", "in_flight")``. Grouping and selecting rows by
+    replication, child and path reads these, not the strings."""
+
+    def __init__(self, replication: np.ndarray, text: dict[str, _Strings], state: np.ndarray):
+        self.replication = replication
+        self.text = text
+        self.completed = state == 0
+        self.failed = state == 1
+
+    def codes(self, column: str) -> np.ndarray:
+        """Each row's code in ``column`` (a string column)."""
+        return self.text[column].rows()
+
+    def name(self, column: str, code: int) -> str:
+        """The value of ``column`` a code stands for."""
+        return self.text[column].names()[code]
+
+
+def _groups(*columns: np.ndarray) -> list[np.ndarray]:
+    """The rows of each distinct combination of ``columns`` (non-negative integers, one per
+    row), ascending, the combinations in order of first appearance: what pandas'
+    ``groupby(sort=False).indices`` gives, without hashing strings."""
+    if not len(columns[0]):
+        return []
+    code = np.zeros(len(columns[0]), dtype=np.int64)
+    for c in columns:
+        code = code * (int(c.max()) + 1) + c
+    order = np.argsort(code, kind="stable")  # each group's rows stay ascending
+    groups = np.split(order, np.flatnonzero(np.diff(code[order])) + 1)
+    groups.sort(key=lambda g: int(g[0]))
+    return groups
+
+
+def _requests(runs: Sequence[RunData], sample: bool) -> tuple[pd.DataFrame, _Rows]:
+    """:func:`requests_frame` and its rows' keys as integers (:class:`_Rows`)."""
     cols = list(REQUEST_FIELDS)
     # the table is built once from whole columns: per stream, its records, its labels
     # repeated over its rows and what each row adds (op and state names, fault outcomes,
-    # peer times); string columns as codes into their distinct values
-    blocks: list[np.ndarray] = []
-    lengths: list[int] = []
-    ints: dict[str, list[int]] = {"replication": [], "stream": []}
-    text = {c: _Strings() for c in _TEXT}
-    attempts: list[np.ndarray] = []
-    peer_times: list[np.ndarray | None] = []
-    op_index = cols.index("op")
+    # peer times); string columns as codes into their distinct values; each column
+    # gathered from the streams' arrays in one copy
+    pieces: list[np.ndarray] = []
+    kept: list[tuple[StreamData, int, list[np.ndarray]]] = []
     for run_ in runs:
         for s in run_.streams:
-            where = f"replication {run_.replication}, {s.partition} stream {s.stream}"
             if sample:
-                _check_marks(s, where)
-                kept = s.sample if s.sample is not None else np.empty((0, len(cols) + 3))
-                arr, done, failed, in_flight = kept[:, : len(cols)], len(kept), 0, 0
+                _check_marks(s, f"replication {run_.replication}, {s.partition} stream {s.stream}")
+                rows = s.sample if s.sample is not None else np.empty((0, len(cols) + 3))
+                if not len(rows):
+                    continue
+                parts = [rows]
             else:
-                arr = np.concatenate([s.done, s.failed, s.in_flight])
-                done, failed, in_flight = len(s.done), len(s.failed), len(s.in_flight)
-                _check_conserved(arr[:, 0], s.issued, where)
-            if sample and not len(arr):
-                continue
-            n = len(arr)
-            blocks.append(arr)
-            lengths.append(n)
-            ints["replication"].append(run_.replication)
-            ints["stream"].append(s.stream)
-            for c, v in (("partition", s.partition), ("requested_path", s.requested_path),
-                         ("device", s.device)):  # fmt: skip
-                text[c].same(v, n)
-            text["op"].of(s.ops, arr[:, op_index].astype(np.intp))
-            text["state"].of(_STATES, np.repeat(np.arange(3), [done, failed, in_flight]))
-            by_id = s.failures or s.attempts or s.paths or s.trips is not None
-            ids = arr[:, 0].astype(np.int64).tolist() if by_id else []
-            # faults (sim.model.faults): the exceptions, by id
-            if s.failures:
-                text["failure"].each([s.failures.get(i, "") for i in ids])
-            else:
-                text["failure"].same("", n)
-            if s.paths:
-                text["io_path"].each([s.paths.get(i, s.io_path) for i in ids])
-            else:
-                text["io_path"].same(s.io_path, n)
-            attempts.append(
-                np.array([s.attempts.get(i, 1) for i in ids], dtype=np.int64)
-                if s.attempts
-                else np.ones(n, dtype=np.int64)
-            )
-            if s.trips is not None and sample:  # the sample's trip times follow its row
-                peer_times.append(kept[:, len(cols) : len(cols) + len(PEER_COLUMNS)])
-            elif s.trips is not None:  # request-response with a remote peer
-                nan = (np.nan,) * len(PEER_COLUMNS)
-                trips = s.trips
-                peer_times.append(np.array([trips.get(i, nan) for i in ids], dtype=float))
-            else:
-                peer_times.append(None)
-    if not blocks:  # no I/O streams at all (CPU-only scenarios): typed empty table
+                parts = [s.done, s.failed, s.in_flight]
+            pieces += parts
+            kept.append((s, run_.replication, parts))
+    if not kept:  # no I/O streams at all (CPU-only scenarios): typed empty table
+        text = {c: _Strings() for c in _TEXT}
+        rows_ = _Rows(np.zeros(0, dtype=np.int64), text, np.zeros(0, dtype=np.int8))
         df = pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
             replication=0,
             partition="",
@@ -345,36 +374,89 @@ def requests_frame(runs: Sequence[RunData], sample: bool = False) -> pd.DataFram
             failure="",
             attempts=0,
         )
-    else:
-        records = np.concatenate(blocks)
-        data: dict[str, Any] = {c: np.repeat(np.array(v, dtype=np.int64), lengths)
-                                for c, v in ints.items()}  # fmt: skip
-        data.update({c: records[:, j] for j, c in enumerate(cols)})
-        data.update({c: t.column() for c, t in text.items()})
-        data["attempts"] = np.concatenate(attempts)
-        if any(t is not None for t in peer_times):  # NaN for the streams without a peer
-            times = np.concatenate([
-                t if t is not None else np.full((n, len(PEER_COLUMNS)), np.nan)
-                for t, n in zip(peer_times, lengths, strict=True)
-            ])  # fmt: skip
-            data.update({c: times[:, k] for k, c in enumerate(PEER_COLUMNS)})
-        df = pd.DataFrame(data)
-    for col in ("id", "size_bytes", "vcpu"):
-        df[col] = df[col].astype("int64")
-    df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
-    warm = runs[0].warmup_us if runs else 0.0
-    end = runs[0].duration_us if runs else 0.0
-    df["in_window"] = (
-        (df["state"] == "completed") & (df["t_submit_us"] >= warm) & (df["t_complete_us"] <= end)
+        for col in ("id", "size_bytes", "vcpu"):
+            df[col] = df[col].astype("int64")
+        df["latency_us"] = df["t_complete_us"] - df["t_submit_us"]
+        df["in_window"] = df["state"] == "completed"
+        return df[_order(df)], rows_
+    data: dict[str, Any] = {}
+    for j, c in enumerate(cols):
+        column = np.concatenate([a[:, j] for a in pieces])
+        data[c] = column.astype(np.int64) if c in ("id", "size_bytes", "vcpu") else column
+    ids, ops = data["id"], data["op"]
+    lengths = [sum(len(a) for a in parts) for _, _, parts in kept]
+    starts = np.cumsum([0, *lengths])
+    text = {c: _Strings() for c in _TEXT}
+    attempts: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    peer_times: list[np.ndarray | None] = []
+    for (s, rep, parts), at, n in zip(kept, starts, lengths, strict=False):
+        mine = slice(int(at), int(at) + n)
+        if not sample:
+            _check_conserved(
+                ids[mine], s.issued, f"replication {rep}, {s.partition} stream {s.stream}"
+            )
+        for c, v in (("partition", s.partition), ("requested_path", s.requested_path),
+                     ("device", s.device)):  # fmt: skip
+            text[c].same(v, n)
+        text["op"].of(s.ops, ops[mine].astype(np.intp))
+        state = np.repeat(np.arange(len(parts), dtype=np.int8), [len(a) for a in parts])
+        states.append(state)
+        text["state"].of(_STATES, state)
+        by_id = s.failures or s.attempts or s.paths or (s.trips is not None and not sample)
+        of_id = ids[mine].tolist() if by_id else []
+        # faults (sim.model.faults): the exceptions, by id
+        if s.failures:
+            text["failure"].each([s.failures.get(i, "") for i in of_id])
+        else:
+            text["failure"].same("", n)
+        if s.paths:
+            text["io_path"].each([s.paths.get(i, s.io_path) for i in of_id])
+        else:
+            text["io_path"].same(s.io_path, n)
+        attempts.append(
+            np.array([s.attempts.get(i, 1) for i in of_id], dtype=np.int64)
+            if s.attempts
+            else np.ones(n, dtype=np.int64)
+        )
+        if s.trips is not None and sample:  # the sample's trip times follow its row
+            peer_times.append(parts[0][:, len(cols) : len(cols) + len(PEER_COLUMNS)])
+        elif s.trips is not None:  # request-response with a remote peer
+            nan = (np.nan,) * len(PEER_COLUMNS)
+            trips = s.trips
+            peer_times.append(np.array([trips.get(i, nan) for i in of_id], dtype=float))
+        else:
+            peer_times.append(None)
+    data["replication"] = np.repeat(np.array([r for _, r, _ in kept], dtype=np.int64), lengths)
+    data["stream"] = np.repeat(np.array([s.stream for s, _, _ in kept], dtype=np.int64), lengths)
+    data.update({c: t.column() for c, t in text.items()})
+    data["attempts"] = np.concatenate(attempts)
+    if any(t is not None for t in peer_times):  # NaN for the streams without a peer
+        times = np.concatenate([
+            t if t is not None else np.full((n, len(PEER_COLUMNS)), np.nan)
+            for t, n in zip(peer_times, lengths, strict=True)
+        ])  # fmt: skip
+        data.update({c: np.ascontiguousarray(times[:, k]) for k, c in enumerate(PEER_COLUMNS)})
+    data["latency_us"] = data["t_complete_us"] - data["t_submit_us"]
+    rows_ = _Rows(data["replication"], text, np.concatenate(states))
+    warm = runs[0].warmup_us
+    end = runs[0].duration_us
+    data["in_window"] = (
+        rows_.completed & (data["t_submit_us"] >= warm) & (data["t_complete_us"] <= end)
     )
+    df = pd.DataFrame(data, copy=False)
+    return df[_order(df)], rows_
+
+
+def _order(df: pd.DataFrame) -> list[str]:
+    """The request table's columns in their order; the trip times only where a stream has
+    a remote peer (existing tables keep their columns)."""
     order = [
         "replication", "partition", "stream", "requested_path", "io_path", "device", "id",
         "op", "size_bytes", "vcpu", "t_submit_us", "t_complete_us", "latency_us", "state",
         "failure", "attempts", "in_window", *COMPONENT_COLUMNS,
     ]  # fmt: skip
-    # present only where a stream has a remote peer: existing tables keep their columns
-    order += [c for c in PEER_COLUMNS if c in df.columns]
-    return df[order]
+    return order + [c for c in PEER_COLUMNS if c in df.columns]
 
 
 def _check_conserved(ids: np.ndarray, issued: int, where: str) -> None:
@@ -511,42 +593,44 @@ def replication_frame(
     replications: Sequence[int],
     warm: pd.DataFrame,
     scenario: Scenario,
+    rows: _Rows,
 ) -> pd.DataFrame:
     """Per replication, child and path: requests, throughput, latency statistics and mean
     components over the measurement window (the samples every interval is built from).
 
     The columns it reads are taken out of the frame once, as arrays, and each
     (child, path, replication) selects its rows by their indices, in order (the rows a
-    mask would select, without comparing the string columns at every step)."""
-    cuts = warm.set_index(["replication", "partition"])
+    mask would select), found from the table's keys as integers (``rows``)."""
+    cuts = _cuts(warm)
     end = scenario.run.duration
     wanted = percentiles(scenario.run.percentiles)
     peers = "one_way_us" in requests.columns  # request-response: the round trip and its parts
     means = [*COMPONENT_COLUMNS, *(PEER_COLUMNS if peers else ())]
     col = {c: requests[c].to_numpy() for c in ["latency_us", *means]}
+    part, asked, path = (rows.codes(c) for c in KEYS)
     # each (child, path)'s rows, ascending: what a mask of the columns would select
-    rows_of: dict[tuple[str, str], np.ndarray] = requests.groupby(  # type: ignore[assignment]
-        ["partition", "io_path"], sort=False
-    ).indices
-    rep = requests["replication"].to_numpy()
+    rows_of = {(part[g[0]], path[g[0]]): g for g in _groups(part, path)}
+    rep = rows.replication
     inw = requests["in_window"].to_numpy(dtype=bool)
     t_done = requests["t_complete_us"].to_numpy()
     t_sub = requests["t_submit_us"].to_numpy()
-    completed = (requests["state"] == "completed").to_numpy()
+    completed = rows.completed
     size = requests["size_bytes"].to_numpy()
-    rows = []
-    for key in requests[KEYS].drop_duplicates().to_dict("records"):
-        mine = rows_of[(key["partition"], key["io_path"])]
+    out = []
+    for first in (g[0] for g in _groups(part, asked, path)):  # in the table's order
+        key = {
+            c: rows.name(c, code[first]) for c, code in zip(KEYS, (part, asked, path), strict=True)
+        }
+        mine = rows_of[(part[first], path[first])]
         of_rep = rep[mine]
         for r in replications:
             every = mine[of_rep == r]
             x = every[inw[every]]
-            n = len(x)
-            k = (r, key["partition"])
-            cut = float(cuts.loc[k, "warmup_us"]) if k in cuts.index else scenario.run.warmup
+            known = cuts.get((r, key["partition"]))
+            cut = known[0] if known else scenario.run.warmup
             window_s = (end - cut) / 1e6
-            m: dict[str, Any] = {"replication": r, **{k2: key[k2] for k2 in KEYS}}
-            m["requests"] = n
+            m: dict[str, Any] = {"replication": r, **key}
+            m["requests"] = len(x)
             m.update(_rates(t_done[every], t_sub[every], completed[every], size[every],
                             cut, end, window_s))  # fmt: skip
             m.update(latency_stats(col["latency_us"][x], wanted))
@@ -556,11 +640,10 @@ def replication_frame(
                 m["round_trip_us"] = m["mean_us"]
                 for c in PEER_COLUMNS:
                     m[c] = _mean(col[c][x])
-            if k in cuts.index:
-                m["warmup_us"] = cut
-                m["mser_warmup_us"] = float(cuts.loc[k, "mser_warmup_us"])
-            rows.append(m)
-    return pd.DataFrame(rows)
+            if known:
+                m["warmup_us"], m["mser_warmup_us"] = known
+            out.append(m)
+    return pd.DataFrame(out)
 
 
 def _mean(x: np.ndarray) -> float:
