@@ -127,7 +127,7 @@ def sweep(
 
     sw = make_sweep(spec) if isinstance(spec, dict) else load_sweep(spec, allow_outside)
     report = run_sweep(sw, out, workers=workers, scheduler=scheduler, executor=executor)
-    return load_study(report.out)
+    return load_study(report.out, report.verified)
 
 
 def load_study(out: Any) -> Any:

@@ -716,7 +716,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"recomputed {n} damaged point{'s' if n != 1 else ''} (stored files that did "
                 "not match their hashes)"
             )
-        print(format_study(load_study(report.out)))
+        print(format_study(load_study(report.out, report.verified)))
         print(f"\nresults: {report.out}/ (study.json, summary/, requests/, points/)")
         for key in report.failed:
             print(f"failed: point {key}: see {report.out}/failed/{key}.json", file=sys.stderr)

@@ -20,7 +20,7 @@ import yaml
 
 import sim
 from sim.cli import main
-from sim.experiment.study import load_study, load_sweep, verify_point
+from sim.experiment.study import load_study, load_sweep, run_sweep, verify_point
 from sim.results import store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -558,3 +558,24 @@ def test_report_never_replaces_a_file_hvsim_did_not_write(
     assert main(["report", str(out)]) == 2
     assert "hvsim did not write it" in one_line(capsys.readouterr().err)
     assert (out / "report.html").read_text() == "<p>my notes</p>"
+
+
+def test_a_sweep_reads_back_the_points_it_verified_without_hashing_them_again(
+    tmp_path: Path,
+) -> None:
+    """The points a sweep computed or found done are read back as they are, not verified
+    again (:attr:`SweepReport.verified`); the same frame as a study read cold, and a point
+    the sweep did not verify is still checked."""
+    file = _sweep_file(tmp_path, "20ms", "[8, 12]", reps=2)
+    sweep = load_sweep(file)
+    report = run_sweep(sweep, tmp_path / "out")
+    assert sorted(report.verified) == sorted(p.key for p in sweep.points)
+    cold = load_study(report.out)
+    pd.testing.assert_frame_equal(load_study(report.out, report.verified), cold)
+    _flip(report.out / "requests" / f"{sweep.points[0].key}.parquet")
+    only = [sweep.points[1].key]
+    assert set(load_study(report.out, only)["point"]) == set(only)
+    again = run_sweep(sweep, report.out)  # recomputed: the damaged point is not trusted
+    assert again.computed == [sweep.points[0].key]
+    assert again.skipped == only
+    pd.testing.assert_frame_equal(load_study(again.out, again.verified), cold)

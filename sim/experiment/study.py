@@ -85,7 +85,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -759,6 +759,12 @@ class SweepReport:
     """Processes that computed the points (None: none, or a scheduler's own workers)."""
     damaged: list[str] = field(default_factory=list)
 
+    @property
+    def verified(self) -> list[str]:
+        """The points whose files this invocation checked against their hashes: those it
+        computed (as each was stored) and those already done (before it began)."""
+        return [*self.computed, *self.skipped]
+
 
 def run_sweep(
     sweep: Sweep,
@@ -899,25 +905,28 @@ def _point_warnings(info: Mapping[str, Any]) -> dict[str, str]:
     return {part: "; ".join(texts) for part, texts in notes.items()}
 
 
-def load_study(out: str | Path) -> pd.DataFrame:
+def load_study(out: str | Path, verified: Collection[str] = ()) -> pd.DataFrame:
     """The tidy frame of a study: one row per point × replication × child, in point order,
     with ``point`` (its key), ``point_index``, a column per swept parameter under its
     short name (:func:`short_names`; numeric in hvsim's units where the field is), the
     summary metrics and ``warnings``, the warnings of the point's run for that child (only
     finished points whose files verify: :func:`verify_point`). :func:`study_grid` names
-    the swept parameters' columns and their values as the sweep wrote them."""
+    the swept parameters' columns and their values as the sweep wrote them. ``verified``:
+    points whose files the caller has just verified (:attr:`SweepReport.verified`), not
+    read and hashed again (the whole of a large study's request tables otherwise)."""
     out = Path(out)
     info_file = out / "study.json"
     if not info_file.is_file():
         raise FileNotFoundError(f"{out} is not an hvsim study directory (no study.json)")
     info = json.loads(info_file.read_text(encoding="utf-8"))
+    trusted = set(verified)
     frames = []
     keys = list(info.get("sweep", {}).get("grid", {}))
     columns: dict[str, str] = {}
     written: dict[str, dict[Any, str]] = {k: {} for k in keys}
     for entry in info["points"]:
         key = entry.get("key") if isinstance(entry, dict) else None
-        if not isinstance(key, str) or verify_point(out, key):
+        if not isinstance(key, str) or (key not in trusted and verify_point(out, key)):
             continue
         frame = pd.read_parquet(out / "summary" / f"{key}.parquet")
         frame["point_index"] = entry["index"]  # this sweep's numbering, not the old one
