@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="parallel workers (default: the cores; at most one per point to compute)",
+        help="parallel workers (default: the cores; at most one per replication to compute)",
     )
     w.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     w.add_argument(
@@ -361,7 +361,11 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
+        if args.command == "sweep":  # each point is stored as it ends (study.py)
+            print("error: interrupted; the points that finished are kept: the same command "
+                  "computes the others", file=sys.stderr)  # fmt: skip
+        else:
+            print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
 
 
@@ -673,7 +677,7 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     from sim.report.text import format_study
 
-    workers = _workers(args)  # more than there are points and cores: capped (study.pool_size)
+    workers = _workers(args)  # more than there are tasks and cores: capped (study.pool_size)
     if args.scheduler is not None:
         try:
             check_scheduler(args.scheduler)

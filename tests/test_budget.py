@@ -244,8 +244,9 @@ def test_ten_thousand_workers_are_capped(tmp_path: Path) -> None:
     assert info["last_run"]["workers"] <= 2
 
 
-def test_workers_are_capped_by_points_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pool (and a LocalCluster) gets min(workers, points, cores)."""
+def test_workers_are_capped_by_tasks_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool (and a LocalCluster) gets min(workers, tasks, cores): a pool's tasks are
+    replications, a cluster's points."""
     from sim.experiment import study
 
     monkeypatch.setattr(study, "_cores", lambda: 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 import sim
+import sim.experiment.run
 import sim.experiment.study
 from sim.cli import main
 from sim.experiment.study import is_done, load_study, load_sweep, make_sweep, run_sweep
@@ -120,6 +122,58 @@ def test_executors_give_identical_results(
     assert len(report.computed) == 2
     assert not report.failed
     assert_same_study(serial_study, tmp_path / executor)
+
+
+def test_a_pool_runs_each_replication_as_a_task(serial_study: Path, tmp_path: Path) -> None:
+    """On a process pool a point's replications are tasks of their own: one point of two
+    replications keeps two workers busy, and its files are serial's."""
+    one = spec({"host.cores": [8]})
+    report = run_sweep(make_sweep(one), out=tmp_path / "one", executor="processes", workers=2)
+    assert report.workers == min(2, sim.experiment.study._cores())
+    assert len(report.computed) == 1
+    key = report.computed[0]
+    for rel in sim.experiment.study.POINT_FILES[:2]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "one" / rel.format(key=key)),
+            pd.read_parquet(serial_study / rel.format(key=key)),
+        )
+
+
+@pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork",
+    reason="the failure is planted in this process, for workers forked from it",
+)
+def test_a_replication_that_fails_on_a_pool_fails_its_point_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replication that raises in a pool's worker fails its point, recorded once with
+    its error; its other replication's records are dropped and the other points stored,
+    as serial stores them."""
+    original = sim.experiment.run.simulate
+
+    def simulate(scenario: Any, replication: int, *args: Any) -> Any:
+        if scenario.host.cores == 8 and replication == 1:
+            raise RuntimeError("boom in replication 1")
+        return original(scenario, replication, *args)
+
+    monkeypatch.setattr(sim.experiment.run, "simulate", simulate)
+    sw = make_sweep(spec({"host.cores": [8, 16, 12]}))
+    bad = sw.points[0].key
+    others = {p.key for p in sw.points[1:]}
+    report = run_sweep(sw, tmp_path / "pool", executor="processes", workers=2)
+    assert report.failed == [bad]
+    assert set(report.computed) == others
+    info = json.loads((tmp_path / "pool" / "failed" / f"{bad}.json").read_text())
+    assert "RuntimeError: boom in replication 1" in info["error"]
+    assert stored_keys(tmp_path / "pool") == others
+    monkeypatch.undo()
+    serial = run_sweep(make_sweep(spec({"host.cores": [16, 12]})), tmp_path / "serial",
+                       executor="serial")  # fmt: skip
+    assert set(serial.computed) == others
+    pool, alone = (sorted_frame(load_study(tmp_path / d)) for d in ("pool", "serial"))
+    pd.testing.assert_frame_equal(
+        pool.drop(columns="point_index"), alone.drop(columns="point_index")
+    )
 
 
 def test_auto_is_the_process_pool_and_dask_only_with_a_scheduler() -> None:
@@ -323,6 +377,43 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     again = run_sweep(load_sweep(file), out, executor="serial")
     assert again.computed == []
     assert len(again.skipped) == 6
+
+
+def test_an_interrupted_pool_sweep_stops_and_keeps_its_points(tmp_path: Path) -> None:
+    """Ctrl-C during a sweep on a process pool: the replications not started never start
+    (a few tasks are queued at a time), the finished points are kept, the message says
+    so (exit status 130), and the same command computes the rest."""
+    file = sweep_file(
+        tmp_path,
+        study="stop",
+        set={"run.duration": "100ms", "run.warmup": "5ms"},
+        grid={"host.cores": [4, 6, 8, 10, 12, 14, 16, 18]},
+    )
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "sweep", str(file), "--out", str(out),
+         "--executor", "processes", "--workers", "2"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "points").glob("*.json")):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no point finished in 120 s"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted; the points that finished are kept" in err
+    assert "Traceback" not in err
+    done = stored_keys(out)
+    assert 1 <= len(done) < 8
+    assert temp_files(out) == []
+    report = run_sweep(load_sweep(file), out, executor="serial")
+    assert set(report.skipped) == done
+    assert len(report.computed) == 8 - len(done)
 
 
 def test_resume_removes_temporary_files_of_a_killed_run(study_copy: Path) -> None:

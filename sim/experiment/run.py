@@ -16,6 +16,7 @@ for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -124,6 +125,12 @@ class Spool:
         buffers = [view[at : at + n] for at, n in zip(starts, sizes, strict=False)]
         run: RunData = pickle.loads(head, buffers=buffers)
         return run
+
+    @staticmethod
+    def discard(parcel: Parcel) -> None:
+        """Delete a parcel's file unread (records no longer wanted)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(parcel[1])
 
     def close(self) -> None:
         """Remove the folder and whatever is left in it."""

@@ -86,10 +86,10 @@ import sys
 import time
 import traceback
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -110,6 +110,9 @@ from sim.scenario.fields import NAME_RE
 from sim.scenario.reader import compose, read_text, resolve_inside
 from sim.scenario.schema import Scenario
 from sim.scenario.source import apply_override, from_dict, load
+
+if TYPE_CHECKING:
+    from sim.experiment.run import Parcel, Spool
 
 EXECUTORS = ("auto", "serial", "processes", "dask")
 _SWEEP_KEYS = {"study", "scenario", "set", "grid", "replications", "seed"}
@@ -284,6 +287,7 @@ def run_point(
     point: str | None = None,
     point_index: int = 0,
     values: Mapping[str, Any] | None = None,
+    parcels: Sequence[Parcel] | None = None,
 ) -> dict[str, Any]:
     """Simulate one point from plain data (trace files are read relative to ``base``, the
     folder of the scenario that names them). With ``out`` (a study directory this process
@@ -293,12 +297,22 @@ def run_point(
     (``files``) and its grid columns (``columns``); without (a scheduler's workers,
     perhaps on other machines), it returns its summary table (``replications``, a frame
     of a few rows) and its requests as Parquet bytes (``requests_parquet``), which the
-    driving process writes. The requests never cross a process boundary as a frame."""
-    from sim.experiment.run import run
+    driving process writes. The requests never cross a process boundary as a frame.
+    ``parcels``: the point's replications, already simulated by a local pool's workers
+    and left in its spool (:class:`sim.experiment.run.Spool`), in replication order;
+    only the tables and files are made here, the same as from simulating them here."""
+    from sim.experiment.run import Spool, run
+    from sim.results.tables import tabulate
 
     t0 = time.perf_counter()
     scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
-    res = run(scn, replications=replications, seed=seed)
+    if parcels is None:
+        res = run(scn, replications=replications, seed=seed)
+        simulated = 0.0
+    else:
+        runs = [Spool.receive(parcel) for parcel in parcels]
+        simulated = sum(r.wall_s for r in runs)
+        res = tabulate(scn, runs, seed, simulated)
     payload: dict[str, Any] = {
         "requests": len(res.requests),
         "versions": res.meta["versions"],
@@ -315,7 +329,7 @@ def run_point(
         res.requests.to_parquet(buf, index=False)
         payload["replications"] = res.replications
         payload["requests_parquet"] = buf.getvalue()
-    payload["wall_s"] = time.perf_counter() - t0
+    payload["wall_s"] = simulated + time.perf_counter() - t0
     return payload
 
 
@@ -548,7 +562,7 @@ Outcome = tuple[Point, dict[str, Any] | None, BaseException | None]
 
 def _args(p: Point, out: Path | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """run_point's arguments for ``p``; with ``out`` its worker writes its files there."""
-    where = _where(p)
+    where: dict[str, Any] = _where(p)
     if out is not None:
         where.update(out=str(out), point=p.key, point_index=p.index, values=p.values)
     return (p.scenario.to_dict(), p.seed, p.replications), where
@@ -582,17 +596,71 @@ def _warm() -> None:
 
 
 def _processes(points: Sequence[Point], workers: int, out: Path | None = None) -> Iterator[Outcome]:
-    with ProcessPoolExecutor(max_workers=workers, initializer=_warm) as pool:
-        futures = {}
-        for p in points:
-            args, kwargs = _args(p, out)
-            futures[pool.submit(run_point, *args, **kwargs)] = p
-        for fut in as_completed(futures):
-            p = futures[fut]
+    """The points on a process pool, each replication a task of its own (its records left
+    in a spool: :class:`sim.experiment.run.Spool`) and each point's tables and files a
+    last task once all its replications are in (:func:`run_point` with ``parcels``): every
+    worker has work to the end, however few the points, and the last wave is replications,
+    not whole points. Tasks go in as workers free up, a point's last task before any
+    replication not started, so that few points' records wait in the spool at a time.
+    A replication that fails fails its point (once): its other replications are dropped."""
+    from sim.experiment.run import Spool
+
+    queue = [(p, r) for p in points for r in range(p.replications)][::-1]  # popped from the end
+    with Spool() as spool, ProcessPoolExecutor(max_workers=workers, initializer=_warm) as pool:
+        try:
+            yield from _tasks(pool, spool, queue, workers, out)
+        except BaseException:  # interrupted: what has not started never will
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _tasks(
+    pool: ProcessPoolExecutor,
+    spool: Spool,
+    queue: list[tuple[Point, int]],
+    workers: int,
+    out: Path | None,
+) -> Iterator[Outcome]:
+    """:func:`_processes`' scheduling: ``queue`` holds the replications to simulate, the
+    next at its end."""
+    ready: list[Point] = []  # points whose replications are all in
+    got: dict[str, dict[int, Parcel]] = {}
+    failed: set[str] = set()
+    running: dict[Future[Any], tuple[Point, int | None]] = {}
+    while queue or ready or running:
+        while len(running) < 2 * workers and (ready or queue):  # one waiting for each
+            if ready:
+                p = ready.pop(0)
+                mine = got.pop(p.key)
+                parcels = [mine[r] for r in range(p.replications)]
+                args, kwargs = _args(p, out)
+                future = pool.submit(run_point, *args, **{**kwargs, "parcels": parcels})
+                running[future] = (p, None)
+            else:
+                p, rep = queue.pop()
+                if p.key not in failed:
+                    running[spool.submit(pool, p.scenario, rep, p.seed)] = (p, rep)
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: running[f][0].index):
+            p, r = running.pop(future)
             try:
-                yield p, fut.result(), None
+                result: Any = future.result()
             except Exception as exc:
-                yield p, None, exc
+                if p.key not in failed:
+                    yield p, None, exc
+                if r is not None:  # its point's other replications are of no use
+                    failed.add(p.key)
+                    for parcel in got.pop(p.key, {}).values():
+                        spool.discard(parcel)
+                continue
+            if r is None:  # the point's tables and files
+                yield p, result, None
+            elif p.key in failed:
+                spool.discard(result)
+            else:
+                got.setdefault(p.key, {})[r] = result
+                if len(got[p.key]) == p.replications:
+                    ready.append(p)
 
 
 class ExecutorError(RuntimeError):
@@ -632,10 +700,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def pool_size(workers: int, points: int) -> int:
-    """Processes a local pool or ``LocalCluster`` gets for ``points`` points: no more than
-    the ``workers`` asked, the points, or the cores this process may run on."""
-    return max(1, min(workers, points, _cores()))
+def pool_size(workers: int, tasks: int) -> int:
+    """Processes a local pool or ``LocalCluster`` gets for ``tasks`` tasks (replications on
+    a pool, points on a cluster): no more than the ``workers`` asked, the tasks, or the
+    cores this process may run on."""
+    return max(1, min(workers, tasks, _cores()))
 
 
 def _dask_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
@@ -789,8 +858,9 @@ def run_sweep(
     skipped = [p.key for p in sweep.points if not states[p.key]]
     damaged = [p.key for p in todo if states[p.key] != "missing"]
     used = None  # processes computing the points here (none with a scheduler's own workers)
-    if todo and not (kind == "dask" and scheduler):
-        used = 1 if kind == "serial" else pool_size(workers, len(todo))
+    if todo and not (kind == "dask" and scheduler):  # local processes take a replication each
+        tasks = sum(p.replications for p in todo) if kind == "processes" else len(todo)
+        used = 1 if kind == "serial" else pool_size(workers, tasks)
     # a scheduler that does not answer stops the sweep before anything is written
     client, cluster = (
         _dask_client(used or 1, scheduler) if kind == "dask" and todo else (None, None)
