@@ -4,6 +4,7 @@ serial run, for run, compare and the command line."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 
 import pandas as pd
 import pytest
@@ -100,3 +101,33 @@ def test_the_spool_hands_back_the_records_bit_for_bit_and_leaves_nothing() -> No
     assert dataclasses.replace(got, streams=[], wall_s=0) == dataclasses.replace(
         direct, streams=[], wall_s=0
     )
+
+
+@pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork" or cores() < 2,
+    reason="counts replications in workers forked from this process; needs 2 cores",
+)
+def test_an_interrupted_pool_starts_no_more_replications(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while replications run on a pool (here: from the progress callback, as
+    the first ends): the ones not yet handed to a worker never start, and nothing is
+    left in the spool."""
+    import sim.experiment.run as run_module
+
+    started = tmp_path / "started"
+    original = run_module.simulate
+
+    def simulate(scenario, replication, *args):  # type: ignore[no-untyped-def]
+        with started.open("a") as f:
+            f.write(f"{replication}\n")
+        return original(scenario, replication, *args)
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "simulate", simulate)
+    scn = sim.load("scenarios/baseline.yaml", {"run.duration": "30ms", "run.warmup": "3ms"})
+    with pytest.raises(KeyboardInterrupt):
+        replicate(scn, 40, 1, workers=2, progress=interrupt)
+    assert 1 <= len(started.read_text().split()) < 40

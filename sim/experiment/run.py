@@ -59,11 +59,15 @@ def replicate(
         return [simulate(scenario, r, root, progress) for r in range(replications)]
     with Spool() as spool, ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [spool.submit(pool, scenario, r, root) for r in range(replications)]
-        if progress is not None:
-            for f in as_completed(futures):
-                f.result()
-                progress(float(scenario.run.duration))
-        return [spool.receive(f.result()) for f in futures]
+        try:
+            if progress is not None:
+                for f in as_completed(futures):
+                    f.result()
+                    progress(float(scenario.run.duration))
+            return [spool.receive(f.result()) for f in futures]
+        except BaseException:  # interrupted, or one failed: the rest never starts
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 Parcel = tuple[bytes, str, list[int]]
