@@ -9,7 +9,8 @@ so the result is identical to a serial run's, whatever the number of workers.
 A worker does not send its records' arrays (megabytes per replication) through the
 pool's pipe, where each 64 KiB waits for this process's reader to be scheduled on cores
 the other workers keep busy: it leaves them in a file of a :class:`Spool` (a temporary
-folder, in memory where the system has ``/dev/shm``), out of band of the pickle
+folder in memory where the system has ``/dev/shm``, else, or when that is full, on
+disk), out of band of the pickle
 (protocol 5), and sends the rest. This process maps the file, the arrays view the
 mapping, and deletes it (its memory is returned when the arrays go). Same records, bit
 for bit."""
@@ -22,7 +23,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 
 from sim.model.host import simulate
@@ -82,34 +83,57 @@ def _padded(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def _simulate_into(folder: str, scenario: Scenario, replication: int, root: int) -> Parcel:
-    """In a worker: simulate one replication and leave its arrays' data in a file of
-    ``folder``."""
+def _simulate_into(
+    folders: Sequence[str], scenario: Scenario, replication: int, root: int
+) -> Parcel:
+    """In a worker: simulate one replication and leave its arrays' data in a file of the
+    first of ``folders`` that takes it (a full or vanished one: the next)."""
     buffers: list[pickle.PickleBuffer] = []
     head = pickle.dumps(simulate(scenario, replication, root), 5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
-    fd, path = tempfile.mkstemp(prefix=f"replication-{replication}-", dir=folder)
-    with open(fd, "wb") as f:
-        for v in views:
-            f.write(v)
-            f.write(bytes(_padded(v.nbytes) - v.nbytes))
-    return head, path, [v.nbytes for v in views]
+    for i, folder in enumerate(folders):
+        try:
+            path = _write_parcel(folder, f"replication-{replication}-", views)
+        except OSError:
+            if i == len(folders) - 1:
+                raise
+            continue
+        return head, path, [v.nbytes for v in views]
+    raise ValueError("no folder to write the records in")
+
+
+def _write_parcel(folder: str, prefix: str, views: Sequence[memoryview]) -> str:
+    """A new file of ``folder`` holding ``views``, each from a multiple of :data:`_ALIGN`
+    bytes; nothing left behind if it cannot be written whole."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=folder)
+    try:
+        with open(fd, "wb") as f:
+            for v in views:
+                f.write(v)
+                f.write(bytes(_padded(v.nbytes) - v.nbytes))
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
 
 
 class Spool:
-    """A temporary folder through which pool workers hand this process their
-    replications' records (module docstring); removed, with anything left in it, when
-    closed (a ``with`` block, or :meth:`close`)."""
+    """Temporary folders through which pool workers hand this process their
+    replications' records (module docstring): one in memory (``/dev/shm``, where the
+    system has it) and one in the system's temporary folder, for records the first cannot
+    take (a container's ``/dev/shm`` is often 64 MB). Removed, with anything left in
+    them, when closed (a ``with`` block, or :meth:`close`)."""
 
     def __init__(self) -> None:
         shm = "/dev/shm"
-        where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
-        self._dir = tempfile.TemporaryDirectory(prefix="hvsim-spool-", dir=where)
-        self.folder = self._dir.name
+        where = [shm] if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else []
+        self._dirs = [tempfile.TemporaryDirectory(prefix="hvsim-spool-", dir=d)
+                      for d in [*where, None]]  # fmt: skip
+        self.folders = [d.name for d in self._dirs]  # where records go, the first that takes them
 
     def submit(self, pool: Executor, scenario: Scenario, replication: int, root: int) -> Future:
         """Simulate one replication in ``pool``: a future of its :data:`Parcel`."""
-        return pool.submit(_simulate_into, self.folder, scenario, replication, root)
+        return pool.submit(_simulate_into, self.folders, scenario, replication, root)
 
     @staticmethod
     def receive(parcel: Parcel) -> RunData:
@@ -137,8 +161,9 @@ class Spool:
             os.unlink(parcel[1])
 
     def close(self) -> None:
-        """Remove the folder and whatever is left in it."""
-        self._dir.cleanup()
+        """Remove the folders and whatever is left in them."""
+        for d in self._dirs:
+            d.cleanup()
 
     def __enter__(self) -> Spool:
         return self
