@@ -10,10 +10,9 @@ A worker does not send its records' arrays (megabytes per replication) through t
 pool's pipe, where each 64 KiB waits for this process's reader to be scheduled on cores
 the other workers keep busy: it leaves them in a file of a :class:`Spool` (a temporary
 folder in memory where the system has ``/dev/shm``, else, or when that is full, on
-disk), out of band of the pickle
-(protocol 5), and sends the rest. This process maps the file, the arrays view the
-mapping, and deletes it (its memory is returned when the arrays go). Same records, bit
-for bit."""
+disk), out of band of the pickle (protocol 5), and sends the rest. This process maps
+the file, the arrays view the mapping, and deletes it (its memory is returned when the
+arrays go). Same records, bit for bit."""
 
 from __future__ import annotations
 
