@@ -20,6 +20,7 @@ import yaml
 
 import sim
 from sim.cli import main
+from sim.experiment import study
 from sim.experiment.study import load_study, load_sweep, run_sweep, verify_point
 from sim.results import store
 
@@ -561,7 +562,7 @@ def test_report_never_replaces_a_file_hvsim_did_not_write(
 
 
 def test_a_sweep_reads_back_the_points_it_verified_without_hashing_them_again(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The points a sweep computed or found done are read back as they are, not verified
     again (:attr:`SweepReport.verified`); the same frame as a study read cold, and a point
@@ -571,7 +572,14 @@ def test_a_sweep_reads_back_the_points_it_verified_without_hashing_them_again(
     report = run_sweep(sweep, tmp_path / "out")
     assert sorted(report.verified) == sorted(p.key for p in sweep.points)
     cold = load_study(report.out)
+    checked: list[str] = []
+    real = study.verify_point
+    monkeypatch.setattr(
+        study, "verify_point", lambda out, key: checked.append(key) or real(out, key)
+    )
     pd.testing.assert_frame_equal(load_study(report.out, report.verified), cold)
+    assert checked == []  # nothing read and hashed again
+    monkeypatch.undo()
     _flip(report.out / "requests" / f"{sweep.points[0].key}.parquet")
     only = [sweep.points[1].key]
     assert set(load_study(report.out, only)["point"]) == set(only)

@@ -90,15 +90,13 @@ def _simulate_into(
     buffers: list[pickle.PickleBuffer] = []
     head = pickle.dumps(simulate(scenario, replication, root), 5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
-    for i, folder in enumerate(folders):
+    prefix, sizes = f"replication-{replication}-", [v.nbytes for v in views]
+    for folder in folders[:-1]:
         try:
-            path = _write_parcel(folder, f"replication-{replication}-", views)
-        except OSError:
-            if i == len(folders) - 1:
-                raise
+            return head, _write_parcel(folder, prefix, views), sizes
+        except OSError:  # full or gone: the next
             continue
-        return head, path, [v.nbytes for v in views]
-    raise ValueError("no folder to write the records in")
+    return head, _write_parcel(folders[-1], prefix, views), sizes
 
 
 def _write_parcel(folder: str, prefix: str, views: Sequence[memoryview]) -> str:
