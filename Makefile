@@ -8,7 +8,7 @@ NB     := $(VENV)/.installed-notebook
 
 .PHONY: demo test lint bench validate notebook docs build clean
 
-# the simulation core, compiled with mypyc (setup.py; docs/design.md §9, Speed)
+# the simulation core, compiled with mypyc (setup.py; docs/design.md §8, Speed)
 COMPILED := sim/model/_compiled.json
 MODEL    := $(filter-out sim/model/__init__.py sim/model/errors.py,$(wildcard sim/model/*.py))
 
@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-# the model compiled once the dependencies are in (mypyc reads their types), and again
-# whenever its source changes; without a C compiler it records that nothing was compiled
+# the model compiled once the dependencies are in (mypyc reads their types, and the type
+# stubs of pandas and PyYAML, which the modules it follows import), and again whenever
+# its source changes; without a C compiler it records that nothing was compiled
 # and the interpreted model runs (same results)
 $(COMPILED): $(STAMP) setup.py $(MODEL)
-	$(BIN)/python -m pip install --quiet "mypy>=1.10" "setuptools>=77" wheel
+	$(BIN)/python -m pip install --quiet "mypy>=1.10" "setuptools>=77" wheel \
+		"pandas-stubs>=2.1" "types-PyYAML>=6.0"
 	$(BIN)/python setup.py --quiet build_ext --inplace
 
 build: $(COMPILED)
