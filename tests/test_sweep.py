@@ -176,6 +176,64 @@ def test_a_replication_that_fails_on_a_pool_fails_its_point_once(
     )
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+def test_a_local_dask_cluster_runs_each_replication_as_a_task(
+    serial_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a Dask cluster too a point's replications are tasks of their own, in two
+    workers for one point of two replications; its files are serial's."""
+    original = sim.experiment.study.run_replication
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def run_replication(scenario: dict[str, Any], seed: int, replication: int,
+                        **where: Any) -> Any:  # fmt: skip
+        import os
+
+        (seen / f"{replication}-{os.getpid()}").touch()
+        return original(scenario, seed, replication, **where)
+
+    monkeypatch.setattr(sim.experiment.study, "run_replication", run_replication)
+    one = spec({"host.cores": [8]})
+    report = run_sweep(make_sweep(one), out=tmp_path / "one", executor="dask", workers=2)
+    assert len(report.computed) == 1
+    by = {int(f.name.split("-")[0]): f.name.split("-")[1] for f in seen.iterdir()}
+    assert sorted(by) == [0, 1]
+    if sim.experiment.study._cores() >= 2:
+        assert report.workers == 2
+        assert by[0] != by[1]  # two processes
+    key = report.computed[0]
+    for rel in sim.experiment.study.POINT_FILES[:2]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "one" / rel.format(key=key)),
+            pd.read_parquet(serial_study / rel.format(key=key)),
+        )
+
+
+@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+def test_a_replication_that_fails_on_a_dask_cluster_fails_its_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replication that raises on a Dask worker fails its point with its error (once);
+    the other points are stored."""
+    original = sim.experiment.study.run_replication
+
+    def run_replication(scenario: dict[str, Any], seed: int, replication: int,
+                        **where: Any) -> Any:  # fmt: skip
+        if scenario["host"]["cores"] == 8 and replication == 1:
+            raise RuntimeError("boom in replication 1")
+        return original(scenario, seed, replication, **where)
+
+    monkeypatch.setattr(sim.experiment.study, "run_replication", run_replication)
+    sw = make_sweep(spec({"host.cores": [8, 16]}))
+    report = run_sweep(sw, tmp_path / "out", executor="dask", workers=2)
+    assert report.failed == [sw.points[0].key]
+    assert report.computed == [sw.points[1].key]
+    info = json.loads((tmp_path / "out" / "failed" / f"{sw.points[0].key}.json").read_text())
+    assert "RuntimeError: boom in replication 1" in info["error"]
+    assert stored_keys(tmp_path / "out") == {sw.points[1].key}
+
+
 def test_auto_is_the_process_pool_and_dask_only_with_a_scheduler() -> None:
     """auto: serial for one worker, the process pool for more, Dask for a scheduler."""
     choose = sim.experiment.study._choose

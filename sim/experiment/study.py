@@ -33,10 +33,12 @@ of a study share the root seed, so they see the same random numbers where they c
 Executors: ``serial``; ``processes`` (a local process pool); ``dask`` (a Dask distributed
 ``LocalCluster`` of N worker processes, or the scheduler at ``scheduler=ADDRESS``);
 ``auto`` is serial for one worker, the process pool for more, Dask with a scheduler's
-address. A local pool or cluster has at most as many processes as there are points to
-compute and cores (:func:`pool_size`). A scheduler's address is checked before anything runs
-(:func:`check_scheduler`), and one that does not answer within :data:`CONNECT_TIMEOUT`
-stops the sweep before anything is written (:class:`ExecutorError`). A point's result
+address. On a pool or a Dask cluster each replication is a task, and each point's tables
+and files a task after its replications. A local pool or cluster has at most as many
+processes as there are replications to compute and cores (:func:`pool_size`). A
+scheduler's address is checked before anything runs (:func:`check_scheduler`), and one
+that does not answer within :data:`CONNECT_TIMEOUT` stops the sweep before anything is
+written (:class:`ExecutorError`). A point's result
 depends only on its resolved scenario and seed, so every executor gives the same
 numbers. A worker that sees the study directory (serial, a local pool, a
 ``LocalCluster``) writes its point's three files there itself, each through a temporary
@@ -113,6 +115,7 @@ from sim.scenario.source import apply_override, from_dict, load
 
 if TYPE_CHECKING:
     from sim.experiment.run import Parcel, Spool
+    from sim.model.records import RunData
 
 EXECUTORS = ("auto", "serial", "processes", "dask")
 _SWEEP_KEYS = {"study", "scenario", "set", "grid", "replications", "seed"}
@@ -288,6 +291,7 @@ def run_point(
     point_index: int = 0,
     values: Mapping[str, Any] | None = None,
     parcels: Sequence[Parcel] | None = None,
+    runs: Sequence[RunData] | None = None,
 ) -> dict[str, Any]:
     """Simulate one point from plain data (trace files are read relative to ``base``, the
     folder of the scenario that names them). With ``out`` (a study directory this process
@@ -298,21 +302,23 @@ def run_point(
     perhaps on other machines), it returns its summary table (``replications``, a frame
     of a few rows) and its requests as Parquet bytes (``requests_parquet``), which the
     driving process writes. The requests never cross a process boundary as a frame.
-    ``parcels``: the point's replications, already simulated by a local pool's workers
-    and left in its spool (:class:`sim.experiment.run.Spool`), in replication order;
-    only the tables and files are made here, the same as from simulating them here."""
+    ``runs`` (or ``parcels``): the point's replications in replication order, already
+    simulated by other tasks (:func:`run_replication`; ``parcels``: by a local pool's
+    workers, left in its spool, :class:`sim.experiment.run.Spool`); only the tables and
+    files are made here, the same as from simulating them here."""
     from sim.experiment.run import Spool, run
     from sim.results.tables import tabulate
 
     t0 = time.perf_counter()
     scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
-    if parcels is None:
+    if parcels is not None:
+        runs = [Spool.receive(parcel) for parcel in parcels]
+    if runs is None:
         res = run(scn, replications=replications, seed=seed)
         simulated = 0.0
     else:
-        runs = [Spool.receive(parcel) for parcel in parcels]
         simulated = sum(r.wall_s for r in runs)
-        res = tabulate(scn, runs, seed, simulated)
+        res = tabulate(scn, list(runs), seed, simulated)
     payload: dict[str, Any] = {
         "requests": len(res.requests),
         "versions": res.meta["versions"],
@@ -331,6 +337,21 @@ def run_point(
         payload["requests_parquet"] = buf.getvalue()
     payload["wall_s"] = simulated + time.perf_counter() - t0
     return payload
+
+
+def run_replication(
+    scenario: dict[str, Any],
+    seed: int,
+    replication: int,
+    base: str | None = None,
+    allow_outside: bool = False,
+) -> RunData:
+    """Simulate replication ``replication`` of a point from plain data (as
+    :func:`run_point` takes it): its records, for the point's :func:`run_point` (``runs``)."""
+    from sim.model.host import simulate
+
+    scn = from_dict(scenario, source="point", base=base, allow_outside=allow_outside)
+    return simulate(scn, replication, seed)
 
 
 def write_point_files(
@@ -701,9 +722,9 @@ def _cores() -> int:
 
 
 def pool_size(workers: int, tasks: int) -> int:
-    """Processes a local pool or ``LocalCluster`` gets for ``tasks`` tasks (replications on
-    a pool, points on a cluster): no more than the ``workers`` asked, the tasks, or the
-    cores this process may run on."""
+    """Processes a local pool or ``LocalCluster`` gets for ``tasks`` tasks (the
+    replications to simulate): no more than the ``workers`` asked, the tasks, or the cores
+    this process may run on."""
     return max(1, min(workers, tasks, _cores()))
 
 
@@ -781,18 +802,39 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _dask(points: Sequence[Point], client: Any, out: Path | None = None) -> Iterator[Outcome]:
+    """The points on a Dask cluster as on a process pool (:func:`_processes`): each
+    replication a task (:func:`run_replication`), each point's tables and files a task
+    that depends on them (:func:`run_point` with ``runs``). Dask hands a replication's
+    records to the worker of its point's task (worker to worker: nothing goes through
+    this process) and drops them once that task is done. Tasks are submitted point after
+    point, a point's last task just after its replications: Dask runs what was submitted
+    first first, so a point's tables come before the next points' replications, and few
+    points' records wait at a time. A replication that fails fails its point (Dask
+    gives the point's task its error)."""
     from dask.distributed import as_completed as dask_completed
 
-    futures = {}
-    for p in points:
-        args, kwargs = _args(p, out)
-        futures[client.submit(run_point, *args, **kwargs, key=f"point-{p.key}", pure=False)] = p
+    futures = {_submit_point(client, p, out): p for p in points}
     for fut in dask_completed(futures):
         p = futures[fut]
         try:
             yield p, fut.result(), None
         except Exception as exc:
             yield p, None, exc
+
+
+def _submit_point(client: Any, p: Point, out: Path | None) -> Any:
+    """The future of ``p``'s last task on a Dask cluster, its replications submitted
+    before it (their futures are not kept here: Dask keeps their records as long as the
+    point's task needs them, and no longer)."""
+    args, kwargs = _args(p, out)
+    scenario, seed, _ = args
+    where = _where(p)
+    runs = []
+    for r in range(p.replications):
+        key = f"replication-{p.key}-{r}"
+        runs.append(client.submit(run_replication, scenario, seed, r, **where, key=key, pure=False))
+    return client.submit(run_point, *args, **kwargs, runs=runs, key=f"point-{p.key}",
+                         pure=False)  # fmt: skip
 
 
 def _choose(executor: str, workers: int, scheduler: str | None) -> str:
@@ -859,7 +901,7 @@ def run_sweep(
     damaged = [p.key for p in todo if states[p.key] != "missing"]
     used = None  # processes computing the points here (none with a scheduler's own workers)
     if todo and not (kind == "dask" and scheduler):  # local processes take a replication each
-        tasks = sum(p.replications for p in todo) if kind == "processes" else len(todo)
+        tasks = sum(p.replications for p in todo)
         used = 1 if kind == "serial" else pool_size(workers, tasks)
     # a scheduler that does not answer stops the sweep before anything is written
     client, cluster = (
