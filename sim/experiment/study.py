@@ -38,13 +38,12 @@ and files a task after its replications. A local pool or cluster has at most as 
 processes as there are replications to compute and cores (:func:`pool_size`). A
 scheduler's address is checked before anything runs (:func:`check_scheduler`), and one
 that does not answer within :data:`CONNECT_TIMEOUT` stops the sweep before anything is
-written (:class:`ExecutorError`). A point's result
-depends only on its resolved scenario and seed, so every executor gives the same
-numbers. A worker that sees the study directory (serial, a local pool, a
-``LocalCluster``) writes its point's three files there itself, each through a temporary
-renamed into place, and returns only their hashes; the workers of a scheduler (perhaps
-on other machines) return the summary rows and the requests as Parquet bytes, which this
-process writes. This process checks the hashes and writes, last, the point's
+written (:class:`ExecutorError`). A point's result depends only on its resolved
+scenario and seed, so every executor gives the same numbers. A worker that sees the
+study directory (serial, a local pool, a ``LocalCluster``) writes its point's three
+files there itself, each through a temporary renamed into place, and returns only their
+hashes; the workers of a scheduler (perhaps on other machines) return the summary rows
+and the requests as Parquet bytes, which this process writes. This process checks the hashes and writes, last, the point's
 ``points/<key>.json``; a file that no longer matches its worker's hash fails the point.
 So the driving process of a local pool does little more than wait: the work of a point,
 its files included, is spread over the workers.
