@@ -43,10 +43,11 @@ scenario and seed, so every executor gives the same numbers. A worker that sees 
 study directory (serial, a local pool, a ``LocalCluster``) writes its point's three
 files there itself, each through a temporary renamed into place, and returns only their
 hashes; the workers of a scheduler (perhaps on other machines) return the summary rows
-and the requests as Parquet bytes, which this process writes. This process checks the hashes and writes, last, the point's
-``points/<key>.json``; a file that no longer matches its worker's hash fails the point.
-So the driving process of a local pool does little more than wait: the work of a point,
-its files included, is spread over the workers.
+and the requests as Parquet bytes, which this process writes. This process checks the
+hashes and writes, last, the point's ``points/<key>.json``; a file that no longer
+matches its worker's hash fails the point. So the driving process of a local pool does
+little more than wait: the work of a point, its files included, is spread over the
+workers.
 
 Study directory ``results/<study>/``::
 
