@@ -210,30 +210,6 @@ def test_a_local_dask_cluster_runs_each_replication_as_a_task(
         )
 
 
-@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
-def test_a_replication_that_fails_on_a_dask_cluster_fails_its_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A replication that raises on a Dask worker fails its point with its error (once);
-    the other points are stored."""
-    original = sim.experiment.study.run_replication
-
-    def run_replication(scenario: dict[str, Any], seed: int, replication: int,
-                        **where: Any) -> Any:  # fmt: skip
-        if scenario["host"]["cores"] == 8 and replication == 1:
-            raise RuntimeError("boom in replication 1")
-        return original(scenario, seed, replication, **where)
-
-    monkeypatch.setattr(sim.experiment.study, "run_replication", run_replication)
-    sw = make_sweep(spec({"host.cores": [8, 16]}))
-    report = run_sweep(sw, tmp_path / "out", executor="dask", workers=2)
-    assert report.failed == [sw.points[0].key]
-    assert report.computed == [sw.points[1].key]
-    info = json.loads((tmp_path / "out" / "failed" / f"{sw.points[0].key}.json").read_text())
-    assert "RuntimeError: boom in replication 1" in info["error"]
-    assert stored_keys(tmp_path / "out") == {sw.points[1].key}
-
-
 def test_auto_is_the_process_pool_and_dask_only_with_a_scheduler() -> None:
     """auto: serial for one worker, the process pool for more, Dask for a scheduler."""
     choose = sim.experiment.study._choose
@@ -368,19 +344,39 @@ def test_a_local_dask_cluster_starts_warm_and_stops_its_workers() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
+@pytest.mark.parametrize("task", ["point", "replication"])
 def test_a_point_that_raises_on_a_local_dask_cluster_is_recorded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
 ) -> None:
-    """On a LocalCluster as serially: the point that raises goes to failed/, the others
-    are stored."""
+    """On a LocalCluster as serially: the point that raises (in its tables' task, or in
+    one of its replications) goes to failed/ with its error, once; the others are
+    stored."""
     sw = make_sweep(spec({"host.cores": [8, 16]}))
-    _failing_at_8_cores(monkeypatch)
+    if task == "point":
+        _failing_at_8_cores(monkeypatch)
+    else:
+        _failing_replication(monkeypatch)
     report = run_sweep(sw, tmp_path / "out", executor="dask", workers=2)
     assert report.failed == [sw.points[0].key]
     assert report.computed == [sw.points[1].key]
     info = json.loads((tmp_path / "out" / "failed" / f"{sw.points[0].key}.json").read_text())
-    assert "RuntimeError: boom at 8 cores" in info["error"]
+    boom = "boom at 8 cores" if task == "point" else "boom in replication 1"
+    assert f"RuntimeError: {boom}" in info["error"]
     assert stored_keys(tmp_path / "out") == {sw.points[1].key}
+
+
+def _failing_replication(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replication 1 of the point of 8 cores raises where it runs (a Dask worker takes
+    the function by value)."""
+    original = sim.experiment.study.run_replication
+
+    def run_replication(scenario: dict[str, Any], seed: int, replication: int,
+                        **where: Any) -> Any:  # fmt: skip
+        if scenario["host"]["cores"] == 8 and replication == 1:
+            raise RuntimeError("boom in replication 1")
+        return original(scenario, seed, replication, **where)
+
+    monkeypatch.setattr(sim.experiment.study, "run_replication", run_replication)
 
 
 # ---------------------------------------------------------------------------------------
