@@ -83,7 +83,8 @@ def _extensions() -> list:  # type: ignore[type-arg]
             [str(p.relative_to(HERE)) for p in _sources()], opt_level="3", group_name="sim.model"
         )
     except (Exception, SystemExit) as exc:  # a type error mypyc finds: not the user's concern
-        _say(f"compiled model not generated ({type(exc).__name__}: {exc})")
+        _say(f"compiled model not generated ({type(exc).__name__}: {exc}); the interpreted "
+             "model will run (same results, about half the speed)")  # fmt: skip
         return []
     finally:
         os.chdir(old)
