@@ -245,15 +245,15 @@ def test_ten_thousand_workers_are_capped(tmp_path: Path) -> None:
 
 
 def test_workers_are_capped_by_tasks_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pool (and a LocalCluster) gets min(workers, tasks, cores): a pool's tasks are
-    replications, a cluster's points."""
-    from sim.experiment import study
+    """The pool (and a LocalCluster) gets min(workers, tasks, cores): the tasks are the
+    replications to simulate."""
+    from sim.experiment import run, study
 
-    monkeypatch.setattr(study, "_cores", lambda: 2)
+    monkeypatch.setattr(run, "cores", lambda: 2)
     assert study.pool_size(10_000, 2) == 2
     assert study.pool_size(10_000, 50) == 2
     assert study.pool_size(1, 50) == 1
-    monkeypatch.setattr(study, "_cores", lambda: 64)
+    monkeypatch.setattr(run, "cores", lambda: 64)
     assert study.pool_size(10_000, 5) == 5
     assert study.pool_size(3, 5) == 3
 

@@ -129,7 +129,7 @@ def test_a_pool_runs_each_replication_as_a_task(serial_study: Path, tmp_path: Pa
     replications keeps two workers busy, and its files are serial's."""
     one = spec({"host.cores": [8]})
     report = run_sweep(make_sweep(one), out=tmp_path / "one", executor="processes", workers=2)
-    assert report.workers == min(2, sim.experiment.study._cores())
+    assert report.workers == min(2, sim.experiment.run.cores())
     assert len(report.computed) == 1
     key = report.computed[0]
     for rel in sim.experiment.study.POINT_FILES[:2]:
@@ -199,7 +199,7 @@ def test_a_local_dask_cluster_runs_each_replication_as_a_task(
     assert len(report.computed) == 1
     by = {int(f.name.split("-")[0]): f.name.split("-")[1] for f in seen.iterdir()}
     assert sorted(by) == [0, 1]
-    if sim.experiment.study._cores() >= 2:
+    if sim.experiment.run.cores() >= 2:
         assert report.workers == 2
         assert by[0] != by[1]  # two processes
     key = report.computed[0]

@@ -82,7 +82,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -714,18 +713,13 @@ def check_scheduler(address: str) -> str:
     return address
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def pool_size(workers: int, tasks: int) -> int:
     """Processes a local pool or ``LocalCluster`` gets for ``tasks`` tasks (the
     replications to simulate): no more than the ``workers`` asked, the tasks, or the cores
-    this process may run on."""
-    return max(1, min(workers, tasks, _cores()))
+    this process may run on (:func:`sim.experiment.run.cores`)."""
+    from sim.experiment import run
+
+    return max(1, min(workers, tasks, run.cores()))
 
 
 def _dask_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
